@@ -1,0 +1,96 @@
+/**
+ * Finds and removes what a crashed l2fed run left behind: namespaces named l2fed-*,
+ * the daemons l2fed starts (when their command line names an l2fed path or an l2f*
+ * interface), stale wireguard-go sockets and run directories.
+ */
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CommandRunner } from './runner.js';
+import { listNamespaces, NETNS_PREFIX, removeNamespace } from './netns.js';
+
+/** Daemons l2fed may start. */
+export const DAEMONS = ['nats-server', 'wireguard-go', 'ovs-vswitchd', 'ovsdb-server', 'iperf3'];
+
+/** Interface-name prefix l2fed uses for WireGuard devices (names are machine-wide unique). */
+export const WG_IFNAME_PREFIX = 'l2f';
+
+export interface Leftovers {
+  readonly namespaces: string[];
+  readonly processes: { pid: number; command: string }[];
+  readonly wgSockets: string[];
+  readonly runDirs: string[];
+}
+
+const WG_SOCKET_DIR = '/var/run/wireguard';
+
+async function safeReaddir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Processes among DAEMONS whose argv mentions the prefix (paths) or an l2f* ifname. */
+async function findProcesses(prefix: string): Promise<{ pid: number; command: string }[]> {
+  const out: { pid: number; command: string }[] = [];
+  const marker = prefix === NETNS_PREFIX ? /l2fed-|\bl2f[0-9a-z]/ : new RegExp(escapeRe(prefix));
+  for (const entry of await safeReaddir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    try {
+      const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+      if (!DAEMONS.includes(comm)) continue;
+      const command = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ').trim();
+      if (marker.test(command)) out.push({ pid, command });
+    } catch {
+      // process exited while we looked
+    }
+  }
+  return out;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Lists leftovers without touching them. */
+export async function findLeftovers(
+  runner: CommandRunner,
+  prefix = NETNS_PREFIX,
+): Promise<Leftovers> {
+  const namespaces = await listNamespaces(runner, prefix);
+  const processes = await findProcesses(prefix);
+  const wgSockets =
+    prefix === NETNS_PREFIX
+      ? (await safeReaddir(WG_SOCKET_DIR))
+          .filter((f) => f.startsWith(WG_IFNAME_PREFIX) && f.endsWith('.sock'))
+          .map((f) => join(WG_SOCKET_DIR, f))
+      : [];
+  const runDirs = (await safeReaddir(tmpdir()))
+    .filter((f) => f.startsWith(prefix))
+    .map((f) => join(tmpdir(), f));
+  return { namespaces, processes, wgSockets, runDirs };
+}
+
+export function isClean(l: Leftovers): boolean {
+  return l.namespaces.length + l.processes.length + l.wgSockets.length + l.runDirs.length === 0;
+}
+
+/** Removes leftovers: kills processes, deletes namespaces, sockets and run dirs. */
+export async function cleanup(runner: CommandRunner, prefix = NETNS_PREFIX): Promise<Leftovers> {
+  const found = await findLeftovers(runner, prefix);
+  for (const ns of found.namespaces) await removeNamespace(runner, ns);
+  for (const p of found.processes) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  for (const s of found.wgSockets) await rm(s, { force: true });
+  for (const d of found.runDirs) await rm(d, { recursive: true, force: true });
+  return found;
+}
