@@ -1,0 +1,58 @@
+/**
+ * The l2fed CLI. Subcommands live in files of their own; this file only wires them.
+ */
+import { Command, Option } from 'commander';
+import { VERSION } from '../lib/version.js';
+import { describeError } from '../lib/errors.js';
+import { runCleanup } from './cleanup.js';
+import { NETNS_PREFIX } from '../lib/netns.js';
+
+const program = new Command()
+  .name('l2fed')
+  .description('Federate layer-2 networks across Kubernetes clusters (VXLAN inside WireGuard).')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('version')
+  .description('print the CLI version, and the broker version when --server is given')
+  .option('--server <host:port>', 'admin API address of a broker')
+  .addHelpText('after', '\nExamples:\n  l2fed version\n  l2fed version --server 127.0.0.1:7443')
+  .action(async (o: { server?: string }) => {
+    console.log(`l2fed ${VERSION} (cli)`);
+    if (o.server) {
+      const { getVersion } = await import('../broker/admin-client.js');
+      const v = await getVersion(o.server);
+      console.log(`l2fed ${v.version} (${v.component}, api ${v.api}, node ${v.runtime})`);
+    }
+  });
+
+program
+  .command('cleanup')
+  .description(
+    'remove namespaces, daemons, sockets and temp dirs that an l2fed lab or test run left behind',
+  )
+  .addOption(new Option('--prefix <prefix>', 'only what carries this prefix').default(NETNS_PREFIX))
+  .option('--check', 'only list leftovers; exit 1 if there are any')
+  .option('--dry-run', 'only list leftovers')
+  .option('--quiet', 'print nothing on success')
+  .addHelpText('after', '\nExamples:\n  l2fed cleanup --check\n  l2fed cleanup')
+  .action(async (o: { prefix: string; check?: boolean; dryRun?: boolean; quiet?: boolean }) => {
+    if (!o.prefix.startsWith(NETNS_PREFIX)) {
+      throw new Error(`--prefix must start with "${NETNS_PREFIX}" (got "${o.prefix}")`);
+    }
+    process.exitCode = await runCleanup(o);
+  });
+
+program
+  .command('demo')
+  .description('run the foundation demo: real nats-server, admin API, two namespaces pinging')
+  .action(async () => {
+    const { runDemo } = await import('./demo.js');
+    process.exitCode = await runDemo();
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`l2fed: ${describeError(err)}`);
+  process.exitCode = 1;
+});
