@@ -1,25 +1,45 @@
 /**
- * The broker's gRPC admin server. Today it serves InfoService; the admin API issue
- * adds the federation services, health and reflection on the same server.
+ * The broker's gRPC admin server: the l2fed admin services, the standard health
+ * service and server reflection (so grpcurl can list and call everything), behind
+ * the configured authentication.
  */
-import type { ServerCredentials } from '@grpc/grpc-js';
-import { Server, type ServiceError } from '@grpc/grpc-js';
+import { Server, type UntypedServiceImplementation, type ServiceDefinition } from '@grpc/grpc-js';
+import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import {
   InfoServiceService,
   type GetVersionResponse,
   type InfoServiceServer,
 } from '../proto/gen/l2fed/admin/v1/info.js';
 import { VERSION } from '../lib/version.js';
+import { loadDescriptorSet } from '../lib/proto-descriptors.js';
+import type { Logger } from '../lib/log.js';
+import {
+  serverCredentials,
+  serverInterceptors,
+  validateAdminAuth,
+  type AdminAuth,
+} from './admin-auth.js';
+
+export interface AdminService {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+}
 
 export interface AdminServerOptions {
   /** host:port; port 0 picks a free one. */
   readonly address: string;
-  readonly credentials: ServerCredentials;
+  readonly auth: AdminAuth;
+  /** Services beyond InfoService (the federation API adds its own). */
+  readonly services?: readonly AdminService[];
+  readonly log?: Logger;
 }
 
 export interface AdminServer {
   /** The bound host:port. */
   readonly address: string;
+  readonly health: HealthImplementation;
   /** Stops accepting calls and waits for running ones; forces after graceMs. Idempotent. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -34,20 +54,48 @@ const info: InfoServiceServer = {
   },
 };
 
+function reflection(): ReflectionService {
+  const ours = loadFileDescriptorSetFromBuffer(loadDescriptorSet());
+  const health = loadSync(healthProtoPath);
+  return new ReflectionService({ ...ours, ...health });
+}
+
+/** Binds and starts the admin server. Rejects (and binds nothing) on bad auth config. */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
-  const server = new Server();
+  validateAdminAuth(options.auth);
+  if (options.auth.type === 'insecure') {
+    const msg = `admin API on ${options.address} has NO authentication (insecure mode was requested)`;
+    if (options.log) options.log.warn(msg);
+    else console.warn(`warning: ${msg}`);
+  }
+  const server = new Server({ interceptors: serverInterceptors(options.auth) });
   server.addService(InfoServiceService, info);
+  const names = ['l2fed.admin.v1.InfoService'];
+  for (const s of options.services ?? []) {
+    server.addService(s.definition, s.implementation);
+    const first = Object.values(s.definition)[0];
+    if (first) names.push(first.path.split('/')[1]!);
+  }
+  const health = new HealthImplementation({ '': 'SERVING' });
+  for (const n of names) health.setStatus(n, 'SERVING');
+  health.addToServer(server);
+  reflection().addToServer(server);
+
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.address, options.credentials, (err: Error | null, p: number) =>
-      err ? reject(err) : resolve(p),
+    server.bindAsync(
+      options.address,
+      serverCredentials(options.auth),
+      (err: Error | null, p: number) => (err ? reject(err) : resolve(p)),
     );
   });
   const host = options.address.slice(0, options.address.lastIndexOf(':'));
   let stopped: Promise<void> | undefined;
   return {
     address: `${host}:${port}`,
+    health,
     stop(graceMs = 2000) {
       stopped ??= new Promise<void>((resolve) => {
+        for (const n of ['', ...names]) health.setStatus(n, 'NOT_SERVING');
         const force = setTimeout(() => {
           server.forceShutdown();
           resolve();
@@ -61,5 +109,3 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     },
   };
 }
-
-export type { ServiceError };

@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerCredentials } from '@grpc/grpc-js';
 import { connect, StringCodec } from 'nats';
 import { NatsServer } from '../lib/nats-process.js';
 import { NetnsSet } from '../lib/netns.js';
@@ -40,10 +39,10 @@ export async function runDemo(): Promise<number> {
     ok(`KV create is first-writer-wins: second allocation of "cdn" refused = ${lost}`);
 
     step('broker admin API (gRPC)');
-    console.warn('  ! demo binds the admin API without TLS, on 127.0.0.1 only');
+    console.warn('  ! the demo binds the admin API without authentication, on 127.0.0.1 only');
     const admin = await startAdminServer({
       address: '127.0.0.1:0',
-      credentials: ServerCredentials.createInsecure(),
+      auth: { type: 'insecure' },
     });
     cleanups.push(() => admin.stop());
     const v = await getVersion(admin.address);

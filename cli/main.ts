@@ -44,6 +44,36 @@ program
     process.exitCode = await runCleanup(o);
   });
 
+const pki = program.command('pki').description('create the admin API CA, certificates and tokens');
+pki
+  .command('init')
+  .description('create a CA (kept if it exists), a broker server cert and client certs')
+  .requiredOption('--dir <dir>', 'where to write the PEM files')
+  .option('--server-name <name...>', 'DNS names or IPs of the broker admin API', [
+    'localhost',
+    '127.0.0.1',
+  ])
+  .option('--client <name...>', 'client certificate names', ['admin'])
+  .addHelpText(
+    'after',
+    '\nExample:\n  l2fed pki init --dir /etc/l2fed/pki --server-name broker.l2fed.svc --client alice ci',
+  )
+  .action(async (o: { dir: string; serverName: string[]; client: string[] }) => {
+    const { runPkiInit } = await import('./pki.js');
+    process.exitCode = await runPkiInit({
+      dir: o.dir,
+      serverNames: o.serverName,
+      clients: o.client,
+    });
+  });
+pki
+  .command('token <file>')
+  .description('write a random admin bearer token to FILE (mode 0600)')
+  .action(async (file: string) => {
+    const { runPkiToken } = await import('./pki.js');
+    process.exitCode = await runPkiToken(file);
+  });
+
 program
   .command('demo')
   .description('run the foundation demo: real nats-server, admin API, two namespaces pinging')

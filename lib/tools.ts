@@ -16,6 +16,7 @@ export const TOOL_PACKAGES = {
   iperf3: 'iperf3',
   ping: 'iputils-ping',
   tcpdump: 'tcpdump',
+  openssl: 'openssl',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;
