@@ -55,9 +55,10 @@ const info: InfoServiceServer = {
 };
 
 function reflection(): ReflectionService {
-  const ours = loadFileDescriptorSetFromBuffer(loadDescriptorSet());
-  const health = loadSync(healthProtoPath);
-  return new ReflectionService({ ...ours, ...health });
+  return new ReflectionService({
+    ...loadFileDescriptorSetFromBuffer(loadDescriptorSet('admin')),
+    ...loadSync(healthProtoPath),
+  });
 }
 
 /** Binds and starts the admin server. Rejects (and binds nothing) on bad auth config. */

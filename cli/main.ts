@@ -44,6 +44,22 @@ program
     process.exitCode = await runCleanup(o);
   });
 
+program
+  .command('validate <dir>')
+  .description(
+    'lint GitOps manifests offline: one cluster folder, or a folder of cluster folders (exit 0 ok, 1 invalid)',
+  )
+  .option('--cluster <id>', 'cluster id for a single-cluster folder (default: the folder name)')
+  .option('-o, --output <format>', 'text or json', 'text')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  l2fed validate deploy/examples\n  l2fed validate clusters/madrid --cluster madrid -o json',
+  )
+  .action(async (dir: string, o: { cluster?: string; output: string }) => {
+    const { runValidate } = await import('./validate.js');
+    process.exitCode = await runValidate(dir, o);
+  });
+
 const pki = program.command('pki').description('create the admin API CA, certificates and tokens');
 pki
   .command('init')

@@ -18,6 +18,8 @@ export interface OvsOptions {
   readonly dir: string;
   readonly netns?: string;
   readonly runner?: CommandRunner;
+  /** Extra Open_vSwitch other_config keys set before ovs-vswitchd starts (read at start). */
+  readonly otherConfig?: Readonly<Record<string, string>>;
 }
 
 export class OvsInstance {
@@ -74,6 +76,20 @@ export class OvsInstance {
         });
         return r.exitCode === 0;
       }, 10_000);
+      for (const [k, v] of Object.entries(options.otherConfig ?? {})) {
+        await runner.run(
+          [
+            'ovs-vsctl',
+            `--db=unix:${sock}`,
+            '--no-wait',
+            'set',
+            'Open_vSwitch',
+            '.',
+            `other_config:${k}=${v}`,
+          ],
+          { mutates: true },
+        );
+      }
       vswitchd = await supervise({
         name: 'ovs-vswitchd',
         argv: [

@@ -1,0 +1,33 @@
+import test from 'ava';
+import { brokerPermissions, clusterPermissions, generateFederationAuth } from './auth-config.js';
+
+test('auth config - cluster permissions name only its own subjects and peer-map key', (t) => {
+  const p = clusterPermissions('madrid');
+  for (const s of [...p.publish.allow, ...p.subscribe.allow]) {
+    t.true(
+      s.includes('madrid') || s === '$JS.API.INFO' || s.startsWith('$JS.FC.KV_l2fed_peermaps.'),
+      `${s} is scoped to madrid`,
+    );
+    t.false(s === '>' || s.startsWith('$JS.API.>') || s.includes('l2fed_clusters'), s);
+  }
+  t.deepEqual(p.subscribe.allow, ['_INBOX_madrid.>']);
+  t.true(brokerPermissions().allow_responses);
+});
+
+test('auth config - nkey mode keeps secrets out of the server config; TLS rendered', (t) => {
+  const a = generateFederationAuth({
+    clusters: ['a', 'b'],
+    tls: { certFile: '/c.pem', keyFile: '/k.pem', caFile: '/ca.pem', verify: true },
+  });
+  const b = a.clusters.b!;
+  t.is(b.type, 'nkey');
+  if (b.type === 'nkey') {
+    t.true(a.serverConfig.includes(b.publicKey));
+    t.false(a.serverConfig.includes(b.seed));
+    t.regex(b.seed, /^SU/);
+  }
+  t.regex(a.serverConfig, /"ca_file": "\/ca.pem"/);
+  t.regex(a.serverConfig, /"verify": true/);
+  t.throws(() => generateFederationAuth({ clusters: ['a', 'a'] }), { message: /twice/ });
+  t.throws(() => generateFederationAuth({ clusters: ['A_b'] }), { message: /DNS-1123/ });
+});

@@ -1,0 +1,181 @@
+/**
+ * Generates the NATS server authorization for a federation: one account with
+ * JetStream, one user per cluster and one for the broker. Cluster users are confined
+ * by subject permissions to
+ *   - requests on their own subjects `l2fed.v1.<id>.>` (the id the broker trusts);
+ *   - reading and watching their own peer-map key only: the direct-get subject
+ *     and the consumer-create subject that carry the key (`$KV.l2fed_peermaps.<id>`)
+ *     in the subject itself (nats-server >= 2.9, used by nats.js 2.29);
+ *   - their own reply inbox prefix `_INBOX_<id>`, so they cannot read others' replies.
+ * Everything else (other KV buckets, stream/message get APIs that take the subject
+ * in the body, other clusters' subjects) is denied by omission.
+ *
+ * Credentials are nkeys by default (the server config holds only public keys), or
+ * random user/password pairs.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  nkeyAuthenticator,
+  nkeys,
+  usernamePasswordAuthenticator,
+  type ConnectionOptions,
+} from 'nats';
+import { BUCKETS } from './records.js';
+import { SUBJECT_PREFIX } from './protocol.js';
+import { isDns1123Label } from './names.js';
+import { BrokerConfigError } from './errors.js';
+
+export type Credential =
+  | {
+      readonly type: 'nkey';
+      readonly user: string;
+      readonly publicKey: string;
+      readonly seed: string;
+    }
+  | { readonly type: 'password'; readonly user: string; readonly password: string };
+
+export interface TlsSettings {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CA for client certificates; with `verify` clients must present one. */
+  readonly caFile?: string;
+  readonly verify?: boolean;
+}
+
+export interface FederationAuthOptions {
+  readonly clusters: readonly string[];
+  readonly mode?: Credential['type'];
+  /** NATS account that holds the federation; default L2FED. */
+  readonly account?: string;
+  readonly tls?: TlsSettings;
+}
+
+export interface FederationAuth {
+  /** nats-server config text to include (accounts block, optional tls block). */
+  readonly serverConfig: string;
+  readonly broker: Credential;
+  readonly clusters: Readonly<Record<string, Credential>>;
+}
+
+interface Permissions {
+  publish: { allow: string[] };
+  subscribe: { allow: string[] };
+  allow_responses?: boolean;
+}
+
+/** Reply inbox prefix a cluster must use (`inboxPrefix` connect option). */
+export function inboxPrefix(clusterId: string): string {
+  return `_INBOX_${clusterId}`;
+}
+
+/** Subject permissions of a cluster user. Pure. */
+export function clusterPermissions(clusterId: string): Permissions {
+  const stream = `KV_${BUCKETS.peerMaps}`;
+  const ownKey = `$KV.${BUCKETS.peerMaps}.${clusterId}`;
+  return {
+    publish: {
+      allow: [
+        `${SUBJECT_PREFIX}.${clusterId}.>`,
+        // JetStream account info (checked by jetstreamManager); reveals usage only.
+        '$JS.API.INFO',
+        `$JS.API.DIRECT.GET.${stream}.${ownKey}`,
+        // Watch: named consumer whose filter subject is in the API subject.
+        `$JS.API.CONSUMER.CREATE.${stream}.*.${ownKey}`,
+        // Flow-control replies of the ordered consumer behind kv.watch.
+        `$JS.FC.${stream}.>`,
+      ],
+    },
+    subscribe: { allow: [`${inboxPrefix(clusterId)}.>`] },
+  };
+}
+
+/** Subject permissions of the broker user. Pure. */
+export function brokerPermissions(): Permissions {
+  return {
+    publish: {
+      allow: [
+        '$JS.API.>',
+        '$JS.FC.>',
+        '$JS.ACK.>',
+        ...Object.values(BUCKETS).map((b) => `$KV.${b}.>`),
+      ],
+    },
+    subscribe: { allow: [`${SUBJECT_PREFIX}.>`, '_INBOX.>'] },
+    // Replies go to each cluster's private inbox, allowed only as responses.
+    allow_responses: true,
+  };
+}
+
+interface NkeyPair {
+  getPublicKey(): string;
+  getSeed(): Uint8Array;
+}
+
+function newCredential(mode: Credential['type'], user: string): Credential {
+  if (mode === 'password')
+    return { type: 'password', user, password: randomBytes(24).toString('base64url') };
+  // nats re-exports nkeys.js, whose types do not resolve under NodeNext: type the bit we use.
+  const kp = (nkeys as unknown as { createUser(): NkeyPair }).createUser();
+  return {
+    type: 'nkey',
+    user,
+    publicKey: kp.getPublicKey(),
+    seed: new TextDecoder().decode(kp.getSeed()),
+  };
+}
+
+function userEntry(c: Credential, permissions: Permissions): Record<string, unknown> {
+  return c.type === 'nkey'
+    ? { nkey: c.publicKey, permissions }
+    : { user: c.user, password: c.password, permissions };
+}
+
+/**
+ * Creates fresh credentials for the broker and every cluster and the server config
+ * that admits them. Not idempotent by design: each call mints new secrets.
+ */
+export function generateFederationAuth(opts: FederationAuthOptions): FederationAuth {
+  const mode = opts.mode ?? 'nkey';
+  const account = opts.account ?? 'L2FED';
+  const seen = new Set<string>();
+  for (const id of opts.clusters) {
+    if (!isDns1123Label(id))
+      throw new BrokerConfigError(`cluster id "${id}" is not a DNS-1123 label`, 'clusters');
+    if (seen.has(id)) throw new BrokerConfigError(`cluster id "${id}" is listed twice`, 'clusters');
+    seen.add(id);
+  }
+  const broker = newCredential(mode, 'l2fed-broker');
+  const clusters: Record<string, Credential> = {};
+  const users = [userEntry(broker, brokerPermissions())];
+  for (const id of opts.clusters) {
+    clusters[id] = newCredential(mode, `cluster-${id}`);
+    users.push(userEntry(clusters[id], clusterPermissions(id)));
+  }
+  // NATS config accepts JSON syntax; quoted strings are not variable-expanded, so
+  // "$JS.API..." subjects are safe.
+  const accounts = { [account]: { jetstream: 'enabled', users } };
+  const lines = [
+    '# Generated by l2fed (broker/auth-config.ts). Holds no secrets in nkey mode.',
+    // No no_auth_user: a connection without credentials is refused.
+    `accounts: ${JSON.stringify(accounts, null, 2)}`,
+  ];
+  if (opts.tls) {
+    const t = opts.tls;
+    const tls: Record<string, unknown> = { cert_file: t.certFile, key_file: t.keyFile };
+    if (t.caFile) tls.ca_file = t.caFile;
+    if (t.verify) tls.verify = true;
+    lines.push(`tls: ${JSON.stringify(tls, null, 2)}`);
+  }
+  return { serverConfig: lines.join('\n') + '\n', broker, clusters };
+}
+
+/** nats.js connect options for a credential (cluster users also need their inbox prefix). */
+export function connectOptionsFor(c: Credential, clusterId?: string): ConnectionOptions {
+  const authenticator =
+    c.type === 'nkey'
+      ? nkeyAuthenticator(new TextEncoder().encode(c.seed))
+      : usernamePasswordAuthenticator(c.user, c.password);
+  return clusterId === undefined
+    ? { authenticator }
+    : { authenticator, inboxPrefix: inboxPrefix(clusterId) };
+}

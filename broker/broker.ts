@@ -1,0 +1,215 @@
+/**
+ * The broker: answers `l2fed.v1.>` requests in the `l2fed-broker` queue group and
+ * keeps all state in JetStream KV. Start as many as you like against one NATS
+ * (cluster); each request is handled by exactly one replica and replicas coordinate
+ * only through KV compare-and-set. Embeddable: the lab and the admin API start it
+ * in-process with `Broker.start()` and stop it with `stop()`.
+ */
+import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino, type Logger } from 'pino';
+import { resolveConfig, type BrokerConfig, type BrokerConfigInput } from './config.js';
+import { KvStore } from './kv-store.js';
+import { Federation } from './federation.js';
+import { handleRequest } from './request-handler.js';
+import { BROKER_QUEUE_GROUP, SUBJECT_PREFIX } from './protocol.js';
+import { BUCKETS } from './records.js';
+
+async function openWithRetry(
+  nc: NatsConnection,
+  config: BrokerConfig,
+  timeoutMs: number,
+  log: Logger,
+): Promise<KvStore> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await KvStore.open(nc.jetstream(), config);
+    } catch (err) {
+      if (Date.now() + 500 > deadline) throw err;
+      log.info({ attempt, err: String(err) }, 'JetStream not ready, retrying');
+      await sleep(500);
+    }
+  }
+}
+
+export interface BrokerOptions {
+  /** Use this connection (not closed by stop()). Otherwise one is opened from `connect`. */
+  readonly nc?: NatsConnection;
+  readonly connect?: ConnectionOptions;
+  readonly config?: BrokerConfigInput;
+  readonly logger?: Logger;
+  /** Replica name for logs. */
+  readonly name?: string;
+  /**
+   * How long start() keeps retrying to open the KV buckets while JetStream is not
+   * ready yet (fresh NATS cluster still electing its meta leader). Default 30 s.
+   */
+  readonly startTimeoutMs?: number;
+}
+
+export type BrokerState = 'running' | 'stopping' | 'stopped';
+
+/** Counts since start, for logs, tests and the benchmark. */
+export interface BrokerStats {
+  handled: number;
+  failed: number;
+}
+
+export class Broker {
+  private stateValue: BrokerState = 'running';
+  private inFlight = 0;
+  private readonly waiters: (() => void)[] = [];
+  private idle: (() => void) | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<unknown> | undefined;
+  private readonly loop: Promise<void>;
+  readonly stats: BrokerStats = { handled: 0, failed: 0 };
+
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    readonly config: BrokerConfig,
+    readonly federation: Federation,
+    private readonly sub: Subscription,
+    private readonly log: Logger,
+  ) {
+    // The loop ends when the subscription closes; an error there (e.g. the
+    // connection closed for good) is logged, never an unhandled rejection.
+    this.loop = this.serve().catch((err: unknown) =>
+      this.log.error({ err: String(err) }, 'request loop ended with an error'),
+    );
+    this.scheduleReconcile();
+  }
+
+  /** Recomputes every peer map now (see Federation.reconcile). Safe at any time. */
+  async reconcile(): Promise<{ refreshed: number }> {
+    return this.federation.reconcile();
+  }
+
+  private scheduleReconcile(): void {
+    const every = this.config.reconcileIntervalMs;
+    if (every === 0 || this.stateValue !== 'running') return;
+    // Jitter so replicas started together do not reconcile in lockstep.
+    this.reconcileTimer = setTimeout(
+      () => {
+        this.reconciling = this.reconcile()
+          .then((r) => this.log.debug(r, 'reconciled peer maps'))
+          .catch((err: unknown) => this.log.warn({ err: String(err) }, 'reconcile failed'))
+          .finally(() => this.scheduleReconcile());
+      },
+      every * (0.75 + Math.random() / 2),
+    );
+    this.reconcileTimer.unref();
+  }
+
+  /**
+   * Connects (unless given a connection), opens or creates the KV buckets and starts
+   * answering requests. Safe to call for several replicas at once.
+   */
+  static async start(opts: BrokerOptions = {}): Promise<Broker> {
+    const config = resolveConfig(opts.config);
+    const log = (opts.logger ?? pino({ level: process.env.L2FED_LOG_LEVEL ?? 'warn' })).child({
+      component: 'broker',
+      replica: opts.name,
+    });
+    const owns = opts.nc === undefined;
+    const nc =
+      opts.nc ??
+      (await connect({
+        name: `l2fed-broker${opts.name ? `-${opts.name}` : ''}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...opts.connect,
+      }));
+    try {
+      const store = await openWithRetry(nc, config, opts.startTimeoutMs ?? 30_000, log);
+      const federation = new Federation(store, config);
+      const sub = nc.subscribe(`${SUBJECT_PREFIX}.>`, { queue: BROKER_QUEUE_GROUP });
+      log.info({ buckets: Object.values(BUCKETS), replicas: config.replicas }, 'broker started');
+      return new Broker(nc, owns, config, federation, sub, log);
+    } catch (err) {
+      if (owns) await nc.close();
+      throw err;
+    }
+  }
+
+  get state(): BrokerState {
+    return this.stateValue;
+  }
+
+  private async serve(): Promise<void> {
+    for await (const msg of this.sub) {
+      await this.acquire();
+      void this.handle(msg.subject, msg.data, msg.reply, (data) => msg.respond(data)).finally(() =>
+        this.release(),
+      );
+    }
+  }
+
+  private async handle(
+    subject: string,
+    data: Uint8Array,
+    reply: string | undefined,
+    respond: (data: Uint8Array) => boolean,
+  ): Promise<void> {
+    const started = Date.now();
+    const out = await handleRequest(this.federation, subject, data, this.config.maxPayloadBytes);
+    if (out.ok) this.stats.handled++;
+    else this.stats.failed++;
+    const level = out.ok ? 'debug' : out.error.code === 'INTERNAL' ? 'error' : 'info';
+    this.log[level](
+      { subject, ms: Date.now() - started, error: out.ok ? undefined : out.error },
+      out.ok ? 'request handled' : 'request refused',
+    );
+    if (!reply) return; // a plain publish has nobody to answer
+    try {
+      respond(new TextEncoder().encode(JSON.stringify(out)));
+    } catch (err) {
+      this.log.warn({ subject, err }, 'could not send reply');
+    }
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.inFlight < this.config.maxInFlight) {
+      this.inFlight++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiters.shift();
+    if (next) {
+      next(); // hand the slot over
+      return;
+    }
+    this.inFlight--;
+    if (this.inFlight === 0) this.idle?.();
+  }
+
+  /**
+   * Stops taking requests, finishes the ones in flight, then closes the connection
+   * if the broker opened it. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.stateValue !== 'running') {
+      await this.loop.catch(() => undefined);
+      return;
+    }
+    this.stateValue = 'stopping';
+    clearTimeout(this.reconcileTimer);
+    if (!this.nc.isClosed()) await this.sub.drain().catch(() => undefined);
+    else this.sub.unsubscribe();
+    await this.loop.catch(() => undefined);
+    await this.reconciling;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    if (this.ownsConnection && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
+    this.stateValue = 'stopped';
+    this.log.info(this.stats, 'broker stopped');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Broker settings, validated at start. Every replica of one federation must use the
+ * same ranges: they are not stored in KV, so a mismatch would make replicas allocate
+ * from different ranges (still without duplicates, since claims are keyed by value).
+ */
+import { z } from 'zod';
+import { parseIpv4Pool, type Ipv4Pool } from './ipv4.js';
+import { BrokerConfigError } from './errors.js';
+
+export const brokerConfigSchema = z.strictObject({
+  /** Inclusive VNI range handed out to federated networks (VXLAN VNIs are 24 bit). */
+  vniRange: z
+    .strictObject({
+      first: z.int().min(1).max(16_777_215),
+      last: z.int().min(1).max(16_777_215),
+    })
+    .refine((r) => r.first <= r.last, 'vniRange.first must be <= vniRange.last')
+    .default({ first: 4096, last: 65_535 }),
+  /** How long a released VNI stays unused before another network may get it. */
+  vniQuarantineMs: z
+    .int()
+    .min(0)
+    .default(10 * 60_000),
+  /** IPv4 CIDR of transit addresses, one per cluster gateway. */
+  transitPool: z
+    .string()
+    .refine((s) => parseIpv4Pool(s) !== undefined, 'must be an aligned IPv4 CIDR, /8 to /30')
+    .default('100.64.0.0/16'),
+  /** KV bucket replicas: 1 for a single nats-server, 3 (or 5) for a NATS cluster. */
+  replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).default(1),
+  storage: z.enum(['file', 'memory']).default('file'),
+  /** Largest accepted request body. */
+  maxPayloadBytes: z
+    .int()
+    .min(1024)
+    .max(1024 * 1024)
+    .default(64 * 1024),
+  /** Requests handled at once by one replica; more wait in line. */
+  maxInFlight: z.int().min(1).max(1024).default(32),
+  /** Compare-and-set attempts before a request fails with CONFLICT. */
+  casAttempts: z.int().min(1).max(1000).default(40),
+  /** A claim whose owner never bound it is considered abandoned after this long. */
+  claimGraceMs: z.int().min(100).default(30_000),
+  /** Every replica recomputes all peer maps this often (jittered); 0 disables. */
+  reconcileIntervalMs: z
+    .int()
+    .min(0)
+    .default(5 * 60_000),
+  /** Upper bound of candidates probed per allocation. */
+  maxProbes: z.int().min(1).default(4096),
+});
+
+export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
+export type BrokerConfig = z.output<typeof brokerConfigSchema> & { readonly pool: Ipv4Pool };
+
+/** Validates settings and fills defaults; throws BrokerConfigError naming the field. */
+export function resolveConfig(input: BrokerConfigInput = {}): BrokerConfig {
+  const r = brokerConfigSchema.safeParse(input);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const field = issue.path.join('.');
+    throw new BrokerConfigError(`broker config ${field || '(root)'}: ${issue.message}`, field);
+  }
+  return { ...r.data, pool: parseIpv4Pool(r.data.transitPool)! };
+}

@@ -1,0 +1,79 @@
+import test from 'ava';
+import { FakeKvStore } from './fake-kv-store.js';
+import { Federation } from './federation.js';
+import { resolveConfig } from './config.js';
+import { ClusterTakeoverError, NotRegisteredError, StoreUnavailableError } from './errors.js';
+import { KEYS, type PeerMap, type VniClaim } from './records.js';
+
+const KEY_A = 'x4gOZYP7gYK/0dBhgSvq7+nIu9ygrsAx6gqwmjXzT0I=';
+const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
+const reg = (publicKey = KEY_A, endpoints = ['198.18.0.1:51820']) => ({
+  publicKey,
+  endpoints,
+  capabilities: [],
+});
+
+function setup() {
+  const store = new FakeKvStore();
+  const fed = new Federation(store, resolveConfig({ transitPool: '100.64.0.0/28' }));
+  return { store, fed };
+}
+
+test('federation - register is idempotent; another key is a takeover', async (t) => {
+  const { fed } = setup();
+  const a = await fed.register('a', reg());
+  t.true(a.created);
+  const again = await fed.register('a', reg());
+  t.false(again.created);
+  t.is(again.cluster.transitAddress, a.cluster.transitAddress);
+  await t.throwsAsync(fed.register('a', reg(KEY_B)), { instanceOf: ClusterTakeoverError });
+  const moved = await fed.register('a', reg(KEY_A, ['198.18.0.9:51820']));
+  t.deepEqual(moved.cluster.endpoints, ['198.18.0.9:51820']);
+  t.is(moved.cluster.transitAddress, a.cluster.transitAddress);
+});
+
+test('federation - racing registrations of one id with two keys: exactly one wins', async (t) => {
+  const { fed, store } = setup();
+  const res = await Promise.allSettled([
+    fed.register('a', reg(KEY_A)),
+    fed.register('a', reg(KEY_B)),
+  ]);
+  t.is(res.filter((r) => r.status === 'fulfilled').length, 1);
+  const lost = res.find((r) => r.status === 'rejected');
+  t.true(lost?.status === 'rejected' && lost.reason instanceof ClusterTakeoverError);
+  t.is((await store.keys('transit', '>')).length, 1, 'the loser released its address');
+});
+
+test('federation - a lost reply on registration does not allocate a second address', async (t) => {
+  const { fed, store } = setup();
+  store.failNextWrite('a', true);
+  await t.throwsAsync(fed.register('a', reg()), { instanceOf: StoreUnavailableError });
+  const r = await fed.register('a', reg());
+  t.false(r.created);
+  t.is((await store.keys('transit', '>')).length, 1);
+});
+
+test('federation - exports and peerings need registration', async (t) => {
+  const { fed } = setup();
+  await t.throwsAsync(fed.setExports('a', ['x']), { instanceOf: NotRegisteredError });
+  await t.throwsAsync(fed.setPeerings('a', []), { instanceOf: NotRegisteredError });
+});
+
+test('federation - deregistration releases address, VNIs and maps, and updates peers', async (t) => {
+  const { fed, store } = setup();
+  await fed.register('a', reg(KEY_A));
+  const b = await fed.register('b', reg(KEY_B));
+  const vni = (await fed.setExports('b', ['cdn', 'solo'])).networks[1]!.vni;
+  await fed.setExports('a', ['cdn']);
+  await fed.setPeerings('a', [{ remoteCluster: 'b' }]);
+  await fed.setPeerings('b', [{ remoteCluster: 'a' }]);
+  t.is((await store.get<PeerMap>('peerMaps', 'a'))?.value.peers.length, 1);
+
+  t.deepEqual(await fed.deregister('b'), { deregistered: true });
+  t.deepEqual(await fed.deregister('b'), { deregistered: false }, 'idempotent');
+  t.is((await store.get<PeerMap>('peerMaps', 'a'))?.value.peers.length, 0);
+  t.is(await store.get('peerMaps', 'b'), undefined);
+  t.is(await store.get('transit', KEYS.transit(b.cluster.transitAddress)), undefined);
+  t.is((await store.get<VniClaim>('networks', KEYS.vni(vni)))?.value.state, 'quarantined');
+  t.truthy(await store.get('networks', KEYS.network('cdn')), 'a still exports cdn');
+});

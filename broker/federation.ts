@@ -1,0 +1,221 @@
+/**
+ * The broker's operations, one method per protocol verb. Each reads what it needs
+ * from KV, changes it with create/CAS, then refreshes every peer map the change can
+ * affect. Methods are idempotent (sending the same request twice changes no state the
+ * second time; peer maps are rewritten with equal content) and safe to run
+ * concurrently on any number of replicas. Requests of one cluster are expected one at
+ * a time (see docs/broker.md, limits).
+ */
+import type { Store } from './kv-store.js';
+import type { BrokerConfig } from './config.js';
+import type { RegisterRequest, Results } from './protocol.js';
+import {
+  KEYS,
+  type ClusterRecord,
+  type ExportsRecord,
+  type NetworkRef,
+  type PeeringDecl,
+  type PeeringsRecord,
+  type PeerMap,
+} from './records.js';
+import { VniAllocator } from './vni-allocator.js';
+import { TransitAllocator } from './transit-allocator.js';
+import { PeerMapPublisher } from './peer-map.js';
+import { ClusterTakeoverError, InvalidRequestError, NotRegisteredError } from './errors.js';
+import { casLoop, done, nonce, retry } from './retry.js';
+
+const sameList = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+export class Federation {
+  readonly vnis: VniAllocator;
+  readonly transit: TransitAllocator;
+  readonly peerMaps: PeerMapPublisher;
+
+  constructor(
+    private readonly store: Store,
+    private readonly config: BrokerConfig,
+    now: () => number = Date.now,
+  ) {
+    this.vnis = new VniAllocator(store, config, now);
+    this.transit = new TransitAllocator(store, config, now);
+    this.peerMaps = new PeerMapPublisher(store, config.casAttempts);
+  }
+
+  /**
+   * Registers a cluster or updates its endpoints/capabilities. The first
+   * registration of an id binds it to its WireGuard public key; a later one with
+   * another key is refused (ClusterTakeoverError). Idempotent.
+   */
+  async register(id: string, req: RegisterRequest): Promise<Results['register']> {
+    const myNonce = nonce();
+    const result = await casLoop(`cluster ${id}`, this.config.casAttempts, async () => {
+      const cur = await this.store.get<ClusterRecord>('clusters', id);
+      if (cur) {
+        if (cur.value.publicKey !== req.publicKey) throw new ClusterTakeoverError(id);
+        if (
+          sameList(cur.value.endpoints, req.endpoints) &&
+          sameList(cur.value.capabilities, req.capabilities)
+        )
+          return done({ cluster: cur.value, created: false, changed: false });
+        const next: ClusterRecord = {
+          ...cur.value,
+          endpoints: req.endpoints,
+          capabilities: req.capabilities,
+        };
+        const r = await this.store.cas('clusters', id, next, cur.revision);
+        return r.type === 'ok' ? done({ cluster: next, created: false, changed: true }) : retry;
+      }
+      const lease = await this.transit.claim(id, myNonce);
+      const rec: ClusterRecord = {
+        id,
+        publicKey: req.publicKey,
+        endpoints: req.endpoints,
+        capabilities: req.capabilities,
+        transitAddress: lease.address,
+        registeredAt: new Date().toISOString(),
+        nonce: myNonce,
+      };
+      const r = await this.store.create('clusters', id, rec);
+      if (r.type === 'ok') return done({ cluster: rec, created: true, changed: true });
+      const winner = await this.store.get<ClusterRecord>('clusters', id);
+      if (winner?.value.nonce === myNonce)
+        return done({ cluster: rec, created: true, changed: true });
+      await this.transit.releaseLease(lease);
+      return retry;
+    });
+    if (result.changed) {
+      const decl = await this.store.get<PeeringsRecord>('peerings', id);
+      await this.peerMaps.refreshAll([
+        id,
+        ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
+      ]);
+    }
+    return { cluster: result.cluster, created: result.created };
+  }
+
+  /**
+   * Removes a cluster: its exports (releasing VNIs nobody else exports), its
+   * peerings, its transit address and its peer map; refreshes its peers' maps.
+   * Idempotent: deregistering an unknown cluster reports deregistered=false.
+   */
+  async deregister(id: string): Promise<Results['deregister']> {
+    const decl = await this.store.get<PeeringsRecord>('peerings', id);
+    const memberships = await this.memberships(id);
+    await Promise.all(memberships.map((name) => this.vnis.leave(name, id)));
+    await this.store.delete('exports', id);
+    await this.store.delete('peerings', id);
+    // CAS delete: a concurrent update of the record must not leave it alive while
+    // its transit address is released.
+    const removed = await casLoop(`cluster ${id}`, this.config.casAttempts, async () => {
+      const cur = await this.store.get<ClusterRecord>('clusters', id);
+      if (!cur) return done(undefined);
+      return (await this.store.delete('clusters', id, cur.revision)) ? done(cur.value) : retry;
+    });
+    if (removed) await this.transit.release(removed.transitAddress, id);
+    await this.peerMaps.refreshAll([
+      id,
+      ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
+    ]);
+    return { deregistered: removed !== undefined };
+  }
+
+  /**
+   * Replaces the set of networks the cluster exports; returns each with its VNI.
+   * Joins new names before dropping old ones so a VNI is never released while the
+   * cluster still exports the name. Idempotent.
+   */
+  async setExports(id: string, networks: readonly string[]): Promise<Results['exports']> {
+    await this.requireRegistered(id);
+    const refs: NetworkRef[] = await Promise.all(
+      [...networks].sort().map(async (name) => ({ name, vni: await this.vnis.join(name, id) })),
+    );
+    const record: ExportsRecord = { networks: refs };
+    // Only this cluster's requests write its exports record: last writer wins.
+    await this.store.put('exports', id, record);
+    const keep = new Set(networks);
+    const dropped = (await this.memberships(id)).filter((n) => !keep.has(n));
+    await Promise.all(dropped.map((name) => this.vnis.leave(name, id)));
+    await this.refreshAround(id);
+    return { networks: refs };
+  }
+
+  /** Replaces the cluster's declared peerings. Idempotent. */
+  async setPeerings(id: string, peerings: readonly PeeringDecl[]): Promise<Results['peerings']> {
+    await this.requireRegistered(id);
+    peerings.forEach((p, i) => {
+      if (p.remoteCluster === id)
+        throw new InvalidRequestError(`a cluster cannot peer with itself ("${id}")`, {
+          field: `peerings.${i}.remoteCluster`,
+        });
+    });
+    const sorted = [...peerings]
+      .map((p) =>
+        p.networks === undefined
+          ? { remoteCluster: p.remoteCluster }
+          : { remoteCluster: p.remoteCluster, networks: [...p.networks].sort() },
+      )
+      .sort((a, b) => (a.remoteCluster < b.remoteCluster ? -1 : 1));
+    const old = await this.store.get<PeeringsRecord>('peerings', id);
+    const record: PeeringsRecord = { peerings: sorted };
+    await this.store.put('peerings', id, record);
+    await this.peerMaps.refreshAll([
+      id,
+      ...sorted.map((p) => p.remoteCluster),
+      ...(old?.value.peerings ?? []).map((p) => p.remoteCluster),
+    ]);
+    return { peerings: sorted };
+  }
+
+  /** Everything the broker holds about one cluster. Read-only. */
+  async get(id: string): Promise<Results['get']> {
+    const [inputs, map] = await Promise.all([
+      this.peerMaps.inputs(id),
+      this.store.get<PeerMap>('peerMaps', id),
+    ]);
+    return {
+      cluster: inputs.cluster ?? null,
+      networks: [...inputs.networks],
+      peerings: [...inputs.peerings],
+      peerMap: map?.value ?? null,
+    };
+  }
+
+  /**
+   * Recomputes every peer map (and removes maps of clusters that are gone). A safety
+   * net for a replica that died between writing inputs and refreshing maps. Safe to
+   * run on every replica at once: it is the same convergent CAS refresh.
+   */
+  async reconcile(concurrency = 16): Promise<{ refreshed: number }> {
+    const ids = new Set([
+      ...(await this.store.keys('clusters', '>')),
+      ...(await this.store.keys('peerMaps', '>')),
+    ]);
+    const queue = [...ids];
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
+        for (let id = queue.pop(); id !== undefined; id = queue.pop())
+          await this.peerMaps.refresh(id);
+      }),
+    );
+    return { refreshed: ids.size };
+  }
+
+  /** Names `id` is recorded as exporting (from member keys, the source of truth). */
+  private async memberships(id: string): Promise<string[]> {
+    const keys = await this.store.keys('networks', KEYS.membershipsOf(id));
+    return keys.map((k) => k.split('.')[1]!);
+  }
+
+  private async requireRegistered(id: string): Promise<void> {
+    if (!(await this.store.get<ClusterRecord>('clusters', id))) throw new NotRegisteredError(id);
+  }
+
+  private async refreshAround(id: string): Promise<void> {
+    const decl = await this.store.get<PeeringsRecord>('peerings', id);
+    await this.peerMaps.refreshAll([
+      id,
+      ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
+    ]);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Broker entry point.
+ *
+ *   tsx broker/main.ts run [--config broker.yaml]
+ *   tsx broker/main.ts gen-auth --clusters madrid,bristol --out ./nats-auth [--mode password]
+ *                      [--tls-cert f --tls-key f [--tls-ca f --tls-verify]]
+ *
+ * `run` reads a YAML/JSON file `{ nats: { servers, credentials? }, broker: {...} }`
+ * (or env L2FED_NATS_URL and L2FED_NATS_CREDENTIALS, a credentials JSON file written
+ * by gen-auth) and runs until SIGINT/SIGTERM, then drains. `gen-auth` writes the
+ * nats-server include file and one credentials file per cluster plus the broker's.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { Broker } from './broker.js';
+import { brokerConfigSchema } from './config.js';
+import { connectOptionsFor, generateFederationAuth, type Credential } from './auth-config.js';
+import { BrokerConfigError } from './errors.js';
+import { describeError } from '../lib/errors.js';
+
+const credentialSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('nkey'),
+    user: z.string(),
+    publicKey: z.string(),
+    seed: z.string(),
+  }),
+  z.strictObject({ type: z.literal('password'), user: z.string(), password: z.string() }),
+]);
+
+const fileSchema = z.strictObject({
+  nats: z
+    .strictObject({
+      servers: z.array(z.string()).min(1).default(['nats://127.0.0.1:4222']),
+      /** Path of a credentials JSON file written by gen-auth. */
+      credentials: z.string().optional(),
+      /** CA file to verify the NATS server certificate (enables TLS). */
+      tlsCa: z.string().optional(),
+    })
+    .default({ servers: ['nats://127.0.0.1:4222'] }),
+  broker: brokerConfigSchema.optional(),
+});
+
+async function readCredential(path: string): Promise<Credential> {
+  return credentialSchema.parse(JSON.parse(await readFile(path, 'utf8')));
+}
+
+async function run(configPath: string | undefined): Promise<void> {
+  const raw: unknown = configPath ? parseYaml(await readFile(configPath, 'utf8')) : {};
+  const parsed = fileSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new BrokerConfigError(`${configPath}: ${i.path.join('.')}: ${i.message}`);
+  }
+  const file = parsed.data;
+  const servers = process.env.L2FED_NATS_URL?.split(',') ?? file.nats.servers;
+  const credPath = process.env.L2FED_NATS_CREDENTIALS ?? file.nats.credentials;
+  const auth = credPath ? connectOptionsFor(await readCredential(credPath)) : {};
+  const broker = await Broker.start({
+    name: process.env.HOSTNAME,
+    config: file.broker ?? {},
+    connect: {
+      servers,
+      ...auth,
+      ...(file.nats.tlsCa ? { tls: { caFile: file.nats.tlsCa } } : {}),
+    },
+  });
+  console.log(`l2fed broker serving on ${servers.join(',')}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await broker.stop();
+}
+
+async function genAuth(v: Record<string, string | boolean | undefined>): Promise<void> {
+  const clusters = String(v.clusters ?? '')
+    .split(',')
+    .filter(Boolean);
+  const out = String(v.out ?? '');
+  if (clusters.length === 0 || !out)
+    throw new BrokerConfigError('gen-auth needs --clusters a,b and --out DIR');
+  const mode = v.mode === 'password' ? 'password' : 'nkey';
+  const tls =
+    typeof v['tls-cert'] === 'string' && typeof v['tls-key'] === 'string'
+      ? {
+          certFile: v['tls-cert'],
+          keyFile: v['tls-key'],
+          ...(typeof v['tls-ca'] === 'string' ? { caFile: v['tls-ca'] } : {}),
+          verify: v['tls-verify'] === true,
+        }
+      : undefined;
+  const auth = generateFederationAuth({ clusters, mode, ...(tls ? { tls } : {}) });
+  await mkdir(join(out, 'clusters'), { recursive: true, mode: 0o700 });
+  await writeFile(join(out, 'nats-auth.conf'), auth.serverConfig, { mode: 0o600 });
+  await writeFile(join(out, 'broker.creds.json'), JSON.stringify(auth.broker, null, 2), {
+    mode: 0o600,
+  });
+  for (const [id, c] of Object.entries(auth.clusters))
+    await writeFile(join(out, 'clusters', `${id}.creds.json`), JSON.stringify(c, null, 2), {
+      mode: 0o600,
+    });
+  console.log(
+    `wrote ${out}/nats-auth.conf (add "include nats-auth.conf" to nats-server.conf), ` +
+      `broker.creds.json and clusters/<id>.creds.json for ${clusters.length} clusters`,
+  );
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      clusters: { type: 'string' },
+      out: { type: 'string' },
+      mode: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'tls-verify': { type: 'boolean' },
+    },
+  });
+  switch (positionals[0]) {
+    case 'run':
+      return run(values.config);
+    case 'gen-auth':
+      return genAuth(values);
+    default:
+      throw new BrokerConfigError(
+        'usage: broker/main.ts run [--config FILE] | gen-auth --clusters a,b --out DIR',
+      );
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(`l2fed broker: ${describeError(err)}`);
+  process.exit(1);
+});

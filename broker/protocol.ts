@@ -1,0 +1,136 @@
+/**
+ * The agent <-> broker protocol, version 1. Requests are NATS request/reply on
+ * `l2fed.v1.<clusterId>.<verb>`; the cluster id in the subject is the caller's
+ * identity, which NATS subject permissions bind to that cluster's credentials
+ * (see auth-config.ts). Peer maps are read from the KV bucket `l2fed_peermaps`,
+ * key `<clusterId>` (kv.get / kv.watch). Every body is JSON validated by the
+ * strict schemas below: unknown fields are rejected, never ignored.
+ */
+import { z } from 'zod';
+import { dns1123Label, endpoint, isDns1123Label, uniqueList, wireguardPublicKey } from './names.js';
+import type { ErrorBody } from './errors.js';
+import type { ClusterRecord, NetworkRef, PeerMap, PeeringDecl } from './records.js';
+
+export const PROTOCOL_VERSION = 'v1' as const;
+/** Every request subject starts with this. */
+export const SUBJECT_PREFIX = `l2fed.${PROTOCOL_VERSION}` as const;
+/** Queue group shared by all broker replicas: each request reaches exactly one. */
+export const BROKER_QUEUE_GROUP = 'l2fed-broker';
+
+export const VERBS = ['register', 'deregister', 'exports', 'peerings', 'get'] as const;
+export type Verb = (typeof VERBS)[number];
+
+/** Limits that bound each request; also documented in docs/broker.md. */
+export const LIMITS = {
+  endpoints: 8,
+  capabilities: 32,
+  networks: 256,
+  peerings: 1024,
+} as const;
+
+/** The request subject for a cluster and verb. */
+export function requestSubject(clusterId: string, verb: Verb): string {
+  return `${SUBJECT_PREFIX}.${clusterId}.${verb}`;
+}
+
+export type ParsedSubject =
+  | { readonly type: 'ok'; readonly clusterId: string; readonly verb: Verb }
+  | { readonly type: 'error'; readonly message: string; readonly field?: string };
+
+/** Splits a request subject; explains what is wrong with one that does not parse. */
+export function parseRequestSubject(subject: string): ParsedSubject {
+  const parts = subject.split('.');
+  if (parts.length !== 4 || `${parts[0]}.${parts[1]}` !== SUBJECT_PREFIX) {
+    return {
+      type: 'error',
+      message: `subject must be ${SUBJECT_PREFIX}.<clusterId>.<verb>, got "${subject}"`,
+    };
+  }
+  const [, , clusterId, verb] = parts as [string, string, string, string];
+  if (!isDns1123Label(clusterId)) {
+    return {
+      type: 'error',
+      message: `cluster id "${clusterId}" in the subject is not a DNS-1123 label`,
+      field: 'clusterId',
+    };
+  }
+  if (!(VERBS as readonly string[]).includes(verb)) {
+    return {
+      type: 'error',
+      message: `unknown verb "${verb}"; use one of ${VERBS.join(', ')}`,
+      field: 'verb',
+    };
+  }
+  return { type: 'ok', clusterId, verb: verb as Verb };
+}
+
+export const registerRequest = z.strictObject({
+  publicKey: wireguardPublicKey,
+  endpoints: uniqueList(endpoint, LIMITS.endpoints, 'endpoints').min(
+    1,
+    'give at least one gateway endpoint host:port',
+  ),
+  capabilities: uniqueList(dns1123Label, LIMITS.capabilities, 'capabilities').default([]),
+});
+export type RegisterRequest = z.infer<typeof registerRequest>;
+
+export const emptyRequest = z.strictObject({});
+
+export const exportsRequest = z.strictObject({
+  networks: uniqueList(dns1123Label, LIMITS.networks, 'networks'),
+});
+export type ExportsRequest = z.infer<typeof exportsRequest>;
+
+export const peeringDecl = z.strictObject({
+  remoteCluster: dns1123Label,
+  /** Omitted = every network this cluster exports. */
+  networks: uniqueList(dns1123Label, LIMITS.networks, 'networks').optional(),
+});
+
+export const peeringsRequest = z.strictObject({
+  peerings: z
+    .array(peeringDecl)
+    .max(LIMITS.peerings, `at most ${LIMITS.peerings} peerings per request`)
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((p, i) => {
+        if (seen.has(p.remoteCluster))
+          ctx.addIssue({
+            code: 'custom',
+            message: `duplicate peering with "${p.remoteCluster}"; declare each remote once`,
+            path: [i, 'remoteCluster'],
+          });
+        seen.add(p.remoteCluster);
+      });
+    }),
+});
+export type PeeringsRequest = z.infer<typeof peeringsRequest>;
+
+/** Request schema per verb. */
+export const REQUEST_SCHEMAS = {
+  register: registerRequest,
+  deregister: emptyRequest,
+  exports: exportsRequest,
+  peerings: peeringsRequest,
+  get: emptyRequest,
+} as const satisfies Record<Verb, z.ZodType>;
+
+/** Result per verb (the `result` member of a successful reply). */
+export interface Results {
+  register: { cluster: ClusterRecord; created: boolean };
+  deregister: { deregistered: boolean };
+  exports: { networks: NetworkRef[] };
+  peerings: { peerings: PeeringDecl[] };
+  get: {
+    cluster: ClusterRecord | null;
+    networks: NetworkRef[];
+    peerings: PeeringDecl[];
+    peerMap: PeerMap | null;
+  };
+}
+
+export type RequestBody<V extends Verb> = z.input<(typeof REQUEST_SCHEMAS)[V]>;
+
+/** Every reply is one of these two shapes. */
+export type Reply<T> =
+  { readonly ok: true; readonly result: T } | { readonly ok: false; readonly error: ErrorBody };

@@ -1,0 +1,112 @@
+/**
+ * KV layout: bucket names, key shapes and the JSON records stored under them. All
+ * broker state lives here (JetStream KV), never in broker memory.
+ *
+ *   l2fed_clusters  <clusterId>                ClusterRecord
+ *   l2fed_exports   <clusterId>                ExportsRecord (declared exports + VNIs)
+ *   l2fed_peerings  <clusterId>                PeeringsRecord (declared peerings)
+ *   l2fed_networks  net.<name>                 NetworkRecord (name -> VNI binding)
+ *                   vni.<vni>                  VniClaim (VNI -> name; quarantine)
+ *                   member.<name>.<clusterId>  MemberRecord (who exports a name)
+ *   l2fed_transit   <a-b-c-d>                  TransitClaim (address -> cluster)
+ *   l2fed_peermaps  <clusterId>                PeerMap (derived; what agents watch)
+ */
+
+export const BUCKETS = {
+  clusters: 'l2fed_clusters',
+  exports: 'l2fed_exports',
+  peerings: 'l2fed_peerings',
+  networks: 'l2fed_networks',
+  transit: 'l2fed_transit',
+  peerMaps: 'l2fed_peermaps',
+} as const;
+export type BucketId = keyof typeof BUCKETS;
+
+export const KEYS = {
+  network: (name: string) => `net.${name}`,
+  vni: (vni: number) => `vni.${vni}`,
+  member: (name: string, clusterId: string) => `member.${name}.${clusterId}`,
+  membersOf: (name: string) => `member.${name}.*`,
+  membershipsOf: (clusterId: string) => `member.*.${clusterId}`,
+  transit: (address: string) => address.replaceAll('.', '-'),
+} as const;
+
+export interface ClusterRecord {
+  readonly id: string;
+  readonly publicKey: string;
+  readonly endpoints: readonly string[];
+  readonly capabilities: readonly string[];
+  readonly transitAddress: string;
+  readonly registeredAt: string;
+  /** Random per registration attempt: tells our own timed-out write from a rival's. */
+  readonly nonce: string;
+}
+
+export interface NetworkRef {
+  readonly name: string;
+  readonly vni: number;
+}
+
+export interface ExportsRecord {
+  readonly networks: readonly NetworkRef[];
+}
+
+export interface PeeringDecl {
+  readonly remoteCluster: string;
+  readonly networks?: readonly string[];
+}
+
+export interface PeeringsRecord {
+  readonly peerings: readonly PeeringDecl[];
+}
+
+export interface NetworkRecord {
+  readonly name: string;
+  readonly vni: number;
+  readonly createdAt: string;
+  readonly nonce: string;
+}
+
+/** A VNI claim. `quarantined` claims become free once `releasedAt + quarantine` passes. */
+export type VniClaim =
+  | {
+      readonly state: 'active';
+      readonly network: string;
+      readonly claimedAt: string;
+      readonly nonce: string;
+    }
+  | {
+      readonly state: 'quarantined';
+      readonly network: string;
+      readonly releasedAt: string;
+    };
+
+export interface MemberRecord {
+  readonly since: string;
+}
+
+export interface TransitClaim {
+  readonly cluster: string;
+  readonly claimedAt: string;
+  readonly nonce: string;
+}
+
+/** One peer of a cluster: where to tunnel and which VNIs to carry. */
+export interface PeerEntry {
+  readonly cluster: string;
+  readonly endpoints: readonly string[];
+  readonly publicKey: string;
+  readonly transitAddress: string;
+  readonly networks: readonly NetworkRef[];
+}
+
+/**
+ * The derived view a cluster follows. Deterministic: equal inputs give byte-equal
+ * JSON (sorted lists, no timestamps), so agents can skip no-op updates.
+ */
+export interface PeerMap {
+  readonly cluster: string;
+  readonly transitAddress: string;
+  readonly networks: readonly NetworkRef[];
+  readonly peers: readonly PeerEntry[];
+}

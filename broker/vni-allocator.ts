@@ -1,0 +1,159 @@
+/**
+ * VNI allocation for federated network names, race-free across broker replicas.
+ *
+ * Two kinds of keys in l2fed_networks make it work:
+ *  - `vni.<n>` claims a number (kv.create: exactly one claimer wins a number);
+ *  - `net.<name>` binds a name to its number (kv.create: exactly one binding wins).
+ * A name's VNI is whatever `net.<name>` says, so concurrent first exports of one name
+ * all return the winner's number, and a loser deletes its spare claim. Since a number
+ * can only be claimed once, two names never share one.
+ *
+ * Release: `member.<name>.<cluster>` keys record who exports a name. A leaver deletes
+ * its member key, reads `net.<name>` (revision r), lists members and, if none remain,
+ * deletes `net.<name>` only if it is still at r. A joiner writes its member key first
+ * and then bumps `net.<name>` (CAS), so a release that read r before the join fails
+ * its CAS and re-checks members. The freed number is marked quarantined, not deleted.
+ */
+import type { Store } from './kv-store.js';
+import { KEYS, type MemberRecord, type NetworkRecord, type VniClaim } from './records.js';
+import { PoolExhaustedError } from './errors.js';
+import { casLoop, done, nonce, retry } from './retry.js';
+import { fnv1a } from './ipv4.js';
+import type { BrokerConfig } from './config.js';
+
+type Claim =
+  | { readonly type: 'claimed'; readonly vni: number; readonly revision: number }
+  | { readonly type: 'busy' };
+
+export class VniAllocator {
+  constructor(
+    private readonly store: Store,
+    private readonly config: BrokerConfig,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Records `clusterId` as an exporter of `name` and returns the name's VNI,
+   * allocating one on the first export. Idempotent; safe under any concurrency.
+   */
+  async join(name: string, clusterId: string): Promise<number> {
+    const member: MemberRecord = { since: new Date(this.now()).toISOString() };
+    // Existing member key is fine (re-export); it may also be ours from a call whose
+    // reply was lost, which is why the bump below is unconditional.
+    await this.store.create('networks', KEYS.member(name, clusterId), member);
+    const myNonce = nonce();
+    return casLoop(KEYS.network(name), this.config.casAttempts, async () => {
+      const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+      if (net) {
+        // Invalidate any release that read this binding before our member key existed.
+        const r = await this.store.cas('networks', KEYS.network(name), net.value, net.revision);
+        return r.type === 'ok' ? done(net.value.vni) : retry;
+      }
+      const claim = await this.claim(name, myNonce);
+      if (claim.type === 'busy') return retry;
+      const record: NetworkRecord = {
+        name,
+        vni: claim.vni,
+        createdAt: new Date(this.now()).toISOString(),
+        nonce: myNonce,
+      };
+      const bound = await this.store.create('networks', KEYS.network(name), record);
+      if (bound.type === 'ok') return done(claim.vni);
+      const winner = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+      // Our own write may have landed although the call failed (timeout on failover).
+      if (winner?.value.nonce === myNonce) return done(claim.vni);
+      await this.store.delete('networks', KEYS.vni(claim.vni), claim.revision);
+      return retry;
+    });
+  }
+
+  /**
+   * Removes `clusterId` from the exporters of `name`; when none remain, unbinds the
+   * name and quarantines its VNI. Idempotent; safe under any concurrency.
+   */
+  async leave(name: string, clusterId: string): Promise<void> {
+    await this.store.delete('networks', KEYS.member(name, clusterId));
+    await casLoop(KEYS.network(name), this.config.casAttempts, async () => {
+      const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+      if (!net) return done(undefined);
+      const members = await this.store.keys('networks', KEYS.membersOf(name));
+      if (members.length > 0) return done(undefined);
+      if (!(await this.store.delete('networks', KEYS.network(name), net.revision))) return retry;
+      await this.quarantine(net.value.vni, name);
+      return done(undefined);
+    });
+  }
+
+  private async quarantine(vni: number, name: string): Promise<void> {
+    const claim = await this.store.get<VniClaim>('networks', KEYS.vni(vni));
+    if (!claim || claim.value.network !== name) return;
+    const q: VniClaim = {
+      state: 'quarantined',
+      network: name,
+      releasedAt: new Date(this.now()).toISOString(),
+    };
+    // A lost CAS means someone else already moved this claim on; nothing to do.
+    await this.store.cas('networks', KEYS.vni(vni), q, claim.revision);
+  }
+
+  /**
+   * An old active claim whose name is not bound to it was left by a replica that
+   * died between claim and bind, or between unbind and quarantine. Quarantine it
+   * (CAS on the revision we read) so it becomes reusable after the quarantine.
+   */
+  private async reapOrphan(vni: number, c: VniClaim, revision: number): Promise<void> {
+    const net = await this.store.get<NetworkRecord>('networks', KEYS.network(c.network));
+    if (net?.value.vni === vni) return;
+    const q: VniClaim = {
+      state: 'quarantined',
+      network: c.network,
+      releasedAt: new Date(this.now()).toISOString(),
+    };
+    await this.store.cas('networks', KEYS.vni(vni), q, revision);
+  }
+
+  /** True when a claim may be taken over by a new allocation. */
+  private reusable(c: VniClaim): boolean {
+    if (c.state === 'quarantined')
+      return this.now() - Date.parse(c.releasedAt) >= this.config.vniQuarantineMs;
+    return false;
+  }
+
+  /**
+   * Claims a free number, probing from a hash of the name. Returns busy when the
+   * probe meets a fresh claim for the same name (a rival is binding it right now).
+   */
+  private async claim(name: string, myNonce: string): Promise<Claim> {
+    const { first, last } = this.config.vniRange;
+    const size = last - first + 1;
+    const start = fnv1a(name) % size;
+    const probes = Math.min(size, this.config.maxProbes);
+    const value: VniClaim = {
+      state: 'active',
+      network: name,
+      claimedAt: new Date(this.now()).toISOString(),
+      nonce: myNonce,
+    };
+    for (let i = 0; i < probes; i++) {
+      const vni = first + ((start + i) % size);
+      const key = KEYS.vni(vni);
+      const cur = await this.store.read<VniClaim>('networks', key);
+      if (cur.value === undefined || this.reusable(cur.value)) {
+        const r = await this.store.cas('networks', key, value, cur.revision);
+        if (r.type === 'ok') return { type: 'claimed', vni, revision: r.revision };
+        const again = await this.store.get<VniClaim>('networks', key);
+        if (again?.value.state === 'active' && again.value.nonce === myNonce)
+          return { type: 'claimed', vni, revision: again.revision };
+        continue;
+      }
+      const c = cur.value;
+      if (c.state !== 'active') continue;
+      // Ours from an earlier attempt whose reply was lost (e.g. a leader failover).
+      if (c.nonce === myNonce) return { type: 'claimed', vni, revision: cur.revision };
+      const fresh = this.now() - Date.parse(c.claimedAt) < this.config.claimGraceMs;
+      if (fresh && c.network === name) return { type: 'busy' };
+      if (!fresh) await this.reapOrphan(vni, c, cur.revision);
+    }
+    throw new PoolExhaustedError('vni', probes);
+  }
+}

@@ -1,0 +1,96 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { makeRunDir } from '../test/fixtures/run-dir.js';
+import { formatProblem } from './problems.js';
+import { carriedNetworks } from './federation-checks.js';
+import { formatReport, validate, VALIDATE_EXIT } from './validate.js';
+
+const EXAMPLES = fileURLToPath(new URL('../deploy/examples', import.meta.url));
+
+test('validate - deploy/examples is a valid federation of madrid, bristol and athens', async (t) => {
+  const report = await validate(EXAMPLES);
+  t.is(report.layout, 'federation');
+  t.is(report.exitCode, VALIDATE_EXIT.ok, report.problems.map(formatProblem).join('\n'));
+  t.regex(
+    formatReport('deploy/examples', report),
+    /\ndeploy\/examples: 3 clusters, 0 errors, 1 warning$/,
+  );
+  t.deepEqual(
+    report.clusters.map((c) => c.id),
+    ['athens', 'bristol', 'madrid'],
+  );
+  const state = Object.fromEntries(report.clusters.map((c) => [c.id, c.state!]));
+  // cdn everywhere, telemetry in madrid and bristol only.
+  t.deepEqual(
+    state.madrid!.networks.map((n) => n.metadata.name),
+    ['cdn', 'telemetry'],
+  );
+  t.deepEqual(
+    state.bristol!.networks.map((n) => n.metadata.name),
+    ['cdn', 'telemetry'],
+  );
+  t.deepEqual(
+    state.athens!.networks.map((n) => n.metadata.name),
+    ['cdn'],
+  );
+  t.deepEqual(carriedNetworks(state.madrid!, 'madrid', state.bristol!, 'bristol'), [
+    'cdn',
+    'telemetry',
+  ]);
+  t.deepEqual(carriedNetworks(state.madrid!, 'madrid', state.athens!, 'athens'), ['cdn']);
+  t.deepEqual(carriedNetworks(state.athens!, 'athens', state.bristol!, 'bristol'), [], 'one-sided');
+  const warnings = report.problems.filter((p) => p.severity === 'warning');
+  t.is(warnings.length, 1);
+  t.regex(warnings[0]!.reason, /one-sided: bristol declares no ClusterPeering for athens/);
+  t.like(warnings[0], {
+    file: join(EXAMPLES, 'athens', 'peering-bristol.yaml'),
+    object: 'ClusterPeering/bristol',
+  });
+  // Every pod joins networks with addresses in the lab's private ranges (or none).
+  for (const c of report.clusters) {
+    for (const pod of c.state!.pods!) {
+      t.true(pod.networks.length > 0, `${c.id}/${pod.metadata.name}`);
+      for (const ip of pod.networks.flatMap((n) => n.ips)) t.regex(ip, /^(10\.(10|20)\.|fd00:)/);
+    }
+  }
+});
+
+test('validate - each example cluster folder validates on its own', async (t) => {
+  for (const id of ['madrid', 'bristol', 'athens']) {
+    const report = await validate(join(EXAMPLES, id));
+    t.is(report.layout, 'cluster');
+    t.is(report.exitCode, VALIDATE_EXIT.ok, id);
+  }
+});
+
+test('validate - invalid folder exits 1 with located problems; missing folder too', async (t) => {
+  const dir = await makeRunDir('validate');
+  t.teardown(() => dir.remove());
+  await writeFile(
+    join(dir.path, 'bad.yaml'),
+    'apiVersion: l2fed.io/v1alpha1\nkind: ClusterPeering\nmetadata:\n  name: x\nspec:\n  remoteCluster: Bristol\n  networkz: [cdn]\n',
+  );
+  const report = await validate(dir.path);
+  t.is(report.exitCode, VALIDATE_EXIT.invalid);
+  const lines = report.problems.map(formatProblem);
+  t.true(
+    lines.some((l) =>
+      l.includes(
+        'bad.yaml:6 (document 1, ClusterPeering/x): spec.remoteCluster: must be a DNS-1123 label',
+      ),
+    ),
+    lines.join('\n'),
+  );
+  t.true(
+    lines.some((l) =>
+      l.includes(
+        'bad.yaml:7 (document 1, ClusterPeering/x): spec.networkz: unknown field "networkz"',
+      ),
+    ),
+    lines.join('\n'),
+  );
+  t.regex(formatReport(dir.path, report), /: 2 errors, 0 warnings$/);
+  t.is((await validate(join(dir.path, 'nope'))).exitCode, VALIDATE_EXIT.invalid);
+});

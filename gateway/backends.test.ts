@@ -1,0 +1,142 @@
+import test from 'ava';
+import { FakeRunner } from '../lib/runner-fake.js';
+import { IpLinks, parseFloodList, parseIpAddr } from './links-ip.js';
+import { OvsSegment, parseOvsView } from './segment-ovs.js';
+import { LinuxBridgeSegment } from './segment-linux-bridge.js';
+import { parseWgDump } from './wireguard.js';
+import { ParseError } from './errors.js';
+import { KernelTunnel } from './tunnel-kernel.js';
+
+const KEY_B = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
+
+test('wg dump - interface and peers parse, "(none)" and "off" become absent', (t) => {
+  const d = parseWgDump(
+    [
+      'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=\tU9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=\t51820\toff',
+      `${KEY_B}\t(none)\t198.18.0.2:51820\t198.19.255.2/32\t1764130000\t1234\t5678\t25`,
+      `${KEY_B.replace('d8', 'e8')}\t(none)\t(none)\t(none)\t0\t0\t0\toff`,
+    ].join('\n'),
+  );
+  t.is(d.listenPort, 51820);
+  t.deepEqual(d.peers[0], {
+    publicKey: KEY_B,
+    endpoint: '198.18.0.2:51820',
+    allowedIps: ['198.19.255.2/32'],
+    latestHandshake: 1764130000,
+    rxBytes: 1234,
+    txBytes: 5678,
+    persistentKeepalive: 25,
+  });
+  t.is(d.peers[1]?.endpoint, undefined);
+  t.deepEqual(d.peers[1]?.allowedIps, []);
+  t.is(d.peers[1]?.persistentKeepalive, 0);
+  t.throws(() => parseWgDump('garbage'), { instanceOf: ParseError });
+});
+
+const IP_JSON = JSON.stringify([
+  {
+    ifname: 'l2fv7',
+    mtu: 1370,
+    flags: ['BROADCAST', 'UP'],
+    master: 'brx',
+    addr_info: [{ family: 'inet6', local: 'fe80::1', prefixlen: 64 }],
+    linkinfo: {
+      info_kind: 'vxlan',
+      info_data: { id: 7, local: '198.19.255.1', port: 4789, learning: false },
+    },
+  },
+  {
+    ifname: 'brx',
+    mtu: 1500,
+    flags: ['BROADCAST'],
+    linkinfo: { info_kind: 'bridge' },
+    addr_info: [],
+  },
+  {
+    ifname: 'l2fa',
+    mtu: 1420,
+    flags: ['UP'],
+    addr_info: [{ family: 'inet', local: '198.19.255.1', prefixlen: 24 }],
+  },
+]);
+
+test('ip addr - links, vxlan attributes and addresses (link-local skipped)', (t) => {
+  const [vx, br, wg] = parseIpAddr(IP_JSON);
+  t.deepEqual(vx?.vxlan, { vni: 7, local: '198.19.255.1', dstport: 4789, learning: false });
+  t.true(vx?.up);
+  t.deepEqual(vx?.addresses, []);
+  t.is(br?.kind, 'bridge');
+  t.deepEqual(wg?.addresses, ['198.19.255.1/24']);
+});
+
+test('bridge fdb - only all-zero entries count as flood targets', (t) => {
+  const text = JSON.stringify([
+    { mac: '0e:6c:f5:ad:22:3d', master: 'brx' },
+    { mac: '00:00:00:00:00:00', dst: '198.19.255.3', flags: ['self'] },
+    { mac: '00:00:00:00:00:00', dst: '198.19.255.2', flags: ['self'] },
+  ]);
+  t.deepEqual(parseFloodList(text), ['198.19.255.2', '198.19.255.3']);
+});
+
+test('linux bridge - attachments come from the master of l2fv ports only', async (t) => {
+  const seg = new LinuxBridgeSegment({ runner: new FakeRunner(), netns: undefined });
+  const view = await seg.read(parseIpAddr(IP_JSON));
+  t.deepEqual(view.bridges, ['brx']);
+  t.deepEqual(view.attachments, [
+    { port: 'l2fv7', segment: { type: 'linux-bridge', bridge: 'brx' } },
+  ]);
+});
+
+test('ovs - bridges, ports and VLAN tags from ovs-vsctl JSON', (t) => {
+  const bridges = JSON.stringify({
+    headings: ['name', 'ports'],
+    data: [
+      [
+        'br-cdn',
+        [
+          'set',
+          [
+            ['uuid', 'p1'],
+            ['uuid', 'p2'],
+          ],
+        ],
+      ],
+      ['br-vod', ['uuid', 'p3']],
+    ],
+  });
+  const ports = JSON.stringify({
+    headings: ['_uuid', 'name', 'tag'],
+    data: [
+      [['uuid', 'p1'], 'l2fv100', 10],
+      [['uuid', 'p2'], 'br-cdn', ['set', []]],
+      [['uuid', 'p3'], 'l2fv200', ['set', []]],
+    ],
+  });
+  t.deepEqual(parseOvsView(bridges, ports), {
+    bridges: ['br-cdn', 'br-vod'],
+    attachments: [
+      { port: 'l2fv100', segment: { type: 'ovs', bridge: 'br-cdn', vlan: 10 } },
+      { port: 'l2fv200', segment: { type: 'ovs', bridge: 'br-vod' } },
+    ],
+  });
+});
+
+test('real backends - argv, netns and mutates flags', async (t) => {
+  const runner = new FakeRunner().on(() => true, { stdout: '' });
+  const host = { runner, netns: 'l2fed-x' };
+  await new IpLinks(host).createVxlan('l2fv7', 7, '198.19.255.1', 4789);
+  await new IpLinks(host).floodAppend('l2fv7', '198.19.255.2');
+  await new OvsSegment(host, { dbSocket: '/run/x/db.sock' }).attach('l2fv7', {
+    type: 'ovs',
+    bridge: 'br-cdn',
+    vlan: 10,
+  });
+  await new KernelTunnel(host).setKey('l2fa', '/k');
+  t.deepEqual(runner.mutatingCommands(), [
+    'ip link add l2fv7 type vxlan id 7 local 198.19.255.1 dstport 4789 nolearning',
+    'bridge fdb append 00:00:00:00:00:00 dev l2fv7 dst 198.19.255.2',
+    'ovs-vsctl --db=unix:/run/x/db.sock --timeout=10 --may-exist add-port br-cdn l2fv7 tag=10',
+    'wg set l2fa private-key /k',
+  ]);
+  t.true(runner.calls.every((c) => c.netns === 'l2fed-x'));
+});

@@ -1,0 +1,121 @@
+import test from 'ava';
+import { parseGatewayConfig, type GatewayConfigInput } from './config.js';
+import { ConfigError } from './errors.js';
+
+const KEY_B = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
+const KEY_C = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
+
+const base = (): GatewayConfigInput => ({
+  identity: 'madrid',
+  wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: '/var/lib/l2fed/wg.key' },
+  transitAddress: '198.19.255.1/24',
+  peers: [
+    {
+      name: 'bristol',
+      publicKey: KEY_B,
+      endpoints: ['198.18.0.2:51820'],
+      transitAddress: '198.19.255.2',
+    },
+  ],
+  networks: [
+    { name: 'cdn', vni: 100, segment: { type: 'ovs', bridge: 'br-cdn' }, peers: ['bristol'] },
+  ],
+});
+
+test('config - a good config gets defaults', (t) => {
+  const c = parseGatewayConfig(base());
+  t.is(c.underlayMtu, 1500);
+  t.is(c.networks[0]?.mtu, 'auto');
+  t.is(c.peers[0]?.persistentKeepalive, 25);
+});
+
+type Case = [title: string, edit: (c: GatewayConfigInput) => unknown, path: string, msg: RegExp];
+
+const cases: Case[] = [
+  ['bad peer key', (c) => (c.peers![0]!.publicKey = 'abc'), 'peers[0].publicKey', /WireGuard key/],
+  ['vni 0', (c) => (c.networks![0]!.vni = 0), 'networks[0].vni', /out of range/],
+  ['vni 2^24', (c) => (c.networks![0]!.vni = 16_777_216), 'networks[0].vni', /out of range/],
+  [
+    'duplicate vni',
+    (c) =>
+      c.networks!.push({ ...c.networks![0]!, name: 'vod', segment: { type: 'ovs', bridge: 'b2' } }),
+    'networks[1].vni',
+    /duplicate vni 100/,
+  ],
+  [
+    'missing segment',
+    (c) => delete (c.networks![0] as { segment?: unknown }).segment,
+    'networks[0].segment',
+    /segment is required/,
+  ],
+  [
+    'unknown segment type',
+    (c) => ((c.networks![0] as { segment: unknown }).segment = { type: 'vpp', bridge: 'x' }),
+    'networks[0].segment.type',
+    /"ovs" or "linux-bridge"/,
+  ],
+  ['network mtu too small', (c) => (c.networks![0]!.mtu = 1200), 'networks[0].mtu', /too small/],
+  [
+    'network mtu too large',
+    (c) => (c.networks![0]!.mtu = 1400),
+    'networks[0].mtu',
+    /too large.*1370/,
+  ],
+  ['underlay mtu too small', (c) => (c.underlayMtu = 1400), 'underlayMtu', /at least 1410/],
+  [
+    'unknown peer',
+    (c) => (c.networks![0]!.peers = ['lisbon']),
+    'networks[0].peers[0]',
+    /unknown peer "lisbon"/,
+  ],
+  ['unknown field', (c) => ((c as Record<string, unknown>).colour = 'red'), '', /colour/],
+  ['bad ifname', (c) => (c.wireguard.ifname = 'wg0'), 'wireguard.ifname', /start with "l2f"/],
+  [
+    'relative key path',
+    (c) => (c.wireguard.privateKeyFile = 'wg.key'),
+    'wireguard.privateKeyFile',
+    /absolute/,
+  ],
+  [
+    'bad endpoint',
+    (c) => (c.peers![0]!.endpoints = ['198.18.0.2']),
+    'peers[0].endpoints[0]',
+    /host:port/,
+  ],
+  ['no endpoint', (c) => (c.peers![0]!.endpoints = []), 'peers[0].endpoints', /at least one/],
+  [
+    'peer outside transit subnet',
+    (c) => (c.peers![0]!.transitAddress = '198.19.254.2'),
+    'peers[0].transitAddress',
+    /outside the transit subnet/,
+  ],
+  [
+    'duplicate peer key',
+    (c) => c.peers!.push({ ...c.peers![0]!, name: 'lisbon', transitAddress: '198.19.255.3' }),
+    'peers[2].publicKey',
+    /duplicate publicKey/,
+  ],
+  [
+    'two networks on one segment',
+    (c) => c.networks!.push({ ...c.networks![0]!, name: 'vod', vni: 200 }),
+    'networks[1].segment',
+    /duplicate segment br-cdn/,
+  ],
+  ['identity not a label', (c) => (c.identity = 'Madrid_1'), 'identity', /DNS-1123/],
+];
+
+for (const [title, edit, path, msg] of cases) {
+  test(`config - rejects ${title}`, (t) => {
+    const c = base();
+    c.peers!.push({
+      name: 'spare',
+      publicKey: KEY_C,
+      endpoints: ['198.18.0.3:51820'],
+      transitAddress: '198.19.255.9',
+    });
+    edit(c);
+    const err = t.throws(() => parseGatewayConfig(c), { instanceOf: ConfigError });
+    const issue = err?.issues.find((i) => i.path === path && msg.test(i.message));
+    t.truthy(issue, `want ${path} ~ ${msg}, got ${JSON.stringify(err?.issues)}`);
+  });
+}

@@ -1,0 +1,236 @@
+/**
+ * The gateway's desired config: the whole federation state of one cluster gateway, in
+ * one object, as the cluster agent sends it to `apply`. parseGatewayConfig() validates
+ * everything (shape, ranges, cross-references, MTU arithmetic) before any command runs.
+ */
+import { z } from 'zod';
+import { ConfigError, type ConfigIssue } from './errors.js';
+import { MIN_NETWORK_MTU, MIN_UNDERLAY_MTU, maxNetworkMtu } from './mtu.js';
+
+/** VXLAN network identifiers are 24 bits; 0 is reserved here as "unset". */
+export const VNI_MIN = 1;
+export const VNI_MAX = 16_777_215;
+
+/** WireGuard keys are 32 bytes, base64 with one "=" of padding (44 characters). */
+export const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const label = (what: string) =>
+  z
+    .string()
+    .regex(
+      DNS1123_LABEL,
+      `${what} must be a DNS-1123 label (lowercase letters, digits, "-"; at most 63)`,
+    );
+
+const wgKey = z
+  .string()
+  .regex(
+    WG_KEY_RE,
+    'not a WireGuard key (expected 44 characters of base64, as `wg pubkey` prints)',
+  );
+
+/** host:port, where host is an IPv4 address, [IPv6] or a DNS name. */
+const endpoint = z
+  .string()
+  .regex(
+    /^(\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(\.[0-9]{1,3}){3}|[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?):[0-9]{1,5}$/,
+    'endpoint must be host:port (IPv4, [IPv6] or a DNS name)',
+  )
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65_535;
+  }, 'endpoint port must be 1..65535');
+
+const mtu = z.union([
+  z.literal('auto'),
+  z
+    .int('mtu must be "auto" or an integer')
+    .min(MIN_NETWORK_MTU, `MTU too small: the minimum is ${MIN_NETWORK_MTU} (IPv6 needs it)`),
+]);
+
+const ovsSegment = z.strictObject({
+  type: z.literal('ovs'),
+  bridge: z.string().min(1).max(15),
+  vlan: z.int().min(1).max(4094).optional(),
+});
+
+const linuxBridgeSegment = z.strictObject({
+  type: z.literal('linux-bridge'),
+  bridge: z.string().min(1).max(15),
+});
+
+const segment = z.discriminatedUnion('type', [ovsSegment, linuxBridgeSegment], {
+  error: (iss) =>
+    iss.input === undefined
+      ? 'segment is required: {type: "ovs", bridge} or {type: "linux-bridge", bridge}'
+      : 'segment.type must be "ovs" or "linux-bridge"',
+});
+
+const peerSchema = z.strictObject({
+  name: label('peer name'),
+  publicKey: wgKey,
+  endpoints: z.array(endpoint).min(1, 'a peer needs at least one endpoint'),
+  /** Inside-the-tunnel address of the peer gateway (no prefix length). */
+  transitAddress: z.ipv4('transitAddress must be an IPv4 address without prefix length'),
+  /** Seconds; keeps NAT state and makes handshake age meaningful. 0 disables. */
+  persistentKeepalive: z.int().min(0).max(65_535).default(25),
+});
+
+const networkSchema = z.strictObject({
+  name: label('network name'),
+  vni: z
+    .int('vni must be an integer')
+    .min(VNI_MIN, `vni out of range: must be ${VNI_MIN}..${VNI_MAX}`)
+    .max(VNI_MAX, `vni out of range: must be ${VNI_MIN}..${VNI_MAX}`),
+  segment,
+  mtu: mtu.default('auto'),
+  /** Names of the peers this network is carried to. */
+  peers: z.array(z.string()).default([]),
+});
+
+const configSchema = z.strictObject({
+  /** This cluster's id (DNS-1123 label). */
+  identity: label('identity'),
+  /**
+   * Namespace that holds the data plane (the lab runs each gateway's state inside one);
+   * the gateway process itself stays in the root namespace and passes it to the runner.
+   */
+  netns: z.string().min(1).optional(),
+  wireguard: z.strictObject({
+    ifname: z
+      .string()
+      .regex(
+        /^l2f[a-z0-9-]{1,12}$/,
+        'ifname must start with "l2f" and be at most 15 characters of [a-z0-9-] (names are machine-wide with wireguard-go)',
+      ),
+    listenPort: z.int().min(1).max(65_535),
+    /** Absolute path; the gateway creates the key here (mode 0600) when it is missing. */
+    privateKeyFile: z.string().startsWith('/', 'privateKeyFile must be an absolute path'),
+  }),
+  /** Own inside-the-tunnel address with prefix, e.g. 10.99.0.1/24. */
+  transitAddress: z.cidrv4('transitAddress must be an IPv4 CIDR like 10.99.0.1/24'),
+  underlayMtu: z
+    .int()
+    .min(MIN_UNDERLAY_MTU, `MTU too small: underlayMtu must be at least ${MIN_UNDERLAY_MTU}`)
+    .max(65_535)
+    .default(1500),
+  peers: z.array(peerSchema).default([]),
+  networks: z.array(networkSchema).default([]),
+});
+
+/** A validated desired config, with defaults filled in. */
+export type GatewayConfig = z.output<typeof configSchema>;
+/** What a caller may pass (defaults optional). */
+export type GatewayConfigInput = z.input<typeof configSchema>;
+export type PeerConfig = GatewayConfig['peers'][number];
+export type NetworkConfig = GatewayConfig['networks'][number];
+export type SegmentConfig = NetworkConfig['segment'];
+
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+/** True when ip lies inside cidr (IPv4). */
+export function inSubnet(ip: string, cidr: string): boolean {
+  const [base, len] = cidr.split('/') as [string, string];
+  const bits = Number(len);
+  const size = 2 ** (32 - bits);
+  return Math.floor(ipv4ToInt(ip) / size) === Math.floor(ipv4ToInt(base) / size);
+}
+
+/** The address part of a CIDR. */
+export function addressOf(cidr: string): string {
+  return cidr.split('/')[0]!;
+}
+
+function duplicates<T>(items: readonly T[], key: (t: T) => string): Map<string, number[]> {
+  const seen = new Map<string, number[]>();
+  items.forEach((item, i) => seen.set(key(item), [...(seen.get(key(item)) ?? []), i]));
+  return new Map([...seen].filter(([, idx]) => idx.length > 1));
+}
+
+/** Cross-field rules that a per-field schema cannot express. */
+function crossCheck(c: GatewayConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const dup = <T>(items: readonly T[], list: string, field: string, key: (t: T) => string) => {
+    for (const [value, idx] of duplicates(items, key)) {
+      for (const i of idx.slice(1)) {
+        issues.push({
+          path: `${list}[${i}].${field}`,
+          message: `duplicate ${field} ${value} (also ${list}[${idx[0]}])`,
+        });
+      }
+    }
+  };
+  dup(c.peers, 'peers', 'name', (p) => p.name);
+  dup(c.peers, 'peers', 'publicKey', (p) => p.publicKey);
+  dup(c.peers, 'peers', 'transitAddress', (p) => p.transitAddress);
+  dup(c.networks, 'networks', 'name', (n) => n.name);
+  dup(c.networks, 'networks', 'vni', (n) => String(n.vni));
+  // Two networks on one segment would merge them into one broadcast domain.
+  dup(c.networks, 'networks', 'segment', (n) =>
+    n.segment.type === 'ovs' && n.segment.vlan !== undefined
+      ? `${n.segment.bridge} vlan ${n.segment.vlan}`
+      : n.segment.bridge,
+  );
+
+  const own = addressOf(c.transitAddress);
+  c.peers.forEach((p, i) => {
+    if (p.transitAddress === own) {
+      issues.push({
+        path: `peers[${i}].transitAddress`,
+        message: `${p.transitAddress} is this gateway's own transit address`,
+      });
+    } else if (!inSubnet(p.transitAddress, c.transitAddress)) {
+      issues.push({
+        path: `peers[${i}].transitAddress`,
+        message: `${p.transitAddress} is outside the transit subnet ${c.transitAddress}`,
+      });
+    }
+  });
+
+  const peerNames = new Set(c.peers.map((p) => p.name));
+  const maxMtu = maxNetworkMtu(c.underlayMtu);
+  c.networks.forEach((n, i) => {
+    n.peers.forEach((name, j) => {
+      if (!peerNames.has(name)) {
+        issues.push({
+          path: `networks[${i}].peers[${j}]`,
+          message: `unknown peer "${name}" (known: ${[...peerNames].join(', ') || 'none'})`,
+        });
+      }
+    });
+    if (n.mtu !== 'auto' && n.mtu > maxMtu) {
+      issues.push({
+        path: `networks[${i}].mtu`,
+        message: `MTU too large: ${n.mtu} > ${maxMtu} (underlay ${c.underlayMtu} minus WireGuard 80 and VXLAN 50)`,
+      });
+    }
+  });
+  return issues;
+}
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}
+
+/**
+ * Validates a desired config and fills in defaults. Pure: runs no command.
+ * @throws ConfigError listing every problem with the field path that caused it.
+ */
+export function parseGatewayConfig(input: unknown): GatewayConfig {
+  const r = configSchema.safeParse(input);
+  if (!r.success) {
+    throw new ConfigError(
+      r.error.issues.map((i) => ({ path: pathOf(i.path), message: i.message })),
+      { cause: r.error },
+    );
+  }
+  const issues = crossCheck(r.data);
+  if (issues.length) throw new ConfigError(issues);
+  return r.data;
+}

@@ -1,0 +1,259 @@
+/**
+ * The gateway: one declarative entry point, apply(config). It validates the whole desired
+ * config, reads the actual state, plans the difference as data and runs only those steps.
+ * Applying the same config again runs no mutating command. A new Gateway object over an
+ * existing data plane (after a crash or restart) adopts it: the plan is empty, so nothing
+ * is torn down and established tunnels keep flowing.
+ */
+import { access } from 'node:fs/promises';
+import type { CommandRunner } from '../lib/runner.js';
+import { parseGatewayConfig, type GatewayConfig, type SegmentConfig } from './config.js';
+import { SupervisedLauncher, type DaemonLauncher } from './daemons.js';
+import { ConfigError } from './errors.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { Host } from './host.js';
+import { ensurePrivateKey, rotatePrivateKey, type KeyPair } from './keys.js';
+import { IpLinks } from './links-ip.js';
+import { desiredState, type ObservedState } from './model.js';
+import { describeStep, planSteps, type Step } from './plan.js';
+import { executePlan, observe, type Backends } from './reconciler.js';
+import { LinuxBridgeSegment } from './segment-linux-bridge.js';
+import { OvsSegment } from './segment-ovs.js';
+import { detectTunnelKind, type TunnelKind } from './tunnel.js';
+import { KernelTunnel } from './tunnel-kernel.js';
+import { WireguardGoTunnel } from './tunnel-wireguard-go.js';
+
+const DEFAULT_OVSDB = '/var/run/openvswitch/db.sock';
+
+async function ovsAvailable(dbSocket: string | undefined): Promise<boolean> {
+  if (dbSocket) return true; // configured explicitly: errors should surface, not hide
+  try {
+    await access(DEFAULT_OVSDB);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface GatewayOptions {
+  readonly runner: CommandRunner;
+  /** Keeps wireguard-go alive across Gateway objects; default: one per Gateway. */
+  readonly launcher?: DaemonLauncher;
+  /** OVSDB socket for the OVS segment backend; default: ovs-vsctl's default. */
+  readonly ovsDbSocket?: string;
+  /** Force a tunnel backend instead of detecting one. */
+  readonly tunnelKind?: Exclude<TunnelKind, 'fake'>;
+  /** Replace every backend (unit tests pass fakes here). */
+  readonly backends?: (host: Host) => Backends;
+  /** Records reconcile duration, steps and errors. */
+  readonly metrics?: GatewayMetrics;
+}
+
+/** What the gateway reports after an apply: identity, backends and effective MTUs. */
+export interface GatewayReport {
+  readonly identity: string;
+  readonly publicKey: string;
+  readonly tunnel: { readonly kind: TunnelKind; readonly ifname: string; readonly mtu: number };
+  readonly networks: readonly {
+    readonly name: string;
+    readonly vni: number;
+    readonly device: string;
+    readonly mtu: number;
+    readonly segment: SegmentConfig;
+    readonly peers: readonly string[];
+  }[];
+}
+
+export interface ApplyResult {
+  /** The steps that ran; empty when the data plane already matched. */
+  readonly steps: readonly Step[];
+  readonly durationMs: number;
+  readonly report: GatewayReport;
+}
+
+/** A plan for dry-run: the steps and their printable form. Runs no mutating command. */
+export interface PlanResult {
+  readonly steps: readonly Step[];
+  readonly lines: readonly string[];
+}
+
+/**
+ * One gateway. Methods are serialised internally, so concurrent calls are safe and run
+ * one after another in call order.
+ */
+export class Gateway {
+  private backends: Backends | undefined;
+  private netns: string | undefined;
+  private keys: KeyPair | undefined;
+  private last: GatewayConfig | undefined;
+  private lastReportValue: GatewayReport | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly launcher: DaemonLauncher;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.launcher = options.launcher ?? new SupervisedLauncher();
+  }
+
+  /** The tunnel backend in use, once the first apply or plan has chosen it. */
+  get tunnelKind(): TunnelKind | undefined {
+    return this.backends?.tunnel.kind;
+  }
+
+  /** The report of the last successful apply, if any. */
+  get lastReport(): GatewayReport | undefined {
+    return this.lastReportValue;
+  }
+
+  /** The last applied config, if any. */
+  get config(): GatewayConfig | undefined {
+    return this.last;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async prepare(input: unknown): Promise<{ config: GatewayConfig; backends: Backends }> {
+    const config = parseGatewayConfig(input); // throws before any command runs
+    if (this.backends && config.netns !== this.netns) {
+      throw new ConfigError([
+        { path: 'netns', message: `cannot move a running gateway (was ${this.netns ?? 'root'})` },
+      ]);
+    }
+    if (!this.backends) {
+      const host: Host = { runner: this.options.runner, netns: config.netns };
+      this.netns = config.netns;
+      this.backends = this.options.backends?.(host) ?? (await this.realBackends(host));
+    }
+    this.keys = await ensurePrivateKey(this.options.runner, config.wireguard.privateKeyFile);
+    return { config, backends: this.backends };
+  }
+
+  private async realBackends(host: Host): Promise<Backends> {
+    const kind = this.options.tunnelKind ?? (await detectTunnelKind());
+    return {
+      tunnel:
+        kind === 'kernel' ? new KernelTunnel(host) : new WireguardGoTunnel(host, this.launcher),
+      links: new IpLinks(host),
+      segments: {
+        'linux-bridge': new LinuxBridgeSegment(host),
+        // Only where OVS runs: without it, OVS networks fail as a missing segment.
+        ...((await ovsAvailable(this.options.ovsDbSocket))
+          ? { ovs: new OvsSegment(host, { dbSocket: this.options.ovsDbSocket }) }
+          : {}),
+      },
+    };
+  }
+
+  /**
+   * Dry-run: validates, reads the state and returns the plan without running it. Runs no
+   * mutating command; it does create the key file on a first start (the plan needs it).
+   * @throws ConfigError, PreconditionError
+   */
+  plan(input: unknown): Promise<PlanResult> {
+    return this.serial(async () => {
+      const { config, backends } = await this.prepare(input);
+      const observed = await observe(backends, config.wireguard.ifname);
+      const steps = planSteps(desiredState(config, this.keys!.privateKey), observed);
+      return { steps, lines: steps.map(describeStep) };
+    });
+  }
+
+  /**
+   * Makes the data plane match `input`. Idempotent: a second call with the same config
+   * runs no mutating command. Removing a peer or network removes exactly its state.
+   * @throws ConfigError (nothing ran), PreconditionError (nothing ran), ApplyError.
+   */
+  apply(input: unknown): Promise<ApplyResult> {
+    return this.serial(async () => {
+      const started = Date.now();
+      let steps: Step[] = [];
+      try {
+        const { config, backends } = await this.prepare(input);
+        const observed = await observe(backends, config.wireguard.ifname);
+        steps = planSteps(desiredState(config, this.keys!.privateKey), observed);
+        await executePlan(backends, steps);
+        this.last = config;
+        this.lastReportValue = this.report(config);
+        const durationMs = Date.now() - started;
+        this.options.metrics?.observeApply(durationMs / 1000, steps.length);
+        return { steps, durationMs, report: this.lastReportValue };
+      } catch (err) {
+        this.options.metrics?.observeApply((Date.now() - started) / 1000, 0, err);
+        throw err;
+      }
+    });
+  }
+
+  /** Reads the current state of the data plane (no changes). */
+  observe(): Promise<ObservedState | undefined> {
+    return this.serial(async () =>
+      this.backends && this.last ? observe(this.backends, this.last.wireguard.ifname) : undefined,
+    );
+  }
+
+  private report(config: GatewayConfig): GatewayReport {
+    const desired = desiredState(config, this.keys!.privateKey);
+    return {
+      identity: config.identity,
+      publicKey: this.keys!.publicKey,
+      tunnel: {
+        kind: this.backends!.tunnel.kind,
+        ifname: desired.tunnel.ifname,
+        mtu: desired.tunnel.mtu,
+      },
+      networks: config.networks.map((n, i) => ({
+        name: n.name,
+        vni: n.vni,
+        device: desired.vxlans[i]!.name,
+        mtu: desired.vxlans[i]!.mtu,
+        segment: n.segment,
+        peers: n.peers,
+      })),
+    };
+  }
+
+  /**
+   * Generates a new private key in the configured key file and returns the new public
+   * key. The tunnel switches at the next apply; peers must get the new public key (via
+   * the broker) at about the same time, since WireGuard knows a peer only by its key.
+   * @throws ConfigError when nothing has been applied yet (no key file is known).
+   */
+  rotateKey(): Promise<{ publicKey: string }> {
+    return this.serial(async () => {
+      const file = this.last?.wireguard.privateKeyFile;
+      if (!file) {
+        throw new ConfigError([
+          { path: 'wireguard.privateKeyFile', message: 'apply a config first' },
+        ]);
+      }
+      this.keys = await rotatePrivateKey(this.options.runner, file);
+      return { publicKey: this.keys.publicKey };
+    });
+  }
+
+  /**
+   * Removes everything this gateway owns: its VXLAN devices (unplugged from their
+   * segments) and the tunnel. Leaves bridges and the key file. Idempotent.
+   */
+  teardown(): Promise<void> {
+    return this.serial(async () => {
+      const b = this.backends;
+      const ifname = this.last?.wireguard.ifname;
+      if (!b || !ifname) return;
+      const observed = await observe(b, ifname);
+      const steps: Step[] = [
+        ...observed.segments.attachments.map((a): Step => ({
+          kind: 'segment-detach',
+          port: a.port,
+          segment: a.segment,
+        })),
+        ...observed.vxlans.map((v): Step => ({ kind: 'vxlan-delete', name: v.name })),
+      ];
+      await executePlan(b, steps);
+      await b.tunnel.destroy(ifname);
+    });
+  }
+}

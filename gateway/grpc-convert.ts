@@ -1,0 +1,125 @@
+/**
+ * Conversions between gateway.v1 messages and the gateway's own types. Pure. Proto3
+ * zero values mean "unset" where the proto says so (netns "", underlay_mtu 0, mtu 0);
+ * everything else is passed through for parseGatewayConfig to judge, so the API and the
+ * library reject exactly the same configs with the same field-named errors.
+ */
+import type * as pb from '../proto/gen/l2fed/gateway/v1/gateway.js';
+import type { GatewayConfigInput } from './config.js';
+import type { GatewayReport } from './gateway.js';
+import type { HealthReport } from './health.js';
+
+function segmentFrom(s: pb.Segment | undefined): unknown {
+  if (s?.ovs) {
+    return s.ovs.vlan === undefined
+      ? { type: 'ovs', bridge: s.ovs.bridge }
+      : { type: 'ovs', bridge: s.ovs.bridge, vlan: s.ovs.vlan };
+  }
+  if (s?.linuxBridge) return { type: 'linux-bridge', bridge: s.linuxBridge.bridge };
+  return undefined; // rejected by validation as "segment is required"
+}
+
+/** A gateway.v1 config as the input parseGatewayConfig validates. */
+export function configFromProto(c: pb.GatewayConfig | undefined): unknown {
+  if (!c) return undefined;
+  const input = {
+    identity: c.identity,
+    ...(c.netns ? { netns: c.netns } : {}),
+    wireguard: c.wireguard && {
+      ifname: c.wireguard.ifname,
+      listenPort: c.wireguard.listenPort,
+      privateKeyFile: c.wireguard.privateKeyFile,
+    },
+    transitAddress: c.transitAddress,
+    ...(c.underlayMtu ? { underlayMtu: c.underlayMtu } : {}),
+    peers: c.peers.map((p) => ({
+      name: p.name,
+      publicKey: p.publicKey,
+      endpoints: p.endpoints,
+      transitAddress: p.transitAddress,
+      ...(p.persistentKeepalive !== undefined
+        ? { persistentKeepalive: p.persistentKeepalive }
+        : {}),
+    })),
+    networks: c.networks.map((n) => ({
+      name: n.name,
+      vni: n.vni,
+      segment: segmentFrom(n.segment),
+      mtu: n.mtu === 0 ? 'auto' : n.mtu,
+      peers: n.peers,
+    })),
+  };
+  return input;
+}
+
+/** The reverse, for clients (the agent) that hold a GatewayConfigInput. */
+export function configToProto(c: GatewayConfigInput): pb.GatewayConfig {
+  return {
+    identity: c.identity,
+    netns: c.netns ?? '',
+    wireguard: { ...c.wireguard },
+    transitAddress: c.transitAddress,
+    underlayMtu: c.underlayMtu ?? 0,
+    peers: (c.peers ?? []).map((p) => ({
+      name: p.name,
+      publicKey: p.publicKey,
+      endpoints: p.endpoints,
+      transitAddress: p.transitAddress,
+      persistentKeepalive: p.persistentKeepalive,
+    })),
+    networks: (c.networks ?? []).map((n) => ({
+      name: n.name,
+      vni: n.vni,
+      segment:
+        n.segment.type === 'ovs'
+          ? { ovs: { bridge: n.segment.bridge, vlan: n.segment.vlan } }
+          : { linuxBridge: { bridge: n.segment.bridge } },
+      mtu: n.mtu === undefined || n.mtu === 'auto' ? 0 : n.mtu,
+      peers: n.peers ?? [],
+    })),
+  };
+}
+
+export function reportToProto(r: GatewayReport): pb.GatewayReport {
+  return {
+    identity: r.identity,
+    publicKey: r.publicKey,
+    tunnelKind: r.tunnel.kind,
+    tunnelIfname: r.tunnel.ifname,
+    tunnelMtu: r.tunnel.mtu,
+    networks: r.networks.map((n) => ({ name: n.name, vni: n.vni, device: n.device, mtu: n.mtu })),
+  };
+}
+
+export function healthToProto(h: HealthReport): pb.HealthReport {
+  return {
+    at: h.at,
+    tunnelKind: h.tunnel.kind,
+    tunnelIfname: h.tunnel.ifname,
+    tunnelUp: h.tunnel.up,
+    peers: h.peers.map((p) => ({
+      name: p.name,
+      publicKey: p.publicKey,
+      endpoint: p.endpoint ?? '',
+      handshakeAgeSeconds: p.handshakeAgeSeconds,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+      probeSent: p.probe.sent,
+      probeReceived: p.probe.received,
+      probeLoss: p.probe.loss,
+      rttMs: p.probe.rttMs,
+      status: p.status,
+      reason: p.reason,
+    })),
+    networks: h.networks.map((n) => ({
+      name: n.name,
+      vni: n.vni,
+      device: n.device,
+      mtu: n.mtu,
+      rxPackets: n.rxPackets,
+      txPackets: n.txPackets,
+      status: n.status,
+      reason: n.reason,
+    })),
+  };
+}

@@ -1,0 +1,135 @@
+import test, { type ExecutionContext } from 'ava';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeRunner } from '../lib/runner-fake.js';
+import {
+  GatewayServiceClient,
+  type ApplyRequest,
+  type ApplyResponse,
+  type GetStateResponse,
+  type WatchHealthResponse,
+} from '../proto/gen/l2fed/gateway/v1/gateway.js';
+import type { GatewayConfigInput } from './config.js';
+import { FakeDataPlane } from './dataplane-fake.js';
+import { Gateway } from './gateway.js';
+import { configToProto } from './grpc-convert.js';
+import { startGatewayServer } from './grpc-server.js';
+import { HealthMonitor } from './health-monitor.js';
+
+async function setup(t: ExecutionContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const plane = new FakeDataPlane({ ovs: ['br-cdn'] });
+  const runner = new FakeRunner()
+    .on('wg genkey', { stdout: 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=' })
+    .on('wg pubkey', { stdout: 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=' })
+    .on((a) => a[0] === 'ping', { stdout: '3 packets transmitted, 0 received' })
+    .on('ip -s -j link show', { stdout: '[]' });
+  const gateway = new Gateway({ runner, backends: () => plane.backends() });
+  const monitor = new HealthMonitor({ gateway, runner });
+  const server = await startGatewayServer({ gateway, monitor });
+  const client = new GatewayServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+  t.teardown(async () => {
+    client.close();
+    await server.close();
+  });
+  const config: GatewayConfigInput = {
+    identity: 'madrid',
+    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'k') },
+    transitAddress: '198.19.255.1/24',
+    peers: [
+      {
+        name: 'bristol',
+        publicKey: 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=',
+        endpoints: ['198.18.0.2:51820'],
+        transitAddress: '198.19.255.2',
+      },
+    ],
+    networks: [
+      {
+        name: 'cdn',
+        vni: 100,
+        segment: { type: 'ovs', bridge: 'br-cdn', vlan: 7 },
+        peers: ['bristol'],
+      },
+    ],
+  };
+  const apply = (req: ApplyRequest) =>
+    new Promise<ApplyResponse>((resolve, reject) =>
+      client.apply(req, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+  return { plane, gateway, monitor, client, config, apply };
+}
+
+test('grpc - dry run, apply, re-apply over the wire', async (t) => {
+  const { plane, config, apply } = await setup(t);
+  const dry = await apply({ config: configToProto(config), dryRun: true });
+  t.true(dry.steps.includes('plug l2fv100 into ovs:br-cdn vlan 7'));
+  t.deepEqual(plane.log.mutations, []);
+
+  const first = await apply({ config: configToProto(config), dryRun: false });
+  t.is(first.report?.tunnelMtu, 1420);
+  t.deepEqual(first.report?.networks, [{ name: 'cdn', vni: 100, device: 'l2fv100', mtu: 1370 }]);
+  t.is(first.report?.publicKey, 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=');
+  plane.log.clear();
+  const again = await apply({ config: configToProto(config), dryRun: false });
+  t.deepEqual(again.steps, []);
+  t.deepEqual(plane.log.mutations, []);
+});
+
+test('grpc - a bad config is INVALID_ARGUMENT naming the field', async (t) => {
+  const { plane, config, apply } = await setup(t);
+  const pb = configToProto(config);
+  pb.networks[0]!.vni = 0;
+  pb.networks[0]!.segment = undefined;
+  const err = await t.throwsAsync<ServiceError>(apply({ config: pb, dryRun: false }));
+  t.is(err?.code, status.INVALID_ARGUMENT);
+  t.regex(err?.details ?? '', /networks\[0\]\.vni: vni out of range/);
+  t.regex(err?.details ?? '', /networks\[0\]\.segment: segment is required/);
+  t.deepEqual(plane.log.mutations, []);
+});
+
+test('grpc - a missing segment bridge is FAILED_PRECONDITION', async (t) => {
+  const { plane, config, apply } = await setup(t);
+  plane.ovs.bridges.clear();
+  const err = await t.throwsAsync<ServiceError>(
+    apply({ config: configToProto(config), dryRun: false }),
+  );
+  t.is(err?.code, status.FAILED_PRECONDITION);
+});
+
+test('grpc - WatchHealth streams checks; GetState returns the last report', async (t) => {
+  const { client, config, apply, monitor } = await setup(t);
+  await apply({ config: configToProto(config), dryRun: false });
+  const stream = client.watchHealth({});
+  const first = new Promise<WatchHealthResponse>((resolve, reject) => {
+    stream.once('data', resolve);
+    stream.once('error', reject);
+  });
+  stream.on('error', () => undefined); // the cancel below ends the stream with CANCELLED
+  await new Promise((r) => setTimeout(r, 100)); // let the subscription reach the server
+  await monitor.check();
+  const h = (await first).health;
+  t.is(h?.peers[0]?.status, 'down');
+  t.is(h?.networks[0]?.device, 'l2fv100');
+  stream.cancel();
+  const state = await new Promise<GetStateResponse>((resolve, reject) =>
+    client.getState({}, (err, res) => (err ? reject(err) : resolve(res))),
+  );
+  t.is(state.report?.identity, 'madrid');
+  t.is(state.health?.peers[0]?.name, 'bristol');
+});
+
+test('grpc - RotateKey before any apply is FAILED_PRECONDITION, after it returns a new key', async (t) => {
+  const { client, config, apply } = await setup(t);
+  const rotate = () =>
+    new Promise<string>((resolve, reject) =>
+      client.rotateKey({}, (err, res) => (err ? reject(err) : resolve(res.publicKey))),
+    );
+  const err = await t.throwsAsync<ServiceError>(rotate());
+  t.is(err?.code, status.FAILED_PRECONDITION);
+  await apply({ config: configToProto(config), dryRun: false });
+  t.is(await rotate(), 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=');
+});

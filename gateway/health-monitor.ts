@@ -1,0 +1,156 @@
+/**
+ * Gathers health: WireGuard peer state and VXLAN counters from the data plane, plus an
+ * in-tunnel ping to every peer's transit address. One check at a time; start() runs
+ * checks on an interval until stop(). Subscribers (gRPC WatchHealth) get every report.
+ */
+import type { CommandRunner } from '../lib/runner.js';
+import type { Gateway } from './gateway.js';
+import {
+  judgeNetwork,
+  judgePeer,
+  parsePing,
+  type Counters,
+  type HealthReport,
+  type NetworkHealth,
+  type PeerHealth,
+} from './health.js';
+import type { GatewayMetrics } from './metrics.js';
+import { vxlanName } from './model.js';
+
+export interface HealthMonitorOptions {
+  readonly gateway: Gateway;
+  readonly runner: CommandRunner;
+  readonly metrics?: GatewayMetrics;
+  /** Probe packets per peer per check; default 3. */
+  readonly probeCount?: number;
+  /** Default 10 s. Also the bound on how long a dead peer can go unnoticed. */
+  readonly intervalMs?: number;
+  /** Unix seconds now; tests pin it. */
+  readonly now?: () => number;
+}
+
+interface LinkStats {
+  ifname: string;
+  flags?: string[];
+  stats64?: { rx: { packets: number }; tx: { packets: number } };
+}
+
+export class HealthMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+  private before = new Map<string, Counters>();
+  private readonly listeners = new Set<(h: HealthReport) => void>();
+  latest: HealthReport | undefined;
+
+  constructor(private readonly o: HealthMonitorOptions) {}
+
+  /** Calls fn with every new report; returns the unsubscribe function. */
+  subscribe(fn: (h: HealthReport) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** One check now. undefined until the gateway has applied a config. Reads only. */
+  async check(): Promise<HealthReport | undefined> {
+    const config = this.o.gateway.config;
+    const observed = await this.o.gateway.observe();
+    if (!config || !observed) return undefined;
+    const netns = config.netns;
+    const now = (this.o.now ?? (() => Math.floor(Date.now() / 1000)))();
+    const ifname = config.wireguard.ifname;
+    const wgPeers = new Map((observed.tunnel?.peers ?? []).map((p) => [p.publicKey, p]));
+
+    const peers = await Promise.all(
+      config.peers.map(async (p): Promise<PeerHealth> => {
+        const r = await this.o.runner.run(
+          [
+            'ping',
+            '-q',
+            '-n',
+            '-c',
+            String(this.o.probeCount ?? 3),
+            '-i',
+            '0.2',
+            '-W',
+            '1',
+            p.transitAddress,
+          ],
+          { netns, allowFailure: true, timeoutMs: 10_000 },
+        );
+        const probe = parsePing(r.stdout);
+        const wg = wgPeers.get(p.publicKey);
+        const age =
+          wg && wg.latestHandshake > 0 ? Math.max(0, now - wg.latestHandshake) : undefined;
+        return {
+          name: p.name,
+          publicKey: p.publicKey,
+          endpoint: wg?.endpoint,
+          handshakeAgeSeconds: age,
+          rxBytes: wg?.rxBytes ?? 0,
+          txBytes: wg?.txBytes ?? 0,
+          probe,
+          ...judgePeer(age, probe),
+        };
+      }),
+    );
+
+    const stats = await this.o.runner.run(['ip', '-s', '-j', 'link', 'show'], { netns });
+    const links = new Map(
+      (JSON.parse(stats.stdout || '[]') as LinkStats[]).map((l) => [l.ifname, l]),
+    );
+    const statusOf = new Map(peers.map((p) => [p.name, p.status]));
+    const networks = config.networks.map((n): NetworkHealth => {
+      const device = vxlanName(n.vni);
+      const l = links.get(device);
+      const counters = {
+        rxPackets: l?.stats64?.rx.packets ?? 0,
+        txPackets: l?.stats64?.tx.packets ?? 0,
+      };
+      const judged = judgeNetwork({
+        deviceUp: (l?.flags ?? []).includes('UP'),
+        peers: n.peers.map((name) => statusOf.get(name) ?? 'down'),
+        now: counters,
+        before: this.before.get(device),
+      });
+      this.before.set(device, counters);
+      const mtu = this.o.gateway.lastReport?.networks.find((x) => x.name === n.name)?.mtu ?? 0;
+      return { name: n.name, vni: n.vni, device, mtu, ...counters, ...judged };
+    });
+
+    const report: HealthReport = {
+      at: new Date(now * 1000).toISOString(),
+      identity: config.identity,
+      tunnel: {
+        kind: this.o.gateway.tunnelKind ?? 'unknown',
+        ifname,
+        up: observed.tunnel?.up ?? false,
+      },
+      peers,
+      networks,
+    };
+    this.latest = report;
+    this.o.metrics?.observeHealth(report);
+    for (const fn of this.listeners) fn(report);
+    return report;
+  }
+
+  /** Starts periodic checks. Idempotent. A failed check is retried on the next tick. */
+  start(): void {
+    if (this.timer) return;
+    const tick = () => {
+      this.running = this.check()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.timer) this.timer = setTimeout(tick, this.o.intervalMs ?? 10_000);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Stops periodic checks and waits for a running one. Idempotent. */
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Prometheus metrics of one gateway (prom-client, on its own Registry so several
+ * gateways in one process, as in tests, never collide), and a tiny HTTP server for them.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { HealthReport } from './health.js';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly peerUp: Gauge<'peer'>;
+  private readonly rtt: Gauge<'peer'>;
+  private readonly loss: Gauge<'peer'>;
+  private readonly rx: Gauge<'peer'>;
+  private readonly tx: Gauge<'peer'>;
+  private readonly handshakeAge: Gauge<'peer'>;
+  private readonly networkUp: Gauge<'network'>;
+  private readonly reconcileSeconds: Histogram;
+  private readonly reconcileErrors: Counter<'error'>;
+  private readonly reconcileSteps: Counter;
+
+  constructor(identity: string) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ gateway: identity });
+    this.peerUp = new Gauge({
+      name: 'l2fed_gateway_tunnel_up',
+      help: '1 when the tunnel to the peer passes the in-tunnel probe, else 0',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.rtt = new Gauge({
+      name: 'l2fed_gateway_peer_rtt_seconds',
+      help: 'Average RTT of the last in-tunnel probe',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.loss = new Gauge({
+      name: 'l2fed_gateway_peer_probe_loss_ratio',
+      help: 'Loss of the last in-tunnel probe, 0..1',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.rx = new Gauge({
+      name: 'l2fed_gateway_peer_received_bytes',
+      help: 'Bytes received from the peer, as WireGuard counts them (resets when the tunnel is recreated)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.tx = new Gauge({
+      name: 'l2fed_gateway_peer_sent_bytes',
+      help: 'Bytes sent to the peer, as WireGuard counts them (resets when the tunnel is recreated)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.handshakeAge = new Gauge({
+      name: 'l2fed_gateway_peer_handshake_age_seconds',
+      help: 'Seconds since the last WireGuard handshake with the peer (absent: never)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.networkUp = new Gauge({
+      name: 'l2fed_gateway_network_up',
+      help: '1 when the network data path is ok, else 0',
+      labelNames: ['network'],
+      registers,
+    });
+    this.reconcileSeconds = new Histogram({
+      name: 'l2fed_gateway_reconcile_duration_seconds',
+      help: 'Duration of apply() calls',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.reconcileErrors = new Counter({
+      name: 'l2fed_gateway_reconcile_errors_total',
+      help: 'Failed apply() calls, by error type',
+      labelNames: ['error'],
+      registers,
+    });
+    this.reconcileSteps = new Counter({
+      name: 'l2fed_gateway_reconcile_steps_total',
+      help: 'Plan steps executed by apply()',
+      registers,
+    });
+  }
+
+  /** Records one apply: its duration, steps run, or the error's type. */
+  observeApply(seconds: number, steps: number, error?: unknown): void {
+    this.reconcileSeconds.observe(seconds);
+    this.reconcileSteps.inc(steps);
+    if (error !== undefined) {
+      this.reconcileErrors.inc({ error: error instanceof Error ? error.name : 'unknown' });
+    }
+  }
+
+  /** Replaces the per-peer and per-network series with one health report. */
+  observeHealth(h: HealthReport): void {
+    for (const g of [this.peerUp, this.rtt, this.loss, this.rx, this.tx, this.handshakeAge]) {
+      g.reset(); // peers that left the config must disappear, not go stale
+    }
+    this.networkUp.reset();
+    for (const p of h.peers) {
+      const peer = p.name;
+      this.peerUp.set({ peer }, p.status === 'down' ? 0 : 1);
+      if (p.probe.rttMs !== undefined) this.rtt.set({ peer }, p.probe.rttMs / 1000);
+      this.loss.set({ peer }, p.probe.loss);
+      this.rx.set({ peer }, p.rxBytes);
+      this.tx.set({ peer }, p.txBytes);
+      if (p.handshakeAgeSeconds !== undefined) {
+        this.handshakeAge.set({ peer }, p.handshakeAgeSeconds);
+      }
+    }
+    for (const n of h.networks) this.networkUp.set({ network: n.name }, n.status === 'ok' ? 1 : 0);
+  }
+}
+
+/** A started metrics endpoint. close() is idempotent. */
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Serves `GET /metrics` (Prometheus text) on host:port; port 0 picks a free one. */
+export async function serveMetrics(
+  registry: Registry,
+  opts: { host?: string; port?: number } = {},
+): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      (closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      })),
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * The two sides the reconciler compares: the desired data-plane state (derived from a
+ * GatewayConfig, pure) and the observed state (read from wg, ip, bridge, ovs-vsctl).
+ * Both are plain data, so the planner is a pure function that tables can test.
+ */
+import { addressOf, type GatewayConfig, type SegmentConfig } from './config.js';
+import { effectiveNetworkMtu, tunnelMtu } from './mtu.js';
+
+/** The IANA VXLAN port. */
+export const VXLAN_PORT = 4789;
+
+/** Prefix of the VXLAN devices the gateway owns; anything else it never touches. */
+export const VXLAN_PREFIX = 'l2fv';
+
+/** Name of the VXLAN device of a network: derived from the VNI, fits IFNAMSIZ. */
+export function vxlanName(vni: number): string {
+  return `${VXLAN_PREFIX}${vni}`;
+}
+
+export interface DesiredPeer {
+  readonly name: string;
+  readonly publicKey: string;
+  /** The first configured endpoint: the one that is set when none of them is current. */
+  readonly endpoint: string;
+  /** All configured endpoints; WireGuard may roam among them without a re-apply. */
+  readonly endpoints: readonly string[];
+  readonly allowedIps: readonly string[];
+  readonly persistentKeepalive: number;
+}
+
+export interface DesiredTunnel {
+  readonly ifname: string;
+  readonly listenPort: number;
+  readonly privateKey: string;
+  readonly privateKeyFile: string;
+  readonly address: string;
+  readonly mtu: number;
+  readonly peers: readonly DesiredPeer[];
+}
+
+export interface DesiredVxlan {
+  readonly network: string;
+  readonly name: string;
+  readonly vni: number;
+  readonly local: string;
+  readonly mtu: number;
+  /** Transit addresses of the peers that carry this network, sorted. */
+  readonly remotes: readonly string[];
+  readonly segment: SegmentConfig;
+}
+
+export interface DesiredState {
+  readonly tunnel: DesiredTunnel;
+  readonly vxlans: readonly DesiredVxlan[];
+}
+
+/** Derives the desired data-plane state. Pure; `privateKey` is the key file's content. */
+export function desiredState(config: GatewayConfig, privateKey: string): DesiredState {
+  const local = addressOf(config.transitAddress);
+  const byName = new Map(config.peers.map((p) => [p.name, p]));
+  return {
+    tunnel: {
+      ifname: config.wireguard.ifname,
+      listenPort: config.wireguard.listenPort,
+      privateKey,
+      privateKeyFile: config.wireguard.privateKeyFile,
+      address: config.transitAddress,
+      mtu: tunnelMtu(config.underlayMtu),
+      peers: config.peers.map((p) => ({
+        name: p.name,
+        publicKey: p.publicKey,
+        endpoint: p.endpoints[0]!,
+        endpoints: p.endpoints,
+        allowedIps: [`${p.transitAddress}/32`],
+        persistentKeepalive: p.persistentKeepalive,
+      })),
+    },
+    vxlans: config.networks.map((n) => ({
+      network: n.name,
+      name: vxlanName(n.vni),
+      vni: n.vni,
+      local,
+      mtu: effectiveNetworkMtu(config.underlayMtu, n.mtu),
+      remotes: n.peers.map((name) => byName.get(name)!.transitAddress).sort(),
+      segment: n.segment,
+    })),
+  };
+}
+
+export interface ObservedPeer {
+  readonly publicKey: string;
+  readonly endpoint: string | undefined;
+  readonly allowedIps: readonly string[];
+  /** Unix seconds of the last handshake; 0 = never. */
+  readonly latestHandshake: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+  /** 0 = off. */
+  readonly persistentKeepalive: number;
+}
+
+export interface ObservedTunnel {
+  readonly ifname: string;
+  readonly up: boolean;
+  readonly mtu: number;
+  readonly addresses: readonly string[];
+  readonly privateKey: string | undefined;
+  readonly publicKey: string | undefined;
+  readonly listenPort: number;
+  readonly peers: readonly ObservedPeer[];
+}
+
+export interface ObservedVxlan {
+  readonly name: string;
+  readonly vni: number;
+  readonly local: string | undefined;
+  readonly dstport: number;
+  readonly learning: boolean;
+  readonly mtu: number;
+  readonly up: boolean;
+  /** All-zero FDB entries (head-end replication targets), sorted. */
+  readonly remotes: readonly string[];
+}
+
+/** Where a gateway-owned port is plugged, as a segment backend sees it. */
+export interface ObservedAttachment {
+  readonly port: string;
+  readonly segment: SegmentConfig;
+}
+
+export interface ObservedSegments {
+  /** Bridges that exist, per backend type. */
+  readonly bridges: { readonly [K in SegmentConfig['type']]: readonly string[] };
+  /** Attachments of gateway-owned (l2fv*) ports. */
+  readonly attachments: readonly ObservedAttachment[];
+}
+
+export interface ObservedState {
+  readonly tunnel: ObservedTunnel | undefined;
+  readonly vxlans: readonly ObservedVxlan[];
+  readonly segments: ObservedSegments;
+}
+
+/** Segment equality: same backend, bridge and (OVS) VLAN tag. */
+export function sameSegment(a: SegmentConfig, b: SegmentConfig): boolean {
+  if (a.type !== b.type || a.bridge !== b.bridge) return false;
+  const vlan = (s: SegmentConfig) => (s.type === 'ovs' ? s.vlan : undefined);
+  return vlan(a) === vlan(b);
+}

@@ -1,0 +1,217 @@
+import test from 'ava';
+import { parseGatewayConfig } from './config.js';
+import { PreconditionError } from './errors.js';
+import { desiredState, type ObservedState, type ObservedTunnel } from './model.js';
+import { describeStep, planSteps } from './plan.js';
+
+const PRIV = 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=';
+const KEY_B = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
+const KEY_C = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
+
+const config = parseGatewayConfig({
+  identity: 'madrid',
+  wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: '/k' },
+  transitAddress: '198.19.255.1/24',
+  peers: [
+    {
+      name: 'b',
+      publicKey: KEY_B,
+      endpoints: ['198.18.0.2:51820'],
+      transitAddress: '198.19.255.2',
+    },
+    {
+      name: 'c',
+      publicKey: KEY_C,
+      endpoints: ['198.18.0.3:51820'],
+      transitAddress: '198.19.255.3',
+    },
+  ],
+  networks: [
+    {
+      name: 'cdn',
+      vni: 100,
+      segment: { type: 'linux-bridge', bridge: 'br-cdn' },
+      peers: ['b', 'c'],
+    },
+  ],
+});
+const desired = desiredState(config, PRIV);
+
+const tunnel: ObservedTunnel = {
+  ifname: 'l2fa',
+  up: true,
+  mtu: 1420,
+  addresses: ['198.19.255.1/24'],
+  privateKey: PRIV,
+  publicKey: 'x',
+  listenPort: 51820,
+  peers: desired.tunnel.peers.map((p) => ({
+    publicKey: p.publicKey,
+    endpoint: p.endpoint,
+    allowedIps: p.allowedIps,
+    latestHandshake: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    persistentKeepalive: 25,
+  })),
+};
+
+/** The observed state that matches `desired` exactly. */
+const converged: ObservedState = {
+  tunnel,
+  vxlans: [
+    {
+      name: 'l2fv100',
+      vni: 100,
+      local: '198.19.255.1',
+      dstport: 4789,
+      learning: false,
+      mtu: 1370,
+      up: true,
+      remotes: ['198.19.255.2', '198.19.255.3'],
+    },
+  ],
+  segments: {
+    bridges: { ovs: [], 'linux-bridge': ['br-cdn'] },
+    attachments: [{ port: 'l2fv100', segment: { type: 'linux-bridge', bridge: 'br-cdn' } }],
+  },
+};
+
+const empty: ObservedState = {
+  tunnel: undefined,
+  vxlans: [],
+  segments: { bridges: { ovs: [], 'linux-bridge': ['br-cdn'] }, attachments: [] },
+};
+
+type Case = { name: string; observed: ObservedState; want: string[] };
+
+const cases: Case[] = [
+  { name: 'converged state needs nothing', observed: converged, want: [] },
+  {
+    name: 'fresh host builds everything',
+    observed: empty,
+    want: [
+      'create tunnel l2fa',
+      'set private key of l2fa from /k',
+      'set listen port of l2fa to 51820',
+      `set peer b (${KEY_B}) on l2fa: endpoint 198.18.0.2:51820, allowed 198.19.255.2/32, keepalive 25`,
+      `set peer c (${KEY_C}) on l2fa: endpoint 198.18.0.3:51820, allowed 198.19.255.3/32, keepalive 25`,
+      'add address 198.19.255.1/24 to l2fa',
+      'set mtu of l2fa to 1420',
+      'set l2fa up',
+      'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
+      'flood l2fv100 to 198.19.255.2',
+      'flood l2fv100 to 198.19.255.3',
+      'set mtu of l2fv100 to 1370',
+      'plug l2fv100 into linux-bridge:br-cdn',
+      'set l2fv100 up',
+    ],
+  },
+  {
+    name: 'a stray peer is removed, nothing else',
+    observed: {
+      ...converged,
+      tunnel: {
+        ...tunnel,
+        peers: [...tunnel.peers, { ...tunnel.peers[0]!, publicKey: PRIV }],
+      },
+    },
+    want: [`remove peer ${PRIV} from l2fa`],
+  },
+  {
+    name: 'a roamed endpoint among the configured ones is kept',
+    observed: {
+      ...converged,
+      tunnel: {
+        ...tunnel,
+        peers: [{ ...tunnel.peers[0]!, endpoint: '198.18.0.2:51820' }, tunnel.peers[1]!],
+      },
+    },
+    want: [],
+  },
+  {
+    name: 'a changed endpoint is reset',
+    observed: {
+      ...converged,
+      tunnel: {
+        ...tunnel,
+        peers: [{ ...tunnel.peers[0]!, endpoint: '198.18.9.9:1' }, tunnel.peers[1]!],
+      },
+    },
+    want: [
+      `set peer b (${KEY_B}) on l2fa: endpoint 198.18.0.2:51820, allowed 198.19.255.2/32, keepalive 25`,
+    ],
+  },
+  {
+    name: 'a stale flood entry is removed and a missing one added',
+    observed: {
+      ...converged,
+      vxlans: [{ ...converged.vxlans[0]!, remotes: ['198.19.255.2', '198.19.255.9'] }],
+    },
+    want: ['stop flooding l2fv100 to 198.19.255.9', 'flood l2fv100 to 198.19.255.3'],
+  },
+  {
+    name: 'a learning VXLAN device is recreated and re-plugged',
+    observed: { ...converged, vxlans: [{ ...converged.vxlans[0]!, learning: true }] },
+    want: [
+      'unplug l2fv100 from linux-bridge:br-cdn',
+      'delete vxlan l2fv100',
+      'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
+      'flood l2fv100 to 198.19.255.2',
+      'flood l2fv100 to 198.19.255.3',
+      'set mtu of l2fv100 to 1370',
+      'plug l2fv100 into linux-bridge:br-cdn',
+      'set l2fv100 up',
+    ],
+  },
+  {
+    name: 'an unwanted network is unplugged and deleted',
+    observed: {
+      ...converged,
+      vxlans: [...converged.vxlans, { ...converged.vxlans[0]!, name: 'l2fv7', vni: 7 }],
+      segments: {
+        ...converged.segments,
+        attachments: [
+          ...converged.segments.attachments,
+          { port: 'l2fv7', segment: { type: 'linux-bridge', bridge: 'br-old' } },
+        ],
+      },
+    },
+    want: ['unplug l2fv7 from linux-bridge:br-old', 'delete vxlan l2fv7'],
+  },
+  {
+    name: 'a wrong MTU and a down link are fixed',
+    observed: { ...converged, tunnel: { ...tunnel, mtu: 1500, up: false } },
+    want: ['set mtu of l2fa to 1420', 'set l2fa up'],
+  },
+  {
+    name: 'a foreign address on the tunnel is replaced',
+    observed: { ...converged, tunnel: { ...tunnel, addresses: ['198.19.255.7/24'] } },
+    want: ['remove address 198.19.255.7/24 from l2fa', 'add address 198.19.255.1/24 to l2fa'],
+  },
+  {
+    name: 'a new key is set from the file',
+    observed: { ...converged, tunnel: { ...tunnel, privateKey: KEY_B } },
+    want: ['set private key of l2fa from /k'],
+  },
+];
+
+for (const c of cases) {
+  test(`plan - ${c.name}`, (t) => {
+    t.deepEqual(planSteps(desired, c.observed).map(describeStep), c.want);
+  });
+}
+
+test('plan - a missing segment bridge fails before any step', (t) => {
+  const observed = {
+    ...empty,
+    segments: { ...empty.segments, bridges: { ovs: [], 'linux-bridge': [] } },
+  };
+  const err = t.throws(() => planSteps(desired, observed), { instanceOf: PreconditionError });
+  t.regex(err?.message ?? '', /network cdn: segment linux-bridge:br-cdn does not exist/);
+});
+
+test('plan - no step ever prints the private key', (t) => {
+  const text = planSteps(desired, empty).map(describeStep).join('\n');
+  t.false(text.includes(PRIV));
+});

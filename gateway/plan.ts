@@ -1,0 +1,204 @@
+/**
+ * The plan: the difference between desired and observed state as a list of typed steps.
+ * planSteps() is pure (no I/O), so a dry-run prints exactly what apply would do and
+ * tables test every case. An empty plan means the data plane already matches.
+ */
+import type { SegmentConfig } from './config.js';
+import { PreconditionError } from './errors.js';
+import {
+  sameSegment,
+  VXLAN_PORT,
+  type DesiredPeer,
+  type DesiredState,
+  type ObservedPeer,
+  type ObservedState,
+  type ObservedTunnel,
+} from './model.js';
+
+/** One idempotent change. `kind` discriminates; every field is plain data. */
+export type Step =
+  | { readonly kind: 'tunnel-create'; readonly ifname: string }
+  | { readonly kind: 'tunnel-set-key'; readonly ifname: string; readonly privateKeyFile: string }
+  | { readonly kind: 'tunnel-set-port'; readonly ifname: string; readonly listenPort: number }
+  | { readonly kind: 'tunnel-set-peer'; readonly ifname: string; readonly peer: DesiredPeer }
+  | { readonly kind: 'tunnel-remove-peer'; readonly ifname: string; readonly publicKey: string }
+  | { readonly kind: 'addr-add'; readonly ifname: string; readonly cidr: string }
+  | { readonly kind: 'addr-del'; readonly ifname: string; readonly cidr: string }
+  | { readonly kind: 'link-set-mtu'; readonly ifname: string; readonly mtu: number }
+  | { readonly kind: 'link-set-up'; readonly ifname: string }
+  | {
+      readonly kind: 'vxlan-create';
+      readonly name: string;
+      readonly vni: number;
+      readonly local: string;
+      readonly dstport: number;
+    }
+  | { readonly kind: 'vxlan-delete'; readonly name: string }
+  | { readonly kind: 'fdb-append'; readonly dev: string; readonly dst: string }
+  | { readonly kind: 'fdb-del'; readonly dev: string; readonly dst: string }
+  | { readonly kind: 'segment-attach'; readonly port: string; readonly segment: SegmentConfig }
+  | { readonly kind: 'segment-detach'; readonly port: string; readonly segment: SegmentConfig };
+
+export type StepKind = Step['kind'];
+
+function segmentText(s: SegmentConfig): string {
+  return s.type === 'ovs'
+    ? `ovs:${s.bridge}${s.vlan !== undefined ? ` vlan ${s.vlan}` : ''}`
+    : `linux-bridge:${s.bridge}`;
+}
+
+/** One line per step, for dry-run output and error messages. Never prints key material. */
+export function describeStep(s: Step): string {
+  switch (s.kind) {
+    case 'tunnel-create':
+      return `create tunnel ${s.ifname}`;
+    case 'tunnel-set-key':
+      return `set private key of ${s.ifname} from ${s.privateKeyFile}`;
+    case 'tunnel-set-port':
+      return `set listen port of ${s.ifname} to ${s.listenPort}`;
+    case 'tunnel-set-peer':
+      return `set peer ${s.peer.name} (${s.peer.publicKey}) on ${s.ifname}: endpoint ${s.peer.endpoint}, allowed ${s.peer.allowedIps.join(',')}, keepalive ${s.peer.persistentKeepalive}`;
+    case 'tunnel-remove-peer':
+      return `remove peer ${s.publicKey} from ${s.ifname}`;
+    case 'addr-add':
+      return `add address ${s.cidr} to ${s.ifname}`;
+    case 'addr-del':
+      return `remove address ${s.cidr} from ${s.ifname}`;
+    case 'link-set-mtu':
+      return `set mtu of ${s.ifname} to ${s.mtu}`;
+    case 'link-set-up':
+      return `set ${s.ifname} up`;
+    case 'vxlan-create':
+      return `create vxlan ${s.name} id ${s.vni} local ${s.local} dstport ${s.dstport} nolearning`;
+    case 'vxlan-delete':
+      return `delete vxlan ${s.name}`;
+    case 'fdb-append':
+      return `flood ${s.dev} to ${s.dst}`;
+    case 'fdb-del':
+      return `stop flooding ${s.dev} to ${s.dst}`;
+    case 'segment-attach':
+      return `plug ${s.port} into ${segmentText(s.segment)}`;
+    case 'segment-detach':
+      return `unplug ${s.port} from ${segmentText(s.segment)}`;
+  }
+}
+
+function peerMatches(want: DesiredPeer, have: ObservedPeer | undefined): boolean {
+  if (!have?.endpoint) return false;
+  // A DNS name resolves to an address we cannot compare; any current endpoint is fine.
+  const endpointOk =
+    want.endpoints.includes(have.endpoint) || want.endpoints.some((e) => /^[a-z]/i.test(e));
+  return (
+    endpointOk &&
+    have.persistentKeepalive === want.persistentKeepalive &&
+    [...have.allowedIps].sort().join(',') === [...want.allowedIps].sort().join(',')
+  );
+}
+
+function tunnelSteps(want: DesiredState['tunnel'], have: ObservedTunnel | undefined): Step[] {
+  const ifname = want.ifname;
+  const steps: Step[] = [];
+  if (!have) steps.push({ kind: 'tunnel-create', ifname });
+  if (have?.privateKey !== want.privateKey) {
+    steps.push({ kind: 'tunnel-set-key', ifname, privateKeyFile: want.privateKeyFile });
+  }
+  if (have?.listenPort !== want.listenPort) {
+    steps.push({ kind: 'tunnel-set-port', ifname, listenPort: want.listenPort });
+  }
+  const wanted = new Set(want.peers.map((p) => p.publicKey));
+  for (const p of have?.peers ?? []) {
+    if (!wanted.has(p.publicKey)) {
+      steps.push({ kind: 'tunnel-remove-peer', ifname, publicKey: p.publicKey });
+    }
+  }
+  const observed = new Map((have?.peers ?? []).map((p) => [p.publicKey, p]));
+  for (const peer of want.peers) {
+    if (!peerMatches(peer, observed.get(peer.publicKey))) {
+      steps.push({ kind: 'tunnel-set-peer', ifname, peer });
+    }
+  }
+  for (const cidr of have?.addresses ?? []) {
+    if (cidr !== want.address) steps.push({ kind: 'addr-del', ifname, cidr });
+  }
+  if (!have?.addresses.includes(want.address)) {
+    steps.push({ kind: 'addr-add', ifname, cidr: want.address });
+  }
+  if (have?.mtu !== want.mtu) steps.push({ kind: 'link-set-mtu', ifname, mtu: want.mtu });
+  if (!have?.up) steps.push({ kind: 'link-set-up', ifname });
+  return steps;
+}
+
+/**
+ * Computes the steps that turn `observed` into `desired`. Pure and deterministic.
+ * Removals come first (so a VNI or segment can move), then the tunnel, then each
+ * network's VXLAN device, its flood list and its segment port.
+ * @throws PreconditionError when a network's segment bridge does not exist: the
+ * gateway plugs into local segments, it does not invent them.
+ */
+export function planSteps(desired: DesiredState, observed: ObservedState): Step[] {
+  for (const v of desired.vxlans) {
+    if (!observed.segments.bridges[v.segment.type].includes(v.segment.bridge)) {
+      throw new PreconditionError(
+        `network ${v.network}`,
+        `segment ${segmentText(v.segment)} does not exist; create the bridge first (the gateway plugs into a local segment, it does not make one)`,
+      );
+    }
+  }
+  const wantedVx = new Map(desired.vxlans.map((v) => [v.name, v]));
+  const stale = new Set<string>();
+  const recreate = new Set<string>();
+  for (const v of observed.vxlans) {
+    const want = wantedVx.get(v.name);
+    const same =
+      want &&
+      want.vni === v.vni &&
+      want.local === v.local &&
+      v.dstport === VXLAN_PORT &&
+      !v.learning;
+    if (!same) {
+      stale.add(v.name);
+      if (want) recreate.add(v.name);
+    }
+  }
+  const removals: Step[] = [];
+  // Unplug first: an OVS port record would outlive the device it names.
+  for (const a of observed.segments.attachments) {
+    const want = wantedVx.get(a.port);
+    if (!want || !sameSegment(want.segment, a.segment) || recreate.has(a.port)) {
+      removals.push({ kind: 'segment-detach', port: a.port, segment: a.segment });
+    }
+  }
+  for (const name of stale) removals.push({ kind: 'vxlan-delete', name });
+
+  const steps: Step[] = [...removals, ...tunnelSteps(desired.tunnel, observed.tunnel)];
+  const observedVx = new Map(observed.vxlans.map((v) => [v.name, v]));
+  for (const want of desired.vxlans) {
+    const have = recreate.has(want.name) ? undefined : observedVx.get(want.name);
+    const dev = want.name;
+    if (!have) {
+      steps.push({
+        kind: 'vxlan-create',
+        name: dev,
+        vni: want.vni,
+        local: want.local,
+        dstport: VXLAN_PORT,
+      });
+    }
+    for (const dst of have?.remotes ?? []) {
+      if (!want.remotes.includes(dst)) steps.push({ kind: 'fdb-del', dev, dst });
+    }
+    for (const dst of want.remotes) {
+      if (!have?.remotes.includes(dst)) steps.push({ kind: 'fdb-append', dev, dst });
+    }
+    if (have?.mtu !== want.mtu) steps.push({ kind: 'link-set-mtu', ifname: dev, mtu: want.mtu });
+    const attached = observed.segments.attachments.some(
+      (a) => a.port === dev && sameSegment(a.segment, want.segment),
+    );
+    // A recreated device lost its segment port with it.
+    if (!attached || recreate.has(dev)) {
+      steps.push({ kind: 'segment-attach', port: dev, segment: want.segment });
+    }
+    if (!have?.up) steps.push({ kind: 'link-set-up', ifname: dev });
+  }
+  return steps;
+}

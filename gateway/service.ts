@@ -1,0 +1,81 @@
+/**
+ * Wires one gateway process: the Gateway, its periodic health checks, the Prometheus
+ * endpoint and the gateway.v1 gRPC service. What a `l2fed gateway` command (cli/) or the
+ * lab starts; close() stops the control plane and leaves the data plane running, so a
+ * restarted process re-adopts it.
+ */
+import type { CommandRunner } from '../lib/runner.js';
+import type { DaemonLauncher } from './daemons.js';
+import { Gateway } from './gateway.js';
+import { startGatewayServer, type GatewayServer } from './grpc-server.js';
+import { HealthMonitor } from './health-monitor.js';
+import { GatewayMetrics, serveMetrics, type MetricsServer } from './metrics.js';
+import type { TunnelKind } from './tunnel.js';
+
+export interface GatewayServiceOptions {
+  readonly identity: string;
+  readonly runner: CommandRunner;
+  readonly launcher?: DaemonLauncher;
+  readonly ovsDbSocket?: string;
+  readonly tunnelKind?: Exclude<TunnelKind, 'fake'>;
+  /** gRPC listen address; default 127.0.0.1:0 (a free port). */
+  readonly grpc?: { readonly host?: string; readonly port?: number };
+  /** Metrics listen address; default 127.0.0.1:0. */
+  readonly metrics?: { readonly host?: string; readonly port?: number };
+  /** Health check interval; default 10 s. */
+  readonly healthIntervalMs?: number;
+}
+
+export interface RunningGateway {
+  readonly gateway: Gateway;
+  readonly monitor: HealthMonitor;
+  readonly metrics: GatewayMetrics;
+  readonly grpcPort: number;
+  readonly metricsPort: number;
+  /** Stops servers and health checks; the data plane stays. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts everything; on a failure, stops what had started and rethrows. */
+export async function startGatewayService(o: GatewayServiceOptions): Promise<RunningGateway> {
+  const metrics = new GatewayMetrics(o.identity);
+  const gateway = new Gateway({
+    runner: o.runner,
+    launcher: o.launcher,
+    ovsDbSocket: o.ovsDbSocket,
+    tunnelKind: o.tunnelKind,
+    metrics,
+  });
+  const monitor = new HealthMonitor({
+    gateway,
+    runner: o.runner,
+    metrics,
+    intervalMs: o.healthIntervalMs,
+  });
+  let grpc: GatewayServer | undefined;
+  let http: MetricsServer | undefined;
+  try {
+    grpc = await startGatewayServer({ gateway, monitor, ...o.grpc });
+    http = await serveMetrics(metrics.registry, o.metrics);
+  } catch (err) {
+    await grpc?.close();
+    throw err;
+  }
+  monitor.start();
+  let closed: Promise<void> | undefined;
+  const g = grpc;
+  const h = http;
+  return {
+    gateway,
+    monitor,
+    metrics,
+    grpcPort: g.port,
+    metricsPort: h.port,
+    close: () =>
+      (closed ??= (async () => {
+        await monitor.stop();
+        await g.close();
+        await h.close();
+      })()),
+  };
+}

@@ -1,0 +1,89 @@
+/** In-memory TunnelBackend for unit tests: keeps one WireGuard config per interface. */
+import { readFileSync } from 'node:fs';
+import type { FakeLog } from './fake-log.js';
+import type { DesiredPeer, ObservedPeer } from './model.js';
+import type { TunnelBackend } from './tunnel.js';
+import type { WgDump } from './wireguard.js';
+
+interface FakeDevice {
+  privateKey: string | undefined;
+  listenPort: number;
+  peers: Map<string, ObservedPeer>;
+}
+
+export class FakeTunnel implements TunnelBackend {
+  readonly kind = 'fake' as const;
+  readonly devices = new Map<string, FakeDevice>();
+  constructor(
+    private readonly log: FakeLog,
+    /** Called on create/destroy so the fake link list can follow. */
+    private readonly onDevice: (ifname: string, exists: boolean) => void = () => undefined,
+  ) {}
+
+  read(ifname: string): Promise<WgDump | undefined> {
+    const d = this.devices.get(ifname);
+    return Promise.resolve(
+      d && {
+        privateKey: d.privateKey,
+        publicKey: d.privateKey && `pub(${d.privateKey.slice(0, 6)})`,
+        listenPort: d.listenPort,
+        peers: [...d.peers.values()],
+      },
+    );
+  }
+
+  private dev(ifname: string): FakeDevice {
+    const d = this.devices.get(ifname);
+    if (!d) throw new Error(`fake tunnel: no device ${ifname}`);
+    return d;
+  }
+
+  create(ifname: string): Promise<void> {
+    this.log.record(`tunnel create ${ifname}`);
+    this.devices.set(ifname, { privateKey: undefined, listenPort: 0, peers: new Map() });
+    this.onDevice(ifname, true);
+    return Promise.resolve();
+  }
+
+  destroy(ifname: string): Promise<void> {
+    if (this.devices.delete(ifname)) {
+      this.log.record(`tunnel destroy ${ifname}`);
+      this.onDevice(ifname, false);
+    }
+    return Promise.resolve();
+  }
+
+  setKey(ifname: string, file: string): Promise<void> {
+    this.log.record(`tunnel set-key ${ifname} ${file}`);
+    // Like wg: the key is read from the file, never passed around.
+    this.dev(ifname).privateKey = readFileSync(file, 'utf8').trim();
+    return Promise.resolve();
+  }
+
+  setPort(ifname: string, port: number): Promise<void> {
+    this.log.record(`tunnel set-port ${ifname} ${port}`);
+    this.dev(ifname).listenPort = port;
+    return Promise.resolve();
+  }
+
+  setPeer(ifname: string, p: DesiredPeer): Promise<void> {
+    this.log.record(`tunnel set-peer ${ifname} ${p.name}`);
+    const old = this.dev(ifname).peers.get(p.publicKey);
+    this.dev(ifname).peers.set(p.publicKey, {
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      allowedIps: [...p.allowedIps],
+      latestHandshake: old?.latestHandshake ?? 0,
+      rxBytes: old?.rxBytes ?? 0,
+      txBytes: old?.txBytes ?? 0,
+      persistentKeepalive: p.persistentKeepalive,
+    });
+    return Promise.resolve();
+  }
+
+  removePeer(ifname: string, publicKey: string): Promise<void> {
+    this.log.record(`tunnel remove-peer ${ifname} ${publicKey}`);
+    this.dev(ifname).peers.delete(publicKey);
+    return Promise.resolve();
+  }
+}

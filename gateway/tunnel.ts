@@ -1,0 +1,43 @@
+/**
+ * The tunnel backend: one WireGuard interface. Kernel WireGuard where the kernel has it,
+ * else wireguard-go in userspace; chosen once at start (detectTunnelKind) and reported.
+ * Both are configured with `wg`; they differ only in how the device comes to exist.
+ */
+import { access } from 'node:fs/promises';
+import type { DesiredPeer } from './model.js';
+import type { WgDump } from './wireguard.js';
+
+export const TUNNEL_KINDS = ['kernel', 'wireguard-go', 'fake'] as const;
+export type TunnelKind = (typeof TUNNEL_KINDS)[number];
+
+/**
+ * Operations on one WireGuard interface. Every method is idempotent on its own terms
+ * (create of an existing device adopts it). Calls for one interface must not overlap;
+ * the gateway serialises them.
+ */
+export interface TunnelBackend {
+  readonly kind: TunnelKind;
+  /** WireGuard config of the device, or undefined when it does not exist. A read. */
+  read(ifname: string): Promise<WgDump | undefined>;
+  /** Makes the device exist (and its daemon run, for userspace). */
+  create(ifname: string): Promise<void>;
+  /** Removes the device (and stops its daemon). Missing device is not an error. */
+  destroy(ifname: string): Promise<void>;
+  setKey(ifname: string, privateKeyFile: string): Promise<void>;
+  setPort(ifname: string, port: number): Promise<void>;
+  setPeer(ifname: string, peer: DesiredPeer): Promise<void>;
+  removePeer(ifname: string, publicKey: string): Promise<void>;
+}
+
+/**
+ * Kernel WireGuard when the module is loaded or loadable (its sysfs dir exists),
+ * else wireguard-go. Reads only the filesystem.
+ */
+export async function detectTunnelKind(): Promise<Exclude<TunnelKind, 'fake'>> {
+  try {
+    await access('/sys/module/wireguard');
+    return 'kernel';
+  } catch {
+    return 'wireguard-go';
+  }
+}

@@ -1,0 +1,166 @@
+import type { ExecutionContext } from 'ava';
+import { testWith } from '../fixtures/privileges.js';
+import { startNats } from '../fixtures/nats.js';
+import { connectClients, eventually, registerBody, startBrokers } from '../fixtures/broker.js';
+import { decodePeerMap, type BrokerClient } from '../../broker/client.js';
+import { KvStore } from '../../broker/kv-store.js';
+import { computePeerMap, type ClusterInputs } from '../../broker/peer-map.js';
+import type { PeerMap } from '../../broker/records.js';
+
+const test = testWith({ tools: ['nats-server'] });
+
+async function setup(t: ExecutionContext, ids: string[]) {
+  const fx = await startNats();
+  t.teardown(() => fx.dispose());
+  const brokers = await startBrokers(fx.url, 2);
+  t.teardown(() => brokers.dispose());
+  const conn = await connectClients(fx.url, ids);
+  t.teardown(() => conn.close());
+  await Promise.all(conn.clients.map((c, i) => c.request('register', registerBody(i))));
+  return Object.fromEntries(ids.map((id, i) => [id, conn.clients[i]!])) as Record<
+    string,
+    BrokerClient
+  >;
+}
+
+const peersOf = (m: PeerMap | undefined) =>
+  Object.fromEntries((m?.peers ?? []).map((p) => [p.cluster, p.networks.map((n) => n.name)]));
+
+test('consent - one-sided declaration gives no entry, both sides give one, withdrawal removes it', async (t) => {
+  const c = await setup(t, ['madrid', 'bristol']);
+  const { madrid, bristol } = c as Record<'madrid' | 'bristol', BrokerClient>;
+  await madrid.request('exports', { networks: ['cdn', 'iot'] });
+  await bristol.request('exports', { networks: ['cdn'] });
+
+  await madrid.request('peerings', { peerings: [{ remoteCluster: 'bristol' }] });
+  t.deepEqual(peersOf(await madrid.peerMap()), {}, 'one-sided: madrid map has no bristol');
+  t.deepEqual(peersOf(await bristol.peerMap()), {}, 'one-sided: bristol map has no madrid');
+
+  // Watch madrid's map while bristol consents.
+  const watch = await madrid.watchPeerMap();
+  t.teardown(() => watch.stop());
+  const seen: PeerMap[] = [];
+  void (async () => {
+    for await (const e of watch) {
+      const m = decodePeerMap(e);
+      if (m) seen.push(m);
+    }
+  })();
+
+  await bristol.request('peerings', { peerings: [{ remoteCluster: 'madrid' }] });
+  const m = await madrid.peerMap();
+  t.deepEqual(peersOf(m), { bristol: ['cdn'] }, 'both sides: only the network both export');
+  t.deepEqual(peersOf(await bristol.peerMap()), { madrid: ['cdn'] });
+  const peer = m!.peers[0]!;
+  const b = await bristol.request('get');
+  t.is(peer.publicKey, b.cluster!.publicKey);
+  t.is(peer.transitAddress, b.cluster!.transitAddress);
+  t.deepEqual(peer.endpoints, b.cluster!.endpoints);
+  t.is(peer.networks[0]!.vni, m!.networks.find((n) => n.name === 'cdn')!.vni);
+  t.true(
+    await eventually(() => Promise.resolve(seen.some((x) => x.peers.length === 1))),
+    'the watch delivered the new map',
+  );
+
+  await bristol.request('peerings', { peerings: [] });
+  t.deepEqual(peersOf(await madrid.peerMap()), {}, 'withdrawal removes the entry');
+  t.deepEqual(peersOf(await bristol.peerMap()), {});
+});
+
+test('consent - carried networks are the intersection of both declarations and both exports', async (t) => {
+  const c = await setup(t, ['x', 'y', 'z']);
+  const { x, y, z } = c as Record<'x' | 'y' | 'z', BrokerClient>;
+  await x.request('exports', { networks: ['a', 'b', 'c', 'd'] });
+  await y.request('exports', { networks: ['a', 'b', 'c', 'e'] });
+  await z.request('exports', { networks: ['a', 'd'] });
+
+  await x.request('peerings', {
+    peerings: [{ remoteCluster: 'y', networks: ['a', 'b', 'e'] }, { remoteCluster: 'z' }],
+  });
+  await y.request('peerings', { peerings: [{ remoteCluster: 'x', networks: ['b', 'c', 'a'] }] });
+  await z.request('peerings', { peerings: [{ remoteCluster: 'x', networks: ['d', 'q'] }] });
+
+  // x-y: x offers a,b,e; y offers a,b,c; both export a,b. e: y exports but x does not.
+  t.deepEqual(peersOf(await x.peerMap()), { y: ['a', 'b'], z: ['d'] });
+  t.deepEqual(peersOf(await y.peerMap()), { x: ['a', 'b'] });
+  t.deepEqual(peersOf(await z.peerMap()), { x: ['d'] });
+
+  // An export change re-derives the maps: x stops exporting b.
+  await x.request('exports', { networks: ['a', 'c', 'd'] });
+  t.deepEqual(peersOf(await y.peerMap()), { x: ['a'] });
+  // Deregistration of z removes it from x's map.
+  await z.request('deregister');
+  t.deepEqual(peersOf(await x.peerMap()), { y: ['a'] });
+  t.is(await z.peerMap(), undefined);
+});
+
+test('consent - reconcile repairs a damaged peer map and removes an orphaned one', async (t) => {
+  const fx = await startNats();
+  t.teardown(() => fx.dispose());
+  const brokers = await startBrokers(fx.url, 1, { reconcileIntervalMs: 0 });
+  t.teardown(() => brokers.dispose());
+  const conn = await connectClients(fx.url, ['p', 'q']);
+  t.teardown(() => conn.close());
+  const [p, q] = conn.clients as [BrokerClient, BrokerClient];
+  await p.request('register', registerBody(1));
+  await q.request('register', registerBody(2));
+  await p.request('peerings', { peerings: [{ remoteCluster: 'q' }] });
+  await q.request('peerings', { peerings: [{ remoteCluster: 'p' }] });
+  const good = await p.peerMap();
+
+  // Simulate a replica that died before refreshing maps: wrong content, and a map
+  // for a cluster that does not exist.
+  const store = await KvStore.open(conn.nc.jetstream(), { replicas: 1, storage: 'file' });
+  await store.put('peerMaps', 'p', { ...good, peers: [] });
+  await store.put('peerMaps', 'ghost', { ...good, cluster: 'ghost' });
+  t.deepEqual((await p.peerMap())?.peers, []);
+
+  const r = await brokers.replicas[0]!.reconcile();
+  t.is(r.refreshed, 3);
+  t.deepEqual(await p.peerMap(), good);
+  t.is(await store.get('peerMaps', 'ghost'), undefined);
+});
+
+test('consent - maps converge under concurrent churn through 3 replicas', async (t) => {
+  const fx = await startNats();
+  t.teardown(() => fx.dispose());
+  const brokers = await startBrokers(fx.url, 3, { reconcileIntervalMs: 0 });
+  t.teardown(() => brokers.dispose());
+  const ids = Array.from({ length: 12 }, (_, i) => `m${i}`);
+  const conn = await connectClients(fx.url, ids);
+  t.teardown(() => conn.close());
+  const c = conn.clients;
+  await Promise.all(c.map((cl, i) => cl.request('register', registerBody(i))));
+  const pick = <T>(xs: T[], n: number) => [...xs].sort(() => Math.random() - 0.5).slice(0, n);
+  const nets = ['a', 'b', 'c', 'd'];
+  // Each cluster sends its own requests one after another; clusters run concurrently.
+  await Promise.all(
+    c.map(async (cl, i) => {
+      for (let step = 0; step < 6; step++) {
+        if (Math.random() < 0.4) {
+          await cl.request('exports', { networks: pick(nets, 1 + Math.floor(Math.random() * 3)) });
+        } else {
+          const others = ids.filter((_, j) => j !== i);
+          await cl.request('peerings', {
+            peerings: pick(others, Math.floor(Math.random() * 6)).map((remoteCluster) =>
+              Math.random() < 0.5 ? { remoteCluster } : { remoteCluster, networks: pick(nets, 2) },
+            ),
+          });
+        }
+      }
+    }),
+  );
+  // Expected maps, computed from the final inputs.
+  const states = await Promise.all(c.map((cl) => cl.request('get')));
+  const inputs = new Map<string, ClusterInputs>(
+    states.map((s) => [
+      s.cluster!.id,
+      { cluster: s.cluster!, networks: s.networks, peerings: s.peerings },
+    ]),
+  );
+  for (const s of states) {
+    const want = computePeerMap({ ...inputs.get(s.cluster!.id)!, cluster: s.cluster! }, inputs);
+    t.deepEqual(s.peerMap, want, `map of ${s.cluster!.id}`);
+  }
+  t.true(brokers.replicas.every((b) => b.stats.handled > 0));
+});

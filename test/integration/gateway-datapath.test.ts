@@ -1,0 +1,99 @@
+import type { ExecutionContext } from 'ava';
+import { testWith } from '../fixtures/privileges.js';
+import { GatewayLab, WG_PORT, type LabNetwork, type SegmentKind } from '../../gateway/testbed.js';
+import { receivedCount, receiverArgv, senderArgv } from '../fixtures/frames.js';
+
+const test = testWith({
+  netAdmin: true,
+  tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping', 'iperf3', 'tcpdump', 'ethtool'],
+});
+
+const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
+
+async function twoSites(t: ExecutionContext, segment: SegmentKind) {
+  const lab = await GatewayLab.create(2, segment);
+  t.teardown(() => lab.dispose());
+  const pods = [];
+  for (const site of lab.sites) {
+    await lab.addSegment(site, CDN);
+    const r = await site.gateway.apply(lab.config(site, [CDN]));
+    t.is(r.report.tunnel.kind, 'wireguard-go');
+    t.is(r.report.tunnel.mtu, 1420);
+    t.is(r.report.networks[0]?.mtu, 1370);
+    pods.push(await lab.addPod(site, CDN, 11 + site.index, r.report.networks[0]!.mtu));
+  }
+  return { lab, pods: pods as [(typeof pods)[0], (typeof pods)[0]] };
+}
+
+const dataPath = test.macro({
+  async exec(t, segment: SegmentKind) {
+    const { lab, pods } = await twoSites(t, segment);
+    const [a, b] = pods;
+    const [g0] = lab.sites as [(typeof lab.sites)[0]];
+
+    // Capture the underlay of site 0 while traffic flows: only WireGuard may appear.
+    const cap = await lab.spawn(
+      'tcpdump',
+      g0.ns,
+      ['tcpdump', '-i', 'ul0', '-nn', '-l', '-c', '2000', 'ip or ip6'],
+      /listening on/,
+    );
+
+    const ping = await lab.runner.run(['ping', '-c', '3', '-i', '0.2', '-W', '3', b.ip], {
+      netns: a.ns,
+      allowFailure: true,
+      timeoutMs: 20_000,
+    });
+    t.regex(ping.stdout, /3 packets transmitted, 3 received/, ping.stdout);
+
+    // ARP resolved across the federation: a's neighbour entry for b is complete.
+    const neigh = await lab.runner.run(['ip', 'neigh', 'show', b.ip, 'dev', 'eth1'], {
+      netns: a.ns,
+    });
+    t.regex(neigh.stdout, /lladdr [0-9a-f:]{17}/);
+
+    // TCP: a bounded iperf3 transfer completes.
+    await lab.spawn(
+      'iperf3',
+      b.ns,
+      ['iperf3', '-s', '-1', '--forceflush', '-B', b.ip],
+      /Server listening/,
+    );
+    const perf = await lab.runner.run(['iperf3', '-c', b.ip, '-t', '2', '-J'], {
+      netns: a.ns,
+      timeoutMs: 30_000,
+    });
+    const bps = (JSON.parse(perf.stdout) as { end: { sum_received: { bits_per_second: number } } })
+      .end.sum_received.bits_per_second;
+    t.true(bps > 1e6, `iperf3 ${bps} bit/s`);
+    t.log(`${segment}: pod-to-pod TCP ${(bps / 1e6).toFixed(0)} Mbit/s`);
+
+    // A non-IP Ethernet frame crosses (unicast to b's MAC).
+    const mac = /lladdr ([0-9a-f:]{17})/.exec(neigh.stdout)![1]!;
+    const rx = await lab.spawn('rx', b.ns, receiverArgv('eth1', 'l2fed-nonip'), /ready/);
+    await lab.runner.run(senderArgv('eth1', mac, 'l2fed-nonip'), { netns: a.ns });
+    t.is(await receivedCount(rx), 1);
+
+    await cap.stop();
+    const lines = cap
+      .output()
+      .split('\n')
+      .filter((l) => / IP6? /.test(l));
+    t.true(lines.length > 10, `captured ${lines.length} underlay packets`);
+    const wg = new RegExp(`\\.${WG_PORT} > .*\\.${WG_PORT}: UDP`);
+    // The underlay links' own IPv6 link-local control traffic (router solicitations,
+    // neighbour discovery, MLD) is not tunnel traffic and carries no pod payload.
+    const linkControl =
+      /IP6 fe80::\S+ > \S+: ICMP6, (router solicitation|router advertisement|neighbor (solicitation|advertisement)|multicast listener)/;
+    const other = lines.filter((l) => !wg.test(l) && !linkControl.test(l));
+    t.deepEqual(other, [], 'underlay carries only WireGuard');
+    t.false(lines.some((l) => /VXLAN|\.4789[ :]/.test(l)));
+    // No pod or transit address (198.19.0.0/16) ever appears in clear.
+    t.false(lines.some((l) => /198\.19\./.test(l)));
+  },
+  title: (_, segment: SegmentKind) =>
+    `gateway - two sites on ${segment}: ARP, ping, TCP, non-IP, WireGuard only`,
+});
+
+test.serial(dataPath, 'linux-bridge');
+test.serial(dataPath, 'ovs');
