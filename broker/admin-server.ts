@@ -54,11 +54,15 @@ const info: InfoServiceServer = {
   },
 };
 
-function reflection(): ReflectionService {
-  return new ReflectionService({
-    ...loadFileDescriptorSetFromBuffer(loadDescriptorSet('admin')),
-    ...loadSync(healthProtoPath),
-  });
+/** Reflection over the admin descriptor set, listing only the services this server serves. */
+function reflection(served: readonly string[]): ReflectionService {
+  return new ReflectionService(
+    {
+      ...loadFileDescriptorSetFromBuffer(loadDescriptorSet('admin')),
+      ...loadSync(healthProtoPath),
+    },
+    { services: [...served, 'grpc.health.v1.Health'] },
+  );
 }
 
 /** Binds and starts the admin server. Rejects (and binds nothing) on bad auth config. */
@@ -80,7 +84,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const health = new HealthImplementation({ '': 'SERVING' });
   for (const n of names) health.setStatus(n, 'SERVING');
   health.addToServer(server);
-  reflection().addToServer(server);
+  reflection(names).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(

@@ -31,3 +31,11 @@ test('auth config - nkey mode keeps secrets out of the server config; TLS render
   t.throws(() => generateFederationAuth({ clusters: ['a', 'a'] }), { message: /twice/ });
   t.throws(() => generateFederationAuth({ clusters: ['A_b'] }), { message: /DNS-1123/ });
 });
+
+test('auth config - the health verb rides on the own-subject grant; no health bucket access for clusters', (t) => {
+  const p = clusterPermissions('madrid');
+  t.true(p.publish.allow.includes('l2fed.v1.madrid.>'));
+  for (const s of [...p.publish.allow, ...p.subscribe.allow])
+    t.false(s.includes('l2fed_health'), s);
+  t.true(brokerPermissions().publish.allow.includes('$KV.l2fed_health.>'));
+});

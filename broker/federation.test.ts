@@ -77,3 +77,20 @@ test('federation - deregistration releases address, VNIs and maps, and updates p
   t.is((await store.get<VniClaim>('networks', KEYS.vni(vni)))?.value.state, 'quarantined');
   t.truthy(await store.get('networks', KEYS.network('cdn')), 'a still exports cdn');
 });
+
+test('federation - health is stored per cluster with the stored time; needs registration; deregister drops it', async (t) => {
+  const { store, fed } = setup();
+  const report = {
+    reportedAt: '2026-01-31T12:00:00Z',
+    peers: [{ cluster: 'b', state: 'degraded' as const, rttMs: 1.5, reason: 'probe loss 33 %' }],
+    networks: [{ name: 'cdn', vni: 4096, state: 'up' as const }],
+  };
+  await t.throwsAsync(fed.setHealth('a', report), { instanceOf: NotRegisteredError });
+  await fed.register('a', reg());
+  const { record } = await fed.setHealth('a', report);
+  t.like(record, report);
+  t.true(Date.parse(record.storedAt) > 0);
+  t.deepEqual((await store.get('health', 'a'))?.value, record);
+  await fed.deregister('a');
+  t.is(await store.get('health', 'a'), undefined);
+});

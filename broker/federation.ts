@@ -8,11 +8,12 @@
  */
 import type { Store } from './kv-store.js';
 import type { BrokerConfig } from './config.js';
-import type { RegisterRequest, Results } from './protocol.js';
+import type { HealthRequest, RegisterRequest, Results } from './protocol.js';
 import {
   KEYS,
   type ClusterRecord,
   type ExportsRecord,
+  type HealthRecord,
   type NetworkRef,
   type PeeringDecl,
   type PeeringsRecord,
@@ -105,6 +106,7 @@ export class Federation {
     await Promise.all(memberships.map((name) => this.vnis.leave(name, id)));
     await this.store.delete('exports', id);
     await this.store.delete('peerings', id);
+    await this.store.delete('health', id);
     // CAS delete: a concurrent update of the record must not leave it alive while
     // its transit address is released.
     const removed = await casLoop(`cluster ${id}`, this.config.casAttempts, async () => {
@@ -165,6 +167,18 @@ export class Federation {
       ...(old?.value.peerings ?? []).map((p) => p.remoteCluster),
     ]);
     return { peerings: sorted };
+  }
+
+  /**
+   * Stores the cluster's latest health report under `l2fed_health/<id>` with the time it
+   * was stored. Only the cluster's own requests write its key (last writer wins); touches
+   * no peer map. Idempotent apart from `storedAt`.
+   */
+  async setHealth(id: string, report: HealthRequest): Promise<Results['health']> {
+    await this.requireRegistered(id);
+    const record: HealthRecord = { ...report, storedAt: new Date().toISOString() };
+    await this.store.put('health', id, record);
+    return { record };
   }
 
   /** Everything the broker holds about one cluster. Read-only. */

@@ -1,17 +1,21 @@
 /**
  * Broker entry point.
  *
- *   tsx broker/main.ts run [--config broker.yaml]
+ *   tsx broker/main.ts run [--config broker.yaml] [--admin-listen host:port
+ *                      (--admin-ca f --admin-cert f --admin-key f | --admin-token-file f |
+ *                       --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after s]]
  *   tsx broker/main.ts gen-auth --clusters madrid,bristol --out ./nats-auth [--mode password]
  *                      [--tls-cert f --tls-key f [--tls-ca f --tls-verify]]
  *
  * `run` reads a YAML/JSON file `{ nats: { servers, credentials? }, broker: {...} }`
  * (or env L2FED_NATS_URL and L2FED_NATS_CREDENTIALS, a credentials JSON file written
- * by gen-auth) and runs until SIGINT/SIGTERM, then drains. `gen-auth` writes the
+ * by gen-auth) and runs until SIGINT/SIGTERM, then drains. With admin settings (file
+ * section `admin:` or the --admin-* flags) it also serves the gRPC admin API. `gen-auth` writes the
  * nats-server include file and one credentials file per cluster plus the broker's.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -20,6 +24,9 @@ import { brokerConfigSchema } from './config.js';
 import { connectOptionsFor, generateFederationAuth, type Credential } from './auth-config.js';
 import { BrokerConfigError } from './errors.js';
 import { describeError } from '../lib/errors.js';
+import { adminFileSchema, resolveAdmin, type AdminFlags } from './admin-config.js';
+import { startBrokerAdmin } from './admin-api.js';
+import { createLogger } from '../lib/log.js';
 
 const credentialSchema = z.discriminatedUnion('type', [
   z.strictObject({
@@ -42,13 +49,14 @@ const fileSchema = z.strictObject({
     })
     .default({ servers: ['nats://127.0.0.1:4222'] }),
   broker: brokerConfigSchema.optional(),
+  admin: adminFileSchema.optional(),
 });
 
 async function readCredential(path: string): Promise<Credential> {
   return credentialSchema.parse(JSON.parse(await readFile(path, 'utf8')));
 }
 
-async function run(configPath: string | undefined): Promise<void> {
+async function run(configPath: string | undefined, flags: AdminFlags): Promise<void> {
   const raw: unknown = configPath ? parseYaml(await readFile(configPath, 'utf8')) : {};
   const parsed = fileSchema.safeParse(raw ?? {});
   if (!parsed.success) {
@@ -69,10 +77,24 @@ async function run(configPath: string | undefined): Promise<void> {
     },
   });
   console.log(`l2fed broker serving on ${servers.join(',')}`);
+  let admin: Awaited<ReturnType<typeof startBrokerAdmin>> | undefined;
+  try {
+    const adminCfg = await resolveAdmin(file.admin, flags);
+    if (adminCfg) {
+      admin = await startBrokerAdmin(broker, { ...adminCfg, log: createLogger('broker-admin') });
+      console.log(`l2fed admin API (${adminCfg.auth.type}) on ${admin.address}`);
+    } else {
+      console.log('admin API off: give --admin-listen with --admin-ca/--admin-cert/--admin-key');
+    }
+  } catch (err) {
+    await broker.stop();
+    throw err;
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  await admin?.stop();
   await broker.stop();
 }
 
@@ -109,7 +131,8 @@ async function genAuth(v: Record<string, string | boolean | undefined>): Promise
   );
 }
 
-async function main(argv: string[]): Promise<void> {
+/** `run …` / `gen-auth …`; the CLI wires `l2fed broker` to this. */
+export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -122,11 +145,19 @@ async function main(argv: string[]): Promise<void> {
       'tls-key': { type: 'string' },
       'tls-ca': { type: 'string' },
       'tls-verify': { type: 'boolean' },
+      'admin-listen': { type: 'string' },
+      'admin-ca': { type: 'string' },
+      'admin-cert': { type: 'string' },
+      'admin-key': { type: 'string' },
+      'admin-token-file': { type: 'string' },
+      'insecure-admin': { type: 'boolean' },
+      'admin-writers': { type: 'string' },
+      'admin-stale-after': { type: 'string' },
     },
   });
   switch (positionals[0]) {
     case 'run':
-      return run(values.config);
+      return run(values.config, values);
     case 'gen-auth':
       return genAuth(values);
     default:
@@ -136,7 +167,9 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  console.error(`l2fed broker: ${describeError(err)}`);
-  process.exit(1);
-});
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    console.error(`l2fed broker: ${describeError(err)}`);
+    process.exit(1);
+  });
+}

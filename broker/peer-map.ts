@@ -31,17 +31,21 @@ function offered(decl: PeeringDecl, exports: readonly NetworkRef[]): Set<string>
 
 /**
  * The peer map of `self`. A remote appears only when both sides declare each other
- * and both are registered (mutual consent); it carries the networks that both
- * declare and both export. Deterministic output (sorted, no timestamps).
+ * and both are registered (mutual consent) and neither is cordoned; it carries the
+ * networks that both declare and both export. Deterministic output (sorted, no timestamps).
  */
 export function computePeerMap(
   self: ClusterInputs & { readonly cluster: ClusterRecord },
   remotes: ReadonlyMap<string, ClusterInputs>,
 ): PeerMap {
   const peers: PeerEntry[] = [];
-  for (const decl of self.peerings) {
+  // A cordoned cluster keeps its registration and VNIs but tunnels to nobody, and
+  // nobody tunnels to it (admin CordonCluster).
+  const declared = self.cluster.cordon ? [] : self.peerings;
+  for (const decl of declared) {
     const remote = remotes.get(decl.remoteCluster);
-    if (!remote?.cluster || decl.remoteCluster === self.cluster.id) continue;
+    if (!remote?.cluster || remote.cluster.cordon || decl.remoteCluster === self.cluster.id)
+      continue;
     const back = remote.peerings.find((p) => p.remoteCluster === self.cluster.id);
     if (!back) continue;
     const mine = offered(decl, self.networks);

@@ -70,3 +70,29 @@ test('decode - typed errors with the offending field', (t) => {
   t.regex(e?.message ?? '', /unknown field.*"vni"/);
   t.deepEqual(decodeRequest('get', enc(''), 1024), {}, 'empty body = {}');
 });
+
+test('health - strict body: states, ranges, unique names, unknown fields rejected', (t) => {
+  const good = {
+    reportedAt: '2026-01-31T12:00:00.123Z',
+    peers: [
+      { cluster: 'bristol', state: 'up', rttMs: 0.8, lossPct: 0, lastHandshakeAgeSec: 4 },
+      { cluster: 'athens', state: 'unknown' },
+    ],
+    networks: [{ name: 'cdn', vni: 4096, state: 'degraded', reason: 'not receiving' }],
+  };
+  t.deepEqual(decodeRequest('health', enc(JSON.stringify(good)), 65536), good);
+  const bad: [unknown, string][] = [
+    [{ ...good, reportedAt: 'yesterday' }, 'reportedAt'],
+    [{ ...good, peers: [{ cluster: 'b', state: 'sideways' }] }, 'peers.0.state'],
+    [{ ...good, peers: [{ cluster: 'b', state: 'up', lossPct: 101 }] }, 'peers.0.lossPct'],
+    [{ ...good, peers: [good.peers[0], good.peers[0]] }, 'peers.1'],
+    [{ ...good, networks: [{ name: 'cdn', vni: 0, state: 'up' }] }, 'networks.0.vni'],
+    [{ ...good, extra: 1 }, 'extra'],
+  ];
+  for (const [body, field] of bad) {
+    const err = t.throws(() => decodeRequest('health', enc(JSON.stringify(body)), 65536), {
+      instanceOf: InvalidRequestError,
+    });
+    t.is(err?.field, field, JSON.stringify(body));
+  }
+});

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { dns1123Label, endpoint, isDns1123Label, uniqueList, wireguardPublicKey } from './names.js';
 import type { ErrorBody } from './errors.js';
-import type { ClusterRecord, NetworkRef, PeerMap, PeeringDecl } from './records.js';
+import type { ClusterRecord, HealthRecord, NetworkRef, PeerMap, PeeringDecl } from './records.js';
 
 export const PROTOCOL_VERSION = 'v1' as const;
 /** Every request subject starts with this. */
@@ -17,7 +17,7 @@ export const SUBJECT_PREFIX = `l2fed.${PROTOCOL_VERSION}` as const;
 /** Queue group shared by all broker replicas: each request reaches exactly one. */
 export const BROKER_QUEUE_GROUP = 'l2fed-broker';
 
-export const VERBS = ['register', 'deregister', 'exports', 'peerings', 'get'] as const;
+export const VERBS = ['register', 'deregister', 'exports', 'peerings', 'get', 'health'] as const;
 export type Verb = (typeof VERBS)[number];
 
 /** Limits that bound each request; also documented in docs/broker.md. */
@@ -106,6 +106,55 @@ export const peeringsRequest = z.strictObject({
 });
 export type PeeringsRequest = z.infer<typeof peeringsRequest>;
 
+/** Tunnel or network state as a cluster reports it; 'unknown' = not checked yet. */
+export const HEALTH_STATES = ['up', 'degraded', 'down', 'unknown'] as const;
+export type HealthState = (typeof HEALTH_STATES)[number];
+
+const healthReason = z.string().max(1024, 'reason: at most 1024 characters');
+
+/** No two entries of a list may share a name. */
+function uniqueBy<T>(key: (t: T) => string, what: string) {
+  return (list: readonly T[], ctx: z.RefinementCtx) => {
+    const seen = new Set<string>();
+    list.forEach((item, i) => {
+      if (seen.has(key(item)))
+        ctx.addIssue({ code: 'custom', message: `duplicate ${what} "${key(item)}"`, path: [i] });
+      seen.add(key(item));
+    });
+  };
+}
+
+/** Per-peer tunnel health and per-network data-path state, measured by the cluster. */
+export const healthRequest = z.strictObject({
+  /** When the cluster measured this (ISO-8601 with offset); readers judge staleness by it. */
+  reportedAt: z.iso.datetime({ offset: true, error: 'reportedAt must be an ISO-8601 time' }),
+  peers: z
+    .array(
+      z.strictObject({
+        cluster: dns1123Label,
+        state: z.enum(HEALTH_STATES),
+        rttMs: z.number().min(0).max(600_000).optional(),
+        lossPct: z.number().min(0).max(100).optional(),
+        lastHandshakeAgeSec: z.int().min(0).optional(),
+        reason: healthReason.optional(),
+      }),
+    )
+    .max(LIMITS.peerings, `at most ${LIMITS.peerings} peers`)
+    .superRefine(uniqueBy((p) => p.cluster, 'peer')),
+  networks: z
+    .array(
+      z.strictObject({
+        name: dns1123Label,
+        vni: z.int().min(1).max(16_777_215),
+        state: z.enum(HEALTH_STATES),
+        reason: healthReason.optional(),
+      }),
+    )
+    .max(LIMITS.networks, `at most ${LIMITS.networks} networks`)
+    .superRefine(uniqueBy((n) => n.name, 'network')),
+});
+export type HealthRequest = z.infer<typeof healthRequest>;
+
 /** Request schema per verb. */
 export const REQUEST_SCHEMAS = {
   register: registerRequest,
@@ -113,6 +162,7 @@ export const REQUEST_SCHEMAS = {
   exports: exportsRequest,
   peerings: peeringsRequest,
   get: emptyRequest,
+  health: healthRequest,
 } as const satisfies Record<Verb, z.ZodType>;
 
 /** Result per verb (the `result` member of a successful reply). */
@@ -127,6 +177,7 @@ export interface Results {
     peerings: PeeringDecl[];
     peerMap: PeerMap | null;
   };
+  health: { record: HealthRecord };
 }
 
 export type RequestBody<V extends Verb> = z.input<(typeof REQUEST_SCHEMAS)[V]>;

@@ -10,6 +10,7 @@
  *                   member.<name>.<clusterId>  MemberRecord (who exports a name)
  *   l2fed_transit   <a-b-c-d>                  TransitClaim (address -> cluster)
  *   l2fed_peermaps  <clusterId>                PeerMap (derived; what agents watch)
+ *   l2fed_health    <clusterId>                HealthRecord (last tunnel health report)
  */
 
 export const BUCKETS = {
@@ -19,6 +20,7 @@ export const BUCKETS = {
   networks: 'l2fed_networks',
   transit: 'l2fed_transit',
   peerMaps: 'l2fed_peermaps',
+  health: 'l2fed_health',
 } as const;
 export type BucketId = keyof typeof BUCKETS;
 
@@ -40,6 +42,15 @@ export interface ClusterRecord {
   readonly registeredAt: string;
   /** Random per registration attempt: tells our own timed-out write from a rival's. */
   readonly nonce: string;
+  /** Set by the admin API's CordonCluster: the cluster is left out of every peer map. */
+  readonly cordon?: CordonRecord;
+}
+
+/** Who cordoned a cluster, when and why (admin API; see docs/admin-api.md). */
+export interface CordonRecord {
+  readonly by: string;
+  readonly reason: string;
+  readonly at: string;
 }
 
 export interface NetworkRef {
@@ -109,4 +120,31 @@ export interface PeerMap {
   readonly transitAddress: string;
   readonly networks: readonly NetworkRef[];
   readonly peers: readonly PeerEntry[];
+}
+
+/**
+ * The last health report of a cluster (verb `health`), as sent plus the broker's receive
+ * time. Written only by that cluster's requests (last writer wins); read by the admin API
+ * and `l2fed status`. A reader calls it stale when `reportedAt` is older than a few
+ * report intervals: the agent reports after every gateway health check (default 10 s).
+ */
+export interface HealthRecord {
+  /** When the cluster measured it (its clock). */
+  readonly reportedAt: string;
+  readonly peers: readonly {
+    readonly cluster: string;
+    readonly state: 'up' | 'degraded' | 'down' | 'unknown';
+    readonly rttMs?: number;
+    readonly lossPct?: number;
+    readonly lastHandshakeAgeSec?: number;
+    readonly reason?: string;
+  }[];
+  readonly networks: readonly {
+    readonly name: string;
+    readonly vni: number;
+    readonly state: 'up' | 'degraded' | 'down' | 'unknown';
+    readonly reason?: string;
+  }[];
+  /** When the broker stored it (broker clock, ISO-8601). */
+  readonly storedAt: string;
 }

@@ -92,6 +92,8 @@ export async function handleRequest(
       case 'get':
         decodeRequest(verb, data, maxBytes);
         return ok(await federation.get(id));
+      case 'health':
+        return ok(await federation.setHealth(id, decodeRequest(verb, data, maxBytes)));
     }
   } catch (err) {
     return { ok: false, error: toErrorBody(err) };

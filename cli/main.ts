@@ -3,26 +3,52 @@
  */
 import { Command, Option } from 'commander';
 import { VERSION } from '../lib/version.js';
-import { describeError } from '../lib/errors.js';
 import { runCleanup } from './cleanup.js';
+import { registerDaemons } from './daemons.js';
+import { registerLab } from './lab.js';
 import { NETNS_PREFIX } from '../lib/netns.js';
+import { addConnectionOptions } from './connection.js';
+import { explainCliError } from './errors.js';
+import { registerStatus } from './status.js';
+import { registerGet } from './get.js';
+import { registerDescribe } from './describe.js';
+import { registerWatch } from './watch.js';
+import { registerTopology } from './topology.js';
+import { registerDiagnose } from './diagnose.js';
+import { registerActions } from './actions.js';
+import { registerCompletion } from './completion.js';
 
 const program = new Command()
   .name('l2fed')
   .description('Federate layer-2 networks across Kubernetes clusters (VXLAN inside WireGuard).')
   .version(VERSION)
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  l2fed status                                   # the federation at a glance
+  l2fed get peerings -o json
+  l2fed describe cluster madrid
+  l2fed diagnose madrid bristol
+  l2fed --server broker:7443 --ca ca.crt --cert alice.crt --key alice.key status
+
+Connection options may also come from L2FED_SERVER, L2FED_CA, L2FED_CERT, L2FED_KEY,
+L2FED_TOKEN_FILE (default server 127.0.0.1:7443).`,
+  );
+addConnectionOptions(program);
 
 program
   .command('version')
   .description('print the CLI version, and the broker version when --server is given')
   .option('--server <host:port>', 'admin API address of a broker')
   .addHelpText('after', '\nExamples:\n  l2fed version\n  l2fed version --server 127.0.0.1:7443')
-  .action(async (o: { server?: string }) => {
+  .action(async (o: { server?: string }, cmd: Command) => {
     console.log(`l2fed ${VERSION} (cli)`);
-    if (o.server) {
-      const { getVersion } = await import('../broker/admin-client.js');
-      const v = await getVersion(o.server);
+    // --server is also a global option (with TLS/token flags), which commander fills.
+    if (o.server ?? cmd.optsWithGlobals<{ server?: string }>().server) {
+      const { withApi } = await import('./connection.js');
+      const v = await withApi(cmd, (api) => api.info.getVersion({}));
       console.log(`l2fed ${v.version} (${v.component}, api ${v.api}, node ${v.runtime})`);
     }
   });
@@ -90,15 +116,20 @@ pki
     process.exitCode = await runPkiToken(file);
   });
 
-program
-  .command('demo')
-  .description('run the foundation demo: real nats-server, admin API, two namespaces pinging')
-  .action(async () => {
-    const { runDemo } = await import('./demo.js');
-    process.exitCode = await runDemo();
-  });
+// Admin API commands (one file each).
+registerStatus(program);
+registerGet(program);
+registerDescribe(program);
+registerWatch(program);
+registerTopology(program);
+registerDiagnose(program);
+registerActions(program);
+registerCompletion(program);
+
+registerLab(program);
+registerDaemons(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`l2fed: ${describeError(err)}`);
+  console.error(`l2fed: ${explainCliError(err)}`);
   process.exitCode = 1;
 });

@@ -93,3 +93,78 @@ function hint(statusCode: number | undefined): string {
       return 'the API server returned an error, retrying';
   }
 }
+
+/** The agent config file is missing, unreadable or invalid; the agent does not start. */
+export class AgentConfigError extends Error {
+  override name = 'AgentConfigError';
+  constructor(
+    readonly file: string,
+    readonly problems: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `agent config ${file} is invalid:\n  ${problems.join('\n  ')}\nFix: see docs/cluster-agent.md (Agent config file)`,
+      options,
+    );
+  }
+}
+
+/**
+ * A call to the gateway's gRPC API failed. `code` is the gRPC status code name
+ * (INVALID_ARGUMENT: the config was refused and nothing ran; FAILED_PRECONDITION: e.g. a
+ * segment bridge is missing; UNAVAILABLE: the gateway is not running).
+ */
+export class GatewayCallError extends Error {
+  override name = 'GatewayCallError';
+  constructor(
+    readonly method: string,
+    readonly code: string,
+    readonly details: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`gateway ${method} failed (${code}): ${details}${gatewayHint(code)}`, options);
+  }
+}
+
+function gatewayHint(code: string): string {
+  switch (code) {
+    case 'UNAVAILABLE':
+      return '; is the gateway running at the configured gateway.address? retrying';
+    case 'DEADLINE_EXCEEDED':
+      return '; the gateway did not answer in time, retrying';
+    case 'FAILED_PRECONDITION':
+      return '; fix the host (e.g. create the segment bridge), retrying';
+    case 'INVALID_ARGUMENT':
+      return '; the agent built a config the gateway refuses: check the FederatedNetwork spec and agent config';
+    default:
+      return '';
+  }
+}
+
+/** The broker cannot be reached (NATS down or disconnected) or did not answer in time. */
+export class BrokerUnavailableError extends Error {
+  override name = 'BrokerUnavailableError';
+  constructor(
+    readonly operation: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `broker unreachable during ${operation}; keeping the gateway on the last known peer map and retrying`,
+      options,
+    );
+  }
+}
+
+/** The on-disk peer-map cache cannot be written (read problems only warn). */
+export class CacheWriteError extends Error {
+  override name = 'CacheWriteError';
+  constructor(
+    readonly file: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `cannot write the agent cache ${file}; check cacheDir permissions and free space`,
+      options,
+    );
+  }
+}

@@ -42,14 +42,22 @@ async function findProcesses(prefix: string): Promise<{ pid: number; command: st
     if (pid === process.pid) continue;
     try {
       const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
-      if (!DAEMONS.includes(comm)) continue;
+      const isNode = comm === 'node' || comm.startsWith('node ');
+      if (!DAEMONS.includes(comm) && !isNode) continue;
       const command = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ').trim();
-      if (marker.test(command)) out.push({ pid, command });
+      // l2fed's own daemons (lab broker, gateways, agents) are node processes whose
+      // config lives in an l2fed- temp dir; other node processes are never touched.
+      const ours = isNode ? command.includes(nodeMarker(prefix)) : marker.test(command);
+      if (ours) out.push({ pid, command });
     } catch {
       // process exited while we looked
     }
   }
   return out;
+}
+
+function nodeMarker(prefix: string): string {
+  return join(tmpdir(), prefix);
 }
 
 function escapeRe(s: string): string {

@@ -41,7 +41,14 @@ export class NetnsSet {
 
   /** Creates a namespace with loopback up. Returns its full name. */
   async add(short: string): Promise<string> {
-    const ns = this.nameOf(short);
+    return this.addNamed(this.nameOf(short));
+  }
+
+  /** Like add, with the full name given; it must start with this set's prefix. */
+  async addNamed(ns: string): Promise<string> {
+    if (!ns.startsWith(this.prefix)) {
+      throw new Error(`namespace "${ns}" must start with "${this.prefix}"`);
+    }
     await this.runner.run(['ip', 'netns', 'add', ns], { mutates: true });
     this.created.push(ns);
     await this.runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up'], { mutates: true });

@@ -20,6 +20,8 @@ export interface RunOptions {
   readonly mutates?: boolean;
   /** Return a failed result instead of throwing (for probes like `ip link show X`). */
   readonly allowFailure?: boolean;
+  /** Extra environment variables (LC_ALL=C is always set). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface RunResult {
@@ -44,7 +46,7 @@ export class ExecaRunner implements CommandRunner {
     const [file, ...args] = full as [string, ...string[]];
     try {
       const r = await execa(file, args, {
-        env: { LC_ALL: 'C' },
+        env: { ...options.env, LC_ALL: 'C' },
         timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         input: options.input,
         reject: !options.allowFailure,

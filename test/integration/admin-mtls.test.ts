@@ -8,7 +8,7 @@ import { getVersion } from '../../broker/admin-client.js';
 import { testWith } from '../fixtures/privileges.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
 
-const test = testWith({ tools: ['openssl'] });
+const test = testWith({ tools: ['openssl', 'nats-server'] });
 type GrpcErr = Error & { code: number };
 
 test('admin mTLS - only clients with a certificate from the federation CA get through', async (t) => {
@@ -76,4 +76,65 @@ test('admin mTLS - ensureCa keeps an existing CA', async (t) => {
   await t.throwsAsync(issueCert(runner, first, dir.path, 'Bad Name!', 'client'), {
     message: /lowercase letters/,
   });
+});
+
+test('admin mTLS - federation services: no cert refused, a CA-signed cert acts and is audited by CN', async (t) => {
+  const { startAdminFixture } = await import('../fixtures/admin.js');
+  const { adminApi } = await import('../../broker/admin-calls.js');
+  const dir = await makeRunDir('pki');
+  t.teardown(() => dir.remove());
+  const runner = new ExecaRunner();
+  const ca = await ensureCa(runner, dir.path);
+  const server = await issueCert(runner, ca, dir.path, 'broker', 'server', ['localhost']);
+  const admin = await issueCert(runner, ca, dir.path, 'admin', 'client');
+  const viewer = await issueCert(runner, ca, dir.path, 'viewer', 'client');
+  const caCert = await readFile(ca.caCert);
+  const base = { serverName: 'localhost', caCert };
+  const fx = await startAdminFixture(t, {
+    auth: { type: 'mtls', caCert, ...(await readPair(server)) },
+    writers: ['cn:admin'],
+    conn: { ...base, ...(await readPair(admin)) },
+  });
+  const page = { pageSize: 0, pageToken: '' };
+
+  const anon = adminApi({ address: fx.address, ...base }, 3000);
+  t.teardown(() => anon.close());
+  const refused = await t.throwsAsync<GrpcErr>(
+    anon.federation.listClusters({ ...page, readMask: [] }),
+  );
+  t.is(refused?.code, status.UNAVAILABLE);
+
+  t.is((await fx.api.federation.listClusters({ ...page, readMask: [] })).totalSize, 3);
+  const res = await fx.api.actions.cordonCluster({ cluster: 'madrid', reason: 'mtls test' });
+  t.is(res.audit!.actor, 'cn:admin');
+
+  const view = adminApi({ address: fx.address, ...base, ...(await readPair(viewer)) }, 3000);
+  t.teardown(() => view.close());
+  t.is(
+    (await view.federation.getCluster({ id: 'madrid', readMask: ['cordon'] })).cluster!.cordon!.by,
+    'cn:admin',
+  );
+  const denied = await t.throwsAsync<GrpcErr>(
+    view.actions.uncordonCluster({ cluster: 'madrid', reason: 'x' }),
+  );
+  t.is(denied?.code, status.PERMISSION_DENIED);
+});
+
+test('admin token - a wrong token is UNAUTHENTICATED, the right one acts as token:<id>', async (t) => {
+  const { startAdminFixture } = await import('../fixtures/admin.js');
+  const { adminApi } = await import('../../broker/admin-calls.js');
+  const { tokenId } = await import('../../broker/admin-identity.js');
+  const token = 'a'.repeat(40);
+  const fx = await startAdminFixture(t, {
+    auth: { type: 'token', tokens: [token] },
+    conn: { token },
+  });
+  const wrong = adminApi({ address: fx.address, token: 'b'.repeat(40) }, 3000);
+  t.teardown(() => wrong.close());
+  const e = await t.throwsAsync<GrpcErr>(
+    wrong.federation.listPeerings({ pageSize: 0, pageToken: '', cluster: '' }),
+  );
+  t.is(e?.code, status.UNAUTHENTICATED);
+  const res = await fx.api.actions.cordonCluster({ cluster: 'athens', reason: 'token test' });
+  t.is(res.audit!.actor, tokenId(token));
 });

@@ -1,0 +1,98 @@
+/** `l2fed lab …`: a whole federation on one machine (see lab/ and docs/lab.md). */
+import { Option, type Command } from 'commander';
+import { LAB_SEGMENTS, type LabSegmentKind } from '../lab/plan.js';
+
+export function registerLab(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description('a whole federation on this machine, in network namespaces (root only)');
+
+  lab
+    .command('up')
+    .description('build the lab from a folder with one subfolder of manifests per cluster')
+    .option('--manifests <dir>', 'federation folder (one subfolder per cluster)', 'deploy/examples')
+    .addOption(
+      new Option('--segment <kind>', 'how local segments are built')
+        .choices([...LAB_SEGMENTS])
+        .default('ovs'),
+    )
+    .option('--once', 'verify, then tear the lab down (exit code = verdict)')
+    .option('--no-verify', 'skip the connectivity check')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  l2fed lab up\n  l2fed lab up --manifests ./my-federation --segment bridge\n  l2fed lab up --once',
+    )
+    .action(
+      async (o: {
+        manifests: string;
+        segment: LabSegmentKind;
+        once?: boolean;
+        verify: boolean;
+      }) => {
+        const { labUp } = await import('../lab/up.js');
+        process.exitCode = await labUp({
+          manifests: o.manifests,
+          segmentKind: o.segment,
+          once: o.once ?? false,
+          verify: o.verify,
+        });
+      },
+    );
+
+  lab
+    .command('down')
+    .description('remove every namespace, process and file the lab made (also after a crash)')
+    .action(async () => {
+      const { labDown } = await import('../lab/down.js');
+      process.exitCode = await labDown();
+    });
+
+  lab
+    .command('exec <target> [cmd...]')
+    .description('run a command in a lab pod: l2fed lab exec CLUSTER/POD -- CMD')
+    .addHelpText('after', '\nExample:\n  l2fed lab exec madrid/web -- ping -c 3 10.10.0.21')
+    .action(async (target: string, cmd: string[]) => {
+      const { labExec } = await import('../lab/exec.js');
+      process.exitCode = await labExec(target, cmd);
+    });
+
+  lab
+    .command('apply <cluster> <file>')
+    .description("add or replace a manifest file in a cluster's folder (validated first)")
+    .action(async (cluster: string, file: string) => {
+      const { labApply } = await import('../lab/apply.js');
+      process.exitCode = await labApply(cluster, file);
+    });
+
+  lab
+    .command('remove <cluster> <file>')
+    .description("delete a manifest file from a cluster's folder (validated first)")
+    .action(async (cluster: string, file: string) => {
+      const { labRemove } = await import('../lab/apply.js');
+      process.exitCode = await labRemove(cluster, file);
+    });
+
+  lab
+    .command('status')
+    .description('the lab: processes, restarts, clusters and pods, and the connectivity matrix')
+    .option('--no-verify', 'skip the connectivity check')
+    .action(async (o: { verify: boolean }) => {
+      const { labStatus } = await import('../lab/status.js');
+      process.exitCode = await labStatus({ verify: o.verify });
+    });
+
+  lab
+    .command('run', { hidden: true })
+    .description('the lab runner (started by lab up)')
+    .requiredOption('--manifests <dir>')
+    .option('--segment <kind>', '', 'ovs')
+    .option('--health-ms <ms>', 'health poll interval')
+    .action(async (o: { manifests: string; segment: LabSegmentKind; healthMs?: string }) => {
+      const { runLabForeground } = await import('../lab/runner.js');
+      process.exitCode = await runLabForeground({
+        manifests: o.manifests,
+        segmentKind: o.segment,
+        ...(o.healthMs ? { healthMs: Number(o.healthMs) } : {}),
+      });
+    });
+}

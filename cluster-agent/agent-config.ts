@@ -1,0 +1,147 @@
+/**
+ * The agent's own config file (YAML): who this cluster is, how to reach NATS and the
+ * gateway, what to advertise, and how local segments map. Identity and credentials come
+ * from here (or the files it names), never from code. Validated strictly: unknown keys
+ * are errors, so a typo never silently falls back to a default.
+ */
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { Credential } from '../broker/auth-config.js';
+import { AgentConfigError } from './errors.js';
+import { dnsLabel, ifName } from './schema-common.js';
+import { VLAN } from './constants.js';
+
+const absolutePath = (what: string) =>
+  z.string().startsWith('/', `${what} must be an absolute path`);
+
+const segmentTarget = z.strictObject({
+  bridge: ifName,
+  vlan: z.int().min(VLAN.min).max(VLAN.max).optional(),
+});
+
+export const agentConfigSchema = z.strictObject({
+  /** This cluster's id in the federation (DNS-1123 label); also the gateway identity. */
+  clusterId: dnsLabel,
+  nats: z.strictObject({
+    servers: z.array(z.string().min(1)).min(1, 'give at least one NATS server URL'),
+    /** Credentials JSON as written by `broker/main.ts gen-auth` (clusters/<id>.creds.json). */
+    credentials: absolutePath('nats.credentials').optional(),
+    /** CA file to verify the NATS server certificate (enables TLS). */
+    tlsCa: absolutePath('nats.tlsCa').optional(),
+    /** Per-request timeout. */
+    requestTimeoutMs: z.int().min(100).max(120_000).default(5000),
+  }),
+  gateway: z.strictObject({
+    /** host:port of the gateway's gRPC API (l2fed.gateway.v1), normally loopback. */
+    address: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'gateway.address must be host:port'),
+    /** Network namespace of the data plane, when the gateway runs it in one (lab). */
+    netns: z.string().min(1).optional(),
+    /** How often the agent reads the gateway's health (GetState). */
+    healthPollMs: z.int().min(100).default(5000),
+    applyTimeoutMs: z.int().min(1000).default(60_000),
+  }),
+  /** Gateway endpoints other clusters dial (host:port, 1-8), sent to the broker. */
+  advertise: z.strictObject({
+    endpoints: z.array(z.string().min(3)).min(1).max(8),
+  }),
+  wireguard: z.strictObject({
+    ifname: z.string().regex(/^l2f[a-z0-9-]{1,12}$/, 'ifname must start with "l2f", ≤ 15 chars'),
+    listenPort: z.int().min(1).max(65_535).default(51820),
+    /** Where the gateway keeps the private key; the agent never reads it. */
+    privateKeyFile: absolutePath('wireguard.privateKeyFile'),
+  }),
+  /**
+   * Prefix length of the broker's transit pool (broker `transitPool`, default
+   * 100.64.0.0/16): the gateway routes the whole transit subnet into the tunnel.
+   */
+  transitPrefixLength: z.int().min(8).max(30).default(16),
+  /**
+   * Transit address used only for the very first apply, before the broker has allocated
+   * one: the gateway must be programmed once to create the key and report its public key.
+   * RFC 7600's IPv4 dummy address by default; replaced by the real one right after.
+   */
+  bootstrapTransitAddress: z.cidrv4().default('192.0.0.8/32'),
+  underlayMtu: z.int().min(1410).max(65_535).default(1500),
+  segments: z
+    .strictObject({
+      /**
+       * L2S-M networks by name → the OVS bridge (and VLAN) that carries them here. A
+       * FederatedNetwork with an l2smNetwork not listed is not programmed (reason
+       * L2smNetworkNotMapped); l2fed does not talk to the L2S-M API.
+       */
+      l2sm: z.record(dnsLabel, segmentTarget).default({}),
+    })
+    .default({ l2sm: {} }),
+  /** Holds the peer-map cache (0700). */
+  cacheDir: absolutePath('cacheDir'),
+  /** Folder/lab mode: one status JSON per object here. Ignored with the Kubernetes source. */
+  statusDir: absolutePath('statusDir').optional(),
+  source: z.union([
+    z.strictObject({ folder: absolutePath('source.folder') }),
+    z.strictObject({
+      kubernetes: z.strictObject({ kubeconfig: absolutePath('kubeconfig').optional() }),
+    }),
+  ]),
+  /** Re-run the whole loop (and re-send exports/peerings) this often. */
+  resyncMs: z.int().min(1000).default(60_000),
+  backoff: z
+    .strictObject({ initialMs: z.int().min(10), maxMs: z.int().min(10) })
+    .default({ initialMs: 500, maxMs: 30_000 }),
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+
+const credentialSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('nkey'),
+    user: z.string(),
+    publicKey: z.string(),
+    seed: z.string(),
+  }),
+  z.strictObject({ type: z.literal('password'), user: z.string(), password: z.string() }),
+]);
+
+/** Validates a parsed config; throws AgentConfigError naming file and field. Pure. */
+export function parseAgentConfig(raw: unknown, file = '(config)'): AgentConfig {
+  const r = agentConfigSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new AgentConfigError(file, problems);
+  }
+  if (r.data.source && 'folder' in r.data.source && r.data.statusDir === undefined) {
+    throw new AgentConfigError(file, ['statusDir: required with source.folder']);
+  }
+  return r.data;
+}
+
+/** Reads and validates the YAML file. */
+export async function loadAgentConfig(file: string): Promise<AgentConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new AgentConfigError(file, [`cannot read: ${(err as Error).message}`], { cause: err });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new AgentConfigError(file, [`not valid YAML: ${(err as Error).message}`], {
+      cause: err,
+    });
+  }
+  return parseAgentConfig(raw, file);
+}
+
+/** Reads a gen-auth credentials file. */
+export async function readCredentials(file: string): Promise<Credential> {
+  try {
+    return credentialSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  } catch (err) {
+    throw new AgentConfigError(file, [`not a gen-auth credentials file: ${String(err)}`], {
+      cause: err,
+    });
+  }
+}

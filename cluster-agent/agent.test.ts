@@ -1,0 +1,327 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { makeRunDir } from '../test/fixtures/run-dir.js';
+import { Agent, type AgentSettings } from './agent.js';
+import {
+  FakeBroker,
+  FakeGateway,
+  FakeSource,
+  fakeFederation,
+  FAKE_PUBLIC_KEY,
+} from './agent-fakes.js';
+import type { Federation } from '../broker/federation.js';
+import { makeState } from './desired-state.js';
+import { PeerMapCache } from './peer-map-cache.js';
+import { FolderSource } from './source-folder.js';
+import {
+  AGENT_STATUS_FILE,
+  FileStatusSink,
+  readStatusFile,
+  statusFileName,
+} from './status-sink.js';
+
+const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
+const silent = pino({ level: 'silent' });
+
+const SETTINGS: AgentSettings = {
+  clusterId: 'madrid',
+  wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/var/lib/l2fed/wg.key' },
+  transitPrefixLength: 16,
+  underlayMtu: 1500,
+  l2sm: {},
+  endpoints: ['198.18.0.1:51820'],
+  bootstrapTransitAddress: '198.18.255.254/32',
+  healthPollMs: 20,
+  resyncMs: 60_000,
+  backoff: { initialMs: 10, maxMs: 80 },
+};
+
+const NETWORK = (name: string) => `apiVersion: l2fed.io/v1alpha1
+kind: FederatedNetwork
+metadata: {name: ${name}}
+spec: {segment: {linuxBridge: br-${name}}}
+`;
+const PEERING = (remote: string) => `apiVersion: l2fed.io/v1alpha1
+kind: ClusterPeering
+metadata: {name: ${remote}}
+spec: {remoteCluster: ${remote}}
+`;
+
+/** Registers bristol directly in the federation, exporting `networks` and peering madrid. */
+async function bristol(fed: Federation, networks: string[] = ['cdn'], peers = ['madrid']) {
+  await fed.register('bristol', {
+    publicKey: KEY_B,
+    endpoints: ['198.18.0.2:51820'],
+    capabilities: [],
+  });
+  await fed.setExports('bristol', networks);
+  await fed.setPeerings(
+    'bristol',
+    peers.map((remoteCluster) => ({ remoteCluster })),
+  );
+}
+
+async function waitFor(
+  what: string,
+  fn: () => boolean | Promise<boolean>,
+  ms = 5000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function setup(
+  t: ExecutionContext,
+  opts: {
+    fed?: Federation;
+    dir?: string;
+    gateway?: FakeGateway;
+    folder?: boolean;
+    connected?: boolean;
+  } = {},
+) {
+  const dir = opts.dir ?? (await makeRunDir('agent')).path;
+  if (!opts.dir) t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fed = opts.fed ?? fakeFederation();
+  const broker = new FakeBroker(fed, 'madrid');
+  broker.connected = opts.connected ?? true;
+  const gateway = opts.gateway ?? new FakeGateway();
+  const manifests = join(dir, 'manifests');
+  const source = opts.folder
+    ? new FolderSource({ dir: manifests, clusterId: 'madrid', debounceMs: 20, resyncMs: 0 })
+    : new FakeSource();
+  const agent = new Agent({
+    settings: SETTINGS,
+    source,
+    broker,
+    gateway,
+    status: new FileStatusSink(join(dir, 'status')),
+    cache: new PeerMapCache(join(dir, 'cache'), 'madrid'),
+    log: silent,
+  });
+  t.teardown(() => agent.stop());
+  const status = (kind: 'FederatedNetwork' | 'ClusterPeering', name: string) =>
+    readStatusFile(join(dir, 'status', statusFileName(kind, name)));
+  return { dir, fed, broker, gateway, source, agent, manifests, status };
+}
+
+const peersOf = (g: FakeGateway) => (g.last?.peers ?? []).map((p) => p.name);
+const netsOf = (g: FakeGateway) =>
+  (g.last?.networks ?? []).map((n) => `${n.name}:${n.vni}>${(n.peers ?? []).join('+')}`);
+
+test('agent - add, edit and remove manifests lead to the right broker calls and gateway config', async (t) => {
+  const s = await setup(t, { folder: true });
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(s.manifests);
+  await writeFile(join(s.manifests, 'cdn.yaml'), NETWORK('cdn'));
+  await bristol(s.fed, ['cdn', 'tel']);
+  await s.agent.start();
+  // Bootstrap apply → public key → register → exports/peerings → config.
+  await waitFor(
+    'cdn programmed',
+    () => netsOf(s.gateway).includes('cdn:' + 4096 + '>') || netsOf(s.gateway).length === 1,
+  );
+  t.is(s.gateway.applied[0]?.transitAddress, '198.18.255.254/32', 'first apply is the bootstrap');
+  const reg = s.broker.calls.find((c) => c.verb === 'register');
+  t.like(reg?.body, { publicKey: FAKE_PUBLIC_KEY, endpoints: ['198.18.0.1:51820'] });
+  t.deepEqual(s.broker.calls.find((c) => c.verb === 'exports')?.body, { networks: ['cdn'] });
+  t.deepEqual(s.broker.calls.find((c) => c.verb === 'peerings')?.body, { peerings: [] });
+  t.deepEqual(peersOf(s.gateway), []);
+
+  // Add: a peering file → peering declared, bristol becomes a peer carrying cdn.
+  await writeFile(join(s.manifests, 'bristol.yaml'), PEERING('bristol'));
+  await waitFor('bristol peer', () => peersOf(s.gateway).includes('bristol'));
+  const vni = s.gateway.last!.networks![0]!.vni;
+  t.deepEqual(netsOf(s.gateway), [`cdn:${vni}>bristol`]);
+  t.deepEqual(s.broker.calls.filter((c) => c.verb === 'peerings').at(-1)?.body, {
+    peerings: [{ remoteCluster: 'bristol' }],
+  });
+
+  // Edit: export tel too → allocated, carried to bristol.
+  await writeFile(join(s.manifests, 'cdn.yaml'), NETWORK('cdn') + '---\n' + NETWORK('tel'));
+  await waitFor('tel carried', () =>
+    netsOf(s.gateway).some((n) => n.startsWith('tel:') && n.endsWith('>bristol')),
+  );
+  t.deepEqual(s.broker.calls.filter((c) => c.verb === 'exports').at(-1)?.body, {
+    networks: ['cdn', 'tel'],
+  });
+
+  // Remove the peering file → withdrawn at the broker, tunnel gone.
+  await rm(join(s.manifests, 'bristol.yaml'));
+  await waitFor('bristol gone', () => !peersOf(s.gateway).includes('bristol'));
+  t.deepEqual(s.broker.calls.filter((c) => c.verb === 'peerings').at(-1)?.body, { peerings: [] });
+  await s.agent.idle();
+  const p = await s.status('FederatedNetwork', 'cdn');
+  t.is(p?.status.vni, vni);
+  t.is(p?.status.effectiveMTU, 1370);
+
+  // Invalid manifest: clear error in agent.json, the last good config stays applied.
+  const before = s.gateway.applied.length;
+  await writeFile(join(s.manifests, 'bad.yaml'), NETWORK('BAD'));
+  await waitFor('source error reported', async () => {
+    const a = await readStatusFile(join(s.dir, 'status', AGENT_STATUS_FILE));
+    return /bad.yaml/.test(String((a as unknown as { sourceError?: string })?.sourceError));
+  });
+  t.is(s.gateway.applied.length, before);
+});
+
+test('agent - broker unreachable: gateway programmed from the cache, nothing lost; catches up when back', async (t) => {
+  const fed = fakeFederation();
+  await bristol(fed);
+  const first = await setup(t, { fed });
+  const state = makeState(
+    [
+      {
+        apiVersion: 'l2fed.io/v1alpha1',
+        kind: 'FederatedNetwork',
+        metadata: { name: 'cdn' },
+        spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
+      },
+    ],
+    [
+      {
+        apiVersion: 'l2fed.io/v1alpha1',
+        kind: 'ClusterPeering',
+        metadata: { name: 'bristol' },
+        spec: { remoteCluster: 'bristol' },
+      },
+    ],
+  );
+  (first.source as FakeSource).set(state);
+  await first.agent.start();
+  await waitFor('bristol peer', () => peersOf(first.gateway).includes('bristol'));
+  const good = first.gateway.last;
+  await first.agent.stop();
+
+  // Restart with the broker down and a gateway that lost its config (process restart).
+  const gateway = new FakeGateway();
+  const second = await setup(t, { fed, dir: first.dir, gateway, connected: false });
+  (second.source as FakeSource).set(state);
+  await second.agent.start();
+  await waitFor('cached config applied', () => gateway.applied.length > 0);
+  t.deepEqual(gateway.applied[0], good, 'the cached config, before any broker answer');
+  t.deepEqual(second.broker.calls, []);
+  t.is(second.agent.view.peerMapFrom, 'cache');
+  // While the broker is down, the loop retries with growing backoff.
+  await waitFor('backing off', () => second.agent.view.failures >= 3);
+
+  // Meanwhile: bristol exports tel too, and we add tel and a peering change locally.
+  await fed.setExports('bristol', ['cdn', 'tel']);
+  const withTel = makeState(
+    [
+      ...state.networks,
+      {
+        ...state.networks[0]!,
+        metadata: { name: 'tel' },
+        spec: { segment: { linuxBridge: 'br-tel' }, mtu: 'auto' },
+      },
+    ],
+    state.peerings,
+  );
+  (second.source as FakeSource).set(withTel);
+  await waitFor('new state seen', () => second.agent.view.desiredVersion === withTel.version);
+  const failures = second.agent.view.failures;
+  await waitFor('a pass over it', () => second.agent.view.failures > failures);
+  t.deepEqual(peersOf(gateway), ['bristol'], 'tunnel kept while the broker is away');
+  t.false(
+    netsOf(gateway).some((n) => n.startsWith('tel:')),
+    'tel needs a VNI from the broker',
+  );
+
+  second.broker.setConnected(true);
+  await waitFor('tel carried after reconnect', () =>
+    netsOf(gateway).some((n) => n.startsWith('tel:') && n.endsWith('>bristol')),
+  );
+  t.deepEqual(second.broker.calls.map((c) => c.verb).slice(0, 3), [
+    'register',
+    'exports',
+    'peerings',
+  ]);
+  await waitFor(
+    'clean pass',
+    async () => (await second.agent.idle(), second.agent.view.failures === 0),
+  );
+  t.is(second.agent.view.peerMapFrom, 'broker');
+});
+
+test('agent - a failing apply is retried with backoff; health goes to the broker and into status', async (t) => {
+  const fed = fakeFederation();
+  await bristol(fed);
+  const s = await setup(t, { fed });
+  s.gateway.failNextApply('FAILED_PRECONDITION', 'segment bridge br-cdn does not exist');
+  (s.source as FakeSource).set(
+    makeState(
+      [
+        {
+          apiVersion: 'l2fed.io/v1alpha1',
+          kind: 'FederatedNetwork',
+          metadata: { name: 'cdn' },
+          spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
+        },
+      ],
+      [
+        {
+          apiVersion: 'l2fed.io/v1alpha1',
+          kind: 'ClusterPeering',
+          metadata: { name: 'bristol' },
+          spec: { remoteCluster: 'bristol' },
+        },
+      ],
+    ),
+  );
+  await s.agent.start();
+  await waitFor('applied after retry', () => peersOf(s.gateway).includes('bristol'));
+  const health = (status: 'up' | 'down', at: string) => ({
+    at,
+    tunnelKind: 'wireguard-go',
+    tunnelIfname: 'l2fmad',
+    tunnelUp: true,
+    peers: [
+      {
+        name: 'bristol',
+        publicKey: KEY_B,
+        endpoint: '198.18.0.2:51820',
+        handshakeAgeSeconds: 5,
+        rxBytes: 1,
+        txBytes: 1,
+        probeSent: 3,
+        probeReceived: status === 'up' ? 3 : 0,
+        probeLoss: status === 'up' ? 0 : 1,
+        rttMs: status === 'up' ? 0.9 : undefined,
+        status,
+        reason: status === 'up' ? '' : 'in-tunnel probe got no answer',
+      },
+    ],
+    networks: [],
+  });
+  s.gateway.health = health('up', '2026-01-31T12:00:00.000Z');
+  await waitFor(
+    'established',
+    async () => (await s.status('ClusterPeering', 'bristol'))?.status.reason === 'Established',
+  );
+  await waitFor('health reported', () => s.broker.health.length > 0);
+  t.like(s.broker.health.at(-1)?.peers[0], {
+    cluster: 'bristol',
+    state: 'up',
+    rttMs: 0.9,
+    lossPct: 0,
+  });
+
+  s.gateway.health = health('down', '2026-01-31T12:00:10.000Z');
+  await waitFor(
+    'degraded',
+    async () => (await s.status('ClusterPeering', 'bristol'))?.status.reason === 'Degraded',
+  );
+  const p = await s.status('ClusterPeering', 'bristol');
+  const tunnel = p?.status.conditions?.find((c) => c.type === 'TunnelHealthy');
+  t.is(tunnel?.status, 'False');
+  t.is(tunnel?.reason, 'PeerNotAnswering');
+  t.regex(tunnel?.message ?? '', /probe got no answer.*198\.18\.0\.2:51820/);
+  await waitFor('down reported', () => s.broker.health.at(-1)?.peers[0]?.state === 'down');
+});

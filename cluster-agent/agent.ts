@@ -1,0 +1,442 @@
+/**
+ * The cluster agent: makes this cluster a member of the federation. It follows the
+ * desired state (a source), the broker (registration, exports, peerings, the peer map)
+ * and the gateway (whole-config Apply, health), and writes status.
+ *
+ * One reconcile pass at a time (ReconcileQueue) over the newest state; every event just
+ * records what it learnt and triggers a pass. A pass runs small handlers, each of which
+ * returns "requeue?"; any requeue retries the pass with backoff and jitter. The data plane
+ * never waits for the broker: the gateway is programmed from the last known peer map
+ * (on disk, PeerMapCache) while the broker is unreachable, and the agent re-sends its
+ * whole declaration when the broker comes back, so changes made meanwhile catch up.
+ */
+import type { PeerMap } from '../broker/records.js';
+import type { GatewayConfigInput } from '../gateway/config.js';
+import type { Logger } from '../lib/log.js';
+import { isRetryableBrokerError, type BrokerApi, type BrokerEvent } from './broker-link.js';
+import { canonicalJson, type DesiredState } from './desired-state.js';
+import type {
+  GatewayApi,
+  GatewayApplyResult,
+  GatewayReport,
+  HealthReport,
+} from './gateway-client.js';
+import {
+  bootstrapGatewayConfig,
+  buildGatewayConfig,
+  type BuildGatewayConfigResult,
+  type GatewaySettings,
+} from './gateway-config.js';
+import { healthRequestFrom } from './health-report.js';
+import type { PeerMapCache } from './peer-map-cache.js';
+import { combine, DONE, ReconcileQueue, requeue, type Outcome } from './reconcile-queue.js';
+import type { DesiredStateSource, SourceEvent } from './source.js';
+import { buildStatuses } from './status-builder.js';
+import type { AgentSummary, StatusSink } from './status-sink.js';
+import type { BackoffOptions } from './backoff.js';
+import { GatewayCallError } from './errors.js';
+
+export interface AgentSettings extends GatewaySettings {
+  /** Endpoints other gateways dial, sent to the broker. */
+  readonly endpoints: readonly string[];
+  readonly bootstrapTransitAddress: string;
+  readonly healthPollMs: number;
+  readonly resyncMs: number;
+  readonly backoff: BackoffOptions;
+}
+
+export interface AgentDeps {
+  readonly settings: AgentSettings;
+  readonly source: DesiredStateSource;
+  readonly broker: BrokerApi;
+  readonly gateway: GatewayApi;
+  readonly status: StatusSink;
+  readonly cache: PeerMapCache;
+  readonly log: Logger;
+  readonly random?: () => number;
+  readonly clock?: () => Date;
+}
+
+type Applied = { ok: true; report: GatewayReport } | { ok: false; error: string };
+
+const msg = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * One agent. start() and stop() are idempotent; everything else happens in the
+ * serialised reconcile pass, so no two handlers ever run at once.
+ */
+export class Agent {
+  private readonly queue: ReconcileQueue;
+  private readonly unsubscribe: (() => void)[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private started = false;
+  private stopped = false;
+
+  // What the agent knows; written by events and handlers, read by the pass.
+  private desired: DesiredState | undefined;
+  private sourceError: string | undefined;
+  private peerMap: PeerMap | undefined;
+  private peerMapFrom: AgentSummary['peerMapFrom'] = 'none';
+  private cachedConfig: GatewayConfigInput | undefined;
+  private publicKey: string | undefined;
+  private tunnelKind: string | undefined;
+  private registeredAs: string | undefined;
+  private transitAddress: string | undefined;
+  private publishedVersion: string | undefined;
+  private appliedKey: string | undefined;
+  private applied: Applied | undefined;
+  private build: BuildGatewayConfigResult | undefined;
+  private cacheDirty = false;
+  private health: HealthReport | undefined;
+  private reportedHealthAt: string | undefined;
+  private brokerError: string | undefined;
+  private gatewayError: string | undefined;
+  private lastApply: { at: string; steps: number } | undefined;
+  private readonly written = new Map<string, string>();
+
+  constructor(private readonly d: AgentDeps) {
+    this.queue = new ReconcileQueue(() => this.pass(), {
+      backoff: d.settings.backoff,
+      random: d.random,
+      onPass: (o, attempt, delay) => {
+        if (o.requeue) d.log.info({ reason: o.reason, attempt, delayMs: delay }, 'requeue');
+      },
+    });
+  }
+
+  /** Loads the cache, starts source, broker link and timers, runs the first pass. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const cached = await this.d.cache.load();
+    if (cached.type === 'hit') {
+      this.peerMap = cached.state.peerMap;
+      this.peerMapFrom = cached.state.peerMap ? 'cache' : 'none';
+      this.cachedConfig = cached.state.gatewayConfig;
+      this.d.log.info({ savedAt: cached.state.savedAt }, 'starting from the peer-map cache');
+    } else if (cached.type === 'invalid') {
+      this.d.log.warn({ reason: cached.reason }, 'ignoring the peer-map cache');
+    }
+    this.unsubscribe.push(this.d.source.subscribe((e) => this.onSource(e)));
+    this.unsubscribe.push(this.d.broker.subscribe((e) => this.onBroker(e)));
+    this.d.broker.start();
+    this.queue.trigger(); // program the gateway from the cache before the source is read
+    await this.d.source.start();
+    this.every(this.d.settings.healthPollMs, () => void this.pollGateway());
+    this.every(this.d.settings.resyncMs, () => this.resync());
+  }
+
+  /** Stops timers, the loop, the source and the broker link. The data plane stays. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const u of this.unsubscribe) u();
+    await this.queue.stop();
+    await this.d.source.stop();
+    await this.d.broker.stop();
+    this.d.gateway.close();
+  }
+
+  /** Resolves when no pass is running or scheduled (tests). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** A read-only view for tests and logs. */
+  get view() {
+    return {
+      publicKey: this.publicKey,
+      desiredVersion: this.desired?.version,
+      registered: this.registeredAs !== undefined,
+      publishedVersion: this.publishedVersion,
+      peerMapFrom: this.peerMapFrom,
+      applied: this.applied,
+      failures: this.queue.failures,
+    };
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private onSource(e: SourceEvent): void {
+    if (e.type === 'snapshot') {
+      this.desired = e.state;
+      this.sourceError = undefined;
+    } else {
+      this.sourceError = e.error.message;
+      this.d.log.warn(
+        { err: e.error.message },
+        'desired state invalid; keeping the last good state',
+      );
+    }
+    this.queue.trigger();
+  }
+
+  private onBroker(e: BrokerEvent): void {
+    if (e.type === 'connection') {
+      // Re-declare everything after a reconnect: the broker may have missed changes.
+      if (e.connected) this.forgetPublished();
+    } else {
+      // No map means "nothing known yet" (not registered, or a fresh store); keep ours.
+      if (!e.peerMap || canonicalJson(e.peerMap) === canonicalJson(this.peerMap)) {
+        if (e.peerMap) this.peerMapFrom = 'broker';
+        return;
+      }
+      this.peerMap = e.peerMap;
+      this.peerMapFrom = 'broker';
+      this.cacheDirty = true;
+    }
+    this.queue.trigger();
+  }
+
+  private forgetPublished(): void {
+    this.registeredAs = undefined;
+    this.publishedVersion = undefined;
+  }
+
+  /** Level-triggered repair: re-declare to the broker and re-apply to the gateway. */
+  private resync(): void {
+    this.forgetPublished();
+    this.appliedKey = undefined;
+    this.queue.trigger();
+  }
+
+  private async pollGateway(): Promise<void> {
+    try {
+      const st = await this.d.gateway.getState();
+      if (!st.report && this.publicKey) {
+        // The gateway process restarted and lost its config: apply again.
+        this.appliedKey = undefined;
+        this.queue.trigger();
+      }
+      if (st.health && st.health.at !== this.health?.at) {
+        this.health = st.health;
+        this.queue.trigger();
+      }
+    } catch (err) {
+      this.gatewayError = msg(err);
+    }
+  }
+
+  private async pass(): Promise<Outcome> {
+    const outcomes = [await this.ensureGatewayKey()];
+    outcomes.push(await this.registerCluster());
+    outcomes.push(await this.publishDesired());
+    outcomes.push(await this.programGateway());
+    outcomes.push(await this.reportHealth());
+    outcomes.push(await this.writeStatus());
+    return combine(outcomes);
+  }
+
+  private noteApplied(config: GatewayConfigInput, r: GatewayApplyResult): void {
+    this.publicKey = r.report.publicKey;
+    this.tunnelKind = r.report.tunnelKind;
+    this.appliedKey = canonicalJson(config);
+    this.applied = { ok: true, report: r.report };
+    this.gatewayError = undefined;
+    this.lastApply = { at: (this.d.clock?.() ?? new Date()).toISOString(), steps: r.steps.length };
+    if (r.steps.length > 0) this.d.log.info({ steps: r.steps }, 'gateway applied');
+  }
+
+  /**
+   * Handler: know the gateway's public key. From GetState when the gateway has a config,
+   * else by applying the cached config (data plane up at once) or a bootstrap config.
+   */
+  private async ensureGatewayKey(): Promise<Outcome> {
+    if (this.publicKey) return DONE;
+    try {
+      const st = await this.d.gateway.getState();
+      if (st.report) {
+        this.publicKey = st.report.publicKey;
+        this.tunnelKind = st.report.tunnelKind;
+        if (!this.cachedConfig) return DONE;
+      }
+      const config =
+        this.cachedConfig ??
+        bootstrapGatewayConfig(this.d.settings, this.d.settings.bootstrapTransitAddress);
+      this.noteApplied(config, await this.d.gateway.apply(config));
+      return DONE;
+    } catch (err) {
+      this.gatewayError = msg(err);
+      if (err instanceof GatewayCallError && err.code === 'INVALID_ARGUMENT' && this.cachedConfig) {
+        this.d.log.warn({ err: msg(err) }, 'cached gateway config refused; bootstrapping instead');
+        this.cachedConfig = undefined;
+      }
+      return requeue(`gateway: ${msg(err)}`);
+    }
+  }
+
+  /** Handler: register (idempotent on the broker) with the current key and endpoints. */
+  private async registerCluster(): Promise<Outcome> {
+    if (!this.publicKey) return DONE; // ensureGatewayKey already asked for a requeue
+    const capabilities = this.tunnelKind ? [this.tunnelKind.replace(/[^a-z0-9-]/g, '-')] : [];
+    const body = {
+      publicKey: this.publicKey,
+      endpoints: [...this.d.settings.endpoints],
+      capabilities,
+    };
+    const key = canonicalJson(body);
+    if (this.registeredAs === key) return DONE;
+    if (!this.d.broker.connected) return requeue('broker unreachable');
+    try {
+      const r = await this.d.broker.register(body);
+      this.registeredAs = key;
+      this.transitAddress = r.cluster.transitAddress;
+      this.brokerError = undefined;
+      return DONE;
+    } catch (err) {
+      this.brokerError = msg(err);
+      return isRetryableBrokerError(err) ? requeue(`register: ${msg(err)}`) : requeue(msg(err));
+    }
+  }
+
+  /** Handler: declare exports and peerings (whole sets, idempotent) for the newest state. */
+  private async publishDesired(): Promise<Outcome> {
+    const desired = this.desired;
+    if (!desired || this.registeredAs === undefined) return DONE;
+    if (this.publishedVersion === desired.version) return DONE;
+    try {
+      await this.d.broker.setExports(desired.networks.map((n) => n.metadata.name));
+      await this.d.broker.setPeerings(
+        desired.peerings.map((p) =>
+          p.spec.networks === undefined
+            ? { remoteCluster: p.spec.remoteCluster }
+            : { remoteCluster: p.spec.remoteCluster, networks: [...p.spec.networks] },
+        ),
+      );
+      this.publishedVersion = desired.version;
+      this.brokerError = undefined;
+      return DONE;
+    } catch (err) {
+      this.brokerError = msg(err);
+      return requeue(`publish: ${msg(err)}`);
+    }
+  }
+
+  /** Handler: build the whole gateway config and apply it when it changed. */
+  private async programGateway(): Promise<Outcome> {
+    const desired = this.desired;
+    if (!this.publicKey || !desired) return DONE;
+    const map =
+      this.peerMap ??
+      (this.transitAddress
+        ? {
+            cluster: this.d.settings.clusterId,
+            transitAddress: this.transitAddress,
+            networks: [],
+            peers: [],
+          }
+        : undefined);
+    if (!map) return DONE; // nothing allocated yet: the bootstrap config stays
+    this.build = buildGatewayConfig(desired, map, this.d.settings);
+    if (!this.build.ok) {
+      this.d.log.warn({ err: this.build.message }, 'gateway config refused; waiting for a change');
+      return DONE; // retrying cannot help; a new desired state or peer map will
+    }
+    const config = this.build.config;
+    let outcome = DONE;
+    if (canonicalJson(config) !== this.appliedKey) {
+      try {
+        this.noteApplied(config, await this.d.gateway.apply(config));
+        this.cachedConfig = config;
+        this.cacheDirty = true;
+      } catch (err) {
+        this.applied = { ok: false, error: msg(err) };
+        this.gatewayError = msg(err);
+        outcome = requeue(`apply: ${msg(err)}`);
+      }
+    }
+    if (this.cacheDirty) {
+      try {
+        await this.d.cache.save({ peerMap: this.peerMap, gatewayConfig: this.cachedConfig });
+        this.cacheDirty = false;
+      } catch (err) {
+        this.d.log.warn({ err: msg(err) }, 'cache not saved');
+      }
+    }
+    return outcome;
+  }
+
+  /** Handler: send the newest gateway health check to the broker (best effort). */
+  private async reportHealth(): Promise<Outcome> {
+    const h = this.health;
+    if (!h || h.at === this.reportedHealthAt) return DONE;
+    if (!this.d.broker.connected || this.registeredAs === undefined) return DONE;
+    try {
+      await this.d.broker.reportHealth(healthRequestFrom(h));
+      this.reportedHealthAt = h.at;
+    } catch (err) {
+      // Not worth a retry: the next check (seconds away) is newer anyway.
+      this.d.log.info({ err: msg(err) }, 'health report not delivered');
+    }
+    return DONE;
+  }
+
+  /** Handler: write the status of every object (only what changed) and the summary. */
+  private async writeStatus(): Promise<Outcome> {
+    try {
+      const summary: AgentSummary = {
+        clusterId: this.d.settings.clusterId,
+        broker: {
+          connected: this.d.broker.connected,
+          registered: this.registeredAs !== undefined,
+          ...(this.transitAddress ? { transitAddress: this.transitAddress } : {}),
+          ...(this.publishedVersion ? { publishedVersion: this.publishedVersion } : {}),
+          ...(this.brokerError ? { lastError: this.brokerError } : {}),
+        },
+        gateway: {
+          ...(this.publicKey ? { publicKey: this.publicKey } : {}),
+          ...(this.lastApply ? { lastApply: this.lastApply } : {}),
+          ...(this.gatewayError ? { lastError: this.gatewayError } : {}),
+        },
+        peerMapFrom: this.peerMapFrom,
+        ...(this.desired ? { desiredVersion: this.desired.version } : {}),
+        ...(this.sourceError ? { sourceError: this.sourceError } : {}),
+      };
+      await this.writeIfChanged('agent', summary, () => this.d.status.writeAgent(summary));
+      const desired = this.desired;
+      if (!desired) return DONE;
+      const s = buildStatuses({
+        clusterId: this.d.settings.clusterId,
+        desired,
+        peerMap: this.peerMap,
+        published: this.publishedVersion === desired.version,
+        build: this.build,
+        applied: this.applied,
+        health: this.health,
+        now: this.d.clock?.() ?? new Date(),
+      });
+      for (const [name, st] of s.networks) {
+        await this.writeIfChanged(`n/${name}`, st, () => this.d.status.writeNetwork(name, st));
+      }
+      for (const [name, st] of s.peerings) {
+        await this.writeIfChanged(`p/${name}`, st, () =>
+          this.d.status.writePeering(name, st.status, st.tunnel),
+        );
+      }
+      const names = `${[...s.networks.keys()].join(',')}|${[...s.peerings.keys()].join(',')}`;
+      await this.writeIfChanged('names', names, async () => {
+        await this.d.status.prune('FederatedNetwork', [...s.networks.keys()]);
+        await this.d.status.prune('ClusterPeering', [...s.peerings.keys()]);
+      });
+      return DONE;
+    } catch (err) {
+      return requeue(`status: ${msg(err)}`);
+    }
+  }
+
+  private async writeIfChanged(
+    key: string,
+    value: unknown,
+    write: () => Promise<void>,
+  ): Promise<void> {
+    const text = canonicalJson(value);
+    if (this.written.get(key) === text) return;
+    await write();
+    this.written.set(key, text);
+  }
+}

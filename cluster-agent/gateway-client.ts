@@ -1,0 +1,99 @@
+/**
+ * The agent's side of the gateway API (l2fed.gateway.v1): a promise-based client over the
+ * generated grpc-js client, behind the small GatewayApi interface the reconcile loop uses
+ * (tests pass a fake). Every call has a deadline; failures become GatewayCallError with
+ * the gRPC status name, so the loop can tell "config refused" from "gateway not running".
+ */
+import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  GatewayServiceClient,
+  type GatewayReport,
+  type HealthReport,
+} from '../proto/gen/l2fed/gateway/v1/gateway.js';
+import type { GatewayConfigInput } from '../gateway/config.js';
+import { configToProto } from '../gateway/grpc-convert.js';
+import { GatewayCallError } from './errors.js';
+
+export type { GatewayReport, HealthReport };
+
+export interface GatewayApplyResult {
+  /** Steps that ran, one line each; empty = the data plane already matched. */
+  readonly steps: readonly string[];
+  readonly durationMs: number;
+  readonly report: GatewayReport;
+}
+
+export interface GatewayStateView {
+  /** Absent until the gateway's first successful apply (in this gateway process). */
+  readonly report: GatewayReport | undefined;
+  /** Absent until the first health check after an apply. */
+  readonly health: HealthReport | undefined;
+}
+
+/** What the agent needs from a gateway. Implementations must be safe to call concurrently. */
+export interface GatewayApi {
+  /** Applies the whole config; idempotent on the gateway side. @throws GatewayCallError */
+  apply(config: GatewayConfigInput): Promise<GatewayApplyResult>;
+  /** Reads the last report and health. Read-only. @throws GatewayCallError */
+  getState(): Promise<GatewayStateView>;
+  close(): void;
+}
+
+const codeName = (code: number): string =>
+  Object.entries(status).find(([, v]) => Number(v) === code)?.[0] ?? String(code);
+
+/** gRPC client for one gateway address (insecure: loopback next to the agent). */
+export class GrpcGatewayClient implements GatewayApi {
+  private readonly client: GatewayServiceClient;
+
+  constructor(
+    readonly address: string,
+    private readonly opts: {
+      readonly applyTimeoutMs?: number;
+      readonly readTimeoutMs?: number;
+    } = {},
+  ) {
+    this.client = new GatewayServiceClient(address, credentials.createInsecure());
+  }
+
+  apply(config: GatewayConfigInput): Promise<GatewayApplyResult> {
+    return new Promise((resolve, reject) => {
+      this.client.apply(
+        { config: configToProto(config), dryRun: false },
+        new Metadata(),
+        { deadline: Date.now() + (this.opts.applyTimeoutMs ?? 60_000) },
+        (err, res) => {
+          if (err) return reject(this.wrap('Apply', err));
+          if (!res.report) {
+            return reject(new GatewayCallError('Apply', 'INTERNAL', 'reply carried no report'));
+          }
+          resolve({ steps: res.steps, durationMs: res.durationMs, report: res.report });
+        },
+      );
+    });
+  }
+
+  getState(): Promise<GatewayStateView> {
+    return new Promise((resolve, reject) => {
+      this.client.getState(
+        {},
+        new Metadata(),
+        { deadline: Date.now() + (this.opts.readTimeoutMs ?? 5000) },
+        (err, res) =>
+          err
+            ? reject(this.wrap('GetState', err))
+            : resolve({ report: res.report, health: res.health }),
+      );
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private wrap(method: string, err: ServiceError): GatewayCallError {
+    return new GatewayCallError(method, codeName(err.code), err.details || err.message, {
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Agent process entry point:
+ *
+ *   tsx cluster-agent/main.ts run --config agent.yaml
+ *
+ * (the CLI wires `l2fed agent run` to main()). Reads and validates the config file,
+ * wires source, broker link, gateway client, status sink and cache into an Agent, and
+ * runs until SIGTERM/SIGINT, then stops cleanly (the data plane stays as it is). Bad
+ * input later on (manifests, broker replies, gateway errors) is logged and retried; the
+ * last good state stays in force.
+ */
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createLogger, type Logger } from '../lib/log.js';
+import { describeError } from '../lib/errors.js';
+import { Agent } from './agent.js';
+import { loadAgentConfig, readCredentials, type AgentConfig } from './agent-config.js';
+import { NatsBrokerLink } from './broker-link.js';
+import { GrpcGatewayClient } from './gateway-client.js';
+import { PeerMapCache } from './peer-map-cache.js';
+import { FolderSource } from './source-folder.js';
+import { KubernetesSource } from './source-kubernetes.js';
+import type { DesiredStateSource } from './source.js';
+import { FileStatusSink, KubeStatusSink, type StatusSink } from './status-sink.js';
+
+/** Builds an Agent from a validated config. Starts nothing. */
+export async function createAgent(config: AgentConfig, log: Logger): Promise<Agent> {
+  let source: DesiredStateSource;
+  let status: StatusSink;
+  if ('folder' in config.source) {
+    source = new FolderSource({ dir: config.source.folder, clusterId: config.clusterId });
+    status = new FileStatusSink(config.statusDir!);
+  } else {
+    const kc = new KubeConfig();
+    if (config.source.kubernetes.kubeconfig) kc.loadFromFile(config.source.kubernetes.kubeconfig);
+    else kc.loadFromDefault();
+    source = new KubernetesSource({ kubeConfig: kc });
+    status = new KubeStatusSink(kc);
+  }
+  const credential = config.nats.credentials
+    ? await readCredentials(config.nats.credentials)
+    : undefined;
+  const broker = new NatsBrokerLink({
+    clusterId: config.clusterId,
+    servers: config.nats.servers,
+    ...(credential ? { credential } : {}),
+    ...(config.nats.tlsCa ? { tlsCa: config.nats.tlsCa } : {}),
+    requestTimeoutMs: config.nats.requestTimeoutMs,
+    pollMs: Math.max(config.gateway.healthPollMs, 2000),
+    log: log.child({ part: 'broker-link' }),
+  });
+  const gateway = new GrpcGatewayClient(config.gateway.address, {
+    applyTimeoutMs: config.gateway.applyTimeoutMs,
+  });
+  return new Agent({
+    settings: {
+      clusterId: config.clusterId,
+      ...(config.gateway.netns ? { netns: config.gateway.netns } : {}),
+      wireguard: config.wireguard,
+      transitPrefixLength: config.transitPrefixLength,
+      underlayMtu: config.underlayMtu,
+      l2sm: config.segments.l2sm,
+      endpoints: config.advertise.endpoints,
+      bootstrapTransitAddress: config.bootstrapTransitAddress,
+      healthPollMs: config.gateway.healthPollMs,
+      resyncMs: config.resyncMs,
+      backoff: config.backoff,
+    },
+    source,
+    broker,
+    gateway,
+    status,
+    cache: new PeerMapCache(config.cacheDir, config.clusterId),
+    log,
+  });
+}
+
+/** Resolves when the process is asked to stop. */
+function termination(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+/**
+ * `run --config FILE`: runs the agent until SIGTERM/SIGINT. Rejects on a bad config or
+ * usage (nothing started then); never rejects because of runtime input.
+ */
+export async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string' } },
+  });
+  if (positionals[0] !== 'run' || !values.config) {
+    throw new Error('usage: cluster-agent/main.ts run --config FILE');
+  }
+  const config = await loadAgentConfig(values.config);
+  const log = createLogger('cluster-agent').child({ cluster: config.clusterId });
+  // A stray rejection must not kill the agent: log it, keep the last good state.
+  const onRejection = (err: unknown) =>
+    log.error({ err: describeError(err) }, 'unhandled rejection');
+  process.on('unhandledRejection', onRejection);
+  // Signal listeners do not keep Node alive; this does, until we are told to stop.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    const agent = await createAgent(config, log);
+    const stopping = termination();
+    await agent.start();
+    log.info({ source: config.source, gateway: config.gateway.address }, 'agent running');
+    const signal = await stopping;
+    log.info({ signal }, 'stopping');
+    await agent.stop();
+  } finally {
+    clearInterval(keepAlive);
+    process.off('unhandledRejection', onRejection);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`l2fed agent: ${describeError(err)}`);
+      process.exit(1);
+    },
+  );
+}

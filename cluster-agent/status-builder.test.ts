@@ -1,0 +1,169 @@
+import test from 'ava';
+import type { PeerMap } from '../broker/records.js';
+import { makeState } from './desired-state.js';
+import type { HealthReport } from './gateway-client.js';
+import { buildGatewayConfig } from './gateway-config.js';
+import { buildStatuses, formatRtt, type StatusInputs } from './status-builder.js';
+
+const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
+const desired = makeState(
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'FederatedNetwork',
+      metadata: { name: 'cdn' },
+      spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
+    },
+  ],
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'ClusterPeering',
+      metadata: { name: 'bristol' },
+      spec: { remoteCluster: 'bristol' },
+    },
+  ],
+);
+const mapWith = (peers: PeerMap['peers']): PeerMap => ({
+  cluster: 'madrid',
+  transitAddress: '100.64.0.1',
+  networks: [{ name: 'cdn', vni: 4096 }],
+  peers,
+});
+const BRISTOL = {
+  cluster: 'bristol',
+  endpoints: ['198.18.0.2:51820'],
+  publicKey: KEY_B,
+  transitAddress: '100.64.0.2',
+  networks: [{ name: 'cdn', vni: 4096 }],
+};
+const SETTINGS = {
+  clusterId: 'madrid',
+  wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/k' },
+  transitPrefixLength: 16,
+  underlayMtu: 1500,
+  l2sm: {},
+};
+const REPORT = {
+  identity: 'madrid',
+  publicKey: KEY_B,
+  tunnelKind: 'wireguard-go',
+  tunnelIfname: 'l2fmad',
+  tunnelMtu: 1420,
+  networks: [{ name: 'cdn', vni: 4096, device: 'l2fv4096', mtu: 1370 }],
+};
+const health = (status: 'up' | 'down', age?: number): HealthReport => ({
+  at: '2026-01-31T12:00:00.000Z',
+  tunnelKind: 'wireguard-go',
+  tunnelIfname: 'l2fmad',
+  tunnelUp: true,
+  peers: [
+    {
+      name: 'bristol',
+      publicKey: KEY_B,
+      endpoint: '198.18.0.2:51820',
+      handshakeAgeSeconds: age,
+      rxBytes: 0,
+      txBytes: 0,
+      probeSent: 3,
+      probeReceived: status === 'up' ? 3 : 0,
+      probeLoss: status === 'up' ? 0 : 1,
+      rttMs: status === 'up' ? 1.25 : undefined,
+      status,
+      reason: status === 'up' ? '' : 'in-tunnel probe got no answer',
+    },
+  ],
+  networks: [],
+});
+
+function inputs(over: Partial<StatusInputs>): StatusInputs {
+  const peerMap = 'peerMap' in over ? over.peerMap : mapWith([BRISTOL]);
+  return {
+    clusterId: 'madrid',
+    desired,
+    peerMap,
+    published: true,
+    build: peerMap ? buildGatewayConfig(desired, peerMap, SETTINGS) : undefined,
+    applied: { ok: true, report: REPORT },
+    health: undefined,
+    now: new Date('2026-01-31T12:00:10Z'),
+    ...over,
+  };
+}
+
+const CASES: [string, Partial<StatusInputs>, string, Record<string, string>][] = [
+  [
+    'no map, no cache',
+    { peerMap: undefined, applied: undefined },
+    'PeerMapUnknown',
+    { Mutual: 'Unknown' },
+  ],
+  [
+    'not yet published',
+    { peerMap: mapWith([]), published: false },
+    'Publishing',
+    { Mutual: 'Unknown' },
+  ],
+  ['one-sided', { peerMap: mapWith([]) }, 'RemoteNotDeclared', { Mutual: 'False', Ready: 'False' }],
+  ['mutual, not checked', {}, 'Connecting', { Mutual: 'True', TunnelHealthy: 'Unknown' }],
+  [
+    'mutual, up',
+    { health: health('up', 3) },
+    'Established',
+    { TunnelHealthy: 'True', Ready: 'True' },
+  ],
+  [
+    'mutual, peer silent',
+    { health: health('down', 40) },
+    'Degraded',
+    { TunnelHealthy: 'False', Ready: 'False' },
+  ],
+  [
+    'mutual, nothing common',
+    { peerMap: mapWith([{ ...BRISTOL, networks: [] }]) },
+    'NoCommonNetwork',
+    { Ready: 'False' },
+  ],
+];
+
+for (const [title, over, reason, conds] of CASES) {
+  test(`status - peering: ${title}`, (t) => {
+    const p = buildStatuses(inputs(over)).peerings.get('bristol')!;
+    t.is(p.status.reason, reason);
+    for (const [type, status] of Object.entries(conds)) {
+      t.is(String(p.status.conditions.find((c) => c.type === type)?.status), status, type);
+    }
+    for (const c of p.status.conditions) t.regex(c.reason, /^[A-Z][A-Za-z]+$/);
+  });
+}
+
+test('status - established peering carries rtt and last handshake', (t) => {
+  const p = buildStatuses(inputs({ health: health('up', 3) })).peerings.get('bristol')!;
+  t.is(p.status.rtt, '1.25ms');
+  t.is(p.status.lastHandshake, '2026-01-31T12:00:07Z');
+  t.like(p.tunnel, { state: 'up', rttMs: 1.25, lossPct: 0, lastHandshakeAgeSec: 3 });
+  t.is(formatRtt(0.4), '400us');
+});
+
+test('status - network: allocated and programmed, or why not', (t) => {
+  const ok = buildStatuses(inputs({})).networks.get('cdn')!;
+  t.like(ok, { vni: 4096, effectiveMTU: 1370, members: ['bristol', 'madrid'] });
+  t.is(ok.conditions.find((c) => c.type === 'Ready')?.status, 'True');
+  const failed = buildStatuses(
+    inputs({ applied: { ok: false, error: 'bridge br-cdn missing' } }),
+  ).networks.get('cdn')!;
+  t.like(
+    failed.conditions.find((c) => c.type === 'Ready'),
+    { status: 'False', reason: 'ApplyFailed' },
+  );
+  const unpublished = buildStatuses(
+    inputs({ peerMap: { ...mapWith([]), networks: [] }, published: false, applied: undefined }),
+  ).networks.get('cdn')!;
+  t.like(
+    unpublished.conditions.find((c) => c.type === 'Allocated'),
+    {
+      status: 'False',
+      reason: 'BrokerUnreachable',
+    },
+  );
+});

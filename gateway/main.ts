@@ -1,0 +1,140 @@
+/**
+ * Gateway process entry point:
+ *
+ *   tsx gateway/main.ts run --config gateway.yaml
+ *
+ * (the CLI wires `l2fed gateway run` to main()). Starts the gateway service (gRPC
+ * l2fed.gateway.v1, Prometheus metrics, health checks) and waits for the agent's Apply.
+ * SIGTERM/SIGINT stop the control plane and leave the data plane as it is; with the
+ * detached launcher wireguard-go keeps running too, so a restarted gateway re-adopts the
+ * tunnel without a drop. A bad Apply is refused per call (INVALID_ARGUMENT) and never
+ * stops the process; the last good state stays.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { createLogger } from '../lib/log.js';
+import { describeError } from '../lib/errors.js';
+import { ExecaRunner } from '../lib/runner.js';
+import { DetachedLauncher, SupervisedLauncher, type DaemonLauncher } from './daemons.js';
+import { ConfigError } from './errors.js';
+import { startGatewayService } from './service.js';
+
+const address = (defaultPort: number) =>
+  z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.int().min(0).max(65_535).default(defaultPort),
+    })
+    .default({ host: '127.0.0.1', port: defaultPort });
+
+/** The gateway process config file (YAML). Unknown keys are errors. */
+export const gatewayProcessConfigSchema = z.strictObject({
+  /** This cluster's id; labels metrics. */
+  identity: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'identity: a DNS-1123 label'),
+  /** Namespace holding the data plane (lab); checked at start, must match the agent's. */
+  netns: z.string().min(1).optional(),
+  grpc: address(50_051),
+  metrics: address(9464),
+  /** OVSDB socket of the OVS the segments live on; default: ovs-vsctl's default. */
+  ovsDbSocket: z.string().startsWith('/').optional(),
+  tunnel: z.enum(['auto', 'wireguard-go', 'kernel']).default('auto'),
+  /**
+   * Who keeps wireguard-go alive. `detached` (default): it outlives this process (pid and
+   * log in `dir`), so a restart re-adopts the tunnel; stop it with the data plane.
+   * `supervised`: it dies with this process (tests, throwaway labs).
+   */
+  launcher: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('detached'), dir: z.string().startsWith('/') }),
+      z.strictObject({ type: z.literal('supervised') }),
+    ])
+    .default({ type: 'detached', dir: '/var/lib/l2fed/daemons' }),
+  healthIntervalMs: z.int().min(100).default(10_000),
+});
+export type GatewayProcessConfig = z.output<typeof gatewayProcessConfigSchema>;
+
+/** Validates a parsed config file. Pure. @throws ConfigError naming each field. */
+export function parseGatewayProcessConfig(raw: unknown): GatewayProcessConfig {
+  const r = gatewayProcessConfigSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    throw new ConfigError(
+      r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+      { cause: r.error },
+    );
+  }
+  return r.data;
+}
+
+/**
+ * `run --config FILE`: serves until SIGTERM/SIGINT. Rejects only on bad usage, a bad
+ * config file or a start failure (port taken, namespace missing).
+ */
+export async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string' } },
+  });
+  if (positionals[0] !== 'run' || !values.config) {
+    throw new Error('usage: gateway/main.ts run --config FILE');
+  }
+  const config = parseGatewayProcessConfig(parseYaml(await readFile(values.config, 'utf8')));
+  const log = createLogger('gateway').child({ identity: config.identity });
+  const runner = new ExecaRunner();
+  if (config.netns) {
+    // Fail at start with a clear message rather than on the first Apply.
+    await runner.run(['true'], { netns: config.netns, timeoutMs: 5000 });
+  }
+  const launcher: DaemonLauncher =
+    config.launcher.type === 'detached'
+      ? new DetachedLauncher(config.launcher.dir)
+      : new SupervisedLauncher();
+  const onRejection = (err: unknown) =>
+    log.error({ err: describeError(err) }, 'unhandled rejection');
+  process.on('unhandledRejection', onRejection);
+  // Signal listeners do not keep Node alive; this does, until we are told to stop.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    const stopping = new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    const svc = await startGatewayService({
+      identity: config.identity,
+      runner,
+      launcher,
+      ...(config.ovsDbSocket ? { ovsDbSocket: config.ovsDbSocket } : {}),
+      ...(config.tunnel === 'auto' ? {} : { tunnelKind: config.tunnel }),
+      grpc: config.grpc,
+      metrics: config.metrics,
+      healthIntervalMs: config.healthIntervalMs,
+    });
+    log.info(
+      {
+        grpc: `${config.grpc.host}:${svc.grpcPort}`,
+        metrics: `${config.metrics.host}:${svc.metricsPort}`,
+      },
+      'gateway serving',
+    );
+    const signal = await stopping;
+    log.info({ signal }, 'stopping; the data plane stays');
+    await svc.close();
+    if (launcher instanceof SupervisedLauncher) await launcher.stopAll();
+  } finally {
+    clearInterval(keepAlive);
+    process.off('unhandledRejection', onRejection);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`l2fed gateway: ${describeError(err)}`);
+      process.exit(1);
+    },
+  );
+}

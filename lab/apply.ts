@@ -1,0 +1,87 @@
+/**
+ * `l2fed lab apply CLUSTER FILE` and `l2fed lab remove CLUSTER NAME`: change one
+ * cluster's manifests in the running lab, as a GitOps commit would. The change is
+ * validated against the whole cluster folder first; a bad change is refused and
+ * nothing is written. The agent (exports, peerings) and the lab runner (pods) react.
+ */
+import { access, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { validate, formatReport } from '../cluster-agent/validate.js';
+import { labPaths } from './paths.js';
+import { readState } from './state.js';
+import { rewriteForBridge } from './segment-rewrite.js';
+
+async function clusterDir(cluster: string): Promise<string | undefined> {
+  const st = await readState(labPaths().state);
+  if (!st?.clusters.some((c) => c.id === cluster)) {
+    console.error(
+      st
+        ? `l2fed lab: no cluster "${cluster}"; lab clusters: ${st.clusters.map((c) => c.id).join(', ')}`
+        : 'l2fed lab: no lab is up; start one with "l2fed lab up"',
+    );
+    return undefined;
+  }
+  return labPaths().cluster(cluster);
+}
+
+/** Validates the cluster folder as it would be after `change`, in a scratch copy. */
+async function checkChange(
+  dir: string,
+  cluster: string,
+  change: (scratch: string) => Promise<void>,
+): Promise<boolean> {
+  const scratchRoot = await mkdtemp(join(tmpdir(), 'l2fed-apply-'));
+  try {
+    const scratch = join(scratchRoot, cluster);
+    await cp(dir, scratch, { recursive: true });
+    await change(scratch);
+    const report = await validate(scratch, { clusterId: cluster });
+    if (!report.ok) {
+      // Name files as the user knows them (CLUSTER/FILE), not by the scratch copy.
+      const text = formatReport(scratch, report).replaceAll(scratch, cluster);
+      console.error(`l2fed lab: refused, nothing changed:\n${text}`);
+      return false;
+    }
+    return true;
+  } finally {
+    await rm(scratchRoot, { recursive: true, force: true });
+  }
+}
+
+export async function labApply(cluster: string, file: string): Promise<number> {
+  const dir = await clusterDir(cluster);
+  if (!dir) return 1;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    console.error(`l2fed lab apply: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
+    return 1;
+  }
+  const st = await readState(labPaths().state);
+  if (st?.segmentKind === 'bridge') text = rewriteForBridge(text);
+  const name = basename(file);
+  const write = (d: string) => writeFile(join(d, name), text);
+  if (!(await checkChange(dir, cluster, write))) return 1;
+  await write(dir);
+  console.log(`applied ${name} to ${cluster}`);
+  return 0;
+}
+
+export async function labRemove(cluster: string, name: string): Promise<number> {
+  const dir = await clusterDir(cluster);
+  if (!dir) return 1;
+  const target = join(dir, basename(name));
+  try {
+    await access(target);
+  } catch {
+    console.error(`l2fed lab remove: ${cluster} has no manifest file ${basename(name)}`);
+    return 1;
+  }
+  const del = (d: string) => rm(join(d, basename(name)), { force: true });
+  if (!(await checkChange(dir, cluster, del))) return 1;
+  await del(dir);
+  console.log(`removed ${basename(name)} from ${cluster}`);
+  return 0;
+}

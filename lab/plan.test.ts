@@ -1,0 +1,65 @@
+import test from 'ava';
+import { validate } from '../cluster-agent/validate.js';
+import { planLab, hostIfname, LAB_PREFIX } from './plan.js';
+import { expectedChecks, peeringVerdict } from './expectations.js';
+
+async function examplesPlan(segmentKind: 'ovs' | 'bridge' = 'ovs') {
+  const report = await validate('deploy/examples');
+  if (!report.ok) throw new Error('examples must validate');
+  const clusters = report.clusters.map((c) => ({ id: c.id, state: c.state! }));
+  return planLab(clusters, { id: 'ab12', segmentKind });
+}
+
+test('lab plan - examples: stable addresses, names and segments', async (t) => {
+  const plan = await examplesPlan();
+  t.deepEqual(
+    plan.clusters.map((c) => [c.id, c.ns, c.underlayAddress, c.wgIfname]),
+    [
+      ['athens', `${LAB_PREFIX}-athens`, '198.18.0.1', 'l2fab120'],
+      ['bristol', `${LAB_PREFIX}-bristol`, '198.18.0.2', 'l2fab121'],
+      ['madrid', `${LAB_PREFIX}-madrid`, '198.18.0.3', 'l2fab122'],
+    ],
+  );
+  const madrid = plan.clusters.find((c) => c.id === 'madrid')!;
+  const collector = madrid.pods.find((p) => p.name === 'collector')!;
+  t.is(collector.ns, `${LAB_PREFIX}-madrid.collector`);
+  const tel = collector.interfaces.find((i) => i.network === 'telemetry')!;
+  t.is(tel.vlan, 20);
+  t.is(tel.mtu, 1350); // declared
+  t.is(collector.interfaces.find((i) => i.network === 'cdn')!.mtu, 1370); // auto: 1500-80-50
+  for (const c of plan.clusters) {
+    for (const p of c.pods) for (const i of p.interfaces) t.true(i.hostIfname.length <= 15);
+  }
+});
+
+test('lab plan - bridge mode turns every segment into a Linux bridge without VLAN', async (t) => {
+  const plan = await examplesPlan('bridge');
+  for (const c of plan.clusters) {
+    t.true(c.segments.every((s) => s.type === 'linux-bridge'));
+    for (const p of c.pods) t.true(p.interfaces.every((i) => i.vlan === undefined));
+  }
+});
+
+test('lab plan - a pod interface name does not depend on other pods', (t) => {
+  t.is(hostIfname('web', 0), hostIfname('web', 0));
+  t.not(hostIfname('web', 0), hostIfname('web', 1));
+  t.not(hostIfname('web', 0), hostIfname('db', 0));
+});
+
+test('lab expectations - examples: one-sided athens->bristol stays isolated', async (t) => {
+  const plan = await examplesPlan();
+  const [athens, bristol, madrid] = plan.clusters;
+  const ab = peeringVerdict(athens!, bristol!);
+  t.false(ab.active);
+  t.regex(ab.reason, /bristol declares no ClusterPeering for athens/);
+  t.deepEqual(peeringVerdict(madrid!, bristol!).networks, ['cdn', 'telemetry']);
+  t.deepEqual(peeringVerdict(madrid!, athens!).networks, ['cdn']);
+
+  const checks = expectedChecks(plan);
+  const across = (a: string, b: string) =>
+    checks.filter((c) => c.from.cluster === a && c.to.cluster === b);
+  t.true(across('athens', 'bristol').length > 0);
+  t.true(across('athens', 'bristol').every((c) => c.expect === 'isolated'));
+  t.true(across('madrid', 'bristol').every((c) => c.expect === 'reach'));
+  t.true(checks.some((c) => c.family === 6));
+});

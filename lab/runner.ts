@@ -1,0 +1,355 @@
+/**
+ * The lab runner: the one long-lived process that owns a lab. It builds the topology,
+ * starts nats-server, the broker, one gateway and one agent per cluster, restarts any of
+ * them that dies, records everything in the state file, and tears it all down on SIGTERM.
+ * `lab up` starts it detached and watches the state file; `lab down` signals it.
+ */
+import { cp, mkdir, rm, writeFile, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { ExecaRunner } from '../lib/runner.js';
+import { NatsServer } from '../lib/nats-process.js';
+import { freePort } from '../lib/ports.js';
+import { describeError } from '../lib/errors.js';
+import { writeToken } from '../lib/pki.js';
+import { generateFederationAuth } from '../broker/auth-config.js';
+import { validate } from '../cluster-agent/validate.js';
+import { formatProblem } from '../cluster-agent/problems.js';
+import { KeptProcess } from './kept-process.js';
+import { l2fedArgv } from './components.js';
+import { labPaths } from './paths.js';
+import {
+  planLab,
+  labPrefix,
+  LAB_UNDERLAY_MTU,
+  type LabCluster,
+  type LabPlan,
+  type LabSegmentKind,
+} from './plan.js';
+import { LabTopology } from './topology.js';
+import { writeState, type LabPhase, type LabState } from './state.js';
+import { rewriteForBridge } from './segment-rewrite.js';
+
+export interface LabRunOptions {
+  readonly manifests: string;
+  readonly segmentKind: LabSegmentKind;
+  /** Agent/gateway health poll, ms: short in tests so degradation shows quickly. */
+  readonly healthMs?: number;
+}
+
+/** Transit addresses (inside WireGuard) come from here; lab-only, like the underlay. */
+export const LAB_TRANSIT_POOL = '198.19.0.0/16';
+
+export class LabRunner {
+  private readonly paths = labPaths();
+  private readonly runner = new ExecaRunner();
+  private readonly progressLines: string[] = [];
+  private readonly procs: KeptProcess[] = [];
+  private readonly grpc = new Map<string, string>();
+  private phase: LabPhase = 'building';
+  private error: string | undefined;
+  private nats: NatsServer | undefined;
+  private admin: { address: string; tokenFile: string } | undefined;
+  private topology: LabTopology | undefined;
+  plan: LabPlan | undefined;
+
+  constructor(private readonly opts: LabRunOptions) {}
+
+  private async progress(msg: string): Promise<void> {
+    this.progressLines.push(msg);
+    if (this.progressLines.length > 200) this.progressLines.shift();
+    await this.save();
+  }
+
+  private async save(): Promise<void> {
+    const plan = this.plan;
+    const state: LabState = {
+      phase: this.phase,
+      runnerPid: process.pid,
+      planId: plan?.id ?? '',
+      segmentKind: this.opts.segmentKind,
+      ...(this.nats ? { natsUrl: this.nats.url } : {}),
+      ...(this.admin ? { admin: this.admin } : {}),
+      clusters: (plan?.clusters ?? []).map((c) => ({
+        id: c.id,
+        ns: c.ns,
+        underlayAddress: c.underlayAddress,
+        ...(this.grpc.has(c.id) ? { gatewayGrpc: this.grpc.get(c.id)! } : {}),
+        pods: c.pods.map((p) => ({ name: p.name, ns: p.ns })),
+      })),
+      processes: this.procs.map((p) => ({ name: p.name, pid: p.pid, restarts: p.restarts })),
+      progress: this.progressLines,
+      ...(this.error ? { error: this.error } : {}),
+    };
+    await writeState(this.paths.state, state);
+  }
+
+  /** Builds and starts everything; on failure records the error and cleans up. */
+  async start(): Promise<void> {
+    try {
+      await mkdir(this.paths.dir, { recursive: true });
+      await this.copyManifests();
+      const report = await validate(this.paths.clusters);
+      if (!report.ok || report.layout !== 'federation') {
+        const errs = report.problems.filter((p) => p.severity === 'error');
+        throw new Error(
+          `manifests in ${this.opts.manifests} are not a valid federation folder:\n` +
+            errs.map((p) => `  ${formatProblem(p)}`).join('\n'),
+        );
+      }
+      const id = Math.random().toString(36).slice(2, 6).padEnd(4, '0');
+      this.plan = planLab(
+        report.clusters.map((c) => ({ id: c.id, state: c.state! })),
+        { id, segmentKind: this.opts.segmentKind, prefix: labPrefix() },
+      );
+      await this.progress(
+        `plan: ${this.plan.clusters.length} clusters, segments: ${this.opts.segmentKind}`,
+      );
+      this.topology = new LabTopology(this.runner, this.plan, join(this.paths.dir, 'run'));
+      await this.topology.build((m) => void this.progress(m));
+      await this.startNats();
+      await this.startBroker();
+      for (const c of this.plan.clusters) {
+        await this.startGateway(c);
+        await this.startAgent(c);
+      }
+      this.phase = 'ready';
+      await this.progress('lab is up');
+      this.watchPods();
+    } catch (err) {
+      this.phase = 'failed';
+      this.error = describeError(err);
+      await this.progress(`failed: ${this.error}`);
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async copyManifests(): Promise<void> {
+    await rm(this.paths.clusters, { recursive: true, force: true });
+    await cp(this.opts.manifests, this.paths.clusters, { recursive: true });
+    if (this.opts.segmentKind !== 'bridge') return;
+    // Bridge mode: the lab builds Linux bridges, so the manifests the agents read say so.
+    for (const cluster of await readdir(this.paths.clusters)) {
+      const dir = join(this.paths.clusters, cluster);
+      for (const f of await readdir(dir).catch(() => [] as string[])) {
+        if (!/\.ya?ml$/.test(f)) continue;
+        const p = join(dir, f);
+        await writeFile(p, rewriteForBridge(await readFile(p, 'utf8')));
+      }
+    }
+  }
+
+  private async keep(name: string, argv: string[], readyWhen?: RegExp): Promise<KeptProcess> {
+    const p = await KeptProcess.start(
+      { name, argv, readyWhen, readyTimeoutMs: 30_000 },
+      {
+        onRestart: (n, out) =>
+          out === 'restarted'
+            ? void this.progress(`${n} restarted`)
+            : void this.progress(
+                `${n} exited; restarting (last output: ${out.trim().split('\n').slice(-2).join(' | ')})`,
+              ),
+      },
+    );
+    this.procs.push(p);
+    await this.save();
+    return p;
+  }
+
+  private async startNats(): Promise<void> {
+    const clusters = this.plan!.clusters.map((c) => c.id);
+    const auth = generateFederationAuth({ clusters, mode: 'nkey' });
+    const dir = join(this.paths.dir, 'nats');
+    await mkdir(join(dir, 'creds'), { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'creds', 'broker.json'), JSON.stringify(auth.broker), {
+      mode: 0o600,
+    });
+    for (const [id, c] of Object.entries(auth.clusters)) {
+      await writeFile(join(dir, 'creds', `${id}.json`), JSON.stringify(c), { mode: 0o600 });
+    }
+    this.nats = await NatsServer.start({
+      dir: join(dir, 'server'),
+      extraConfig: auth.serverConfig,
+    });
+    await this.progress(
+      `nats-server with JetStream on ${this.nats.url} (one credential per cluster)`,
+    );
+  }
+
+  private async startBroker(): Promise<void> {
+    const cfg = join(this.paths.dir, 'broker.yaml');
+    await writeFile(
+      cfg,
+      toYaml({
+        nats: {
+          servers: [this.nats!.url],
+          credentials: join(this.paths.dir, 'nats', 'creds', 'broker.json'),
+        },
+        broker: { transitPool: LAB_TRANSIT_POOL, vniQuarantineMs: 0 },
+      }),
+    );
+    const adminPort = await freePort();
+    const tokenFile = join(this.paths.dir, 'admin.token');
+    await writeToken(tokenFile);
+    this.admin = { address: `127.0.0.1:${adminPort}`, tokenFile };
+    await this.keep(
+      'broker',
+      l2fedArgv(
+        'broker',
+        'run',
+        '--config',
+        cfg,
+        '--admin-listen',
+        this.admin.address,
+        '--admin-token-file',
+        tokenFile,
+      ),
+      /admin API/,
+    );
+    await this.progress(
+      `broker is serving; admin API on ${this.admin.address} (token in ${tokenFile})`,
+    );
+  }
+
+  private async startGateway(c: LabCluster): Promise<void> {
+    const port = await freePort();
+    const metrics = await freePort();
+    const dir = this.paths.run(c.id);
+    await mkdir(dir, { recursive: true });
+    const built = this.topology!.built.find((b) => b.cluster.id === c.id);
+    const cfg = join(dir, 'gateway.yaml');
+    await writeFile(
+      cfg,
+      toYaml({
+        identity: c.id,
+        netns: c.ns,
+        grpc: { host: '127.0.0.1', port },
+        metrics: { host: '127.0.0.1', port: metrics },
+        ...(built?.ovs ? { ovsDbSocket: built.ovs.dbSocket } : {}),
+        tunnel: 'auto',
+        launcher: { type: 'detached', dir: join(dir, 'daemons') },
+        ...(this.opts.healthMs ? { healthIntervalMs: this.opts.healthMs } : {}),
+      }),
+    );
+    await this.keep(
+      `gateway-${c.id}`,
+      l2fedArgv('gateway', 'run', '--config', cfg),
+      /listening|serving/,
+    );
+    this.grpc.set(c.id, `127.0.0.1:${port}`);
+    await this.progress(`cluster ${c.id}: gateway on 127.0.0.1:${port}, metrics :${metrics}`);
+  }
+
+  private async startAgent(c: LabCluster): Promise<void> {
+    const dir = this.paths.run(c.id);
+    const cfg = join(dir, 'agent.yaml');
+    await writeFile(
+      cfg,
+      toYaml({
+        clusterId: c.id,
+        nats: {
+          servers: [this.nats!.url],
+          credentials: join(this.paths.dir, 'nats', 'creds', `${c.id}.json`),
+        },
+        gateway: {
+          address: this.grpc.get(c.id)!,
+          netns: c.ns,
+          ...(this.opts.healthMs ? { healthPollMs: this.opts.healthMs } : {}),
+        },
+        advertise: { endpoints: [`${c.underlayAddress}:${c.listenPort}`] },
+        wireguard: {
+          ifname: c.wgIfname,
+          listenPort: c.listenPort,
+          privateKeyFile: join(dir, 'wg.key'),
+        },
+        transitPrefixLength: 16,
+        // L2S-M networks become lab bridges named after them (lab/plan.ts labSegment).
+        segments: { l2sm: l2smMapping(c) },
+        underlayMtu: LAB_UNDERLAY_MTU,
+        cacheDir: join(dir, 'cache'),
+        statusDir: join(dir, 'status'),
+        source: { folder: this.paths.cluster(c.id) },
+        resyncMs: 10_000,
+        backoff: { initialMs: 200, maxMs: 5000 },
+      }),
+    );
+    await this.keep(
+      `agent-${c.id}`,
+      l2fedArgv('agent', 'run', '--config', cfg),
+      /started|running|ready/,
+    );
+    await this.progress(`cluster ${c.id}: agent reading ${this.paths.cluster(c.id)}`);
+  }
+
+  /**
+   * Pods follow the manifests too (`lab apply` of a Pod): the agents handle exports and
+   * peerings, the runner creates or removes pod namespaces. Polls once a second; one
+   * pass at a time.
+   */
+  private watchPods(): void {
+    const tick = async () => {
+      if (this.phase !== 'ready' || !this.plan || !this.topology) return;
+      const report = await validate(this.paths.clusters);
+      if (!report.ok) return; // the agents report the problem; keep the last good pods
+      const next = planLab(
+        report.clusters.filter((c) => c.state).map((c) => ({ id: c.id, state: c.state! })),
+        { id: this.plan.id, segmentKind: this.opts.segmentKind, prefix: this.plan.prefix },
+      );
+      const changes = await this.topology.sync(next);
+      if (changes.length === 0) return;
+      this.plan = {
+        ...next,
+        clusters: next.clusters.filter((c) => this.plan!.clusters.some((o) => o.id === c.id)),
+      };
+      for (const c of changes) await this.progress(c);
+    };
+    const loop = () => {
+      this.podTimer = setTimeout(() => {
+        tick()
+          .catch((err: unknown) => this.progress(`pod sync: ${describeError(err)}`))
+          .finally(loop);
+      }, 1000);
+    };
+    loop();
+  }
+
+  private podTimer: NodeJS.Timeout | undefined;
+
+  /** Stops every process, removes namespaces and the lab dir. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.phase !== 'failed') this.phase = 'stopping';
+    clearTimeout(this.podTimer);
+    await this.save().catch(() => undefined);
+    for (const p of [...this.procs].reverse()) await p.stop();
+    await this.nats?.stop();
+    // wireguard-go outlives gateway processes by design: kill what lives in lab namespaces.
+    await this.topology?.destroy();
+    await rm(this.paths.dir, { recursive: true, force: true });
+  }
+}
+
+function l2smMapping(c: LabCluster): Record<string, { bridge: string }> {
+  const out: Record<string, { bridge: string }> = {};
+  for (const n of c.state.networks) {
+    const l2sm = n.spec.segment.l2smNetwork;
+    if (l2sm !== undefined) out[l2sm] = { bridge: l2sm.slice(0, 15) };
+  }
+  return out;
+}
+
+/** `l2fed lab run`: runs a lab until SIGTERM/SIGINT. */
+export async function runLabForeground(opts: LabRunOptions): Promise<number> {
+  const lab = new LabRunner(opts);
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= lab.stop());
+  process.once('SIGTERM', () => void stop().then(() => process.exit(0)));
+  process.once('SIGINT', () => void stop().then(() => process.exit(0)));
+  try {
+    await lab.start();
+  } catch {
+    return 1;
+  }
+  await new Promise(() => undefined); // until a signal
+  return 0;
+}

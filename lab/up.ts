@@ -1,0 +1,170 @@
+/**
+ * `l2fed lab up`: starts the lab runner detached (so the lab outlives this command),
+ * shows its progress, then verifies connectivity against the manifests and prints the
+ * matrix. With `once`, tears the lab down again and returns the verdict.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { ExecaRunner } from '../lib/runner.js';
+import { validate } from '../cluster-agent/validate.js';
+import { l2fedArgv } from './components.js';
+import { labPaths } from './paths.js';
+import { readState, type LabState } from './state.js';
+import { planLab, labPrefix, type LabPlan, type LabSegmentKind } from './plan.js';
+import { expectedChecks, peeringVerdict } from './expectations.js';
+import { renderMatrix, runChecks, type CheckResult } from './verify.js';
+import { labDown, runnerAlive } from './down.js';
+
+export interface LabUpOptions {
+  readonly manifests: string;
+  readonly segmentKind: LabSegmentKind;
+  readonly once?: boolean;
+  readonly verify?: boolean;
+  readonly timeoutMs?: number;
+  readonly healthMs?: number;
+  readonly out?: (line: string) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for the runner to report ready (or fail), echoing its progress lines. */
+async function followRunner(
+  timeoutMs: number,
+  out: (l: string) => void,
+  exited: () => number | null | undefined,
+): Promise<LabState> {
+  const paths = labPaths();
+  const deadline = Date.now() + timeoutMs;
+  let shown = 0;
+  for (;;) {
+    const st = await readState(paths.state);
+    if (st) {
+      for (const line of st.progress.slice(shown)) out(`  \u2022 ${line}`);
+      shown = st.progress.length;
+      if (st.phase === 'ready') return st;
+      if (st.phase === 'failed') throw new Error(`lab failed: ${st.error ?? 'see ' + paths.log}`);
+      if (!runnerAlive(st)) throw new Error(`lab runner exited; see ${paths.log}`);
+    }
+    const code = exited();
+    if (code !== undefined && st?.phase !== 'ready') {
+      const tail = (await readFile(paths.log, 'utf8').catch(() => ''))
+        .trim()
+        .split('\n')
+        .slice(-15);
+      throw new Error(`lab runner exited (${code}) before the lab was ready:\n${tail.join('\n')}`);
+    }
+    if (Date.now() > deadline)
+      throw new Error(`lab not ready after ${timeoutMs / 1000} s; see ${paths.log}`);
+    await sleep(300);
+  }
+}
+
+/** The plan of the running lab, recomputed from the manifests the agents read. */
+export async function currentPlan(st: LabState): Promise<LabPlan> {
+  const report = await validate(labPaths().clusters);
+  return planLab(
+    report.clusters.filter((c) => c.state).map((c) => ({ id: c.id, state: c.state! })),
+    { id: st.planId, segmentKind: st.segmentKind as LabSegmentKind, prefix: labPrefix() },
+  );
+}
+
+/** Runs the connectivity checks of the running lab. */
+export async function verifyLab(st: LabState, deadlineMs = 60_000): Promise<CheckResult[]> {
+  const plan = await currentPlan(st);
+  return runChecks(new ExecaRunner(), expectedChecks(plan), { deadlineMs });
+}
+
+export function renderPeerings(plan: LabPlan): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < plan.clusters.length; i++) {
+    for (let j = i + 1; j < plan.clusters.length; j++) {
+      const v = peeringVerdict(plan.clusters[i]!, plan.clusters[j]!);
+      const mark = v.active ? '\u2714 active  ' : '\u2013 inactive';
+      lines.push(
+        `  ${mark} ${v.a} <-> ${v.b}${v.active ? `: ${v.networks.join(', ')}` : ` (${v.reason})`}`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** Runs `l2fed status` against the lab's broker; its output, whatever its verdict. */
+async function federationStatus(admin: { address: string; tokenFile: string }): Promise<string> {
+  const argv = l2fedArgv('status');
+  const r = await new ExecaRunner().run(argv, {
+    allowFailure: true,
+    timeoutMs: 30_000,
+    env: { L2FED_SERVER: admin.address, L2FED_TOKEN_FILE: admin.tokenFile },
+  });
+  return (r.stdout + (r.exitCode > 1 ? `\n${r.stderr}` : '')).trimEnd();
+}
+
+export async function labUp(o: LabUpOptions): Promise<number> {
+  const out = o.out ?? ((l: string) => console.log(l));
+  const paths = labPaths();
+  const existing = await readState(paths.state);
+  if (existing && runnerAlive(existing)) {
+    out(`a lab is already up (runner pid ${existing.runnerPid}); run "l2fed lab down" first`);
+    return 1;
+  }
+  // A crashed earlier lab may have left namespaces or processes: remove them first.
+  await labDown({ quiet: true });
+  const pre = await validate(o.manifests);
+  if (!pre.ok || pre.layout !== 'federation') {
+    out(`l2fed lab: ${o.manifests} must be a folder with one valid subfolder per cluster:`);
+    out((await import('../cluster-agent/validate.js')).formatReport(o.manifests, pre));
+    return 1;
+  }
+  await mkdir(paths.dir, { recursive: true });
+  const log = await open(paths.log, 'a');
+  const args = ['lab', 'run', '--manifests', o.manifests, '--segment', o.segmentKind];
+  if (o.healthMs) args.push('--health-ms', String(o.healthMs));
+  const argv = l2fedArgv(...args);
+  const child = spawn(argv[0]!, argv.slice(1), {
+    detached: true,
+    stdio: ['ignore', log.fd, log.fd],
+    env: { ...process.env, L2FED_LAB_DIR: paths.dir },
+  });
+  let exitCode: number | null | undefined;
+  child.once('exit', (c) => (exitCode = c));
+  child.unref();
+  await log.close();
+  out(`\u25b6 building the lab from ${o.manifests} (log: ${paths.log})`);
+  let st: LabState;
+  try {
+    st = await followRunner(o.timeoutMs ?? 180_000, out, () => exitCode);
+  } catch (err) {
+    out(`\u2718 ${err instanceof Error ? err.message : String(err)}`);
+    await labDown({ quiet: true });
+    return 1;
+  }
+  const plan = await currentPlan(st);
+  if (st.admin) {
+    out('\u25b6 federation status (l2fed status, through the broker admin API)');
+    out(await federationStatus(st.admin));
+  }
+  out('\u25b6 peerings declared in the manifests');
+  for (const l of renderPeerings(plan)) out(l);
+  let ok = true;
+  if (o.verify !== false) {
+    out('\u25b6 verifying connectivity (pings from inside the pods)');
+    const results = await verifyLab(st);
+    out(renderMatrix(results, process.stdout.isTTY));
+    ok = results.every((r) => r.ok);
+  }
+  if (o.once) {
+    out('\u25b6 tearing the lab down (--once)');
+    await labDown({ quiet: true });
+  } else {
+    out('\nThe lab is up. Next:');
+    out('  l2fed lab exec madrid/web -- ping -c 3 10.10.0.21   # run a command in a pod');
+    out('  l2fed lab apply CLUSTER FILE                         # change a cluster live');
+    out('  l2fed lab status                                     # processes and pods');
+    if (st.admin) {
+      out(`  export L2FED_SERVER=${st.admin.address} L2FED_TOKEN_FILE=${st.admin.tokenFile}`);
+      out('  l2fed status; l2fed get peerings; l2fed diagnose athens bristol');
+    }
+    out('  l2fed lab down                                       # remove everything');
+  }
+  return ok ? 0 : 1;
+}
