@@ -5,14 +5,18 @@
  * /var/run/wireguard/IF.sock is machine-wide, which is why interface names must be
  * unique on the machine.
  */
+import { mkdir } from 'node:fs/promises';
 import { ProcessStartError } from '../lib/errors.js';
 import type { DaemonLauncher } from './daemons.js';
 import { change, read, type Host } from './host.js';
 import type { DesiredPeer } from './model.js';
 import type { TunnelBackend } from './tunnel.js';
+
 import { readWg, wgRemovePeer, wgSetKey, wgSetPeer, wgSetPort, type WgDump } from './wireguard.js';
 
 const READY_TIMEOUT_MS = 5000;
+/** wireguard-go's control sockets (machine-wide, shared by every namespace). */
+const WG_SOCKET_DIR = '/var/run/wireguard';
 
 export class WireguardGoTunnel implements TunnelBackend {
   readonly kind = 'wireguard-go' as const;
@@ -34,6 +38,19 @@ export class WireguardGoTunnel implements TunnelBackend {
    * Not a runner command (the daemon is long-lived), so it is not in mutatingCommands().
    */
   async create(ifname: string): Promise<void> {
+    try {
+      await this.start(ifname);
+    } catch (err) {
+      // Seen once under heavy parallel load: wireguard-go could not bind its control
+      // socket ("no such file or directory"). Make sure the folder exists and retry once.
+      if (!(err instanceof ProcessStartError) || !/uapi socket/.test(err.output)) throw err;
+      await mkdir(WG_SOCKET_DIR, { recursive: true, mode: 0o755 });
+      await this.start(ifname);
+    }
+  }
+
+  private async start(ifname: string): Promise<void> {
+    await mkdir(WG_SOCKET_DIR, { recursive: true, mode: 0o755 });
     const handle = await this.launcher.start({
       key: this.key(ifname),
       argv: ['wireguard-go', '-f', ifname],

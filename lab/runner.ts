@@ -68,7 +68,7 @@ export class LabRunner {
       runnerPid: process.pid,
       planId: plan?.id ?? '',
       segmentKind: this.opts.segmentKind,
-      ...(this.nats ? { natsUrl: this.nats.url } : {}),
+      ...(this.nats ? { natsUrl: this.nats.url, natsPid: this.nats.pid } : {}),
       ...(this.admin ? { admin: this.admin } : {}),
       clusters: (plan?.clusters ?? []).map((c) => ({
         id: c.id,

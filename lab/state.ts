@@ -20,6 +20,7 @@ export interface LabState {
   readonly planId: string;
   readonly segmentKind: string;
   readonly natsUrl?: string;
+  readonly natsPid?: number;
   /** The broker's admin API and the token file `l2fed status` needs for it. */
   readonly admin?: { readonly address: string; readonly tokenFile: string };
   readonly clusters: readonly {

@@ -20,8 +20,50 @@ const test = testWith({
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Pings from a namespace for `seconds` (bounded by -w) and resolves with the Unix
+ * timestamps of the replies (ping -D).
+ */
+function pingWatch(
+  ns: string,
+  to: string,
+  seconds: number,
+  interval = 0.1,
+): Promise<number[] & { transmitted: number }> {
+  return new Promise((resolve) => {
+    const p = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        'ping',
+        '-D',
+        '-n',
+        '-i',
+        String(interval),
+        '-W',
+        '1',
+        '-w',
+        String(seconds),
+        to,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.once('exit', () => {
+      const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) =>
+        Number(m[1]),
+      );
+      const transmitted = Number(/(\d+) packets transmitted/.exec(out)?.[1] ?? 0);
+      resolve(Object.assign(replies, { transmitted }));
+    });
+  });
+}
+
 test.serial(
-  'lab e2e - examples: matrix as declared, live peering change, gateway crash, clean down',
+  'lab e2e - examples: matrix as declared, live changes, gateway crash, control-plane outage, clean down',
   async (t) => {
     t.timeout(300_000);
     const id = runId(4);
@@ -77,11 +119,23 @@ test.serial(
     t.not(flowed, undefined, 'athens reaches bristol once both sides declare the peering');
     t.log(`peering added on the second side: traffic after ${flowed} ms`);
 
-    // Withdrawn on one side: traffic stops.
+    // Withdrawn on one side: traffic stops. A timestamped ping (every 100 ms) runs across
+    // the change; the last reply after the removal tells how long traffic went on.
+    const watcher = pingWatch(edge, cache, 8);
+    await sleep(500);
+    const removedAt = Date.now() / 1000;
     t.is(await labRemove('bristol', 'peering-athens.yaml'), 0);
-    const stopped = await waitFor(async () => !(await ping(edge, cache)), 15_000);
-    t.not(stopped, undefined, 'withdrawing one side stops traffic');
-    t.log(`peering withdrawn: traffic stopped after ${stopped} ms`);
+    const replies = await watcher;
+    const lastReply = Math.max(...replies);
+    t.true(
+      replies.some((r) => r < removedAt),
+      'traffic flowed before the withdrawal',
+    );
+    t.true(lastReply < removedAt + 8, 'traffic stopped after the withdrawal');
+    t.false(await ping(edge, cache));
+    t.log(
+      `peering withdrawn: last reply ${Math.max(0, lastReply - removedAt).toFixed(2)} s after the removal`,
+    );
 
     // A bad change is refused and changes nothing.
     const bad = join(dir.path, 'bad.yaml');
@@ -139,6 +193,30 @@ test.serial(
     }, 30_000);
     t.not(restarted, undefined, 'the runner restarts the gateway');
     t.not(await waitFor(() => ping(web, cache), 15_000), undefined, 'traffic after the restart');
+    const after = (await readState(labPaths().state))!;
+
+    // NATS and the broker stop (SIGSTOP) for 30 s: established paths drop nothing.
+    const frozen = [after.natsPid, after.processes.find((p) => p.name === 'broker')?.pid].filter(
+      (p): p is number => p !== undefined,
+    );
+    t.is(frozen.length, 2);
+    const during = pingWatch(web, cache, 30, 0.5);
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    let outageReplies: number[] & { transmitted: number };
+    try {
+      outageReplies = await during;
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    t.true(outageReplies.transmitted >= 50, 'the ping ran through the outage');
+    t.is(
+      outageReplies.length,
+      outageReplies.transmitted,
+      'no ping lost while NATS and the broker were stopped',
+    );
+    t.log(
+      `control plane stopped 30 s: ${outageReplies.length} of ${outageReplies.transmitted} pings answered`,
+    );
 
     // Down leaves nothing: namespaces, processes, files.
     await labDown({ quiet: true });
