@@ -22,6 +22,7 @@ import {
 } from 'nats';
 import { BUCKETS } from './records.js';
 import { SUBJECT_PREFIX } from './protocol.js';
+import { z } from 'zod';
 import { isDns1123Label } from './names.js';
 import { BrokerConfigError } from './errors.js';
 
@@ -33,6 +34,17 @@ export type Credential =
       readonly seed: string;
     }
   | { readonly type: 'password'; readonly user: string; readonly password: string };
+
+/** The credentials file `gen-auth` writes, validated on read (broker and agents). */
+export const credentialSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('nkey'),
+    user: z.string(),
+    publicKey: z.string(),
+    seed: z.string(),
+  }),
+  z.strictObject({ type: z.literal('password'), user: z.string(), password: z.string() }),
+]);
 
 export interface TlsSettings {
   readonly certFile: string;

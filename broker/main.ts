@@ -21,22 +21,17 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Broker } from './broker.js';
 import { brokerConfigSchema } from './config.js';
-import { connectOptionsFor, generateFederationAuth, type Credential } from './auth-config.js';
+import {
+  connectOptionsFor,
+  credentialSchema,
+  generateFederationAuth,
+  type Credential,
+} from './auth-config.js';
 import { BrokerConfigError } from './errors.js';
 import { describeError } from '../lib/errors.js';
 import { adminFileSchema, resolveAdmin, type AdminFlags } from './admin-config.js';
 import { startBrokerAdmin } from './admin-api.js';
 import { createLogger } from '../lib/log.js';
-
-const credentialSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('nkey'),
-    user: z.string(),
-    publicKey: z.string(),
-    seed: z.string(),
-  }),
-  z.strictObject({ type: z.literal('password'), user: z.string(), password: z.string() }),
-]);
 
 const fileSchema = z.strictObject({
   nats: z

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { Credential } from '../broker/auth-config.js';
+import { credentialSchema, type Credential } from '../broker/auth-config.js';
 import { AgentConfigError } from './errors.js';
 import { dnsLabel, ifName } from './schema-common.js';
 import { VLAN } from './constants.js';
@@ -92,16 +92,6 @@ export const agentConfigSchema = z.strictObject({
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
-
-const credentialSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('nkey'),
-    user: z.string(),
-    publicKey: z.string(),
-    seed: z.string(),
-  }),
-  z.strictObject({ type: z.literal('password'), user: z.string(), password: z.string() }),
-]);
 
 /** Validates a parsed config; throws AgentConfigError naming file and field. Pure. */
 export function parseAgentConfig(raw: unknown, file = '(config)'): AgentConfig {

@@ -15,7 +15,7 @@ import { makeRunDir, runId } from '../fixtures/run-dir.js';
 
 const test = testWith({
   netAdmin: true,
-  tools: ['ip', 'ping', 'wg', 'wireguard-go', 'nats-server', 'bridge', 'iperf3'],
+  tools: ['ip', 'ping', 'wg', 'wireguard-go', 'nats-server', 'bridge', 'iperf3', 'tcpdump'],
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -144,6 +144,100 @@ test.serial(
       'apiVersion: l2fed.io/v1alpha1\nkind: ClusterPeering\nmetadata:\n  name: Bad\nspec: {}\n',
     );
     t.is(await labApply('bristol', bad), 1);
+
+    // A network exported live on two clusters, with one pod each: it comes up without
+    // touching traffic on the existing networks (a ping runs across the change).
+    const steady = pingWatch(ns('madrid', 'web'), cache, 12, 0.2);
+    const netFile = (name: string, seg: string) =>
+      [
+        'apiVersion: l2fed.io/v1alpha1',
+        'kind: FederatedNetwork',
+        'metadata:',
+        `  name: ${name}`,
+        'spec:',
+        '  segment:',
+        `    ${seg}`,
+        '---',
+        'apiVersion: v1',
+        'kind: Pod',
+        'metadata:',
+        `  name: ${name}-pod`,
+        '  annotations:',
+        '',
+      ].join('\n');
+    const podAnnotation = (ip: string) =>
+      `    k8s.v1.cni.cncf.io/networks: '[{"name":"media","interface":"m0","ips":["${ip}/24"]}]'\n`;
+    const madridMedia = join(dir.path, 'madrid-media.yaml');
+    const bristolMedia = join(dir.path, 'bristol-media.yaml');
+    await writeFile(
+      madridMedia,
+      netFile('media', 'linuxBridge: br-media') + podAnnotation('10.30.0.11'),
+    );
+    await writeFile(
+      bristolMedia,
+      netFile('media', 'linuxBridge: br-media') + podAnnotation('10.30.0.21'),
+    );
+    t.is(await labApply('madrid', madridMedia), 0);
+    // madrid lists the networks it offers bristol: the new one must be added there too.
+    const offer = join(dir.path, 'peering-bristol.yaml');
+    await writeFile(
+      offer,
+      'apiVersion: l2fed.io/v1alpha1\nkind: ClusterPeering\nmetadata:\n  name: bristol\nspec:\n  remoteCluster: bristol\n  networks: [cdn, telemetry, media]\n',
+    );
+    t.is(await labApply('madrid', offer), 0);
+    t.is(await labApply('bristol', bristolMedia), 0);
+    const mediaNs = `${process.env.L2FED_LAB_PREFIX}-madrid.media-pod`;
+    t.not(
+      await waitFor(() => ping(mediaNs, '10.30.0.21'), 30_000),
+      undefined,
+      'a network exported live by both peers carries traffic',
+    );
+    const steadyReplies = await steady;
+    t.is(
+      steadyReplies.length,
+      steadyReplies.transmitted,
+      'existing traffic untouched by the new export',
+    );
+
+    // Underlay capture: between clusters only WireGuard crosses (no VXLAN, no pod addresses).
+    const cap = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        `${process.env.L2FED_LAB_PREFIX}.underlay`,
+        'tcpdump',
+        '-i',
+        'ulbr',
+        '-n',
+        '-l',
+        '-c',
+        '200',
+        'udp or icmp or arp',
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let captured = '';
+    cap.stdout.on('data', (d: Buffer) => (captured += d.toString()));
+    await sleep(1000);
+    t.true(await ping(ns('madrid', 'web'), cache));
+    t.true(await ping(mediaNs, '10.30.0.21'));
+    await sleep(500);
+    cap.kill('SIGTERM');
+    await new Promise((r) => cap.once('exit', r));
+    const packets = captured.split('\n').filter(Boolean);
+    t.true(
+      packets.some((l) => /\.51820\b/.test(l)),
+      'WireGuard packets seen on the underlay',
+    );
+    t.false(
+      packets.some((l) => /\.4789\b/.test(l)),
+      'no plaintext VXLAN on the underlay',
+    );
+    t.false(
+      packets.some((l) => /\b10\.(10|20|30)\.0\.\d+/.test(l)),
+      'no pod address in clear',
+    );
 
     // A new pod attaches live (the runner creates it from its manifest) and is reached
     // from its own cluster and across the federation; TCP crosses too.
