@@ -2,6 +2,15 @@
 import { Option, type Command } from 'commander';
 import { LAB_SEGMENTS, type LabSegmentKind } from '../lab/plan.js';
 
+interface LabUpFlags {
+  manifests: string;
+  segment: LabSegmentKind;
+  clusters?: string;
+  podsPerCluster: string;
+  once?: boolean;
+  verify: boolean;
+}
+
 export function registerLab(program: Command): void {
   const lab = program
     .command('lab')
@@ -16,28 +25,29 @@ export function registerLab(program: Command): void {
         .choices([...LAB_SEGMENTS])
         .default('ovs'),
     )
+    .option(
+      '--clusters <n>',
+      'instead of --manifests: generate N clusters in a full mesh on one network',
+    )
+    .option('--pods-per-cluster <m>', 'with --clusters: pods per cluster', '2')
     .option('--once', 'verify, then tear the lab down (exit code = verdict)')
     .option('--no-verify', 'skip the connectivity check')
     .addHelpText(
       'after',
-      '\nExamples:\n  l2fed lab up\n  l2fed lab up --manifests ./my-federation --segment bridge\n  l2fed lab up --once',
+      '\nExamples:\n  l2fed lab up\n  l2fed lab up --manifests ./my-federation --segment bridge\n  l2fed lab up --clusters 4 --pods-per-cluster 3 --once',
     )
-    .action(
-      async (o: {
-        manifests: string;
-        segment: LabSegmentKind;
-        once?: boolean;
-        verify: boolean;
-      }) => {
-        const { labUp } = await import('../lab/up.js');
-        process.exitCode = await labUp({
-          manifests: o.manifests,
-          segmentKind: o.segment,
-          once: o.once ?? false,
-          verify: o.verify,
-        });
-      },
-    );
+    .action(async (o: LabUpFlags) => {
+      const { labUp } = await import('../lab/up.js');
+      process.exitCode = await labUp({
+        manifests: o.manifests,
+        ...(o.clusters !== undefined
+          ? { generate: { clusters: Number(o.clusters), pods: Number(o.podsPerCluster) } }
+          : {}),
+        segmentKind: o.segment,
+        once: o.once ?? false,
+        verify: o.verify,
+      });
+    });
 
   lab
     .command('down')

@@ -37,6 +37,7 @@ export async function labDown(o: { quiet?: boolean } = {}): Promise<number> {
   if (st) await removeWgSockets(st.planId);
   const removed = await cleanup(runner, prefix);
   await rm(paths.dir, { recursive: true, force: true });
+  await rm(`${paths.dir}.manifests`, { recursive: true, force: true });
   const n = namespaces.length + removed.namespaces.length + removed.processes.length;
   say(
     n

@@ -14,9 +14,12 @@ import { planLab, labPrefix, type LabPlan, type LabSegmentKind } from './plan.js
 import { expectedChecks, peeringVerdict } from './expectations.js';
 import { renderMatrix, runChecks, type CheckResult } from './verify.js';
 import { labDown, runnerAlive } from './down.js';
+import { generateFederation } from './generate.js';
 
 export interface LabUpOptions {
   readonly manifests: string;
+  /** Generate a full-mesh federation instead of reading `manifests`. */
+  readonly generate?: { readonly clusters: number; readonly pods: number };
   readonly segmentKind: LabSegmentKind;
   readonly once?: boolean;
   readonly verify?: boolean;
@@ -109,15 +112,29 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   }
   // A crashed earlier lab may have left namespaces or processes: remove them first.
   await labDown({ quiet: true });
-  const pre = await validate(o.manifests);
+  let manifests = o.manifests;
+  if (o.generate) {
+    // Next to the lab dir and named like it, so lab down / cleanup remove it too.
+    manifests = `${paths.dir}.manifests`;
+    try {
+      await generateFederation(manifests, o.generate.clusters, o.generate.pods);
+    } catch (err) {
+      out(`l2fed lab: ${err instanceof Error ? err.message : String(err)}`);
+      return 2;
+    }
+    out(
+      `\u25b6 generated ${o.generate.clusters} clusters x ${o.generate.pods} pods in ${manifests}`,
+    );
+  }
+  const pre = await validate(manifests);
   if (!pre.ok || pre.layout !== 'federation') {
-    out(`l2fed lab: ${o.manifests} must be a folder with one valid subfolder per cluster:`);
-    out((await import('../cluster-agent/validate.js')).formatReport(o.manifests, pre));
+    out(`l2fed lab: ${manifests} must be a folder with one valid subfolder per cluster:`);
+    out((await import('../cluster-agent/validate.js')).formatReport(manifests, pre));
     return 1;
   }
   await mkdir(paths.dir, { recursive: true });
   const log = await open(paths.log, 'a');
-  const args = ['lab', 'run', '--manifests', o.manifests, '--segment', o.segmentKind];
+  const args = ['lab', 'run', '--manifests', manifests, '--segment', o.segmentKind];
   if (o.healthMs) args.push('--health-ms', String(o.healthMs));
   const argv = l2fedArgv(...args);
   const child = spawn(argv[0]!, argv.slice(1), {
@@ -129,7 +146,7 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   child.once('exit', (c) => (exitCode = c));
   child.unref();
   await log.close();
-  out(`\u25b6 building the lab from ${o.manifests} (log: ${paths.log})`);
+  out(`\u25b6 building the lab from ${manifests} (log: ${paths.log})`);
   let st: LabState;
   try {
     st = await followRunner(o.timeoutMs ?? 180_000, out, () => exitCode);
