@@ -12,15 +12,11 @@ import { OvsInstance } from '../lib/ovs-process.js';
 import { ExecaRunner, RecordingRunner, type CommandRunner } from '../lib/runner.js';
 import { supervise, type SupervisedProcess } from '../lib/supervisor.js';
 import { NetnsSet } from '../lib/netns.js';
+import { shortId } from '../lib/short-id.js';
 import type { GatewayConfigInput } from './config.js';
 import { SupervisedLauncher } from './daemons.js';
 import { Gateway } from './gateway.js';
 import { ensurePrivateKey } from './keys.js';
-
-/** Short random id for names that must be unique on the machine (netns, ifnames). */
-function randomId(): string {
-  return Math.random().toString(36).slice(2, 6).padEnd(4, '0');
-}
 
 export interface LabOptions {
   /** Open_vSwitch other_config for every site's OVS (e.g. userspace-tso-enable). */
@@ -69,7 +65,7 @@ export class GatewayLab {
   readonly launcher = new SupervisedLauncher();
   private readonly helpers: SupervisedProcess[] = [];
   private switchNs = '';
-  private readonly id = randomId();
+  private readonly id = shortId();
 
   private constructor(
     readonly runner: CommandRunner,
@@ -84,7 +80,7 @@ export class GatewayLab {
     const runner = new ExecaRunner();
     const path = await mkdtemp(join(tmpdir(), 'l2fed-gwlab-'));
     const dir = { path, remove: () => rm(path, { recursive: true, force: true }) };
-    const netns = new NetnsSet(runner, `l2fed-gw${randomId()}`);
+    const netns = new NetnsSet(runner, `l2fed-gw${shortId()}`);
     const lab = new GatewayLab(runner, netns, dir, segment, opts);
     try {
       await lab.build(n);

@@ -10,10 +10,13 @@ import { stringify as toYaml } from 'yaml';
 import { ExecaRunner } from '../lib/runner.js';
 import { NatsServer } from '../lib/nats-process.js';
 import { freePort } from '../lib/ports.js';
+import { shortId } from '../lib/short-id.js';
 import { describeError } from '../lib/errors.js';
 import { writeToken } from '../lib/pki.js';
 import { generateFederationAuth } from '../broker/auth-config.js';
 import { validate } from '../cluster-agent/validate.js';
+import { FolderSource } from '../cluster-agent/source-folder.js';
+import type { DesiredState } from '../cluster-agent/desired-state.js';
 import { formatProblem } from '../cluster-agent/problems.js';
 import { KeptProcess } from './kept-process.js';
 import { l2fedArgv } from './components.js';
@@ -97,7 +100,7 @@ export class LabRunner {
             errs.map((p) => `  ${formatProblem(p)}`).join('\n'),
         );
       }
-      const id = Math.random().toString(36).slice(2, 6).padEnd(4, '0');
+      const id = shortId();
       this.plan = planLab(
         report.clusters.map((c) => ({ id: c.id, state: c.state! })),
         { id, segmentKind: this.opts.segmentKind, prefix: labPrefix() },
@@ -115,7 +118,7 @@ export class LabRunner {
       }
       this.phase = 'ready';
       await this.progress('lab is up');
-      this.watchPods();
+      await this.watchPods();
     } catch (err) {
       this.phase = 'failed';
       this.error = describeError(err);
@@ -284,42 +287,44 @@ export class LabRunner {
 
   /**
    * Pods follow the manifests too (`lab apply` of a Pod): the agents handle exports and
-   * peerings, the runner creates or removes pod namespaces. Polls once a second; one
-   * pass at a time.
+   * peerings, the runner creates or removes pod namespaces. Each cluster's folder is
+   * followed with the agents' own FolderSource (file events, debounce, last good state
+   * kept on invalid input); changes are applied one at a time.
    */
-  private watchPods(): void {
-    const tick = async () => {
-      if (this.phase !== 'ready' || !this.plan || !this.topology) return;
-      const report = await validate(this.paths.clusters);
-      if (!report.ok) return; // the agents report the problem; keep the last good pods
-      const next = planLab(
-        report.clusters.filter((c) => c.state).map((c) => ({ id: c.id, state: c.state! })),
-        { id: this.plan.id, segmentKind: this.opts.segmentKind, prefix: this.plan.prefix },
-      );
-      const changes = await this.topology.sync(next);
-      if (changes.length === 0) return;
-      this.plan = {
-        ...next,
-        clusters: next.clusters.filter((c) => this.plan!.clusters.some((o) => o.id === c.id)),
-      };
-      for (const c of changes) await this.progress(c);
-    };
-    const loop = () => {
-      this.podTimer = setTimeout(() => {
-        tick()
-          .catch((err: unknown) => this.progress(`pod sync: ${describeError(err)}`))
-          .finally(loop);
-      }, 1000);
-    };
-    loop();
+  private async watchPods(): Promise<void> {
+    for (const c of this.plan!.clusters) {
+      const source = new FolderSource({ dir: this.paths.cluster(c.id), clusterId: c.id });
+      source.subscribe((ev) => {
+        if (ev.type !== 'snapshot') return; // the agent reports manifest errors
+        this.podSync = this.podSync
+          .then(() => this.syncPods(c.id, ev.state))
+          .catch((err: unknown) => this.progress(`pod sync: ${describeError(err)}`));
+      });
+      this.sources.push(source);
+      await source.start();
+    }
   }
 
-  private podTimer: NodeJS.Timeout | undefined;
+  private async syncPods(clusterId: string, state: DesiredState): Promise<void> {
+    if (this.phase !== 'ready' || !this.plan || !this.topology) return;
+    const plan = this.plan;
+    const next = planLab(
+      plan.clusters.map((c) => ({ id: c.id, state: c.id === clusterId ? state : c.state })),
+      { id: plan.id, segmentKind: this.opts.segmentKind, prefix: plan.prefix },
+    );
+    const changes = await this.topology.sync(next);
+    this.plan = next;
+    for (const c of changes) await this.progress(c);
+  }
+
+  private readonly sources: FolderSource[] = [];
+  private podSync: Promise<void> = Promise.resolve();
 
   /** Stops every process, removes namespaces and the lab dir. Idempotent. */
   async stop(): Promise<void> {
     if (this.phase !== 'failed') this.phase = 'stopping';
-    clearTimeout(this.podTimer);
+    for (const src of this.sources) await src.stop();
+    await this.podSync;
     await this.save().catch(() => undefined);
     for (const p of [...this.procs].reverse()) await p.stop();
     await this.nats?.stop();
