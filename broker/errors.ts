@@ -13,6 +13,8 @@ export const ERROR_CODES = [
   'UNKNOWN_SUBJECT',
   'NOT_REGISTERED',
   'CLUSTER_ID_TAKEN',
+  'KEY_MISMATCH',
+  'KEY_IN_USE',
   'POOL_EXHAUSTED',
   'CONFLICT',
   'UNAVAILABLE',
@@ -87,6 +89,35 @@ export class NotRegisteredError extends BrokerError {
   }
 }
 
+/** A key rotation named a previous key the broker does not hold. Nothing changed. */
+export class KeyMismatchError extends BrokerError {
+  override name = 'KeyMismatchError';
+  readonly code = 'KEY_MISMATCH';
+  constructor(readonly clusterId: string) {
+    super(
+      `previousKey is not the key registered for cluster "${clusterId}"; ` +
+        `read the registered key with l2fed.v1.${clusterId}.get and rotate from it`,
+      { field: 'previousKey' },
+    );
+  }
+}
+
+/** Another cluster already uses this WireGuard public key; peers could not tell them apart. */
+export class KeyInUseError extends BrokerError {
+  override name = 'KeyInUseError';
+  readonly code = 'KEY_IN_USE';
+  constructor(
+    readonly clusterId: string,
+    readonly holder: string,
+  ) {
+    super(
+      `public key is already registered by cluster "${holder}"; every gateway needs its own ` +
+        `key (generate one with wg genkey)`,
+      { field: 'publicKey' },
+    );
+  }
+}
+
 /** Someone tried to register an existing cluster id with a different public key. */
 export class ClusterTakeoverError extends BrokerError {
   override name = 'ClusterTakeoverError';
@@ -94,7 +125,7 @@ export class ClusterTakeoverError extends BrokerError {
   constructor(readonly clusterId: string) {
     super(
       `cluster id "${clusterId}" is registered with a different WireGuard public key; ` +
-        `use the original key, or deregister the cluster first to rotate it`,
+        `use the original key, or rotate it with l2fed.v1.<id>.rotate-key`,
       { field: 'publicKey' },
     );
   }

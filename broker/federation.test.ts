@@ -2,7 +2,13 @@ import test from 'ava';
 import { FakeKvStore } from './fake-kv-store.js';
 import { Federation } from './federation.js';
 import { resolveConfig } from './config.js';
-import { ClusterTakeoverError, NotRegisteredError, StoreUnavailableError } from './errors.js';
+import {
+  ClusterTakeoverError,
+  KeyInUseError,
+  KeyMismatchError,
+  NotRegisteredError,
+  StoreUnavailableError,
+} from './errors.js';
 import { KEYS, type PeerMap, type VniClaim } from './records.js';
 
 const KEY_A = 'x4gOZYP7gYK/0dBhgSvq7+nIu9ygrsAx6gqwmjXzT0I=';
@@ -30,6 +36,51 @@ test('federation - register is idempotent; another key is a takeover', async (t)
   const moved = await fed.register('a', reg(KEY_A, ['198.18.0.9:51820']));
   t.deepEqual(moved.cluster.endpoints, ['198.18.0.9:51820']);
   t.is(moved.cluster.transitAddress, a.cluster.transitAddress);
+});
+
+const KEY_C = 'kP3oZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
+
+test("federation - rotate-key swaps the key in the peers' maps, keeps the address; idempotent", async (t) => {
+  const { fed, store } = setup();
+  const a = await fed.register('a', reg(KEY_A));
+  await fed.register('b', reg(KEY_B));
+  await fed.setExports('a', ['cdn']);
+  await fed.setExports('b', ['cdn']);
+  await fed.setPeerings('a', [{ remoteCluster: 'b' }]);
+  await fed.setPeerings('b', [{ remoteCluster: 'a' }]);
+  const peerKeyOfA = async () =>
+    (await store.get<PeerMap>('peerMaps', 'b'))?.value.peers.find((p) => p.cluster === 'a')
+      ?.publicKey;
+  t.is(await peerKeyOfA(), KEY_A);
+
+  const r = await fed.rotateKey('a', { previousKey: KEY_A, publicKey: KEY_C });
+  t.true(r.rotated);
+  t.is(r.cluster.publicKey, KEY_C);
+  t.is(r.cluster.transitAddress, a.cluster.transitAddress);
+  t.is(await peerKeyOfA(), KEY_C, "b's peer map names a's new key");
+  const again = await fed.rotateKey('a', { previousKey: KEY_A, publicKey: KEY_C });
+  t.false(again.rotated, 'a repeat (lost reply) changes nothing');
+  t.false((await fed.register('a', reg(KEY_C))).created, 'register with the new key is idempotent');
+  await t.throwsAsync(fed.register('a', reg(KEY_A)), { instanceOf: ClusterTakeoverError });
+});
+
+test('federation - rotate-key refuses a stale previous key, a key of another cluster, an unknown cluster', async (t) => {
+  const { fed, store } = setup();
+  await fed.register('a', reg(KEY_A));
+  await fed.register('b', reg(KEY_B));
+  await t.throwsAsync(
+    fed.rotateKey('a', { previousKey: KEY_C, publicKey: KEY_C.replace('k', 'm') }),
+    {
+      instanceOf: KeyMismatchError,
+    },
+  );
+  await t.throwsAsync(fed.rotateKey('a', { previousKey: KEY_A, publicKey: KEY_B }), {
+    instanceOf: KeyInUseError,
+  });
+  await t.throwsAsync(fed.rotateKey('z', { previousKey: KEY_A, publicKey: KEY_C }), {
+    instanceOf: NotRegisteredError,
+  });
+  t.is((await store.get<{ publicKey: string }>('clusters', 'a'))?.value.publicKey, KEY_A);
 });
 
 test('federation - racing registrations of one id with two keys: exactly one wins', async (t) => {

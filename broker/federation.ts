@@ -8,7 +8,7 @@
  */
 import type { Store } from './kv-store.js';
 import type { BrokerConfig } from './config.js';
-import type { HealthRequest, RegisterRequest, Results } from './protocol.js';
+import type { HealthRequest, RegisterRequest, Results, RotateKeyRequest } from './protocol.js';
 import {
   KEYS,
   type ClusterRecord,
@@ -22,7 +22,13 @@ import {
 import { VniAllocator } from './vni-allocator.js';
 import { TransitAllocator } from './transit-allocator.js';
 import { PeerMapPublisher } from './peer-map.js';
-import { ClusterTakeoverError, InvalidRequestError, NotRegisteredError } from './errors.js';
+import {
+  ClusterTakeoverError,
+  InvalidRequestError,
+  KeyInUseError,
+  KeyMismatchError,
+  NotRegisteredError,
+} from './errors.js';
 import { casLoop, done, nonce, retry } from './retry.js';
 
 const sameList = (a: readonly string[], b: readonly string[]) =>
@@ -93,6 +99,28 @@ export class Federation {
       ]);
     }
     return { cluster: result.cluster, created: result.created };
+  }
+
+  /**
+   * Replaces the cluster's public key (a gateway key rotation) and rewrites the peer
+   * maps of the cluster and its peers, so every peer's agent gets the new key at once.
+   * Idempotent: the new key already registered reports rotated=false and changes nothing.
+   */
+  async rotateKey(id: string, req: RotateKeyRequest): Promise<Results['rotate-key']> {
+    const result = await casLoop(`cluster ${id}`, this.config.casAttempts, async () => {
+      const cur = await this.store.get<ClusterRecord>('clusters', id);
+      if (!cur) throw new NotRegisteredError(id);
+      if (cur.value.publicKey === req.publicKey)
+        return done({ cluster: cur.value, rotated: false });
+      if (cur.value.publicKey !== req.previousKey) throw new KeyMismatchError(id);
+      await this.requireKeyFree(id, req.publicKey);
+      const next: ClusterRecord = { ...cur.value, publicKey: req.publicKey };
+      const r = await this.store.cas('clusters', id, next, cur.revision);
+      return r.type === 'ok' ? done({ cluster: next, rotated: true }) : retry;
+    });
+    // Also on a repeat: a broker that died between the CAS and the refresh catches up.
+    await this.refreshAround(id);
+    return result;
   }
 
   /**
@@ -223,6 +251,18 @@ export class Federation {
 
   private async requireRegistered(id: string): Promise<void> {
     if (!(await this.store.get<ClusterRecord>('clusters', id))) throw new NotRegisteredError(id);
+  }
+
+  /**
+   * Two clusters with one key would be one WireGuard peer to everybody else. Reads every
+   * cluster record, so only rotation (rare) checks it; see docs/broker.md, limits.
+   */
+  private async requireKeyFree(id: string, publicKey: string): Promise<void> {
+    for (const other of await this.store.keys('clusters', '>')) {
+      if (other === id) continue;
+      const rec = await this.store.get<ClusterRecord>('clusters', other);
+      if (rec?.value.publicKey === publicKey) throw new KeyInUseError(id, other);
+    }
   }
 
   private async refreshAround(id: string): Promise<void> {

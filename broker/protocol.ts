@@ -17,7 +17,15 @@ export const SUBJECT_PREFIX = `l2fed.${PROTOCOL_VERSION}` as const;
 /** Queue group shared by all broker replicas: each request reaches exactly one. */
 export const BROKER_QUEUE_GROUP = 'l2fed-broker';
 
-export const VERBS = ['register', 'deregister', 'exports', 'peerings', 'get', 'health'] as const;
+export const VERBS = [
+  'register',
+  'rotate-key',
+  'deregister',
+  'exports',
+  'peerings',
+  'get',
+  'health',
+] as const;
 export type Verb = (typeof VERBS)[number];
 
 /** Limits that bound each request; also documented in docs/broker.md. */
@@ -73,6 +81,21 @@ export const registerRequest = z.strictObject({
   capabilities: uniqueList(dns1123Label, LIMITS.capabilities, 'capabilities').default([]),
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
+
+/**
+ * Replaces the cluster's WireGuard public key. `previousKey` must be the key the broker
+ * holds (or `publicKey` already is), so a stale gateway cannot take the id back.
+ */
+export const rotateKeyRequest = z
+  .strictObject({
+    previousKey: wireguardPublicKey,
+    publicKey: wireguardPublicKey,
+  })
+  .refine((r) => r.previousKey !== r.publicKey, {
+    message: 'publicKey must differ from previousKey; send the new key',
+    path: ['publicKey'],
+  });
+export type RotateKeyRequest = z.infer<typeof rotateKeyRequest>;
 
 export const emptyRequest = z.strictObject({});
 
@@ -158,6 +181,7 @@ export type HealthRequest = z.infer<typeof healthRequest>;
 /** Request schema per verb. */
 export const REQUEST_SCHEMAS = {
   register: registerRequest,
+  'rotate-key': rotateKeyRequest,
   deregister: emptyRequest,
   exports: exportsRequest,
   peerings: peeringsRequest,
@@ -168,6 +192,7 @@ export const REQUEST_SCHEMAS = {
 /** Result per verb (the `result` member of a successful reply). */
 export interface Results {
   register: { cluster: ClusterRecord; created: boolean };
+  'rotate-key': { cluster: ClusterRecord; rotated: boolean };
   deregister: { deregistered: boolean };
   exports: { networks: NetworkRef[] };
   peerings: { peerings: PeeringDecl[] };

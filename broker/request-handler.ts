@@ -82,6 +82,8 @@ export async function handleRequest(
     switch (verb) {
       case 'register':
         return ok(await federation.register(id, decodeRequest(verb, data, maxBytes)));
+      case 'rotate-key':
+        return ok(await federation.rotateKey(id, decodeRequest(verb, data, maxBytes)));
       case 'deregister':
         decodeRequest(verb, data, maxBytes);
         return ok(await federation.deregister(id));

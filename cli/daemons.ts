@@ -10,7 +10,8 @@ const COMPONENTS = {
     load: async () => (await import('../broker/main.js')).main,
   },
   gateway: {
-    about: 'the data-plane gateway of one cluster: run --config FILE',
+    about:
+      'the data-plane gateway of one cluster: run --config FILE | rotate-key --address HOST:PORT',
     load: async () => (await import('../gateway/main.js')).main,
   },
   agent: {

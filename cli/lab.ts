@@ -83,6 +83,14 @@ export function registerLab(program: Command): void {
     });
 
   lab
+    .command('rotate-key <cluster>')
+    .description("rotate a cluster's gateway key; waits until peers have it and it is in use")
+    .action(async (cluster: string) => {
+      const { labRotateKey } = await import('../lab/rotate-key.js');
+      process.exitCode = await labRotateKey(cluster);
+    });
+
+  lab
     .command('status')
     .description('the lab: processes, restarts, clusters and pods, and the connectivity matrix')
     .option('--no-verify', 'skip the connectivity check')

@@ -85,6 +85,8 @@ export const agentConfigSchema = z.strictObject({
   ]),
   /** Re-run the whole loop (and re-send exports/peerings) this often. */
   resyncMs: z.int().min(1000).default(60_000),
+  /** Rotate the gateway's WireGuard key this often (hours); absent = only on request. */
+  keyRotationHours: z.number().min(1, 'keyRotationHours: at least 1').max(8760).optional(),
   backoff: z
     .strictObject({ initialMs: z.int().min(10), maxMs: z.int().min(10) })
     .default({ initialMs: 500, maxMs: 30_000 }),

@@ -4,10 +4,16 @@
  * the fake gateway validates with the real parser and keeps every applied config. Both
  * have one-shot error injection and a "down" switch.
  */
+import { randomBytes } from 'node:crypto';
 import { FakeKvStore } from '../broker/fake-kv-store.js';
 import { Federation } from '../broker/federation.js';
 import { resolveConfig } from '../broker/config.js';
-import type { HealthRequest, PeeringsRequest, Results } from '../broker/protocol.js';
+import type {
+  HealthRequest,
+  PeeringsRequest,
+  Results,
+  RotateKeyRequest,
+} from '../broker/protocol.js';
 import type { PeerMap } from '../broker/records.js';
 import { parseGatewayConfig, type GatewayConfigInput } from '../gateway/config.js';
 import { effectiveNetworkMtu, tunnelMtu } from '../gateway/mtu.js';
@@ -80,6 +86,10 @@ export class FakeBroker implements BrokerApi {
     );
   }
 
+  rotateKey(body: RotateKeyRequest): Promise<Results['rotate-key']> {
+    return this.call('rotate-key', body, () => this.federation.rotateKey(this.clusterId, body));
+  }
+
   setExports(networks: readonly string[]): Promise<Results['exports']> {
     return this.call('exports', { networks }, () =>
       this.federation.setExports(this.clusterId, networks),
@@ -110,9 +120,17 @@ export class FakeBroker implements BrokerApi {
   }
 }
 
+/** A second valid key, what the fake gateway's first RotateKey yields. */
+export const FAKE_NEXT_PUBLIC_KEY = 'mB1ZsTJ5fY0yq7VbC3d8k2Lr9hWx4nQe6uPo1aZcXw0=';
+
 /** A gateway that validates and remembers; no data plane. */
 export class FakeGateway implements GatewayApi {
   readonly applied: GatewayConfigInput[] = [];
+  /** The key the tunnel uses, and one RotateKey wrote that the next apply switches to. */
+  activeKey = FAKE_PUBLIC_KEY;
+  pendingKey: string | undefined;
+  /** Keys the next RotateKey calls return, in order; then random ones. */
+  readonly nextKeys = [FAKE_NEXT_PUBLIC_KEY];
   down = false;
   health: HealthReport | undefined;
   private failOnce: GatewayCallError | undefined;
@@ -140,11 +158,15 @@ export class FakeGateway implements GatewayApi {
         new GatewayCallError('Apply', 'INVALID_ARGUMENT', (err as Error).message),
       );
     }
-    const steps = JSON.stringify(this.last) === JSON.stringify(input) ? [] : ['changed'];
+    const changed = JSON.stringify(this.last) === JSON.stringify(input) ? [] : ['changed'];
+    const switched = this.pendingKey !== undefined;
+    if (this.pendingKey) this.activeKey = this.pendingKey;
+    this.pendingKey = undefined;
+    const steps = switched ? [...changed, 'tunnel-set-key'] : changed;
     this.applied.push(input);
     this.reportValue = {
       identity: c.identity,
-      publicKey: FAKE_PUBLIC_KEY,
+      publicKey: this.activeKey,
       tunnelKind: 'wireguard-go',
       tunnelIfname: c.wireguard.ifname,
       tunnelMtu: tunnelMtu(c.underlayMtu),
@@ -162,7 +184,25 @@ export class FakeGateway implements GatewayApi {
     if (this.down) {
       return Promise.reject(new GatewayCallError('GetState', 'UNAVAILABLE', 'connect refused'));
     }
-    return Promise.resolve({ report: this.reportValue, health: this.health });
+    return Promise.resolve({
+      report: this.reportValue,
+      health: this.health,
+      ...(this.pendingKey ? { pendingPublicKey: this.pendingKey } : {}),
+    });
+  }
+
+  rotateKey(): Promise<{ publicKey: string }> {
+    if (this.down) {
+      return Promise.reject(new GatewayCallError('RotateKey', 'UNAVAILABLE', 'connect refused'));
+    }
+    if (!this.reportValue) {
+      return Promise.reject(
+        new GatewayCallError('RotateKey', 'FAILED_PRECONDITION', 'apply a config first'),
+      );
+    }
+    const next = this.nextKeys.shift() ?? randomBytes(32).toString('base64');
+    this.pendingKey = next;
+    return Promise.resolve({ publicKey: next });
   }
 
   close(): void {}

@@ -9,6 +9,7 @@ import {
   FakeGateway,
   FakeSource,
   fakeFederation,
+  FAKE_NEXT_PUBLIC_KEY,
   FAKE_PUBLIC_KEY,
 } from './agent-fakes.js';
 import type { Federation } from '../broker/federation.js';
@@ -84,6 +85,7 @@ async function setup(
     gateway?: FakeGateway;
     folder?: boolean;
     connected?: boolean;
+    settings?: Partial<AgentSettings>;
   } = {},
 ) {
   const dir = opts.dir ?? (await makeRunDir('agent')).path;
@@ -97,7 +99,7 @@ async function setup(
     ? new FolderSource({ dir: manifests, clusterId: 'madrid', debounceMs: 20, resyncMs: 0 })
     : new FakeSource();
   const agent = new Agent({
-    settings: SETTINGS,
+    settings: { ...SETTINGS, ...opts.settings },
     source,
     broker,
     gateway,
@@ -324,4 +326,111 @@ test('agent - a failing apply is retried with backoff; health goes to the broker
   t.is(tunnel?.reason, 'PeerNotAnswering');
   t.regex(tunnel?.message ?? '', /probe got no answer.*198\.18\.0\.2:51820/);
   await waitFor('down reported', () => s.broker.health.at(-1)?.peers[0]?.state === 'down');
+});
+
+const CDN_WITH_BRISTOL = makeState(
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'FederatedNetwork',
+      metadata: { name: 'cdn' },
+      spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
+    },
+  ],
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'ClusterPeering',
+      metadata: { name: 'bristol' },
+      spec: { remoteCluster: 'bristol' },
+    },
+  ],
+);
+
+/** Madrid's key as bristol's peer map names it. */
+async function keyBristolSees(fed: Federation): Promise<string | undefined> {
+  const map = (await fed.get('bristol')).peerMap;
+  return map?.peers.find((p) => p.cluster === 'madrid')?.publicKey;
+}
+
+test('agent - a key rotated on the gateway reaches the broker (and bristol) before the tunnel switches', async (t) => {
+  const fed = fakeFederation();
+  await bristol(fed);
+  const s = await setup(t, { fed });
+  (s.source as FakeSource).set(CDN_WITH_BRISTOL);
+  await s.agent.start();
+  await waitFor('bristol peer', () => peersOf(s.gateway).includes('bristol'));
+  t.is(await keyBristolSees(fed), FAKE_PUBLIC_KEY);
+
+  let activeWhenPublished: string | undefined;
+  const rotate = s.broker.rotateKey.bind(s.broker);
+  s.broker.rotateKey = (body) => ((activeWhenPublished = s.gateway.activeKey), rotate(body));
+  await s.gateway.rotateKey(); // an operator's RotateKey; the agent notices by polling
+  await waitFor('tunnel switched', () => s.gateway.activeKey === FAKE_NEXT_PUBLIC_KEY);
+  t.is(activeWhenPublished, FAKE_PUBLIC_KEY, 'published while the tunnel still had the old key');
+  t.is(await keyBristolSees(fed), FAKE_NEXT_PUBLIC_KEY);
+  t.deepEqual(s.broker.calls.find((c) => c.verb === 'rotate-key')?.body, {
+    previousKey: FAKE_PUBLIC_KEY,
+    publicKey: FAKE_NEXT_PUBLIC_KEY,
+  });
+  t.deepEqual(peersOf(s.gateway), ['bristol'], 'nothing else changed');
+  await waitFor(
+    'settled',
+    async () => (await s.agent.idle(), s.agent.view.pendingKey === undefined),
+  );
+  t.is(s.agent.view.registeredKey, FAKE_NEXT_PUBLIC_KEY);
+});
+
+test('agent - a rotation with the broker away holds the tunnel on the old key; a restarted agent finishes it', async (t) => {
+  const fed = fakeFederation();
+  await bristol(fed);
+  const first = await setup(t, { fed });
+  (first.source as FakeSource).set(CDN_WITH_BRISTOL);
+  await first.agent.start();
+  await waitFor('bristol peer', () => peersOf(first.gateway).includes('bristol'));
+  first.broker.setConnected(false);
+  await first.gateway.rotateKey();
+  await waitFor('pending seen', () => first.agent.view.pendingKey === FAKE_NEXT_PUBLIC_KEY);
+  // A local change must not switch the key while peers cannot learn it.
+  const applies = first.gateway.applied.length;
+  (first.source as FakeSource).set(
+    makeState(
+      [
+        {
+          ...CDN_WITH_BRISTOL.networks[0]!,
+          spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 1300 },
+        },
+      ],
+      CDN_WITH_BRISTOL.peerings,
+    ),
+  );
+  await waitFor('backing off', () => first.agent.view.failures >= 2);
+  t.is(first.gateway.activeKey, FAKE_PUBLIC_KEY);
+  t.is(first.gateway.applied.length, applies, 'no apply while the new key is unpublished');
+  await first.agent.stop();
+
+  // A new agent process over the same cache and gateway; the broker is back.
+  const second = await setup(t, { fed, dir: first.dir, gateway: first.gateway });
+  (second.source as FakeSource).set(CDN_WITH_BRISTOL);
+  await second.agent.start();
+  await waitFor('switched', () => first.gateway.activeKey === FAKE_NEXT_PUBLIC_KEY);
+  t.is(await keyBristolSees(fed), FAKE_NEXT_PUBLIC_KEY);
+});
+
+test('agent - keyRotationMs rotates on schedule, each time from the key the broker holds', async (t) => {
+  const fed = fakeFederation();
+  await bristol(fed);
+  const s = await setup(t, { fed, settings: { keyRotationMs: 100 } });
+  (s.source as FakeSource).set(CDN_WITH_BRISTOL);
+  await s.agent.start();
+  await waitFor(
+    'two rotations',
+    () => s.broker.calls.filter((c) => c.verb === 'rotate-key').length >= 2,
+  );
+  const rotations = s.broker.calls
+    .filter((c) => c.verb === 'rotate-key')
+    .map((c) => c.body as { previousKey: string; publicKey: string });
+  t.is(rotations[0]!.previousKey, FAKE_PUBLIC_KEY);
+  t.is(rotations[1]!.previousKey, rotations[0]!.publicKey, 'a chain, not a fork');
+  await waitFor('bristol follows', async () => (await keyBristolSees(fed)) === s.gateway.activeKey);
 });

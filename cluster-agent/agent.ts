@@ -42,6 +42,8 @@ export interface AgentSettings extends GatewaySettings {
   readonly bootstrapTransitAddress: string;
   readonly healthPollMs: number;
   readonly resyncMs: number;
+  /** Rotate the gateway key this often; absent = only when asked (RotateKey on the gateway). */
+  readonly keyRotationMs?: number;
   readonly backoff: BackoffOptions;
 }
 
@@ -79,6 +81,11 @@ export class Agent {
   private peerMapFrom: AgentSummary['peerMapFrom'] = 'none';
   private cachedConfig: GatewayConfigInput | undefined;
   private publicKey: string | undefined;
+  /** A rotated gateway key the tunnel does not use yet; published to the broker first. */
+  private pendingKey: string | undefined;
+  /** The key the broker holds for this cluster (a rotation must name it). */
+  private registeredKey: string | undefined;
+  private rotationDue = false;
   private tunnelKind: string | undefined;
   private registeredAs: string | undefined;
   private transitAddress: string | undefined;
@@ -113,6 +120,7 @@ export class Agent {
       this.peerMap = cached.state.peerMap;
       this.peerMapFrom = cached.state.peerMap ? 'cache' : 'none';
       this.cachedConfig = cached.state.gatewayConfig;
+      this.registeredKey = cached.state.registeredKey;
       this.d.log.info({ savedAt: cached.state.savedAt }, 'starting from the peer-map cache');
     } else if (cached.type === 'invalid') {
       this.d.log.warn({ reason: cached.reason }, 'ignoring the peer-map cache');
@@ -124,6 +132,13 @@ export class Agent {
     await this.d.source.start();
     this.every(this.d.settings.healthPollMs, () => void this.pollGateway());
     this.every(this.d.settings.resyncMs, () => this.resync());
+    const rotateEvery = this.d.settings.keyRotationMs;
+    if (rotateEvery) {
+      this.every(rotateEvery, () => {
+        this.rotationDue = true;
+        this.queue.trigger();
+      });
+    }
   }
 
   /** Stops timers, the loop, the source and the broker link. The data plane stays. */
@@ -147,6 +162,8 @@ export class Agent {
   get view() {
     return {
       publicKey: this.publicKey,
+      pendingKey: this.pendingKey,
+      registeredKey: this.registeredKey,
       desiredVersion: this.desired?.version,
       registered: this.registeredAs !== undefined,
       publishedVersion: this.publishedVersion,
@@ -213,6 +230,11 @@ export class Agent {
         this.appliedKey = undefined;
         this.queue.trigger();
       }
+      if (st.report && st.pendingPublicKey !== this.pendingKey) {
+        // Somebody (an operator, the lab) rotated the key on the gateway: publish it.
+        this.pendingKey = st.pendingPublicKey;
+        this.queue.trigger();
+      }
       if (st.health && st.health.at !== this.health?.at) {
         this.health = st.health;
         this.queue.trigger();
@@ -224,6 +246,8 @@ export class Agent {
 
   private async pass(): Promise<Outcome> {
     const outcomes = [await this.ensureGatewayKey()];
+    outcomes.push(await this.startRotation());
+    outcomes.push(await this.rotateAtBroker());
     outcomes.push(await this.registerCluster());
     outcomes.push(await this.publishDesired());
     outcomes.push(await this.programGateway());
@@ -234,6 +258,7 @@ export class Agent {
 
   private noteApplied(config: GatewayConfigInput, r: GatewayApplyResult): void {
     this.publicKey = r.report.publicKey;
+    if (this.pendingKey === r.report.publicKey) this.pendingKey = undefined;
     this.tunnelKind = r.report.tunnelKind;
     this.appliedKey = canonicalJson(config);
     this.applied = { ok: true, report: r.report };
@@ -253,7 +278,9 @@ export class Agent {
       if (st.report) {
         this.publicKey = st.report.publicKey;
         this.tunnelKind = st.report.tunnelKind;
-        if (!this.cachedConfig) return DONE;
+        this.pendingKey = st.pendingPublicKey;
+        // An apply would switch to a pending key the peers may not know yet.
+        if (!this.cachedConfig || this.pendingKey) return DONE;
       }
       const config =
         this.cachedConfig ??
@@ -270,12 +297,56 @@ export class Agent {
     }
   }
 
+  /** Handler: on schedule, have the gateway write a new key (it stays pending). */
+  private async startRotation(): Promise<Outcome> {
+    if (!this.rotationDue || !this.publicKey || this.pendingKey) return DONE;
+    try {
+      this.pendingKey = (await this.d.gateway.rotateKey()).publicKey;
+      this.rotationDue = false;
+      this.d.log.info({ publicKey: this.pendingKey }, 'gateway key rotated; publishing it');
+      return DONE;
+    } catch (err) {
+      this.gatewayError = msg(err);
+      return requeue(`rotate key: ${msg(err)}`);
+    }
+  }
+
+  /** The key the broker should hold: a pending rotated key, else the one in use. */
+  private get announcedKey(): string | undefined {
+    return this.pendingKey ?? this.publicKey;
+  }
+
+  /**
+   * Handler: move the broker to the gateway's new key, then switch the tunnel. The
+   * broker rewrites every peer's map before it replies, so peers switch at about the same
+   * time as this gateway; WireGuard's handshake then recovers within one round trip.
+   */
+  private async rotateAtBroker(): Promise<Outcome> {
+    const want = this.announcedKey;
+    if (!want || !this.registeredKey || this.registeredKey === want) return DONE;
+    if (!this.d.broker.connected) return requeue('broker unreachable');
+    try {
+      const r = await this.d.broker.rotateKey({ previousKey: this.registeredKey, publicKey: want });
+      this.d.log.info({ publicKey: want, rotated: r.rotated }, 'broker holds the new key');
+      this.registeredKey = r.cluster.publicKey;
+      this.registeredAs = undefined;
+      this.cacheDirty = true;
+      this.brokerError = undefined;
+      return DONE;
+    } catch (err) {
+      this.brokerError = msg(err);
+      return requeue(`rotate key at the broker: ${msg(err)}`);
+    }
+  }
+
   /** Handler: register (idempotent on the broker) with the current key and endpoints. */
   private async registerCluster(): Promise<Outcome> {
     if (!this.publicKey) return DONE; // ensureGatewayKey already asked for a requeue
+    // Mid-rotation the broker holds the old key; rotateAtBroker goes first.
+    if (this.registeredKey && this.registeredKey !== this.announcedKey) return DONE;
     const capabilities = this.tunnelKind ? [this.tunnelKind.replace(/[^a-z0-9-]/g, '-')] : [];
     const body = {
-      publicKey: this.publicKey,
+      publicKey: this.announcedKey!,
       endpoints: [...this.d.settings.endpoints],
       capabilities,
     };
@@ -285,6 +356,8 @@ export class Agent {
     try {
       const r = await this.d.broker.register(body);
       this.registeredAs = key;
+      if (this.registeredKey !== r.cluster.publicKey) this.cacheDirty = true;
+      this.registeredKey = r.cluster.publicKey;
       this.transitAddress = r.cluster.transitAddress;
       this.brokerError = undefined;
       return DONE;
@@ -338,8 +411,12 @@ export class Agent {
       return DONE; // retrying cannot help; a new desired state or peer map will
     }
     const config = this.build.config;
+    // Any apply switches the tunnel to a pending key, so hold until the broker has it
+    // (peers would not know it); once it has, switch even if nothing else changed.
+    const pending = this.pendingKey;
+    if (pending && this.registeredKey !== pending) return DONE;
     let outcome = DONE;
-    if (canonicalJson(config) !== this.appliedKey) {
+    if (canonicalJson(config) !== this.appliedKey || pending) {
       try {
         this.noteApplied(config, await this.d.gateway.apply(config));
         this.cachedConfig = config;
@@ -352,7 +429,11 @@ export class Agent {
     }
     if (this.cacheDirty) {
       try {
-        await this.d.cache.save({ peerMap: this.peerMap, gatewayConfig: this.cachedConfig });
+        await this.d.cache.save({
+          peerMap: this.peerMap,
+          gatewayConfig: this.cachedConfig,
+          registeredKey: this.registeredKey,
+        });
         this.cacheDirty = false;
       } catch (err) {
         this.d.log.warn({ err: msg(err) }, 'cache not saved');
@@ -390,6 +471,7 @@ export class Agent {
         },
         gateway: {
           ...(this.publicKey ? { publicKey: this.publicKey } : {}),
+          ...(this.pendingKey ? { pendingPublicKey: this.pendingKey } : {}),
           ...(this.lastApply ? { lastApply: this.lastApply } : {}),
           ...(this.gatewayError ? { lastError: this.gatewayError } : {}),
         },

@@ -9,7 +9,12 @@
 import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
 import { BrokerClient, decodePeerMap } from '../broker/client.js';
 import { connectOptionsFor, inboxPrefix, type Credential } from '../broker/auth-config.js';
-import type { HealthRequest, PeeringsRequest, Results } from '../broker/protocol.js';
+import type {
+  HealthRequest,
+  PeeringsRequest,
+  Results,
+  RotateKeyRequest,
+} from '../broker/protocol.js';
 import type { PeerMap } from '../broker/records.js';
 import { BrokerReplyError } from '../broker/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -32,6 +37,7 @@ export interface BrokerApi {
   stop(): Promise<void>;
   subscribe(fn: (e: BrokerEvent) => void): () => void;
   register(body: RegisterBody): Promise<Results['register']>;
+  rotateKey(body: RotateKeyRequest): Promise<Results['rotate-key']>;
   setExports(networks: readonly string[]): Promise<Results['exports']>;
   setPeerings(peerings: PeeringsRequest['peerings']): Promise<Results['peerings']>;
   reportHealth(body: HealthRequest): Promise<void>;
@@ -95,6 +101,10 @@ export class NatsBrokerLink implements BrokerApi {
 
   register(body: RegisterBody): Promise<Results['register']> {
     return this.request('register', (c) => c.request('register', body));
+  }
+
+  rotateKey(body: RotateKeyRequest): Promise<Results['rotate-key']> {
+    return this.request('rotate-key', (c) => c.request('rotate-key', body));
   }
 
   setExports(networks: readonly string[]): Promise<Results['exports']> {

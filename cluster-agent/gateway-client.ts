@@ -28,6 +28,8 @@ export interface GatewayStateView {
   readonly report: GatewayReport | undefined;
   /** Absent until the first health check after an apply. */
   readonly health: HealthReport | undefined;
+  /** A rotated key the tunnel does not use yet (RotateKey ran, the next Apply switches). */
+  readonly pendingPublicKey?: string | undefined;
 }
 
 /** What the agent needs from a gateway. Implementations must be safe to call concurrently. */
@@ -36,6 +38,8 @@ export interface GatewayApi {
   apply(config: GatewayConfigInput): Promise<GatewayApplyResult>;
   /** Reads the last report and health. Read-only. @throws GatewayCallError */
   getState(): Promise<GatewayStateView>;
+  /** Writes a new private key on the gateway; the next Apply switches to it. */
+  rotateKey(): Promise<{ publicKey: string }>;
   close(): void;
 }
 
@@ -82,7 +86,23 @@ export class GrpcGatewayClient implements GatewayApi {
         (err, res) =>
           err
             ? reject(this.wrap('GetState', err))
-            : resolve({ report: res.report, health: res.health }),
+            : resolve({
+                report: res.report,
+                health: res.health,
+                ...(res.pendingPublicKey ? { pendingPublicKey: res.pendingPublicKey } : {}),
+              }),
+      );
+    });
+  }
+
+  rotateKey(): Promise<{ publicKey: string }> {
+    return new Promise((resolve, reject) => {
+      this.client.rotateKey(
+        {},
+        new Metadata(),
+        { deadline: Date.now() + (this.opts.readTimeoutMs ?? 5000) },
+        (err, res) =>
+          err ? reject(this.wrap('RotateKey', err)) : resolve({ publicKey: res.publicKey }),
       );
     });
   }

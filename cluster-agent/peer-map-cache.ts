@@ -22,6 +22,8 @@ export interface CachedState {
   readonly peerMap: PeerMap | undefined;
   /** The last config the gateway accepted (validated again by the gateway on use). */
   readonly gatewayConfig: GatewayConfigInput | undefined;
+  /** The public key the broker holds for this cluster; a rotation must start from it. */
+  readonly registeredKey?: string | undefined;
   /** ISO time of the save. */
   readonly savedAt: string;
 }
@@ -53,6 +55,7 @@ const fileSchema = z.object({
   savedAt: z.string(),
   peerMap: peerMapSchema.optional(),
   gatewayConfig: z.record(z.string(), z.unknown()).optional(),
+  registeredKey: z.string().optional(),
 });
 
 /**
@@ -96,6 +99,7 @@ export class PeerMapCache {
       state: {
         peerMap: parsed.peerMap,
         gatewayConfig: parsed.gatewayConfig as GatewayConfigInput | undefined,
+        registeredKey: parsed.registeredKey,
         savedAt: parsed.savedAt,
       },
     };
@@ -121,6 +125,7 @@ export class PeerMapCache {
         savedAt: new Date().toISOString(),
         ...(state.peerMap ? { peerMap: state.peerMap } : {}),
         ...(state.gatewayConfig ? { gatewayConfig: state.gatewayConfig } : {}),
+        ...(state.registeredKey ? { registeredKey: state.registeredKey } : {}),
       },
       null,
       2,

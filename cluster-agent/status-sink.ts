@@ -38,6 +38,8 @@ export interface AgentSummary {
   };
   readonly gateway: {
     readonly publicKey?: string;
+    /** A rotated key being published; the tunnel switches once the broker holds it. */
+    readonly pendingPublicKey?: string;
     readonly lastApply?: { readonly at: string; readonly steps: number };
     readonly lastError?: string;
   };

@@ -185,14 +185,21 @@ test('gateway - key rotation: a new key file, switched by exactly one step at th
   await gw.apply(config());
   const NEXT = 'aMKMzV+dDlD2mRfyA1d1MZn8lkqGmYlGZ5NMkmJ4F0I=';
   runner.once('wg genkey', { stdout: NEXT }).once('wg pubkey', { stdout: KEY_C });
+  const before = gw.lastReport?.publicKey;
+  t.is(gw.pendingPublicKey, undefined);
   t.deepEqual(await gw.rotateKey(), { publicKey: KEY_C });
+  t.is(gw.pendingPublicKey, KEY_C, 'the new key is pending until the tunnel uses it');
+  t.is(gw.lastReport?.publicKey, before, 'the report still names the active key');
   t.is((await readFile(join(dir, 'wg.key'), 'utf8')).trim(), NEXT);
   t.is((await stat(join(dir, 'wg.key'))).mode & 0o777, 0o600);
   plane.log.clear();
+  runner.once('wg pubkey', { stdout: KEY_C });
   const r = await gw.apply(config());
   t.deepEqual(
     r.steps.map((s) => s.kind),
     ['tunnel-set-key'],
   );
   t.is(plane.tunnel.devices.get('l2fa')?.privateKey, NEXT);
+  t.is(gw.pendingPublicKey, undefined);
+  t.is(r.report.publicKey, KEY_C);
 });

@@ -104,6 +104,15 @@ export class Gateway {
     return this.lastReportValue;
   }
 
+  /**
+   * The public key of a rotated private key the tunnel does not use yet (RotateKey
+   * happened, the next apply switches); undefined otherwise.
+   */
+  get pendingPublicKey(): string | undefined {
+    const active = this.lastReportValue?.publicKey;
+    return active && this.keys && this.keys.publicKey !== active ? this.keys.publicKey : undefined;
+  }
+
   /** The last applied config, if any. */
   get config(): GatewayConfig | undefined {
     return this.last;

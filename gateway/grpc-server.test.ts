@@ -60,7 +60,7 @@ async function setup(t: ExecutionContext) {
     new Promise<ApplyResponse>((resolve, reject) =>
       client.apply(req, (err, res) => (err ? reject(err) : resolve(res))),
     );
-  return { plane, gateway, monitor, client, config, apply };
+  return { runner, plane, gateway, monitor, client, config, apply };
 }
 
 test('grpc - dry run, apply, re-apply over the wire', async (t) => {
@@ -123,7 +123,7 @@ test('grpc - WatchHealth streams checks; GetState returns the last report', asyn
 });
 
 test('grpc - RotateKey before any apply is FAILED_PRECONDITION, after it returns a new key', async (t) => {
-  const { client, config, apply } = await setup(t);
+  const { runner, client, config, apply } = await setup(t);
   const rotate = () =>
     new Promise<string>((resolve, reject) =>
       client.rotateKey({}, (err, res) => (err ? reject(err) : resolve(res.publicKey))),
@@ -131,5 +131,11 @@ test('grpc - RotateKey before any apply is FAILED_PRECONDITION, after it returns
   const err = await t.throwsAsync<ServiceError>(rotate());
   t.is(err?.code, status.FAILED_PRECONDITION);
   await apply({ config: configToProto(config), dryRun: false });
-  t.is(await rotate(), 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=');
+  const NEXT = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
+  runner.once('wg pubkey', { stdout: NEXT });
+  t.is(await rotate(), NEXT);
+  const state = await new Promise<GetStateResponse>((resolve, reject) =>
+    client.getState({}, (e, res) => (e ? reject(e) : resolve(res))),
+  );
+  t.is(state.pendingPublicKey, NEXT, 'pending until the next Apply');
 });

@@ -62,6 +62,7 @@ export function gatewayService(gateway: Gateway, monitor?: HealthMonitor): Gatew
       return Promise.resolve({
         report: report && reportToProto(report),
         health: health && healthToProto(health),
+        pendingPublicKey: gateway.pendingPublicKey ?? '',
       });
     }),
     rotateKey: unary<RotateKeyRequest, RotateKeyResponse>(async () => {

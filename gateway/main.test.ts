@@ -64,7 +64,7 @@ test('gateway process - serves gRPC, answers GetState, exits 0 on SIGTERM', asyn
   const state = await new Promise((resolve, reject) =>
     client.getState({}, (err, res) => (err ? reject(err) : resolve(res))),
   );
-  t.deepEqual(state, { report: undefined, health: undefined });
+  t.deepEqual(state, { report: undefined, health: undefined, pendingPublicKey: '' });
   child.kill('SIGTERM');
   t.is(await exited, 0);
 });

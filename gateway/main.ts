@@ -11,6 +11,11 @@
  * stops the process; the last good state stays.
  */
 import { readFile } from 'node:fs/promises';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import {
+  GatewayServiceClient,
+  type RotateKeyResponse,
+} from '../proto/gen/l2fed/gateway/v1/gateway.js';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -69,6 +74,27 @@ export function parseGatewayProcessConfig(raw: unknown): GatewayProcessConfig {
 }
 
 /**
+ * `rotate-key --address HOST:PORT`: asks a running gateway for a new key. The cluster
+ * agent notices it, publishes it through the broker and then switches the tunnel.
+ */
+async function rotateKeyCommand(address: string): Promise<void> {
+  const client = new GatewayServiceClient(address, credentials.createInsecure());
+  try {
+    const res = await new Promise<RotateKeyResponse>((resolve, reject) =>
+      client.rotateKey({}, new Metadata(), { deadline: Date.now() + 10_000 }, (err, r) =>
+        err
+          ? reject(new Error(`RotateKey at ${address}: ${err.details || err.message}`))
+          : resolve(r),
+      ),
+    );
+    console.log(`new public key ${res.publicKey}`);
+    console.log('the cluster agent publishes it to the broker, then the tunnel switches');
+  } finally {
+    client.close();
+  }
+}
+
+/**
  * `run --config FILE`: serves until SIGTERM/SIGINT. Rejects only on bad usage, a bad
  * config file or a start failure (port taken, namespace missing).
  */
@@ -76,10 +102,14 @@ export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string' } },
+    options: { config: { type: 'string' }, address: { type: 'string' } },
   });
+  if (positionals[0] === 'rotate-key' && values.address) {
+    await rotateKeyCommand(values.address);
+    return;
+  }
   if (positionals[0] !== 'run' || !values.config) {
-    throw new Error('usage: gateway/main.ts run --config FILE');
+    throw new Error('usage: l2fed gateway run --config FILE | rotate-key --address HOST:PORT');
   }
   const config = parseGatewayProcessConfig(parseYaml(await readFile(values.config, 'utf8')));
   const log = createLogger('gateway').child({ identity: config.identity });

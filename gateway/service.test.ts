@@ -22,7 +22,7 @@ test('service - serves gRPC and metrics, closes cleanly and idempotently', async
     client.getState({}, (err, res) => (err ? reject(err) : resolve(res))),
   );
   // Nothing applied yet: no report, and health checks wait for a config.
-  t.deepEqual(state, { report: undefined, health: undefined });
+  t.deepEqual(state, { report: undefined, health: undefined, pendingPublicKey: '' });
   await svc.close();
   await svc.close();
   t.pass();

@@ -5,6 +5,7 @@ import { KvStore } from '../../broker/kv-store.js';
 import { BUCKETS, type BucketId } from '../../broker/records.js';
 import type { ErrorCode } from '../../broker/errors.js';
 
+const SAME_KEY = fakePublicKey();
 const test = testWith({ tools: ['nats-server'] });
 
 interface Case {
@@ -62,7 +63,7 @@ const CASES: readonly Case[] = [
     body: '{}',
     code: 'UNKNOWN_SUBJECT',
     field: 'verb',
-    says: /register, deregister/,
+    says: /use one of register, rotate-key, deregister/,
   },
   {
     name: 'too many subject tokens',
@@ -140,6 +141,22 @@ const CASES: readonly Case[] = [
     code: 'CLUSTER_ID_TAKEN',
     field: 'publicKey',
     says: /different WireGuard public key/,
+  },
+  {
+    name: 'key rotation to the same key',
+    subject: 'l2fed.v1.member.rotate-key',
+    body: JSON.stringify({ previousKey: SAME_KEY, publicKey: SAME_KEY }),
+    code: 'INVALID_REQUEST',
+    field: 'publicKey',
+    says: /must differ/,
+  },
+  {
+    name: 'key rotation from a key the broker does not hold',
+    subject: 'l2fed.v1.member.rotate-key',
+    body: JSON.stringify({ previousKey: fakePublicKey(), publicKey: fakePublicKey() }),
+    code: 'KEY_MISMATCH',
+    field: 'previousKey',
+    says: /rotate from it/,
   },
 ];
 

@@ -63,7 +63,7 @@ function pingWatch(
 }
 
 test.serial(
-  'lab e2e - examples: matrix as declared, live changes, gateway crash, control-plane outage, clean down',
+  'lab e2e - examples: matrix as declared, live changes, gateway crash, control-plane outage, key rotation, clean down',
   async (t) => {
     t.timeout(300_000);
     const id = runId(4);
@@ -311,6 +311,30 @@ test.serial(
     t.log(
       `control plane stopped 30 s: ${outageReplies.length} of ${outageReplies.transmitted} pings answered`,
     );
+
+    // Rotate madrid's key under a 100 ms ping: the agent publishes the new key through
+    // the broker, every peer swaps it, madrid switches; at most one probe interval (the
+    // lab's 1 s health interval) of pings may go missing.
+    const { rotateLabKey } = await import('../../lab/rotate-key.js');
+    const watching = pingWatch(web, cache, 8, 0.1);
+    await sleep(1000);
+    const rotated = await rotateLabKey('madrid', 20_000);
+    const rotReplies = await watching;
+    const lost = rotReplies.transmitted - rotReplies.length;
+    const gaps = rotReplies.slice(1).map((x, i) => x - rotReplies[i]!);
+    const worstGap = Math.max(0, ...gaps);
+    t.log(
+      `key rotation: switched after ${rotated.switchMs} ms; ${lost} of ${rotReplies.transmitted} ` +
+        `pings lost, longest gap ${worstGap.toFixed(2)} s`,
+    );
+    t.true(rotReplies.transmitted >= 60, 'the ping ran through the rotation');
+    t.true(lost * 0.1 <= 1, `lost ${lost} pings (≤ 10 = one 1 s probe interval)`);
+    t.true(worstGap <= 1.1, `longest gap ${worstGap.toFixed(2)} s`);
+    const bristolGw = st.clusters.find((c) => c.id === 'bristol')!.ns;
+    const peerKeys = (await runner.run(['wg', 'show', 'all', 'peers'], { netns: bristolGw }))
+      .stdout;
+    t.true(peerKeys.includes(rotated.publicKey), "bristol's tunnel knows madrid's new key");
+    t.false(peerKeys.includes(rotated.previousKey), 'and no longer the old one');
 
     // Down leaves nothing: namespaces, processes, files.
     await labDown({ quiet: true });

@@ -142,7 +142,14 @@ export interface GetStateResponse {
     | GatewayReport
     | undefined;
   /** Absent until the first health check. */
-  health: HealthReport | undefined;
+  health:
+    | HealthReport
+    | undefined;
+  /**
+   * Set after RotateKey until the next Apply switches the tunnel to this key; the
+   * agent publishes it to the peers (via the broker) and then applies.
+   */
+  pendingPublicKey: string;
 }
 
 export interface WatchHealthRequest {
@@ -1551,7 +1558,7 @@ export const GetStateRequest: MessageFns<GetStateRequest> = {
 };
 
 function createBaseGetStateResponse(): GetStateResponse {
-  return { report: undefined, health: undefined };
+  return { report: undefined, health: undefined, pendingPublicKey: "" };
 }
 
 export const GetStateResponse: MessageFns<GetStateResponse> = {
@@ -1561,6 +1568,9 @@ export const GetStateResponse: MessageFns<GetStateResponse> = {
     }
     if (message.health !== undefined) {
       HealthReport.encode(message.health, writer.uint32(18).fork()).join();
+    }
+    if (message.pendingPublicKey !== "") {
+      writer.uint32(26).string(message.pendingPublicKey);
     }
     return writer;
   },
@@ -1594,6 +1604,14 @@ export const GetStateResponse: MessageFns<GetStateResponse> = {
             message.health = HealthReport.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pendingPublicKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1610,6 +1628,11 @@ export const GetStateResponse: MessageFns<GetStateResponse> = {
     return {
       report: isSet(object.report) ? GatewayReport.fromJSON(object.report) : undefined,
       health: isSet(object.health) ? HealthReport.fromJSON(object.health) : undefined,
+      pendingPublicKey: isSet(object.pendingPublicKey)
+        ? globalThis.String(object.pendingPublicKey)
+        : isSet(object.pending_public_key)
+        ? globalThis.String(object.pending_public_key)
+        : "",
     };
   },
 
@@ -1620,6 +1643,9 @@ export const GetStateResponse: MessageFns<GetStateResponse> = {
     }
     if (message.health !== undefined) {
       obj.health = HealthReport.toJSON(message.health);
+    }
+    if (message.pendingPublicKey !== "") {
+      obj.pendingPublicKey = message.pendingPublicKey;
     }
     return obj;
   },
@@ -1635,6 +1661,7 @@ export const GetStateResponse: MessageFns<GetStateResponse> = {
     message.health = (object.health !== undefined && object.health !== null)
       ? HealthReport.fromPartial(object.health)
       : undefined;
+    message.pendingPublicKey = object.pendingPublicKey ?? "";
     return message;
   },
 };
