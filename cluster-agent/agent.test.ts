@@ -154,11 +154,11 @@ test('agent - add, edit and remove manifests lead to the right broker calls and 
     networks: ['cdn', 'tel'],
   });
 
-  // Remove the peering file → withdrawn at the broker, tunnel gone.
+  // Remove the peering file → tunnel gone first (local consent), then withdrawn at the broker.
   await rm(join(s.manifests, 'bristol.yaml'));
   await waitFor('bristol gone', () => !peersOf(s.gateway).includes('bristol'));
-  t.deepEqual(s.broker.calls.filter((c) => c.verb === 'peerings').at(-1)?.body, { peerings: [] });
   await s.agent.idle();
+  t.deepEqual(s.broker.calls.filter((c) => c.verb === 'peerings').at(-1)?.body, { peerings: [] });
   const p = await s.status('FederatedNetwork', 'cdn');
   t.is(p?.status.vni, vni);
   t.is(p?.status.effectiveMTU, 1370);

@@ -249,8 +249,10 @@ export class Agent {
     outcomes.push(await this.startRotation());
     outcomes.push(await this.rotateAtBroker());
     outcomes.push(await this.registerCluster());
-    outcomes.push(await this.publishDesired());
+    // Gateway before broker: a withdrawn peering or network leaves the data plane at
+    // once (local consent), not after two broker round trips.
     outcomes.push(await this.programGateway());
+    outcomes.push(await this.publishDesired());
     outcomes.push(await this.reportHealth());
     outcomes.push(await this.writeStatus());
     return combine(outcomes);

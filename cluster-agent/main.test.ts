@@ -57,7 +57,7 @@ test('agent process - runs with nothing reachable, reports why, exits 0 on SIGTE
   t.teardown(() => child.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   let summary: { gateway?: { lastError?: string }; broker?: { connected?: boolean } } | undefined;
-  for (let i = 0; i < 100 && !summary?.gateway?.lastError; i++) {
+  for (let i = 0; i < 300 && !summary?.gateway?.lastError; i++) {
     await new Promise((r) => setTimeout(r, 100));
     summary = await readFile(join(dir.path, 'status', AGENT_STATUS_FILE), 'utf8')
       .then((s) => JSON.parse(s) as typeof summary)

@@ -131,11 +131,10 @@ test.serial(
       replies.some((r) => r < removedAt),
       'traffic flowed before the withdrawal',
     );
-    t.true(lastReply < removedAt + 8, 'traffic stopped after the withdrawal');
+    const stoppedAfter = Math.max(0, lastReply - removedAt);
+    t.true(stoppedAfter <= 2, `traffic stopped ${stoppedAfter.toFixed(2)} s after the withdrawal`);
     t.false(await ping(edge, cache));
-    t.log(
-      `peering withdrawn: last reply ${Math.max(0, lastReply - removedAt).toFixed(2)} s after the removal`,
-    );
+    t.log(`peering withdrawn: last reply ${stoppedAfter.toFixed(2)} s after the removal`);
 
     // A bad change is refused and changes nothing.
     const bad = join(dir.path, 'bad.yaml');
