@@ -33,8 +33,13 @@ export const agentConfigSchema = z.strictObject({
     requestTimeoutMs: z.int().min(100).max(120_000).default(5000),
   }),
   gateway: z.strictObject({
-    /** host:port of the gateway's gRPC API (l2fed.gateway.v1), normally loopback. */
-    address: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'gateway.address must be host:port'),
+    /** The gateway's gRPC API (l2fed.gateway.v1): unix:/path (preferred) or loopback host:port. */
+    address: z
+      .string()
+      .regex(
+        /^(unix:\/\S+|[^\s:]+:\d{1,5})$/,
+        'gateway.address must be unix:/absolute/path.sock or host:port',
+      ),
     /** Network namespace of the data plane, when the gateway runs it in one (lab). */
     netns: z.string().min(1).optional(),
     /** How often the agent reads the gateway's health (GetState). */

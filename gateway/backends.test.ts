@@ -1,7 +1,7 @@
 import test from 'ava';
 import { FakeRunner } from '../lib/runner-fake.js';
 import { IpLinks, parseFloodList, parseIpAddr } from './links-ip.js';
-import { OvsSegment, parseOvsView } from './segment-ovs.js';
+import { interfaceMatches, OvsSegment, parseOvsView } from './segment-ovs.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
 import { parseWgDump } from './wireguard.js';
 import { ParseError } from './errors.js';
@@ -139,4 +139,73 @@ test('real backends - argv, netns and mutates flags', async (t) => {
     'wg set l2fa private-key /k',
   ]);
   t.true(runner.calls.every((c) => c.netns === 'l2fed-x'));
+});
+
+test('ovs - interface settings: a port with other settings is not attached while its device exists', (t) => {
+  const bridges = JSON.stringify({
+    headings: ['name', 'ports'],
+    data: [
+      [
+        'br-cdn',
+        [
+          'set',
+          [
+            ['uuid', 'p1'],
+            ['uuid', 'p2'],
+          ],
+        ],
+      ],
+    ],
+  });
+  const ports = JSON.stringify({
+    headings: ['_uuid', 'name', 'tag'],
+    data: [
+      [['uuid', 'p1'], 'l2fv100', ['set', []]],
+      [['uuid', 'p2'], 'l2fv200', ['set', []]],
+    ],
+  });
+  const json = JSON.stringify({
+    headings: ['name', 'type', 'options'],
+    data: [
+      ['l2fv100', 'afxdp', ['map', [['xdp-mode', 'generic']]]],
+      ['l2fv200', '', ['map', []]],
+    ],
+  });
+  const want = { type: 'afxdp', options: { 'xdp-mode': 'generic' } };
+  const view = parseOvsView(bridges, ports, {
+    json,
+    want,
+    devices: new Set(['l2fv100', 'l2fv200']),
+  });
+  t.deepEqual(view.attachments, [{ port: 'l2fv100', segment: { type: 'ovs', bridge: 'br-cdn' } }]);
+  // A port whose device is gone is reported, so the plan can unplug it.
+  const gone = parseOvsView(bridges, ports, { json, want, devices: new Set(['l2fv100']) });
+  t.is(gone.attachments.length, 2);
+  t.true(interfaceMatches({ type: '', options: {} }, { type: 'system' }));
+  t.false(interfaceMatches({ type: 'afxdp', options: {} }, want));
+});
+
+test('ovs - attach sets the interface type and options with the port', async (t) => {
+  const runner = new FakeRunner().on(() => true, { stdout: '' });
+  const want = { type: 'afxdp', options: { 'xdp-mode': 'generic' } };
+  await new OvsSegment({ runner, netns: undefined }, { interface: want }).attach('l2fv7', {
+    type: 'ovs',
+    bridge: 'br-cdn',
+  });
+  t.deepEqual(runner.mutatingCommands(), [
+    'ovs-vsctl --timeout=10 --may-exist add-port br-cdn l2fv7 -- set Interface l2fv7 type=afxdp options:xdp-mode=generic',
+  ]);
+});
+
+test('ovs - read lists Interface only when interface settings are managed', async (t) => {
+  const empty = JSON.stringify({ headings: ['name'], data: [] });
+  const runner = new FakeRunner().on(() => true, { stdout: empty });
+  await new OvsSegment({ runner, netns: undefined }).read([]);
+  t.false(runner.calls.some((c) => c.argv.includes('Interface')));
+  const managed = new FakeRunner().on(() => true, { stdout: empty });
+  await new OvsSegment(
+    { runner: managed, netns: undefined },
+    { interface: { type: 'afxdp' } },
+  ).read([]);
+  t.true(managed.calls.some((c) => c.argv.includes('Interface')));
 });

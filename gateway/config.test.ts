@@ -84,6 +84,12 @@ const cases: Case[] = [
   ],
   ['no endpoint', (c) => (c.peers![0]!.endpoints = []), 'peers[0].endpoints', /at least one/],
   [
+    'nine endpoints',
+    (c) => (c.peers![0]!.endpoints = Array.from({ length: 9 }, (_, i) => `198.18.0.${i + 2}:1`)),
+    'peers[0].endpoints',
+    /at most 8/,
+  ],
+  [
     'peer outside transit subnet',
     (c) => (c.peers![0]!.transitAddress = '198.19.254.2'),
     'peers[0].transitAddress',

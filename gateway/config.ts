@@ -71,7 +71,11 @@ const segment = z.discriminatedUnion('type', [ovsSegment, linuxBridgeSegment], {
 const peerSchema = z.strictObject({
   name: label('peer name'),
   publicKey: wgKey,
-  endpoints: z.array(endpoint).min(1, 'a peer needs at least one endpoint'),
+  /** Tried in order by endpoint fail-over (endpoint-failover.ts); the broker's limit. */
+  endpoints: z
+    .array(endpoint)
+    .min(1, 'a peer needs at least one endpoint')
+    .max(8, 'a peer has at most 8 endpoints'),
   /** Inside-the-tunnel address of the peer gateway (no prefix length). */
   transitAddress: z.ipv4('transitAddress must be an IPv4 address without prefix length'),
   /** Seconds; keeps NAT state and makes handshake age meaningful. 0 disables. */

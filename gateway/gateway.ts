@@ -18,7 +18,7 @@ import { desiredState, type ObservedState } from './model.js';
 import { describeStep, planSteps, type Step } from './plan.js';
 import { executePlan, observe, type Backends } from './reconciler.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
-import { OvsSegment } from './segment-ovs.js';
+import { OvsSegment, type OvsInterfaceSettings } from './segment-ovs.js';
 import { detectTunnelKind, type TunnelKind } from './tunnel.js';
 import { KernelTunnel } from './tunnel-kernel.js';
 import { WireguardGoTunnel } from './tunnel-wireguard-go.js';
@@ -41,6 +41,8 @@ export interface GatewayOptions {
   readonly launcher?: DaemonLauncher;
   /** OVSDB socket for the OVS segment backend; default: ovs-vsctl's default. */
   readonly ovsDbSocket?: string;
+  /** Interface type/options of the VXLAN ports on OVS (e.g. AF_XDP); default: system. */
+  readonly ovsInterface?: OvsInterfaceSettings;
   /** Force a tunnel backend instead of detecting one. */
   readonly tunnelKind?: Exclude<TunnelKind, 'fake'>;
   /** Replace every backend (unit tests pass fakes here). */
@@ -150,7 +152,12 @@ export class Gateway {
         'linux-bridge': new LinuxBridgeSegment(host),
         // Only where OVS runs: without it, OVS networks fail as a missing segment.
         ...((await ovsAvailable(this.options.ovsDbSocket))
-          ? { ovs: new OvsSegment(host, { dbSocket: this.options.ovsDbSocket }) }
+          ? {
+              ovs: new OvsSegment(host, {
+                dbSocket: this.options.ovsDbSocket,
+                interface: this.options.ovsInterface,
+              }),
+            }
           : {}),
       },
     };
@@ -201,6 +208,27 @@ export class Gateway {
     return this.serial(async () =>
       this.backends && this.last ? observe(this.backends, this.last.wireguard.ifname) : undefined,
     );
+  }
+
+  /**
+   * Endpoint fail-over: points the peer at another of its configured endpoints (one
+   * `wg set … endpoint`). Serialised with apply; does nothing and returns false when the
+   * peer or the endpoint is no longer in the applied config or the peer is missing from
+   * the tunnel (so it never creates a peer). A later apply keeps the endpoint, since it
+   * is one of the listed ones.
+   */
+  setPeerEndpoint(publicKey: string, endpoint: string): Promise<boolean> {
+    return this.serial(async () => {
+      const b = this.backends;
+      const config = this.last;
+      const peer = config?.peers.find((p) => p.publicKey === publicKey);
+      if (!b || !config || !peer?.endpoints.includes(endpoint)) return false;
+      const ifname = config.wireguard.ifname;
+      const wg = await b.tunnel.read(ifname);
+      if (!wg?.peers.some((p) => p.publicKey === publicKey)) return false;
+      await b.tunnel.setPeerEndpoint(ifname, publicKey, endpoint);
+      return true;
+    });
   }
 
   private report(config: GatewayConfig): GatewayReport {

@@ -101,6 +101,7 @@ export function healthToProto(h: HealthReport): pb.HealthReport {
       name: p.name,
       publicKey: p.publicKey,
       endpoint: p.endpoint ?? '',
+      endpointFailovers: p.endpointFailovers,
       handshakeAgeSeconds: p.handshakeAgeSeconds,
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,

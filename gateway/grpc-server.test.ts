@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeRunner } from '../lib/runner-fake.js';
@@ -138,4 +138,34 @@ test('grpc - RotateKey before any apply is FAILED_PRECONDITION, after it returns
     client.getState({}, (e, res) => (e ? reject(e) : resolve(res))),
   );
   t.is(state.pendingPublicKey, NEXT, 'pending until the next Apply');
+});
+
+test('grpc - on a unix socket: 0600, a stale socket is replaced, anything else refused, removed on close', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const gateway = new Gateway({
+    runner: new FakeRunner(),
+    backends: () => new FakeDataPlane().backends(),
+  });
+  const socket = join(dir, 'run', 'gateway.sock');
+  const first = await startGatewayServer({ gateway, socket });
+  t.is(first.address, `unix:${socket}`);
+  t.is((await stat(socket)).mode & 0o777, 0o600, 'only root may talk to the gateway');
+  t.is((await stat(join(dir, 'run'))).mode & 0o777, 0o700);
+  // A killed gateway leaves its socket behind: the next start must still bind.
+  const second = await startGatewayServer({ gateway, socket });
+  const client = new GatewayServiceClient(second.address, credentials.createInsecure());
+  const state = await new Promise<GetStateResponse>((resolve, reject) =>
+    client.getState({}, (e, res) => (e ? reject(e) : resolve(res))),
+  );
+  t.is(state.report, undefined);
+  client.close();
+  await second.close();
+  await first.close();
+  await t.throwsAsync(stat(socket), undefined, 'the socket is removed on close');
+  const notSocket = join(dir, 'plain-file');
+  await writeFile(notSocket, 'x');
+  await t.throwsAsync(startGatewayServer({ gateway, socket: notSocket }), {
+    message: /exists and is not a socket/,
+  });
 });

@@ -1,7 +1,10 @@
 /**
  * The gateway.v1 gRPC service over a Gateway and its HealthMonitor. Binds to loopback by
- * default: the agent runs next to the gateway, and the API can change the data plane.
+ * default, or to a root-only unix socket: the agent runs next to the gateway, and the API
+ * can change the data plane.
  */
+import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import {
   Server,
   ServerCredentials,
@@ -91,34 +94,63 @@ export function gatewayService(gateway: Gateway, monitor?: HealthMonitor): Gatew
 }
 
 export interface GatewayServer {
+  /** TCP port; 0 on a unix socket. */
   readonly port: number;
+  /** What a client dials: host:port or unix:/path. */
+  readonly address: string;
   close(): Promise<void>;
 }
 
-/** Starts the service on host:port (port 0 = free). close() is idempotent. */
+/**
+ * Starts the service on host:port (port 0 = free) or, with `socket`, on a unix socket
+ * only root can open (0600): the API can change the data plane and rotate the key, so on
+ * a node it should not be reachable by every process that shares the loopback (e.g.
+ * host-network pods). close() is idempotent.
+ */
 export async function startGatewayServer(opts: {
   gateway: Gateway;
   monitor?: HealthMonitor;
   host?: string;
   port?: number;
+  socket?: string;
 }): Promise<GatewayServer> {
   const server = new Server();
   server.addService(GatewayServiceService, gatewayService(opts.gateway, opts.monitor));
+  const socket = opts.socket;
+  if (socket) {
+    // A missing directory is made 0700, so the socket is private before the chmod below.
+    await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
+    await removeStaleSocket(socket);
+  }
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
-      `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`,
+      socket ? `unix:${socket}` : `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`,
       ServerCredentials.createInsecure(),
       (err, p) => (err ? reject(err) : resolve(p)),
     ),
   );
+  if (socket) await chmod(socket, 0o600);
   let closed: Promise<void> | undefined;
   return {
     port,
+    address: socket ? `unix:${socket}` : `${opts.host ?? '127.0.0.1'}:${port}`,
     close: () =>
       (closed ??= new Promise<void>((resolve) => {
         server.tryShutdown(() => resolve());
         // Streams (WatchHealth) never end on their own; do not wait for them forever.
         setTimeout(() => server.forceShutdown(), 1000).unref();
-      })),
+      }).then(() => (socket ? rm(socket, { force: true }) : undefined))),
   };
+}
+
+/** A socket file left by a killed gateway would make bind fail; anything else is kept. */
+async function removeStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return;
+  if (!st.isSocket()) {
+    throw new Error(
+      `gRPC socket path ${path} exists and is not a socket; remove it or pick another`,
+    );
+  }
+  await rm(path);
 }

@@ -2,8 +2,17 @@
  * Gathers health: WireGuard peer state and VXLAN counters from the data plane, plus an
  * in-tunnel ping to every peer's transit address. One check at a time; start() runs
  * checks on an interval until stop(). Subscribers (gRPC WatchHealth) get every report.
+ * Each check also drives endpoint fail-over (endpoint-failover.ts): the one change a
+ * check may make is moving a peer whose tunnel does not work to its next endpoint.
  */
 import type { CommandRunner } from '../lib/runner.js';
+import type { GatewayConfig } from './config.js';
+import {
+  DEFAULT_FAILOVER_POLICY,
+  decideFailover,
+  type FailoverPolicy,
+  type FailoverState,
+} from './endpoint-failover.js';
 import type { Gateway } from './gateway.js';
 import {
   judgeNetwork,
@@ -15,7 +24,7 @@ import {
   type PeerHealth,
 } from './health.js';
 import type { GatewayMetrics } from './metrics.js';
-import { vxlanName } from './model.js';
+import { vxlanName, type ObservedPeer } from './model.js';
 
 export interface HealthMonitorOptions {
   readonly gateway: Gateway;
@@ -27,6 +36,11 @@ export interface HealthMonitorOptions {
   readonly intervalMs?: number;
   /** Unix seconds now; tests pin it. */
   readonly now?: () => number;
+  /**
+   * Endpoint fail-over for peers with several endpoints: the policy (defaults:
+   * DEFAULT_FAILOVER_POLICY) or false to turn it off.
+   */
+  readonly failover?: Partial<FailoverPolicy> | false;
 }
 
 interface LinkStats {
@@ -39,6 +53,10 @@ export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private before = new Map<string, Counters>();
+  /** Fail-over state per peer name. */
+  private readonly failover = new Map<string, FailoverState>();
+  /** Peers whose last in-tunnel probe got no answer (fail-over input). */
+  private readonly probeFailed = new Set<string>();
   private readonly listeners = new Set<(h: HealthReport) => void>();
   latest: HealthReport | undefined;
 
@@ -50,7 +68,11 @@ export class HealthMonitor {
     return () => this.listeners.delete(fn);
   }
 
-  /** One check now. undefined until the gateway has applied a config. Reads only. */
+  /**
+   * One check now. undefined until the gateway has applied a config. Reads only, except
+   * for an endpoint fail-over (one `wg set … endpoint`) of a peer whose tunnel does not
+   * work.
+   */
   async check(): Promise<HealthReport | undefined> {
     const config = this.o.gateway.config;
     const observed = await this.o.gateway.observe();
@@ -59,6 +81,7 @@ export class HealthMonitor {
     const now = (this.o.now ?? (() => Math.floor(Date.now() / 1000)))();
     const ifname = config.wireguard.ifname;
     const wgPeers = new Map((observed.tunnel?.peers ?? []).map((p) => [p.publicKey, p]));
+    const switched = await this.failOver(config.peers, wgPeers, now);
 
     const peers = await Promise.all(
       config.peers.map(async (p): Promise<PeerHealth> => {
@@ -78,13 +101,16 @@ export class HealthMonitor {
           { netns, allowFailure: true, timeoutMs: 10_000 },
         );
         const probe = parsePing(r.stdout);
+        if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
+        else this.probeFailed.delete(p.name);
         const wg = wgPeers.get(p.publicKey);
         const age =
           wg && wg.latestHandshake > 0 ? Math.max(0, now - wg.latestHandshake) : undefined;
         return {
           name: p.name,
           publicKey: p.publicKey,
-          endpoint: wg?.endpoint,
+          endpoint: switched.get(p.name) ?? wg?.endpoint,
+          endpointFailovers: this.failover.get(p.name)?.failovers ?? 0,
           handshakeAgeSeconds: age,
           rxBytes: wg?.rxBytes ?? 0,
           txBytes: wg?.txBytes ?? 0,
@@ -132,6 +158,50 @@ export class HealthMonitor {
     this.o.metrics?.observeHealth(report);
     for (const fn of this.listeners) fn(report);
     return report;
+  }
+
+  /**
+   * Endpoint fail-over for every peer, from the state read at the start of this check
+   * (the probes of earlier checks are the traffic that makes WireGuard try handshakes).
+   * Returns the endpoints switched to, by peer name. A failed switch is not stored, so
+   * the next check tries it again.
+   */
+  private async failOver(
+    peers: GatewayConfig['peers'],
+    wgPeers: ReadonlyMap<string, ObservedPeer>,
+    now: number,
+  ): Promise<Map<string, string>> {
+    const switched = new Map<string, string>();
+    const names = new Set(peers.map((p) => p.name));
+    for (const name of this.failover.keys()) if (!names.has(name)) this.failover.delete(name);
+    for (const name of this.probeFailed) if (!names.has(name)) this.probeFailed.delete(name);
+    if (this.o.failover === false) return switched;
+    const policy = { ...DEFAULT_FAILOVER_POLICY, ...this.o.failover };
+    for (const p of peers) {
+      const wg = wgPeers.get(p.publicKey);
+      if (!wg) continue; // not in the tunnel (yet): the next apply adds it
+      const d = decideFailover(
+        this.failover.get(p.name),
+        {
+          now,
+          endpoints: p.endpoints,
+          current: wg.endpoint,
+          latestHandshake: wg.latestHandshake,
+          probeFailed: this.probeFailed.has(p.name),
+        },
+        policy,
+      );
+      if (d.switchTo !== undefined) {
+        const done = await this.o.gateway
+          .setPeerEndpoint(p.publicKey, d.switchTo)
+          .catch(() => false);
+        if (!done) continue;
+        switched.set(p.name, d.switchTo);
+        this.o.metrics?.observeFailover(p.name);
+      }
+      this.failover.set(p.name, d.state);
+    }
+    return switched;
   }
 
   /** Starts periodic checks. Idempotent. A failed check is retried on the next tick. */

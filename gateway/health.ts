@@ -22,7 +22,13 @@ export type PeerStatus = (typeof PEER_STATUSES)[number];
 export interface PeerHealth {
   readonly name: string;
   readonly publicKey: string;
+  /** The endpoint WireGuard uses (after a fail-over in this check: the new one). */
   readonly endpoint: string | undefined;
+  /**
+   * Times this gateway moved the peer to its next configured endpoint since the health
+   * monitor started (endpoint fail-over; always 0 for a peer with one endpoint).
+   */
+  readonly endpointFailovers: number;
   /** Seconds since the last handshake; undefined = never. */
   readonly handshakeAgeSeconds: number | undefined;
   readonly rxBytes: number;

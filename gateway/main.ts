@@ -41,10 +41,26 @@ export const gatewayProcessConfigSchema = z.strictObject({
   identity: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'identity: a DNS-1123 label'),
   /** Namespace holding the data plane (lab); checked at start, must match the agent's. */
   netns: z.string().min(1).optional(),
-  grpc: address(50_051),
+  /** host:port, or `socket: /run/l2fed/gateway.sock` (0600, root only; preferred on nodes). */
+  grpc: z.union([
+    z.strictObject({ socket: z.string().startsWith('/', 'grpc.socket: an absolute path') }),
+    address(50_051),
+  ]),
   metrics: address(9464),
   /** OVSDB socket of the OVS the segments live on; default: ovs-vsctl's default. */
   ovsDbSocket: z.string().startsWith('/').optional(),
+  /**
+   * OVS Interface type/options for the VXLAN ports, e.g. {type: afxdp, options:
+   * {xdp-mode: generic}} on a netdev bridge (docs/gateway.md, Benchmark); default: system.
+   */
+  ovsPorts: z
+    .strictObject({
+      type: z.string().regex(/^[a-z][a-z0-9-]*$/, 'ovsPorts.type: an OVS interface type'),
+      options: z
+        .record(z.string().regex(/^[a-z][a-z0-9_-]*$/), z.string().regex(/^[^\s,]+$/))
+        .optional(),
+    })
+    .optional(),
   tunnel: z.enum(['auto', 'wireguard-go', 'kernel']).default('auto'),
   /**
    * Who keeps wireguard-go alive. `detached` (default): it outlives this process (pid and
@@ -137,6 +153,7 @@ export async function main(argv: string[]): Promise<void> {
       runner,
       launcher,
       ...(config.ovsDbSocket ? { ovsDbSocket: config.ovsDbSocket } : {}),
+      ...(config.ovsPorts ? { ovsInterface: config.ovsPorts } : {}),
       ...(config.tunnel === 'auto' ? {} : { tunnelKind: config.tunnel }),
       grpc: config.grpc,
       metrics: config.metrics,
@@ -144,7 +161,7 @@ export async function main(argv: string[]): Promise<void> {
     });
     log.info(
       {
-        grpc: `${config.grpc.host}:${svc.grpcPort}`,
+        grpc: svc.grpcAddress,
         metrics: `${config.metrics.host}:${svc.metricsPort}`,
       },
       'gateway serving',

@@ -16,6 +16,8 @@ export class GatewayMetrics {
   private readonly tx: Gauge<'peer'>;
   private readonly handshakeAge: Gauge<'peer'>;
   private readonly networkUp: Gauge<'network'>;
+  private readonly failovers: Counter<'peer'>;
+  private readonly failoverPeers = new Set<string>();
   private readonly reconcileSeconds: Histogram;
   private readonly reconcileErrors: Counter<'error'>;
   private readonly reconcileSteps: Counter;
@@ -59,6 +61,12 @@ export class GatewayMetrics {
       labelNames: ['peer'],
       registers,
     });
+    this.failovers = new Counter({
+      name: 'l2fed_gateway_endpoint_failovers_total',
+      help: 'Times the peer was moved to its next configured endpoint because the tunnel did not work',
+      labelNames: ['peer'],
+      registers,
+    });
     this.networkUp = new Gauge({
       name: 'l2fed_gateway_network_up',
       help: '1 when the network data path is ok, else 0',
@@ -93,6 +101,12 @@ export class GatewayMetrics {
     }
   }
 
+  /** Counts one endpoint fail-over of a peer. */
+  observeFailover(peer: string): void {
+    this.failovers.inc({ peer });
+    this.failoverPeers.add(peer);
+  }
+
   /** Replaces the per-peer and per-network series with one health report. */
   observeHealth(h: HealthReport): void {
     for (const g of [this.peerUp, this.rtt, this.loss, this.rx, this.tx, this.handshakeAge]) {
@@ -110,6 +124,14 @@ export class GatewayMetrics {
         this.handshakeAge.set({ peer }, p.handshakeAgeSeconds);
       }
     }
+    // The counter keeps counting; it starts at 0 for every peer and goes with the peer.
+    const present = new Set(h.peers.map((p) => p.name));
+    for (const peer of this.failoverPeers) {
+      if (!present.has(peer)) this.failovers.remove({ peer });
+    }
+    for (const peer of present) this.failovers.inc({ peer }, 0);
+    this.failoverPeers.clear();
+    for (const peer of present) this.failoverPeers.add(peer);
     for (const n of h.networks) this.networkUp.set({ network: n.name }, n.status === 'ok' ? 1 : 0);
   }
 }

@@ -20,7 +20,10 @@ export function vxlanName(vni: number): string {
 export interface DesiredPeer {
   readonly name: string;
   readonly publicKey: string;
-  /** The first configured endpoint: the one that is set when none of them is current. */
+  /**
+   * The endpoint a `tunnel-set-peer` step sets: the first configured one, unless the
+   * planner keeps a listed one that is in use (see plan.ts).
+   */
   readonly endpoint: string;
   /** All configured endpoints; WireGuard may roam among them without a re-apply. */
   readonly endpoints: readonly string[];

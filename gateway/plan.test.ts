@@ -215,3 +215,32 @@ test('plan - no step ever prints the private key', (t) => {
   const text = planSteps(desired, empty).map(describeStep).join('\n');
   t.false(text.includes(PRIV));
 });
+
+test('plan - a peer re-set for another reason keeps the listed endpoint in use', (t) => {
+  const two = parseGatewayConfig({
+    ...config,
+    peers: [{ ...config.peers[0]!, endpoints: ['198.18.0.9:51820', '198.18.0.2:51820'] }],
+    networks: [],
+  });
+  const want = desiredState(two, PRIV);
+  const peer = { ...tunnel.peers[0]!, endpoint: '198.18.0.2:51820' };
+  const observed: ObservedState = { ...converged, vxlans: [], segments: empty.segments };
+  // Fail-over moved it to the second endpoint: converged, nothing to do.
+  t.deepEqual(planSteps(want, { ...observed, tunnel: { ...tunnel, peers: [peer] } }), []);
+  // The keepalive differs: the peer is re-set, on the endpoint it uses.
+  const steps = planSteps(want, {
+    ...observed,
+    tunnel: { ...tunnel, peers: [{ ...peer, persistentKeepalive: 0 }] },
+  });
+  t.deepEqual(steps.map(describeStep), [
+    `set peer b (${KEY_B}) on l2fa: endpoint 198.18.0.2:51820, allowed 198.19.255.2/32, keepalive 25`,
+  ]);
+  // An endpoint that is not listed goes back to the first one.
+  const reset = planSteps(want, {
+    ...observed,
+    tunnel: { ...tunnel, peers: [{ ...peer, endpoint: '198.18.7.7:1' }] },
+  });
+  t.deepEqual(reset.map(describeStep), [
+    `set peer b (${KEY_B}) on l2fa: endpoint 198.18.0.9:51820, allowed 198.19.255.2/32, keepalive 25`,
+  ]);
+});

@@ -113,8 +113,17 @@ function tunnelSteps(want: DesiredState['tunnel'], have: ObservedTunnel | undefi
   }
   const observed = new Map((have?.peers ?? []).map((p) => [p.publicKey, p]));
   for (const peer of want.peers) {
-    if (!peerMatches(peer, observed.get(peer.publicKey))) {
-      steps.push({ kind: 'tunnel-set-peer', ifname, peer });
+    const have = observed.get(peer.publicKey);
+    if (!peerMatches(peer, have)) {
+      // Re-set for another reason (keepalive, allowed-ips): keep a listed endpoint that
+      // is in use (fail-over or roaming chose it) instead of going back to the first.
+      const inUse = have?.endpoint;
+      const keep = inUse !== undefined && peer.endpoints.includes(inUse);
+      steps.push({
+        kind: 'tunnel-set-peer',
+        ifname,
+        peer: keep ? { ...peer, endpoint: inUse } : peer,
+      });
     }
   }
   for (const cidr of have?.addresses ?? []) {

@@ -11,15 +11,17 @@ import { startGatewayServer, type GatewayServer } from './grpc-server.js';
 import { HealthMonitor } from './health-monitor.js';
 import { GatewayMetrics, serveMetrics, type MetricsServer } from './metrics.js';
 import type { TunnelKind } from './tunnel.js';
+import type { OvsInterfaceSettings } from './segment-ovs.js';
 
 export interface GatewayServiceOptions {
   readonly identity: string;
   readonly runner: CommandRunner;
   readonly launcher?: DaemonLauncher;
   readonly ovsDbSocket?: string;
+  readonly ovsInterface?: OvsInterfaceSettings;
   readonly tunnelKind?: Exclude<TunnelKind, 'fake'>;
-  /** gRPC listen address; default 127.0.0.1:0 (a free port). */
-  readonly grpc?: { readonly host?: string; readonly port?: number };
+  /** gRPC listen address; default 127.0.0.1:0 (a free port); `socket`: a unix socket. */
+  readonly grpc?: { readonly host?: string; readonly port?: number; readonly socket?: string };
   /** Metrics listen address; default 127.0.0.1:0. */
   readonly metrics?: { readonly host?: string; readonly port?: number };
   /** Health check interval; default 10 s. */
@@ -31,6 +33,8 @@ export interface RunningGateway {
   readonly monitor: HealthMonitor;
   readonly metrics: GatewayMetrics;
   readonly grpcPort: number;
+  /** What a client dials: host:port or unix:/path. */
+  readonly grpcAddress: string;
   readonly metricsPort: number;
   /** Stops servers and health checks; the data plane stays. Idempotent. */
   close(): Promise<void>;
@@ -43,6 +47,7 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     runner: o.runner,
     launcher: o.launcher,
     ovsDbSocket: o.ovsDbSocket,
+    ovsInterface: o.ovsInterface,
     tunnelKind: o.tunnelKind,
     metrics,
   });
@@ -70,6 +75,7 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     monitor,
     metrics,
     grpcPort: g.port,
+    grpcAddress: g.address,
     metricsPort: h.port,
     close: () =>
       (closed ??= (async () => {

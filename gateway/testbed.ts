@@ -6,7 +6,7 @@
  * these namespaces. dispose() stops every daemon and removes every namespace and file.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OvsInstance } from '../lib/ovs-process.js';
 import { ExecaRunner, RecordingRunner, type CommandRunner } from '../lib/runner.js';
@@ -17,12 +17,41 @@ import type { GatewayConfigInput } from './config.js';
 import { SupervisedLauncher } from './daemons.js';
 import { Gateway } from './gateway.js';
 import { ensurePrivateKey } from './keys.js';
+import type { Host } from './host.js';
+import { IpLinks } from './links-ip.js';
+import type { Backends } from './reconciler.js';
+import { LinuxBridgeSegment } from './segment-linux-bridge.js';
+import { OvsSegment, type OvsInterfaceSettings } from './segment-ovs.js';
+import { WireguardGoTunnel } from './tunnel-wireguard-go.js';
 
 export interface LabOptions {
   /** Open_vSwitch other_config for every site's OVS (e.g. userspace-tso-enable). */
   readonly ovsOtherConfig?: Readonly<Record<string, string>>;
   /** Leave TX checksum offload on for pods on OVS (to show the pitfall). */
   readonly keepPodTxOffload?: boolean;
+  /**
+   * How OVS reads its ports (the gateway's VXLAN ports and the pods' veths):
+   * `system` (default: AF_PACKET, polled by the vswitchd main thread) or `afxdp`
+   * (AF_XDP in generic XDP mode, polled by one PMD thread per site with
+   * `pmd-maxsleep`, pinned to core `site index mod cores`). See docs/gateway.md.
+   */
+  readonly ovsPorts?: OvsPortMode;
+}
+
+export type OvsPortMode = 'system' | 'afxdp';
+
+/** Interface settings of every OVS port in `afxdp` mode. */
+export const AFXDP_INTERFACE: OvsInterfaceSettings = {
+  type: 'afxdp',
+  options: { 'xdp-mode': 'generic' },
+};
+
+/** vswitchd other_config of a site in `afxdp` mode: one sleeping PMD on its own core. */
+export function afxdpOtherConfig(siteIndex: number, cores: number): Record<string, string> {
+  return {
+    'pmd-maxsleep': '500',
+    'pmd-cpu-mask': `0x${(1 << (siteIndex % Math.max(1, cores))).toString(16)}`,
+  };
 }
 
 export type SegmentKind = 'linux-bridge' | 'ovs';
@@ -110,7 +139,10 @@ export class GatewayLab {
           ? await OvsInstance.start({
               dir: join(this.dir.path, `ovs${i}`),
               netns: ns,
-              otherConfig: this.opts.ovsOtherConfig,
+              otherConfig: {
+                ...(this.afxdp ? afxdpOtherConfig(i, availableParallelism()) : {}),
+                ...this.opts.ovsOtherConfig,
+              },
             })
           : undefined;
       const keyFile = join(this.dir.path, `g${i}`, 'wg.key');
@@ -132,12 +164,29 @@ export class GatewayLab {
     }
   }
 
+  private get afxdp(): boolean {
+    return this.segment === 'ovs' && this.opts.ovsPorts === 'afxdp';
+  }
+
   private newGateway(runner: CommandRunner, ovs: OvsInstance | undefined): Gateway {
+    // afxdp mode: the same real backends the gateway builds, with the OVS port settings.
+    const backends =
+      this.afxdp && ovs
+        ? (host: Host): Backends => ({
+            tunnel: new WireguardGoTunnel(host, this.launcher),
+            links: new IpLinks(host),
+            segments: {
+              'linux-bridge': new LinuxBridgeSegment(host),
+              ovs: new OvsSegment(host, { dbSocket: ovs.dbSocket, interface: AFXDP_INTERFACE }),
+            },
+          })
+        : undefined;
     return new Gateway({
       runner,
       launcher: this.launcher,
       ovsDbSocket: ovs?.dbSocket,
       tunnelKind: 'wireguard-go',
+      backends,
     });
   }
 
@@ -218,8 +267,11 @@ export class GatewayLab {
       if (!this.opts.keepPodTxOffload) {
         await this.netns.exec(ns, ['ethtool', '-K', 'eth1', 'tx', 'off'], { mutates: true });
       }
+      const iface = this.afxdp
+        ? ['--', 'set', 'Interface', hostEnd, 'type=afxdp', 'options:xdp-mode=generic']
+        : [];
       await this.runner.run(
-        ['ovs-vsctl', `--db=unix:${site.ovs.dbSocket}`, 'add-port', br, hostEnd],
+        ['ovs-vsctl', `--db=unix:${site.ovs.dbSocket}`, 'add-port', br, hostEnd, ...iface],
         { netns: site.ns, mutates: true },
       );
     } else {

@@ -81,6 +81,23 @@ export class FakeTunnel implements TunnelBackend {
     return Promise.resolve();
   }
 
+  setPeerEndpoint(ifname: string, publicKey: string, endpoint: string): Promise<void> {
+    this.log.record(`tunnel set-endpoint ${ifname} ${publicKey} ${endpoint}`);
+    const d = this.dev(ifname);
+    const old = d.peers.get(publicKey);
+    // Like wg: a missing peer is created, with nothing but the endpoint.
+    d.peers.set(publicKey, {
+      publicKey,
+      endpoint,
+      allowedIps: old?.allowedIps ?? [],
+      latestHandshake: old?.latestHandshake ?? 0,
+      rxBytes: old?.rxBytes ?? 0,
+      txBytes: old?.txBytes ?? 0,
+      persistentKeepalive: old?.persistentKeepalive ?? 0,
+    });
+    return Promise.resolve();
+  }
+
   removePeer(ifname: string, publicKey: string): Promise<void> {
     this.log.record(`tunnel remove-peer ${ifname} ${publicKey}`);
     this.dev(ifname).peers.delete(publicKey);

@@ -2,7 +2,15 @@
 import { change, read, type Host } from './host.js';
 import type { DesiredPeer } from './model.js';
 import type { TunnelBackend } from './tunnel.js';
-import { readWg, wgRemovePeer, wgSetKey, wgSetPeer, wgSetPort, type WgDump } from './wireguard.js';
+import {
+  readWg,
+  wgRemovePeer,
+  wgSetEndpoint,
+  wgSetKey,
+  wgSetPeer,
+  wgSetPort,
+  type WgDump,
+} from './wireguard.js';
 
 /** Kernel WireGuard. Stateless; safe to share between gateways of different netns. */
 export class KernelTunnel implements TunnelBackend {
@@ -33,5 +41,8 @@ export class KernelTunnel implements TunnelBackend {
   }
   removePeer(ifname: string, publicKey: string): Promise<void> {
     return wgRemovePeer(this.host, ifname, publicKey);
+  }
+  setPeerEndpoint(ifname: string, publicKey: string, endpoint: string): Promise<void> {
+    return wgSetEndpoint(this.host, ifname, publicKey, endpoint);
   }
 }

@@ -12,7 +12,15 @@ import { change, read, type Host } from './host.js';
 import type { DesiredPeer } from './model.js';
 import type { TunnelBackend } from './tunnel.js';
 
-import { readWg, wgRemovePeer, wgSetKey, wgSetPeer, wgSetPort, type WgDump } from './wireguard.js';
+import {
+  readWg,
+  wgRemovePeer,
+  wgSetEndpoint,
+  wgSetKey,
+  wgSetPeer,
+  wgSetPort,
+  type WgDump,
+} from './wireguard.js';
 
 const READY_TIMEOUT_MS = 5000;
 /** wireguard-go's control sockets (machine-wide, shared by every namespace). */
@@ -93,5 +101,8 @@ export class WireguardGoTunnel implements TunnelBackend {
   }
   removePeer(ifname: string, publicKey: string): Promise<void> {
     return wgRemovePeer(this.host, ifname, publicKey);
+  }
+  setPeerEndpoint(ifname: string, publicKey: string, endpoint: string): Promise<void> {
+    return wgSetEndpoint(this.host, ifname, publicKey, endpoint);
   }
 }

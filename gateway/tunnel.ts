@@ -27,6 +27,11 @@ export interface TunnelBackend {
   setPort(ifname: string, port: number): Promise<void>;
   setPeer(ifname: string, peer: DesiredPeer): Promise<void>;
   removePeer(ifname: string, publicKey: string): Promise<void>;
+  /**
+   * Points an existing peer at another endpoint, nothing else (endpoint fail-over).
+   * Like `wg set`, it would create a missing peer: callers check that it exists.
+   */
+  setPeerEndpoint(ifname: string, publicKey: string, endpoint: string): Promise<void>;
 }
 
 /**

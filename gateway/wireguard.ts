@@ -77,6 +77,16 @@ export async function wgSetPeer(host: Host, ifname: string, p: DesiredPeer): Pro
   ]);
 }
 
+/** Moves an existing peer to another endpoint; keys, allowed-ips and keepalive stay. */
+export async function wgSetEndpoint(
+  host: Host,
+  ifname: string,
+  publicKey: string,
+  endpoint: string,
+): Promise<void> {
+  await change(host, ['wg', 'set', ifname, 'peer', publicKey, 'endpoint', endpoint]);
+}
+
 export async function wgRemovePeer(host: Host, ifname: string, publicKey: string): Promise<void> {
   await change(host, ['wg', 'set', ifname, 'peer', publicKey, 'remove']);
 }

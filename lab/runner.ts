@@ -36,9 +36,12 @@ import { rewriteForBridge } from './segment-rewrite.js';
 export interface LabRunOptions {
   readonly manifests: string;
   readonly segmentKind: LabSegmentKind;
-  /** Agent/gateway health poll, ms: short in tests so degradation shows quickly. */
+  /** Agent/gateway health poll, ms (default LAB_HEALTH_MS): short so the status settles fast. */
   readonly healthMs?: number;
 }
+
+/** A lab is for watching: health every 2 s instead of the daemons' 10 s. */
+export const LAB_HEALTH_MS = 2000;
 
 /** Transit addresses (inside WireGuard) come from here; lab-only, like the underlay. */
 export const LAB_TRANSIT_POOL = '198.19.0.0/16';
@@ -216,9 +219,10 @@ export class LabRunner {
   }
 
   private async startGateway(c: LabCluster): Promise<void> {
-    const port = await freePort();
     const metrics = await freePort();
     const dir = this.paths.run(c.id);
+    // A root-only unix socket, as on a real node (see docs/gateway.md, gRPC).
+    const socket = join(dir, 'gateway.sock');
     await mkdir(dir, { recursive: true });
     const built = this.topology!.built.find((b) => b.cluster.id === c.id);
     const cfg = join(dir, 'gateway.yaml');
@@ -227,12 +231,12 @@ export class LabRunner {
       toYaml({
         identity: c.id,
         netns: c.ns,
-        grpc: { host: '127.0.0.1', port },
+        grpc: { socket },
         metrics: { host: '127.0.0.1', port: metrics },
         ...(built?.ovs ? { ovsDbSocket: built.ovs.dbSocket } : {}),
         tunnel: 'auto',
         launcher: { type: 'detached', dir: join(dir, 'daemons') },
-        ...(this.opts.healthMs ? { healthIntervalMs: this.opts.healthMs } : {}),
+        healthIntervalMs: this.opts.healthMs ?? LAB_HEALTH_MS,
       }),
     );
     await this.keep(
@@ -240,8 +244,8 @@ export class LabRunner {
       l2fedArgv('gateway', 'run', '--config', cfg),
       /listening|serving/,
     );
-    this.grpc.set(c.id, `127.0.0.1:${port}`);
-    await this.progress(`cluster ${c.id}: gateway on 127.0.0.1:${port}, metrics :${metrics}`);
+    this.grpc.set(c.id, `unix:${socket}`);
+    await this.progress(`cluster ${c.id}: gateway on unix:${socket}, metrics :${metrics}`);
   }
 
   private async startAgent(c: LabCluster): Promise<void> {
@@ -258,7 +262,7 @@ export class LabRunner {
         gateway: {
           address: this.grpc.get(c.id)!,
           netns: c.ns,
-          ...(this.opts.healthMs ? { healthPollMs: this.opts.healthMs } : {}),
+          healthPollMs: this.opts.healthMs ?? LAB_HEALTH_MS,
         },
         advertise: { endpoints: [`${c.underlayAddress}:${c.listenPort}`] },
         wireguard: {

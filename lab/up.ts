@@ -91,15 +91,55 @@ export function renderPeerings(plan: LabPlan): string[] {
   return lines;
 }
 
-/** Runs `l2fed status` against the lab's broker; its output, whatever its verdict. */
-async function federationStatus(admin: { address: string; tokenFile: string }): Promise<string> {
-  const argv = l2fedArgv('status');
-  const r = await new ExecaRunner().run(argv, {
+type Admin = { address: string; tokenFile: string };
+
+function runStatus(admin: Admin, args: string[] = []) {
+  return new ExecaRunner().run(l2fedArgv('status', ...args), {
     allowFailure: true,
     timeoutMs: 30_000,
     env: { L2FED_SERVER: admin.address, L2FED_TOKEN_FILE: admin.tokenFile },
   });
+}
+
+/**
+ * Waits (bounded) until the broker sees every peering the manifests make active and a
+ * health report for every expected tunnel, so the status printed is the settled one,
+ * not the first seconds after start.
+ */
+async function waitForSettledStatus(admin: Admin, expectedActive: number, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await runStatus(admin, ['-o', 'json']);
+    try {
+      const j = JSON.parse(r.stdout) as {
+        verdict: { problems: string[]; warnings: string[] };
+        peerings: { active?: boolean }[];
+      };
+      const active = j.peerings.filter((p) => p.active).length;
+      const tunnelsPending = [...j.verdict.problems, ...j.verdict.warnings].some((w) =>
+        w.startsWith('tunnel '),
+      );
+      if (active >= expectedActive && !tunnelsPending) return;
+    } catch {
+      // not up yet: try again
+    }
+    await sleep(1000);
+  }
+}
+
+/** Runs `l2fed status` against the lab's broker; its output, whatever its verdict. */
+async function federationStatus(admin: Admin): Promise<string> {
+  const r = await runStatus(admin);
   return (r.stdout + (r.exitCode > 1 ? `\n${r.stderr}` : '')).trimEnd();
+}
+
+/** How many cluster pairs the manifests make active. */
+function expectedActivePeerings(plan: LabPlan): number {
+  let n = 0;
+  for (let i = 0; i < plan.clusters.length; i++)
+    for (let j = i + 1; j < plan.clusters.length; j++)
+      if (peeringVerdict(plan.clusters[i]!, plan.clusters[j]!).active) n++;
+  return n;
 }
 
 export async function labUp(o: LabUpOptions): Promise<number> {
@@ -158,6 +198,7 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   const plan = await currentPlan(st);
   if (st.admin) {
     out('\u25b6 federation status (l2fed status, through the broker admin API)');
+    await waitForSettledStatus(st.admin, expectedActivePeerings(plan), 30_000);
     out(await federationStatus(st.admin));
   }
   out('\u25b6 peerings declared in the manifests');

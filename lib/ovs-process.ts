@@ -134,8 +134,20 @@ export class OvsInstance {
     return new OvsInstance(options, db, vswitchd);
   }
 
+  /**
+   * Freezes (SIGSTOP) or thaws (SIGCONT) ovs-vswitchd. For benchmarks only: a baseline
+   * that does not cross OVS is then measured without OVS's idle CPU use (PMD threads
+   * polling with pmd-maxsleep still wake up when idle). The datapath stalls while frozen.
+   */
+  pause(frozen: boolean): void {
+    const pid = this.vswitchd.pid;
+    if (pid === undefined || !this.vswitchd.running) return;
+    process.kill(pid, frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** Stops both daemons (SIGTERM, then SIGKILL). Idempotent. Leaves `dir` in place. */
   async stop(): Promise<void> {
+    this.pause(false);
     await this.vswitchd.stop();
     await this.db.stop();
   }

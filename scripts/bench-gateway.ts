@@ -3,9 +3,17 @@
  * (pod → segment → VXLAN → WireGuard → … → pod), as a ratio of the raw WireGuard tunnel
  * between the same two gateway namespaces, measured alternately in the same run.
  * Run as root:  npx tsx scripts/bench-gateway.ts [--runs 3] [--seconds 3] [--segment ovs]
+ *                [--ovs-ports afxdp|system] [--ovs-tso] [--json]
+ * The tunnel baseline runs with the testbed's ovs-vswitchd frozen (SIGSTOP): it does not
+ * cross OVS, and idle PMD threads must not slow it down (that would flatter the ratio).
  */
 import { parseArgs } from 'node:util';
-import { GatewayLab, type LabNetwork, type SegmentKind } from '../gateway/testbed.js';
+import {
+  GatewayLab,
+  type LabNetwork,
+  type OvsPortMode,
+  type SegmentKind,
+} from '../gateway/testbed.js';
 
 const { values } = parseArgs({
   options: {
@@ -14,8 +22,11 @@ const { values } = parseArgs({
     segment: { type: 'string', multiple: true },
     json: { type: 'boolean', default: false },
     'ovs-tso': { type: 'boolean', default: false },
+    'ovs-ports': { type: 'string', default: 'system' },
   },
 });
+const OVS_PORTS = values['ovs-ports'] as OvsPortMode;
+if (!['afxdp', 'system'].includes(OVS_PORTS)) throw new Error('--ovs-ports: afxdp or system');
 const RUNS = Math.min(10, Math.max(1, Number(values.runs)));
 const SECONDS = Math.min(10, Math.max(1, Number(values.seconds)));
 const SEGMENTS = (values.segment ?? ['linux-bridge', 'ovs']) as SegmentKind[];
@@ -58,7 +69,11 @@ async function bench(segment: SegmentKind) {
   const lab = await GatewayLab.create(2, segment, {
     ovsOtherConfig: tso ? { 'userspace-tso-enable': 'true' } : undefined,
     keepPodTxOffload: tso,
+    ovsPorts: tso ? 'system' : OVS_PORTS, // OVS 3.1 AF_XDP ports have no TSO
   });
+  const freezeOvs = (frozen: boolean) => {
+    for (const s of lab.sites) s.ovs?.pause(frozen);
+  };
   try {
     const pods = [];
     for (const site of lab.sites) {
@@ -72,13 +87,18 @@ async function bench(segment: SegmentKind) {
     const path: Sample[] = [];
     // Alternate, so both see the same machine load over the run.
     for (let i = 0; i < RUNS; i++) {
-      tunnel.push(await measure(lab, g0.ns, g1.ns, g1.transitAddress));
+      freezeOvs(true);
+      try {
+        tunnel.push(await measure(lab, g0.ns, g1.ns, g1.transitAddress));
+      } finally {
+        freezeOvs(false);
+      }
       path.push(await measure(lab, a.ns, b.ns, b.ip));
     }
     const t = median(tunnel.map((s) => s.mbps));
     const p = median(path.map((s) => s.mbps));
     return {
-      segment: tso ? 'ovs+tso' : segment,
+      segment: segment === 'ovs' ? (tso ? 'ovs/system+tso' : `ovs/${OVS_PORTS}`) : segment,
       runs: RUNS,
       seconds: SECONDS,
       tunnelMbps: Math.round(t),

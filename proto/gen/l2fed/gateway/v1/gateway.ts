@@ -191,6 +191,12 @@ export interface PeerHealth {
   status: string;
   /** Why the status is not "up". */
   reason: string;
+  /**
+   * Times the gateway moved this peer to its next configured endpoint because the
+   * tunnel did not work (endpoint fail-over), since its health monitor started. Unset
+   * from gateways without fail-over.
+   */
+  endpointFailovers?: number | undefined;
 }
 
 /** Health of one network's data path. */
@@ -1966,6 +1972,7 @@ function createBasePeerHealth(): PeerHealth {
     rttMs: undefined,
     status: "",
     reason: "",
+    endpointFailovers: undefined,
   };
 }
 
@@ -2006,6 +2013,9 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     }
     if (message.reason !== "") {
       writer.uint32(98).string(message.reason);
+    }
+    if (message.endpointFailovers !== undefined) {
+      writer.uint32(104).uint32(message.endpointFailovers);
     }
     return writer;
   },
@@ -2119,6 +2129,14 @@ export const PeerHealth: MessageFns<PeerHealth> = {
             message.reason = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.endpointFailovers = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2177,6 +2195,11 @@ export const PeerHealth: MessageFns<PeerHealth> = {
         : undefined,
       status: isSet(object.status) ? globalThis.String(object.status) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      endpointFailovers: isSet(object.endpointFailovers)
+        ? globalThis.Number(object.endpointFailovers)
+        : isSet(object.endpoint_failovers)
+        ? globalThis.Number(object.endpoint_failovers)
+        : undefined,
     };
   },
 
@@ -2218,6 +2241,9 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.endpointFailovers !== undefined) {
+      obj.endpointFailovers = Math.round(message.endpointFailovers);
+    }
     return obj;
   },
 
@@ -2238,6 +2264,7 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     message.rttMs = object.rttMs ?? undefined;
     message.status = object.status ?? "";
     message.reason = object.reason ?? "";
+    message.endpointFailovers = object.endpointFailovers ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,140 @@
+/**
+ * Endpoint fail-over: when a peer lists several endpoints and the tunnel to it does not
+ * work, move it to the next listed endpoint (round robin). The decision is a pure
+ * function of the previous state and one observation, so tables with a fake clock test
+ * it; the health monitor feeds it on every check and runs the switch it asks for.
+ *
+ * Thresholds come from WireGuard's own timers (whitepaper, section 6 "Timers"):
+ * - A session without a handshake for REJECT_AFTER_TIME (180 s) carries no data any more,
+ *   whatever the traffic; so "working" = a handshake within the last 180 s. An active
+ *   initiator re-keys after 120 s, so a working tunnel under traffic never gets there.
+ * - While there is something to send (the health check's own in-tunnel probe guarantees
+ *   it, and so does persistent keepalive), WireGuard retries the handshake every
+ *   REKEY_TIMEOUT (5 s). An endpoint gets 3 of those attempts (15 s) after the tunnel was
+ *   last seen working, or after we switched to it, before we move on.
+ * - A full round over every endpoint without a handshake doubles that time (15, 30, 60,
+ *   capped at 120 s), so a peer that is down everywhere is not hammered.
+ * - A path that breaks under a live session: WireGuard re-initiates a handshake when
+ *   data it sent got no answer for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (15 s). So when the
+ *   last in-tunnel probe got nothing back and the handshake is older than
+ *   BROKEN_PATH_SECONDS (those 15 s plus one retry), no re-handshake has succeeded since
+ *   the path broke: the tunnel counts as not working, without waiting for the 180 s.
+ * - Once a handshake succeeds we stay: a working tunnel is never moved.
+ */
+
+/** WireGuard retries a handshake after this many seconds. */
+export const REKEY_TIMEOUT_SECONDS = 5;
+/** WireGuard drops a session this many seconds after its handshake. */
+export const REJECT_AFTER_TIME_SECONDS = 180;
+/** Unanswered data for KEEPALIVE_TIMEOUT (10 s) + REKEY_TIMEOUT makes WireGuard re-handshake. */
+export const BROKEN_PATH_SECONDS = 10 + 2 * REKEY_TIMEOUT_SECONDS;
+
+export interface FailoverPolicy {
+  /** Seconds an endpoint gets without a working tunnel before the next is tried. */
+  readonly dwellSeconds: number;
+  /** Upper bound of the dwell after it doubled for full rounds without success. */
+  readonly maxDwellSeconds: number;
+  /** A handshake older than this means no session. */
+  readonly staleSeconds: number;
+}
+
+export const DEFAULT_FAILOVER_POLICY: FailoverPolicy = {
+  dwellSeconds: 3 * REKEY_TIMEOUT_SECONDS,
+  maxDwellSeconds: 120,
+  staleSeconds: REJECT_AFTER_TIME_SECONDS,
+};
+
+/** One observation of one peer. */
+export interface FailoverInput {
+  /** Unix seconds. */
+  readonly now: number;
+  /** The configured endpoints, in order. */
+  readonly endpoints: readonly string[];
+  /** The endpoint WireGuard uses now (`wg show dump`); undefined = none. */
+  readonly current: string | undefined;
+  /** Unix seconds of the last handshake; 0 = never. */
+  readonly latestHandshake: number;
+  /** The last in-tunnel probe got no answer at all (undefined = no probe yet). */
+  readonly probeFailed?: boolean;
+}
+
+/** What the fail-over remembers about one peer between checks. Plain data. */
+export interface FailoverState {
+  /** The endpoint list this state belongs to; a new list starts over. */
+  readonly endpoints: readonly string[];
+  /** Index of the endpoint in use; -1 = none of the listed ones (roamed elsewhere). */
+  readonly index: number;
+  /** Unix seconds since which the endpoint in use has had its chance. */
+  readonly since: number;
+  /** Switches since the tunnel last worked (for the dwell back-off). */
+  readonly attempts: number;
+  /** Every switch so far (kept across endpoint list changes). */
+  readonly failovers: number;
+}
+
+export interface FailoverDecision {
+  readonly state: FailoverState;
+  /** Set when the peer should move to this endpoint now. */
+  readonly switchTo: string | undefined;
+  /** Whether the tunnel counts as working (handshake within staleSeconds). */
+  readonly working: boolean;
+}
+
+/** Whether a handshake at `latestHandshake` (0 = never) still holds a session at `now`. */
+export function handshakeWorks(now: number, latestHandshake: number, staleSeconds: number) {
+  return latestHandshake > 0 && now - latestHandshake <= staleSeconds;
+}
+
+/** The dwell after `attempts` switches without success among `n` endpoints. */
+export function dwellFor(attempts: number, n: number, p: FailoverPolicy): number {
+  const rounds = Math.floor(attempts / Math.max(1, n));
+  return Math.min(p.maxDwellSeconds, p.dwellSeconds * 2 ** Math.min(rounds, 16));
+}
+
+const sameList = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Decides for one peer. Pure. The caller stores `state` only once the switch it asked
+ * for has been made (or when there is none), so a failed switch is retried at the next
+ * check.
+ */
+export function decideFailover(
+  prev: FailoverState | undefined,
+  input: FailoverInput,
+  policy: FailoverPolicy = DEFAULT_FAILOVER_POLICY,
+): FailoverDecision {
+  const { now, endpoints, current } = input;
+  const working =
+    handshakeWorks(now, input.latestHandshake, policy.staleSeconds) &&
+    !(input.probeFailed === true && now - input.latestHandshake > BROKEN_PATH_SECONDS);
+  const listed = current === undefined ? -1 : endpoints.indexOf(current);
+  let s: FailoverState =
+    prev && sameList(prev.endpoints, endpoints)
+      ? prev
+      : {
+          endpoints: [...endpoints],
+          // Unlisted at the start: most likely the first endpoint, which the apply set,
+          // resolved from its DNS name; none at all: the first is next.
+          index: listed >= 0 ? listed : current === undefined ? -1 : 0,
+          since: now,
+          attempts: 0,
+          failovers: prev?.failovers ?? 0,
+        };
+  // WireGuard roamed (or someone set the peer) to another listed endpoint: that one
+  // gets a full chance of its own. An unlisted endpoint (NAT, DNS) keeps our position.
+  if (listed >= 0 && listed !== s.index) s = { ...s, index: listed, since: now };
+  if (endpoints.length < 2) return { state: s, switchTo: undefined, working };
+  if (working) {
+    return { state: { ...s, since: now, attempts: 0 }, switchTo: undefined, working };
+  }
+  if (now - s.since < dwellFor(s.attempts, endpoints.length, policy)) {
+    return { state: s, switchTo: undefined, working };
+  }
+  const index = (s.index + 1) % endpoints.length;
+  return {
+    state: { ...s, index, since: now, attempts: s.attempts + 1, failovers: s.failovers + 1 },
+    switchTo: endpoints[index],
+    working,
+  };
+}
