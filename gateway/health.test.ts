@@ -64,6 +64,13 @@ const netCases: [string, Parameters<typeof judgeNetwork>[0], NetworkStatus][] = 
   ],
   ['every peer down', { deviceUp: true, peers: ['down'], now: c(1, 1), before: undefined }, 'down'],
 ];
+test('health - network: idle says so in the reason, traffic clears it', (t) => {
+  const idle = judgeNetwork({ deviceUp: true, peers: ['up'], now: c(1, 1), before: c(1, 1) });
+  t.regex(idle.reason, /^idle/);
+  const busy = judgeNetwork({ deviceUp: true, peers: ['up'], now: c(5, 5), before: c(1, 1) });
+  t.is(busy.reason, '');
+});
+
 for (const [name, input, want] of netCases) {
   test(`health - network: ${name} → ${want}`, (t) => {
     t.is(judgeNetwork(input).status, want);

@@ -125,5 +125,8 @@ export function judgeNetwork(input: {
   }
   if (down > 0)
     return { status: 'degraded', reason: `${down} of ${input.peers.length} peers down` };
+  // Nothing sent and nothing received: the tunnels are fine, but no frame proved the path.
+  if (b && input.now.txPackets === b.txPackets && input.now.rxPackets === b.rxPackets)
+    return { status: 'ok', reason: 'idle: no frames since the last check' };
   return { status: 'ok', reason: '' };
 }
