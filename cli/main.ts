@@ -91,20 +91,22 @@ pki
   .command('init')
   .description('create a CA (kept if it exists), a broker server cert and client certs')
   .requiredOption('--dir <dir>', 'where to write the PEM files')
-  .option('--server-name <name...>', 'DNS names or IPs of the broker admin API', [
+  // Not --server-name: that is the global client option (TLS name to verify), and
+  // commander would hand it to the program, not to this command.
+  .option('--san <name...>', 'DNS names or IPs the broker admin API certificate is for', [
     'localhost',
     '127.0.0.1',
   ])
   .option('--client <name...>', 'client certificate names', ['admin'])
   .addHelpText(
     'after',
-    '\nExample:\n  l2fed pki init --dir /etc/l2fed/pki --server-name broker.l2fed.svc --client alice ci',
+    '\nExample:\n  l2fed pki init --dir /etc/l2fed/pki --san broker.l2fed.svc localhost --client alice ci',
   )
-  .action(async (o: { dir: string; serverName: string[]; client: string[] }) => {
+  .action(async (o: { dir: string; san: string[]; client: string[] }) => {
     const { runPkiInit } = await import('./pki.js');
     process.exitCode = await runPkiInit({
       dir: o.dir,
-      serverNames: o.serverName,
+      serverNames: o.san,
       clients: o.client,
     });
   });
