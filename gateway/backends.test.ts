@@ -1,5 +1,8 @@
 import test from 'ava';
+import { CommandError, MissingToolError } from '../lib/errors.js';
 import { FakeRunner } from '../lib/runner-fake.js';
+import { firewallMatches, firewallScript, parseNftTable } from './firewall.js';
+import { NftFirewall, requireNft } from './firewall-nft.js';
 import { IpLinks, parseFloodList, parseIpAddr } from './links-ip.js';
 import { interfaceMatches, OvsSegment, parseOvsView } from './segment-ovs.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
@@ -208,4 +211,136 @@ test('ovs - read lists Interface only when interface settings are managed', asyn
     { interface: { type: 'afxdp' } },
   ).read([]);
   t.true(managed.calls.some((c) => c.argv.includes('Interface')));
+});
+
+// Captured from nft 1.0.6 after `nft -f -` of firewallScript({ wgIfname: 'l2fabc', … }).
+const NFT_JSON = JSON.stringify({
+  nftables: [
+    { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
+    { table: { family: 'inet', name: 'l2fed', handle: 2 } },
+    {
+      chain: {
+        family: 'inet',
+        table: 'l2fed',
+        name: 'input',
+        handle: 1,
+        type: 'filter',
+        hook: 'input',
+        prio: -10,
+        policy: 'accept',
+      },
+    },
+    {
+      rule: {
+        family: 'inet',
+        table: 'l2fed',
+        chain: 'input',
+        handle: 2,
+        comment: 'l2fed v1 wg=l2fabc port=4789',
+        expr: [
+          { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'l2fv*' } },
+          { drop: null },
+        ],
+      },
+    },
+    {
+      rule: {
+        family: 'inet',
+        table: 'l2fed',
+        chain: 'input',
+        handle: 3,
+        expr: [
+          {
+            match: {
+              op: '==',
+              left: { payload: { protocol: 'udp', field: 'dport' } },
+              right: 4789,
+            },
+          },
+          { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: 'l2fabc' } },
+          { drop: null },
+        ],
+      },
+    },
+  ],
+});
+
+test('nft - the table parses to its marker, and a missing rule is not intact', (t) => {
+  const spec = { wgIfname: 'l2fabc', vxlanPort: 4789 };
+  t.deepEqual(parseNftTable(NFT_JSON), { version: 1, spec, intact: true });
+  t.true(firewallMatches(spec, parseNftTable(NFT_JSON)));
+  t.false(firewallMatches({ ...spec, wgIfname: 'l2fx' }, parseNftTable(NFT_JSON)));
+  const parsed = JSON.parse(NFT_JSON) as { nftables: unknown[] };
+  const noSecondRule = JSON.stringify({ nftables: parsed.nftables.slice(0, 4) });
+  t.deepEqual(parseNftTable(noSecondRule), { version: 1, spec, intact: false });
+  const unmarked = NFT_JSON.replace('l2fed v1 wg=l2fabc port=4789', 'hand-made');
+  t.deepEqual(parseNftTable(unmarked), { version: undefined, spec: undefined, intact: false });
+  // The marker claims another tunnel than the rule drops for: not intact.
+  const lying = NFT_JSON.replace('wg=l2fabc', 'wg=l2fother');
+  t.false(parseNftTable(lying).intact);
+  t.throws(() => parseNftTable('garbage'), { instanceOf: ParseError });
+});
+
+test('nft - one atomic script: empty table, delete, the whole table', (t) => {
+  t.is(
+    firewallScript({ wgIfname: 'l2fa', vxlanPort: 4789 }),
+    [
+      'table inet l2fed {}',
+      'delete table inet l2fed',
+      'table inet l2fed {',
+      '  chain input {',
+      '    type filter hook input priority filter - 10; policy accept;',
+      '    iifname "l2fv*" drop comment "l2fed v1 wg=l2fa port=4789"',
+      '    udp dport 4789 iifname != "l2fa" drop',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('nft backend - argv, stdin, netns, mutates; an absent table is undefined', async (t) => {
+  const inputs: (string | undefined)[] = [];
+  const runner = new FakeRunner()
+    .once('nft -j list table inet l2fed', {
+      exitCode: 1,
+      stderr: 'Error: No such file or directory\nlist table inet l2fed\n                ^^^^^',
+    })
+    .on('nft -j list table inet l2fed', { stdout: NFT_JSON })
+    .on('nft -f -', (_argv, o) => {
+      inputs.push(o.input);
+      return {};
+    });
+  const fw = new NftFirewall({ runner, netns: 'l2fed-x' }, 'nft');
+  t.is(await fw.read(), undefined);
+  t.true((await fw.read())?.intact);
+  await fw.set({ wgIfname: 'l2fa', vxlanPort: 4789 });
+  await fw.remove();
+  t.deepEqual(runner.mutatingCommands(), ['nft -f -', 'nft -f -']);
+  t.is(inputs[0], firewallScript({ wgIfname: 'l2fa', vxlanPort: 4789 }));
+  t.is(inputs[1], 'table inet l2fed {}\ndelete table inet l2fed\n');
+  t.true(runner.calls.every((c) => c.netns === 'l2fed-x'));
+  t.false(runner.calls.slice(0, 2).some((c) => c.mutates));
+});
+
+test('nft backend - any other failure is an error, not "absent"', async (t) => {
+  const runner = new FakeRunner().on('nft -j list table inet l2fed', {
+    exitCode: 1,
+    stderr: 'Error: Could not process rule: Operation not permitted',
+  });
+  await t.throwsAsync(new NftFirewall({ runner, netns: undefined }, 'nft').read(), {
+    instanceOf: CommandError,
+    message: /Operation not permitted/,
+  });
+});
+
+test('nft - missing nft names the package and the install command', async (t) => {
+  const err = await t.throwsAsync(
+    requireNft(() => Promise.resolve(undefined)),
+    {
+      instanceOf: MissingToolError,
+    },
+  );
+  t.regex(err?.message ?? '', /apt-get install --no-install-recommends nftables/);
+  t.is(await requireNft(() => Promise.resolve('/usr/sbin/nft')), '/usr/sbin/nft');
 });

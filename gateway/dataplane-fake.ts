@@ -1,8 +1,9 @@
 /**
- * A whole fake data plane for unit tests: the three fake backends over one mutation log,
+ * A whole fake data plane for unit tests: the fake backends over one mutation log,
  * wired so that creating the tunnel also makes its link appear (as wireguard-go's TUN does).
  */
 import { FakeLog } from './fake-log.js';
+import { FakeFirewall } from './firewall-fake.js';
 import { FakeLinks } from './links-fake.js';
 import type { Backends } from './reconciler.js';
 import { FakeSegment } from './segment-fake.js';
@@ -11,6 +12,7 @@ import { FakeTunnel } from './tunnel-fake.js';
 export class FakeDataPlane {
   readonly log = new FakeLog();
   readonly links = new FakeLinks(this.log);
+  readonly firewall = new FakeFirewall(this.log);
   readonly tunnel = new FakeTunnel(this.log, (ifname, exists) => {
     if (exists) this.links.seed({ name: ifname, kind: 'tun', mtu: 1420 });
     else this.links.links.delete(ifname);
@@ -26,6 +28,7 @@ export class FakeDataPlane {
   /** The backends, for GatewayOptions.backends. The same objects on every call. */
   backends(): Backends {
     return {
+      firewall: this.firewall,
       tunnel: this.tunnel,
       links: this.links,
       segments: { ovs: this.ovs, 'linux-bridge': this.linuxBridge },

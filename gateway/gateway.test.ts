@@ -2,6 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MissingToolError } from '../lib/errors.js';
 import { FakeRunner } from '../lib/runner-fake.js';
 import type { GatewayConfigInput } from './config.js';
 import { FakeDataPlane } from './dataplane-fake.js';
@@ -71,10 +72,55 @@ test('gateway - first apply builds, second apply changes nothing', async (t) => 
   t.is((await stat(join(dir, 'wg.key'))).mode & 0o777, 0o600);
   t.deepEqual(plane.ovs.ports.get('l2fv100')?.segment, { type: 'ovs', bridge: 'br-cdn', vlan: 10 });
 
+  // The guard is the first change, before any VXLAN device exists.
+  t.is(first.steps[0]?.kind, 'firewall-set');
+  t.deepEqual(plane.firewall.table?.spec, { wgIfname: 'l2fa', vxlanPort: 4789 });
+
   plane.log.clear();
   const second = await gw.apply(config());
   t.deepEqual(second.steps, []);
   t.deepEqual(plane.log.mutations, []);
+});
+
+test('gateway - a guard removed behind its back is restored by exactly one step', async (t) => {
+  const { plane, gw, config } = await setup(t);
+  await gw.apply(config());
+  plane.firewall.table = undefined;
+  plane.log.clear();
+  const r = await gw.apply(config());
+  t.deepEqual(
+    r.steps.map((s) => s.kind),
+    ['firewall-set'],
+  );
+  t.deepEqual(plane.log.mutations, ['firewall set wg=l2fa port=4789']);
+});
+
+test('gateway - a failed guard stops the apply before any VXLAN device exists', async (t) => {
+  const { plane, gw, config } = await setup(t);
+  plane.log.failNext('firewall set');
+  await t.throwsAsync(gw.apply(config()), { instanceOf: ApplyError, message: /guard vxlan/ });
+  t.deepEqual(plane.log.mutations, []);
+  t.is(plane.links.links.size, 0);
+});
+
+test('gateway - without nft the first apply fails before any command runs', async (t) => {
+  const runner = keyRunner();
+  const gw = new Gateway({ runner, findTool: () => Promise.resolve(undefined) });
+  const err = await t.throwsAsync(
+    gw.apply({
+      identity: 'madrid',
+      wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: '/nonexistent/wg.key' },
+      transitAddress: '198.19.255.1/24',
+      peers: [],
+      networks: [],
+    }),
+    { instanceOf: MissingToolError },
+  );
+  t.regex(
+    err?.message ?? '',
+    /nft is not installed.*apt-get install --no-install-recommends nftables/,
+  );
+  t.deepEqual(runner.calls, []);
 });
 
 test('gateway - a new Gateway object adopts the existing data plane', async (t) => {
@@ -176,6 +222,7 @@ test('gateway - teardown removes everything it owns and nothing else', async (t)
     'link del l2fv100',
     'link del l2fv200',
     'tunnel destroy l2fa',
+    'firewall remove',
   ]);
   t.deepEqual([...plane.ovs.bridges], ['br-cdn']);
 });

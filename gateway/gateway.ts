@@ -12,6 +12,7 @@ import { SupervisedLauncher, type DaemonLauncher } from './daemons.js';
 import { ConfigError } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Host } from './host.js';
+import { NftFirewall, requireNft } from './firewall-nft.js';
 import { ensurePrivateKey, rotatePrivateKey, type KeyPair } from './keys.js';
 import { IpLinks } from './links-ip.js';
 import { desiredState, type ObservedState } from './model.js';
@@ -49,6 +50,8 @@ export interface GatewayOptions {
   readonly backends?: (host: Host) => Backends;
   /** Records reconcile duration, steps and errors. */
   readonly metrics?: GatewayMetrics;
+  /** How the real backends find `nft`; default: the system dirs (findSystemTool). Tests. */
+  readonly findTool?: (tool: string) => Promise<string | undefined>;
 }
 
 /** What the gateway reports after an apply: identity, backends and effective MTUs. */
@@ -143,8 +146,11 @@ export class Gateway {
   }
 
   private async realBackends(host: Host): Promise<Backends> {
+    // Before any command runs: no VXLAN device without its guard.
+    const nft = await requireNft(this.options.findTool);
     const kind = this.options.tunnelKind ?? (await detectTunnelKind());
     return {
+      firewall: new NftFirewall(host, nft),
       tunnel:
         kind === 'kernel' ? new KernelTunnel(host) : new WireguardGoTunnel(host, this.launcher),
       links: new IpLinks(host),
@@ -273,7 +279,8 @@ export class Gateway {
 
   /**
    * Removes everything this gateway owns: its VXLAN devices (unplugged from their
-   * segments) and the tunnel. Leaves bridges and the key file. Idempotent.
+   * segments), the tunnel, and last the VXLAN guard (once no VXLAN device is left).
+   * Leaves bridges and the key file. Idempotent.
    */
   teardown(): Promise<void> {
     return this.serial(async () => {
@@ -291,6 +298,7 @@ export class Gateway {
       ];
       await executePlan(b, steps);
       await b.tunnel.destroy(ifname);
+      if (observed.firewall) await b.firewall.remove();
     });
   }
 }

@@ -1,6 +1,6 @@
 /** The one place that maps gateway errors to gRPC status codes. */
 import { status } from '@grpc/grpc-js';
-import { CommandError } from '../lib/errors.js';
+import { CommandError, MissingToolError } from '../lib/errors.js';
 import { ApplyError, ConfigError, KeyFileError, PreconditionError } from './errors.js';
 
 export interface GrpcFailure {
@@ -12,7 +12,11 @@ export interface GrpcFailure {
 export function toGrpcStatus(err: unknown): GrpcFailure {
   const details = err instanceof Error ? err.message : String(err);
   if (err instanceof ConfigError) return { code: status.INVALID_ARGUMENT, details };
-  if (err instanceof PreconditionError || err instanceof KeyFileError) {
+  if (
+    err instanceof PreconditionError ||
+    err instanceof KeyFileError ||
+    err instanceof MissingToolError
+  ) {
     return { code: status.FAILED_PRECONDITION, details };
   }
   if (err instanceof ApplyError && err.cause instanceof CommandError && err.cause.timedOut) {

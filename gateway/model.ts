@@ -4,9 +4,10 @@
  * Both are plain data, so the planner is a pure function that tables can test.
  */
 import { addressOf, type GatewayConfig, type SegmentConfig } from './config.js';
+import type { FirewallSpec, ObservedFirewall } from './firewall.js';
 import { effectiveNetworkMtu, tunnelMtu } from './mtu.js';
 
-/** The IANA VXLAN port. */
+/** The IANA VXLAN port: every VXLAN device's dstport, and the port the guard protects. */
 export const VXLAN_PORT = 4789;
 
 /** Prefix of the VXLAN devices the gateway owns; anything else it never touches. */
@@ -55,6 +56,8 @@ export interface DesiredVxlan {
 export interface DesiredState {
   readonly tunnel: DesiredTunnel;
   readonly vxlans: readonly DesiredVxlan[];
+  /** The VXLAN guard (firewall.ts): VXLAN only through this tunnel. */
+  readonly firewall: FirewallSpec;
 }
 
 /** Derives the desired data-plane state. Pure; `privateKey` is the key file's content. */
@@ -78,6 +81,7 @@ export function desiredState(config: GatewayConfig, privateKey: string): Desired
         persistentKeepalive: p.persistentKeepalive,
       })),
     },
+    firewall: { wgIfname: config.wireguard.ifname, vxlanPort: VXLAN_PORT },
     vxlans: config.networks.map((n) => ({
       network: n.name,
       name: vxlanName(n.vni),
@@ -139,6 +143,8 @@ export interface ObservedSegments {
 }
 
 export interface ObservedState {
+  /** The guard's nftables table; undefined = absent. */
+  readonly firewall: ObservedFirewall | undefined;
   readonly tunnel: ObservedTunnel | undefined;
   readonly vxlans: readonly ObservedVxlan[];
   readonly segments: ObservedSegments;

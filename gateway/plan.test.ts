@@ -56,8 +56,12 @@ const tunnel: ObservedTunnel = {
   })),
 };
 
+const GUARD = `guard vxlan port 4789: only through l2fa, nothing to the stack through vxlan devices (nft table inet l2fed)`;
+const firewall = { version: 1, spec: { wgIfname: 'l2fa', vxlanPort: 4789 }, intact: true };
+
 /** The observed state that matches `desired` exactly. */
 const converged: ObservedState = {
+  firewall,
   tunnel,
   vxlans: [
     {
@@ -78,6 +82,7 @@ const converged: ObservedState = {
 };
 
 const empty: ObservedState = {
+  firewall: undefined,
   tunnel: undefined,
   vxlans: [],
   segments: { bridges: { ovs: [], 'linux-bridge': ['br-cdn'] }, attachments: [] },
@@ -91,6 +96,7 @@ const cases: Case[] = [
     name: 'fresh host builds everything',
     observed: empty,
     want: [
+      GUARD,
       'create tunnel l2fa',
       'set private key of l2fa from /k',
       'set listen port of l2fa to 51820',
@@ -99,6 +105,56 @@ const cases: Case[] = [
       'add address 198.19.255.1/24 to l2fa',
       'set mtu of l2fa to 1420',
       'set l2fa up',
+      'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
+      'flood l2fv100 to 198.19.255.2',
+      'flood l2fv100 to 198.19.255.3',
+      'set mtu of l2fv100 to 1370',
+      'plug l2fv100 into linux-bridge:br-cdn',
+      'set l2fv100 up',
+    ],
+  },
+  {
+    name: 'a missing guard is set before anything else',
+    observed: { ...converged, firewall: undefined },
+    want: [GUARD],
+  },
+  {
+    name: 'a guard for another tunnel name is replaced',
+    observed: {
+      ...converged,
+      firewall: { ...firewall, spec: { ...firewall.spec, wgIfname: 'l2fx' } },
+    },
+    want: [GUARD],
+  },
+  {
+    name: 'a guard for another port is replaced',
+    observed: {
+      ...converged,
+      firewall: { ...firewall, spec: { ...firewall.spec, vxlanPort: 8472 } },
+    },
+    want: [GUARD],
+  },
+  {
+    name: 'a guard of an older version is replaced',
+    observed: { ...converged, firewall: { ...firewall, version: 0 } },
+    want: [GUARD],
+  },
+  {
+    name: 'a guard with a rule missing is replaced',
+    observed: { ...converged, firewall: { ...firewall, intact: false } },
+    want: [GUARD],
+  },
+  {
+    name: 'the guard goes up before a removal and a recreated device',
+    observed: {
+      ...converged,
+      firewall: undefined,
+      vxlans: [{ ...converged.vxlans[0]!, learning: true }],
+    },
+    want: [
+      GUARD,
+      'unplug l2fv100 from linux-bridge:br-cdn',
+      'delete vxlan l2fv100',
       'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
       'flood l2fv100 to 198.19.255.2',
       'flood l2fv100 to 198.19.255.3',

@@ -5,6 +5,7 @@
  */
 import type { SegmentConfig } from './config.js';
 import { PreconditionError } from './errors.js';
+import { firewallMatches, FIREWALL_FAMILY, FIREWALL_TABLE } from './firewall.js';
 import {
   sameSegment,
   VXLAN_PORT,
@@ -17,6 +18,7 @@ import {
 
 /** One idempotent change. `kind` discriminates; every field is plain data. */
 export type Step =
+  | { readonly kind: 'firewall-set'; readonly wgIfname: string; readonly vxlanPort: number }
   | { readonly kind: 'tunnel-create'; readonly ifname: string }
   | { readonly kind: 'tunnel-set-key'; readonly ifname: string; readonly privateKeyFile: string }
   | { readonly kind: 'tunnel-set-port'; readonly ifname: string; readonly listenPort: number }
@@ -50,6 +52,8 @@ function segmentText(s: SegmentConfig): string {
 /** One line per step, for dry-run output and error messages. Never prints key material. */
 export function describeStep(s: Step): string {
   switch (s.kind) {
+    case 'firewall-set':
+      return `guard vxlan port ${s.vxlanPort}: only through ${s.wgIfname}, nothing to the stack through vxlan devices (nft table ${FIREWALL_FAMILY} ${FIREWALL_TABLE})`;
     case 'tunnel-create':
       return `create tunnel ${s.ifname}`;
     case 'tunnel-set-key':
@@ -139,8 +143,10 @@ function tunnelSteps(want: DesiredState['tunnel'], have: ObservedTunnel | undefi
 
 /**
  * Computes the steps that turn `observed` into `desired`. Pure and deterministic.
- * Removals come first (so a VNI or segment can move), then the tunnel, then each
- * network's VXLAN device, its flood list and its segment port.
+ * The VXLAN guard comes first (so no VXLAN device ever exists unguarded, and a changed
+ * tunnel name is guarded before anything else moves), then removals (so a VNI or
+ * segment can move), then the tunnel, then each network's VXLAN device, its flood list
+ * and its segment port.
  * @throws PreconditionError when a network's segment bridge does not exist: the
  * gateway plugs into local segments, it does not invent them.
  */
@@ -179,7 +185,10 @@ export function planSteps(desired: DesiredState, observed: ObservedState): Step[
   }
   for (const name of stale) removals.push({ kind: 'vxlan-delete', name });
 
-  const steps: Step[] = [...removals, ...tunnelSteps(desired.tunnel, observed.tunnel)];
+  const guard: Step[] = firewallMatches(desired.firewall, observed.firewall)
+    ? []
+    : [{ kind: 'firewall-set', ...desired.firewall }];
+  const steps: Step[] = [...guard, ...removals, ...tunnelSteps(desired.tunnel, observed.tunnel)];
   const observedVx = new Map(observed.vxlans.map((v) => [v.name, v]));
   for (const want of desired.vxlans) {
     const have = recreate.has(want.name) ? undefined : observedVx.get(want.name);

@@ -3,6 +3,7 @@
  * The decision of *what* to change lives in plan.ts (pure); this file only does I/O.
  */
 import { ApplyError } from './errors.js';
+import type { FirewallBackend } from './firewall.js';
 import type { LinkBackend } from './links.js';
 import { VXLAN_PREFIX, type ObservedState, type ObservedVxlan } from './model.js';
 import { describeStep, type Step } from './plan.js';
@@ -12,6 +13,8 @@ import { PreconditionError } from './errors.js';
 
 /** The backends of one gateway, chosen at start. */
 export interface Backends {
+  /** The VXLAN guard (nftables); required: VXLAN devices never run unguarded. */
+  readonly firewall: FirewallBackend;
   readonly tunnel: TunnelBackend;
   readonly links: LinkBackend;
   readonly segments: Partial<Record<SegmentType, SegmentBackend>>;
@@ -19,7 +22,11 @@ export interface Backends {
 
 /** Reads everything the planner compares. Side-effect free; safe to run concurrently. */
 export async function observe(b: Backends, ifname: string): Promise<ObservedState> {
-  const [links, wg] = await Promise.all([b.links.list(), b.tunnel.read(ifname)]);
+  const [links, wg, firewall] = await Promise.all([
+    b.links.list(),
+    b.tunnel.read(ifname),
+    b.firewall.read(),
+  ]);
   const tl = links.find((l) => l.name === ifname);
   const vxlanLinks = links.filter((l) => l.name.startsWith(VXLAN_PREFIX) && l.vxlan);
   const vxlans = await Promise.all(
@@ -41,6 +48,7 @@ export async function observe(b: Backends, ifname: string): Promise<ObservedStat
     })),
   );
   return {
+    firewall,
     tunnel: wg && {
       ifname,
       up: tl?.up ?? false,
@@ -71,6 +79,8 @@ function segmentBackend(b: Backends, type: SegmentType): SegmentBackend {
 /** Executes one step. Each step is a single change; see plan.ts for when it is emitted. */
 export async function executeStep(b: Backends, s: Step): Promise<void> {
   switch (s.kind) {
+    case 'firewall-set':
+      return b.firewall.set({ wgIfname: s.wgIfname, vxlanPort: s.vxlanPort });
     case 'tunnel-create':
       return b.tunnel.create(s.ifname);
     case 'tunnel-set-key':

@@ -16,6 +16,7 @@ import { shortId } from '../lib/short-id.js';
 import type { GatewayConfigInput } from './config.js';
 import { SupervisedLauncher } from './daemons.js';
 import { Gateway } from './gateway.js';
+import { NftFirewall } from './firewall-nft.js';
 import { ensurePrivateKey } from './keys.js';
 import type { Host } from './host.js';
 import { IpLinks } from './links-ip.js';
@@ -173,6 +174,7 @@ export class GatewayLab {
     const backends =
       this.afxdp && ovs
         ? (host: Host): Backends => ({
+            firewall: new NftFirewall(host),
             tunnel: new WireguardGoTunnel(host, this.launcher),
             links: new IpLinks(host),
             segments: {

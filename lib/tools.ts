@@ -17,6 +17,7 @@ export const TOOL_PACKAGES = {
   ping: 'iputils-ping',
   tcpdump: 'tcpdump',
   openssl: 'openssl',
+  nft: 'nftables',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

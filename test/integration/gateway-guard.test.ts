@@ -1,0 +1,184 @@
+/**
+ * The VXLAN guard (gateway/firewall.ts, docs/gateway.md "VXLAN only through the tunnel").
+ * A pod of network cdn at site 0 routes site 1's transit address through its own segment
+ * and sends hand-made VXLAN packets (VNI of network telemetry) to it. Without the guard
+ * site 1's VXLAN socket (bound to INADDR_ANY:4789) takes them and the frames flood into
+ * telemetry; with the guard nothing arrives. The test shows both: it deletes the table
+ * behind the gateway's back, injects again and sees the frames, then re-applies.
+ */
+import type { ExecutionContext } from 'ava';
+import { testWith } from '../fixtures/privileges.js';
+import { GatewayLab, type LabNetwork, type LabPod, type LabSite } from '../../gateway/testbed.js';
+import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
+import { VXLAN_PORT } from '../../gateway/model.js';
+import { EXPERIMENTAL_ETHERTYPE, receivedCount, receiverArgv } from '../fixtures/frames.js';
+
+const test = testWith({
+  netAdmin: true,
+  // By path: `nft` on an npm PATH is node_modules/.bin/nft (@vercel/nft).
+  tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping', DEFAULT_NFT, 'python3', 'ethtool'],
+});
+
+const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
+const TELEMETRY: LabNetwork = { name: 'telemetry', vni: 300, subnet: 30 };
+const INJECTED = 20;
+
+/** Node (run in the pod's namespace): `count` VXLAN packets, 50 ms apart, via node:dgram. */
+const INJECTOR = `
+const dgram = require('node:dgram');
+const [dst, port, vni, count, marker] = process.argv.slice(1);
+const vxlan = Buffer.alloc(8);
+vxlan[0] = 0x08; // flags: VNI present
+vxlan.writeUIntBE(Number(vni), 4, 3);
+const frame = Buffer.concat([
+  Buffer.from('ffffffffffff02000000aa01', 'hex'),
+  Buffer.from([${EXPERIMENTAL_ETHERTYPE >> 8}, ${EXPERIMENTAL_ETHERTYPE & 0xff}]),
+  Buffer.from(marker.padEnd(46, '.')),
+]);
+const packet = Buffer.concat([vxlan, frame]);
+const s = dgram.createSocket('udp4');
+let n = 0;
+const next = () => {
+  if (n++ >= Number(count)) return s.close();
+  s.send(packet, Number(port), dst, (err) => {
+    if (err) console.error(String(err));
+    setTimeout(next, 50);
+  });
+};
+next();
+`;
+
+async function ping(lab: GatewayLab, ns: string, ip: string, count = 2): Promise<boolean> {
+  const r = await lab.runner.run(
+    ['ping', '-c', String(count), '-i', '0.2', '-W', '1', '-w', '5', ip],
+    { netns: ns, allowFailure: true, timeoutMs: 10_000 },
+  );
+  return r.exitCode === 0;
+}
+
+async function rxPackets(lab: GatewayLab, ns: string, dev: string): Promise<number> {
+  const r = await lab.runner.run(['ip', '-s', '-j', 'link', 'show', 'dev', dev], { netns: ns });
+  const [link] = JSON.parse(r.stdout) as { stats64?: { rx?: { packets?: number } } }[];
+  const n = link?.stats64?.rx?.packets;
+  if (typeof n !== 'number') throw new Error(`no rx counter for ${dev}: ${r.stdout}`);
+  return n;
+}
+
+/** The IPv6 link-local address of a device once DAD is done (bounded wait). */
+async function linkLocal(lab: GatewayLab, ns: string, dev: string): Promise<string> {
+  for (let i = 0; i < 50; i++) {
+    const r = await lab.runner.run(['ip', '-j', 'addr', 'show', 'dev', dev], { netns: ns });
+    const [link] = JSON.parse(r.stdout) as {
+      addr_info?: { family: string; scope: string; local: string; tentative?: boolean }[];
+    }[];
+    const a = link?.addr_info?.find((x) => x.family === 'inet6' && x.scope === 'link');
+    if (a && !a.tentative) return a.local;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${dev} has no IPv6 link-local address`);
+}
+
+/**
+ * Injects from the attacker pod and returns what reached the target network at site 1:
+ * frames with the marker on the telemetry pod, and the rx delta of the VXLAN device.
+ */
+async function inject(
+  lab: GatewayLab,
+  attacker: LabPod,
+  target: { site: LabSite; pod: LabPod; dev: string },
+  marker: string,
+): Promise<{ frames: number; rx: number }> {
+  const rx = await lab.spawn(
+    `rx-${marker}`,
+    target.pod.ns,
+    receiverArgv('eth1', marker, 1.5, 5),
+    /ready/,
+  );
+  const before = await rxPackets(lab, target.site.ns, target.dev);
+  const argv = [process.execPath, '-e', INJECTOR, target.site.transitAddress];
+  await lab.runner.run(
+    [...argv, String(VXLAN_PORT), String(TELEMETRY.vni), String(INJECTED), marker],
+    {
+      netns: attacker.ns,
+      timeoutMs: 15_000,
+    },
+  );
+  const frames = await receivedCount(rx);
+  return { frames, rx: (await rxPackets(lab, target.site.ns, target.dev)) - before };
+}
+
+const guard = test.macro({
+  async exec(t: ExecutionContext, segment: 'ovs' | 'linux-bridge') {
+    const lab = await GatewayLab.create(2, segment);
+    t.teardown(() => lab.dispose());
+    const [s0, s1] = lab.sites as [LabSite, LabSite];
+    // Site 0's own devices stay silent on IPv6 (router solicitations, MLD), so site 1's
+    // telemetry counter can only move through the injection.
+    await lab.runner.run(['sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1'], {
+      netns: s0.ns,
+      mutates: true,
+    });
+    for (const site of lab.sites) {
+      await lab.addSegment(site, CDN);
+      await lab.addSegment(site, TELEMETRY);
+      const r = await site.gateway.apply(lab.config(site, [CDN, TELEMETRY]));
+      const kinds = r.steps.map((s) => s.kind);
+      t.is(kinds[0], 'firewall-set', 'the guard is the first change');
+      t.true(kinds.indexOf('vxlan-create') > 0);
+    }
+    const attacker = await lab.addPod(s0, CDN, 11, 1370);
+    const peer = await lab.addPod(s1, CDN, 12, 1370);
+    const victim = await lab.addPod(s1, TELEMETRY, 12, 1370);
+    t.true(await ping(lab, attacker.ns, peer.ip), 'cdn works');
+
+    // The guard is declarative: a re-apply and a restarted gateway change nothing.
+    s1.runner.clear();
+    t.deepEqual((await s1.gateway.apply(lab.config(s1, [CDN, TELEMETRY]))).steps, []);
+    t.deepEqual((await lab.restartGateway(s1).apply(lab.config(s1, [CDN, TELEMETRY]))).steps, []);
+    t.deepEqual(s1.runner.mutatingCommands(), []);
+
+    // The attack: site 1's transit address through the pod's own segment.
+    await lab.runner.run(['ip', 'route', 'add', `${s1.transitAddress}/32`, 'dev', 'eth1'], {
+      netns: attacker.ns,
+      mutates: true,
+    });
+    const target = { site: s1, pod: victim, dev: `l2fv${TELEMETRY.vni}` };
+    const ll = segment === 'ovs' ? await linkLocal(lab, s1.ns, `l2fv${CDN.vni}`) : undefined;
+
+    const guarded = await inject(lab, attacker, target, 'l2fed-guarded');
+    t.deepEqual(guarded, { frames: 0, rx: 0 }, 'nothing injected with the guard');
+    if (ll) t.false(await ping(lab, attacker.ns, `${ll}%eth1`), 'no IPv6 answer from the gateway');
+    t.true(await ping(lab, attacker.ns, peer.ip), 'cdn still works');
+
+    // Proof that the test can fail: without the table the same injection gets through.
+    await lab.runner.run([DEFAULT_NFT, 'delete', 'table', 'inet', 'l2fed'], {
+      netns: s1.ns,
+      mutates: true,
+    });
+    const open = await inject(lab, attacker, target, 'l2fed-open');
+    t.log(`${segment}: guarded ${JSON.stringify(guarded)}, without guard ${JSON.stringify(open)}`);
+    t.true(open.frames > 0, `frames flooded into telemetry without the guard: ${open.frames}`);
+    t.true(open.rx >= open.frames, `rx counter moved without the guard: ${open.rx}`);
+    if (ll) t.true(await ping(lab, attacker.ns, `${ll}%eth1`), 'IPv6 answer without the guard');
+
+    // The next apply restores exactly the table, with one atomic nft transaction.
+    s1.runner.clear();
+    const repair = await s1.gateway.apply(lab.config(s1, [CDN, TELEMETRY]));
+    t.deepEqual(
+      repair.steps.map((s) => s.kind),
+      ['firewall-set'],
+    );
+    t.deepEqual(s1.runner.mutatingCommands(), [`${DEFAULT_NFT} -f -`]);
+    t.deepEqual(await inject(lab, attacker, target, 'l2fed-again'), { frames: 0, rx: 0 });
+
+    // Teardown removes the table with everything else.
+    await s1.gateway.teardown();
+    const left = await lab.runner.run([DEFAULT_NFT, 'list', 'tables'], { netns: s1.ns });
+    t.false(left.stdout.includes('l2fed'), left.stdout);
+  },
+  title: (_, segment: string) =>
+    `gateway - ${segment}: VXLAN only through the tunnel (injection from a pod is dropped)`,
+});
+
+test.serial(guard, 'ovs');
+test.serial(guard, 'linux-bridge');
