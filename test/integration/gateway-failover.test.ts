@@ -65,6 +65,17 @@ test('gateway endpoint fail-over - a dead first endpoint is left for the working
   const h = monitor.latest;
   const peer = h?.peers[0];
   t.log(`up on the second endpoint after ${Date.now() - started} ms, ${reports.length} checks`);
+  if (!upOn(h)) {
+    // For a rare CI failure (handshake done, then no answers): both sides' WireGuard view.
+    for (const site of [a, b]) {
+      const dump = await lab.runner.run(['wg', 'show', site.ifname, 'dump'], {
+        netns: site.ns,
+        allowFailure: true,
+      });
+      t.log(`${site.ns}: ${dump.stdout.replace(/^[^\n]*\n/, '')}`); // not the key line
+    }
+    t.log(JSON.stringify(reports.map((r) => [r.at, r.peers[0]?.endpoint, r.peers[0]?.status])));
+  }
   t.true(upOn(h), `peer not up on ${realB} within ${UP_WITHIN_MS} ms: ${JSON.stringify(peer)}`);
   t.true(peer?.handshakeAgeSeconds !== undefined);
   t.is(peer?.probe.received, peer?.probe.sent);
