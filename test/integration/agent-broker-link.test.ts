@@ -35,7 +35,10 @@ test('broker link - starts with NATS down, fails fast, joins when NATS is up, fo
     clusterId: 'madrid',
     servers: [nats.url],
     credential: auth.clusters.madrid!,
-    requestTimeoutMs: 2000,
+    // Generous: the first requests after a nats-server restart wait for JetStream to
+    // recover its streams, which takes seconds on a loaded 2-core CI box. Failing fast
+    // while disconnected does not depend on it.
+    requestTimeoutMs: 10_000,
     pollMs: 500,
     log: pino({ level: 'silent' }),
   });
