@@ -22,14 +22,27 @@ async function ping(lab: GatewayLab, ns: string, ip: string, count = 2): Promise
 }
 
 /**
- * A path that must work: the first packets also wait for ARP and a WireGuard handshake,
- * which a loaded 2-core box can stretch past one ping's timeout, so try for up to 10 s.
+ * A path that must work: the first packets also wait for ARP and a WireGuard handshake
+ * (a handshake under load can need a cookie round and a 5 s retry), so try for up to
+ * 30 s. If it still fails, log both gateways' WireGuard and VXLAN state for the report.
  */
 async function reaches(lab: GatewayLab, ns: string, ip: string): Promise<boolean> {
-  const end = Date.now() + 10_000;
+  const end = Date.now() + 30_000;
   do {
     if (await ping(lab, ns, ip)) return true;
   } while (Date.now() < end);
+  for (const site of lab.sites) {
+    for (const argv of [
+      ['wg', 'show', site.ifname, 'dump'],
+      ['bridge', 'fdb', 'show', 'dev', 'l2fv100'],
+      ['ip', '-s', 'link', 'show'],
+    ]) {
+      const r = await lab.runner.run(argv, { netns: site.ns, allowFailure: true });
+      // Drop wg's interface line: it carries the private key.
+      const text = argv[0] === 'wg' ? r.stdout.replace(/^[^\n]*\n/, '') : r.stdout;
+      console.error(`[${site.ns}] ${argv.join(' ')}\n${text}${r.stderr}`);
+    }
+  }
   return false;
 }
 
