@@ -91,13 +91,7 @@ export class Federation {
       await this.transit.releaseLease(lease);
       return retry;
     });
-    if (result.changed) {
-      const decl = await this.store.get<PeeringsRecord>('peerings', id);
-      await this.peerMaps.refreshAll([
-        id,
-        ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
-      ]);
-    }
+    if (result.changed) await this.refreshAround(id);
     return { cluster: result.cluster, created: result.created };
   }
 

@@ -113,6 +113,26 @@ async function setup(
   return { dir, fed, broker, gateway, source, agent, manifests, status };
 }
 
+/** madrid exports cdn (Linux bridge) and peers bristol. */
+const CDN_WITH_BRISTOL = makeState(
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'FederatedNetwork',
+      metadata: { name: 'cdn' },
+      spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
+    },
+  ],
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'ClusterPeering',
+      metadata: { name: 'bristol' },
+      spec: { remoteCluster: 'bristol' },
+    },
+  ],
+);
+
 const peersOf = (g: FakeGateway) => (g.last?.peers ?? []).map((p) => p.name);
 const netsOf = (g: FakeGateway) =>
   (g.last?.networks ?? []).map((n) => `${n.name}:${n.vni}>${(n.peers ?? []).join('+')}`);
@@ -177,24 +197,7 @@ test('agent - broker unreachable: gateway programmed from the cache, nothing los
   const fed = fakeFederation();
   await bristol(fed);
   const first = await setup(t, { fed });
-  const state = makeState(
-    [
-      {
-        apiVersion: 'l2fed.io/v1alpha1',
-        kind: 'FederatedNetwork',
-        metadata: { name: 'cdn' },
-        spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
-      },
-    ],
-    [
-      {
-        apiVersion: 'l2fed.io/v1alpha1',
-        kind: 'ClusterPeering',
-        metadata: { name: 'bristol' },
-        spec: { remoteCluster: 'bristol' },
-      },
-    ],
-  );
+  const state = CDN_WITH_BRISTOL;
   (first.source as FakeSource).set(state);
   await first.agent.start();
   await waitFor('bristol peer', () => peersOf(first.gateway).includes('bristol'));
@@ -257,26 +260,7 @@ test('agent - a failing apply is retried with backoff; health goes to the broker
   await bristol(fed);
   const s = await setup(t, { fed });
   s.gateway.failNextApply('FAILED_PRECONDITION', 'segment bridge br-cdn does not exist');
-  (s.source as FakeSource).set(
-    makeState(
-      [
-        {
-          apiVersion: 'l2fed.io/v1alpha1',
-          kind: 'FederatedNetwork',
-          metadata: { name: 'cdn' },
-          spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
-        },
-      ],
-      [
-        {
-          apiVersion: 'l2fed.io/v1alpha1',
-          kind: 'ClusterPeering',
-          metadata: { name: 'bristol' },
-          spec: { remoteCluster: 'bristol' },
-        },
-      ],
-    ),
-  );
+  (s.source as FakeSource).set(CDN_WITH_BRISTOL);
   await s.agent.start();
   await waitFor('applied after retry', () => peersOf(s.gateway).includes('bristol'));
   const health = (status: 'up' | 'down', at: string) => ({
@@ -327,25 +311,6 @@ test('agent - a failing apply is retried with backoff; health goes to the broker
   t.regex(tunnel?.message ?? '', /probe got no answer.*198\.18\.0\.2:51820/);
   await waitFor('down reported', () => s.broker.health.at(-1)?.peers[0]?.state === 'down');
 });
-
-const CDN_WITH_BRISTOL = makeState(
-  [
-    {
-      apiVersion: 'l2fed.io/v1alpha1',
-      kind: 'FederatedNetwork',
-      metadata: { name: 'cdn' },
-      spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
-    },
-  ],
-  [
-    {
-      apiVersion: 'l2fed.io/v1alpha1',
-      kind: 'ClusterPeering',
-      metadata: { name: 'bristol' },
-      spec: { remoteCluster: 'bristol' },
-    },
-  ],
-);
 
 /** Madrid's key as bristol's peer map names it. */
 async function keyBristolSees(fed: Federation): Promise<string | undefined> {

@@ -11,11 +11,7 @@
  * stops the process; the last good state stays.
  */
 import { readFile } from 'node:fs/promises';
-import { credentials, Metadata } from '@grpc/grpc-js';
-import {
-  GatewayServiceClient,
-  type RotateKeyResponse,
-} from '../proto/gen/l2fed/gateway/v1/gateway.js';
+import type { GatewayCallError } from '../cluster-agent/errors.js';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -94,15 +90,14 @@ export function parseGatewayProcessConfig(raw: unknown): GatewayProcessConfig {
  * agent notices it, publishes it through the broker and then switches the tunnel.
  */
 async function rotateKeyCommand(address: string): Promise<void> {
-  const client = new GatewayServiceClient(address, credentials.createInsecure());
+  // The one gateway API client (the agent's); loaded only for this command.
+  const { GrpcGatewayClient } = await import('../cluster-agent/gateway-client.js');
+  const client = new GrpcGatewayClient(address, { readTimeoutMs: 10_000 });
   try {
-    const res = await new Promise<RotateKeyResponse>((resolve, reject) =>
-      client.rotateKey({}, new Metadata(), { deadline: Date.now() + 10_000 }, (err, r) =>
-        err
-          ? reject(new Error(`RotateKey at ${address}: ${err.details || err.message}`))
-          : resolve(r),
-      ),
-    );
+    const res = await client.rotateKey().catch((err: GatewayCallError) => {
+      // The code and the gateway's words; the error's own hint is about the agent retrying.
+      throw new Error(`RotateKey at ${address}: ${err.code}: ${err.details}`, { cause: err });
+    });
     console.log(`new public key ${res.publicKey}`);
     console.log('the cluster agent publishes it to the broker, then the tunnel switches');
   } finally {

@@ -77,18 +77,20 @@ export async function verifyLab(st: LabState, deadlineMs = 60_000): Promise<Chec
   return runChecks(new ExecaRunner(), expectedChecks(plan), { deadlineMs });
 }
 
+/** The manifests' verdict for every pair of clusters. */
+function pairVerdicts(plan: LabPlan): ReturnType<typeof peeringVerdict>[] {
+  const out: ReturnType<typeof peeringVerdict>[] = [];
+  for (let i = 0; i < plan.clusters.length; i++)
+    for (let j = i + 1; j < plan.clusters.length; j++)
+      out.push(peeringVerdict(plan.clusters[i]!, plan.clusters[j]!));
+  return out;
+}
+
 export function renderPeerings(plan: LabPlan): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i < plan.clusters.length; i++) {
-    for (let j = i + 1; j < plan.clusters.length; j++) {
-      const v = peeringVerdict(plan.clusters[i]!, plan.clusters[j]!);
-      const mark = v.active ? '\u2714 active  ' : '\u2013 inactive';
-      lines.push(
-        `  ${mark} ${v.a} <-> ${v.b}${v.active ? `: ${v.networks.join(', ')}` : ` (${v.reason})`}`,
-      );
-    }
-  }
-  return lines;
+  return pairVerdicts(plan).map((v) => {
+    const mark = v.active ? '\u2714 active  ' : '\u2013 inactive';
+    return `  ${mark} ${v.a} <-> ${v.b}${v.active ? `: ${v.networks.join(', ')}` : ` (${v.reason})`}`;
+  });
 }
 
 type Admin = { address: string; tokenFile: string };
@@ -131,15 +133,6 @@ async function waitForSettledStatus(admin: Admin, expectedActive: number, timeou
 async function federationStatus(admin: Admin): Promise<string> {
   const r = await runStatus(admin);
   return (r.stdout + (r.exitCode > 1 ? `\n${r.stderr}` : '')).trimEnd();
-}
-
-/** How many cluster pairs the manifests make active. */
-function expectedActivePeerings(plan: LabPlan): number {
-  let n = 0;
-  for (let i = 0; i < plan.clusters.length; i++)
-    for (let j = i + 1; j < plan.clusters.length; j++)
-      if (peeringVerdict(plan.clusters[i]!, plan.clusters[j]!).active) n++;
-  return n;
 }
 
 export async function labUp(o: LabUpOptions): Promise<number> {
@@ -198,7 +191,7 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   const plan = await currentPlan(st);
   if (st.admin) {
     out('\u25b6 federation status (l2fed status, through the broker admin API)');
-    await waitForSettledStatus(st.admin, expectedActivePeerings(plan), 30_000);
+    await waitForSettledStatus(st.admin, pairVerdicts(plan).filter((v) => v.active).length, 30_000);
     out(await federationStatus(st.admin));
   }
   out('\u25b6 peerings declared in the manifests');
