@@ -122,13 +122,18 @@ export class Broker {
         reconnectTimeWait: 250,
         ...opts.connect,
       }));
+    let sub: Subscription | undefined;
     try {
       const store = await openWithRetry(nc, config, opts.startTimeoutMs ?? 30_000, log);
       const federation = new Federation(store, config);
-      const sub = nc.subscribe(`${SUBJECT_PREFIX}.>`, { queue: BROKER_QUEUE_GROUP });
+      sub = nc.subscribe(`${SUBJECT_PREFIX}.>`, { queue: BROKER_QUEUE_GROUP });
+      // Started means reachable: until the server has the subscription, a request that
+      // races it gets "no responders" (seen when an agent was already waiting).
+      await nc.flush();
       log.info({ buckets: Object.values(BUCKETS), replicas: config.replicas }, 'broker started');
       return new Broker(nc, owns, config, federation, sub, log);
     } catch (err) {
+      sub?.unsubscribe();
       if (owns) await nc.close();
       throw err;
     }

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { credentialSchema, type Credential } from '../broker/auth-config.js';
+import { isVxlanDeviceName } from '../gateway/model.js';
 import { AgentConfigError } from './errors.js';
 import { dnsLabel, ifName } from './schema-common.js';
 import { VLAN } from './constants.js';
@@ -51,7 +52,13 @@ export const agentConfigSchema = z.strictObject({
     endpoints: z.array(z.string().min(3)).min(1).max(8),
   }),
   wireguard: z.strictObject({
-    ifname: z.string().regex(/^l2f[a-z0-9-]{1,12}$/, 'ifname must start with "l2f", ≤ 15 chars'),
+    ifname: z
+      .string()
+      .regex(/^l2f[a-z0-9-]{1,12}$/, 'ifname must start with "l2f", ≤ 15 chars')
+      .refine(
+        (n) => !isVxlanDeviceName(n),
+        'ifname must not be "l2fv" followed by digits (the VXLAN devices are l2fv<VNI>); pick another, e.g. l2fwg0',
+      ),
     listenPort: z.int().min(1).max(65_535).default(51820),
     /** Where the gateway keeps the private key; the agent never reads it. */
     privateKeyFile: absolutePath('wireguard.privateKeyFile'),

@@ -36,6 +36,11 @@ test('agent config - defaults filled in; typos and missing fields named', (t) =>
   t.regex(bad.message, /cacheDir: cacheDir must be an absolute path/);
   const noStatus = { ...config('/x', 1), statusDir: undefined };
   t.throws(() => parseAgentConfig(noStatus), { message: /statusDir: required with source.folder/ });
+  // l2fv<digits> is a VXLAN device's name; l2fvienna is a fine tunnel name.
+  const vx = { ...config('/x', 1), wireguard: { ifname: 'l2fv42', privateKeyFile: '/k' } };
+  t.throws(() => parseAgentConfig(vx), { message: /wireguard.ifname: .*l2fv<VNI>/ });
+  const vienna = { ...config('/x', 1), wireguard: { ifname: 'l2fvienna', privateKeyFile: '/k' } };
+  t.is(parseAgentConfig(vienna).wireguard.ifname, 'l2fvienna');
 });
 
 test('agent process - runs with nothing reachable, reports why, exits 0 on SIGTERM', async (t) => {

@@ -236,9 +236,10 @@ const NFT_JSON = JSON.stringify({
         table: 'l2fed',
         chain: 'input',
         handle: 2,
-        comment: 'l2fed v1 wg=l2fabc port=4789',
+        comment: 'l2fed v2 wg=l2fabc port=4789',
         expr: [
           { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'l2fv*' } },
+          { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: 'l2fabc' } },
           { drop: null },
         ],
       },
@@ -267,18 +268,31 @@ const NFT_JSON = JSON.stringify({
 
 test('nft - the table parses to its marker, and a missing rule is not intact', (t) => {
   const spec = { wgIfname: 'l2fabc', vxlanPort: 4789 };
-  t.deepEqual(parseNftTable(NFT_JSON), { version: 1, spec, intact: true });
+  t.deepEqual(parseNftTable(NFT_JSON), { version: 2, spec, intact: true });
   t.true(firewallMatches(spec, parseNftTable(NFT_JSON)));
   t.false(firewallMatches({ ...spec, wgIfname: 'l2fx' }, parseNftTable(NFT_JSON)));
   const parsed = JSON.parse(NFT_JSON) as { nftables: unknown[] };
   const noSecondRule = JSON.stringify({ nftables: parsed.nftables.slice(0, 4) });
-  t.deepEqual(parseNftTable(noSecondRule), { version: 1, spec, intact: false });
-  const unmarked = NFT_JSON.replace('l2fed v1 wg=l2fabc port=4789', 'hand-made');
+  t.deepEqual(parseNftTable(noSecondRule), { version: 2, spec, intact: false });
+  const unmarked = NFT_JSON.replace('l2fed v2 wg=l2fabc port=4789', 'hand-made');
   t.deepEqual(parseNftTable(unmarked), { version: undefined, spec: undefined, intact: false });
   // The marker claims another tunnel than the rule drops for: not intact.
   const lying = NFT_JSON.replace('wg=l2fabc', 'wg=l2fother');
   t.false(parseNftTable(lying).intact);
   t.throws(() => parseNftTable('garbage'), { instanceOf: ParseError });
+});
+
+test('nft - a v1 table (no tunnel exception on the VXLAN-device rule) is replaced', (t) => {
+  // v1 dropped `iifname "l2fv*"` outright, which also dropped a tunnel named l2fv… .
+  const parsed = JSON.parse(NFT_JSON.replace('l2fed v2', 'l2fed v1')) as {
+    nftables: { rule?: { expr: unknown[] } }[];
+  };
+  parsed.nftables[3]!.rule!.expr.splice(1, 1);
+  const v1 = parseNftTable(JSON.stringify(parsed));
+  t.is(v1.version, 1);
+  t.false(firewallMatches({ wgIfname: 'l2fabc', vxlanPort: 4789 }, v1));
+  // The rule without the exception is not intact even under a v2 marker.
+  t.false(parseNftTable(JSON.stringify(parsed).replace('l2fed v1', 'l2fed v2')).intact);
 });
 
 test('nft - one atomic script: empty table, delete, the whole table', (t) => {
@@ -290,7 +304,7 @@ test('nft - one atomic script: empty table, delete, the whole table', (t) => {
       'table inet l2fed {',
       '  chain input {',
       '    type filter hook input priority filter - 10; policy accept;',
-      '    iifname "l2fv*" drop comment "l2fed v1 wg=l2fa port=4789"',
+      '    iifname "l2fv*" iifname != "l2fa" drop comment "l2fed v2 wg=l2fa port=4789"',
       '    udp dport 4789 iifname != "l2fa" drop',
       '  }',
       '}',

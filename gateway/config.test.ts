@@ -71,6 +71,12 @@ const cases: Case[] = [
   ['unknown field', (c) => ((c as Record<string, unknown>).colour = 'red'), '', /colour/],
   ['bad ifname', (c) => (c.wireguard.ifname = 'wg0'), 'wireguard.ifname', /start with "l2f"/],
   [
+    'ifname of a VXLAN device',
+    (c) => (c.wireguard.ifname = 'l2fv100'),
+    'wireguard.ifname',
+    /names of the VXLAN devices/,
+  ],
+  [
     'relative key path',
     (c) => (c.wireguard.privateKeyFile = 'wg.key'),
     'wireguard.privateKeyFile',

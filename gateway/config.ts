@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.js';
+import { isVxlanDeviceName } from './model.js';
 import { MIN_NETWORK_MTU, MIN_UNDERLAY_MTU, maxNetworkMtu } from './mtu.js';
 
 /** VXLAN network identifiers are 24 bits; 0 is reserved here as "unset". */
@@ -108,6 +109,10 @@ const configSchema = z.strictObject({
       .regex(
         /^l2f[a-z0-9-]{1,12}$/,
         'ifname must start with "l2f" and be at most 15 characters of [a-z0-9-] (names are machine-wide with wireguard-go)',
+      )
+      .refine(
+        (n) => !isVxlanDeviceName(n),
+        'ifname must not be "l2fv" followed by digits: those are the names of the VXLAN devices (l2fv<VNI>); pick another, e.g. l2fwg0',
       ),
     listenPort: z.int().min(1).max(65_535),
     /** Absolute path; the gateway creates the key here (mode 0600) when it is missing. */

@@ -12,7 +12,7 @@ import { ParseError } from './errors.js';
 import { VXLAN_PREFIX } from './model.js';
 
 /** Bumped when the rule set changes, so an older table is replaced on the next apply. */
-export const FIREWALL_VERSION = 1;
+export const FIREWALL_VERSION = 2;
 
 /** Family and name of the table the gateway owns; nothing else in nftables is touched. */
 export const FIREWALL_FAMILY = 'inet';
@@ -66,7 +66,9 @@ export function firewallScript(spec: FirewallSpec): string {
     '    type filter hook input priority filter - 10; policy accept;',
     // Nothing reaches the gateway's stack through a VXLAN device (OVS netdev leaves
     // the kernel stack seeing decapsulated frames: ARP for the transit address, IPv6).
-    `    iifname "${VXLAN_PREFIX}*" drop comment "${firewallMarker(spec)}"`,
+    // nft has only prefix wildcards, and a tunnel may be named `l2fv…` too (l2fvienna),
+    // so the tunnel is excepted by name: without it such a gateway drops all its traffic.
+    `    iifname "${VXLAN_PREFIX}*" iifname != "${spec.wgIfname}" drop comment "${firewallMarker(spec)}"`,
     // VXLAN only through the tunnel.
     `    udp dport ${spec.vxlanPort} iifname != "${spec.wgIfname}" drop`,
     '  }',
@@ -133,9 +135,10 @@ export function parseNftTable(text: string): ObservedFirewall {
     chain.hook === 'input' &&
     chain.prio === -10 &&
     chain.policy === 'accept';
-  const dropsVxlanDevices = (r: (typeof rules)[number]) =>
+  const dropsVxlanDevices = (r: (typeof rules)[number], s: FirewallSpec) =>
     (r.expr ?? []).some((e) => 'drop' in e) &&
-    hasMatch(r.expr ?? [], '==', isIifname, `${VXLAN_PREFIX}*`);
+    hasMatch(r.expr ?? [], '==', isIifname, `${VXLAN_PREFIX}*`) &&
+    hasMatch(r.expr ?? [], '!=', isIifname, s.wgIfname);
   const dropsForeignVxlan = (r: (typeof rules)[number], s: FirewallSpec) =>
     (r.expr ?? []).some((e) => 'drop' in e) &&
     hasMatch(r.expr ?? [], '==', isUdpDport, s.vxlanPort) &&
@@ -145,7 +148,7 @@ export function parseNftTable(text: string): ObservedFirewall {
     chainOk &&
     rules.length === 2 &&
     rules.every((r) => r.chain === 'input') &&
-    dropsVxlanDevices(rules[0]!) &&
+    dropsVxlanDevices(rules[0]!, spec) &&
     dropsForeignVxlan(rules[1]!, spec);
   return { version: m ? Number(m[1]) : undefined, spec, intact };
 }

@@ -37,6 +37,8 @@ export interface LabOptions {
    * `pmd-maxsleep`, pinned to core `site index mod cores`). See docs/gateway.md.
    */
   readonly ovsPorts?: OvsPortMode;
+  /** Start of the sites' WireGuard ifnames (default `l2fw`); a short id and index follow. */
+  readonly wgIfnamePrefix?: string;
 }
 
 export type OvsPortMode = 'system' | 'afxdp';
@@ -154,7 +156,7 @@ export class GatewayLab {
         ns,
         underlayAddress: UNDERLAY(i),
         transitAddress: TRANSIT(i),
-        ifname: `l2f${this.id}${i}`,
+        ifname: `${this.opts.wgIfnamePrefix ?? 'l2fw'}${this.id}${i}`,
         keyFile,
         publicKey: keys.publicKey,
         ovs,

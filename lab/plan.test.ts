@@ -15,9 +15,9 @@ test('lab plan - examples: stable addresses, names and segments', async (t) => {
   t.deepEqual(
     plan.clusters.map((c) => [c.id, c.ns, c.underlayAddress, c.wgIfname]),
     [
-      ['athens', `${LAB_PREFIX}-athens`, '198.18.0.1', 'l2fab120'],
-      ['bristol', `${LAB_PREFIX}-bristol`, '198.18.0.2', 'l2fab121'],
-      ['madrid', `${LAB_PREFIX}-madrid`, '198.18.0.3', 'l2fab122'],
+      ['athens', `${LAB_PREFIX}-athens`, '198.18.0.1', 'l2fwab120'],
+      ['bristol', `${LAB_PREFIX}-bristol`, '198.18.0.2', 'l2fwab121'],
+      ['madrid', `${LAB_PREFIX}-madrid`, '198.18.0.3', 'l2fwab122'],
     ],
   );
   const madrid = plan.clusters.find((c) => c.id === 'madrid')!;

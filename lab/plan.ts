@@ -162,7 +162,7 @@ function planCluster(
     index,
     ns,
     underlayAddress: underlayAddress(index),
-    wgIfname: `l2f${opts.id}${index}`.slice(0, 15),
+    wgIfname: `l2fw${opts.id}${index}`.slice(0, 15),
     listenPort: LAB_WG_PORT,
     segments: [...segments.values()],
     pods,

@@ -62,7 +62,14 @@ test('broker link - starts with NATS down, fails fast, joins when NATS is up, fo
   await until('connected', () => link.connected);
   t.true(events.some((e) => e.type === 'connection' && e.connected));
 
-  const reg = await link.register({ publicKey: fakePublicKey(), endpoints: ['198.18.0.1:51820'] });
+  // Broker.start resolves once the server has its subscription, so the first register
+  // is answered; a failure here is logged with its cause before the test fails.
+  const reg = await link
+    .register({ publicKey: fakePublicKey(), endpoints: ['198.18.0.1:51820'] })
+    .catch((err: unknown) => {
+      t.log(`register failed: ${String(err)}; cause: ${String((err as Error).cause)}`);
+      throw err;
+    });
   t.regex(reg.cluster.transitAddress, /^198\.19\.254\./);
   await link.setExports(['cdn']);
   await link.setPeerings([{ remoteCluster: 'bristol' }]);

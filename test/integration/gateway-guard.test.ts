@@ -109,7 +109,9 @@ async function inject(
 
 const guard = test.macro({
   async exec(t: ExecutionContext, segment: 'ovs' | 'linux-bridge') {
-    const lab = await GatewayLab.create(2, segment);
+    // Tunnels named l2fv… (like the VXLAN devices) pin that the guard's VXLAN-device rule
+    // spares the tunnel: with guard v1 such a gateway dropped everything it received.
+    const lab = await GatewayLab.create(2, segment, { wgIfnamePrefix: 'l2fvw' });
     t.teardown(() => lab.dispose());
     const [s0, s1] = lab.sites as [LabSite, LabSite];
     // Site 0's own devices stay silent on IPv6 (router solicitations, MLD), so site 1's
