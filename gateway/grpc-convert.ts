@@ -121,6 +121,8 @@ export function healthToProto(h: HealthReport): pb.HealthReport {
       txPackets: n.txPackets,
       status: n.status,
       reason: n.reason,
+      silentSeconds: n.silentSeconds,
+      probeError: n.probeError,
     })),
   };
 }

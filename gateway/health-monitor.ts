@@ -23,8 +23,14 @@ import {
   type NetworkHealth,
   type PeerHealth,
 } from './health.js';
+import { PythonL2Prober, type L2Prober } from './l2-probe.js';
 import type { GatewayMetrics } from './metrics.js';
 import { vxlanName, type ObservedPeer } from './model.js';
+
+/** The silence that marks a network not-receiving, unless configured: ≥ 3 checks. */
+export function defaultSilenceLimitMs(intervalMs: number): number {
+  return Math.max(3 * intervalMs, 30_000);
+}
 
 export interface HealthMonitorOptions {
   readonly gateway: Gateway;
@@ -41,6 +47,14 @@ export interface HealthMonitorOptions {
    * DEFAULT_FAILOVER_POLICY) or false to turn it off.
    */
   readonly failover?: Partial<FailoverPolicy> | false;
+  /** Sends the per-network probe frames (default: python3); false turns probing off. */
+  readonly prober?: L2Prober | false;
+  /**
+   * A network whose receive counter stays still this long while a peer's tunnel is up is
+   * not-receiving. Peers probe once per their own check, so this must cover a few of the
+   * slowest peer's intervals. Default defaultSilenceLimitMs(intervalMs).
+   */
+  readonly silenceLimitMs?: number;
 }
 
 interface LinkStats {
@@ -53,6 +67,11 @@ export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private before = new Map<string, Counters>();
+  /** Per VXLAN device: when its receive counter last moved (unix s), for the silence check. */
+  private readonly lastRx = new Map<string, number>();
+  /** Per VXLAN device: frames our last probe put on it (to tell tenant tx from probes). */
+  private readonly probeTx = new Map<string, number>();
+  private readonly prober: L2Prober | undefined;
   /** Fail-over state per peer name. */
   private readonly failover = new Map<string, FailoverState>();
   /** Peers whose last in-tunnel probe got no answer (fail-over input). */
@@ -60,7 +79,9 @@ export class HealthMonitor {
   private readonly listeners = new Set<(h: HealthReport) => void>();
   latest: HealthReport | undefined;
 
-  constructor(private readonly o: HealthMonitorOptions) {}
+  constructor(private readonly o: HealthMonitorOptions) {
+    this.prober = o.prober === false ? undefined : (o.prober ?? new PythonL2Prober(o.runner));
+  }
 
   /** Calls fn with every new report; returns the unsubscribe function. */
   subscribe(fn: (h: HealthReport) => void): () => void {
@@ -125,23 +146,47 @@ export class HealthMonitor {
       (JSON.parse(stats.stdout || '[]') as LinkStats[]).map((l) => [l.ifname, l]),
     );
     const statusOf = new Map(peers.map((p) => [p.name, p.status]));
-    const networks = config.networks.map((n): NetworkHealth => {
+    const silenceLimit = this.prober
+      ? (this.o.silenceLimitMs ?? defaultSilenceLimitMs(this.o.intervalMs ?? 10_000)) / 1000
+      : undefined;
+    const networks = config.networks.map((n) => {
       const device = vxlanName(n.vni);
       const l = links.get(device);
       const counters = {
         rxPackets: l?.stats64?.rx.packets ?? 0,
         txPackets: l?.stats64?.tx.packets ?? 0,
       };
+      const before = this.before.get(device);
+      const peerStates = n.peers.map((name) => statusOf.get(name) ?? 'down');
+      // Silence counts only while some peer is reachable, and restarts when the counter
+      // moves or goes backwards (device re-created).
+      const anyPeerUp = peerStates.some((p) => p !== 'down');
+      if (!anyPeerUp || !before || counters.rxPackets !== before.rxPackets) {
+        this.lastRx.set(device, now);
+      }
+      const silentSeconds = now - (this.lastRx.get(device) ?? now);
       const judged = judgeNetwork({
         deviceUp: (l?.flags ?? []).includes('UP'),
-        peers: n.peers.map((name) => statusOf.get(name) ?? 'down'),
+        peers: peerStates,
         now: counters,
-        before: this.before.get(device),
+        before,
+        probeTx: this.probeTx.get(device) ?? 0,
+        silentSeconds,
+        silenceLimitSeconds: silenceLimit,
       });
       this.before.set(device, counters);
       const mtu = this.o.gateway.lastReport?.networks.find((x) => x.name === n.name)?.mtu ?? 0;
-      return { name: n.name, vni: n.vni, device, mtu, ...counters, ...judged };
+      return {
+        health: { name: n.name, vni: n.vni, device, mtu, ...counters, ...judged, silentSeconds },
+        probe: (l?.flags ?? []).includes('UP') && n.peers.length > 0,
+        copies: n.peers.length,
+      };
     });
+    const devices = new Set(networks.map((n) => n.health.device));
+    for (const m of [this.before, this.lastRx]) {
+      for (const d of m.keys()) if (!devices.has(d)) m.delete(d);
+    }
+    const probeErrors = await this.sendProbes(config.identity, netns, networks);
 
     const report: HealthReport = {
       at: new Date(now * 1000).toISOString(),
@@ -152,12 +197,42 @@ export class HealthMonitor {
         up: observed.tunnel?.up ?? false,
       },
       peers,
-      networks,
+      networks: networks.map((n): NetworkHealth => ({
+        ...n.health,
+        probeError: probeErrors.get(n.health.device) ?? '',
+      })),
     };
     this.latest = report;
     this.o.metrics?.observeHealth(report);
     for (const fn of this.listeners) fn(report);
     return report;
+  }
+
+  /**
+   * Sends this check's probe frames (after the counters were read, so they show in the
+   * next check's delta) and remembers how many frames each put on its device. Returns
+   * why a device got no probe, by device.
+   */
+  private async sendProbes(
+    identity: string,
+    netns: string | undefined,
+    networks: readonly { health: { device: string }; probe: boolean; copies: number }[],
+  ): Promise<Map<string, string>> {
+    this.probeTx.clear();
+    const errors = new Map<string, string>();
+    if (!this.prober) return errors;
+    const targets = networks.filter((n) => n.probe);
+    const r = await this.prober.send(
+      identity,
+      targets.map((n) => n.health.device),
+      netns,
+    );
+    for (const n of targets) {
+      const d = n.health.device;
+      if (r.sent.has(d)) this.probeTx.set(d, n.copies);
+      else errors.set(d, r.unavailable ?? r.failed.get(d) ?? 'not sent');
+    }
+    return errors;
   }
 
   /**

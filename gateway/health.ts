@@ -51,6 +51,10 @@ export interface NetworkHealth {
   readonly txPackets: number;
   readonly status: NetworkStatus;
   readonly reason: string;
+  /** Seconds since the receive counter last moved while a peer was reachable. */
+  readonly silentSeconds: number;
+  /** Why this check sent no probe frame on the network ('' = sent, or nothing to probe). */
+  readonly probeError: string;
 }
 
 export interface HealthReport {
@@ -102,31 +106,51 @@ export interface Counters {
 }
 
 /**
- * Judges one network. Data-path check: between two checks, if the device sent frames
- * into the tunnel but received none while its peers' tunnels are up, frames do not cross
- * ("connected but nothing passes"). Pure.
+ * Judges one network. Two data-path checks ("connected but nothing passes"):
+ * - tenant frames went into the tunnel since the last check and none came back;
+ * - nothing at all came in for `silenceLimitSeconds` while a peer's tunnel is up. Every
+ *   gateway sends one probe frame per network per check (l2-probe.ts), so a working path
+ *   never stays silent that long, even when no tenant talks.
+ * The receive counter sums all peers of the network, so a path broken to one of several
+ * peers hides behind the others. Pure.
  */
 export function judgeNetwork(input: {
   readonly deviceUp: boolean;
   readonly peers: readonly PeerStatus[];
   readonly now: Counters;
   readonly before: Counters | undefined;
+  /** Frames our own probes put on the device since `before` (one per peer per probe). */
+  readonly probeTx?: number;
+  /** Seconds since the receive counter last moved (since the monitor first saw it). */
+  readonly silentSeconds?: number;
+  /** Silence that counts as broken; undefined turns the silence check off. */
+  readonly silenceLimitSeconds?: number;
 }): { status: NetworkStatus; reason: string } {
   if (!input.deviceUp) return { status: 'down', reason: 'VXLAN device missing or down' };
   if (input.peers.length === 0) return { status: 'ok', reason: 'no peers carry this network' };
   const down = input.peers.filter((p) => p === 'down').length;
   if (down === input.peers.length) return { status: 'down', reason: 'no peer reachable' };
   const b = input.before;
-  if (b && input.now.txPackets > b.txPackets && input.now.rxPackets === b.rxPackets) {
+  const rx = b ? input.now.rxPackets - b.rxPackets : 0;
+  const tenantTx = b ? Math.max(0, input.now.txPackets - b.txPackets - (input.probeTx ?? 0)) : 0;
+  if (b && tenantTx > 0 && rx === 0) {
     return {
       status: 'not-receiving',
-      reason: `sent ${input.now.txPackets - b.txPackets} frames since the last check, received none`,
+      reason: `sent ${tenantTx} frames since the last check, received none`,
+    };
+  }
+  const limit = input.silenceLimitSeconds;
+  const silent = input.silentSeconds;
+  if (limit !== undefined && silent !== undefined && silent >= limit) {
+    return {
+      status: 'not-receiving',
+      reason: `no frame (not even a probe) from any peer for ${Math.round(silent)} s while a tunnel is up`,
     };
   }
   if (down > 0)
     return { status: 'degraded', reason: `${down} of ${input.peers.length} peers down` };
-  // Nothing sent and nothing received: the tunnels are fine, but no frame proved the path.
-  if (b && input.now.txPackets === b.txPackets && input.now.rxPackets === b.rxPackets)
+  // No tenant frame either way: the path may be fine, but only probes prove it.
+  if (b && tenantTx === 0 && rx === 0)
     return { status: 'ok', reason: 'idle: no frames since the last check' };
   return { status: 'ok', reason: '' };
 }

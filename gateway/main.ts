@@ -70,6 +70,14 @@ export const gatewayProcessConfigSchema = z.strictObject({
     ])
     .default({ type: 'detached', dir: '/var/lib/l2fed/daemons' }),
   healthIntervalMs: z.int().min(100).default(10_000),
+  /**
+   * A network whose receive counter stays still this long (no tenant frame and no peer's
+   * probe) while a peer's tunnel is up is not-receiving. Must cover a few of the slowest
+   * peer's health intervals. Default max(3 × healthIntervalMs, 30 s).
+   */
+  healthSilenceMs: z.int().min(1000).optional(),
+  /** Send one probe frame per network per health check (needs python3). */
+  healthProbe: z.boolean().default(true),
 });
 export type GatewayProcessConfig = z.output<typeof gatewayProcessConfigSchema>;
 
@@ -153,6 +161,8 @@ export async function main(argv: string[]): Promise<void> {
       grpc: config.grpc,
       metrics: config.metrics,
       healthIntervalMs: config.healthIntervalMs,
+      ...(config.healthSilenceMs ? { healthSilenceMs: config.healthSilenceMs } : {}),
+      healthProbe: config.healthProbe,
     });
     log.info(
       {

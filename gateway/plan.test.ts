@@ -1,6 +1,7 @@
 import test from 'ava';
 import { parseGatewayConfig } from './config.js';
 import { PreconditionError } from './errors.js';
+import { FIREWALL_VERSION } from './firewall.js';
 import { desiredState, type ObservedState, type ObservedTunnel } from './model.js';
 import { describeStep, planSteps } from './plan.js';
 
@@ -57,7 +58,11 @@ const tunnel: ObservedTunnel = {
 };
 
 const GUARD = `guard vxlan port 4789: only through l2fa, nothing to the stack through vxlan devices (nft table inet l2fed)`;
-const firewall = { version: 1, spec: { wgIfname: 'l2fa', vxlanPort: 4789 }, intact: true };
+const firewall = {
+  version: FIREWALL_VERSION,
+  spec: { wgIfname: 'l2fa', vxlanPort: 4789 },
+  intact: true,
+};
 
 /** The observed state that matches `desired` exactly. */
 const converged: ObservedState = {

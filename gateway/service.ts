@@ -26,6 +26,10 @@ export interface GatewayServiceOptions {
   readonly metrics?: { readonly host?: string; readonly port?: number };
   /** Health check interval; default 10 s. */
   readonly healthIntervalMs?: number;
+  /** See HealthMonitorOptions.silenceLimitMs. */
+  readonly healthSilenceMs?: number;
+  /** False turns the per-network probe frames off. Default on. */
+  readonly healthProbe?: boolean;
 }
 
 export interface RunningGateway {
@@ -56,6 +60,8 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     runner: o.runner,
     metrics,
     intervalMs: o.healthIntervalMs,
+    silenceLimitMs: o.healthSilenceMs,
+    ...(o.healthProbe === false ? { prober: false as const } : {}),
   });
   let grpc: GatewayServer | undefined;
   let http: MetricsServer | undefined;

@@ -207,9 +207,20 @@ export interface NetworkHealth {
   mtu: number;
   rxPackets: number;
   txPackets: number;
-  /** "ok", "degraded", "down" or "not-receiving" (frames go out, none come back). */
+  /**
+   * "ok", "degraded", "down" or "not-receiving" (frames go out, none come back; or
+   * nothing, not even a peer's probe frame, came in for the silence limit).
+   */
   status: string;
   reason: string;
+  /**
+   * Seconds since the receive counter last moved while a peer was reachable. Every
+   * gateway sends one probe frame per network per health check, so on a working path
+   * this stays below the peers' check interval.
+   */
+  silentSeconds: number;
+  /** Why this check sent no probe frame on the network; empty when it did. */
+  probeError: string;
 }
 
 export interface RotateKeyRequest {
@@ -2270,7 +2281,18 @@ export const PeerHealth: MessageFns<PeerHealth> = {
 };
 
 function createBaseNetworkHealth(): NetworkHealth {
-  return { name: "", vni: 0, device: "", mtu: 0, rxPackets: 0, txPackets: 0, status: "", reason: "" };
+  return {
+    name: "",
+    vni: 0,
+    device: "",
+    mtu: 0,
+    rxPackets: 0,
+    txPackets: 0,
+    status: "",
+    reason: "",
+    silentSeconds: 0,
+    probeError: "",
+  };
 }
 
 export const NetworkHealth: MessageFns<NetworkHealth> = {
@@ -2298,6 +2320,12 @@ export const NetworkHealth: MessageFns<NetworkHealth> = {
     }
     if (message.reason !== "") {
       writer.uint32(66).string(message.reason);
+    }
+    if (message.silentSeconds !== 0) {
+      writer.uint32(72).uint32(message.silentSeconds);
+    }
+    if (message.probeError !== "") {
+      writer.uint32(82).string(message.probeError);
     }
     return writer;
   },
@@ -2379,6 +2407,22 @@ export const NetworkHealth: MessageFns<NetworkHealth> = {
             message.reason = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.silentSeconds = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.probeError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2409,6 +2453,16 @@ export const NetworkHealth: MessageFns<NetworkHealth> = {
         : 0,
       status: isSet(object.status) ? globalThis.String(object.status) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      silentSeconds: isSet(object.silentSeconds)
+        ? globalThis.Number(object.silentSeconds)
+        : isSet(object.silent_seconds)
+        ? globalThis.Number(object.silent_seconds)
+        : 0,
+      probeError: isSet(object.probeError)
+        ? globalThis.String(object.probeError)
+        : isSet(object.probe_error)
+        ? globalThis.String(object.probe_error)
+        : "",
     };
   },
 
@@ -2438,6 +2492,12 @@ export const NetworkHealth: MessageFns<NetworkHealth> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.silentSeconds !== 0) {
+      obj.silentSeconds = Math.round(message.silentSeconds);
+    }
+    if (message.probeError !== "") {
+      obj.probeError = message.probeError;
+    }
     return obj;
   },
 
@@ -2454,6 +2514,8 @@ export const NetworkHealth: MessageFns<NetworkHealth> = {
     message.txPackets = object.txPackets ?? 0;
     message.status = object.status ?? "";
     message.reason = object.reason ?? "";
+    message.silentSeconds = object.silentSeconds ?? 0;
+    message.probeError = object.probeError ?? "";
     return message;
   },
 };
