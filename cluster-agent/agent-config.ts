@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { credentialSchema, type Credential } from '../broker/auth-config.js';
-import { isVxlanDeviceName } from '../gateway/model.js';
+import { isVxlanDeviceName } from '../gateway/names.js';
 import { AgentConfigError } from './errors.js';
 import { dnsLabel, ifName } from './schema-common.js';
 import { VLAN } from './constants.js';
@@ -75,6 +75,11 @@ export const agentConfigSchema = z.strictObject({
    */
   bootstrapTransitAddress: z.cidrv4().default('192.0.0.8/32'),
   underlayMtu: z.int().min(1410).max(65_535).default(1500),
+  /**
+   * UDP port of the gateway's VXLAN devices (default 4789). Must be the same in every
+   * cluster of the federation and unused by the CNI: Calico's and Antrea's VXLAN use 4789.
+   */
+  vxlanPort: z.int().min(1).max(65_535).optional(),
   segments: z
     .strictObject({
       /**

@@ -38,6 +38,8 @@ export interface GatewaySettings {
   };
   readonly transitPrefixLength: number;
   readonly underlayMtu: number;
+  /** VXLAN UDP port; undefined = the gateway's default (4789). */
+  readonly vxlanPort?: number;
   /** L2S-M network name → local OVS bridge (and VLAN). */
   readonly l2sm: Readonly<Record<string, { readonly bridge: string; readonly vlan?: number }>>;
 }
@@ -118,6 +120,7 @@ function base(settings: GatewaySettings, transitAddress: string): GatewayConfigI
     wireguard: { ...settings.wireguard },
     transitAddress,
     underlayMtu: settings.underlayMtu,
+    ...(settings.vxlanPort === undefined ? {} : { vxlanPort: settings.vxlanPort }),
     peers: [],
     networks: [],
   };

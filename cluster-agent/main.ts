@@ -60,6 +60,7 @@ export async function createAgent(config: AgentConfig, log: Logger): Promise<Age
       wireguard: config.wireguard,
       transitPrefixLength: config.transitPrefixLength,
       underlayMtu: config.underlayMtu,
+      ...(config.vxlanPort === undefined ? {} : { vxlanPort: config.vxlanPort }),
       l2sm: config.segments.l2sm,
       endpoints: config.advertise.endpoints,
       bootstrapTransitAddress: config.bootstrapTransitAddress,

@@ -70,6 +70,7 @@ const cases: Case[] = [
   ],
   ['unknown field', (c) => ((c as Record<string, unknown>).colour = 'red'), '', /colour/],
   ['bad ifname', (c) => (c.wireguard.ifname = 'wg0'), 'wireguard.ifname', /start with "l2f"/],
+  ['vxlan port 0', (c) => ((c as { vxlanPort?: number }).vxlanPort = 0), 'vxlanPort', /\b1\b/],
   [
     'ifname of a VXLAN device',
     (c) => (c.wireguard.ifname = 'l2fv100'),

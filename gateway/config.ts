@@ -5,12 +5,20 @@
  */
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.js';
-import { isVxlanDeviceName } from './model.js';
+import { isVxlanDeviceName } from './names.js';
 import { MIN_NETWORK_MTU, MIN_UNDERLAY_MTU, maxNetworkMtu } from './mtu.js';
 
 /** VXLAN network identifiers are 24 bits; 0 is reserved here as "unset". */
 export const VNI_MIN = 1;
 export const VNI_MAX = 16_777_215;
+
+/**
+ * The VXLAN UDP port, used inside the tunnel only, so any free port works; 4789 is the
+ * IANA one. It must be the same on every gateway of a federation, and no other VXLAN or
+ * Geneve device in the namespace may use it (the guard drops that port outside the
+ * tunnel: a CNI's overlay on the same port would break; Calico and Antrea use 4789).
+ */
+export const DEFAULT_VXLAN_PORT = 4789;
 
 /** WireGuard keys are 32 bytes, base64 with one "=" of padding (44 characters). */
 export const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -125,6 +133,8 @@ const configSchema = z.strictObject({
     .min(MIN_UNDERLAY_MTU, `MTU too small: underlayMtu must be at least ${MIN_UNDERLAY_MTU}`)
     .max(65_535)
     .default(1500),
+  /** UDP port of the VXLAN devices (see DEFAULT_VXLAN_PORT). */
+  vxlanPort: z.int().min(1).max(65_535).default(DEFAULT_VXLAN_PORT),
   peers: z.array(peerSchema).default([]),
   networks: z.array(networkSchema).default([]),
 });

@@ -32,6 +32,7 @@ export function configFromProto(c: pb.GatewayConfig | undefined): unknown {
     },
     transitAddress: c.transitAddress,
     ...(c.underlayMtu ? { underlayMtu: c.underlayMtu } : {}),
+    ...(c.vxlanPort ? { vxlanPort: c.vxlanPort } : {}),
     peers: c.peers.map((p) => ({
       name: p.name,
       publicKey: p.publicKey,
@@ -60,6 +61,7 @@ export function configToProto(c: GatewayConfigInput): pb.GatewayConfig {
     wireguard: { ...c.wireguard },
     transitAddress: c.transitAddress,
     underlayMtu: c.underlayMtu ?? 0,
+    vxlanPort: c.vxlanPort ?? 0,
     peers: (c.peers ?? []).map((p) => ({
       name: p.name,
       publicKey: p.publicKey,

@@ -77,6 +77,15 @@ test('grpc - dry run, apply, re-apply over the wire', async (t) => {
   const again = await apply({ config: configToProto(config), dryRun: false });
   t.deepEqual(again.steps, []);
   t.deepEqual(plane.log.mutations, []);
+  // vxlanPort crosses the wire (0 = the default, so unset above kept 4789).
+  const moved = await apply({
+    config: configToProto({ ...config, vxlanPort: 4790 }),
+    dryRun: true,
+  });
+  t.true(
+    moved.steps.some((s) => s.includes('dstport 4790')),
+    moved.steps.join('\n'),
+  );
 });
 
 test('grpc - a bad config is INVALID_ARGUMENT naming the field', async (t) => {

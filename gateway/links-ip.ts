@@ -35,6 +35,9 @@ export function parseIpAddr(text: string): LinkInfo[] {
         .filter((a) => a.family === 'inet' || (a.family === 'inet6' && !a.local.startsWith('fe80')))
         .map((a) => `${a.local}/${a.prefixlen}`),
       master: l.master,
+      ...((kind === 'vxlan' || kind === 'geneve') && d?.port !== undefined
+        ? { udpPort: d.port }
+        : {}),
       vxlan:
         kind === 'vxlan'
           ? {

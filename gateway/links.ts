@@ -22,6 +22,8 @@ export interface LinkInfo {
   /** Kernel master device (Linux bridge), if any. */
   readonly master: string | undefined;
   readonly vxlan: VxlanInfo | undefined;
+  /** UDP port of a vxlan or geneve device. */
+  readonly udpPort?: number;
 }
 
 /**

@@ -3,25 +3,15 @@
  * GatewayConfig, pure) and the observed state (read from wg, ip, bridge, ovs-vsctl).
  * Both are plain data, so the planner is a pure function that tables can test.
  */
-import { addressOf, type GatewayConfig, type SegmentConfig } from './config.js';
+import { addressOf, DEFAULT_VXLAN_PORT, type GatewayConfig, type SegmentConfig } from './config.js';
 import type { FirewallSpec, ObservedFirewall } from './firewall.js';
 import { effectiveNetworkMtu, tunnelMtu } from './mtu.js';
+import { vxlanName } from './names.js';
 
-/** The IANA VXLAN port: every VXLAN device's dstport, and the port the guard protects. */
-export const VXLAN_PORT = 4789;
+export { isVxlanDeviceName, VXLAN_PREFIX, vxlanName } from './names.js';
 
-/** Prefix of the VXLAN devices the gateway owns; anything else it never touches. */
-export const VXLAN_PREFIX = 'l2fv';
-
-/** True for names the gateway gives its VXLAN devices (so no tunnel may take one). */
-export function isVxlanDeviceName(name: string): boolean {
-  return new RegExp(`^${VXLAN_PREFIX}[0-9]+$`).test(name);
-}
-
-/** Name of the VXLAN device of a network: derived from the VNI, fits IFNAMSIZ. */
-export function vxlanName(vni: number): string {
-  return `${VXLAN_PREFIX}${vni}`;
-}
+/** The default VXLAN port (config `vxlanPort`): IANA's 4789. */
+export const VXLAN_PORT = DEFAULT_VXLAN_PORT;
 
 export interface DesiredPeer {
   readonly name: string;
@@ -63,6 +53,8 @@ export interface DesiredState {
   readonly vxlans: readonly DesiredVxlan[];
   /** The VXLAN guard (firewall.ts): VXLAN only through this tunnel. */
   readonly firewall: FirewallSpec;
+  /** UDP port of every VXLAN device. */
+  readonly vxlanPort: number;
 }
 
 /** Derives the desired data-plane state. Pure; `privateKey` is the key file's content. */
@@ -86,7 +78,8 @@ export function desiredState(config: GatewayConfig, privateKey: string): Desired
         persistentKeepalive: p.persistentKeepalive,
       })),
     },
-    firewall: { wgIfname: config.wireguard.ifname, vxlanPort: VXLAN_PORT },
+    firewall: { wgIfname: config.wireguard.ifname, vxlanPort: config.vxlanPort },
+    vxlanPort: config.vxlanPort,
     vxlans: config.networks.map((n) => ({
       network: n.name,
       name: vxlanName(n.vni),
@@ -153,6 +146,15 @@ export interface ObservedState {
   readonly tunnel: ObservedTunnel | undefined;
   readonly vxlans: readonly ObservedVxlan[];
   readonly segments: ObservedSegments;
+  /** VXLAN and Geneve devices that are not the gateway's (a CNI's overlay, say). */
+  readonly foreignTunnels?: readonly ForeignTunnel[];
+}
+
+/** Another UDP tunnel device in the namespace, with the port its socket listens on. */
+export interface ForeignTunnel {
+  readonly name: string;
+  readonly kind: string;
+  readonly port: number;
 }
 
 /** Segment equality: same backend, bridge and (OVS) VLAN tag. */

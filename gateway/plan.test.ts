@@ -272,6 +272,24 @@ test('plan - a missing segment bridge fails before any step', (t) => {
   t.regex(err?.message ?? '', /network cdn: segment linux-bridge:br-cdn does not exist/);
 });
 
+test('plan - another VXLAN/Geneve device on our port is refused before any step', (t) => {
+  const calico = { name: 'vxlan.calico', kind: 'vxlan', port: 4789 };
+  const err = t.throws(() => planSteps(desired, { ...converged, foreignTunnels: [calico] }), {
+    instanceOf: PreconditionError,
+  });
+  t.regex(err?.message ?? '', /vxlanPort: vxlan device vxlan\.calico already uses UDP 4789/);
+  t.regex(err?.message ?? '', /set vxlanPort to a port nothing else uses/);
+  // On another port it is none of the gateway's business.
+  const flannel = { name: 'flannel.1', kind: 'vxlan', port: 8472 };
+  t.deepEqual(planSteps(desired, { ...converged, foreignTunnels: [flannel] }), []);
+  // Moving l2fed off the port clears it: guard and devices follow the new port.
+  const moved = desiredState(parseGatewayConfig({ ...config, vxlanPort: 4790 }), PRIV);
+  const steps = planSteps(moved, { ...converged, foreignTunnels: [calico] }).map(describeStep);
+  t.is(steps[0], GUARD.replace('4789', '4790'));
+  t.true(steps.includes('delete vxlan l2fv100'));
+  t.true(steps.includes('create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4790 nolearning'));
+});
+
 test('plan - no step ever prints the private key', (t) => {
   const text = planSteps(desired, empty).map(describeStep).join('\n');
   t.false(text.includes(PRIV));

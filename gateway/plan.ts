@@ -8,7 +8,6 @@ import { PreconditionError } from './errors.js';
 import { firewallMatches, FIREWALL_FAMILY, FIREWALL_TABLE } from './firewall.js';
 import {
   sameSegment,
-  VXLAN_PORT,
   type DesiredPeer,
   type DesiredState,
   type ObservedPeer,
@@ -151,6 +150,13 @@ function tunnelSteps(want: DesiredState['tunnel'], have: ObservedTunnel | undefi
  * gateway plugs into local segments, it does not invent them.
  */
 export function planSteps(desired: DesiredState, observed: ObservedState): Step[] {
+  const clash = (observed.foreignTunnels ?? []).find((f) => f.port === desired.vxlanPort);
+  if (clash) {
+    throw new PreconditionError(
+      'vxlanPort',
+      `${clash.kind} device ${clash.name} already uses UDP ${clash.port} in this namespace, and the gateway's guard drops that port outside the tunnel, which would cut ${clash.name} off; set vxlanPort to a port nothing else uses (the same on every gateway of the federation)`,
+    );
+  }
   for (const v of desired.vxlans) {
     if (!observed.segments.bridges[v.segment.type].includes(v.segment.bridge)) {
       throw new PreconditionError(
@@ -168,7 +174,7 @@ export function planSteps(desired: DesiredState, observed: ObservedState): Step[
       want &&
       want.vni === v.vni &&
       want.local === v.local &&
-      v.dstport === VXLAN_PORT &&
+      v.dstport === desired.vxlanPort &&
       !v.learning;
     if (!same) {
       stale.add(v.name);
@@ -199,7 +205,7 @@ export function planSteps(desired: DesiredState, observed: ObservedState): Step[
         name: dev,
         vni: want.vni,
         local: want.local,
-        dstport: VXLAN_PORT,
+        dstport: desired.vxlanPort,
       });
     }
     for (const dst of have?.remotes ?? []) {

@@ -5,7 +5,12 @@
 import { ApplyError } from './errors.js';
 import type { FirewallBackend } from './firewall.js';
 import type { LinkBackend } from './links.js';
-import { VXLAN_PREFIX, type ObservedState, type ObservedVxlan } from './model.js';
+import {
+  isVxlanDeviceName,
+  VXLAN_PREFIX,
+  type ObservedState,
+  type ObservedVxlan,
+} from './model.js';
 import { describeStep, type Step } from './plan.js';
 import type { SegmentBackend, SegmentType } from './segment.js';
 import type { TunnelBackend } from './tunnel.js';
@@ -28,6 +33,11 @@ export async function observe(b: Backends, ifname: string): Promise<ObservedStat
     b.firewall.read(),
   ]);
   const tl = links.find((l) => l.name === ifname);
+  const foreignTunnels = links.flatMap((l) =>
+    (l.kind === 'vxlan' || l.kind === 'geneve') && !isVxlanDeviceName(l.name) && l.udpPort
+      ? [{ name: l.name, kind: l.kind, port: l.udpPort }]
+      : [],
+  );
   const vxlanLinks = links.filter((l) => l.name.startsWith(VXLAN_PREFIX) && l.vxlan);
   const vxlans = await Promise.all(
     vxlanLinks.map(async (l): Promise<ObservedVxlan> => ({
@@ -48,6 +58,7 @@ export async function observe(b: Backends, ifname: string): Promise<ObservedStat
     })),
   );
   return {
+    foreignTunnels,
     firewall,
     tunnel: wg && {
       ifname,

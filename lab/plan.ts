@@ -125,6 +125,14 @@ export function planLab(
   };
 }
 
+/**
+ * Start of a lab's WireGuard interface names (and so of wireguard-go's socket names).
+ * `l2fw`, not `l2f` + id: an id starting with "v" would look like a VXLAN device name.
+ */
+export function labWgPrefix(labId: string): string {
+  return `l2fw${labId}`;
+}
+
 function planCluster(
   id: string,
   state: DesiredState,
@@ -162,7 +170,7 @@ function planCluster(
     index,
     ns,
     underlayAddress: underlayAddress(index),
-    wgIfname: `l2fw${opts.id}${index}`.slice(0, 15),
+    wgIfname: `${labWgPrefix(opts.id)}${index}`.slice(0, 15),
     listenPort: LAB_WG_PORT,
     segments: [...segments.values()],
     pods,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { CommandRunner } from '../lib/runner.js';
 import { NetnsSet, removeNamespace, listNamespaces } from '../lib/netns.js';
 import { OvsInstance } from '../lib/ovs-process.js';
-import { type LabCluster, type LabPlan, type LabPod } from './plan.js';
+import { labWgPrefix, type LabCluster, type LabPlan, type LabPod } from './plan.js';
 
 export interface BuiltCluster {
   readonly cluster: LabCluster;
@@ -202,7 +202,7 @@ export async function removeWgSockets(planId: string): Promise<void> {
   const dir = '/var/run/wireguard';
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const n of names) {
-    if (n.startsWith(`l2f${planId}`) && n.endsWith('.sock'))
+    if (n.startsWith(labWgPrefix(planId)) && n.endsWith('.sock'))
       await rm(join(dir, n), { force: true });
   }
 }

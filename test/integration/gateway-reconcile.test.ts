@@ -1,5 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import { ConfigError } from '../../gateway/errors.js';
+import { ConfigError, PreconditionError } from '../../gateway/errors.js';
 import { testWith } from '../fixtures/privileges.js';
 import { GatewayLab, type LabNetwork } from '../../gateway/testbed.js';
 import { receivedCount, receiverArgv, senderArgv } from '../fixtures/frames.js';
@@ -146,6 +146,24 @@ test.serial('gateway - bad config is rejected before any command runs', async (t
   }
   const after = await lab.runner.run(['wg', 'show', s0.ifname, 'dump'], { netns: s0.ns });
   t.is(after.stdout, before.stdout);
+
+  // A CNI's VXLAN on the same port (Calico's is 4789) would be cut off by the guard:
+  // refused before any change, named, and fixed by moving l2fed to another port.
+  await lab.runner.run(
+    ['ip', 'link', 'add', 'vx-cni', 'type', 'vxlan', 'id', '4096', 'dstport', '4789'],
+    { netns: s0.ns, mutates: true },
+  );
+  s0.runner.clear();
+  const clash = await t.throwsAsync(s0.gateway.apply(good), { instanceOf: PreconditionError });
+  t.regex(clash?.message ?? '', /vxlan device vx-cni already uses UDP 4789/);
+  t.deepEqual(s0.runner.mutatingCommands(), []);
+  const moved = await s0.gateway.apply({ ...good, vxlanPort: 4790 });
+  t.is(moved.steps[0]?.kind, 'firewall-set');
+  const link = await lab.runner.run(['ip', '-d', '-j', 'link', 'show', 'dev', 'l2fv100'], {
+    netns: s0.ns,
+  });
+  const [vx] = JSON.parse(link.stdout) as { linkinfo: { info_data: { port: number } } }[];
+  t.is(vx?.linkinfo.info_data.port, 4790);
 });
 
 test.serial('gateway - three sites full mesh: a broadcast arrives exactly once', async (t) => {

@@ -335,7 +335,16 @@ test.serial(
     t.true(peerKeys.includes(rotated.publicKey), "bristol's tunnel knows madrid's new key");
     t.false(peerKeys.includes(rotated.previousKey), 'and no longer the old one');
 
-    // Down leaves nothing: namespaces, processes, files.
+    // Down leaves nothing: namespaces, processes, files. The tunnels' names are read
+    // from the gateways themselves, so the socket check does not share the lab's naming.
+    const tunnels: string[] = [];
+    for (const c of st.clusters) {
+      // wireguard-go's TUN devices; `wg show interfaces` would list every socket on the box.
+      const r = await runner.run(['ip', '-d', '-j', 'link', 'show'], { netns: c.ns });
+      const links = JSON.parse(r.stdout) as { ifname: string; linkinfo?: { info_kind?: string } }[];
+      tunnels.push(...links.filter((l) => l.linkinfo?.info_kind === 'tun').map((l) => l.ifname));
+    }
+    t.is(tunnels.length, st.clusters.length, `one tunnel per cluster: ${tunnels.join(' ')}`);
     await labDown({ quiet: true });
     t.deepEqual(await listNamespaces(runner, process.env.L2FED_LAB_PREFIX), []);
     const left = await findLeftovers(runner, process.env.L2FED_LAB_PREFIX);
@@ -343,7 +352,7 @@ test.serial(
     t.deepEqual(await readState(labPaths().state), undefined);
     const sockets = await readdir('/var/run/wireguard').catch(() => [] as string[]);
     t.deepEqual(
-      sockets.filter((f) => f.startsWith(`l2f${st.planId}`)),
+      sockets.filter((f) => tunnels.some((n) => f === `${n}.sock`)),
       [],
       'no wireguard-go socket left',
     );

@@ -40,6 +40,11 @@ export interface GatewayConfig {
   underlayMtu: number;
   peers: Peer[];
   networks: Network[];
+  /**
+   * UDP port of the VXLAN devices; 0 = 4789. The same on every gateway of a federation,
+   * and used by no other VXLAN or Geneve device in the namespace.
+   */
+  vxlanPort: number;
 }
 
 /** The local WireGuard interface. */
@@ -232,7 +237,16 @@ export interface RotateKeyResponse {
 }
 
 function createBaseGatewayConfig(): GatewayConfig {
-  return { identity: "", netns: "", wireguard: undefined, transitAddress: "", underlayMtu: 0, peers: [], networks: [] };
+  return {
+    identity: "",
+    netns: "",
+    wireguard: undefined,
+    transitAddress: "",
+    underlayMtu: 0,
+    peers: [],
+    networks: [],
+    vxlanPort: 0,
+  };
 }
 
 export const GatewayConfig: MessageFns<GatewayConfig> = {
@@ -257,6 +271,9 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
     }
     for (const v of message.networks) {
       Network.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.vxlanPort !== 0) {
+      writer.uint32(64).uint32(message.vxlanPort);
     }
     return writer;
   },
@@ -330,6 +347,14 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
             message.networks.push(Network.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.vxlanPort = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -359,6 +384,11 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
         : 0,
       peers: globalThis.Array.isArray(object?.peers) ? object.peers.map((e: any) => Peer.fromJSON(e)) : [],
       networks: globalThis.Array.isArray(object?.networks) ? object.networks.map((e: any) => Network.fromJSON(e)) : [],
+      vxlanPort: isSet(object.vxlanPort)
+        ? globalThis.Number(object.vxlanPort)
+        : isSet(object.vxlan_port)
+        ? globalThis.Number(object.vxlan_port)
+        : 0,
     };
   },
 
@@ -385,6 +415,9 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
     if (message.networks?.length) {
       obj.networks = message.networks.map((e) => Network.toJSON(e));
     }
+    if (message.vxlanPort !== 0) {
+      obj.vxlanPort = Math.round(message.vxlanPort);
+    }
     return obj;
   },
 
@@ -402,6 +435,7 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
     message.underlayMtu = object.underlayMtu ?? 0;
     message.peers = object.peers?.map((e) => Peer.fromPartial(e)) || [];
     message.networks = object.networks?.map((e) => Network.fromPartial(e)) || [];
+    message.vxlanPort = object.vxlanPort ?? 0;
     return message;
   },
 };
