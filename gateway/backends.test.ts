@@ -40,7 +40,7 @@ const IP_JSON = JSON.stringify([
   {
     ifname: 'l2fv7',
     mtu: 1370,
-    flags: ['BROADCAST', 'UP'],
+    flags: ['BROADCAST', 'NOARP', 'UP'],
     master: 'brx',
     addr_info: [{ family: 'inet6', local: 'fe80::1', prefixlen: 64 }],
     linkinfo: {
@@ -66,6 +66,7 @@ const IP_JSON = JSON.stringify([
 test('ip addr - links, vxlan attributes and addresses (link-local skipped)', (t) => {
   const [vx, br, wg] = parseIpAddr(IP_JSON);
   t.deepEqual(vx?.vxlan, { vni: 7, local: '198.19.255.1', dstport: 4789, learning: false });
+  t.deepEqual([vx?.noarp, vx?.udpPort, wg?.noarp], [true, 4789, false]);
   t.true(vx?.up);
   t.deepEqual(vx?.addresses, []);
   t.is(br?.kind, 'bridge');
@@ -129,6 +130,7 @@ test('real backends - argv, netns and mutates flags', async (t) => {
   const host = { runner, netns: 'l2fed-x' };
   await new IpLinks(host).createVxlan('l2fv7', 7, '198.19.255.1', 4789);
   await new IpLinks(host).floodAppend('l2fv7', '198.19.255.2');
+  await new IpLinks(host).setNoArp('l2fv7');
   await new OvsSegment(host, { dbSocket: '/run/x/db.sock' }).attach('l2fv7', {
     type: 'ovs',
     bridge: 'br-cdn',
@@ -138,6 +140,7 @@ test('real backends - argv, netns and mutates flags', async (t) => {
   t.deepEqual(runner.mutatingCommands(), [
     'ip link add l2fv7 type vxlan id 7 local 198.19.255.1 dstport 4789 nolearning',
     'bridge fdb append 00:00:00:00:00:00 dev l2fv7 dst 198.19.255.2',
+    'ip link set l2fv7 arp off',
     'ovs-vsctl --db=unix:/run/x/db.sock --timeout=10 --may-exist add-port br-cdn l2fv7 tag=10',
     'wg set l2fa private-key /k',
   ]);
@@ -231,12 +234,24 @@ const NFT_JSON = JSON.stringify({
       },
     },
     {
+      chain: {
+        family: 'inet',
+        table: 'l2fed',
+        name: 'output',
+        handle: 2,
+        type: 'filter',
+        hook: 'output',
+        prio: -10,
+        policy: 'accept',
+      },
+    },
+    {
       rule: {
         family: 'inet',
         table: 'l2fed',
         chain: 'input',
-        handle: 2,
-        comment: 'l2fed v2 wg=l2fabc port=4789',
+        handle: 3,
+        comment: 'l2fed v3 wg=l2fabc port=4789',
         expr: [
           { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'l2fv*' } },
           { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: 'l2fabc' } },
@@ -249,7 +264,7 @@ const NFT_JSON = JSON.stringify({
         family: 'inet',
         table: 'l2fed',
         chain: 'input',
-        handle: 3,
+        handle: 4,
         expr: [
           {
             match: {
@@ -263,18 +278,34 @@ const NFT_JSON = JSON.stringify({
         ],
       },
     },
+    {
+      rule: {
+        family: 'inet',
+        table: 'l2fed',
+        chain: 'output',
+        handle: 5,
+        expr: [
+          { match: { op: '==', left: { meta: { key: 'oifname' } }, right: 'l2fv*' } },
+          { match: { op: '!=', left: { meta: { key: 'oifname' } }, right: 'l2fabc' } },
+          { drop: null },
+        ],
+      },
+    },
   ],
 });
 
 test('nft - the table parses to its marker, and a missing rule is not intact', (t) => {
   const spec = { wgIfname: 'l2fabc', vxlanPort: 4789 };
-  t.deepEqual(parseNftTable(NFT_JSON), { version: 2, spec, intact: true });
+  t.deepEqual(parseNftTable(NFT_JSON), { version: 3, spec, intact: true });
   t.true(firewallMatches(spec, parseNftTable(NFT_JSON)));
   t.false(firewallMatches({ ...spec, wgIfname: 'l2fx' }, parseNftTable(NFT_JSON)));
   const parsed = JSON.parse(NFT_JSON) as { nftables: unknown[] };
-  const noSecondRule = JSON.stringify({ nftables: parsed.nftables.slice(0, 4) });
-  t.deepEqual(parseNftTable(noSecondRule), { version: 2, spec, intact: false });
-  const unmarked = NFT_JSON.replace('l2fed v2 wg=l2fabc port=4789', 'hand-made');
+  // Any one rule or chain deleted by hand: not intact.
+  for (let i = 2; i < parsed.nftables.length; i++) {
+    const without = JSON.stringify({ nftables: parsed.nftables.filter((_, j) => j !== i) });
+    t.false(parseNftTable(without).intact, `without object ${i}`);
+  }
+  const unmarked = NFT_JSON.replace('l2fed v3 wg=l2fabc port=4789', 'hand-made');
   t.deepEqual(parseNftTable(unmarked), { version: undefined, spec: undefined, intact: false });
   // The marker claims another tunnel than the rule drops for: not intact.
   const lying = NFT_JSON.replace('wg=l2fabc', 'wg=l2fother');
@@ -282,17 +313,27 @@ test('nft - the table parses to its marker, and a missing rule is not intact', (
   t.throws(() => parseNftTable('garbage'), { instanceOf: ParseError });
 });
 
-test('nft - a v1 table (no tunnel exception on the VXLAN-device rule) is replaced', (t) => {
-  // v1 dropped `iifname "l2fv*"` outright, which also dropped a tunnel named l2fv… .
-  const parsed = JSON.parse(NFT_JSON.replace('l2fed v2', 'l2fed v1')) as {
-    nftables: { rule?: { expr: unknown[] } }[];
+test('nft - an older table (v1: no tunnel exception, v2: no output chain) is replaced', (t) => {
+  const spec = { wgIfname: 'l2fabc', vxlanPort: 4789 };
+  const parsed = JSON.parse(NFT_JSON.replace('l2fed v3', 'l2fed v2')) as { nftables: unknown[] };
+  // v2: the input chain alone.
+  const v2 = parseNftTable(
+    JSON.stringify({
+      nftables: parsed.nftables.filter(
+        (o) => !JSON.stringify(o).includes('"output"') && !JSON.stringify(o).includes('"oifname"'),
+      ),
+    }),
+  );
+  t.deepEqual([v2.version, v2.intact], [2, false]);
+  t.false(firewallMatches(spec, v2));
+  // The VXLAN-device rule without the tunnel exception is not intact even under a v3 marker.
+  const v3 = JSON.parse(NFT_JSON) as {
+    nftables: { rule?: { comment?: string; expr: { match?: { op: string } }[] } }[];
   };
-  parsed.nftables[3]!.rule!.expr.splice(1, 1);
-  const v1 = parseNftTable(JSON.stringify(parsed));
-  t.is(v1.version, 1);
-  t.false(firewallMatches({ wgIfname: 'l2fabc', vxlanPort: 4789 }, v1));
-  // The rule without the exception is not intact even under a v2 marker.
-  t.false(parseNftTable(JSON.stringify(parsed).replace('l2fed v1', 'l2fed v2')).intact);
+  const marked = v3.nftables.find((o) => o.rule?.comment)!.rule!;
+  marked.expr = marked.expr.filter((e) => e.match?.op !== '!=');
+  const noException = JSON.stringify(v3);
+  t.false(parseNftTable(noException).intact);
 });
 
 test('nft - one atomic script: empty table, delete, the whole table', (t) => {
@@ -304,8 +345,12 @@ test('nft - one atomic script: empty table, delete, the whole table', (t) => {
       'table inet l2fed {',
       '  chain input {',
       '    type filter hook input priority filter - 10; policy accept;',
-      '    iifname "l2fv*" iifname != "l2fa" drop comment "l2fed v2 wg=l2fa port=4789"',
+      '    iifname "l2fv*" iifname != "l2fa" drop comment "l2fed v3 wg=l2fa port=4789"',
       '    udp dport 4789 iifname != "l2fa" drop',
+      '  }',
+      '  chain output {',
+      '    type filter hook output priority filter - 10; policy accept;',
+      '    oifname "l2fv*" oifname != "l2fa" drop',
       '  }',
       '}',
       '',

@@ -12,7 +12,7 @@ import { ParseError } from './errors.js';
 import { VXLAN_PREFIX } from './model.js';
 
 /** Bumped when the rule set changes, so an older table is replaced on the next apply. */
-export const FIREWALL_VERSION = 2;
+export const FIREWALL_VERSION = 3;
 
 /** Family and name of the table the gateway owns; nothing else in nftables is touched. */
 export const FIREWALL_FAMILY = 'inet';
@@ -72,6 +72,13 @@ export function firewallScript(spec: FirewallSpec): string {
     // VXLAN only through the tunnel.
     `    udp dport ${spec.vxlanPort} iifname != "${spec.wgIfname}" drop`,
     '  }',
+    // Nor does the gateway's stack say anything into a tenant network: no IPv6 router
+    // solicitations, MLD or DAD from a VXLAN device's link-local address. (ARP is off on
+    // the devices themselves: NOARP.) Probe frames use AF_PACKET and pass.
+    '  chain output {',
+    '    type filter hook output priority filter - 10; policy accept;',
+    `    oifname "${VXLAN_PREFIX}*" oifname != "${spec.wgIfname}" drop`,
+    '  }',
     '}',
     '',
   ].join('\n');
@@ -93,9 +100,10 @@ interface NftObject {
   rule?: { chain?: string; comment?: string; expr?: NftMatch[] };
 }
 
-function isIifname(left: unknown): boolean {
-  return (left as { meta?: { key?: string } } | undefined)?.meta?.key === 'iifname';
-}
+const metaKey = (key: string) => (left: unknown) =>
+  (left as { meta?: { key?: string } } | undefined)?.meta?.key === key;
+const isIifname = metaKey('iifname');
+const isOifname = metaKey('oifname');
 
 function isUdpDport(left: unknown): boolean {
   const p = (left as { payload?: { protocol?: string; field?: string } } | undefined)?.payload;
@@ -110,7 +118,7 @@ function hasMatch(expr: NftMatch[], op: string, left: (l: unknown) => boolean, r
 
 /**
  * Parses `nft -j list table inet l2fed`. Pure. The marker says which spec the table was
- * built for; `intact` checks that the chain and both rules are really there (someone
+ * built for; `intact` checks that both chains and all three rules are there (someone
  * may have deleted a rule by hand), loosely enough to survive nft version differences
  * in the JSON rendering.
  * @throws ParseError when the text is not nft JSON.
@@ -128,28 +136,36 @@ export function parseNftTable(text: string): ObservedFirewall {
   const marked = rules.find((r) => r.comment && MARKER.test(r.comment));
   const m = marked?.comment ? MARKER.exec(marked.comment) : null;
   const spec = m ? { wgIfname: m[2]!, vxlanPort: Number(m[3]) } : undefined;
-  const chain = chains.length === 1 ? chains[0] : undefined;
-  const chainOk =
-    chain?.name === 'input' &&
-    chain.type === 'filter' &&
-    chain.hook === 'input' &&
-    chain.prio === -10 &&
-    chain.policy === 'accept';
-  const dropsVxlanDevices = (r: (typeof rules)[number], s: FirewallSpec) =>
-    (r.expr ?? []).some((e) => 'drop' in e) &&
-    hasMatch(r.expr ?? [], '==', isIifname, `${VXLAN_PREFIX}*`) &&
-    hasMatch(r.expr ?? [], '!=', isIifname, s.wgIfname);
-  const dropsForeignVxlan = (r: (typeof rules)[number], s: FirewallSpec) =>
-    (r.expr ?? []).some((e) => 'drop' in e) &&
-    hasMatch(r.expr ?? [], '==', isUdpDport, s.vxlanPort) &&
-    hasMatch(r.expr ?? [], '!=', isIifname, s.wgIfname);
+  const chainOk = (name: 'input' | 'output') =>
+    chains.filter((c) => c.name === name).length === 1 &&
+    chains.some(
+      (c) =>
+        c.name === name &&
+        c.type === 'filter' &&
+        c.hook === name &&
+        c.prio === -10 &&
+        c.policy === 'accept',
+    );
+  type Rule = (typeof rules)[number];
+  const drops = (r: Rule) => (r.expr ?? []).some((e) => 'drop' in e);
+  // Each rule: drop, the tunnel excepted, plus its one distinguishing match.
+  const guards = (r: Rule | undefined, s: FirewallSpec, dev: (l: unknown) => boolean) =>
+    r !== undefined && drops(r) && hasMatch(r.expr ?? [], '!=', dev, s.wgIfname);
+  const input = rules.filter((r) => r.chain === 'input');
+  const output = rules.filter((r) => r.chain === 'output');
   const intact =
     spec !== undefined &&
-    chainOk &&
-    rules.length === 2 &&
-    rules.every((r) => r.chain === 'input') &&
-    dropsVxlanDevices(rules[0]!, spec) &&
-    dropsForeignVxlan(rules[1]!, spec);
+    chains.length === 2 &&
+    chainOk('input') &&
+    chainOk('output') &&
+    input.length === 2 &&
+    output.length === 1 &&
+    guards(input[0], spec, isIifname) &&
+    hasMatch(input[0]!.expr ?? [], '==', isIifname, `${VXLAN_PREFIX}*`) &&
+    guards(input[1], spec, isIifname) &&
+    hasMatch(input[1]!.expr ?? [], '==', isUdpDport, spec.vxlanPort) &&
+    guards(output[0], spec, isOifname) &&
+    hasMatch(output[0]!.expr ?? [], '==', isOifname, `${VXLAN_PREFIX}*`);
   return { version: m ? Number(m[1]) : undefined, spec, intact };
 }
 

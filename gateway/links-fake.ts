@@ -64,6 +64,12 @@ export class FakeLinks implements LinkBackend {
     return Promise.resolve();
   }
 
+  setNoArp(name: string): Promise<void> {
+    this.log.record(`link noarp ${name}`);
+    this.link(name).noarp = true;
+    return Promise.resolve();
+  }
+
   addAddress(name: string, cidr: string): Promise<void> {
     this.log.record(`addr add ${name} ${cidr}`);
     const l = this.link(name);

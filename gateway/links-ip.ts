@@ -31,6 +31,7 @@ export function parseIpAddr(text: string): LinkInfo[] {
       kind,
       mtu: l.mtu,
       up: (l.flags ?? []).includes('UP'),
+      noarp: (l.flags ?? []).includes('NOARP'),
       addresses: (l.addr_info ?? [])
         .filter((a) => a.family === 'inet' || (a.family === 'inet6' && !a.local.startsWith('fe80')))
         .map((a) => `${a.local}/${a.prefixlen}`),
@@ -100,6 +101,10 @@ export class IpLinks implements LinkBackend {
 
   async setUp(name: string): Promise<void> {
     await change(this.host, ['ip', 'link', 'set', name, 'up']);
+  }
+
+  async setNoArp(name: string): Promise<void> {
+    await change(this.host, ['ip', 'link', 'set', name, 'arp', 'off']);
   }
 
   async addAddress(name: string, cidr: string): Promise<void> {

@@ -24,6 +24,8 @@ export interface LinkInfo {
   readonly vxlan: VxlanInfo | undefined;
   /** UDP port of a vxlan or geneve device. */
   readonly udpPort?: number;
+  /** NOARP flag: the kernel neither answers nor sends ARP on the device. */
+  readonly noarp?: boolean;
 }
 
 /**
@@ -38,6 +40,8 @@ export interface LinkBackend {
   deleteLink(name: string): Promise<void>;
   setMtu(name: string, mtu: number): Promise<void>;
   setUp(name: string): Promise<void>;
+  /** Sets NOARP (`ip link set X arp off`). */
+  setNoArp(name: string): Promise<void>;
   addAddress(name: string, cidr: string): Promise<void>;
   delAddress(name: string, cidr: string): Promise<void>;
   floodAppend(dev: string, dst: string): Promise<void>;

@@ -121,6 +121,8 @@ export interface ObservedVxlan {
   readonly local: string | undefined;
   readonly dstport: number;
   readonly learning: boolean;
+  /** NOARP set: the gateway's own stack answers no ARP through the device. */
+  readonly noarp: boolean;
   readonly mtu: number;
   readonly up: boolean;
   /** All-zero FDB entries (head-end replication targets), sorted. */

@@ -57,6 +57,7 @@ const tunnel: ObservedTunnel = {
   })),
 };
 
+const NOARP = `no ARP on l2fv100 (the gateway's stack answers nothing through it)`;
 const GUARD = `guard vxlan port 4789: only through l2fa, nothing to the stack through vxlan devices (nft table inet l2fed)`;
 const firewall = {
   version: FIREWALL_VERSION,
@@ -75,6 +76,7 @@ const converged: ObservedState = {
       local: '198.19.255.1',
       dstport: 4789,
       learning: false,
+      noarp: true,
       mtu: 1370,
       up: true,
       remotes: ['198.19.255.2', '198.19.255.3'],
@@ -114,6 +116,7 @@ const cases: Case[] = [
       'flood l2fv100 to 198.19.255.2',
       'flood l2fv100 to 198.19.255.3',
       'set mtu of l2fv100 to 1370',
+      NOARP,
       'plug l2fv100 into linux-bridge:br-cdn',
       'set l2fv100 up',
     ],
@@ -164,6 +167,7 @@ const cases: Case[] = [
       'flood l2fv100 to 198.19.255.2',
       'flood l2fv100 to 198.19.255.3',
       'set mtu of l2fv100 to 1370',
+      NOARP,
       'plug l2fv100 into linux-bridge:br-cdn',
       'set l2fv100 up',
     ],
@@ -221,6 +225,7 @@ const cases: Case[] = [
       'flood l2fv100 to 198.19.255.2',
       'flood l2fv100 to 198.19.255.3',
       'set mtu of l2fv100 to 1370',
+      NOARP,
       'plug l2fv100 into linux-bridge:br-cdn',
       'set l2fv100 up',
     ],
@@ -239,6 +244,11 @@ const cases: Case[] = [
       },
     },
     want: ['unplug l2fv7 from linux-bridge:br-old', 'delete vxlan l2fv7'],
+  },
+  {
+    name: 'ARP turned back on behind the gateway is turned off again',
+    observed: { ...converged, vxlans: [{ ...converged.vxlans[0]!, noarp: false }] },
+    want: [NOARP],
   },
   {
     name: 'a wrong MTU and a down link are fixed',

@@ -35,6 +35,7 @@ export type Step =
       readonly dstport: number;
     }
   | { readonly kind: 'vxlan-delete'; readonly name: string }
+  | { readonly kind: 'vxlan-noarp'; readonly name: string }
   | { readonly kind: 'fdb-append'; readonly dev: string; readonly dst: string }
   | { readonly kind: 'fdb-del'; readonly dev: string; readonly dst: string }
   | { readonly kind: 'segment-attach'; readonly port: string; readonly segment: SegmentConfig }
@@ -75,6 +76,8 @@ export function describeStep(s: Step): string {
       return `create vxlan ${s.name} id ${s.vni} local ${s.local} dstport ${s.dstport} nolearning`;
     case 'vxlan-delete':
       return `delete vxlan ${s.name}`;
+    case 'vxlan-noarp':
+      return `no ARP on ${s.name} (the gateway's stack answers nothing through it)`;
     case 'fdb-append':
       return `flood ${s.dev} to ${s.dst}`;
     case 'fdb-del':
@@ -215,6 +218,9 @@ export function planSteps(desired: DesiredState, observed: ObservedState): Step[
       if (!have?.remotes.includes(dst)) steps.push({ kind: 'fdb-append', dev, dst });
     }
     if (have?.mtu !== want.mtu) steps.push({ kind: 'link-set-mtu', ifname: dev, mtu: want.mtu });
+    // With OVS netdev the kernel stack also sees the device's frames and would answer
+    // ARP for the transit address into the tenant network (the guard is IP only).
+    if (!have?.noarp) steps.push({ kind: 'vxlan-noarp', name: dev });
     const attached = observed.segments.attachments.some(
       (a) => a.port === dev && sameSegment(a.segment, want.segment),
     );

@@ -46,6 +46,7 @@ export async function observe(b: Backends, ifname: string): Promise<ObservedStat
       local: l.vxlan!.local,
       dstport: l.vxlan!.dstport,
       learning: l.vxlan!.learning,
+      noarp: l.noarp ?? false,
       mtu: l.mtu,
       up: l.up,
       remotes: await b.links.floodList(l.name),
@@ -110,6 +111,8 @@ export async function executeStep(b: Backends, s: Step): Promise<void> {
       return b.links.setMtu(s.ifname, s.mtu);
     case 'link-set-up':
       return b.links.setUp(s.ifname);
+    case 'vxlan-noarp':
+      return b.links.setNoArp(s.name);
     case 'vxlan-create':
       return b.links.createVxlan(s.name, s.vni, s.local, s.dstport);
     case 'vxlan-delete':
