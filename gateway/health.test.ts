@@ -192,7 +192,8 @@ async function probeRig(t: ExecutionContext, prober: FakeL2Prober | false) {
         },
       ]),
     }));
-  const gateway = new Gateway({ runner, backends: () => plane.backends() });
+  const metrics = new GatewayMetrics('madrid');
+  const gateway = new Gateway({ runner, backends: () => plane.backends(), metrics });
   const peerKey = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
   await gateway.apply({
     identity: 'madrid',
@@ -225,6 +226,7 @@ async function probeRig(t: ExecutionContext, prober: FakeL2Prober | false) {
     intervalMs: 10_000,
     prober,
     failover: false,
+    metrics,
   });
   /** One check `dt` seconds later, after the counters moved by drx/dtx. */
   const step = async (dt: number, drx: number, dtx: number) => {
@@ -235,12 +237,12 @@ async function probeRig(t: ExecutionContext, prober: FakeL2Prober | false) {
     const h = await monitor.check();
     return h!.networks[0]!;
   };
-  return { step, runner };
+  return { step, runner, metrics };
 }
 
 test('health monitor - probes every check; silence while the peer is up is not-receiving', async (t) => {
   const prober = new FakeL2Prober();
-  const { step, runner } = await probeRig(t, prober);
+  const { step, runner, metrics } = await probeRig(t, prober);
   t.is((await step(0, 0, 0)).status, 'ok');
   t.deepEqual(prober.sends.at(-1), { identity: 'madrid', devices: ['l2fv100'], netns: undefined });
   // Only our own probe went out (tx +1, one peer): idle, not "sends but receives nothing".
@@ -251,6 +253,10 @@ test('health monitor - probes every check; silence while the peer is up is not-r
   // 30 s (the default limit: max(3 × 10 s, 30 s)) without a frame from bristol's probes.
   const broken = await step(10, 0, 1);
   t.is(broken.status, 'not-receiving');
+  t.regex(
+    await metrics.registry.metrics(),
+    /l2fed_gateway_network_rx_silence_seconds\{network="cdn",gateway="madrid"\} 30/,
+  );
   t.regex(broken.reason, /for 30 s/);
   // bristol's probe arrives: fine again at once.
   const back = await step(10, 1, 1);

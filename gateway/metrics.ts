@@ -16,6 +16,7 @@ export class GatewayMetrics {
   private readonly tx: Gauge<'peer'>;
   private readonly handshakeAge: Gauge<'peer'>;
   private readonly networkUp: Gauge<'network'>;
+  private readonly networkSilence: Gauge<'network'>;
   private readonly failovers: Counter<'peer'>;
   private readonly failoverPeers = new Set<string>();
   private readonly reconcileSeconds: Histogram;
@@ -73,6 +74,12 @@ export class GatewayMetrics {
       labelNames: ['network'],
       registers,
     });
+    this.networkSilence = new Gauge({
+      name: 'l2fed_gateway_network_rx_silence_seconds',
+      help: 'Seconds since the network received any frame (tenant or peer probe) while a peer was reachable',
+      labelNames: ['network'],
+      registers,
+    });
     this.reconcileSeconds = new Histogram({
       name: 'l2fed_gateway_reconcile_duration_seconds',
       help: 'Duration of apply() calls',
@@ -113,6 +120,7 @@ export class GatewayMetrics {
       g.reset(); // peers that left the config must disappear, not go stale
     }
     this.networkUp.reset();
+    this.networkSilence.reset();
     for (const p of h.peers) {
       const peer = p.name;
       this.peerUp.set({ peer }, p.status === 'down' ? 0 : 1);
@@ -132,7 +140,10 @@ export class GatewayMetrics {
     for (const peer of present) this.failovers.inc({ peer }, 0);
     this.failoverPeers.clear();
     for (const peer of present) this.failoverPeers.add(peer);
-    for (const n of h.networks) this.networkUp.set({ network: n.name }, n.status === 'ok' ? 1 : 0);
+    for (const n of h.networks) {
+      this.networkUp.set({ network: n.name }, n.status === 'ok' ? 1 : 0);
+      this.networkSilence.set({ network: n.name }, n.silentSeconds);
+    }
   }
 }
 
