@@ -241,4 +241,24 @@ export class FakeSource implements DesiredStateSource {
   }
 }
 
+/** madrid exports cdn (Linux bridge) and peers bristol. */
+export const CDN_WITH_BRISTOL = makeState(
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'FederatedNetwork',
+      metadata: { name: 'cdn' },
+      spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
+    },
+  ],
+  [
+    {
+      apiVersion: 'l2fed.io/v1alpha1',
+      kind: 'ClusterPeering',
+      metadata: { name: 'bristol' },
+      spec: { remoteCluster: 'bristol' },
+    },
+  ],
+);
+
 export type { PeerMap };

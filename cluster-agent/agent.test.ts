@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
 import { Agent, type AgentSettings } from './agent.js';
 import {
+  CDN_WITH_BRISTOL,
   FakeBroker,
   FakeGateway,
   FakeSource,
@@ -112,26 +113,6 @@ async function setup(
     readStatusFile(join(dir, 'status', statusFileName(kind, name)));
   return { dir, fed, broker, gateway, source, agent, manifests, status };
 }
-
-/** madrid exports cdn (Linux bridge) and peers bristol. */
-const CDN_WITH_BRISTOL = makeState(
-  [
-    {
-      apiVersion: 'l2fed.io/v1alpha1',
-      kind: 'FederatedNetwork',
-      metadata: { name: 'cdn' },
-      spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
-    },
-  ],
-  [
-    {
-      apiVersion: 'l2fed.io/v1alpha1',
-      kind: 'ClusterPeering',
-      metadata: { name: 'bristol' },
-      spec: { remoteCluster: 'bristol' },
-    },
-  ],
-);
 
 const peersOf = (g: FakeGateway) => (g.last?.peers ?? []).map((p) => p.name);
 const netsOf = (g: FakeGateway) =>

@@ -1,29 +1,12 @@
 import test from 'ava';
 import type { PeerMap } from '../broker/records.js';
-import { makeState } from './desired-state.js';
+import { CDN_WITH_BRISTOL } from './agent-fakes.js';
 import type { HealthReport } from './gateway-client.js';
 import { buildGatewayConfig } from './gateway-config.js';
 import { buildStatuses, formatRtt, type StatusInputs } from './status-builder.js';
 
 const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
-const desired = makeState(
-  [
-    {
-      apiVersion: 'l2fed.io/v1alpha1',
-      kind: 'FederatedNetwork',
-      metadata: { name: 'cdn' },
-      spec: { segment: { linuxBridge: 'br-cdn' }, mtu: 'auto' },
-    },
-  ],
-  [
-    {
-      apiVersion: 'l2fed.io/v1alpha1',
-      kind: 'ClusterPeering',
-      metadata: { name: 'bristol' },
-      spec: { remoteCluster: 'bristol' },
-    },
-  ],
-);
+const desired = CDN_WITH_BRISTOL;
 const mapWith = (peers: PeerMap['peers']): PeerMap => ({
   cluster: 'madrid',
   transitAddress: '100.64.0.1',

@@ -200,6 +200,15 @@ const allManifests = (): Loaded[] =>
 
 const idOf = (o: K8sObject) => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
 
+/** The ConfigMaps of a build, by name: their data. */
+function configMapsOf(objs: Loaded[]) {
+  return new Map(
+    objs
+      .filter(({ obj }) => obj.kind === 'ConfigMap')
+      .map(({ obj }) => [obj.metadata!.name!, obj.data ?? {}]),
+  );
+}
+
 function podSpecs(objs: Loaded[]): { where: string; workload: Workload; pod: PodSpec }[] {
   return objs
     .filter(({ obj }) => WORKLOADS.has(obj.kind ?? ''))
@@ -381,11 +390,7 @@ test('deploy - volumes, mounts, ConfigMaps, Secrets and ServiceAccounts resolve'
   const used = new Set<string>();
   for (const dir of kustomizationDirs()) {
     const objs = build(dir, problems);
-    const configMaps = new Map(
-      objs
-        .filter(({ obj }) => obj.kind === 'ConfigMap')
-        .map(({ obj }) => [obj.metadata!.name!, obj.data ?? {}]),
-    );
+    const configMaps = configMapsOf(objs);
     const accounts = new Set(
       objs.filter(({ obj }) => obj.kind === 'ServiceAccount').map(({ obj }) => obj.metadata!.name),
     );
@@ -456,11 +461,7 @@ test.serial(
     let daemons = 0;
     for (const dir of kustomizationDirs()) {
       const objs = build(dir, problems);
-      const configMaps = new Map(
-        objs
-          .filter(({ obj }) => obj.kind === 'ConfigMap')
-          .map(({ obj }) => [obj.metadata!.name!, obj.data ?? {}]),
-      );
+      const configMaps = configMapsOf(objs);
       for (const { where, pod } of podSpecs(objs)) {
         const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
         const volumeOf = (c: Container, path: string) => {

@@ -91,31 +91,28 @@ test('linux bridge - attachments come from the master of l2fv ports only', async
   ]);
 });
 
+/** `ovs-vsctl --format=json list` output: a table of headings and rows. */
+const ovsTable = (headings: string[], data: unknown[][]) => JSON.stringify({ headings, data });
+/** An OVSDB set of port uuids, as in a Bridge's `ports` column. */
+const uuids = (...ids: string[]) => ['set', ids.map((id) => ['uuid', id])];
+const EMPTY = ['set', []];
+
 test('ovs - bridges, ports and VLAN tags from ovs-vsctl JSON', (t) => {
-  const bridges = JSON.stringify({
-    headings: ['name', 'ports'],
-    data: [
-      [
-        'br-cdn',
-        [
-          'set',
-          [
-            ['uuid', 'p1'],
-            ['uuid', 'p2'],
-          ],
-        ],
-      ],
+  const bridges = ovsTable(
+    ['name', 'ports'],
+    [
+      ['br-cdn', uuids('p1', 'p2')],
       ['br-vod', ['uuid', 'p3']],
     ],
-  });
-  const ports = JSON.stringify({
-    headings: ['_uuid', 'name', 'tag'],
-    data: [
+  );
+  const ports = ovsTable(
+    ['_uuid', 'name', 'tag'],
+    [
       [['uuid', 'p1'], 'l2fv100', 10],
-      [['uuid', 'p2'], 'br-cdn', ['set', []]],
-      [['uuid', 'p3'], 'l2fv200', ['set', []]],
+      [['uuid', 'p2'], 'br-cdn', EMPTY],
+      [['uuid', 'p3'], 'l2fv200', EMPTY],
     ],
-  });
+  );
   t.deepEqual(parseOvsView(bridges, ports), {
     bridges: ['br-cdn', 'br-vod'],
     attachments: [
@@ -148,35 +145,21 @@ test('real backends - argv, netns and mutates flags', async (t) => {
 });
 
 test('ovs - interface settings: a port with other settings is not attached while its device exists', (t) => {
-  const bridges = JSON.stringify({
-    headings: ['name', 'ports'],
-    data: [
-      [
-        'br-cdn',
-        [
-          'set',
-          [
-            ['uuid', 'p1'],
-            ['uuid', 'p2'],
-          ],
-        ],
-      ],
+  const bridges = ovsTable(['name', 'ports'], [['br-cdn', uuids('p1', 'p2')]]);
+  const ports = ovsTable(
+    ['_uuid', 'name', 'tag'],
+    [
+      [['uuid', 'p1'], 'l2fv100', EMPTY],
+      [['uuid', 'p2'], 'l2fv200', EMPTY],
     ],
-  });
-  const ports = JSON.stringify({
-    headings: ['_uuid', 'name', 'tag'],
-    data: [
-      [['uuid', 'p1'], 'l2fv100', ['set', []]],
-      [['uuid', 'p2'], 'l2fv200', ['set', []]],
-    ],
-  });
-  const json = JSON.stringify({
-    headings: ['name', 'type', 'options'],
-    data: [
+  );
+  const json = ovsTable(
+    ['name', 'type', 'options'],
+    [
       ['l2fv100', 'afxdp', ['map', [['xdp-mode', 'generic']]]],
       ['l2fv200', '', ['map', []]],
     ],
-  });
+  );
   const want = { type: 'afxdp', options: { 'xdp-mode': 'generic' } };
   const view = parseOvsView(bridges, ports, {
     json,
@@ -204,7 +187,7 @@ test('ovs - attach sets the interface type and options with the port', async (t)
 });
 
 test('ovs - read lists Interface only when interface settings are managed', async (t) => {
-  const empty = JSON.stringify({ headings: ['name'], data: [] });
+  const empty = ovsTable(['name'], []);
   const runner = new FakeRunner().on(() => true, { stdout: empty });
   await new OvsSegment({ runner, netns: undefined }).read([]);
   t.false(runner.calls.some((c) => c.argv.includes('Interface')));

@@ -136,16 +136,11 @@ export function parseNftTable(text: string): ObservedFirewall {
   const marked = rules.find((r) => r.comment && MARKER.test(r.comment));
   const m = marked?.comment ? MARKER.exec(marked.comment) : null;
   const spec = m ? { wgIfname: m[2]!, vxlanPort: Number(m[3]) } : undefined;
-  const chainOk = (name: 'input' | 'output') =>
-    chains.filter((c) => c.name === name).length === 1 &&
-    chains.some(
-      (c) =>
-        c.name === name &&
-        c.type === 'filter' &&
-        c.hook === name &&
-        c.prio === -10 &&
-        c.policy === 'accept',
-    );
+  // With exactly two chains, finding both names means each is there once.
+  const chainOk = (name: 'input' | 'output') => {
+    const c = chains.find((x) => x.name === name);
+    return c?.type === 'filter' && c.hook === name && c.prio === -10 && c.policy === 'accept';
+  };
   type Rule = (typeof rules)[number];
   const drops = (r: Rule) => (r.expr ?? []).some((e) => 'drop' in e);
   // Each rule: drop, the tunnel excepted, plus its one distinguishing match.

@@ -165,8 +165,9 @@ export class HealthMonitor {
         this.lastRx.set(device, now);
       }
       const silentSeconds = now - (this.lastRx.get(device) ?? now);
+      const deviceUp = (l?.flags ?? []).includes('UP');
       const judged = judgeNetwork({
-        deviceUp: (l?.flags ?? []).includes('UP'),
+        deviceUp,
         peers: peerStates,
         now: counters,
         before,
@@ -178,7 +179,7 @@ export class HealthMonitor {
       const mtu = this.o.gateway.lastReport?.networks.find((x) => x.name === n.name)?.mtu ?? 0;
       return {
         health: { name: n.name, vni: n.vni, device, mtu, ...counters, ...judged, silentSeconds },
-        probe: (l?.flags ?? []).includes('UP') && n.peers.length > 0,
+        probe: deviceUp && n.peers.length > 0,
         copies: n.peers.length,
       };
     });

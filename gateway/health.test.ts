@@ -114,44 +114,7 @@ for (const [name, input, want] of netCases) {
 }
 
 test('health monitor - one check over fakes fills the report and the metrics', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
-  const runner = new FakeRunner()
-    .on('wg genkey', { stdout: 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=' })
-    .on('wg pubkey', { stdout: 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=' })
-    .on((a) => a[0] === 'ping', {
-      stdout:
-        '3 packets transmitted, 3 received, 0% packet loss\nrtt min/avg/max/mdev = 1/2.0/3/0.5 ms',
-    })
-    .on('ip -s -j link show', {
-      stdout: JSON.stringify([
-        { ifname: 'l2fv100', flags: ['UP'], stats64: { rx: { packets: 5 }, tx: { packets: 7 } } },
-      ]),
-    });
-  const metrics = new GatewayMetrics('madrid');
-  const gateway = new Gateway({ runner, backends: () => plane.backends(), metrics });
-  await gateway.apply({
-    identity: 'madrid',
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'k') },
-    transitAddress: '198.19.255.1/24',
-    peers: [
-      {
-        name: 'bristol',
-        publicKey: 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=',
-        endpoints: ['198.18.0.2:51820'],
-        transitAddress: '198.19.255.2',
-      },
-    ],
-    networks: [
-      {
-        name: 'cdn',
-        vni: 100,
-        segment: { type: 'linux-bridge', bridge: 'br-cdn' },
-        peers: ['bristol'],
-      },
-    ],
-  });
+  const { runner, gateway, metrics } = await gatewayOverFakes(t);
   // The fake tunnel never shakes hands: the peer is down although the probe answers.
   const monitor = new HealthMonitor({ gateway, runner, metrics, now: () => 1_000 });
   const seen: string[] = [];
@@ -170,8 +133,11 @@ test('health monitor - one check over fakes fills the report and the metrics', a
   t.deepEqual(runner.mutatingCommands(), []);
 });
 
-/** A gateway over fakes with one peer (bristol, shook hands) and one network (cdn). */
-async function probeRig(t: ExecutionContext, prober: FakeL2Prober | false) {
+/**
+ * A gateway over fakes, applied: one peer (bristol) and one network (cdn, device
+ * l2fv100 whose counters are `stats`). The fake tunnel has not shaken hands.
+ */
+async function gatewayOverFakes(t: ExecutionContext) {
   const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
@@ -216,6 +182,12 @@ async function probeRig(t: ExecutionContext, prober: FakeL2Prober | false) {
       },
     ],
   });
+  return { runner, plane, gateway, metrics, stats, peerKey };
+}
+
+/** gatewayOverFakes with a handshake, a monitor on a pinned clock, and a check stepper. */
+async function probeRig(t: ExecutionContext, prober: FakeL2Prober | false) {
+  const { runner, plane, gateway, metrics, stats, peerKey } = await gatewayOverFakes(t);
   const clock = { now: 1000 };
   const peers = plane.tunnel.devices.get('l2fa')!.peers;
   peers.set(peerKey, { ...peers.get(peerKey)!, latestHandshake: 995 });

@@ -3,15 +3,12 @@
  * GatewayConfig, pure) and the observed state (read from wg, ip, bridge, ovs-vsctl).
  * Both are plain data, so the planner is a pure function that tables can test.
  */
-import { addressOf, DEFAULT_VXLAN_PORT, type GatewayConfig, type SegmentConfig } from './config.js';
+import { addressOf, type GatewayConfig, type SegmentConfig } from './config.js';
 import type { FirewallSpec, ObservedFirewall } from './firewall.js';
 import { effectiveNetworkMtu, tunnelMtu } from './mtu.js';
 import { vxlanName } from './names.js';
 
 export { isVxlanDeviceName, VXLAN_PREFIX, vxlanName } from './names.js';
-
-/** The default VXLAN port (config `vxlanPort`): IANA's 4789. */
-export const VXLAN_PORT = DEFAULT_VXLAN_PORT;
 
 export interface DesiredPeer {
   readonly name: string;

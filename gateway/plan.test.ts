@@ -95,6 +95,17 @@ const empty: ObservedState = {
   segments: { bridges: { ovs: [], 'linux-bridge': ['br-cdn'] }, attachments: [] },
 };
 
+/** The steps that build network cdn's device from nothing (or after a delete). */
+const BUILD_CDN = [
+  'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
+  'flood l2fv100 to 198.19.255.2',
+  'flood l2fv100 to 198.19.255.3',
+  'set mtu of l2fv100 to 1370',
+  NOARP,
+  'plug l2fv100 into linux-bridge:br-cdn',
+  'set l2fv100 up',
+];
+
 type Case = { name: string; observed: ObservedState; want: string[] };
 
 const cases: Case[] = [
@@ -112,13 +123,7 @@ const cases: Case[] = [
       'add address 198.19.255.1/24 to l2fa',
       'set mtu of l2fa to 1420',
       'set l2fa up',
-      'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
-      'flood l2fv100 to 198.19.255.2',
-      'flood l2fv100 to 198.19.255.3',
-      'set mtu of l2fv100 to 1370',
-      NOARP,
-      'plug l2fv100 into linux-bridge:br-cdn',
-      'set l2fv100 up',
+      ...BUILD_CDN,
     ],
   },
   {
@@ -159,18 +164,7 @@ const cases: Case[] = [
       firewall: undefined,
       vxlans: [{ ...converged.vxlans[0]!, learning: true }],
     },
-    want: [
-      GUARD,
-      'unplug l2fv100 from linux-bridge:br-cdn',
-      'delete vxlan l2fv100',
-      'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
-      'flood l2fv100 to 198.19.255.2',
-      'flood l2fv100 to 198.19.255.3',
-      'set mtu of l2fv100 to 1370',
-      NOARP,
-      'plug l2fv100 into linux-bridge:br-cdn',
-      'set l2fv100 up',
-    ],
+    want: [GUARD, 'unplug l2fv100 from linux-bridge:br-cdn', 'delete vxlan l2fv100', ...BUILD_CDN],
   },
   {
     name: 'a stray peer is removed, nothing else',
@@ -218,17 +212,7 @@ const cases: Case[] = [
   {
     name: 'a learning VXLAN device is recreated and re-plugged',
     observed: { ...converged, vxlans: [{ ...converged.vxlans[0]!, learning: true }] },
-    want: [
-      'unplug l2fv100 from linux-bridge:br-cdn',
-      'delete vxlan l2fv100',
-      'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
-      'flood l2fv100 to 198.19.255.2',
-      'flood l2fv100 to 198.19.255.3',
-      'set mtu of l2fv100 to 1370',
-      NOARP,
-      'plug l2fv100 into linux-bridge:br-cdn',
-      'set l2fv100 up',
-    ],
+    want: ['unplug l2fv100 from linux-bridge:br-cdn', 'delete vxlan l2fv100', ...BUILD_CDN],
   },
   {
     name: 'an unwanted network is unplugged and deleted',

@@ -288,6 +288,15 @@ export class GatewayLab {
     return { ns, ifname: 'eth1', address: `${ip}/24`, ip };
   }
 
+  /** The receive packet counter of a device in a namespace. */
+  async rxPackets(ns: string, dev: string): Promise<number> {
+    const r = await this.runner.run(['ip', '-s', '-j', 'link', 'show', 'dev', dev], { netns: ns });
+    const [link] = JSON.parse(r.stdout) as { stats64?: { rx?: { packets?: number } } }[];
+    const n = link?.stats64?.rx?.packets;
+    if (typeof n !== 'number') throw new Error(`no rx counter for ${dev}: ${r.stdout}`);
+    return n;
+  }
+
   /** Starts a helper process in a namespace; stopped on dispose. */
   async spawn(
     name: string,

@@ -8,37 +8,24 @@
 import { mkdir } from 'node:fs/promises';
 import { ProcessStartError } from '../lib/errors.js';
 import type { DaemonLauncher } from './daemons.js';
-import { change, read, type Host } from './host.js';
-import type { DesiredPeer } from './model.js';
-import type { TunnelBackend } from './tunnel.js';
-
-import {
-  readWg,
-  wgRemovePeer,
-  wgSetEndpoint,
-  wgSetKey,
-  wgSetPeer,
-  wgSetPort,
-  type WgDump,
-} from './wireguard.js';
+import type { Host } from './host.js';
+import { WgTunnel } from './wireguard.js';
 
 const READY_TIMEOUT_MS = 5000;
 /** wireguard-go's control sockets (machine-wide, shared by every namespace). */
 const WG_SOCKET_DIR = '/var/run/wireguard';
 
-export class WireguardGoTunnel implements TunnelBackend {
+export class WireguardGoTunnel extends WgTunnel {
   readonly kind = 'wireguard-go' as const;
   constructor(
-    private readonly host: Host,
+    host: Host,
     private readonly launcher: DaemonLauncher,
-  ) {}
+  ) {
+    super(host);
+  }
 
   private key(ifname: string): string {
     return `wireguard-go:${ifname}`;
-  }
-
-  read(ifname: string): Promise<WgDump | undefined> {
-    return readWg(this.host, ifname);
   }
 
   /**
@@ -85,24 +72,7 @@ export class WireguardGoTunnel implements TunnelBackend {
       await handle.stop();
       return;
     }
-    const r = await read(this.host, ['ip', 'link', 'show', ifname], { allowFailure: true });
     // Deleting the TUN device makes wireguard-go exit and remove its socket.
-    if (r.exitCode === 0) await change(this.host, ['ip', 'link', 'del', ifname]);
-  }
-
-  setKey(ifname: string, file: string): Promise<void> {
-    return wgSetKey(this.host, ifname, file);
-  }
-  setPort(ifname: string, port: number): Promise<void> {
-    return wgSetPort(this.host, ifname, port);
-  }
-  setPeer(ifname: string, peer: DesiredPeer): Promise<void> {
-    return wgSetPeer(this.host, ifname, peer);
-  }
-  removePeer(ifname: string, publicKey: string): Promise<void> {
-    return wgRemovePeer(this.host, ifname, publicKey);
-  }
-  setPeerEndpoint(ifname: string, publicKey: string, endpoint: string): Promise<void> {
-    return wgSetEndpoint(this.host, ifname, publicKey, endpoint);
+    await this.deleteLink(ifname);
   }
 }

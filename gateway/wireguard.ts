@@ -5,6 +5,7 @@
 import { ParseError } from './errors.js';
 import { change, read, type Host } from './host.js';
 import type { DesiredPeer, ObservedPeer } from './model.js';
+import type { TunnelBackend, TunnelKind } from './tunnel.js';
 
 /** What `wg show IF dump` reports (keys, port, peers), without the link-level parts. */
 export interface WgDump {
@@ -44,49 +45,62 @@ export function parseWgDump(text: string): WgDump {
   };
 }
 
-/** Reads the WireGuard config of ifname; undefined when there is no such device. */
-export async function readWg(host: Host, ifname: string): Promise<WgDump | undefined> {
-  const r = await read(host, ['wg', 'show', ifname, 'dump'], { allowFailure: true });
-  if (r.exitCode !== 0) return undefined;
-  return parseWgDump(r.stdout);
-}
+/**
+ * The `wg` half of a tunnel backend, the same for kernel WireGuard and wireguard-go:
+ * subclasses say only how the device comes to exist and goes away.
+ */
+export abstract class WgTunnel implements TunnelBackend {
+  abstract readonly kind: TunnelKind;
+  constructor(protected readonly host: Host) {}
 
-/** Sets the private key from a file (the key never appears on a command line). */
-export async function wgSetKey(host: Host, ifname: string, file: string): Promise<void> {
-  await change(host, ['wg', 'set', ifname, 'private-key', file]);
-}
+  abstract create(ifname: string): Promise<void>;
+  abstract destroy(ifname: string): Promise<void>;
 
-export async function wgSetPort(host: Host, ifname: string, port: number): Promise<void> {
-  await change(host, ['wg', 'set', ifname, 'listen-port', String(port)]);
-}
+  /** The WireGuard config of ifname; undefined when there is no such device. */
+  async read(ifname: string): Promise<WgDump | undefined> {
+    const r = await read(this.host, ['wg', 'show', ifname, 'dump'], { allowFailure: true });
+    if (r.exitCode !== 0) return undefined;
+    return parseWgDump(r.stdout);
+  }
 
-/** Creates or updates a peer; allowed-ips replaces the peer's whole list. */
-export async function wgSetPeer(host: Host, ifname: string, p: DesiredPeer): Promise<void> {
-  await change(host, [
-    'wg',
-    'set',
-    ifname,
-    'peer',
-    p.publicKey,
-    'endpoint',
-    p.endpoint,
-    'persistent-keepalive',
-    p.persistentKeepalive === 0 ? 'off' : String(p.persistentKeepalive),
-    'allowed-ips',
-    p.allowedIps.join(','),
-  ]);
-}
+  /** Sets the private key from a file (the key never appears on a command line). */
+  async setKey(ifname: string, file: string): Promise<void> {
+    await change(this.host, ['wg', 'set', ifname, 'private-key', file]);
+  }
 
-/** Moves an existing peer to another endpoint; keys, allowed-ips and keepalive stay. */
-export async function wgSetEndpoint(
-  host: Host,
-  ifname: string,
-  publicKey: string,
-  endpoint: string,
-): Promise<void> {
-  await change(host, ['wg', 'set', ifname, 'peer', publicKey, 'endpoint', endpoint]);
-}
+  async setPort(ifname: string, port: number): Promise<void> {
+    await change(this.host, ['wg', 'set', ifname, 'listen-port', String(port)]);
+  }
 
-export async function wgRemovePeer(host: Host, ifname: string, publicKey: string): Promise<void> {
-  await change(host, ['wg', 'set', ifname, 'peer', publicKey, 'remove']);
+  /** Creates or updates a peer; allowed-ips replaces the peer's whole list. */
+  async setPeer(ifname: string, p: DesiredPeer): Promise<void> {
+    await change(this.host, [
+      'wg',
+      'set',
+      ifname,
+      'peer',
+      p.publicKey,
+      'endpoint',
+      p.endpoint,
+      'persistent-keepalive',
+      p.persistentKeepalive === 0 ? 'off' : String(p.persistentKeepalive),
+      'allowed-ips',
+      p.allowedIps.join(','),
+    ]);
+  }
+
+  /** Moves an existing peer to another endpoint; keys, allowed-ips and keepalive stay. */
+  async setPeerEndpoint(ifname: string, publicKey: string, endpoint: string): Promise<void> {
+    await change(this.host, ['wg', 'set', ifname, 'peer', publicKey, 'endpoint', endpoint]);
+  }
+
+  async removePeer(ifname: string, publicKey: string): Promise<void> {
+    await change(this.host, ['wg', 'set', ifname, 'peer', publicKey, 'remove']);
+  }
+
+  /** Deletes the device if it exists (a missing device is not an error). */
+  protected async deleteLink(ifname: string): Promise<void> {
+    const r = await read(this.host, ['ip', 'link', 'show', ifname], { allowFailure: true });
+    if (r.exitCode === 0) await change(this.host, ['ip', 'link', 'del', ifname]);
+  }
 }

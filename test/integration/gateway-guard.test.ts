@@ -10,7 +10,7 @@ import type { ExecutionContext } from 'ava';
 import { testWith } from '../fixtures/privileges.js';
 import { GatewayLab, type LabNetwork, type LabPod, type LabSite } from '../../gateway/testbed.js';
 import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
-import { VXLAN_PORT } from '../../gateway/model.js';
+import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { EXPERIMENTAL_ETHERTYPE, receivedCount, receiverArgv } from '../fixtures/frames.js';
 
 const test = testWith({
@@ -56,14 +56,6 @@ async function ping(lab: GatewayLab, ns: string, ip: string, count = 2): Promise
   return r.exitCode === 0;
 }
 
-async function rxPackets(lab: GatewayLab, ns: string, dev: string): Promise<number> {
-  const r = await lab.runner.run(['ip', '-s', '-j', 'link', 'show', 'dev', dev], { netns: ns });
-  const [link] = JSON.parse(r.stdout) as { stats64?: { rx?: { packets?: number } } }[];
-  const n = link?.stats64?.rx?.packets;
-  if (typeof n !== 'number') throw new Error(`no rx counter for ${dev}: ${r.stdout}`);
-  return n;
-}
-
 /** The IPv6 link-local address of a device once DAD is done (bounded wait). */
 async function linkLocal(lab: GatewayLab, ns: string, dev: string): Promise<string> {
   for (let i = 0; i < 50; i++) {
@@ -94,17 +86,17 @@ async function inject(
     receiverArgv('eth1', marker, 1.5, 5),
     /ready/,
   );
-  const before = await rxPackets(lab, target.site.ns, target.dev);
+  const before = await lab.rxPackets(target.site.ns, target.dev);
   const argv = [process.execPath, '-e', INJECTOR, target.site.transitAddress];
   await lab.runner.run(
-    [...argv, String(VXLAN_PORT), String(TELEMETRY.vni), String(INJECTED), marker],
+    [...argv, String(DEFAULT_VXLAN_PORT), String(TELEMETRY.vni), String(INJECTED), marker],
     {
       netns: attacker.ns,
       timeoutMs: 15_000,
     },
   );
   const frames = await receivedCount(rx);
-  return { frames, rx: (await rxPackets(lab, target.site.ns, target.dev)) - before };
+  return { frames, rx: (await lab.rxPackets(target.site.ns, target.dev)) - before };
 }
 
 const guard = test.macro({

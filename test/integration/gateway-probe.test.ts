@@ -10,7 +10,7 @@ import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { HealthMonitor } from '../../gateway/health-monitor.js';
 import type { HealthReport } from '../../gateway/health.js';
 import { GatewayLab, type LabNetwork, type LabSite } from '../../gateway/testbed.js';
-import { VXLAN_PORT } from '../../gateway/model.js';
+import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { receivedCount, receiverArgv } from '../fixtures/frames.js';
 import { testWith } from '../fixtures/privileges.js';
 
@@ -20,14 +20,6 @@ const test = testWith({
 });
 
 const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
-
-async function rxPackets(lab: GatewayLab, site: LabSite): Promise<number> {
-  const r = await lab.runner.run(['ip', '-s', '-j', 'link', 'show', 'dev', 'l2fv100'], {
-    netns: site.ns,
-  });
-  return (JSON.parse(r.stdout) as { stats64: { rx: { packets: number } } }[])[0]!.stats64.rx
-    .packets;
-}
 
 /** Waits (bounded) until the monitor's latest report satisfies `ok`. */
 async function until(
@@ -84,7 +76,7 @@ const probe = test.macro({
     );
     t.teardown(() => Promise.all(monitors.map((m) => m.stop())));
     const [m0] = monitors as [HealthMonitor];
-    const before = await rxPackets(lab, s0);
+    const before = await lab.rxPackets(s0.ns, 'l2fv100');
     for (const m of monitors) m.start();
 
     // Idle, and yet site 1's probes reach site 0 and prove the path.
@@ -100,7 +92,7 @@ const probe = test.macro({
     let gained = 0;
     for (const end = Date.now() + 20_000; Date.now() < end && gained < 3;) {
       await new Promise((r) => setTimeout(r, 250));
-      gained = (await rxPackets(lab, s0)) - before;
+      gained = (await lab.rxPackets(s0.ns, 'l2fv100')) - before;
     }
     t.log(`${segment}: site 0 received ${gained} frames on an idle network (probes)`);
     t.true(gained >= 3, `probe frames arrive: ${gained}`);
@@ -112,7 +104,7 @@ const probe = test.macro({
     await lab.runner.run([DEFAULT_NFT, '-f', '-'], {
       netns: s0.ns,
       mutates: true,
-      input: `table inet breaker {\n chain input {\n  type filter hook input priority filter - 20; policy accept;\n  udp dport ${VXLAN_PORT} drop\n }\n}\n`,
+      input: `table inet breaker {\n chain input {\n  type filter hook input priority filter - 20; policy accept;\n  udp dport ${DEFAULT_VXLAN_PORT} drop\n }\n}\n`,
     });
     const started = Date.now();
     const broken = await until(m0, (h) => h.networks[0]?.status === 'not-receiving', 20_000);
