@@ -1,5 +1,5 @@
 import test from 'ava';
-import { FakeKvStore } from './fake-kv-store.js';
+import { FakeKvStore } from './kv-store-fake.js';
 import { Federation } from './federation.js';
 import { resolveConfig } from './config.js';
 import {

@@ -29,8 +29,8 @@ import {
 } from './auth-config.js';
 import { BrokerConfigError } from './errors.js';
 import { describeError } from '../lib/errors.js';
-import { adminFileSchema, resolveAdmin, type AdminFlags } from './admin-config.js';
-import { startBrokerAdmin } from './admin-api.js';
+import { adminFileSchema, resolveAdmin, type AdminFlags } from './admin/config.js';
+import { startBrokerAdmin } from './admin/api.js';
 import { createLogger } from '../lib/log.js';
 
 const fileSchema = z.strictObject({

@@ -5,8 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { adminApi, type AdminApi } from '../broker/admin-calls.js';
-import type { AdminConnection } from '../broker/admin-client.js';
+import { adminApi, type AdminApi } from '../broker/admin/calls.js';
+import type { AdminConnection } from '../broker/admin/client.js';
 
 export const DEFAULT_SERVER = '127.0.0.1:7443';
 

@@ -10,7 +10,7 @@ import { withApi } from './connection.js';
 import { outputOption, printData, type Format } from './output.js';
 import { paint } from './ansi.js';
 import { tunnelState } from './kinds.js';
-import type { AdminApi } from '../broker/admin-calls.js';
+import type { AdminApi } from '../broker/admin/calls.js';
 import {
   PeeringState,
   type Cluster,

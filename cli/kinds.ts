@@ -3,7 +3,7 @@
  * audit): how to fetch all of them (following page tokens), one of them, how to print
  * them as a table row and as proto JSON. `get` and `describe` are thin over this.
  */
-import type { AdminApi } from '../broker/admin-calls.js';
+import type { AdminApi } from '../broker/admin/calls.js';
 import type { PeeringState, TunnelState } from '../proto/gen/l2fed/admin/v1/federation.js';
 import {
   Cluster,

@@ -9,7 +9,7 @@ import { outputOption, printData, table, type Format } from './output.js';
 import { clusters, networks, peerings, tunnels, peeringState, tunnelState } from './kinds.js';
 import { paint, type Color } from './ansi.js';
 import { PeeringState, TunnelState } from '../proto/gen/l2fed/admin/v1/federation.js';
-import type { AdminApi } from '../broker/admin-calls.js';
+import type { AdminApi } from '../broker/admin/calls.js';
 
 export interface Verdict {
   readonly level: 'ok' | 'warning' | 'problem';

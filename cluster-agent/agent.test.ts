@@ -4,15 +4,9 @@ import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
 import { Agent, type AgentSettings } from './agent.js';
-import {
-  CDN_WITH_BRISTOL,
-  FakeBroker,
-  FakeGateway,
-  FakeSource,
-  fakeFederation,
-  FAKE_NEXT_PUBLIC_KEY,
-  FAKE_PUBLIC_KEY,
-} from './agent-fakes.js';
+import { FakeBroker, fakeFederation } from './broker-link-fake.js';
+import { FakeGateway, FAKE_NEXT_PUBLIC_KEY, FAKE_PUBLIC_KEY } from '../gateway/client-fake.js';
+import { CDN_WITH_BRISTOL, FakeSource } from './source-fake.js';
 import type { Federation } from '../broker/federation.js';
 import { makeState } from './desired-state.js';
 import { PeerMapCache } from './peer-map-cache.js';

@@ -15,12 +15,21 @@ import type { GatewayConfigInput } from '../gateway/config.js';
 import type { Logger } from '../lib/log.js';
 import { isRetryableBrokerError, type BrokerApi, type BrokerEvent } from './broker-link.js';
 import { canonicalJson, type DesiredState } from './desired-state.js';
+import {
+  activeKey,
+  afterApply,
+  announcedKey,
+  gatewayKey,
+  pendingKey,
+  UNKNOWN_KEY,
+  type GatewayKey,
+} from './gateway-key.js';
 import type {
   GatewayApi,
   GatewayApplyResult,
   GatewayReport,
   HealthReport,
-} from './gateway-client.js';
+} from '../gateway/client.js';
 import {
   bootstrapGatewayConfig,
   buildGatewayConfig,
@@ -34,7 +43,7 @@ import type { DesiredStateSource, SourceEvent } from './source.js';
 import { buildStatuses } from './status-builder.js';
 import type { AgentSummary, StatusSink } from './status-sink.js';
 import type { BackoffOptions } from './backoff.js';
-import { GatewayCallError } from './errors.js';
+import { GatewayCallError } from '../gateway/client.js';
 
 export interface AgentSettings extends GatewaySettings {
   /** Endpoints other gateways dial, sent to the broker. */
@@ -80,11 +89,11 @@ export class Agent {
   private peerMap: PeerMap | undefined;
   private peerMapFrom: AgentSummary['peerMapFrom'] = 'none';
   private cachedConfig: GatewayConfigInput | undefined;
-  private publicKey: string | undefined;
-  /** A rotated gateway key the tunnel does not use yet; published to the broker first. */
-  private pendingKey: string | undefined;
+  /** The gateway's key and where its rotation stands (gateway-key.ts). */
+  private key: GatewayKey = UNKNOWN_KEY;
   /** The key the broker holds for this cluster (a rotation must name it). */
   private registeredKey: string | undefined;
+  /** The schedule asked for a new key; taken once the current key is known and in use. */
   private rotationDue = false;
   private tunnelKind: string | undefined;
   private registeredAs: string | undefined;
@@ -161,8 +170,8 @@ export class Agent {
   /** A read-only view for tests and logs. */
   get view() {
     return {
-      publicKey: this.publicKey,
-      pendingKey: this.pendingKey,
+      publicKey: activeKey(this.key),
+      pendingKey: pendingKey(this.key),
       registeredKey: this.registeredKey,
       desiredVersion: this.desired?.version,
       registered: this.registeredAs !== undefined,
@@ -225,14 +234,18 @@ export class Agent {
   private async pollGateway(): Promise<void> {
     try {
       const st = await this.d.gateway.getState();
-      if (!st.report && this.publicKey) {
+      if (!st.report && this.key.phase !== 'unknown') {
         // The gateway process restarted and lost its config: apply again.
         this.appliedKey = undefined;
         this.queue.trigger();
       }
-      if (st.report && st.pendingPublicKey !== this.pendingKey) {
+      if (
+        st.report &&
+        this.key.phase !== 'unknown' &&
+        st.pendingPublicKey !== pendingKey(this.key)
+      ) {
         // Somebody (an operator, the lab) rotated the key on the gateway: publish it.
-        this.pendingKey = st.pendingPublicKey;
+        this.key = gatewayKey(this.key.active, st.pendingPublicKey);
         this.queue.trigger();
       }
       if (st.health && st.health.at !== this.health?.at) {
@@ -259,8 +272,7 @@ export class Agent {
   }
 
   private noteApplied(config: GatewayConfigInput, r: GatewayApplyResult): void {
-    this.publicKey = r.report.publicKey;
-    if (this.pendingKey === r.report.publicKey) this.pendingKey = undefined;
+    this.key = afterApply(this.key, r.report.publicKey);
     this.tunnelKind = r.report.tunnelKind;
     this.appliedKey = canonicalJson(config);
     this.applied = { ok: true, report: r.report };
@@ -274,15 +286,14 @@ export class Agent {
    * else by applying the cached config (data plane up at once) or a bootstrap config.
    */
   private async ensureGatewayKey(): Promise<Outcome> {
-    if (this.publicKey) return DONE;
+    if (this.key.phase !== 'unknown') return DONE;
     try {
       const st = await this.d.gateway.getState();
       if (st.report) {
-        this.publicKey = st.report.publicKey;
+        this.key = gatewayKey(st.report.publicKey, st.pendingPublicKey);
         this.tunnelKind = st.report.tunnelKind;
-        this.pendingKey = st.pendingPublicKey;
         // An apply would switch to a pending key the peers may not know yet.
-        if (!this.cachedConfig || this.pendingKey) return DONE;
+        if (!this.cachedConfig || this.key.phase === 'rotating') return DONE;
       }
       const config =
         this.cachedConfig ??
@@ -301,21 +312,17 @@ export class Agent {
 
   /** Handler: on schedule, have the gateway write a new key (it stays pending). */
   private async startRotation(): Promise<Outcome> {
-    if (!this.rotationDue || !this.publicKey || this.pendingKey) return DONE;
+    if (!this.rotationDue || this.key.phase !== 'in-use') return DONE;
     try {
-      this.pendingKey = (await this.d.gateway.rotateKey()).publicKey;
+      const { publicKey } = await this.d.gateway.rotateKey();
+      this.key = gatewayKey(this.key.active, publicKey);
       this.rotationDue = false;
-      this.d.log.info({ publicKey: this.pendingKey }, 'gateway key rotated; publishing it');
+      this.d.log.info({ publicKey }, 'gateway key rotated; publishing it');
       return DONE;
     } catch (err) {
       this.gatewayError = msg(err);
       return requeue(`rotate key: ${msg(err)}`);
     }
-  }
-
-  /** The key the broker should hold: a pending rotated key, else the one in use. */
-  private get announcedKey(): string | undefined {
-    return this.pendingKey ?? this.publicKey;
   }
 
   /**
@@ -324,7 +331,7 @@ export class Agent {
    * time as this gateway; WireGuard's handshake then recovers within one round trip.
    */
   private async rotateAtBroker(): Promise<Outcome> {
-    const want = this.announcedKey;
+    const want = announcedKey(this.key);
     if (!want || !this.registeredKey || this.registeredKey === want) return DONE;
     if (!this.d.broker.connected) return requeue('broker unreachable');
     try {
@@ -343,12 +350,13 @@ export class Agent {
 
   /** Handler: register (idempotent on the broker) with the current key and endpoints. */
   private async registerCluster(): Promise<Outcome> {
-    if (!this.publicKey) return DONE; // ensureGatewayKey already asked for a requeue
+    const announced = announcedKey(this.key);
+    if (!announced) return DONE; // ensureGatewayKey already asked for a requeue
     // Mid-rotation the broker holds the old key; rotateAtBroker goes first.
-    if (this.registeredKey && this.registeredKey !== this.announcedKey) return DONE;
+    if (this.registeredKey && this.registeredKey !== announced) return DONE;
     const capabilities = this.tunnelKind ? [this.tunnelKind.replace(/[^a-z0-9-]/g, '-')] : [];
     const body = {
-      publicKey: this.announcedKey!,
+      publicKey: announced,
       endpoints: [...this.d.settings.endpoints],
       capabilities,
     };
@@ -395,7 +403,7 @@ export class Agent {
   /** Handler: build the whole gateway config and apply it when it changed. */
   private async programGateway(): Promise<Outcome> {
     const desired = this.desired;
-    if (!this.publicKey || !desired) return DONE;
+    if (this.key.phase === 'unknown' || !desired) return DONE;
     const map =
       this.peerMap ??
       (this.transitAddress
@@ -415,7 +423,7 @@ export class Agent {
     const config = this.build.config;
     // Any apply switches the tunnel to a pending key, so hold until the broker has it
     // (peers would not know it); once it has, switch even if nothing else changed.
-    const pending = this.pendingKey;
+    const pending = pendingKey(this.key);
     if (pending && this.registeredKey !== pending) return DONE;
     let outcome = DONE;
     if (canonicalJson(config) !== this.appliedKey || pending) {
@@ -472,8 +480,8 @@ export class Agent {
           ...(this.brokerError ? { lastError: this.brokerError } : {}),
         },
         gateway: {
-          ...(this.publicKey ? { publicKey: this.publicKey } : {}),
-          ...(this.pendingKey ? { pendingPublicKey: this.pendingKey } : {}),
+          ...(this.key.phase !== 'unknown' ? { publicKey: this.key.active } : {}),
+          ...(this.key.phase === 'rotating' ? { pendingPublicKey: this.key.pending } : {}),
           ...(this.lastApply ? { lastApply: this.lastApply } : {}),
           ...(this.gatewayError ? { lastError: this.gatewayError } : {}),
         },

@@ -109,38 +109,6 @@ export class AgentConfigError extends Error {
   }
 }
 
-/**
- * A call to the gateway's gRPC API failed. `code` is the gRPC status code name
- * (INVALID_ARGUMENT: the config was refused and nothing ran; FAILED_PRECONDITION: e.g. a
- * segment bridge is missing; UNAVAILABLE: the gateway is not running).
- */
-export class GatewayCallError extends Error {
-  override name = 'GatewayCallError';
-  constructor(
-    readonly method: string,
-    readonly code: string,
-    readonly details: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`gateway ${method} failed (${code}): ${details}${gatewayHint(code)}`, options);
-  }
-}
-
-function gatewayHint(code: string): string {
-  switch (code) {
-    case 'UNAVAILABLE':
-      return '; is the gateway running at the configured gateway.address? retrying';
-    case 'DEADLINE_EXCEEDED':
-      return '; the gateway did not answer in time, retrying';
-    case 'FAILED_PRECONDITION':
-      return '; fix the host (e.g. create the segment bridge), retrying';
-    case 'INVALID_ARGUMENT':
-      return '; the agent built a config the gateway refuses: check the FederatedNetwork spec and agent config';
-    default:
-      return '';
-  }
-}
-
 /** The broker cannot be reached (NATS down or disconnected) or did not answer in time. */
 export class BrokerUnavailableError extends Error {
   override name = 'BrokerUnavailableError';

@@ -3,7 +3,7 @@
  * per-peer tunnel view the status uses. Pure.
  */
 import type { HealthRequest } from '../broker/protocol.js';
-import type { HealthReport } from './gateway-client.js';
+import type { HealthReport } from '../gateway/client.js';
 import type { TunnelDetail } from './status-sink.js';
 
 const MAX_REASON = 1024;

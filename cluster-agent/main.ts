@@ -17,7 +17,7 @@ import { describeError } from '../lib/errors.js';
 import { Agent } from './agent.js';
 import { loadAgentConfig, readCredentials, type AgentConfig } from './agent-config.js';
 import { NatsBrokerLink } from './broker-link.js';
-import { GrpcGatewayClient } from './gateway-client.js';
+import { GrpcGatewayClient } from '../gateway/client.js';
 import { PeerMapCache } from './peer-map-cache.js';
 import { FolderSource } from './source-folder.js';
 import { KubernetesSource } from './source-kubernetes.js';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { PeerMap } from '../broker/records.js';
-import { CDN_WITH_BRISTOL } from './agent-fakes.js';
-import type { HealthReport } from './gateway-client.js';
+import { CDN_WITH_BRISTOL } from './source-fake.js';
+import type { HealthReport } from '../gateway/client.js';
 import { buildGatewayConfig } from './gateway-config.js';
 import { buildStatuses, formatRtt, type StatusInputs } from './status-builder.js';
 

@@ -6,7 +6,7 @@
 import type { PeerMap } from '../broker/records.js';
 import { CONDITION_TYPES, type ConditionInput } from './conditions.js';
 import type { DesiredState } from './desired-state.js';
-import type { GatewayReport, HealthReport } from './gateway-client.js';
+import type { GatewayReport, HealthReport } from '../gateway/client.js';
 import type { BuildGatewayConfigResult } from './gateway-config.js';
 import { tunnelDetail } from './health-report.js';
 import type { TunnelDetail } from './status-sink.js';

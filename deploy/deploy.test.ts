@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { adminFileSchema, resolveAdmin } from '../broker/admin-config.js';
+import { adminFileSchema, resolveAdmin } from '../broker/admin/config.js';
 import { resolveConfig } from '../broker/config.js';
 import { BrokerConfigError } from '../broker/errors.js';
 import { main as brokerMain } from '../broker/main.js';

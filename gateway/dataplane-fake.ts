@@ -2,10 +2,10 @@
  * A whole fake data plane for unit tests: the fake backends over one mutation log,
  * wired so that creating the tunnel also makes its link appear (as wireguard-go's TUN does).
  */
-import { FakeLog } from './fake-log.js';
+import { FakeLog } from '../lib/log-fake.js';
 import { FakeFirewall } from './firewall-fake.js';
 import { FakeLinks } from './links-fake.js';
-import type { Backends } from './reconciler.js';
+import type { Backends } from './backends.js';
 import { FakeSegment } from './segment-fake.js';
 import { FakeTunnel } from './tunnel-fake.js';
 

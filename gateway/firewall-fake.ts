@@ -1,5 +1,5 @@
 /** In-memory FirewallBackend for unit tests: the table is one spec (or none). */
-import type { FakeLog } from './fake-log.js';
+import type { FakeLog } from '../lib/log-fake.js';
 import {
   FIREWALL_VERSION,
   type FirewallBackend,

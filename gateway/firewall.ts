@@ -9,7 +9,7 @@
  * The pure parts live here (spec, script, parser); firewall-nft.ts runs `nft`.
  */
 import { ParseError } from './errors.js';
-import { VXLAN_PREFIX } from './model.js';
+import { VXLAN_PREFIX } from './names.js';
 
 /** Bumped when the rule set changes, so an older table is replaced on the next apply. */
 export const FIREWALL_VERSION = 3;

@@ -15,9 +15,9 @@ import type { Host } from './host.js';
 import { NftFirewall, requireNft } from './firewall-nft.js';
 import { ensurePrivateKey, rotatePrivateKey, type KeyPair } from './keys.js';
 import { IpLinks } from './links-ip.js';
-import { desiredState, type ObservedState } from './model.js';
+import { desiredState, type ObservedDataplane } from './model.js';
 import { describeStep, planSteps, type Step } from './plan.js';
-import { executePlan, observe, type Backends } from './reconciler.js';
+import { executePlan, observe, type Backends } from './backends.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
 import { OvsSegment, type OvsInterfaceSettings } from './segment-ovs.js';
 import { detectTunnelKind, type TunnelKind } from './tunnel.js';
@@ -210,7 +210,7 @@ export class Gateway {
   }
 
   /** Reads the current state of the data plane (no changes). */
-  observe(): Promise<ObservedState | undefined> {
+  observe(): Promise<ObservedDataplane | undefined> {
     return this.serial(async () =>
       this.backends && this.last ? observe(this.backends, this.last.wireguard.ifname) : undefined,
     );

@@ -1,5 +1,5 @@
 /** In-memory LinkBackend for unit tests: devices, addresses and flood lists. */
-import type { FakeLog } from './fake-log.js';
+import type { FakeLog } from '../lib/log-fake.js';
 import type { LinkBackend, LinkInfo } from './links.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };

@@ -11,7 +11,7 @@
  * stops the process; the last good state stays.
  */
 import { readFile } from 'node:fs/promises';
-import type { GatewayCallError } from '../cluster-agent/errors.js';
+import type { GatewayCallError } from './client.js';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -99,7 +99,7 @@ export function parseGatewayProcessConfig(raw: unknown): GatewayProcessConfig {
  */
 async function rotateKeyCommand(address: string): Promise<void> {
   // The one gateway API client (the agent's); loaded only for this command.
-  const { GrpcGatewayClient } = await import('../cluster-agent/gateway-client.js');
+  const { GrpcGatewayClient } = await import('./client.js');
   const client = new GrpcGatewayClient(address, { readTimeoutMs: 10_000 });
   try {
     const res = await client.rotateKey().catch((err: GatewayCallError) => {

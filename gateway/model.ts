@@ -45,7 +45,7 @@ export interface DesiredVxlan {
   readonly segment: SegmentConfig;
 }
 
-export interface DesiredState {
+export interface DesiredDataplane {
   readonly tunnel: DesiredTunnel;
   readonly vxlans: readonly DesiredVxlan[];
   /** The VXLAN guard (firewall.ts): VXLAN only through this tunnel. */
@@ -55,7 +55,7 @@ export interface DesiredState {
 }
 
 /** Derives the desired data-plane state. Pure; `privateKey` is the key file's content. */
-export function desiredState(config: GatewayConfig, privateKey: string): DesiredState {
+export function desiredState(config: GatewayConfig, privateKey: string): DesiredDataplane {
   const local = addressOf(config.transitAddress);
   const byName = new Map(config.peers.map((p) => [p.name, p]));
   return {
@@ -139,7 +139,7 @@ export interface ObservedSegments {
   readonly attachments: readonly ObservedAttachment[];
 }
 
-export interface ObservedState {
+export interface ObservedDataplane {
   /** The guard's nftables table; undefined = absent. */
   readonly firewall: ObservedFirewall | undefined;
   readonly tunnel: ObservedTunnel | undefined;

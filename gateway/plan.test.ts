@@ -2,7 +2,7 @@ import test from 'ava';
 import { parseGatewayConfig } from './config.js';
 import { PreconditionError } from './errors.js';
 import { FIREWALL_VERSION } from './firewall.js';
-import { desiredState, type ObservedState, type ObservedTunnel } from './model.js';
+import { desiredState, type ObservedDataplane, type ObservedTunnel } from './model.js';
 import { describeStep, planSteps } from './plan.js';
 
 const PRIV = 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=';
@@ -66,7 +66,7 @@ const firewall = {
 };
 
 /** The observed state that matches `desired` exactly. */
-const converged: ObservedState = {
+const converged: ObservedDataplane = {
   firewall,
   tunnel,
   vxlans: [
@@ -88,7 +88,7 @@ const converged: ObservedState = {
   },
 };
 
-const empty: ObservedState = {
+const empty: ObservedDataplane = {
   firewall: undefined,
   tunnel: undefined,
   vxlans: [],
@@ -106,7 +106,7 @@ const BUILD_CDN = [
   'set l2fv100 up',
 ];
 
-type Case = { name: string; observed: ObservedState; want: string[] };
+type Case = { name: string; observed: ObservedDataplane; want: string[] };
 
 const cases: Case[] = [
   { name: 'converged state needs nothing', observed: converged, want: [] },
@@ -297,7 +297,7 @@ test('plan - a peer re-set for another reason keeps the listed endpoint in use',
   });
   const want = desiredState(two, PRIV);
   const peer = { ...tunnel.peers[0]!, endpoint: '198.18.0.2:51820' };
-  const observed: ObservedState = { ...converged, vxlans: [], segments: empty.segments };
+  const observed: ObservedDataplane = { ...converged, vxlans: [], segments: empty.segments };
   // Fail-over moved it to the second endpoint: converged, nothing to do.
   t.deepEqual(planSteps(want, { ...observed, tunnel: { ...tunnel, peers: [peer] } }), []);
   // The keepalive differs: the peer is re-set, on the endpoint it uses.

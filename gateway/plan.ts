@@ -9,9 +9,9 @@ import { firewallMatches, FIREWALL_FAMILY, FIREWALL_TABLE } from './firewall.js'
 import {
   sameSegment,
   type DesiredPeer,
-  type DesiredState,
+  type DesiredDataplane,
   type ObservedPeer,
-  type ObservedState,
+  type ObservedDataplane,
   type ObservedTunnel,
 } from './model.js';
 
@@ -101,7 +101,7 @@ function peerMatches(want: DesiredPeer, have: ObservedPeer | undefined): boolean
   );
 }
 
-function tunnelSteps(want: DesiredState['tunnel'], have: ObservedTunnel | undefined): Step[] {
+function tunnelSteps(want: DesiredDataplane['tunnel'], have: ObservedTunnel | undefined): Step[] {
   const ifname = want.ifname;
   const steps: Step[] = [];
   if (!have) steps.push({ kind: 'tunnel-create', ifname });
@@ -152,7 +152,7 @@ function tunnelSteps(want: DesiredState['tunnel'], have: ObservedTunnel | undefi
  * @throws PreconditionError when a network's segment bridge does not exist: the
  * gateway plugs into local segments, it does not invent them.
  */
-export function planSteps(desired: DesiredState, observed: ObservedState): Step[] {
+export function planSteps(desired: DesiredDataplane, observed: ObservedDataplane): Step[] {
   const clash = (observed.foreignTunnels ?? []).find((f) => f.port === desired.vxlanPort);
   if (clash) {
     throw new PreconditionError(

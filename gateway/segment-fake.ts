@@ -1,6 +1,6 @@
 /** In-memory SegmentBackend for unit tests: bridges and the ports plugged into them. */
 import type { SegmentConfig } from './config.js';
-import type { FakeLog } from './fake-log.js';
+import type { FakeLog } from '../lib/log-fake.js';
 import type { ObservedAttachment } from './model.js';
 import type { SegmentBackend, SegmentType, SegmentView } from './segment.js';
 

@@ -1,9 +1,9 @@
 /** In-memory TunnelBackend for unit tests: keeps one WireGuard config per interface. */
 import { readFileSync } from 'node:fs';
-import type { FakeLog } from './fake-log.js';
+import type { FakeLog } from '../lib/log-fake.js';
 import type { DesiredPeer, ObservedPeer } from './model.js';
 import type { TunnelBackend } from './tunnel.js';
-import type { WgDump } from './wireguard.js';
+import type { WgDump } from './tunnel.js';
 
 interface FakeDevice {
   privateKey: string | undefined;

@@ -4,8 +4,15 @@
  * Both are configured with `wg`; they differ only in how the device comes to exist.
  */
 import { access } from 'node:fs/promises';
-import type { DesiredPeer } from './model.js';
-import type { WgDump } from './wireguard.js';
+import type { DesiredPeer, ObservedPeer } from './model.js';
+
+/** What `wg show IF dump` reports (keys, port, peers), without the link-level parts. */
+export interface WgDump {
+  readonly privateKey: string | undefined;
+  readonly publicKey: string | undefined;
+  readonly listenPort: number;
+  readonly peers: readonly ObservedPeer[];
+}
 
 export const TUNNEL_KINDS = ['kernel', 'wireguard-go', 'fake'] as const;
 export type TunnelKind = (typeof TUNNEL_KINDS)[number];

@@ -5,15 +5,7 @@
 import { ParseError } from './errors.js';
 import { change, read, type Host } from './host.js';
 import type { DesiredPeer, ObservedPeer } from './model.js';
-import type { TunnelBackend, TunnelKind } from './tunnel.js';
-
-/** What `wg show IF dump` reports (keys, port, peers), without the link-level parts. */
-export interface WgDump {
-  readonly privateKey: string | undefined;
-  readonly publicKey: string | undefined;
-  readonly listenPort: number;
-  readonly peers: readonly ObservedPeer[];
-}
+import type { TunnelBackend, TunnelKind, WgDump } from './tunnel.js';
 
 const none = (s: string | undefined) => (s === undefined || s === '(none)' ? undefined : s);
 

@@ -3,7 +3,7 @@
  * exactly as an operator would (gateway RotateKey), then waits until the cluster's agent
  * has published it through the broker and the tunnel uses it.
  */
-import { GrpcGatewayClient } from '../cluster-agent/gateway-client.js';
+import { GrpcGatewayClient } from '../gateway/client.js';
 import { labPaths } from './paths.js';
 import { readState } from './state.js';
 

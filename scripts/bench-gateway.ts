@@ -13,7 +13,7 @@ import {
   type LabNetwork,
   type OvsPortMode,
   type SegmentKind,
-} from '../gateway/testbed.js';
+} from '../test/fixtures/gateway-testbed.js';
 
 const { values } = parseArgs({
   options: {

@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { testWith } from '../fixtures/privileges.js';
 import { eventually } from '../fixtures/broker.js';
 import { seedScenario, startAdminFixture } from '../fixtures/admin.js';
-import type { AdminCallError } from '../../broker/admin-calls.js';
+import type { AdminCallError } from '../../broker/admin/calls.js';
 import { PeeringState } from '../../proto/gen/l2fed/admin/v1/federation.js';
 
 const test = testWith({ tools: ['nats-server'] });

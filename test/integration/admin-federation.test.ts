@@ -3,7 +3,7 @@ import { HealthClient } from '../../lib/health-client.js';
 import { testWith } from '../fixtures/privileges.js';
 import { seedScenario, startAdminFixture } from '../fixtures/admin.js';
 import { eventually } from '../fixtures/broker.js';
-import type { AdminCallError } from '../../broker/admin-calls.js';
+import type { AdminCallError } from '../../broker/admin/calls.js';
 import { listServices } from '../fixtures/grpc-reflection.js';
 import { PeeringState, TunnelState } from '../../proto/gen/l2fed/admin/v1/federation.js';
 

@@ -3,8 +3,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { status } from '@grpc/grpc-js';
 import { ExecaRunner } from '../../lib/runner.js';
 import { ensureCa, issueCert, readPair } from '../../lib/pki.js';
-import { startAdminServer } from '../../broker/admin-server.js';
-import { getVersion } from '../../broker/admin-client.js';
+import { startAdminServer } from '../../broker/admin/server.js';
+import { getVersion } from '../../broker/admin/client.js';
 import { testWith } from '../fixtures/privileges.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
 
@@ -80,7 +80,7 @@ test('admin mTLS - ensureCa keeps an existing CA', async (t) => {
 
 test('admin mTLS - federation services: no cert refused, a CA-signed cert acts and is audited by CN', async (t) => {
   const { startAdminFixture } = await import('../fixtures/admin.js');
-  const { adminApi } = await import('../../broker/admin-calls.js');
+  const { adminApi } = await import('../../broker/admin/calls.js');
   const dir = await makeRunDir('pki');
   t.teardown(() => dir.remove());
   const runner = new ExecaRunner();
@@ -122,8 +122,8 @@ test('admin mTLS - federation services: no cert refused, a CA-signed cert acts a
 
 test('admin token - a wrong token is UNAUTHENTICATED, the right one acts as token:<id>', async (t) => {
   const { startAdminFixture } = await import('../fixtures/admin.js');
-  const { adminApi } = await import('../../broker/admin-calls.js');
-  const { tokenId } = await import('../../broker/admin-identity.js');
+  const { adminApi } = await import('../../broker/admin/calls.js');
+  const { tokenId } = await import('../../broker/admin/identity.js');
   const token = 'a'.repeat(40);
   const fx = await startAdminFixture(t, {
     auth: { type: 'token', tokens: [token] },

@@ -17,7 +17,12 @@ import { parseAgentConfig } from '../../cluster-agent/agent-config.js';
 import { createAgent } from '../../cluster-agent/main.js';
 import { readStatusFile, statusFileName } from '../../cluster-agent/status-sink.js';
 import { startGatewayService, type RunningGateway } from '../../gateway/service.js';
-import { GatewayLab, type LabNetwork, type LabPod, type LabSite } from '../../gateway/testbed.js';
+import {
+  GatewayLab,
+  type LabNetwork,
+  type LabPod,
+  type LabSite,
+} from '../fixtures/gateway-testbed.js';
 import { startBrokers } from '../fixtures/broker.js';
 import { startNats } from '../fixtures/nats.js';
 import { testWith } from '../fixtures/privileges.js';

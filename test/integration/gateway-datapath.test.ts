@@ -1,6 +1,11 @@
 import type { ExecutionContext } from 'ava';
 import { testWith } from '../fixtures/privileges.js';
-import { GatewayLab, WG_PORT, type LabNetwork, type SegmentKind } from '../../gateway/testbed.js';
+import {
+  GatewayLab,
+  WG_PORT,
+  type LabNetwork,
+  type SegmentKind,
+} from '../fixtures/gateway-testbed.js';
 import { receivedCount, receiverArgv, senderArgv } from '../fixtures/frames.js';
 
 const test = testWith({

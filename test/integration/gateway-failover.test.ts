@@ -2,7 +2,7 @@ import type { GatewayConfigInput } from '../../gateway/config.js';
 import { HealthMonitor } from '../../gateway/health-monitor.js';
 import type { HealthReport } from '../../gateway/health.js';
 import { GatewayMetrics } from '../../gateway/metrics.js';
-import { GatewayLab, WG_PORT, type LabNetwork } from '../../gateway/testbed.js';
+import { GatewayLab, WG_PORT, type LabNetwork } from '../fixtures/gateway-testbed.js';
 import { testWith } from '../fixtures/privileges.js';
 
 const test = testWith({ netAdmin: true, tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping'] });

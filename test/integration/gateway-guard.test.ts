@@ -8,7 +8,12 @@
  */
 import type { ExecutionContext } from 'ava';
 import { testWith } from '../fixtures/privileges.js';
-import { GatewayLab, type LabNetwork, type LabPod, type LabSite } from '../../gateway/testbed.js';
+import {
+  GatewayLab,
+  type LabNetwork,
+  type LabPod,
+  type LabSite,
+} from '../fixtures/gateway-testbed.js';
 import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { EXPERIMENTAL_ETHERTYPE, receivedCount, receiverArgv } from '../fixtures/frames.js';

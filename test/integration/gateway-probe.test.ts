@@ -9,7 +9,7 @@ import type { ExecutionContext } from 'ava';
 import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { HealthMonitor } from '../../gateway/health-monitor.js';
 import type { HealthReport } from '../../gateway/health.js';
-import { GatewayLab, type LabNetwork, type LabSite } from '../../gateway/testbed.js';
+import { GatewayLab, type LabNetwork, type LabSite } from '../fixtures/gateway-testbed.js';
 import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { receivedCount, receiverArgv } from '../fixtures/frames.js';
 import { testWith } from '../fixtures/privileges.js';

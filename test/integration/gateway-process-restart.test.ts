@@ -3,7 +3,7 @@ import { supervise } from '../../lib/supervisor.js';
 import { ExecaRunner, RecordingRunner } from '../../lib/runner.js';
 import { DetachedLauncher } from '../../gateway/daemons.js';
 import { Gateway } from '../../gateway/gateway.js';
-import { GatewayLab, type LabNetwork } from '../../gateway/testbed.js';
+import { GatewayLab, type LabNetwork } from '../fixtures/gateway-testbed.js';
 import { testWith } from '../fixtures/privileges.js';
 
 const test = testWith({ netAdmin: true, tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping'] });

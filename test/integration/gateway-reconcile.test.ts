@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { ConfigError, PreconditionError } from '../../gateway/errors.js';
 import { testWith } from '../fixtures/privileges.js';
-import { GatewayLab, type LabNetwork } from '../../gateway/testbed.js';
+import { GatewayLab, type LabNetwork } from '../fixtures/gateway-testbed.js';
 import { receivedCount, receiverArgv, senderArgv } from '../fixtures/frames.js';
 
 const test = testWith({

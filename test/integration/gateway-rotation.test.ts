@@ -1,4 +1,4 @@
-import { GatewayLab, type LabNetwork } from '../../gateway/testbed.js';
+import { GatewayLab, type LabNetwork } from '../fixtures/gateway-testbed.js';
 import { testWith } from '../fixtures/privileges.js';
 
 const test = testWith({ netAdmin: true, tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping'] });
