@@ -36,6 +36,24 @@ test('wg dump - interface and peers parse, "(none)" and "off" become absent', (t
   t.throws(() => parseWgDump('garbage'), { instanceOf: ParseError });
 });
 
+test('wg dump - a parse error never quotes key material (private or preshared key)', (t) => {
+  const priv = 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=';
+  const psk = 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=';
+  const cases = [
+    // A first line cut short (the private key, then nothing usable).
+    `${priv}\t${KEY_B}`,
+    // A good first line, then a peer line cut short after its preshared key.
+    `${priv}\t${KEY_B}\t51820\toff\n${KEY_B}\t${psk}\t198.18.0.2:51820`,
+  ];
+  for (const text of cases) {
+    const err = t.throws(() => parseWgDump(text), { instanceOf: ParseError });
+    t.false(err.message.includes(priv), err.message);
+    t.false(err.message.includes(psk), err.message);
+    t.false(JSON.stringify(err, Object.getOwnPropertyNames(err)).includes(priv));
+    t.regex(err.message, /line \d+.*fields/, 'says which line and what was wrong');
+  }
+});
+
 const IP_JSON = JSON.stringify([
   {
     ifname: 'l2fv7',

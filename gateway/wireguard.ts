@@ -9,15 +9,29 @@ import type { TunnelBackend, TunnelKind, WgDump } from './tunnel.js';
 
 const none = (s: string | undefined) => (s === undefined || s === '(none)' ? undefined : s);
 
-/** Parses `wg show IF dump` (tab-separated; first line is the interface). Pure. */
+/**
+ * Says what is wrong with a dump line without quoting it: the first line holds the
+ * private key and a peer line its preshared key, and errors end up in logs and gRPC
+ * answers.
+ */
+function badLine(index: number, what: string, fields: number, want: number): ParseError {
+  return new ParseError(
+    'wg show dump',
+    `line ${index + 1} (${what}) has ${fields} tab-separated fields, expected at least ${want} (line not shown: it holds key material)`,
+  );
+}
+
+/**
+ * Parses `wg show IF dump` (tab-separated; first line is the interface). Pure.
+ * @throws ParseError naming the line and its field count, never its content.
+ */
 export function parseWgDump(text: string): WgDump {
   const lines = text.split('\n').filter((l) => l.trim());
   const head = lines[0]?.split('\t');
-  if (!head || head.length < 4)
-    throw new ParseError('wg show dump', `bad first line "${lines[0]}"`);
-  const peers = lines.slice(1).map((l): ObservedPeer => {
+  if (!head || head.length < 4) throw badLine(0, 'interface', head?.length ?? 0, 4);
+  const peers = lines.slice(1).map((l, i): ObservedPeer => {
     const f = l.split('\t');
-    if (f.length < 8) throw new ParseError('wg show dump', `bad peer line "${l}"`);
+    if (f.length < 8) throw badLine(i + 1, 'peer', f.length, 8);
     const allowed = none(f[3]);
     return {
       publicKey: f[0]!,
