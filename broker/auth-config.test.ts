@@ -1,5 +1,12 @@
 import test from 'ava';
-import { brokerPermissions, clusterPermissions, generateFederationAuth } from './auth-config.js';
+import {
+  ADMIN_AUDIT_BUCKET,
+  BROKER_BUCKETS,
+  brokerPermissions,
+  clusterPermissions,
+  generateFederationAuth,
+} from './auth-config.js';
+import { AUDIT_BUCKET } from './admin/audit.js';
 
 test('auth config - cluster permissions name only its own subjects and peer-map key', (t) => {
   const p = clusterPermissions('madrid');
@@ -38,4 +45,21 @@ test('auth config - the health verb rides on the own-subject grant; no health bu
   for (const s of [...p.publish.allow, ...p.subscribe.allow])
     t.false(s.includes('l2fed_health'), s);
   t.true(brokerPermissions().publish.allow.includes('$KV.l2fed_health.>'));
+});
+
+test('auth config - the broker user is scoped per bucket: no JetStream wildcard, purge or stream delete', (t) => {
+  const p = brokerPermissions();
+  for (const s of p.publish.allow) {
+    t.false(s === '>' || s.startsWith('$JS.API.>') || s === '$JS.>', s);
+    t.notRegex(s, /PURGE|STREAM\.DELETE|STREAM\.UPDATE|MSG\.DELETE|\$JS\.API\.\*/, s);
+    if (s.startsWith('$KV.') || s.includes('KV_'))
+      t.true(
+        BROKER_BUCKETS.some((b) => s.includes(`KV_${b}`) || s.startsWith(`$KV.${b}.`)),
+        `${s} names one of the broker's buckets`,
+      );
+  }
+  // The admin API (in the broker) writes its audit log with the broker's user.
+  t.is(ADMIN_AUDIT_BUCKET, AUDIT_BUCKET);
+  t.true(p.publish.allow.includes(`$KV.${AUDIT_BUCKET}.>`));
+  t.true(p.publish.allow.includes(`$JS.API.STREAM.CREATE.KV_${AUDIT_BUCKET}`));
 });

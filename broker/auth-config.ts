@@ -101,19 +101,46 @@ export function clusterPermissions(clusterId: string): Permissions {
   };
 }
 
-/** Subject permissions of the broker user. Pure. */
+/**
+ * The admin API's audit bucket (AUDIT_BUCKET in admin/audit.ts; a test keeps the two
+ * equal). Named here so the agent, which imports this file, does not load the admin API.
+ */
+export const ADMIN_AUDIT_BUCKET = 'l2fed_audit';
+
+/**
+ * Buckets the broker user works on: its own (records.ts) and the admin API's audit log
+ * (the admin API runs inside the broker, on its connection).
+ */
+export const BROKER_BUCKETS: readonly string[] = [...Object.values(BUCKETS), ADMIN_AUDIT_BUCKET];
+
+/**
+ * Subject permissions of the broker user: exactly what the broker and its admin API use
+ * at run time, per bucket. Create/inspect its own streams (idempotent, at start), read
+ * keys (direct get), list/watch them (ordered consumers: create, flow control, delete),
+ * write/delete keys (`$KV.<bucket>.>`). No purge, stream delete/update or message
+ * delete, no other stream, no `$JS.API.>`. Pure.
+ */
 export function brokerPermissions(): Permissions {
+  const perBucket = BROKER_BUCKETS.flatMap((b) => {
+    const stream = `KV_${b}`;
+    return [
+      `$JS.API.STREAM.INFO.${stream}`,
+      `$JS.API.STREAM.CREATE.${stream}`,
+      `$JS.API.DIRECT.GET.${stream}`,
+      `$JS.API.DIRECT.GET.${stream}.>`,
+      `$JS.API.CONSUMER.CREATE.${stream}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.>`,
+      `$JS.API.CONSUMER.DELETE.${stream}.*`,
+      `$JS.FC.${stream}.>`,
+      `$KV.${b}.>`,
+    ];
+  });
   return {
-    publish: {
-      allow: [
-        '$JS.API.>',
-        '$JS.FC.>',
-        '$JS.ACK.>',
-        ...Object.values(BUCKETS).map((b) => `$KV.${b}.>`),
-      ],
-    },
+    publish: { allow: ['$JS.API.INFO', ...perBucket] },
     subscribe: { allow: [`${SUBJECT_PREFIX}.>`, '_INBOX.>'] },
-    // Replies go to each cluster's private inbox, allowed only as responses.
+    // Replies go to each cluster's private inbox (_INBOX_<id>.…), allowed only as the
+    // one response to a request the broker received; the broker itself also answers
+    // only there (broker.ts, isOwnInbox).
     allow_responses: true,
   };
 }

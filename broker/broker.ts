@@ -14,6 +14,8 @@ import { Federation } from './federation.js';
 import { handleRequest } from './request-handler.js';
 import { BROKER_QUEUE_GROUP, SUBJECT_PREFIX } from './protocol.js';
 import { BUCKETS } from './records.js';
+import { inboxPrefix } from './auth-config.js';
+import { isDns1123Label } from './names.js';
 
 async function openWithRetry(
   nc: NatsConnection,
@@ -54,6 +56,23 @@ export type BrokerState = 'running' | 'stopping' | 'stopped';
 export interface BrokerStats {
   handled: number;
   failed: number;
+  /** Requests whose reply subject was not the requester's own inbox: handled, not answered. */
+  repliesRefused: number;
+}
+
+/**
+ * True when `reply` is an inbox of the cluster named in `subject`
+ * (`_INBOX_<id>.<token>…`, see auth-config.ts). The broker publishes with its own NATS
+ * rights, so a reply anywhere else would let a cluster make the broker write for it:
+ * another cluster's KV key, another cluster's inbox, or a JetStream API call.
+ */
+export function isOwnInbox(subject: string, reply: string): boolean {
+  const id = subject.split('.')[2] ?? '';
+  if (!subject.startsWith(`${SUBJECT_PREFIX}.`) || !isDns1123Label(id)) return false;
+  const prefix = `${inboxPrefix(id)}.`;
+  const rest = reply.slice(prefix.length);
+  // Tokens only: no wildcards, whitespace or empty tokens.
+  return reply.startsWith(prefix) && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(rest);
 }
 
 export class Broker {
@@ -64,7 +83,7 @@ export class Broker {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<unknown> | undefined;
   private readonly loop: Promise<void>;
-  readonly stats: BrokerStats = { handled: 0, failed: 0 };
+  readonly stats: BrokerStats = { handled: 0, failed: 0, repliesRefused: 0 };
 
   private constructor(
     readonly nc: NatsConnection,
@@ -145,11 +164,37 @@ export class Broker {
 
   private async serve(): Promise<void> {
     for await (const msg of this.sub) {
+      if (msg.reply && !isOwnInbox(msg.subject, msg.reply)) {
+        // Dropped before handling: a request nobody may be told about changes nothing.
+        this.stats.repliesRefused++;
+        this.logRefused(msg.subject, msg.reply);
+        continue;
+      }
       await this.acquire();
       void this.handle(msg.subject, msg.data, msg.reply, (data) => msg.respond(data)).finally(() =>
         this.release(),
       );
     }
+  }
+
+  private lastRefusedLog = 0;
+  private refusedSinceLog = 0;
+
+  /** At most one warning a second, so a flood of bad requests cannot flood the log. */
+  private logRefused(subject: string, reply: string): void {
+    this.refusedSinceLog++;
+    if (Date.now() - this.lastRefusedLog < 1000) return;
+    this.log.warn(
+      {
+        subject: subject.slice(0, 200),
+        reply: reply.slice(0, 200),
+        dropped: this.refusedSinceLog,
+        droppedTotal: this.stats.repliesRefused,
+      },
+      "request dropped: its reply subject is not the requester's own inbox (_INBOX_<clusterId>.…)",
+    );
+    this.lastRefusedLog = Date.now();
+    this.refusedSinceLog = 0;
   }
 
   private async handle(

@@ -3,7 +3,8 @@
  * cluster's own peer map. Used by the cluster-agent, the tests and the benchmark.
  * Holds no state besides the connection; every method may be called concurrently.
  */
-import type { KV, KvEntry, NatsConnection, QueuedIterator } from 'nats';
+import { nuid, type KV, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
+import { inboxPrefix } from './auth-config.js';
 import {
   requestSubject,
   type Reply,
@@ -39,8 +40,13 @@ export class BrokerClient {
         : typeof body === 'string' || body instanceof Uint8Array
           ? body
           : JSON.stringify(body);
+    // The reply always goes to this cluster's own inbox, whatever the connection's
+    // inboxPrefix: the broker answers nowhere else (and one connection may serve many
+    // simulated clusters in tests and the benchmark).
     const msg = await this.nc.request(requestSubject(this.clusterId, verb), payload, {
       timeout: this.opts.timeoutMs ?? 10_000,
+      noMux: true,
+      reply: `${inboxPrefix(this.clusterId)}.${nuid.next()}`,
     });
     return JSON.parse(new TextDecoder().decode(msg.data)) as Reply<Results[V]>;
   }

@@ -1,0 +1,155 @@
+/**
+ * Trust between clusters on the control plane, against nats-server configured with
+ * the credentials `broker gen-auth` makes: one cluster's credentials can neither make
+ * the broker write for it (reply redirection) nor write, read or purge anything of
+ * another cluster itself; the KV is byte-identical afterwards.
+ */
+import type { ExecutionContext } from 'ava';
+import type { NatsConnection } from 'nats';
+import { testWith } from '../fixtures/privileges.js';
+import {
+  ALL_BUCKETS,
+  dumpKv,
+  eventually,
+  registerBody,
+  startAuthedNats,
+  startBrokers,
+  type AuthedNats,
+} from '../fixtures/broker.js';
+import { BUCKETS } from '../../broker/records.js';
+import type { BrokerClient } from '../../broker/client.js';
+import type { Broker } from '../../broker/broker.js';
+
+const test = testWith({ tools: ['nats-server'] });
+
+/** Resolves to a description of how `p` ended; 'timed out' when nothing answered. */
+async function outcome(p: Promise<unknown>, ms = 2000): Promise<string> {
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
+  let v: unknown;
+  try {
+    v = await Promise.race([p, timeout]);
+  } catch (err) {
+    return `refused: ${(err as Error).message}`;
+  }
+  if (v === 'timeout') return 'timed out';
+  const m = v as { data?: Uint8Array };
+  return `SUCCEEDED: ${m.data ? new TextDecoder().decode(m.data) : String(v)}`;
+}
+
+interface Federation {
+  fed: AuthedNats;
+  brokers: Broker[];
+  clients: Record<'a' | 'b' | 'c', BrokerClient>;
+  inspect: NatsConnection;
+}
+
+/** a, b, c registered; all export cdn; b and c peer, a peers b (b does not consent). */
+async function federation(t: ExecutionContext): Promise<Federation> {
+  const fed = await startAuthedNats(['a', 'b', 'c']);
+  t.teardown(() => fed.dispose());
+  const brokers = await startBrokers(fed.url, 2, { reconcileIntervalMs: 0 }, fed.brokerConnect);
+  t.teardown(() => brokers.dispose());
+  const [a, b, c] = await fed.clusterClients(['a', 'b', 'c']);
+  await Promise.all([a, b, c].map((x, i) => x!.request('register', registerBody(i))));
+  await Promise.all([a, b, c].map((x) => x!.request('exports', { networks: ['cdn'] })));
+  await b!.request('peerings', { peerings: [{ remoteCluster: 'c' }] });
+  await c!.request('peerings', { peerings: [{ remoteCluster: 'b' }] });
+  await a!.request('peerings', { peerings: [{ remoteCluster: 'b' }] });
+  t.is((await c!.peerMap())?.peers[0]?.cluster, 'b', 'c peers with b before the attack');
+  return {
+    fed,
+    brokers: brokers.replicas,
+    clients: { a: a!, b: b!, c: c! },
+    inspect: await fed.connectBroker(),
+  };
+}
+
+test('trust - a reply subject outside the requester inbox is never answered; KV byte-identical', async (t) => {
+  const { fed, brokers, clients, inspect } = await federation(t);
+  const before = await dumpKv(inspect);
+  const ncA = clients.a.nc;
+  const targets = [
+    `$KV.${BUCKETS.peerMaps}.b`,
+    `$KV.${BUCKETS.peerings}.b`,
+    `$KV.${BUCKETS.clusters}.b`,
+    ...ALL_BUCKETS.map((b) => `$JS.API.STREAM.PURGE.KV_${b}`),
+    ...ALL_BUCKETS.map((b) => `$JS.API.STREAM.DELETE.KV_${b}`),
+    '_INBOX_b.spoofed', // a fake reply into b's pending requests
+    '_INBOX.spoofed', // the broker's own inbox
+    '_INBOX_a', // the prefix itself is not an inbox subject
+  ];
+  const refused = () => brokers.reduce((n, b) => n + (b.stats.repliesRefused ?? 0), 0);
+  for (const reply of targets) {
+    // A valid request on a's own subject: only the reply subject is hostile. `get` is
+    // read-only and `peerings` rewrites a's own (unchanged) declaration.
+    ncA.publish('l2fed.v1.a.get', '{}', { reply });
+    ncA.publish('l2fed.v1.a.peerings', JSON.stringify({ peerings: [{ remoteCluster: 'b' }] }), {
+      reply,
+    });
+  }
+  await ncA.flush();
+  // The honest path still works.
+  t.is((await clients.a.request('get')).cluster?.id, 'a');
+  t.true(
+    await eventually(() => Promise.resolve(refused() === targets.length * 2)),
+    `every hostile request was dropped and counted (${refused()} of ${targets.length * 2})`,
+  );
+  t.is(await dumpKv(inspect), before, 'every bucket is byte-identical');
+  t.is((await clients.c.peerMap())?.peers[0]?.cluster, 'b', 'c still peers with b');
+  t.deepEqual(fed.brokerViolations(), [], 'the broker needed no right it lacks');
+});
+
+test("trust - with a's credentials every cross-cluster write, read and purge is refused; KV byte-identical", async (t) => {
+  const { clients, inspect } = await federation(t);
+  const before = await dumpKv(inspect);
+  const ncA = clients.a.nc;
+  const tried: string[] = [];
+  const mustFail = async (what: string, p: Promise<unknown>) => {
+    tried.push(what);
+    t.regex(await outcome(p), /refused|timed out/, what);
+  };
+  for (const bucket of ALL_BUCKETS) {
+    const stream = `KV_${bucket}`;
+    for (const key of ['a', 'b']) {
+      // Writes and deletes go through the KV subject; a's own key included.
+      await mustFail(`write ${bucket}/${key}`, ncA.request(`$KV.${bucket}.${key}`, 'x'));
+      // a reads its own peer map (allowed, tested in broker-isolation); nothing else.
+      if (bucket !== BUCKETS.peerMaps || key !== 'a')
+        await mustFail(
+          `direct get ${bucket}/${key}`,
+          ncA.request(`$JS.API.DIRECT.GET.${stream}.$KV.${bucket}.${key}`, '', { timeout: 1500 }),
+        );
+    }
+    await mustFail(
+      `watch ${bucket}/b`,
+      ncA.request(`$JS.API.CONSUMER.CREATE.${stream}.x.$KV.${bucket}.b`, '{}', { timeout: 1500 }),
+    );
+    for (const api of [
+      `STREAM.PURGE.${stream}`,
+      `STREAM.DELETE.${stream}`,
+      `STREAM.UPDATE.${stream}`,
+      `STREAM.MSG.DELETE.${stream}`,
+      `STREAM.MSG.GET.${stream}`,
+      `STREAM.INFO.${stream}`,
+      `CONSUMER.CREATE.${stream}`,
+      `CONSUMER.LIST.${stream}`,
+      `DIRECT.GET.${stream}`,
+    ])
+      await mustFail(api, ncA.request(`$JS.API.${api}`, '{}', { timeout: 1500 }));
+  }
+  for (const verb of ['get', 'deregister', 'peerings'])
+    await mustFail(`request as b: ${verb}`, ncA.request(`l2fed.v1.b.${verb}`, '{}'));
+  t.log(`${tried.length} cross-cluster operations tried, all refused`);
+  t.is(await dumpKv(inspect), before, 'every bucket is byte-identical');
+});
+
+test('trust - the broker user holds no purge/delete of streams and no JetStream wildcard', async (t) => {
+  const { fed, inspect } = await federation(t);
+  for (const bucket of ALL_BUCKETS) {
+    for (const api of [`STREAM.PURGE.KV_${bucket}`, `STREAM.DELETE.KV_${bucket}`])
+      t.regex(await outcome(inspect.request(`$JS.API.${api}`, '{}')), /refused/, api);
+  }
+  t.regex(await outcome(inspect.request('$JS.API.STREAM.CREATE.OTHER', '{}')), /refused/);
+  t.regex(await outcome(inspect.request('$JS.API.STREAM.LIST', '{}')), /refused/);
+  t.truthy(fed.auth.serverConfig);
+});
