@@ -83,7 +83,13 @@ const IP_JSON = JSON.stringify([
 
 test('ip addr - links, vxlan attributes and addresses (link-local skipped)', (t) => {
   const [vx, br, wg] = parseIpAddr(IP_JSON);
-  t.deepEqual(vx?.vxlan, { vni: 7, local: '198.19.255.1', dstport: 4789, learning: false });
+  t.deepEqual(vx?.vxlan, {
+    vni: 7,
+    local: '198.19.255.1',
+    dstport: 4789,
+    learning: false,
+    limit: 0,
+  });
   t.deepEqual([vx?.noarp, vx?.udpPort, wg?.noarp], [true, 4789, false]);
   t.true(vx?.up);
   t.deepEqual(vx?.addresses, []);
@@ -94,8 +100,8 @@ test('ip addr - links, vxlan attributes and addresses (link-local skipped)', (t)
 test('bridge fdb - only all-zero entries count as flood targets', (t) => {
   const text = JSON.stringify([
     { mac: '0e:6c:f5:ad:22:3d', master: 'brx' },
-    { mac: '00:00:00:00:00:00', dst: '198.19.255.3', flags: ['self'] },
-    { mac: '00:00:00:00:00:00', dst: '198.19.255.2', flags: ['self'] },
+    { mac: '00:00:00:00:00:00', dst: '198.19.255.3', flags: ['self'], state: 'permanent' },
+    { mac: '00:00:00:00:00:00', dst: '198.19.255.2', flags: ['self'], state: 'permanent' },
   ]);
   t.deepEqual(parseFloodList(text), ['198.19.255.2', '198.19.255.3']);
 });
@@ -153,7 +159,7 @@ test('real backends - argv, netns and mutates flags', async (t) => {
   });
   await new KernelTunnel(host).setKey('l2fa', '/k');
   t.deepEqual(runner.mutatingCommands(), [
-    'ip link add l2fv7 type vxlan id 7 local 198.19.255.1 dstport 4789 nolearning',
+    'ip link add l2fv7 type vxlan id 7 local 198.19.255.1 dstport 4789 learning maxaddress 4096',
     'bridge fdb append 00:00:00:00:00:00 dev l2fv7 dst 198.19.255.2',
     'ip link set l2fv7 arp off',
     'ovs-vsctl --db=unix:/run/x/db.sock --timeout=10 --may-exist add-port br-cdn l2fv7 tag=10',

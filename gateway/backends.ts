@@ -46,10 +46,11 @@ export async function observe(b: Backends, ifname: string): Promise<ObservedData
       local: l.vxlan!.local,
       dstport: l.vxlan!.dstport,
       learning: l.vxlan!.learning,
+      limit: l.vxlan!.limit,
       noarp: l.noarp ?? false,
       mtu: l.mtu,
       up: l.up,
-      remotes: await b.links.floodList(l.name),
+      ...(await b.links.fdb(l.name)),
     })),
   );
   const views = await Promise.all(
@@ -92,7 +93,11 @@ function segmentBackend(b: Backends, type: SegmentType): SegmentBackend {
 export async function executeStep(b: Backends, s: Step): Promise<void> {
   switch (s.kind) {
     case 'firewall-set':
-      return b.firewall.set({ wgIfname: s.wgIfname, vxlanPort: s.vxlanPort });
+      return b.firewall.set({
+        wgIfname: s.wgIfname,
+        vxlanPort: s.vxlanPort,
+        vxlanFrom: s.vxlanFrom,
+      });
     case 'tunnel-create':
       return b.tunnel.create(s.ifname);
     case 'tunnel-set-key':
@@ -121,6 +126,8 @@ export async function executeStep(b: Backends, s: Step): Promise<void> {
       return b.links.floodAppend(s.dev, s.dst);
     case 'fdb-del':
       return b.links.floodDelete(s.dev, s.dst);
+    case 'fdb-forget':
+      return b.links.forgetLearned(s.dev, s.mac, s.dst);
     case 'segment-attach':
       return segmentBackend(b, s.segment.type).attach(s.port, s.segment);
     case 'segment-detach':

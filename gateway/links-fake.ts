@@ -1,12 +1,20 @@
-/** In-memory LinkBackend for unit tests: devices, addresses and flood lists. */
+/** In-memory LinkBackend for unit tests: devices, addresses, flood lists, learned MACs. */
 import type { FakeLog } from '../lib/log-fake.js';
-import type { LinkBackend, LinkInfo } from './links.js';
+import {
+  VXLAN_FDB_LIMIT,
+  type LearnedFdbEntry,
+  type LinkBackend,
+  type LinkInfo,
+  type VxlanFdb,
+} from './links.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export class FakeLinks implements LinkBackend {
   readonly links = new Map<string, Mutable<LinkInfo>>();
   readonly flood = new Map<string, string[]>();
+  /** What each VXLAN device learned; tests write here as the kernel would. */
+  readonly learned = new Map<string, LearnedFdbEntry[]>();
 
   constructor(private readonly log: FakeLog) {}
 
@@ -27,8 +35,11 @@ export class FakeLinks implements LinkBackend {
     return Promise.resolve([...this.links.values()].map((l) => ({ ...l })));
   }
 
-  floodList(dev: string): Promise<string[]> {
-    return Promise.resolve([...(this.flood.get(dev) ?? [])].sort());
+  fdb(dev: string): Promise<VxlanFdb> {
+    return Promise.resolve({
+      remotes: [...(this.flood.get(dev) ?? [])].sort(),
+      learned: [...(this.learned.get(dev) ?? [])].sort((a, b) => a.mac.localeCompare(b.mac)),
+    });
   }
 
   private link(name: string): Mutable<LinkInfo> {
@@ -40,7 +51,11 @@ export class FakeLinks implements LinkBackend {
   createVxlan(name: string, vni: number, local: string, dstport: number): Promise<void> {
     this.log.record(`link add ${name} vxlan ${vni}`);
     if (this.links.has(name)) throw new Error(`fake links: ${name} exists`);
-    this.seed({ name, kind: 'vxlan', vxlan: { vni, local, dstport, learning: false } });
+    this.seed({
+      name,
+      kind: 'vxlan',
+      vxlan: { vni, local, dstport, learning: true, limit: VXLAN_FDB_LIMIT },
+    });
     return Promise.resolve();
   }
 
@@ -49,6 +64,7 @@ export class FakeLinks implements LinkBackend {
     this.link(name);
     this.links.delete(name);
     this.flood.delete(name);
+    this.learned.delete(name);
     return Promise.resolve();
   }
 
@@ -96,6 +112,15 @@ export class FakeLinks implements LinkBackend {
     this.flood.set(
       dev,
       (this.flood.get(dev) ?? []).filter((d) => d !== dst),
+    );
+    return Promise.resolve();
+  }
+
+  forgetLearned(dev: string, mac: string, dst: string): Promise<void> {
+    this.log.record(`fdb forget ${dev} ${mac} ${dst}`);
+    this.learned.set(
+      dev,
+      (this.learned.get(dev) ?? []).filter((e) => e.mac !== mac || e.dst !== dst),
     );
     return Promise.resolve();
   }

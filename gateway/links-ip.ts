@@ -1,7 +1,14 @@
 /** LinkBackend on iproute2 (`ip -d -j addr`, `bridge -j fdb`). */
+import { CommandError } from '../lib/errors.js';
 import { ParseError } from './errors.js';
 import { change, read, type Host } from './host.js';
-import { ZERO_MAC, type LinkBackend, type LinkInfo } from './links.js';
+import {
+  VXLAN_FDB_LIMIT,
+  ZERO_MAC,
+  type LinkBackend,
+  type LinkInfo,
+  type VxlanFdb,
+} from './links.js';
 
 interface IpAddrJson {
   ifname: string;
@@ -11,7 +18,13 @@ interface IpAddrJson {
   addr_info?: { family: string; local: string; prefixlen: number }[];
   linkinfo?: {
     info_kind?: string;
-    info_data?: { id?: number; local?: string; port?: number; learning?: boolean };
+    info_data?: {
+      id?: number;
+      local?: string;
+      port?: number;
+      learning?: boolean;
+      limit?: number;
+    };
   };
 }
 
@@ -46,19 +59,53 @@ export function parseIpAddr(text: string): LinkInfo[] {
               local: d?.local,
               dstport: d?.port ?? 0,
               learning: d?.learning ?? true,
+              limit: d?.limit ?? 0,
             }
           : undefined,
     };
   });
 }
 
-/** Parses `bridge -j fdb show dev X` into the sorted all-zero destinations. Pure. */
+interface FdbJson {
+  mac: string;
+  dst?: string;
+  master?: string;
+  state?: string;
+}
+
+/**
+ * Parses `bridge -j fdb show dev X` into the device's own entries (those with a `dst`;
+ * entries of a bridge it is plugged into carry `master` instead). Static ones (`state`
+ * permanent or static: written by `bridge fdb`) with the all-zero MAC are the flood
+ * list; every other state (`""` reachable, `stale`) is one the kernel learned. A learned
+ * all-zero entry (old kernels learn invalid source MACs) is never taken for a remote.
+ * Pure.
+ * @throws ParseError when the text is not JSON.
+ */
+export function parseFdb(text: string): VxlanFdb {
+  let entries: FdbJson[];
+  try {
+    entries = JSON.parse(text || '[]') as FdbJson[];
+  } catch (err) {
+    throw new ParseError('bridge -j fdb', 'not JSON', { cause: err });
+  }
+  const own = entries.filter((e) => e.dst && !e.master);
+  const isStatic = (e: FdbJson) => e.state === 'permanent' || e.state === 'static';
+  return {
+    remotes: own
+      .filter((e) => isStatic(e) && e.mac === ZERO_MAC)
+      .map((e) => e.dst!)
+      .sort(),
+    learned: own
+      .filter((e) => !isStatic(e))
+      .map((e) => ({ mac: e.mac, dst: e.dst! }))
+      .sort((a, b) => a.mac.localeCompare(b.mac) || a.dst.localeCompare(b.dst)),
+  };
+}
+
+/** The flood list alone (see parseFdb). Pure. */
 export function parseFloodList(text: string): string[] {
-  const entries = JSON.parse(text || '[]') as { mac: string; dst?: string }[];
-  return entries
-    .filter((e) => e.mac === ZERO_MAC && e.dst)
-    .map((e) => e.dst!)
-    .sort();
+  return parseFdb(text).remotes;
 }
 
 export class IpLinks implements LinkBackend {
@@ -68,9 +115,9 @@ export class IpLinks implements LinkBackend {
     return parseIpAddr((await read(this.host, ['ip', '-d', '-j', 'addr', 'show'])).stdout);
   }
 
-  async floodList(dev: string): Promise<string[]> {
+  async fdb(dev: string): Promise<VxlanFdb> {
     const r = await read(this.host, ['bridge', '-j', 'fdb', 'show', 'dev', dev]);
-    return parseFloodList(r.stdout);
+    return parseFdb(r.stdout);
   }
 
   async createVxlan(name: string, vni: number, local: string, dstport: number): Promise<void> {
@@ -87,7 +134,9 @@ export class IpLinks implements LinkBackend {
       local,
       'dstport',
       String(dstport),
-      'nolearning',
+      'learning',
+      'maxaddress',
+      String(VXLAN_FDB_LIMIT),
     ]);
   }
 
@@ -121,5 +170,14 @@ export class IpLinks implements LinkBackend {
 
   async floodDelete(dev: string, dst: string): Promise<void> {
     await change(this.host, ['bridge', 'fdb', 'del', ZERO_MAC, 'dev', dev, 'dst', dst]);
+  }
+
+  async forgetLearned(dev: string, mac: string, dst: string): Promise<void> {
+    const argv = ['bridge', 'fdb', 'del', mac, 'dev', dev, 'dst', dst];
+    const r = await change(this.host, argv, { allowFailure: true });
+    // Learned entries age out on their own: one gone since observe is what we wanted.
+    if (r.exitCode !== 0 && !/No such file or directory/.test(r.stderr)) {
+      throw new CommandError(argv, r.exitCode, r.stderr, false, { netns: this.host.netns });
+    }
   }
 }

@@ -8,6 +8,23 @@ export interface VxlanInfo {
   readonly local: string | undefined;
   readonly dstport: number;
   readonly learning: boolean;
+  /** `maxaddress`: the most FDB entries the device holds (static ones count); 0 = no bound. */
+  readonly limit: number;
+}
+
+/** An FDB entry the kernel learned from a frame that came in through the tunnel. */
+export interface LearnedFdbEntry {
+  readonly mac: string;
+  /** Transit address of the peer the frame came from. */
+  readonly dst: string;
+}
+
+/** The VXLAN device's own FDB (`bridge fdb … self`), split by who wrote each entry. */
+export interface VxlanFdb {
+  /** Destinations of the static all-zero entries (the flood list), sorted. */
+  readonly remotes: string[];
+  /** Entries the kernel learned, sorted by MAC; the gateway only forgets stale ones. */
+  readonly learned: LearnedFdbEntry[];
 }
 
 /** One device as the kernel reports it. */
@@ -34,8 +51,12 @@ export interface LinkInfo {
  */
 export interface LinkBackend {
   list(): Promise<LinkInfo[]>;
-  /** Destinations of the all-zero FDB entries of a VXLAN device, sorted. */
-  floodList(dev: string): Promise<string[]>;
+  /** The FDB of a VXLAN device: its flood list and what it learned. */
+  fdb(dev: string): Promise<VxlanFdb>;
+  /**
+   * Creates a VXLAN device that learns remote MACs from the tunnel, bounded to
+   * VXLAN_FDB_LIMIT entries (see docs/gateway.md, "Known unicast").
+   */
   createVxlan(name: string, vni: number, local: string, dstport: number): Promise<void>;
   deleteLink(name: string): Promise<void>;
   setMtu(name: string, mtu: number): Promise<void>;
@@ -46,7 +67,18 @@ export interface LinkBackend {
   delAddress(name: string, cidr: string): Promise<void>;
   floodAppend(dev: string, dst: string): Promise<void>;
   floodDelete(dev: string, dst: string): Promise<void>;
+  /** Deletes one learned entry; an entry that aged out meanwhile is no error. */
+  forgetLearned(dev: string, mac: string, dst: string): Promise<void>;
 }
 
 /** The all-zero MAC: FDB entries with it are the head-end replication list. */
 export const ZERO_MAC = '00:00:00:00:00:00';
+
+/**
+ * `maxaddress` of every VXLAN device: static entries plus learned MACs. It bounds the
+ * memory a peer can make the kernel spend by sending from made-up MACs (about 200 bytes
+ * an entry, so under 1 MiB a network). When full, new MACs are not learned and frames to
+ * them are flooded, as before learning existed. The kernel cannot change it on a live
+ * device, so a device with another bound is recreated.
+ */
+export const VXLAN_FDB_LIMIT = 4096;

@@ -4,7 +4,8 @@
  * Both are plain data, so the planner is a pure function that tables can test.
  */
 import { addressOf, type GatewayConfig, type SegmentConfig } from './config.js';
-import type { FirewallSpec, ObservedFirewall } from './firewall.js';
+import { vxlanSources, type FirewallSpec, type ObservedFirewall } from './firewall.js';
+import type { LearnedFdbEntry } from './links.js';
 import { effectiveNetworkMtu, tunnelMtu } from './mtu.js';
 import { vxlanName } from './names.js';
 
@@ -48,7 +49,7 @@ export interface DesiredVxlan {
 export interface DesiredDataplane {
   readonly tunnel: DesiredTunnel;
   readonly vxlans: readonly DesiredVxlan[];
-  /** The VXLAN guard (firewall.ts): VXLAN only through this tunnel. */
+  /** The VXLAN guard (firewall.ts): VXLAN only through this tunnel, per peer only its VNIs. */
   readonly firewall: FirewallSpec;
   /** UDP port of every VXLAN device. */
   readonly vxlanPort: number;
@@ -75,7 +76,16 @@ export function desiredState(config: GatewayConfig, privateKey: string): Desired
         persistentKeepalive: p.persistentKeepalive,
       })),
     },
-    firewall: { wgIfname: config.wireguard.ifname, vxlanPort: config.vxlanPort },
+    firewall: {
+      wgIfname: config.wireguard.ifname,
+      vxlanPort: config.vxlanPort,
+      // A peer may send a VNI only when this config carries that network to it.
+      vxlanFrom: vxlanSources(
+        config.networks.flatMap((n) =>
+          n.peers.map((name) => ({ address: byName.get(name)!.transitAddress, vni: n.vni })),
+        ),
+      ),
+    },
     vxlanPort: config.vxlanPort,
     vxlans: config.networks.map((n) => ({
       network: n.name,
@@ -118,12 +128,16 @@ export interface ObservedVxlan {
   readonly local: string | undefined;
   readonly dstport: number;
   readonly learning: boolean;
+  /** `maxaddress` of the device; 0 = unbounded. */
+  readonly limit: number;
   /** NOARP set: the gateway's own stack answers no ARP through the device. */
   readonly noarp: boolean;
   readonly mtu: number;
   readonly up: boolean;
   /** All-zero FDB entries (head-end replication targets), sorted. */
   readonly remotes: readonly string[];
+  /** MAC → peer entries the kernel learned from the tunnel, sorted by MAC. */
+  readonly learned: readonly LearnedFdbEntry[];
 }
 
 /** Where a gateway-owned port is plugged, as a segment backend sees it. */

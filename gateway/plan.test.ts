@@ -2,6 +2,7 @@ import test from 'ava';
 import { parseGatewayConfig } from './config.js';
 import { PreconditionError } from './errors.js';
 import { FIREWALL_VERSION } from './firewall.js';
+import { VXLAN_FDB_LIMIT } from './links.js';
 import { desiredState, type ObservedDataplane, type ObservedTunnel } from './model.js';
 import { describeStep, planSteps } from './plan.js';
 
@@ -75,11 +76,13 @@ const converged: ObservedDataplane = {
       vni: 100,
       local: '198.19.255.1',
       dstport: 4789,
-      learning: false,
+      learning: true,
+      limit: VXLAN_FDB_LIMIT,
       noarp: true,
       mtu: 1370,
       up: true,
       remotes: ['198.19.255.2', '198.19.255.3'],
+      learned: [],
     },
   ],
   segments: {
@@ -97,7 +100,7 @@ const empty: ObservedDataplane = {
 
 /** The steps that build network cdn's device from nothing (or after a delete). */
 const BUILD_CDN = [
-  'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 nolearning',
+  'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 learning maxaddress 4096',
   'flood l2fv100 to 198.19.255.2',
   'flood l2fv100 to 198.19.255.3',
   'set mtu of l2fv100 to 1370',
@@ -162,7 +165,7 @@ const cases: Case[] = [
     observed: {
       ...converged,
       firewall: undefined,
-      vxlans: [{ ...converged.vxlans[0]!, learning: true }],
+      vxlans: [{ ...converged.vxlans[0]!, learning: false }],
     },
     want: [GUARD, 'unplug l2fv100 from linux-bridge:br-cdn', 'delete vxlan l2fv100', ...BUILD_CDN],
   },
@@ -207,12 +210,81 @@ const cases: Case[] = [
       ...converged,
       vxlans: [{ ...converged.vxlans[0]!, remotes: ['198.19.255.2', '198.19.255.9'] }],
     },
-    want: ['stop flooding l2fv100 to 198.19.255.9', 'flood l2fv100 to 198.19.255.3'],
+    // Append first: the all-zero entry never disappears (see plan.ts).
+    want: ['flood l2fv100 to 198.19.255.3', 'stop flooding l2fv100 to 198.19.255.9'],
   },
   {
-    name: 'a learning VXLAN device is recreated and re-plugged',
-    observed: { ...converged, vxlans: [{ ...converged.vxlans[0]!, learning: true }] },
+    name: 'a nolearning VXLAN device of an older version is recreated and re-plugged',
+    observed: {
+      ...converged,
+      vxlans: [{ ...converged.vxlans[0]!, learning: false, limit: 0 }],
+    },
     want: ['unplug l2fv100 from linux-bridge:br-cdn', 'delete vxlan l2fv100', ...BUILD_CDN],
+  },
+  {
+    // The kernel cannot change maxaddress on a live device (EOPNOTSUPP).
+    name: 'a learning VXLAN device without the bound is recreated and re-plugged',
+    observed: { ...converged, vxlans: [{ ...converged.vxlans[0]!, limit: 0 }] },
+    want: ['unplug l2fv100 from linux-bridge:br-cdn', 'delete vxlan l2fv100', ...BUILD_CDN],
+  },
+  {
+    name: "MACs learned from the network's peers are the kernel's: nothing to do",
+    observed: {
+      ...converged,
+      vxlans: [
+        {
+          ...converged.vxlans[0]!,
+          learned: [
+            { mac: '02:00:00:00:00:0b', dst: '198.19.255.2' },
+            { mac: '02:00:00:00:00:0c', dst: '198.19.255.3' },
+          ],
+        },
+      ],
+    },
+    want: [],
+  },
+  {
+    name: 'a MAC learned from a peer that no longer carries the network is forgotten',
+    observed: {
+      ...converged,
+      vxlans: [
+        {
+          ...converged.vxlans[0]!,
+          remotes: ['198.19.255.2', '198.19.255.3', '198.19.255.9'],
+          learned: [
+            { mac: '02:00:00:00:00:0b', dst: '198.19.255.2' },
+            { mac: '02:00:00:00:00:99', dst: '198.19.255.9' },
+          ],
+        },
+      ],
+    },
+    want: [
+      'stop flooding l2fv100 to 198.19.255.9',
+      'forget 02:00:00:00:00:99 on l2fv100, learned from 198.19.255.9',
+    ],
+  },
+  {
+    // Kernels before 6.13 learn invalid source MACs; such an entry would capture the
+    // group's (or the broadcast) traffic for one peer.
+    name: 'a learned group or all-zero MAC is forgotten, even from a peer of the network',
+    observed: {
+      ...converged,
+      vxlans: [
+        {
+          ...converged.vxlans[0]!,
+          learned: [
+            { mac: '00:00:00:00:00:00', dst: '198.19.255.2' },
+            { mac: '33:33:00:00:00:01', dst: '198.19.255.2' },
+            { mac: 'ff:ff:ff:ff:ff:ff', dst: '198.19.255.3' },
+          ],
+        },
+      ],
+    },
+    want: [
+      'forget 00:00:00:00:00:00 on l2fv100, learned from 198.19.255.2',
+      'forget 33:33:00:00:00:01 on l2fv100, learned from 198.19.255.2',
+      'forget ff:ff:ff:ff:ff:ff on l2fv100, learned from 198.19.255.3',
+    ],
   },
   {
     name: 'an unwanted network is unplugged and deleted',
@@ -281,7 +353,11 @@ test('plan - another VXLAN/Geneve device on our port is refused before any step'
   const steps = planSteps(moved, { ...converged, foreignTunnels: [calico] }).map(describeStep);
   t.is(steps[0], GUARD.replace('4789', '4790'));
   t.true(steps.includes('delete vxlan l2fv100'));
-  t.true(steps.includes('create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4790 nolearning'));
+  t.true(
+    steps.includes(
+      'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4790 learning maxaddress 4096',
+    ),
+  );
 });
 
 test('plan - no step ever prints the private key', (t) => {

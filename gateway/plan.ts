@@ -5,7 +5,13 @@
  */
 import type { SegmentConfig } from './config.js';
 import { PreconditionError } from './errors.js';
-import { firewallMatches, FIREWALL_FAMILY, FIREWALL_TABLE } from './firewall.js';
+import {
+  firewallMatches,
+  FIREWALL_FAMILY,
+  FIREWALL_TABLE,
+  type FirewallSpec,
+} from './firewall.js';
+import { VXLAN_FDB_LIMIT } from './links.js';
 import {
   sameSegment,
   type DesiredPeer,
@@ -17,7 +23,7 @@ import {
 
 /** One idempotent change. `kind` discriminates; every field is plain data. */
 export type Step =
-  | { readonly kind: 'firewall-set'; readonly wgIfname: string; readonly vxlanPort: number }
+  | ({ readonly kind: 'firewall-set' } & FirewallSpec)
   | { readonly kind: 'tunnel-create'; readonly ifname: string }
   | { readonly kind: 'tunnel-set-key'; readonly ifname: string; readonly privateKeyFile: string }
   | { readonly kind: 'tunnel-set-port'; readonly ifname: string; readonly listenPort: number }
@@ -38,6 +44,12 @@ export type Step =
   | { readonly kind: 'vxlan-noarp'; readonly name: string }
   | { readonly kind: 'fdb-append'; readonly dev: string; readonly dst: string }
   | { readonly kind: 'fdb-del'; readonly dev: string; readonly dst: string }
+  | {
+      readonly kind: 'fdb-forget';
+      readonly dev: string;
+      readonly mac: string;
+      readonly dst: string;
+    }
   | { readonly kind: 'segment-attach'; readonly port: string; readonly segment: SegmentConfig }
   | { readonly kind: 'segment-detach'; readonly port: string; readonly segment: SegmentConfig };
 
@@ -53,7 +65,7 @@ function segmentText(s: SegmentConfig): string {
 export function describeStep(s: Step): string {
   switch (s.kind) {
     case 'firewall-set':
-      return `guard vxlan port ${s.vxlanPort}: only through ${s.wgIfname}, nothing to the stack through vxlan devices (nft table ${FIREWALL_FAMILY} ${FIREWALL_TABLE})`;
+      return `guard vxlan port ${s.vxlanPort}: only through ${s.wgIfname}, only from ${s.vxlanFrom.map((p) => `${p.address} vni ${p.vni}`).join(', ') || 'no peer'}, nothing to the stack through vxlan devices (nft table ${FIREWALL_FAMILY} ${FIREWALL_TABLE})`;
     case 'tunnel-create':
       return `create tunnel ${s.ifname}`;
     case 'tunnel-set-key':
@@ -73,7 +85,7 @@ export function describeStep(s: Step): string {
     case 'link-set-up':
       return `set ${s.ifname} up`;
     case 'vxlan-create':
-      return `create vxlan ${s.name} id ${s.vni} local ${s.local} dstport ${s.dstport} nolearning`;
+      return `create vxlan ${s.name} id ${s.vni} local ${s.local} dstport ${s.dstport} learning maxaddress ${VXLAN_FDB_LIMIT}`;
     case 'vxlan-delete':
       return `delete vxlan ${s.name}`;
     case 'vxlan-noarp':
@@ -82,11 +94,18 @@ export function describeStep(s: Step): string {
       return `flood ${s.dev} to ${s.dst}`;
     case 'fdb-del':
       return `stop flooding ${s.dev} to ${s.dst}`;
+    case 'fdb-forget':
+      return `forget ${s.mac} on ${s.dev}, learned from ${s.dst}`;
     case 'segment-attach':
       return `plug ${s.port} into ${segmentText(s.segment)}`;
     case 'segment-detach':
       return `unplug ${s.port} from ${segmentText(s.segment)}`;
   }
+}
+
+/** A MAC a host may send from: not all-zero, group bit clear. */
+function isUnicastMac(mac: string): boolean {
+  return (parseInt(mac.slice(0, 2), 16) & 1) === 0 && !/^(00:){5}00$/.test(mac);
 }
 
 function peerMatches(want: DesiredPeer, have: ObservedPeer | undefined): boolean {
@@ -178,7 +197,8 @@ export function planSteps(desired: DesiredDataplane, observed: ObservedDataplane
       want.vni === v.vni &&
       want.local === v.local &&
       v.dstport === desired.vxlanPort &&
-      !v.learning;
+      v.learning &&
+      v.limit === VXLAN_FDB_LIMIT;
     if (!same) {
       stale.add(v.name);
       if (want) recreate.add(v.name);
@@ -211,11 +231,20 @@ export function planSteps(desired: DesiredDataplane, observed: ObservedDataplane
         dstport: desired.vxlanPort,
       });
     }
+    // Append before delete: the all-zero entry then never goes away, and re-creating it
+    // could fail while learned MACs fill the device's bound (ENOSPC).
+    for (const dst of want.remotes) {
+      if (!have?.remotes.includes(dst)) steps.push({ kind: 'fdb-append', dev, dst });
+    }
     for (const dst of have?.remotes ?? []) {
       if (!want.remotes.includes(dst)) steps.push({ kind: 'fdb-del', dev, dst });
     }
-    for (const dst of want.remotes) {
-      if (!have?.remotes.includes(dst)) steps.push({ kind: 'fdb-append', dev, dst });
+    // Learned entries are the kernel's; only those that would send a network's unicast
+    // to a peer that no longer carries it, or capture a group address, are dropped.
+    for (const e of have?.learned ?? []) {
+      if (!want.remotes.includes(e.dst) || !isUnicastMac(e.mac)) {
+        steps.push({ kind: 'fdb-forget', dev, mac: e.mac, dst: e.dst });
+      }
     }
     if (have?.mtu !== want.mtu) steps.push({ kind: 'link-set-mtu', ifname: dev, mtu: want.mtu });
     // With OVS netdev the kernel stack also sees the device's frames and would answer
