@@ -3,6 +3,7 @@ import { testWith } from '../fixtures/privileges.js';
 import { eventually } from '../fixtures/broker.js';
 import { seedScenario, startAdminFixture } from '../fixtures/admin.js';
 import type { AdminCallError } from '../../broker/admin/calls.js';
+import { AUDIT_BUCKET, type AuditEntry } from '../../broker/admin/audit.js';
 import { PeeringState } from '../../proto/gen/l2fed/admin/v1/federation.js';
 
 const test = testWith({ tools: ['nats-server'] });
@@ -189,4 +190,19 @@ test('admin actions - writers list: others may read but get PERMISSION_DENIED on
       1000,
     ),
   );
+});
+
+test('admin actions - with the generated NATS credentials cordon returns OK and is audited in KV', async (t) => {
+  // The fixture's nats-server admits only the users `broker gen-auth` makes.
+  const fx = await startAdminFixture(t);
+  await seedScenario(fx);
+  const res = await fx.api.actions.cordonCluster({ cluster: 'madrid', reason: 'audit check' });
+  t.is(res.audit!.action, 'CordonCluster');
+  const kv = await fx.nc.jetstream().views.kv(AUDIT_BUCKET, { bindOnly: true, allow_direct: true });
+  const keys: string[] = [];
+  for await (const k of await kv.keys()) keys.push(k);
+  t.is(keys.length, 1, 'one audit record stored');
+  const stored = JSON.parse((await kv.get(keys[0]!))!.string()) as AuditEntry;
+  t.like(stored, { action: 'CordonCluster', target: 'cluster/madrid', reason: 'audit check' });
+  t.deepEqual(fx.fed.brokerViolations(), [], 'the broker needed no NATS right it lacks');
 });

@@ -71,6 +71,8 @@ test('admin events - live changes stream in, and a resume token continues after 
     'nothing at or before the token',
   );
   t.true(resumed.events.some((e) => e.summary === 'madrid exports cdn, iot'));
+  // Watches run on the broker's connection with its generated (per-bucket) rights.
+  t.deepEqual(fx.fed.brokerViolations(), [], 'the broker needed no NATS right it lacks');
 });
 
 test('admin events - initial snapshot ends with initial_done; bad requests are refused', async (t) => {
