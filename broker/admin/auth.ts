@@ -4,6 +4,7 @@
  * name — no authentication at all, which is logged as a warning.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import {
   ResponderBuilder,
   ServerCredentials,
@@ -47,6 +48,60 @@ export function validateAdminAuth(auth: AdminAuth): void {
       }
     }
   }
+}
+
+/**
+ * True when a gRPC target or listen address ("host:port", "[v6]:port", "dns:…",
+ * "ipv4:…", "ipv6:…", "unix:…") only reaches this machine: 127.0.0.0/8, ::1 (also
+ * IPv4-mapped), the name "localhost", or a unix socket. Wildcards (0.0.0.0, ::, empty
+ * host) and every other name are not loopback.
+ */
+export function isLoopbackAddress(address: string): boolean {
+  let a = address.trim();
+  if (/^unix(-abstract)?:/.test(a)) return true;
+  a = a.replace(/^dns:(\/\/[^/]*\/)?/, '').replace(/^ipv[46]:/, '');
+  let host: string;
+  if (a.startsWith('[')) {
+    const end = a.indexOf(']');
+    if (end < 0) return false;
+    host = a.slice(1, end);
+  } else {
+    const colons = a.split(':').length - 1;
+    host = colons === 1 ? a.slice(0, a.indexOf(':')) : a; // several colons: a bare IPv6
+  }
+  host = host.toLowerCase().replace(/\.$/, '');
+  if (host === 'localhost') return true;
+  if (isIPv4(host)) return host.startsWith('127.');
+  if (isIPv6(host)) {
+    // The URL parser writes IPv6 in canonical form: ::1, and ::ffff:7fXX:… for 127/8.
+    const canonical = new URL(`http://[${host}]/`).hostname;
+    return canonical === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:/.test(canonical);
+  }
+  return false;
+}
+
+/**
+ * Why serving `auth` on `address` would be unsafe, or undefined when it is fine: no
+ * authentication, or bearer tokens without TLS, are allowed only on a loopback address.
+ * The message names the broker flags and what to do.
+ */
+export function exposureProblem(auth: AdminAuth, address: string): string | undefined {
+  if (isLoopbackAddress(address)) return undefined;
+  if (auth.type === 'insecure') {
+    return (
+      `admin API on ${address}: --insecure-admin (no authentication) is allowed only on a ` +
+      `loopback address; listen on one (--admin-listen 127.0.0.1:7443) or configure ` +
+      `authentication: --admin-ca, --admin-cert and --admin-key (mTLS, "l2fed pki init")`
+    );
+  }
+  if (auth.type === 'token' && !auth.tls) {
+    return (
+      `admin API on ${address} would take bearer tokens in clear on a non-loopback address: ` +
+      `add --admin-cert and --admin-key (server TLS, "l2fed pki init"), or listen on ` +
+      `127.0.0.1 (--admin-listen 127.0.0.1:7443)`
+    );
+  }
+  return undefined;
 }
 
 export function serverCredentials(auth: AdminAuth): ServerCredentials {

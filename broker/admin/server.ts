@@ -16,6 +16,7 @@ import { VERSION } from '../../lib/version.js';
 import { loadDescriptorSet } from '../../lib/proto-descriptors.js';
 import type { Logger } from '../../lib/log.js';
 import {
+  exposureProblem,
   serverCredentials,
   serverInterceptors,
   validateAdminAuth,
@@ -65,9 +66,15 @@ function reflection(served: readonly string[]): ReflectionService {
   );
 }
 
-/** Binds and starts the admin server. Rejects (and binds nothing) on bad auth config. */
+/**
+ * Binds and starts the admin server. Rejects (and binds nothing) on bad auth config,
+ * and on insecure mode or clear-text tokens on a non-loopback address.
+ */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   validateAdminAuth(options.auth);
+  // Also checked by resolveAdmin; repeated here for callers that build AdminAuth directly.
+  const exposed = exposureProblem(options.auth, options.address);
+  if (exposed) throw new Error(exposed);
   if (options.auth.type === 'insecure') {
     const msg = `admin API on ${options.address} has NO authentication (insecure mode was requested)`;
     if (options.log) options.log.warn(msg);
