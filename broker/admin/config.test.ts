@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ const NOT_LOOPBACK = ['0.0.0.0:7443', '10.0.0.5:7443', '[::]:7443', ':7443', 'br
 const LOOPBACK = ['127.0.0.1:0', '127.9.9.9:7443', 'localhost:7443', '[::1]:7443'];
 
 async function refused(
-  t: import('ava').ExecutionContext,
+  t: ExecutionContext,
   fileCfg: AdminFileConfig | undefined,
   flags: AdminFlags,
   message: RegExp,
