@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { adminApi, type AdminApi } from '../broker/admin/calls.js';
 import type { AdminConnection } from '../broker/admin/client.js';
+import { isLoopbackAddress } from '../broker/admin/auth.js';
 
 export const DEFAULT_SERVER = '127.0.0.1:7443';
 
@@ -46,17 +47,31 @@ export function addConnectionOptions(program: Command): void {
     );
 }
 
-/** Reads the files the flags name and builds the connection. */
+/**
+ * Reads the files the flags name and builds the connection. Throws when a flag pair is
+ * half given, or when --token-file would go without --ca (in clear) to a non-loopback
+ * --server.
+ */
 export async function connectionFrom(f: ConnectionFlags): Promise<AdminConnection> {
   if ((f.cert && !f.key) || (!f.cert && f.key))
     throw new Error('give both --cert and --key (client certificate and its key), or neither');
   if (f.cert && !f.ca)
     throw new Error('--cert needs --ca (the CA that signed the broker certificate)');
+  const address = f.server ?? DEFAULT_SERVER;
+  if (f.tokenFile && !f.ca && !isLoopbackAddress(address)) {
+    // Checked before reading the file: a bearer token in clear can be replayed by anyone on the path.
+    throw new Error(
+      `refusing to send the bearer token from --token-file in clear to ${address} (not a ` +
+        `loopback address): give --ca FILE (the CA that signed the broker's certificate) so ` +
+        `the call uses TLS, or reach the broker over loopback (e.g. kubectl port-forward ` +
+        `-n l2fed-system svc/l2fed-broker-admin 7443, then --server 127.0.0.1:7443)`,
+    );
+  }
   const token = f.tokenFile
     ? (await readFile(f.tokenFile, 'utf8')).trim().split('\n')[0]
     : undefined;
   return {
-    address: f.server ?? DEFAULT_SERVER,
+    address,
     ...(f.ca ? { caCert: await readFile(f.ca) } : {}),
     ...(f.cert ? { cert: await readFile(f.cert) } : {}),
     ...(f.key ? { key: await readFile(f.key) } : {}),
