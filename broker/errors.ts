@@ -102,7 +102,10 @@ export class KeyMismatchError extends BrokerError {
   }
 }
 
-/** Another cluster already uses this WireGuard public key; peers could not tell them apart. */
+/**
+ * Another cluster already uses this WireGuard public key; peers could not tell them
+ * apart. The reply does not name the holder (`holder` is for the broker's log only).
+ */
 export class KeyInUseError extends BrokerError {
   override name = 'KeyInUseError';
   readonly code = 'KEY_IN_USE';
@@ -111,8 +114,8 @@ export class KeyInUseError extends BrokerError {
     readonly holder: string,
   ) {
     super(
-      `public key is already registered by cluster "${holder}"; every gateway needs its own ` +
-        `key (generate one with wg genkey)`,
+      `this WireGuard public key is already registered by another cluster; every gateway ` +
+        `needs its own key: generate one (wg genkey | wg pubkey) and register with it`,
       { field: 'publicKey' },
     );
   }

@@ -22,6 +22,7 @@ import {
 import { VniAllocator } from './vni-allocator.js';
 import { TransitAllocator } from './transit-allocator.js';
 import { PeerMapPublisher } from './peer-map.js';
+import { KeyRegistry } from './key-registry.js';
 import {
   ClusterTakeoverError,
   InvalidRequestError,
@@ -38,6 +39,7 @@ export class Federation {
   readonly vnis: VniAllocator;
   readonly transit: TransitAllocator;
   readonly peerMaps: PeerMapPublisher;
+  readonly keys: KeyRegistry;
 
   constructor(
     private readonly store: Store,
@@ -47,12 +49,14 @@ export class Federation {
     this.vnis = new VniAllocator(store, config, now);
     this.transit = new TransitAllocator(store, config, now);
     this.peerMaps = new PeerMapPublisher(store, config.casAttempts);
+    this.keys = new KeyRegistry(store, config, now);
   }
 
   /**
    * Registers a cluster or updates its endpoints/capabilities. The first
    * registration of an id binds it to its WireGuard public key; a later one with
-   * another key is refused (ClusterTakeoverError). Idempotent.
+   * another key is refused (ClusterTakeoverError), and so is a key another cluster
+   * holds (KeyInUseError, nothing written). Idempotent.
    */
   async register(id: string, req: RegisterRequest): Promise<Results['register']> {
     const myNonce = nonce();
@@ -73,6 +77,9 @@ export class Federation {
         const r = await this.store.cas('clusters', id, next, cur.revision);
         return r.type === 'ok' ? done({ cluster: next, created: false, changed: true }) : retry;
       }
+      // Claim the key before anything else: a refused key leaves no trace. A claim
+      // orphaned by a lost race below is stale to others after claimGraceMs.
+      await this.keys.claim(id, req.publicKey);
       const lease = await this.transit.claim(id, myNonce);
       const rec: ClusterRecord = {
         id,
@@ -107,11 +114,12 @@ export class Federation {
       if (cur.value.publicKey === req.publicKey)
         return done({ cluster: cur.value, rotated: false });
       if (cur.value.publicKey !== req.previousKey) throw new KeyMismatchError(id);
-      await this.requireKeyFree(id, req.publicKey);
+      await this.keys.claim(id, req.publicKey);
       const next: ClusterRecord = { ...cur.value, publicKey: req.publicKey };
       const r = await this.store.cas('clusters', id, next, cur.revision);
       return r.type === 'ok' ? done({ cluster: next, rotated: true }) : retry;
     });
+    if (result.rotated) await this.keys.release(id, req.previousKey);
     // Also on a repeat: a broker that died between the CAS and the refresh catches up.
     await this.refreshAround(id);
     return result;
@@ -136,7 +144,10 @@ export class Federation {
       if (!cur) return done(undefined);
       return (await this.store.delete('clusters', id, cur.revision)) ? done(cur.value) : retry;
     });
-    if (removed) await this.transit.release(removed.transitAddress, id);
+    if (removed) {
+      await this.transit.release(removed.transitAddress, id);
+      await this.keys.release(id, removed.publicKey);
+    }
     await this.peerMaps.refreshAll([
       id,
       ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
@@ -223,6 +234,7 @@ export class Federation {
    * run on every replica at once: it is the same convergent CAS refresh.
    */
   async reconcile(concurrency = 16): Promise<{ refreshed: number }> {
+    await this.keys.sweep();
     const ids = new Set([
       ...(await this.store.keys('clusters', '>')),
       ...(await this.store.keys('peerMaps', '>')),
@@ -245,18 +257,6 @@ export class Federation {
 
   private async requireRegistered(id: string): Promise<void> {
     if (!(await this.store.get<ClusterRecord>('clusters', id))) throw new NotRegisteredError(id);
-  }
-
-  /**
-   * Two clusters with one key would be one WireGuard peer to everybody else. Reads every
-   * cluster record, so only rotation (rare) checks it; see docs/broker.md, limits.
-   */
-  private async requireKeyFree(id: string, publicKey: string): Promise<void> {
-    for (const other of await this.store.keys('clusters', '>')) {
-      if (other === id) continue;
-      const rec = await this.store.get<ClusterRecord>('clusters', other);
-      if (rec?.value.publicKey === publicKey) throw new KeyInUseError(id, other);
-    }
   }
 
   private async refreshAround(id: string): Promise<void> {

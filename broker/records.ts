@@ -11,6 +11,7 @@
  *   l2fed_transit   <a-b-c-d>                  TransitClaim (address -> cluster)
  *   l2fed_peermaps  <clusterId>                PeerMap (derived; what agents watch)
  *   l2fed_health    <clusterId>                HealthRecord (last tunnel health report)
+ *   l2fed_pubkeys   <hex of the WireGuard key> KeyClaim (key -> cluster; keys are unique)
  */
 
 export const BUCKETS = {
@@ -21,6 +22,7 @@ export const BUCKETS = {
   transit: 'l2fed_transit',
   peerMaps: 'l2fed_peermaps',
   health: 'l2fed_health',
+  publicKeys: 'l2fed_pubkeys',
 } as const;
 export type BucketId = keyof typeof BUCKETS;
 
@@ -31,6 +33,8 @@ export const KEYS = {
   membersOf: (name: string) => `member.${name}.*`,
   membershipsOf: (clusterId: string) => `member.*.${clusterId}`,
   transit: (address: string) => address.replaceAll('.', '-'),
+  /** Hex of the 32 key bytes: base64 has '+', which KV keys may not hold. */
+  publicKey: (publicKey: string) => Buffer.from(publicKey, 'base64').toString('hex'),
 } as const;
 
 export interface ClusterRecord {
@@ -94,6 +98,12 @@ export type VniClaim =
 
 export interface MemberRecord {
   readonly since: string;
+}
+
+/** Who holds a WireGuard public key (l2fed_pubkeys); see key-registry.ts. */
+export interface KeyClaim {
+  readonly cluster: string;
+  readonly claimedAt: string;
 }
 
 export interface TransitClaim {

@@ -153,3 +153,25 @@ test('trust - the broker user holds no purge/delete of streams and no JetStream 
   t.regex(await outcome(inspect.request('$JS.API.STREAM.LIST', '{}')), /refused/);
   t.truthy(fed.auth.serverConfig);
 });
+
+test("trust - a cluster cannot re-register with a peer's public key read from its own peer map", async (t) => {
+  const { clients, inspect } = await federation(t);
+  const { a, b, c } = clients;
+  // Full mesh: everyone consents to everyone.
+  await a.request('peerings', { peerings: [{ remoteCluster: 'b' }, { remoteCluster: 'c' }] });
+  await b.request('peerings', { peerings: [{ remoteCluster: 'a' }, { remoteCluster: 'c' }] });
+  await c.request('peerings', { peerings: [{ remoteCluster: 'a' }, { remoteCluster: 'b' }] });
+  const bKey = (await a.peerMap())!.peers.find((p) => p.cluster === 'b')!.publicKey;
+  await a.request('deregister');
+  const before = await dumpKv(inspect);
+  const reply = await a.call('register', { ...registerBody(7), publicKey: bKey });
+  t.false(reply.ok);
+  if (!reply.ok) {
+    t.is(reply.error.code, 'KEY_IN_USE');
+    t.is(reply.error.field, 'publicKey');
+    t.notRegex(reply.error.message, /\bb\b/, 'the holder is not named');
+  }
+  t.is(await dumpKv(inspect), before, 'nothing written');
+  const keysInC = (await c.peerMap())!.peers.map((p) => p.publicKey);
+  t.is(new Set(keysInC).size, keysInC.length, "c's peers have distinct keys");
+});

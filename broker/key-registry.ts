@@ -1,0 +1,85 @@
+/**
+ * WireGuard public keys are unique across the federation: two clusters with one key
+ * would be one WireGuard peer to everybody else, and a gateway refuses such a config.
+ *
+ * A claim is the key `<hex of the public key>` in l2fed_pubkeys, written with create
+ * (or CAS over a stale claim), so of any number of racing registrations exactly one
+ * cluster holds a key. The cluster record is written after the claim; a claim whose
+ * holder's record does not carry that key (its registrar or rotator died in between,
+ * or a deregistration died before releasing it) is stale once older than
+ * claimGraceMs: the next claimer takes it over, and reconcile sweeps it.
+ */
+import type { Store } from './kv-store.js';
+import { KEYS, type ClusterRecord, type KeyClaim } from './records.js';
+import { KeyInUseError } from './errors.js';
+import { casLoop, done, retry } from './retry.js';
+import type { BrokerConfig } from './config.js';
+
+export class KeyRegistry {
+  constructor(
+    private readonly store: Store,
+    private readonly config: BrokerConfig,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Claims `publicKey` for `clusterId`. Idempotent (already ours: nothing written).
+   * Throws KeyInUseError when another cluster holds it; writes nothing then.
+   */
+  async claim(clusterId: string, publicKey: string): Promise<void> {
+    const key = KEYS.publicKey(publicKey);
+    await casLoop(`public key ${key}`, this.config.casAttempts, async () => {
+      const cur = await this.store.read<KeyClaim>('publicKeys', key);
+      if (cur.value?.cluster === clusterId) return done(undefined);
+      if (cur.value !== undefined && !(await this.stale(cur.value, publicKey)))
+        throw new KeyInUseError(clusterId, cur.value.cluster);
+      const value: KeyClaim = {
+        cluster: clusterId,
+        claimedAt: new Date(this.now()).toISOString(),
+      };
+      const r = await this.store.cas('publicKeys', key, value, cur.revision);
+      return r.type === 'ok' ? done(undefined) : retry;
+    });
+  }
+
+  /** Frees `publicKey` if `clusterId` still holds it. Idempotent. */
+  async release(clusterId: string, publicKey: string): Promise<void> {
+    const key = KEYS.publicKey(publicKey);
+    const cur = await this.store.get<KeyClaim>('publicKeys', key);
+    if (cur?.value.cluster === clusterId) await this.store.delete('publicKeys', key, cur.revision);
+  }
+
+  /**
+   * Reconcile: claims the key of every cluster record that has none (records written
+   * before this index existed) and deletes stale claims. Returns what it changed.
+   */
+  async sweep(): Promise<{ backfilled: number; reaped: number }> {
+    let backfilled = 0;
+    let reaped = 0;
+    const holders = new Map<string, string>();
+    for (const id of await this.store.keys('clusters', '>')) {
+      const rec = await this.store.get<ClusterRecord>('clusters', id);
+      if (!rec) continue;
+      holders.set(KEYS.publicKey(rec.value.publicKey), id);
+      const claim: KeyClaim = { cluster: id, claimedAt: new Date(this.now()).toISOString() };
+      const r = await this.store.create('publicKeys', KEYS.publicKey(rec.value.publicKey), claim);
+      if (r.type === 'ok') backfilled++;
+    }
+    for (const key of await this.store.keys('publicKeys', '>')) {
+      if (holders.has(key)) continue;
+      const cur = await this.store.get<KeyClaim>('publicKeys', key);
+      if (!cur || this.now() - Date.parse(cur.value.claimedAt) < this.config.claimGraceMs) continue;
+      // Re-check the holder right before the CAS delete: it may have just written its record.
+      const holder = await this.store.get<ClusterRecord>('clusters', cur.value.cluster);
+      if (holder && KEYS.publicKey(holder.value.publicKey) === key) continue;
+      if (await this.store.delete('publicKeys', key, cur.revision)) reaped++;
+    }
+    return { backfilled, reaped };
+  }
+
+  private async stale(c: KeyClaim, publicKey: string): Promise<boolean> {
+    if (this.now() - Date.parse(c.claimedAt) < this.config.claimGraceMs) return false;
+    const holder = await this.store.get<ClusterRecord>('clusters', c.cluster);
+    return holder?.value.publicKey !== publicKey;
+  }
+}
