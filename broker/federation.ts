@@ -26,7 +26,6 @@ import { KeyRegistry } from './key-registry.js';
 import {
   ClusterTakeoverError,
   InvalidRequestError,
-  KeyInUseError,
   KeyMismatchError,
   NotRegisteredError,
 } from './errors.js';
