@@ -193,10 +193,10 @@ const CASES: Case[] = [
     want: { error: /duplicate segment br-x/ },
   },
   {
-    name: 'peer outside the transit prefix: refused (agent transitPrefixLength wrong)',
+    name: 'peer outside the transit prefix: that peer dropped (agent transitPrefixLength wrong)',
     networks: [],
-    map: map([], [{ ...BRISTOL, transitAddress: '100.65.0.2' }]),
-    want: { error: /outside the transit subnet 100.64.0.1\/16/ },
+    map: map([], [{ ...BRISTOL, transitAddress: '100.65.0.2' }, ATHENS]),
+    want: { peers: ['athens'] },
   },
 ];
 
@@ -256,4 +256,136 @@ test('gateway config - bootstrap config has no peers and no networks', (t) => {
   t.deepEqual(c.networks, []);
   t.is(c.transitAddress, '192.0.0.8/32');
   t.is(c.wireguard.privateKeyFile, '/var/lib/l2fed/wg.key');
+});
+
+const KEY_D = 'mB1ZsTJ5fY0yq7VbC3d8k2Lr9hWx4nQe6uPo1aZcXw0=';
+const OSLO = {
+  cluster: 'oslo',
+  endpoints: ['198.18.0.4:51820'],
+  publicKey: KEY_D,
+  transitAddress: '100.64.0.4',
+  networks: [{ name: 'cdn', vni: 4096 }],
+};
+
+/** Builds with madrid peering every peer in `peers`, exporting cdn on br-cdn. */
+function buildWith(peers: PeerMap['peers'], ownKeys: string[] = []) {
+  return buildGatewayConfig(
+    makeState(
+      [net('cdn', { linuxBridge: 'br-cdn' })],
+      peers.map((p) => peering(p.cluster)),
+    ),
+    map([{ name: 'cdn', vni: 4096 }], peers),
+    SETTINGS,
+    ownKeys,
+  );
+}
+
+test('gateway config - two peers sharing a public key: both dropped with a problem naming both, the other peers stay', (t) => {
+  const r = buildWith([BRISTOL, { ...OSLO, publicKey: KEY_B }, ATHENS]);
+  if (!r.ok) return t.fail(r.message);
+  t.deepEqual(
+    (r.config.peers ?? []).map((p) => p.name),
+    ['athens'],
+  );
+  t.deepEqual(r.config.networks?.[0]?.peers, []);
+  t.deepEqual(
+    r.peerProblems.map((p) => [p.peer, p.reason]),
+    [
+      ['bristol', 'DuplicatePublicKey'],
+      ['oslo', 'DuplicatePublicKey'],
+    ],
+  );
+  t.regex(r.peerProblems[0]!.message, /bristol's public key .* also the key of oslo/);
+  t.regex(r.peerProblems[1]!.message, /oslo's public key .* also the key of bristol/);
+});
+
+const BAD_PEERS: [string, Partial<PeerMap['peers'][number]>, string, RegExp][] = [
+  ['a malformed key', { publicKey: 'not-a-key' }, 'InvalidPublicKey', /not a WireGuard key/],
+  [
+    'a key of the wrong length',
+    { publicKey: 'x'.repeat(43) + '=' },
+    'InvalidPublicKey',
+    /not a WireGuard key/,
+  ],
+  ['no endpoint', { endpoints: [] }, 'InvalidEndpoint', /0 endpoints/],
+  ['a bad endpoint', { endpoints: ['198.18.0.4:99999'] }, 'InvalidEndpoint', /99999.*port/],
+  [
+    'nine endpoints',
+    { endpoints: Array(9).fill('198.18.0.4:1') },
+    'InvalidEndpoint',
+    /9 endpoints/,
+  ],
+  [
+    'a transit address that is not IPv4',
+    { transitAddress: 'x' },
+    'InvalidTransitAddress',
+    /not an IPv4/,
+  ],
+  ['our transit address', { transitAddress: '100.64.0.1' }, 'TransitAddressConflict', /own/],
+  [
+    "bristol's transit address",
+    { transitAddress: '100.64.0.2' },
+    'TransitAddressConflict',
+    /also that of bristol/,
+  ],
+  [
+    'a transit address outside the subnet',
+    { transitAddress: '100.65.0.4' },
+    'TransitOutsideSubnet',
+    /outside the transit subnet 100.64.0.1\/16.*transitPrefixLength/,
+  ],
+];
+
+for (const [what, change, reason, message] of BAD_PEERS) {
+  test(`gateway config - a peer with ${what} is dropped alone (${reason})`, (t) => {
+    const r = buildWith([BRISTOL, { ...OSLO, ...change }, ATHENS]);
+    if (!r.ok) return t.fail(r.message);
+    const left =
+      reason === 'TransitAddressConflict' && /bristol/.test(what)
+        ? ['athens']
+        : ['athens', 'bristol'];
+    t.deepEqual(
+      (r.config.peers ?? []).map((p) => p.name),
+      left,
+    );
+    const p = r.peerProblems.find((x) => x.peer === 'oslo');
+    t.is(p?.reason, reason);
+    t.regex(p?.message ?? '', message);
+    t.regex(p?.message ?? '', /oslo/);
+  });
+}
+
+test("gateway config - a peer using this gateway's own key is dropped (OwnPublicKey)", (t) => {
+  const r = buildWith([BRISTOL, OSLO], [KEY_D]);
+  if (!r.ok) return t.fail(r.message);
+  t.deepEqual(
+    (r.config.peers ?? []).map((p) => p.name),
+    ['bristol'],
+  );
+  t.deepEqual(
+    r.peerProblems.map((p) => [p.peer, p.reason]),
+    [['oslo', 'OwnPublicKey']],
+  );
+});
+
+test('gateway config - a peer network whose VNI disagrees with ours is not carried to it; its tunnel stays', (t) => {
+  const r = buildWith([BRISTOL, { ...OSLO, networks: [{ name: 'cdn', vni: 777 }] }]);
+  if (!r.ok) return t.fail(r.message);
+  t.deepEqual(
+    (r.config.peers ?? []).map((p) => p.name),
+    ['bristol', 'oslo'],
+  );
+  t.deepEqual(r.config.networks?.[0]?.peers, ['bristol']);
+  t.like(r.peerProblems, [{ peer: 'oslo', reason: 'VniMismatch', network: 'cdn' }]);
+  t.regex(r.peerProblems[0]!.message, /VNI 777, but ours is 4096/);
+});
+
+test('gateway config - a peer listed twice is dropped (DuplicatePeer)', (t) => {
+  const r = buildWith([BRISTOL, OSLO, { ...OSLO, publicKey: KEY_C, transitAddress: '100.64.0.9' }]);
+  if (!r.ok) return t.fail(r.message);
+  t.deepEqual(
+    (r.config.peers ?? []).map((p) => p.name),
+    ['bristol'],
+  );
+  t.is(r.peerProblems[0]?.reason, 'DuplicatePeer');
 });

@@ -40,6 +40,9 @@ const wgKey = z
     'not a WireGuard key (expected 44 characters of base64, as `wg pubkey` prints)',
   );
 
+/** A peer has 1..MAX_PEER_ENDPOINTS endpoints (the broker's limit too). */
+export const MAX_PEER_ENDPOINTS = 8;
+
 /** host:port, where host is an IPv4 address, [IPv6] or a DNS name. */
 const endpoint = z
   .string()
@@ -77,6 +80,12 @@ const segment = z.discriminatedUnion('type', [ovsSegment, linuxBridgeSegment], {
       : 'segment.type must be "ovs" or "linux-bridge"',
 });
 
+/** Why `s` is not a usable peer endpoint, or undefined when it is. Pure. */
+export function endpointProblem(s: unknown): string | undefined {
+  const r = endpoint.safeParse(s);
+  return r.success ? undefined : r.error.issues[0]?.message;
+}
+
 const peerSchema = z.strictObject({
   name: label('peer name'),
   publicKey: wgKey,
@@ -84,7 +93,7 @@ const peerSchema = z.strictObject({
   endpoints: z
     .array(endpoint)
     .min(1, 'a peer needs at least one endpoint')
-    .max(8, 'a peer has at most 8 endpoints'),
+    .max(MAX_PEER_ENDPOINTS, `a peer has at most ${MAX_PEER_ENDPOINTS} endpoints`),
   /** Inside-the-tunnel address of the peer gateway (no prefix length). */
   transitAddress: z.ipv4('transitAddress must be an IPv4 address without prefix length'),
   /** Seconds; keeps NAT state and makes handshake age meaningful. 0 disables. */
@@ -173,12 +182,20 @@ function duplicates<T>(items: readonly T[], key: (t: T) => string): Map<string, 
 /** Cross-field rules that a per-field schema cannot express. */
 function crossCheck(c: GatewayConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const dup = <T>(items: readonly T[], list: string, field: string, key: (t: T) => string) => {
+  // Every holder of a duplicate gets an issue naming the others (by name too), so a caller
+  // can tell which entries clash and drop all of them rather than guess the genuine one.
+  const dup = <T extends { name: string }>(
+    items: readonly T[],
+    list: string,
+    field: string,
+    key: (t: T) => string,
+  ) => {
     for (const [value, idx] of duplicates(items, key)) {
-      for (const i of idx.slice(1)) {
+      for (const i of idx) {
+        const others = idx.filter((j) => j !== i).map((j) => `${list}[${j}] ${items[j]!.name}`);
         issues.push({
           path: `${list}[${i}].${field}`,
-          message: `duplicate ${field} ${value} (also ${list}[${idx[0]}])`,
+          message: `duplicate ${field} ${value}: ${items[i]!.name} shares it with ${others.join(', ')}`,
         });
       }
     }

@@ -1,0 +1,113 @@
+/**
+ * The agent's check of a peer map, wherever one enters: the broker link (NATS KV) and the
+ * cache file. The broker, a compromised path or a corrupted entry may send anything, so
+ * the map is treated as untrusted input: its shape is checked here (types, sizes, that it
+ * is this cluster's map, that our own networks have unique names and VNIs in range) and a
+ * map that fails is refused as a whole, naming the field; the agent then keeps its last
+ * good map. Problems of one peer (a bad or duplicate key, a bad endpoint, a transit
+ * address that clashes, a VNI that disagrees with ours) are not shape problems: they drop
+ * only that peer, in buildGatewayConfig (gateway-config.ts).
+ *
+ * Unknown fields are dropped (a newer broker may add some), so what the agent keeps,
+ * caches and compares is only what it checked.
+ */
+import { z } from 'zod';
+import type { PeerMap } from '../broker/records.js';
+import { VNI_MAX, VNI_MIN } from '../gateway/config.js';
+import { formatPath } from './problems.js';
+
+/** Bounds far above any real federation; they keep a hostile map from costing much. */
+export const PEER_MAP_LIMITS = {
+  peers: 4096,
+  networks: 4096,
+  endpointsPerPeer: 64,
+  stringLength: 256,
+} as const;
+
+const text = z.string().max(PEER_MAP_LIMITS.stringLength);
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const networkRef = z.object({
+  name: text,
+  vni: z.int('vni must be an integer'),
+});
+
+const ownNetwork = z.object({
+  name: text.regex(DNS1123_LABEL, 'network name must be a DNS-1123 label'),
+  vni: z
+    .int('vni must be an integer')
+    .min(VNI_MIN, `vni out of range: must be ${VNI_MIN}..${VNI_MAX}`)
+    .max(VNI_MAX, `vni out of range: must be ${VNI_MIN}..${VNI_MAX}`),
+});
+
+const peerEntry = z.object({
+  cluster: text,
+  endpoints: z.array(text).max(PEER_MAP_LIMITS.endpointsPerPeer),
+  publicKey: text,
+  transitAddress: text,
+  networks: z.array(networkRef).max(PEER_MAP_LIMITS.networks),
+});
+
+function schemaFor(clusterId: string) {
+  return z
+    .object(
+      {
+        cluster: text.refine((c) => c === clusterId, {
+          error: (iss) =>
+            `is ${JSON.stringify(iss.input)}, not this cluster (${clusterId}): the broker sent another cluster's map`,
+        }),
+        transitAddress: z.ipv4('transitAddress must be an IPv4 address without prefix length'),
+        networks: z.array(ownNetwork).max(PEER_MAP_LIMITS.networks),
+        peers: z.array(peerEntry).max(PEER_MAP_LIMITS.peers),
+      },
+      'the peer map must be a JSON object {cluster, transitAddress, networks, peers}',
+    )
+    .superRefine((m, ctx) => {
+      // Two names for one VNI (or one name twice) would bridge two networks together.
+      for (const field of ['name', 'vni'] as const) {
+        const first = new Map<string | number, number>();
+        m.networks.forEach((n, i) => {
+          const seen = first.get(n[field]);
+          if (seen === undefined) first.set(n[field], i);
+          else {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['networks', i, field],
+              message: `duplicate ${field} ${n[field]} (also networks[${seen}])`,
+            });
+          }
+        });
+      }
+    });
+}
+
+/** One reason a peer map was refused: the field (`peers[2].publicKey`) and what is wrong. */
+export interface PeerMapIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export type PeerMapCheck =
+  | { readonly ok: true; readonly peerMap: PeerMap }
+  | {
+      readonly ok: false;
+      readonly issues: readonly PeerMapIssue[];
+      /** One line for people: the first few issues, each with its field. */
+      readonly message: string;
+    };
+
+/**
+ * Checks an untrusted peer map for cluster `clusterId`. Pure; never throws.
+ * @returns the map (unknown fields dropped) or the issues, each naming its field.
+ */
+export function checkPeerMap(input: unknown, clusterId: string): PeerMapCheck {
+  const r = schemaFor(clusterId).safeParse(input);
+  if (r.success) return { ok: true, peerMap: r.data };
+  const issues = r.error.issues.map((i) => ({
+    path: formatPath(i.path) || '(root)',
+    message: i.message,
+  }));
+  const shown = issues.slice(0, 3).map((i) => `${i.path}: ${i.message}`);
+  const more = issues.length > shown.length ? ` (and ${issues.length - shown.length} more)` : '';
+  return { ok: false, issues, message: shown.join('; ') + more };
+}
