@@ -223,11 +223,25 @@ test('ovs - read lists Interface only when interface settings are managed', asyn
   t.true(managed.calls.some((c) => c.argv.includes('Interface')));
 });
 
-// Captured from nft 1.0.6 after `nft -f -` of firewallScript({ wgIfname: 'l2fabc', … }).
+// Captured from nft 1.0.6 after `nft -f -` of firewallScript(SPEC).
 const NFT_JSON = JSON.stringify({
   nftables: [
     { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
     { table: { family: 'inet', name: 'l2fed', handle: 2 } },
+    {
+      set: {
+        family: 'inet',
+        name: 'vxlan_from',
+        table: 'l2fed',
+        type: ['ipv4_addr', 'integer'],
+        handle: 3,
+        elem: [
+          { concat: ['198.19.255.2', 100] },
+          { concat: ['198.19.255.3', 100] },
+          { concat: ['198.19.255.2', 200] },
+        ],
+      },
+    },
     {
       chain: {
         family: 'inet',
@@ -257,8 +271,8 @@ const NFT_JSON = JSON.stringify({
         family: 'inet',
         table: 'l2fed',
         chain: 'input',
-        handle: 3,
-        comment: 'l2fed v3 wg=l2fabc port=4789',
+        handle: 4,
+        comment: 'l2fed v4 wg=l2fabc port=4789',
         expr: [
           { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'l2fv*' } },
           { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: 'l2fabc' } },
@@ -271,7 +285,38 @@ const NFT_JSON = JSON.stringify({
         family: 'inet',
         table: 'l2fed',
         chain: 'input',
-        handle: 4,
+        handle: 5,
+        expr: [
+          { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'l2fabc' } },
+          {
+            match: {
+              op: '==',
+              left: { payload: { protocol: 'udp', field: 'dport' } },
+              right: 4789,
+            },
+          },
+          {
+            match: {
+              op: '==',
+              left: {
+                concat: [
+                  { payload: { protocol: 'ip', field: 'saddr' } },
+                  { payload: { base: 'th', offset: 96, len: 24 } },
+                ],
+              },
+              right: '@vxlan_from',
+            },
+          },
+          { accept: null },
+        ],
+      },
+    },
+    {
+      rule: {
+        family: 'inet',
+        table: 'l2fed',
+        chain: 'input',
+        handle: 6,
         expr: [
           {
             match: {
@@ -280,7 +325,6 @@ const NFT_JSON = JSON.stringify({
               right: 4789,
             },
           },
-          { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: 'l2fabc' } },
           { drop: null },
         ],
       },
@@ -290,7 +334,7 @@ const NFT_JSON = JSON.stringify({
         family: 'inet',
         table: 'l2fed',
         chain: 'output',
-        handle: 5,
+        handle: 7,
         expr: [
           { match: { op: '==', left: { meta: { key: 'oifname' } }, right: 'l2fv*' } },
           { match: { op: '!=', left: { meta: { key: 'oifname' } }, right: 'l2fabc' } },
@@ -301,18 +345,27 @@ const NFT_JSON = JSON.stringify({
   ],
 });
 
-test('nft - the table parses to its marker, and a missing rule is not intact', (t) => {
-  const spec = { wgIfname: 'l2fabc', vxlanPort: 4789 };
-  t.deepEqual(parseNftTable(NFT_JSON), { version: 3, spec, intact: true });
-  t.true(firewallMatches(spec, parseNftTable(NFT_JSON)));
-  t.false(firewallMatches({ ...spec, wgIfname: 'l2fx' }, parseNftTable(NFT_JSON)));
+const SPEC = {
+  wgIfname: 'l2fabc',
+  vxlanPort: 4789,
+  vxlanFrom: [
+    { address: '198.19.255.2', vni: 100 },
+    { address: '198.19.255.2', vni: 200 },
+    { address: '198.19.255.3', vni: 100 },
+  ],
+};
+
+test('nft - the table parses to its marker and set, and a missing rule is not intact', (t) => {
+  t.deepEqual(parseNftTable(NFT_JSON), { version: 4, spec: SPEC, intact: true });
+  t.true(firewallMatches(SPEC, parseNftTable(NFT_JSON)));
+  t.false(firewallMatches({ ...SPEC, wgIfname: 'l2fx' }, parseNftTable(NFT_JSON)));
   const parsed = JSON.parse(NFT_JSON) as { nftables: unknown[] };
-  // Any one rule or chain deleted by hand: not intact.
+  // Any one set, rule or chain deleted by hand: not intact.
   for (let i = 2; i < parsed.nftables.length; i++) {
     const without = JSON.stringify({ nftables: parsed.nftables.filter((_, j) => j !== i) });
     t.false(parseNftTable(without).intact, `without object ${i}`);
   }
-  const unmarked = NFT_JSON.replace('l2fed v3 wg=l2fabc port=4789', 'hand-made');
+  const unmarked = NFT_JSON.replace('l2fed v4 wg=l2fabc port=4789', 'hand-made');
   t.deepEqual(parseNftTable(unmarked), { version: undefined, spec: undefined, intact: false });
   // The marker claims another tunnel than the rule drops for: not intact.
   const lying = NFT_JSON.replace('wg=l2fabc', 'wg=l2fother');
@@ -320,48 +373,88 @@ test('nft - the table parses to its marker, and a missing rule is not intact', (
   t.throws(() => parseNftTable('garbage'), { instanceOf: ParseError });
 });
 
-test('nft - an older table (v1: no tunnel exception, v2: no output chain) is replaced', (t) => {
-  const spec = { wgIfname: 'l2fabc', vxlanPort: 4789 };
-  const parsed = JSON.parse(NFT_JSON.replace('l2fed v3', 'l2fed v2')) as { nftables: unknown[] };
-  // v2: the input chain alone.
-  const v2 = parseNftTable(
+test('nft - the set is compared pair by pair: one added or missing pair does not match', (t) => {
+  const table = JSON.parse(NFT_JSON) as {
+    nftables: { set?: { elem?: unknown[] }; rule?: { expr: unknown[] } }[];
+  };
+  const set = table.nftables.find((o) => o.set)!.set!;
+  const elems = set.elem!;
+  // Site .3 given VNI 200 by hand: the table no longer matches the config.
+  set.elem = [...elems, { concat: ['198.19.255.3', 200] }];
+  const widened = parseNftTable(JSON.stringify(table));
+  t.true(widened.intact);
+  t.false(firewallMatches(SPEC, widened));
+  set.elem = elems.slice(1);
+  t.false(firewallMatches(SPEC, parseNftTable(JSON.stringify(table))));
+  // Wrapped elements (nft renders element options so) parse the same.
+  set.elem = elems.map((e) => ({ elem: { val: e, comment: 'x' } }));
+  t.true(firewallMatches(SPEC, parseNftTable(JSON.stringify(table))));
+  // An element that is not (IPv4, VNI): the set is unreadable, the table not ours.
+  set.elem = [...elems, { concat: ['fe80::1', 100] }];
+  t.deepEqual(parseNftTable(JSON.stringify(table)).spec, undefined);
+  set.elem = elems;
+  // The final drop made conditional by hand (here: only through the tunnel): not intact.
+  const last = table.nftables.filter((o) => o.rule).at(-2)!.rule!;
+  last.expr = [
+    { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: 'l2fabc' } },
+    ...last.expr,
+  ];
+  t.false(parseNftTable(JSON.stringify(table)).intact);
+});
+
+test('nft - an older table (v3: any VNI through the tunnel; v2: no output chain) is replaced', (t) => {
+  // v3 had no set and dropped the port only outside the tunnel.
+  const v3 = parseNftTable(
     JSON.stringify({
-      nftables: parsed.nftables.filter(
-        (o) => !JSON.stringify(o).includes('"output"') && !JSON.stringify(o).includes('"oifname"'),
-      ),
+      nftables: (
+        JSON.parse(NFT_JSON.replace('l2fed v4', 'l2fed v3')) as { nftables: unknown[] }
+      ).nftables.filter((o) => !JSON.stringify(o).includes('vxlan_from')),
     }),
   );
-  t.deepEqual([v2.version, v2.intact], [2, false]);
-  t.false(firewallMatches(spec, v2));
-  // The VXLAN-device rule without the tunnel exception is not intact even under a v3 marker.
-  const v3 = JSON.parse(NFT_JSON) as {
+  t.deepEqual([v3.version, v3.intact], [3, false]);
+  t.false(firewallMatches(SPEC, v3));
+  // The VXLAN-device rule without the tunnel exception is not intact even under a v4 marker.
+  const v4 = JSON.parse(NFT_JSON) as {
     nftables: { rule?: { comment?: string; expr: { match?: { op: string } }[] } }[];
   };
-  const marked = v3.nftables.find((o) => o.rule?.comment)!.rule!;
+  const marked = v4.nftables.find((o) => o.rule?.comment)!.rule!;
   marked.expr = marked.expr.filter((e) => e.match?.op !== '!=');
-  const noException = JSON.stringify(v3);
-  t.false(parseNftTable(noException).intact);
+  t.false(parseNftTable(JSON.stringify(v4)).intact);
 });
 
 test('nft - one atomic script: empty table, delete, the whole table', (t) => {
   t.is(
-    firewallScript({ wgIfname: 'l2fa', vxlanPort: 4789 }),
+    firewallScript(SPEC),
     [
       'table inet l2fed {}',
       'delete table inet l2fed',
       'table inet l2fed {',
+      '  set vxlan_from {',
+      '    typeof ip saddr . @th,96,24',
+      '    elements = { 198.19.255.2 . 100, 198.19.255.2 . 200, 198.19.255.3 . 100 }',
+      '  }',
       '  chain input {',
       '    type filter hook input priority filter - 10; policy accept;',
-      '    iifname "l2fv*" iifname != "l2fa" drop comment "l2fed v3 wg=l2fa port=4789"',
-      '    udp dport 4789 iifname != "l2fa" drop',
+      '    iifname "l2fv*" iifname != "l2fabc" drop comment "l2fed v4 wg=l2fabc port=4789"',
+      '    iifname "l2fabc" udp dport 4789 ip saddr . @th,96,24 @vxlan_from accept',
+      '    udp dport 4789 drop',
       '  }',
       '  chain output {',
       '    type filter hook output priority filter - 10; policy accept;',
-      '    oifname "l2fv*" oifname != "l2fa" drop',
+      '    oifname "l2fv*" oifname != "l2fabc" drop',
       '  }',
       '}',
       '',
     ].join('\n'),
+  );
+  // No pair (no network carried to anyone): an empty set, so VXLAN is dropped from all.
+  const none = firewallScript({ ...SPEC, vxlanFrom: [] });
+  t.false(none.includes('elements'));
+  t.true(none.includes('    udp dport 4789 drop'));
+  // Pairs in any order and repeated give one script.
+  t.is(
+    firewallScript({ ...SPEC, vxlanFrom: [...SPEC.vxlanFrom, ...SPEC.vxlanFrom].reverse() }),
+    firewallScript(SPEC),
   );
 });
 
@@ -380,10 +473,10 @@ test('nft backend - argv, stdin, netns, mutates; an absent table is undefined', 
   const fw = new NftFirewall({ runner, netns: 'l2fed-x' }, 'nft');
   t.is(await fw.read(), undefined);
   t.true((await fw.read())?.intact);
-  await fw.set({ wgIfname: 'l2fa', vxlanPort: 4789 });
+  await fw.set(SPEC);
   await fw.remove();
   t.deepEqual(runner.mutatingCommands(), ['nft -f -', 'nft -f -']);
-  t.is(inputs[0], firewallScript({ wgIfname: 'l2fa', vxlanPort: 4789 }));
+  t.is(inputs[0], firewallScript(SPEC));
   t.is(inputs[1], 'table inet l2fed {}\ndelete table inet l2fed\n');
   t.true(runner.calls.every((c) => c.netns === 'l2fed-x'));
   t.false(runner.calls.slice(0, 2).some((c) => c.mutates));

@@ -1,10 +1,11 @@
-/** In-memory FirewallBackend for unit tests: the table is one spec (or none). */
+/** In-memory FirewallBackend for unit tests: the table is one spec (or none), as read back. */
 import type { FakeLog } from '../lib/log-fake.js';
 import {
   FIREWALL_VERSION,
   type FirewallBackend,
   type FirewallSpec,
   type ObservedFirewall,
+  vxlanSources,
 } from './firewall.js';
 
 export class FakeFirewall implements FirewallBackend {
@@ -19,7 +20,11 @@ export class FakeFirewall implements FirewallBackend {
 
   set(spec: FirewallSpec): Promise<void> {
     this.log.record(`firewall set wg=${spec.wgIfname} port=${spec.vxlanPort}`);
-    this.table = { version: FIREWALL_VERSION, spec: { ...spec }, intact: true };
+    this.table = {
+      version: FIREWALL_VERSION,
+      spec: { ...spec, vxlanFrom: vxlanSources(spec.vxlanFrom) },
+      intact: true,
+    };
     return Promise.resolve();
   }
 

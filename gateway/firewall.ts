@@ -1,10 +1,13 @@
 /**
  * The VXLAN guard: an nftables table in the data-plane namespace that lets VXLAN in only
- * through the WireGuard interface and lets nothing reach the gateway's own IP stack
- * through a VXLAN device. Linux binds VXLAN sockets to INADDR_ANY:<dstport>, so without
- * it a pod could send a hand-made VXLAN packet to the transit address (through its own
- * segment and the gateway's VXLAN device) and inject frames into any other network.
- * See docs/gateway.md, "VXLAN only through the tunnel".
+ * through the WireGuard interface, from a peer's transit address only for the VNIs that
+ * peer carries with us, and lets nothing reach the gateway's own IP stack through a
+ * VXLAN device. Linux binds VXLAN sockets to INADDR_ANY:<dstport> and a VXLAN device
+ * takes packets from any source, so without it a pod could send a hand-made VXLAN packet
+ * to the transit address (through its own segment and the gateway's VXLAN device), and a
+ * peer gateway sharing network A could send frames into network B. WireGuard admits a
+ * packet from a peer only with a source in that peer's allowed-ips (its transit /32), so
+ * the source address names the peer. See docs/gateway.md, "VXLAN only through the tunnel".
  *
  * The pure parts live here (spec, script, parser); firewall-nft.ts runs `nft`.
  */
@@ -12,16 +15,39 @@ import { ParseError } from './errors.js';
 import { VXLAN_PREFIX } from './names.js';
 
 /** Bumped when the rule set changes, so an older table is replaced on the next apply. */
-export const FIREWALL_VERSION = 3;
+export const FIREWALL_VERSION = 4;
 
 /** Family and name of the table the gateway owns; nothing else in nftables is touched. */
 export const FIREWALL_FAMILY = 'inet';
 export const FIREWALL_TABLE = 'l2fed';
 
+/** Name of the set of (transit address . VNI) pairs VXLAN may come from. */
+export const VXLAN_FROM_SET = 'vxlan_from';
+
+/** A peer's transit address (IPv4) and a VNI it carries with us. */
+export interface VxlanSource {
+  readonly address: string;
+  readonly vni: number;
+}
+
 /** What the guard protects: the tunnel interface VXLAN must arrive on, and its port. */
 export interface FirewallSpec {
   readonly wgIfname: string;
   readonly vxlanPort: number;
+  /** Who may send which VNI through the tunnel; sorted and unique (see vxlanSources). */
+  readonly vxlanFrom: readonly VxlanSource[];
+}
+
+const ipv4Key = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+
+/** Sorted (address numerically, then VNI) and without duplicates: the comparable form. */
+export function vxlanSources(pairs: readonly VxlanSource[]): VxlanSource[] {
+  const sorted = [...pairs].sort(
+    (a, b) => ipv4Key(a.address) - ipv4Key(b.address) || a.vni - b.vni,
+  );
+  return sorted.filter(
+    (p, i) => i === 0 || p.address !== sorted[i - 1]!.address || p.vni !== sorted[i - 1]!.vni,
+  );
 }
 
 /** The table as read back. `intact` = its chain and rules are the ones the marker names. */
@@ -39,6 +65,9 @@ export function firewallMarker(spec: FirewallSpec): string {
 
 const MARKER = /^l2fed v(\d+) wg=(\S+) port=(\d+)$/;
 
+/** The set's key: the outer source address and the VNI in the VXLAN header. */
+const SOURCE_KEY = 'ip saddr . @th,96,24';
+
 /** True when the observed table is exactly the desired one. */
 export function firewallMatches(want: FirewallSpec, have: ObservedFirewall | undefined): boolean {
   return (
@@ -46,7 +75,16 @@ export function firewallMatches(want: FirewallSpec, have: ObservedFirewall | und
     have.intact &&
     have.version === FIREWALL_VERSION &&
     have.spec?.wgIfname === want.wgIfname &&
-    have.spec.vxlanPort === want.vxlanPort
+    have.spec.vxlanPort === want.vxlanPort &&
+    sameSources(have.spec.vxlanFrom, want.vxlanFrom)
+  );
+}
+
+function sameSources(a: readonly VxlanSource[], b: readonly VxlanSource[]): boolean {
+  const x = vxlanSources(a);
+  const y = vxlanSources(b);
+  return (
+    x.length === y.length && x.every((p, i) => p.address === y[i]!.address && p.vni === y[i]!.vni)
   );
 }
 
@@ -58,10 +96,16 @@ export function firewallMatches(want: FirewallSpec, have: ObservedFirewall | und
  */
 export function firewallScript(spec: FirewallSpec): string {
   const t = `${FIREWALL_FAMILY} ${FIREWALL_TABLE}`;
+  const pairs = vxlanSources(spec.vxlanFrom).map((p) => `${p.address} . ${p.vni}`);
   return [
     `table ${t} {}`,
     `delete table ${t}`,
     `table ${t} {`,
+    // @th,96,24: the VNI, bytes 4-6 of the VXLAN header after the 8-byte UDP header.
+    `  set ${VXLAN_FROM_SET} {`,
+    `    typeof ${SOURCE_KEY}`,
+    ...(pairs.length ? [`    elements = { ${pairs.join(', ')} }`] : []),
+    '  }',
     '  chain input {',
     '    type filter hook input priority filter - 10; policy accept;',
     // Nothing reaches the gateway's stack through a VXLAN device (OVS netdev leaves
@@ -69,8 +113,10 @@ export function firewallScript(spec: FirewallSpec): string {
     // nft has only prefix wildcards, and a tunnel may be named `l2fv…` too (l2fvienna),
     // so the tunnel is excepted by name: without it such a gateway drops all its traffic.
     `    iifname "${VXLAN_PREFIX}*" iifname != "${spec.wgIfname}" drop comment "${firewallMarker(spec)}"`,
-    // VXLAN only through the tunnel.
-    `    udp dport ${spec.vxlanPort} iifname != "${spec.wgIfname}" drop`,
+    // VXLAN only through the tunnel, and only the VNIs each peer carries with us.
+    // (An IPv6 packet has no `ip saddr` and falls through to the drop.)
+    `    iifname "${spec.wgIfname}" udp dport ${spec.vxlanPort} ${SOURCE_KEY} @${VXLAN_FROM_SET} accept`,
+    `    udp dport ${spec.vxlanPort} drop`,
     '  }',
     // Nor does the gateway's stack say anything into a tenant network: no IPv6 router
     // solicitations, MLD or DAD from a VXLAN device's link-local address. (ARP is off on
@@ -94,10 +140,12 @@ export function firewallRemoveScript(): string {
 interface NftMatch {
   match?: { op?: string; left?: unknown; right?: unknown };
   drop?: unknown;
+  accept?: unknown;
 }
 interface NftObject {
   chain?: { name?: string; type?: string; hook?: string; prio?: unknown; policy?: string };
   rule?: { chain?: string; comment?: string; expr?: NftMatch[] };
+  set?: { name?: string; type?: unknown; elem?: unknown[] };
 }
 
 const metaKey = (key: string) => (left: unknown) =>
@@ -116,11 +164,44 @@ function hasMatch(expr: NftMatch[], op: string, left: (l: unknown) => boolean, r
   );
 }
 
+/** `ip saddr . @th,96,24` as nft -j renders it. */
+function isSourceKey(left: unknown): boolean {
+  const parts = (left as { concat?: unknown[] } | undefined)?.concat;
+  if (!Array.isArray(parts) || parts.length !== 2) return false;
+  const [a, b] = parts as { payload?: Record<string, unknown> }[];
+  return (
+    a?.payload?.protocol === 'ip' &&
+    a.payload.field === 'saddr' &&
+    b?.payload?.base === 'th' &&
+    b.payload.offset === 96 &&
+    b.payload.len === 24
+  );
+}
+
 /**
- * Parses `nft -j list table inet l2fed`. Pure. The marker says which spec the table was
- * built for; `intact` checks that both chains and all three rules are there (someone
- * may have deleted a rule by hand), loosely enough to survive nft version differences
- * in the JSON rendering.
+ * The set's elements as pairs; undefined when one is not an (IPv4, VNI) pair. nft 1.0.6
+ * renders an element as {concat: [addr, vni]}; with element options it wraps it in
+ * {elem: {val: …}}.
+ */
+function parseSources(elems: readonly unknown[]): VxlanSource[] | undefined {
+  const out: VxlanSource[] = [];
+  for (const e of elems) {
+    const val = (e as { elem?: { val?: unknown } }).elem?.val ?? e;
+    const c = (val as { concat?: unknown[] }).concat;
+    if (!Array.isArray(c) || c.length !== 2) return undefined;
+    const [address, vni] = c;
+    if (typeof address !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) return undefined;
+    if (typeof vni !== 'number' || !Number.isInteger(vni)) return undefined;
+    out.push({ address, vni });
+  }
+  return vxlanSources(out);
+}
+
+/**
+ * Parses `nft -j list table inet l2fed`. Pure. The marker says which tunnel and port the
+ * table was built for and the set which (peer, VNI) pairs it admits; `intact` checks that
+ * both chains, the set and all four rules are there (someone may have deleted a rule by
+ * hand), loosely enough to survive nft version differences in the JSON rendering.
  * @throws ParseError when the text is not nft JSON.
  */
 export function parseNftTable(text: string): ObservedFirewall {
@@ -133,9 +214,17 @@ export function parseNftTable(text: string): ObservedFirewall {
   }
   const chains = objects.flatMap((o) => (o.chain ? [o.chain] : []));
   const rules = objects.flatMap((o) => (o.rule ? [o.rule] : []));
+  const sets = objects.flatMap((o) => (o.set ? [o.set] : []));
+  const set = sets.length === 1 && sets[0]!.name === VXLAN_FROM_SET ? sets[0] : undefined;
+  const setType = JSON.stringify(set?.type);
+  const vxlanFrom =
+    setType === JSON.stringify(['ipv4_addr', 'integer'])
+      ? parseSources(set?.elem ?? [])
+      : undefined;
   const marked = rules.find((r) => r.comment && MARKER.test(r.comment));
   const m = marked?.comment ? MARKER.exec(marked.comment) : null;
-  const spec = m ? { wgIfname: m[2]!, vxlanPort: Number(m[3]) } : undefined;
+  // Without a readable set the table admits an unknown set of peers: no spec, not intact.
+  const spec = m && vxlanFrom ? { wgIfname: m[2]!, vxlanPort: Number(m[3]), vxlanFrom } : undefined;
   // With exactly two chains, finding both names means each is there once.
   const chainOk = (name: 'input' | 'output') => {
     const c = chains.find((x) => x.name === name);
@@ -148,17 +237,29 @@ export function parseNftTable(text: string): ObservedFirewall {
     r !== undefined && drops(r) && hasMatch(r.expr ?? [], '!=', dev, s.wgIfname);
   const input = rules.filter((r) => r.chain === 'input');
   const output = rules.filter((r) => r.chain === 'output');
+  const fromPeers = (r: Rule | undefined, s: FirewallSpec) => {
+    const e = r?.expr ?? [];
+    return (
+      e.some((x) => 'accept' in x) &&
+      hasMatch(e, '==', isIifname, s.wgIfname) &&
+      hasMatch(e, '==', isUdpDport, s.vxlanPort) &&
+      hasMatch(e, '==', isSourceKey, `@${VXLAN_FROM_SET}`)
+    );
+  };
+  // The last rule drops the port unconditionally: exactly a port match and a drop.
+  const dropsPort = (r: Rule | undefined, s: FirewallSpec) =>
+    r?.expr?.length === 2 && drops(r) && hasMatch(r.expr, '==', isUdpDport, s.vxlanPort);
   const intact =
     spec !== undefined &&
     chains.length === 2 &&
     chainOk('input') &&
     chainOk('output') &&
-    input.length === 2 &&
+    input.length === 3 &&
     output.length === 1 &&
     guards(input[0], spec, isIifname) &&
     hasMatch(input[0]!.expr ?? [], '==', isIifname, `${VXLAN_PREFIX}*`) &&
-    guards(input[1], spec, isIifname) &&
-    hasMatch(input[1]!.expr ?? [], '==', isUdpDport, spec.vxlanPort) &&
+    fromPeers(input[1], spec) &&
+    dropsPort(input[2], spec) &&
     guards(output[0], spec, isOifname) &&
     hasMatch(output[0]!.expr ?? [], '==', isOifname, `${VXLAN_PREFIX}*`);
   return { version: m ? Number(m[1]) : undefined, spec, intact };

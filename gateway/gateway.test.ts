@@ -74,7 +74,16 @@ test('gateway - first apply builds, second apply changes nothing', async (t) => 
 
   // The guard is the first change, before any VXLAN device exists.
   t.is(first.steps[0]?.kind, 'firewall-set');
-  t.deepEqual(plane.firewall.table?.spec, { wgIfname: 'l2fa', vxlanPort: 4789 });
+  t.deepEqual(plane.firewall.table?.spec, {
+    wgIfname: 'l2fa',
+    vxlanPort: 4789,
+    // c carries only cdn (100), b also vod (200).
+    vxlanFrom: [
+      { address: '198.19.255.2', vni: 100 },
+      { address: '198.19.255.2', vni: 200 },
+      { address: '198.19.255.3', vni: 100 },
+    ],
+  });
 
   plane.log.clear();
   const second = await gw.apply(config());
@@ -142,7 +151,9 @@ test('gateway - removing a peer removes exactly its state', async (t) => {
   c.peers = c.peers!.filter((p) => p.name !== 'c');
   c.networks![0]!.peers = ['b'];
   await gw.apply(c);
+  // The guard first stops admitting c's VXLAN.
   t.deepEqual(plane.log.mutations, [
+    'firewall set wg=l2fa port=4789',
     `tunnel remove-peer l2fa ${KEY_C}`,
     'fdb del l2fv100 198.19.255.3',
   ]);
@@ -155,7 +166,11 @@ test('gateway - removing a network removes exactly its device and port', async (
   const c = config();
   c.networks = c.networks!.filter((n) => n.name !== 'cdn');
   await gw.apply(c);
-  t.deepEqual(plane.log.mutations, ['segment detach l2fv100 br-cdn', 'link del l2fv100']);
+  t.deepEqual(plane.log.mutations, [
+    'firewall set wg=l2fa port=4789',
+    'segment detach l2fv100 br-cdn',
+    'link del l2fv100',
+  ]);
 });
 
 test('gateway - moving a network to another segment re-plugs only its port', async (t) => {

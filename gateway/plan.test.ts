@@ -59,10 +59,14 @@ const tunnel: ObservedTunnel = {
 };
 
 const NOARP = `no ARP on l2fv100 (the gateway's stack answers nothing through it)`;
-const GUARD = `guard vxlan port 4789: only through l2fa, nothing to the stack through vxlan devices (nft table inet l2fed)`;
+const GUARD = `guard vxlan port 4789: only through l2fa, only from 198.19.255.2 vni 100, 198.19.255.3 vni 100, nothing to the stack through vxlan devices (nft table inet l2fed)`;
+const CDN_FROM = [
+  { address: '198.19.255.2', vni: 100 },
+  { address: '198.19.255.3', vni: 100 },
+];
 const firewall = {
   version: FIREWALL_VERSION,
-  spec: { wgIfname: 'l2fa', vxlanPort: 4789 },
+  spec: { wgIfname: 'l2fa', vxlanPort: 4789, vxlanFrom: CDN_FROM },
   intact: true,
 };
 
@@ -149,6 +153,33 @@ const cases: Case[] = [
       firewall: { ...firewall, spec: { ...firewall.spec, vxlanPort: 8472 } },
     },
     want: [GUARD],
+  },
+  {
+    name: 'a guard that admits a peer for a VNI it does not carry is replaced',
+    observed: {
+      ...converged,
+      firewall: {
+        ...firewall,
+        spec: { ...firewall.spec, vxlanFrom: [...CDN_FROM, { address: '198.19.255.3', vni: 200 }] },
+      },
+    },
+    want: [GUARD],
+  },
+  {
+    name: 'a guard that lacks a pair is replaced',
+    observed: {
+      ...converged,
+      firewall: { ...firewall, spec: { ...firewall.spec, vxlanFrom: CDN_FROM.slice(1) } },
+    },
+    want: [GUARD],
+  },
+  {
+    name: 'the same pairs read back in another order need nothing',
+    observed: {
+      ...converged,
+      firewall: { ...firewall, spec: { ...firewall.spec, vxlanFrom: [...CDN_FROM].reverse() } },
+    },
+    want: [],
   },
   {
     name: 'a guard of an older version is replaced',
@@ -365,6 +396,48 @@ test('plan - no step ever prints the private key', (t) => {
   t.false(text.includes(PRIV));
 });
 
+test('plan - the guard admits each peer only for the VNIs it carries with us', (t) => {
+  // b carries cdn and vod, c only cdn: c may not send vod's VNI.
+  const two = parseGatewayConfig({
+    ...config,
+    networks: [
+      ...config.networks,
+      { name: 'vod', vni: 200, segment: { type: 'linux-bridge', bridge: 'br-vod' }, peers: ['b'] },
+    ],
+  });
+  t.deepEqual(desiredState(two, PRIV).firewall.vxlanFrom, [
+    { address: '198.19.255.2', vni: 100 },
+    { address: '198.19.255.2', vni: 200 },
+    { address: '198.19.255.3', vni: 100 },
+  ]);
+  // A network carried to nobody admits nobody; no network, no pair.
+  const alone = parseGatewayConfig({
+    ...config,
+    networks: [{ ...config.networks[0]!, peers: [] }],
+  });
+  t.deepEqual(desiredState(alone, PRIV).firewall.vxlanFrom, []);
+  // Granting vod to c changes the guard, and only the guard is re-set first.
+  const before = {
+    ...converged,
+    firewall: { ...firewall, spec: desiredState(two, PRIV).firewall },
+  };
+  const granted = parseGatewayConfig({
+    ...two,
+    networks: two.networks.map((n) => (n.name === 'vod' ? { ...n, peers: ['b', 'c'] } : n)),
+  });
+  const steps = planSteps(desiredState(granted, PRIV), {
+    ...before,
+    segments: { ...before.segments, bridges: { ovs: [], 'linux-bridge': ['br-cdn', 'br-vod'] } },
+  });
+  t.is(steps[0]?.kind, 'firewall-set');
+  t.deepEqual(steps[0]?.kind === 'firewall-set' ? steps[0].vxlanFrom : [], [
+    { address: '198.19.255.2', vni: 100 },
+    { address: '198.19.255.2', vni: 200 },
+    { address: '198.19.255.3', vni: 100 },
+    { address: '198.19.255.3', vni: 200 },
+  ]);
+});
+
 test('plan - a peer re-set for another reason keeps the listed endpoint in use', (t) => {
   const two = parseGatewayConfig({
     ...config,
@@ -373,7 +446,12 @@ test('plan - a peer re-set for another reason keeps the listed endpoint in use',
   });
   const want = desiredState(two, PRIV);
   const peer = { ...tunnel.peers[0]!, endpoint: '198.18.0.2:51820' };
-  const observed: ObservedDataplane = { ...converged, vxlans: [], segments: empty.segments };
+  const observed: ObservedDataplane = {
+    ...converged,
+    firewall: { ...firewall, spec: want.firewall },
+    vxlans: [],
+    segments: empty.segments,
+  };
   // Fail-over moved it to the second endpoint: converged, nothing to do.
   t.deepEqual(planSteps(want, { ...observed, tunnel: { ...tunnel, peers: [peer] } }), []);
   // The keepalive differs: the peer is re-set, on the endpoint it uses.

@@ -5,12 +5,7 @@
  */
 import type { SegmentConfig } from './config.js';
 import { PreconditionError } from './errors.js';
-import {
-  firewallMatches,
-  FIREWALL_FAMILY,
-  FIREWALL_TABLE,
-  type FirewallSpec,
-} from './firewall.js';
+import { firewallMatches, FIREWALL_FAMILY, FIREWALL_TABLE, type FirewallSpec } from './firewall.js';
 import { VXLAN_FDB_LIMIT } from './links.js';
 import {
   sameSegment,
