@@ -98,24 +98,27 @@ pki
     '127.0.0.1',
   ])
   .option('--client <name...>', 'client certificate names', ['admin'])
+  .option('--force', 're-issue existing server and client keys/certs (the CA is always kept)')
   .addHelpText(
     'after',
     '\nExample:\n  l2fed pki init --dir /etc/l2fed/pki --san broker.l2fed.svc localhost --client alice ci',
   )
-  .action(async (o: { dir: string; san: string[]; client: string[] }) => {
+  .action(async (o: { dir: string; san: string[]; client: string[]; force?: boolean }) => {
     const { runPkiInit } = await import('./pki.js');
     process.exitCode = await runPkiInit({
       dir: o.dir,
       serverNames: o.san,
       clients: o.client,
+      force: o.force ?? false,
     });
   });
 pki
   .command('token <file>')
   .description('write a random admin bearer token to FILE (mode 0600)')
-  .action(async (file: string) => {
+  .option('--force', 'replace FILE if it exists')
+  .action(async (file: string, o: { force?: boolean }) => {
     const { runPkiToken } = await import('./pki.js');
-    process.exitCode = await runPkiToken(file);
+    process.exitCode = await runPkiToken(file, { force: o.force ?? false });
   });
 
 // Admin API commands (one file each).

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { readFile, stat } from 'node:fs/promises';
 import { status } from '@grpc/grpc-js';
 import { ExecaRunner } from '../../lib/runner.js';
-import { ensureCa, issueCert, readPair } from '../../lib/pki.js';
+import { ensureCa, issueCert, PkiFileError, readPair } from '../../lib/pki.js';
 import { startAdminServer } from '../../broker/admin/server.js';
 import { getVersion } from '../../broker/admin/client.js';
 import { testWith } from '../fixtures/privileges.js';
@@ -76,6 +76,30 @@ test('admin mTLS - ensureCa keeps an existing CA', async (t) => {
   await t.throwsAsync(issueCert(runner, first, dir.path, 'Bad Name!', 'client'), {
     message: /lowercase letters/,
   });
+});
+
+test('pki - issueCert never writes over the CA files, nor an existing leaf unless forced', async (t) => {
+  const dir = await makeRunDir('pki');
+  t.teardown(() => dir.remove());
+  const runner = new ExecaRunner();
+  const ca = await ensureCa(runner, dir.path);
+  const caKey = await readFile(ca.caKey);
+  const caCert = await readFile(ca.caCert);
+  await t.throwsAsync(issueCert(runner, ca, dir.path, 'ca', 'client'), {
+    instanceOf: PkiFileError,
+    message: /certificate name "ca" collides with the CA's files .*ca\.key.*choose another name/,
+  });
+  t.deepEqual(await readFile(ca.caKey), caKey);
+  t.deepEqual(await readFile(ca.caCert), caCert);
+  const alice = await issueCert(runner, ca, dir.path, 'alice', 'client');
+  const key = await readFile(alice.key);
+  await t.throwsAsync(issueCert(runner, ca, dir.path, 'alice', 'client'), {
+    instanceOf: PkiFileError,
+    message: /alice\.key and .*alice\.crt already exist; pass --force/,
+  });
+  t.deepEqual(await readFile(alice.key), key);
+  await issueCert(runner, ca, dir.path, 'alice', 'client', [], { force: true });
+  t.notDeepEqual(await readFile(alice.key), key);
 });
 
 test('admin mTLS - federation services: no cert refused, a CA-signed cert acts and is audited by CN', async (t) => {
