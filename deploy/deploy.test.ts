@@ -243,7 +243,14 @@ function documentedSecrets(): Map<string, Set<string>> {
 interface BrokerFile {
   nats?: { servers?: string[]; credentials?: string; tlsCa?: string };
   broker?: Parameters<typeof resolveConfig>[0];
-  admin?: { listen?: string; ca?: string; cert?: string; key?: string; tokenFile?: string };
+  admin?: {
+    listen?: string;
+    ca?: string;
+    cert?: string;
+    key?: string;
+    tokenFile?: string;
+    writers?: string[];
+  };
 }
 
 /** True for the error readFile gives for `path`. */
@@ -280,11 +287,31 @@ async function checkBrokerConfig(text: string): Promise<BrokerFile> {
   resolveConfig(file.broker ?? {});
   const admin = adminFileSchema.parse(file.admin ?? {});
   if (admin.insecure) throw new BrokerConfigError('admin.insecure: never in a deployment');
-  const err = await resolveAdmin(admin, {}).then(
-    (r) => new BrokerConfigError(`admin API ${r ? `auth ${r.auth.type}` : 'is off'}`),
-    (e: unknown) => e,
-  );
-  if (!isMissing(err)) throw err;
+  if (!admin.writers?.length) {
+    throw new BrokerConfigError(
+      'admin.writers: list the identities that may run admin actions (cn:<client cert CN>); ' +
+        'without it every certificate the CA signed may cordon or evict',
+    );
+  }
+  // Resolve for real, with stand-ins for the mounted files: auth mode, exposure and
+  // writers are checked by the broker's own rules.
+  const stand = mkdtempSync(join(tmpdir(), 'l2fed-deploy-test-'));
+  try {
+    const swap = (k: 'ca' | 'cert' | 'key' | 'tokenFile') => {
+      if (!admin[k]) return {};
+      const p = join(stand, k);
+      writeFileSync(p, k === 'tokenFile' ? `${'a'.repeat(64)}\n` : 'PEM\n');
+      return { [k]: p };
+    };
+    const r = await resolveAdmin(
+      { ...admin, ...swap('ca'), ...swap('cert'), ...swap('key'), ...swap('tokenFile') },
+      {},
+    );
+    if (r?.auth.type !== 'mtls')
+      throw new BrokerConfigError(`admin API ${r ? `auth ${r.auth.type}` : 'is off'}: use mTLS`);
+  } finally {
+    rmSync(stand, { recursive: true, force: true });
+  }
   return file;
 }
 
