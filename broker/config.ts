@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseIpv4Pool, type Ipv4Pool } from './ipv4.js';
 import { BrokerConfigError } from './errors.js';
+import { LIMITS } from './protocol.js';
 
 export const brokerConfigSchema = z.strictObject({
   /** Inclusive VNI range handed out to federated networks (VXLAN VNIs are 24 bit). */
@@ -48,6 +49,16 @@ export const brokerConfigSchema = z.strictObject({
     .default(5 * 60_000),
   /** Upper bound of candidates probed per allocation. */
   maxProbes: z.int().min(1).default(4096),
+  /** Networks one cluster may export at once (QUOTA_EXCEEDED beyond). */
+  maxExportsPerCluster: z.int().min(1).max(LIMITS.networks).default(LIMITS.networks),
+  /**
+   * New VNIs one cluster's exports may allocate per vniQuarantineMs (QUOTA_EXCEEDED
+   * beyond). With maxExportsPerCluster it bounds the VNIs one cluster can keep from the
+   * others, exported or quarantined, however it churns its exports.
+   */
+  maxVniAllocationsPerCluster: z.int().min(1).default(256),
+  /** Peerings one cluster may declare (QUOTA_EXCEEDED beyond); each costs a peer-map refresh. */
+  maxPeeringsPerCluster: z.int().min(1).max(LIMITS.peerings).default(256),
 });
 
 export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;

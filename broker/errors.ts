@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   'KEY_MISMATCH',
   'KEY_IN_USE',
   'POOL_EXHAUSTED',
+  'QUOTA_EXCEEDED',
   'CONFLICT',
   'UNAVAILABLE',
   'INTERNAL',
@@ -146,6 +147,25 @@ export class PoolExhaustedError extends BrokerError {
       `no free ${pool === 'vni' ? 'VNI' : 'transit address'} after probing ${probed} ` +
         `candidates; widen the ${pool === 'vni' ? 'vniRange' : 'transitPool'} broker setting ` +
         `or wait for quarantined entries to expire`,
+    );
+  }
+}
+
+/** A per-cluster limit of the broker config would be exceeded. Nothing was changed. */
+export class QuotaExceededError extends BrokerError {
+  override name = 'QuotaExceededError';
+  readonly code = 'QUOTA_EXCEEDED';
+  constructor(
+    readonly clusterId: string,
+    /** The broker setting that sets the limit. */
+    readonly limit: string,
+    readonly max: number,
+    message: string,
+    field?: string,
+  ) {
+    super(
+      `cluster "${clusterId}": ${message} (broker setting ${limit} = ${max})`,
+      field === undefined ? undefined : { field },
     );
   }
 }

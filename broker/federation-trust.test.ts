@@ -7,7 +7,7 @@ import test from 'ava';
 import { FakeKvStore } from './kv-store-fake.js';
 import { Federation } from './federation.js';
 import { resolveConfig, type BrokerConfigInput } from './config.js';
-import { KeyInUseError } from './errors.js';
+import { KeyInUseError, QuotaExceededError } from './errors.js';
 import { BUCKETS, type BucketId, type PeerMap } from './records.js';
 
 const KEY_A = 'x4gOZYP7gYK/0dBhgSvq7+nIu9ygrsAx6gqwmjXzT0I=';
@@ -131,4 +131,75 @@ test('keys - reconcile backfills claims of clusters registered before the index 
   for (const k of await store.keys('publicKeys', '>')) await store.delete('publicKeys', k);
   await fed.reconcile();
   await t.throwsAsync(fed.register('b', reg(KEY_A)), inUse);
+});
+
+const quota = (limit: string) => ({
+  instanceOf: QuotaExceededError,
+  message: new RegExp(`broker setting ${limit} = \\d+`),
+});
+
+test('quotas - more exported networks than maxExportsPerCluster is refused; nothing changes', async (t) => {
+  const { fed, store } = setup({ maxExportsPerCluster: 3 });
+  await fed.register('a', reg(KEY_A));
+  await fed.setExports('a', ['n0', 'n1', 'n2']);
+  const before = await dump(store);
+  const err = await t.throwsAsync(
+    fed.setExports('a', ['n0', 'n1', 'n2', 'n3']),
+    quota('maxExportsPerCluster'),
+  );
+  t.is(err?.code, 'QUOTA_EXCEEDED');
+  t.is(err?.field, 'networks');
+  t.regex(err.message, /at most 3 networks/);
+  t.is(await dump(store), before);
+});
+
+test('quotas - churning exports cannot exhaust the VNI pool for the others', async (t) => {
+  let now = Date.parse('2026-01-01T00:00:00Z');
+  const quarantine = 10 * 60_000;
+  const { fed, store } = setup(
+    {
+      vniRange: { first: 100, last: 111 }, // 12 VNIs
+      vniQuarantineMs: quarantine,
+      maxVniAllocationsPerCluster: 4,
+    },
+    () => now,
+  );
+  await fed.register('a', reg(KEY_A));
+  await fed.register('b', reg(KEY_B));
+  await fed.setExports('a', ['n0', 'n1', 'n2', 'n3']);
+  // Dropping them quarantines 4 VNIs; new names would allocate 4 more: refused at once.
+  const before = await dump(store);
+  const err = await t.throwsAsync(
+    fed.setExports('a', ['m0', 'm1', 'm2', 'm3']),
+    quota('maxVniAllocationsPerCluster'),
+  );
+  t.regex(err.message, /4 new VNIs/);
+  t.is(await dump(store), before, 'nothing joined, nothing released');
+  // Joining a network that already exists allocates nothing and is always fine.
+  await fed.setExports('b', ['shared']);
+  await fed.setExports('a', ['n0', 'n1', 'n2', 'n3', 'shared']);
+  await fed.setExports('a', ['shared']); // churn: n0..n3 quarantined
+  // b still gets VNIs (12 - 4 quarantined - 1 shared leave 7), within its own quota.
+  const b = await fed.setExports('b', ['shared', 'b0', 'b1', 'b2']);
+  t.is(new Set(b.networks.map((n) => n.vni)).size, 4);
+  // After the quarantine window a may allocate again.
+  now += quarantine + 1;
+  t.is((await fed.setExports('a', ['shared', 'm0'])).networks.length, 2);
+});
+
+test('quotas - more peerings than maxPeeringsPerCluster is refused; nothing changes', async (t) => {
+  const { fed, store } = setup({ maxPeeringsPerCluster: 2 });
+  await fed.register('a', reg(KEY_A));
+  await fed.setPeerings('a', [{ remoteCluster: 'b' }]);
+  const before = await dump(store);
+  const err = await t.throwsAsync(
+    fed.setPeerings(
+      'a',
+      ['b', 'c', 'd'].map((remoteCluster) => ({ remoteCluster })),
+    ),
+    quota('maxPeeringsPerCluster'),
+  );
+  t.is(err?.field, 'peerings');
+  t.regex(err.message, /at most 2 peerings/);
+  t.is(await dump(store), before);
 });

@@ -28,6 +28,7 @@ import {
   InvalidRequestError,
   KeyMismatchError,
   NotRegisteredError,
+  QuotaExceededError,
 } from './errors.js';
 import { casLoop, done, nonce, retry } from './retry.js';
 
@@ -160,7 +161,22 @@ export class Federation {
    * cluster still exports the name. Idempotent.
    */
   async setExports(id: string, networks: readonly string[]): Promise<Results['exports']> {
+    const maxExports = this.config.maxExportsPerCluster;
+    if (networks.length > maxExports)
+      throw new QuotaExceededError(
+        id,
+        'maxExportsPerCluster',
+        maxExports,
+        `a cluster may export at most ${maxExports} networks, the request lists ${networks.length}`,
+        'networks',
+      );
     await this.requireRegistered(id);
+    // Charge new VNIs up front, so a refusal leaves nothing half-joined.
+    const current = new Set(await this.memberships(id));
+    await this.vnis.charge(
+      id,
+      (await this.vnis.unbound(networks.filter((n) => !current.has(n)))).length,
+    );
     const refs: NetworkRef[] = await Promise.all(
       [...networks].sort().map(async (name) => ({ name, vni: await this.vnis.join(name, id) })),
     );
@@ -176,6 +192,15 @@ export class Federation {
 
   /** Replaces the cluster's declared peerings. Idempotent. */
   async setPeerings(id: string, peerings: readonly PeeringDecl[]): Promise<Results['peerings']> {
+    const maxPeerings = this.config.maxPeeringsPerCluster;
+    if (peerings.length > maxPeerings)
+      throw new QuotaExceededError(
+        id,
+        'maxPeeringsPerCluster',
+        maxPeerings,
+        `a cluster may declare at most ${maxPeerings} peerings, the request lists ${peerings.length}`,
+        'peerings',
+      );
     await this.requireRegistered(id);
     peerings.forEach((p, i) => {
       if (p.remoteCluster === id)

@@ -12,6 +12,7 @@
  *   l2fed_peermaps  <clusterId>                PeerMap (derived; what agents watch)
  *   l2fed_health    <clusterId>                HealthRecord (last tunnel health report)
  *   l2fed_pubkeys   <hex of the WireGuard key> KeyClaim (key -> cluster; keys are unique)
+ *   l2fed_quotas    <clusterId>                QuotaRecord (the cluster's recent VNI allocations)
  */
 
 export const BUCKETS = {
@@ -23,6 +24,7 @@ export const BUCKETS = {
   peerMaps: 'l2fed_peermaps',
   health: 'l2fed_health',
   publicKeys: 'l2fed_pubkeys',
+  quotas: 'l2fed_quotas',
 } as const;
 export type BucketId = keyof typeof BUCKETS;
 
@@ -98,6 +100,15 @@ export type VniClaim =
 
 export interface MemberRecord {
   readonly since: string;
+}
+
+/**
+ * When the cluster's exports last allocated new VNIs (one entry per VNI, ISO-8601),
+ * pruned to the quarantine window: a released VNI stays unusable that long, so these
+ * are the VNIs the cluster can keep from others besides the ones it exports.
+ */
+export interface QuotaRecord {
+  readonly allocations: readonly string[];
 }
 
 /** Who holds a WireGuard public key (l2fed_pubkeys); see key-registry.ts. */

@@ -15,8 +15,14 @@
  * its CAS and re-checks members. The freed number is marked quarantined, not deleted.
  */
 import type { Store } from './kv-store.js';
-import { KEYS, type MemberRecord, type NetworkRecord, type VniClaim } from './records.js';
-import { PoolExhaustedError } from './errors.js';
+import {
+  KEYS,
+  type MemberRecord,
+  type NetworkRecord,
+  type QuotaRecord,
+  type VniClaim,
+} from './records.js';
+import { PoolExhaustedError, QuotaExceededError } from './errors.js';
 import { casLoop, done, nonce, retry } from './retry.js';
 import { fnv1a } from './ipv4.js';
 import type { BrokerConfig } from './config.js';
@@ -82,6 +88,47 @@ export class VniAllocator {
       await this.quarantine(net.value.vni, name);
       return done(undefined);
     });
+  }
+
+  /**
+   * Charges `clusterId` for `count` new VNIs before any of them is allocated: its
+   * allocations within the last vniQuarantineMs (entries older than that are pruned)
+   * plus `count` must stay within maxVniAllocationsPerCluster, else QuotaExceededError
+   * and nothing is written. CAS on the cluster's quota record, so concurrent requests of
+   * one cluster cannot overshoot. A charge is never refunded (a rival binding the same
+   * name first, or a failed export, errs on the safe side).
+   */
+  async charge(clusterId: string, count: number): Promise<void> {
+    if (count === 0) return;
+    const max = this.config.maxVniAllocationsPerCluster;
+    const window = this.config.vniQuarantineMs;
+    await casLoop(`quota ${clusterId}`, this.config.casAttempts, async () => {
+      const cur = await this.store.read<QuotaRecord>('quotas', clusterId);
+      const now = this.now();
+      const recent = (cur.value?.allocations ?? []).filter((at) => now - Date.parse(at) < window);
+      if (recent.length + count > max)
+        throw new QuotaExceededError(
+          clusterId,
+          'maxVniAllocationsPerCluster',
+          max,
+          `exporting these networks would allocate ${count} new VNIs, and ${recent.length} ` +
+            `were allocated in the last ${Math.round(window / 1000)} s; export fewer new ` +
+            `networks, or wait for older allocations to leave the window`,
+          'networks',
+        );
+      const at = new Date(now).toISOString();
+      const next: QuotaRecord = { allocations: [...recent, ...Array<string>(count).fill(at)] };
+      const r = await this.store.cas('quotas', clusterId, next, cur.revision);
+      return r.type === 'ok' ? done(undefined) : retry;
+    });
+  }
+
+  /** Of `names`, those not bound to a VNI now (their first export allocates one). */
+  async unbound(names: readonly string[]): Promise<string[]> {
+    const bound = await Promise.all(
+      names.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n))),
+    );
+    return names.filter((_, i) => bound[i] === undefined);
   }
 
   private async quarantine(vni: number, name: string): Promise<void> {
