@@ -16,7 +16,8 @@ import {
 } from '../fixtures/gateway-testbed.js';
 import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
-import { EXPERIMENTAL_ETHERTYPE, receivedCount, receiverArgv } from '../fixtures/frames.js';
+import { receivedCount, receiverArgv } from '../fixtures/frames.js';
+import { injectorArgv } from '../fixtures/vxlan-inject.js';
 
 const test = testWith({
   netAdmin: true,
@@ -27,31 +28,6 @@ const test = testWith({
 const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
 const TELEMETRY: LabNetwork = { name: 'telemetry', vni: 300, subnet: 30 };
 const INJECTED = 20;
-
-/** Node (run in the pod's namespace): `count` VXLAN packets, 50 ms apart, via node:dgram. */
-const INJECTOR = `
-const dgram = require('node:dgram');
-const [dst, port, vni, count, marker] = process.argv.slice(1);
-const vxlan = Buffer.alloc(8);
-vxlan[0] = 0x08; // flags: VNI present
-vxlan.writeUIntBE(Number(vni), 4, 3);
-const frame = Buffer.concat([
-  Buffer.from('ffffffffffff02000000aa01', 'hex'),
-  Buffer.from([${EXPERIMENTAL_ETHERTYPE >> 8}, ${EXPERIMENTAL_ETHERTYPE & 0xff}]),
-  Buffer.from(marker.padEnd(46, '.')),
-]);
-const packet = Buffer.concat([vxlan, frame]);
-const s = dgram.createSocket('udp4');
-let n = 0;
-const next = () => {
-  if (n++ >= Number(count)) return s.close();
-  s.send(packet, Number(port), dst, (err) => {
-    if (err) console.error(String(err));
-    setTimeout(next, 50);
-  });
-};
-next();
-`;
 
 async function ping(lab: GatewayLab, ns: string, ip: string, count = 2): Promise<boolean> {
   const r = await lab.runner.run(
@@ -92,13 +68,9 @@ async function inject(
     /ready/,
   );
   const before = await lab.rxPackets(target.site.ns, target.dev);
-  const argv = [process.execPath, '-e', INJECTOR, target.site.transitAddress];
   await lab.runner.run(
-    [...argv, String(DEFAULT_VXLAN_PORT), String(TELEMETRY.vni), String(INJECTED), marker],
-    {
-      netns: attacker.ns,
-      timeoutMs: 15_000,
-    },
+    injectorArgv(target.site.transitAddress, DEFAULT_VXLAN_PORT, TELEMETRY.vni, INJECTED, marker),
+    { netns: attacker.ns, timeoutMs: 15_000 },
   );
   const frames = await receivedCount(rx);
   return { frames, rx: (await lab.rxPackets(target.site.ns, target.dev)) - before };
@@ -179,14 +151,15 @@ const guard = test.macro({
     // NOARP also stops IPv6 neighbour discovery on the device: still no answer.
     if (ll) t.false(await ping(lab, attacker.ns, `${ll}%eth1`), 'no IPv6 answer without the table');
 
-    // The next apply restores exactly the table, with one atomic nft transaction.
+    // The next apply restores the table first, with one atomic nft transaction. (VXLAN
+    // devices learn source MACs: it also forgets the injected one, learned from the pod.)
     s1.runner.clear();
     const repair = await s1.gateway.apply(lab.config(s1, [CDN, TELEMETRY]));
     t.deepEqual(
-      repair.steps.map((s) => s.kind),
-      ['firewall-set'],
+      repair.steps.map((s) => (s.kind === 'fdb-forget' ? `${s.kind} ${s.mac} ${s.dst}` : s.kind)),
+      ['firewall-set', `fdb-forget 02:00:00:00:aa:01 ${attacker.ip}`],
     );
-    t.deepEqual(s1.runner.mutatingCommands(), [`${DEFAULT_NFT} -f -`]);
+    t.is(s1.runner.mutatingCommands()[0], `${DEFAULT_NFT} -f -`);
     t.deepEqual(await inject(lab, attacker, target, 'l2fed-again'), { frames: 0, rx: 0 });
 
     // Teardown removes the table with everything else.
