@@ -135,9 +135,23 @@ export function brokerPermissions(): Permissions {
       `$KV.${b}.>`,
     ];
   });
+  const peerMapStream = `KV_${BUCKETS.peerMaps}`;
   return {
-    publish: { allow: ['$JS.API.INFO', ...perBucket] },
-    subscribe: { allow: [`${SUBJECT_PREFIX}.>`, '_INBOX.>'] },
+    publish: {
+      allow: [
+        '$JS.API.INFO',
+        ...perBucket,
+        // The consumer guard (consumer-guard.ts) lists and deletes clusters' watches.
+        `$JS.API.CONSUMER.LIST.${peerMapStream}`,
+      ],
+    },
+    subscribe: {
+      allow: [
+        `${SUBJECT_PREFIX}.>`,
+        '_INBOX.>',
+        `$JS.EVENT.ADVISORY.CONSUMER.CREATED.${peerMapStream}.*`,
+      ],
+    },
     // Replies go to each cluster's private inbox (_INBOX_<id>.…), allowed only as the
     // one response to a request the broker received; the broker itself also answers
     // only there (broker.ts, isOwnInbox).

@@ -16,6 +16,7 @@ import { BROKER_QUEUE_GROUP, SUBJECT_PREFIX } from './protocol.js';
 import { BUCKETS } from './records.js';
 import { inboxPrefix } from './auth-config.js';
 import { isDns1123Label } from './names.js';
+import { ConsumerGuard } from './consumer-guard.js';
 
 async function openWithRetry(
   nc: NatsConnection,
@@ -56,7 +57,7 @@ export type BrokerState = 'running' | 'stopping' | 'stopped';
 export interface BrokerStats {
   handled: number;
   failed: number;
-  /** Requests whose reply subject was not the requester's own inbox: handled, not answered. */
+  /** Requests dropped unhandled: their reply subject was not the requester's own inbox. */
   repliesRefused: number;
 }
 
@@ -92,6 +93,8 @@ export class Broker {
     readonly federation: Federation,
     private readonly sub: Subscription,
     private readonly log: Logger,
+    /** Keeps clusters' consumers on the peer-map stream bounded (consumer-guard.ts). */
+    readonly consumerGuard: ConsumerGuard,
   ) {
     // The loop ends when the subscription closes; an error there (e.g. the
     // connection closed for good) is logged, never an unhandled rejection.
@@ -142,17 +145,24 @@ export class Broker {
         ...opts.connect,
       }));
     let sub: Subscription | undefined;
+    let guard: ConsumerGuard | undefined;
     try {
       const store = await openWithRetry(nc, config, opts.startTimeoutMs ?? 30_000, log);
       const federation = new Federation(store, config);
+      guard = await ConsumerGuard.start(nc, {
+        maxPerCluster: config.maxWatchersPerCluster,
+        intervalMs: config.consumerSweepIntervalMs,
+        log,
+      });
       sub = nc.subscribe(`${SUBJECT_PREFIX}.>`, { queue: BROKER_QUEUE_GROUP });
       // Started means reachable: until the server has the subscription, a request that
       // races it gets "no responders" (seen when an agent was already waiting).
       await nc.flush();
       log.info({ buckets: Object.values(BUCKETS), replicas: config.replicas }, 'broker started');
-      return new Broker(nc, owns, config, federation, sub, log);
+      return new Broker(nc, owns, config, federation, sub, log, guard);
     } catch (err) {
       sub?.unsubscribe();
+      await guard?.stop();
       if (owns) await nc.close();
       throw err;
     }
@@ -249,6 +259,7 @@ export class Broker {
     }
     this.stateValue = 'stopping';
     clearTimeout(this.reconcileTimer);
+    await this.consumerGuard.stop();
     if (!this.nc.isClosed()) await this.sub.drain().catch(() => undefined);
     else this.sub.unsubscribe();
     await this.loop.catch(() => undefined);

@@ -59,6 +59,13 @@ export const brokerConfigSchema = z.strictObject({
   maxVniAllocationsPerCluster: z.int().min(1).default(256),
   /** Peerings one cluster may declare (QUOTA_EXCEEDED beyond); each costs a peer-map refresh. */
   maxPeeringsPerCluster: z.int().min(1).max(LIMITS.peerings).default(256),
+  /**
+   * Consumers (peer-map watches) one cluster may keep on the peer-map stream; durable
+   * ones are always deleted. Enforced on every consumer-created advisory and every
+   * consumerSweepIntervalMs (0 disables the timer, not the advisory reaction).
+   */
+  maxWatchersPerCluster: z.int().min(1).max(64).default(4),
+  consumerSweepIntervalMs: z.int().min(0).default(30_000),
 });
 
 export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;

@@ -5,7 +5,7 @@
  * another cluster itself; the KV is byte-identical afterwards.
  */
 import type { ExecutionContext } from 'ava';
-import type { NatsConnection } from 'nats';
+import type { ConsumerInfo, NatsConnection } from 'nats';
 import { testWith } from '../fixtures/privileges.js';
 import {
   ALL_BUCKETS,
@@ -174,4 +174,80 @@ test("trust - a cluster cannot re-register with a peer's public key read from it
   t.is(await dumpKv(inspect), before, 'nothing written');
   const keysInC = (await c.peerMap())!.peers.map((p) => p.publicKey);
   t.is(new Set(keysInC).size, keysInC.length, "c's peers have distinct keys");
+});
+
+/** Consumers on the peer-map stream whose filter is cluster `id`'s key. */
+async function watchersOf(inspect: NatsConnection, id: string) {
+  const jsm = await inspect.jetstreamManager();
+  const all: ConsumerInfo[] = [];
+  // A consumer deleted while the server lists them comes back as null.
+  for await (const c of jsm.consumers.list(`KV_${BUCKETS.peerMaps}`)) if (c) all.push(c);
+  return all.filter((c) => c.config.filter_subject === `$KV.${BUCKETS.peerMaps}.${id}`);
+}
+
+test('trust - durable consumers a cluster creates on the peer-map stream are removed; its watchers stay bounded', async (t) => {
+  const { clients, inspect, brokers } = await federation(t);
+  const a = clients.a;
+  const max = brokers[0]!.config.maxWatchersPerCluster;
+  const watch = await a.watchPeerMap();
+  t.teardown(() => watch.stop());
+  const seen: string[] = [];
+  // The loop ends with an error once the ephemeral flood below costs a its own watch.
+  void (async () => {
+    for await (const e of watch) seen.push(e.string());
+  })().catch(() => undefined);
+  const ownKey = `$KV.${BUCKETS.peerMaps}.a`;
+  const hogs = a.nc.subscribe('_INBOX_a.hog'); // interest keeps push consumers alive
+  t.teardown(() => hogs.unsubscribe());
+  const flood = async (kind: 'durable' | 'ephemeral', n: number) => {
+    const started = Date.now();
+    const created = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const name = `${kind}${i}`;
+        const config =
+          kind === 'durable'
+            ? { name, durable_name: name }
+            : { name, deliver_subject: '_INBOX_a.hog' };
+        const m = await a.nc.request(
+          `$JS.API.CONSUMER.CREATE.KV_${BUCKETS.peerMaps}.${name}.${ownKey}`,
+          JSON.stringify({
+            stream_name: `KV_${BUCKETS.peerMaps}`,
+            config: {
+              ...config,
+              filter_subject: ownKey,
+              ack_policy: 'none',
+              deliver_policy: 'last_per_subject',
+            },
+          }),
+          { timeout: 5000 },
+        );
+        return !(JSON.parse(m.string()) as { error?: unknown }).error;
+      }),
+    );
+    t.log(
+      `${created.filter(Boolean).length} of ${n} ${kind} consumers created in ${Date.now() - started} ms`,
+    );
+    t.true(
+      await eventually(async () => {
+        const w = await watchersOf(inspect, 'a');
+        return w.length <= max && w.every((c) => !c.config.durable_name);
+      }, 5000),
+      `bounded again: ${(await watchersOf(inspect, 'a')).length} watchers of a (max ${max})`,
+    );
+    t.log(`${kind}: bound of ${max} restored ${Date.now() - started} ms after the first create`);
+  };
+  await flood('durable', 200);
+  // Durables go first: the cluster's real (ephemeral) watch survives and follows its map.
+  const before = seen.length;
+  await a.request('exports', { networks: ['cdn', 'extra'] });
+  t.true(
+    await eventually(
+      () => Promise.resolve(seen.slice(before).some((s) => s.includes('extra'))),
+      5000,
+    ),
+    'the watch saw the new export',
+  );
+  // Ephemeral watches beyond the bound go too (a cluster flooding them only loses its own).
+  await flood('ephemeral', 50);
+  t.true(brokers.reduce((n, b) => n + b.consumerGuard.reaped, 0) >= 200 + 50 - max);
 });
