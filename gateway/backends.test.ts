@@ -130,11 +130,12 @@ test('ovs - bridges, ports and VLAN tags from ovs-vsctl JSON', (t) => {
     ],
   );
   const ports = ovsTable(
-    ['_uuid', 'name', 'tag'],
+    ['_uuid', 'name', 'tag', 'vlan_mode'],
     [
-      [['uuid', 'p1'], 'l2fv100', 10],
-      [['uuid', 'p2'], 'br-cdn', EMPTY],
-      [['uuid', 'p3'], 'l2fv200', EMPTY],
+      [['uuid', 'p1'], 'l2fv100', 10, 'access'],
+      [['uuid', 'p2'], 'br-cdn', EMPTY, EMPTY],
+      // The untagged network: an access port of VLAN 0.
+      [['uuid', 'p3'], 'l2fv200', 0, 'access'],
     ],
   );
   t.deepEqual(parseOvsView(bridges, ports), {
@@ -144,6 +145,39 @@ test('ovs - bridges, ports and VLAN tags from ovs-vsctl JSON', (t) => {
       { port: 'l2fv200', segment: { type: 'ovs', bridge: 'br-vod' } },
     ],
   });
+});
+
+test('ovs - a port of ours that is not an access port with a tag is not attached (a trunk carries every VLAN)', (t) => {
+  const bridges = ovsTable(['name', 'ports'], [['br-shared', uuids('p1', 'p2', 'p3', 'p4')]]);
+  const ports = ovsTable(
+    ['_uuid', 'name', 'tag', 'vlan_mode'],
+    [
+      [['uuid', 'p1'], 'l2fv120', 20, 'access'],
+      // As gateways before this check plugged an untagged network: a trunk.
+      [['uuid', 'p2'], 'l2fv130', EMPTY, EMPTY],
+      // Tagged but a trunk for other VLANs too.
+      [['uuid', 'p3'], 'l2fv140', 30, 'native-untagged'],
+      // Access without a tag: not how the gateway plugs a port.
+      [['uuid', 'p4'], 'l2fv150', EMPTY, 'access'],
+    ],
+  );
+  const all = new Set(['l2fv120', 'l2fv130', 'l2fv140', 'l2fv150']);
+  t.deepEqual(parseOvsView(bridges, ports, undefined, all).attachments, [
+    { port: 'l2fv120', segment: { type: 'ovs', bridge: 'br-shared', vlan: 20 } },
+  ]);
+  // Devices gone: every port is reported, so the plan unplugs it.
+  t.is(parseOvsView(bridges, ports, undefined, new Set()).attachments.length, 4);
+});
+
+test('ovs - attach plugs an access port: the VLAN, or VLAN 0 for an untagged network', async (t) => {
+  const runner = new FakeRunner().on(() => true, { stdout: '' });
+  const ovs = new OvsSegment({ runner, netns: undefined });
+  await ovs.attach('l2fv130', { type: 'ovs', bridge: 'br-shared' });
+  await ovs.attach('l2fv120', { type: 'ovs', bridge: 'br-shared', vlan: 20 });
+  t.deepEqual(runner.mutatingCommands(), [
+    'ovs-vsctl --timeout=10 -- --if-exists del-port l2fv130 -- add-port br-shared l2fv130 vlan_mode=access tag=0',
+    'ovs-vsctl --timeout=10 -- --if-exists del-port l2fv120 -- add-port br-shared l2fv120 vlan_mode=access tag=20',
+  ]);
 });
 
 test('real backends - argv, netns and mutates flags', async (t) => {
@@ -162,7 +196,7 @@ test('real backends - argv, netns and mutates flags', async (t) => {
     'ip link add l2fv7 type vxlan id 7 local 198.19.255.1 dstport 4789 learning maxaddress 4096',
     'bridge fdb append 00:00:00:00:00:00 dev l2fv7 dst 198.19.255.2',
     'ip link set l2fv7 arp off',
-    'ovs-vsctl --db=unix:/run/x/db.sock --timeout=10 --may-exist add-port br-cdn l2fv7 tag=10',
+    'ovs-vsctl --db=unix:/run/x/db.sock --timeout=10 -- --if-exists del-port l2fv7 -- add-port br-cdn l2fv7 vlan_mode=access tag=10',
     'wg set l2fa private-key /k',
   ]);
   t.true(runner.calls.every((c) => c.netns === 'l2fed-x'));
@@ -171,10 +205,10 @@ test('real backends - argv, netns and mutates flags', async (t) => {
 test('ovs - interface settings: a port with other settings is not attached while its device exists', (t) => {
   const bridges = ovsTable(['name', 'ports'], [['br-cdn', uuids('p1', 'p2')]]);
   const ports = ovsTable(
-    ['_uuid', 'name', 'tag'],
+    ['_uuid', 'name', 'tag', 'vlan_mode'],
     [
-      [['uuid', 'p1'], 'l2fv100', EMPTY],
-      [['uuid', 'p2'], 'l2fv200', EMPTY],
+      [['uuid', 'p1'], 'l2fv100', 0, 'access'],
+      [['uuid', 'p2'], 'l2fv200', 0, 'access'],
     ],
   );
   const json = ovsTable(
@@ -206,7 +240,7 @@ test('ovs - attach sets the interface type and options with the port', async (t)
     bridge: 'br-cdn',
   });
   t.deepEqual(runner.mutatingCommands(), [
-    'ovs-vsctl --timeout=10 --may-exist add-port br-cdn l2fv7 -- set Interface l2fv7 type=afxdp options:xdp-mode=generic',
+    'ovs-vsctl --timeout=10 -- --if-exists del-port l2fv7 -- add-port br-cdn l2fv7 vlan_mode=access tag=0 -- set Interface l2fv7 type=afxdp options:xdp-mode=generic',
   ]);
 });
 

@@ -1,8 +1,13 @@
 /**
- * Segment backend on Open vSwitch: the VXLAN device becomes a port of the network's OVS
- * bridge (optionally an access port on a VLAN). Works with the kernel datapath and with
- * the userspace `netdev` datapath, where OVS reads the device through AF_PACKET, or,
- * with the `interface` option, through AF_XDP (`type=afxdp`, see docs/gateway.md).
+ * Segment backend on Open vSwitch: the VXLAN device becomes an access port of the
+ * network's OVS bridge, on the network's VLAN or, for an untagged network, on VLAN 0.
+ * Never a trunk: an OVS port without a tag carries every VLAN of its bridge, so an
+ * untagged network sharing a bridge with a VLAN network would carry that network's
+ * frames (tagged) to its peers, and take tagged frames from them into it. An access
+ * port sends frames untagged and drops any that arrive with a nonzero VLAN ID
+ * (802.1Q or 802.1ad). Works with the kernel datapath and with the userspace `netdev`
+ * datapath, where OVS reads the device through AF_PACKET, or, with the `interface`
+ * option, through AF_XDP (`type=afxdp`, see docs/gateway.md).
  */
 import type { SegmentConfig } from './config.js';
 import { ParseError } from './errors.js';
@@ -71,16 +76,21 @@ export interface OvsInterfaceCheck {
 }
 
 /**
- * Builds the view from `list Bridge` (name, ports) and `list Port` (_uuid, name, tag). Pure.
- * With `iface`, a gateway port whose device exists but whose Interface settings differ
- * from the wanted ones is left out of the attachments, so the plan re-attaches it (and
- * attach sets them). A port whose device is gone is always reported, so it can be unplugged.
+ * Builds the view from `list Bridge` (name, ports) and `list Port` (_uuid, name, tag,
+ * vlan_mode). Pure. A gateway port counts as attached only as the gateway plugs it: an
+ * access port with a tag (0 = the untagged network) and, with `iface`, the wanted
+ * Interface settings. Any other port of ours whose device exists (a trunk, say, from an
+ * older gateway or a hand edit) is left out, so the plan re-attaches it and attach
+ * re-plugs it. A port whose device is gone is always reported, so it can be unplugged.
+ * @param devices devices that exist; default: `iface.devices`, else every port's.
  */
 export function parseOvsView(
   bridgeJson: string,
   portJson: string,
   iface?: OvsInterfaceCheck,
+  devices?: ReadonlySet<string>,
 ): SegmentView {
+  const exists = (port: string) => (devices ?? iface?.devices)?.has(port) ?? true;
   const interfaces = new Map(
     iface
       ? rows(iface.json, 'Interface').map((r) => [
@@ -92,7 +102,11 @@ export function parseOvsView(
   const ports = new Map(
     rows(portJson, 'Port').map((r) => {
       const tag = elements(r.tag)[0];
-      return [uuidOf(r._uuid), { name: String(r.name), tag: tag as number | undefined }];
+      const mode = elements(r.vlan_mode)[0];
+      return [
+        uuidOf(r._uuid),
+        { name: String(r.name), tag: tag as number | undefined, mode: mode as string | undefined },
+      ];
     }),
   );
   const bridges: string[] = [];
@@ -104,11 +118,12 @@ export function parseOvsView(
       const p = ports.get(uuid);
       if (!p?.name.startsWith(VXLAN_PREFIX)) continue;
       const have = interfaces.get(p.name);
-      if (iface && have && iface.devices.has(p.name) && !interfaceMatches(have, iface.want)) {
-        continue;
-      }
-      const segment: SegmentConfig =
-        p.tag === undefined ? { type: 'ovs', bridge } : { type: 'ovs', bridge, vlan: p.tag };
+      const ifaceOk = !iface || !have || interfaceMatches(have, iface.want);
+      const access = p.mode === 'access' && p.tag !== undefined;
+      if (exists(p.name) && (!ifaceOk || !access)) continue;
+      const segment: SegmentConfig = p.tag
+        ? { type: 'ovs', bridge, vlan: p.tag }
+        : { type: 'ovs', bridge };
       attachments.push({ port: p.name, segment });
     }
   }
@@ -151,7 +166,7 @@ export class OvsSegment implements SegmentBackend {
     const want = this.options.interface;
     const [b, p, i] = await Promise.all([
       list('Bridge', 'name,ports'),
-      list('Port', '_uuid,name,tag'),
+      list('Port', '_uuid,name,tag,vlan_mode'),
       want ? list('Interface', 'name,type,options') : undefined,
     ]);
     const devices = new Set(links.map((l) => l.name));
@@ -159,19 +174,31 @@ export class OvsSegment implements SegmentBackend {
       b.stdout,
       p.stdout,
       i && want ? { json: i.stdout, want, devices } : undefined,
+      devices,
     );
   }
 
+  /**
+   * Plugs the port as an access port of the network's VLAN, or VLAN 0 when it has none
+   * (see the file comment). One transaction that first removes a port of that name from
+   * any bridge, so a trunk left by an older gateway, or a port on another bridge, is
+   * re-plugged too; the plan attaches only a port that is not plugged as wanted.
+   */
   async attach(port: string, segment: SegmentConfig): Promise<void> {
-    const tag = segment.type === 'ovs' && segment.vlan !== undefined ? [`tag=${segment.vlan}`] : [];
+    const vlan = segment.type === 'ovs' ? (segment.vlan ?? 0) : 0;
     await change(
       this.host,
       this.vsctl(
-        '--may-exist',
+        '--',
+        '--if-exists',
+        'del-port',
+        port,
+        '--',
         'add-port',
         segment.bridge,
         port,
-        ...tag,
+        'vlan_mode=access',
+        `tag=${vlan}`,
         ...interfaceArgs(port, this.options.interface),
       ),
     );

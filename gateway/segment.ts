@@ -17,7 +17,9 @@ export interface SegmentView {
 
 /**
  * One segment technology. read() is side-effect free; attach/detach are idempotent
- * (attaching an attached port or detaching a detached one changes nothing).
+ * (attaching an attached port or detaching a detached one ends in the same state).
+ * A port carries only its network's frames: read() reports a port as attached only
+ * when it is plugged so (OVS: an access port, never a trunk; see segment-ovs.ts).
  */
 export interface SegmentBackend {
   readonly type: SegmentType;
