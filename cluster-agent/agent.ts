@@ -38,6 +38,7 @@ import {
 } from './gateway-config.js';
 import { healthRequestFrom } from './health-report.js';
 import type { PeerMapCache } from './peer-map-cache.js';
+import { checkPeerMap } from './peer-map-schema.js';
 import { combine, DONE, ReconcileQueue, requeue, type Outcome } from './reconcile-queue.js';
 import type { DesiredStateSource, SourceEvent } from './source.js';
 import { buildStatuses } from './status-builder.js';
@@ -88,6 +89,8 @@ export class Agent {
   private sourceError: string | undefined;
   private peerMap: PeerMap | undefined;
   private peerMapFrom: AgentSummary['peerMapFrom'] = 'none';
+  /** Why the newest peer map was refused; the last good one (peerMap) stays in force. */
+  private peerMapError: string | undefined;
   private cachedConfig: GatewayConfigInput | undefined;
   /** The gateway's key and where its rotation stands (gateway-key.ts). */
   private key: GatewayKey = UNKNOWN_KEY;
@@ -102,6 +105,7 @@ export class Agent {
   private appliedKey: string | undefined;
   private applied: Applied | undefined;
   private build: BuildGatewayConfigResult | undefined;
+  private loggedPeerProblems = '[]';
   private cacheDirty = false;
   private health: HealthReport | undefined;
   private reportedHealthAt: string | undefined;
@@ -206,16 +210,37 @@ export class Agent {
     if (e.type === 'connection') {
       // Re-declare everything after a reconnect: the broker may have missed changes.
       if (e.connected) this.forgetPublished();
+    } else if (e.type === 'peer-map-invalid') {
+      this.refusePeerMap(e.reason);
     } else {
       // No map means "nothing known yet" (not registered, or a fresh store); keep ours.
-      if (!e.peerMap || canonicalJson(e.peerMap) === canonicalJson(this.peerMap)) {
-        if (e.peerMap) this.peerMapFrom = 'broker';
+      if (e.peerMap === undefined) return;
+      // Untrusted input: a map that fails the check must not reach any handler.
+      const r = checkPeerMap(e.peerMap, this.d.settings.clusterId);
+      if (!r.ok) return this.refusePeerMap(r.message);
+      const wasRefused = this.peerMapError !== undefined;
+      this.peerMapError = undefined;
+      if (canonicalJson(r.peerMap) === canonicalJson(this.peerMap)) {
+        this.peerMapFrom = 'broker';
+        if (wasRefused) this.queue.trigger(); // the status changes
         return;
       }
-      this.peerMap = e.peerMap;
+      this.peerMap = r.peerMap;
       this.peerMapFrom = 'broker';
       this.cacheDirty = true;
     }
+    this.queue.trigger();
+  }
+
+  /** Keeps the last good peer map (and so the data plane and cache) and says why. */
+  private refusePeerMap(reason: string): void {
+    const error =
+      `peer map from the broker refused: ${reason}; keeping the last good peer map ` +
+      `(from ${this.peerMapFrom}) and the data plane built from it; ` +
+      `report this to the broker's operators`;
+    if (error === this.peerMapError) return;
+    this.peerMapError = error;
+    this.d.log.warn({ err: reason }, 'peer map refused; keeping the last good one');
     this.queue.trigger();
   }
 
@@ -415,7 +440,20 @@ export class Agent {
           }
         : undefined);
     if (!map) return DONE; // nothing allocated yet: the bootstrap config stays
-    this.build = buildGatewayConfig(desired, map, this.d.settings);
+    const ownKeys = [activeKey(this.key), pendingKey(this.key)].filter(
+      (k): k is string => k !== undefined,
+    );
+    this.build = buildGatewayConfig(desired, map, this.d.settings, ownKeys);
+    if (this.build.ok && this.build.peerProblems.length > 0) {
+      const text = canonicalJson(this.build.peerProblems);
+      if (text !== this.loggedPeerProblems) {
+        this.d.log.warn(
+          { problems: this.build.peerProblems },
+          'peers left out of the gateway config',
+        );
+      }
+      this.loggedPeerProblems = text;
+    }
     if (!this.build.ok) {
       this.d.log.warn({ err: this.build.message }, 'gateway config refused; waiting for a change');
       return DONE; // retrying cannot help; a new desired state or peer map will
@@ -488,6 +526,10 @@ export class Agent {
         peerMapFrom: this.peerMapFrom,
         ...(this.desired ? { desiredVersion: this.desired.version } : {}),
         ...(this.sourceError ? { sourceError: this.sourceError } : {}),
+        ...(this.peerMapError ? { peerMapError: this.peerMapError } : {}),
+        ...(this.build?.ok && this.build.peerProblems.length > 0
+          ? { peerProblems: this.build.peerProblems }
+          : {}),
       };
       await this.writeIfChanged('agent', summary, () => this.d.status.writeAgent(summary));
       const desired = this.desired;
@@ -496,6 +538,7 @@ export class Agent {
         clusterId: this.d.settings.clusterId,
         desired,
         peerMap: this.peerMap,
+        ...(this.peerMapError ? { peerMapError: this.peerMapError } : {}),
         published: this.publishedVersion === desired.version,
         build: this.build,
         applied: this.applied,

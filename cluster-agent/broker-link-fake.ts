@@ -56,6 +56,14 @@ export class FakeBroker implements BrokerApi {
     if (v) void this.pushMap();
   }
 
+  /**
+   * Sends `peerMap` as is, valid or not, as a compromised broker or a corrupted KV entry
+   * could. The next change of the federation's map is pushed as usual.
+   */
+  emitPeerMap(peerMap: unknown): void {
+    this.emit({ type: 'peer-map', peerMap: peerMap as PeerMap });
+  }
+
   /** Sends the current peer map if it changed (what the KV watch does). */
   async pushMap(): Promise<void> {
     if (!this.connected) return;

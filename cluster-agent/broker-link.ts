@@ -6,8 +6,8 @@
  * joins as soon as NATS answers; while disconnected every request fails fast with
  * BrokerUnavailableError instead of queueing.
  */
-import { connect, Events, type ConnectionOptions, type NatsConnection } from 'nats';
-import { BrokerClient, decodePeerMap } from '../broker/client.js';
+import { connect, Events, type ConnectionOptions, type KvEntry, type NatsConnection } from 'nats';
+import { BrokerClient } from '../broker/client.js';
 import { connectOptionsFor, inboxPrefix, type Credential } from '../broker/auth-config.js';
 import type {
   HealthRequest,
@@ -15,7 +15,6 @@ import type {
   Results,
   RotateKeyRequest,
 } from '../broker/protocol.js';
-import type { PeerMap } from '../broker/records.js';
 import { BrokerReplyError } from '../broker/errors.js';
 import type { Logger } from '../lib/log.js';
 import { backoffDelay } from './backoff.js';
@@ -25,8 +24,13 @@ export type RegisterBody = { publicKey: string; endpoints: string[]; capabilitie
 
 export type BrokerEvent =
   | { readonly type: 'connection'; readonly connected: boolean }
-  /** The current peer map (undefined: the broker has none for this cluster). */
-  | { readonly type: 'peer-map'; readonly peerMap: PeerMap | undefined };
+  /**
+   * The current peer map as received, NOT validated: whoever consumes it checks it
+   * (the agent with checkPeerMap, peer-map-schema.ts). undefined: the broker has none.
+   */
+  | { readonly type: 'peer-map'; readonly peerMap: unknown }
+  /** The current peer map could not even be decoded (not JSON); `reason` says why. */
+  | { readonly type: 'peer-map-invalid'; readonly reason: string };
 
 /** What the agent needs from the broker. Methods may be called concurrently. */
 export interface BrokerApi {
@@ -218,7 +222,7 @@ export class NatsBrokerLink implements BrokerApi {
         const it = await client.watchPeerMap();
         iter = it;
         if (stopped) return it.stop();
-        for await (const e of it) this.emit({ type: 'peer-map', peerMap: decodePeerMap(e) });
+        for await (const e of it) this.emit(peerMapEvent(e));
       } catch (err) {
         if (!stopped) this.o.log.info({ err: String(err) }, 'peer-map watch ended; polling');
       }
@@ -237,7 +241,24 @@ export class NatsBrokerLink implements BrokerApi {
     try {
       this.emit({ type: 'peer-map', peerMap: await this.client.peerMap() });
     } catch (err) {
-      this.o.log.debug({ err: String(err) }, 'peer-map read failed');
+      // A value that is not JSON is the broker's fault, not the connection's: report it.
+      if (err instanceof SyntaxError) this.emit(notJson(err));
+      else this.o.log.debug({ err: String(err) }, 'peer-map read failed');
     }
   }
 }
+
+/** Decodes a watched KV entry; junk bytes become an event, not a watch that dies. */
+function peerMapEvent(e: KvEntry): BrokerEvent {
+  if (e.operation !== 'PUT') return { type: 'peer-map', peerMap: undefined };
+  try {
+    return { type: 'peer-map', peerMap: JSON.parse(new TextDecoder().decode(e.value)) as unknown };
+  } catch (err) {
+    return notJson(err);
+  }
+}
+
+const notJson = (err: unknown): BrokerEvent => ({
+  type: 'peer-map-invalid',
+  reason: `the stored peer map is not JSON (${err instanceof Error ? err.message : String(err)})`,
+});

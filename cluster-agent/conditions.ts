@@ -13,12 +13,19 @@ export const CONDITION_TYPES = {
     /** The gateway applied the config for this network. */
     Programmed: 'Programmed',
   },
+  /** Both kinds, present (False) only while the broker's newest peer map is refused. */
+  PeerMapValid: 'PeerMapValid',
   ClusterPeering: {
     Ready: 'Ready',
     /** The remote cluster declares a peering back. */
     Mutual: 'Mutual',
     /** Handshakes are recent and the in-tunnel probe answers. */
     TunnelHealthy: 'TunnelHealthy',
+    /**
+     * Present (False) only when the gateway config leaves the peer out, or does not carry
+     * one of its networks, because its peer-map entry is unusable (reason says why).
+     */
+    Configured: 'Configured',
   },
 } as const;
 

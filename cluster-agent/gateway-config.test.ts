@@ -6,6 +6,7 @@ import {
   buildGatewayConfig,
   type BuildGatewayConfigResult,
   type GatewaySettings,
+  type PeerProblemReason,
 } from './gateway-config.js';
 import type { FederatedNetwork } from './schema-network.js';
 import type { ClusterPeering } from './schema-peering.js';
@@ -299,7 +300,7 @@ test('gateway config - two peers sharing a public key: both dropped with a probl
   t.regex(r.peerProblems[1]!.message, /oslo's public key .* also the key of bristol/);
 });
 
-const BAD_PEERS: [string, Partial<PeerMap['peers'][number]>, string, RegExp][] = [
+const BAD_PEERS: [string, Partial<PeerMap['peers'][number]>, PeerProblemReason, RegExp][] = [
   ['a malformed key', { publicKey: 'not-a-key' }, 'InvalidPublicKey', /not a WireGuard key/],
   [
     'a key of the wrong length',

@@ -16,6 +16,8 @@ export interface StatusInputs {
   readonly clusterId: string;
   readonly desired: DesiredState;
   readonly peerMap: PeerMap | undefined;
+  /** Why the newest peer map was refused (peerMap is then the last good one). */
+  readonly peerMapError?: string;
   /** The desired version has been accepted by the broker. */
   readonly published: boolean;
   readonly build: BuildGatewayConfigResult | undefined;
@@ -47,6 +49,15 @@ const cond = (type: string, ok: boolean | 'unknown', reason: string, message: st
 export function formatRtt(ms: number): string {
   return ms < 1 ? `${Math.round(ms * 1000)}us` : `${Number(ms.toFixed(3))}ms`;
 }
+
+/**
+ * Present only while the newest peer map is refused. Not part of Ready: the data plane
+ * still runs the last good map; this says it is not the newest.
+ */
+const peerMapValid = (i: StatusInputs): Cond[] =>
+  i.peerMapError === undefined
+    ? []
+    : [cond(CONDITION_TYPES.PeerMapValid, false, 'PeerMapRefused', i.peerMapError)];
 
 /** The summary condition: True when every other one is, else the first that is not. */
 function ready(conditions: readonly Cond[], okReason: string, okMessage: string): Cond {
@@ -110,6 +121,7 @@ function networkStatus(name: string, i: StatusInputs): NetworkStatusInput {
       : {}),
     conditions: [
       ...conditions.filter((c) => c.type !== 'DataPath'),
+      ...peerMapValid(i),
       ready(conditions, 'Ready', `carried to: ${carriedTo.join(', ') || 'no peer yet'}`),
     ],
   };
@@ -151,11 +163,54 @@ function peeringStatus(
       status: {
         active: false,
         reason: mutual.reason,
-        conditions: [mutual, tunnel, cond('Ready', false, mutual.reason, mutual.message)],
+        conditions: [
+          mutual,
+          tunnel,
+          ...peerMapValid(i),
+          cond('Ready', false, mutual.reason, mutual.message),
+        ],
       },
     };
   }
-  const networks = entry.networks.map((n) => n.name).sort();
+  const problems = i.build?.ok ? i.build.peerProblems.filter((p) => p.peer === remote) : [];
+  const dropped = problems.find((p) => p.network === undefined);
+  // The peer map may list a peer the gateway config left out: no tunnel, and why.
+  const configured = problems.length
+    ? [
+        cond(
+          P.Configured,
+          false,
+          (dropped ?? problems[0]!).reason,
+          problems.map((p) => p.message).join('; '),
+        ),
+      ]
+    : [];
+  if (dropped) {
+    const mutual = cond(P.Mutual, true, 'BothDeclared', `${remote} declares a peering back`);
+    const tunnel = cond(
+      P.TunnelHealthy,
+      'unknown',
+      'NoTunnel',
+      `no tunnel: ${remote} is left out of the gateway config (${dropped.reason})`,
+    );
+    return {
+      status: {
+        active: false,
+        reason: dropped.reason,
+        conditions: [
+          mutual,
+          ...configured,
+          tunnel,
+          ...peerMapValid(i),
+          cond('Ready', false, dropped.reason, dropped.message),
+        ],
+      },
+    };
+  }
+  const networks = entry.networks
+    .map((n) => n.name)
+    .filter((n) => !problems.some((p) => p.network === n))
+    .sort();
   const t = tunnelDetail(i.health, remote);
   const endpoint = entry.endpoints[0] ?? '?';
   const tunnel =
@@ -212,8 +267,14 @@ function peeringStatus(
           }),
       conditions: [
         mutual,
+        ...configured,
         tunnel,
-        ready([mutual, tunnel, ...common], 'Established', `carrying ${networks.join(', ')}`),
+        ...peerMapValid(i),
+        ready(
+          [mutual, ...configured, tunnel, ...common],
+          'Established',
+          `carrying ${networks.join(', ')}`,
+        ),
       ],
     },
     tunnel: t,

@@ -48,6 +48,15 @@ export interface AgentSummary {
   readonly desiredVersion?: string;
   /** The manifest/source error in force (the last good state stays applied). */
   readonly sourceError?: string;
+  /** Why the broker's newest peer map was refused (the last good map stays in force). */
+  readonly peerMapError?: string;
+  /** Peers left out of the gateway config, or networks not carried to one, and why. */
+  readonly peerProblems?: readonly {
+    readonly peer: string;
+    readonly reason: string;
+    readonly network?: string;
+    readonly message: string;
+  }[];
 }
 
 /** Status output. Calls for different objects may run concurrently. */
