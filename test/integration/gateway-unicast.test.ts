@@ -65,6 +65,16 @@ while time.time() < end:
 print("none", flush=True)
 `;
 
+/** Python: send one frame of our EtherType from any source MAC (a gateway's own device). */
+const FORGED = `
+import socket, sys
+ifname, src, dst, marker = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].encode()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+mac = lambda m: bytes.fromhex(m.replace(":", ""))
+s.send(mac(dst) + mac(src) + (${EXPERIMENTAL_ETHERTYPE}).to_bytes(2, "big") + marker.ljust(46, b"."))
+`;
+
 async function ping(lab: GatewayLab, ns: string, ip: string): Promise<boolean> {
   const r = await lab.runner.run(['ping', '-c', '2', '-i', '0.2', '-W', '2', ip], {
     netns: ns,
@@ -350,5 +360,80 @@ test.serial(
     s0.runner.clear();
     t.deepEqual((await s0.gateway.apply(lab.config(s0, [CDN]))).steps, []);
     t.deepEqual(s0.runner.mutatingCommands(), []);
+  },
+);
+
+test.serial(
+  'gateway - a peer sharing the network can claim a unicast MAC in it, not the flood list or a group address, and loses what it taught once it no longer carries the network',
+  async (t) => {
+    const lab = await GatewayLab.create(3, 'linux-bridge');
+    t.teardown(() => lab.dispose());
+    const pods: LabPod[] = [];
+    for (const site of lab.sites) {
+      await lab.addSegment(site, CDN);
+      await site.gateway.apply(lab.config(site, [CDN]));
+      pods.push(await lab.addPod(site, CDN, 11 + site.index, 1370));
+    }
+    const [a, b, c] = pods as [LabPod, LabPod, LabPod];
+    const [s0, s1, s2] = lab.sites as [LabSite, LabSite, LabSite];
+    t.true(await reaches(lab, a.ns, b.ip));
+    t.true(await reaches(lab, a.ns, c.ip));
+    const [macB, macC] = [await macOf(lab, b.ns), await macOf(lab, c.ns)];
+
+    // Site 2's gateway turns hostile: it sends into cdn through its own VXLAN device,
+    // from a group MAC, the all-zero MAC and b's MAC.
+    const forge = (src: string) =>
+      lab.runner.run(
+        ['python3', '-c', FORGED, 'l2fv100', src, 'ff:ff:ff:ff:ff:ff', 'l2fed-forged'],
+        {
+          netns: s2.ns,
+        },
+      );
+    for (const src of ['01:00:5e:00:00:fb', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00', macB]) {
+      await forge(src);
+    }
+    const seen = await learned(lab, s0);
+    t.false(seen.has('01:00:5e:00:00:fb'), 'a group source MAC is not learned');
+    t.false(seen.has('ff:ff:ff:ff:ff:ff'), 'the broadcast address is not learned');
+    t.false(seen.has('00:00:00:00:00:00'), 'the flood list is not redirected');
+    // Claiming a unicast MAC in a shared network works, as ARP spoofing would.
+    t.is(seen.get(macB), s2.transitAddress);
+    // Broadcast still goes to every peer, once.
+    const rxB = await lab.spawn('rxB', b.ns, receiverArgv('eth1', 'l2fed-bcast'), /ready/);
+    const rxC = await lab.spawn('rxC', c.ns, receiverArgv('eth1', 'l2fed-bcast'), /ready/);
+    await lab.runner.run(senderArgv('eth1', 'ff:ff:ff:ff:ff:ff', 'l2fed-bcast'), { netns: a.ns });
+    t.is(await receivedCount(rxB), 1);
+    t.is(await receivedCount(rxC), 1);
+    // The real owner's next frame takes its MAC back.
+    t.true(await ping(lab, b.ns, a.ip));
+    t.is((await learned(lab, s0)).get(macB), s1.transitAddress);
+
+    // Site 0 stops carrying cdn with site 2 (the tunnel stays for other networks): the
+    // same apply forgets what site 2 taught, and unicast to c's MAC no longer goes there.
+    t.is((await learned(lab, s0)).get(macC), s2.transitAddress);
+    const narrowed = lab.config(s0, [CDN]);
+    narrowed.networks![0]!.peers = ['site1'];
+    s0.runner.clear();
+    await s0.gateway.apply(narrowed);
+    t.true(
+      s0.runner
+        .mutatingCommands()
+        .includes(`bridge fdb del ${macC} dev l2fv100 dst ${s2.transitAddress}`),
+      s0.runner.mutatingCommands().join('\n'),
+    );
+    t.false([...(await learned(lab, s0)).values()].includes(s2.transitAddress));
+    // Nothing may arrive: wait a bounded 4 s for frames that must not come.
+    const rxAfter = await lab.spawn(
+      'rxA',
+      c.ns,
+      receiverArgv('eth1', 'l2fed-after', 1.5, 4),
+      /ready/,
+    );
+    for (let i = 0; i < 5; i++) {
+      await lab.runner.run(senderArgv('eth1', macC, 'l2fed-after'), { netns: a.ns });
+    }
+    t.is(await receivedCount(rxAfter), 0);
+    s0.runner.clear();
+    t.deepEqual((await s0.gateway.apply(narrowed)).steps, []);
   },
 );
