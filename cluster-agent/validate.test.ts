@@ -94,3 +94,47 @@ test('validate - invalid folder exits 1 with located problems; missing folder to
   t.regex(formatReport(dir.path, report), /: 2 errors, 0 warnings$/);
   t.is((await validate(join(dir.path, 'nope'))).exitCode, VALIDATE_EXIT.invalid);
 });
+
+const network = (name: string, segment: string) =>
+  `apiVersion: l2fed.io/v1alpha1\nkind: FederatedNetwork\nmetadata:\n  name: ${name}\nspec:\n  segment:\n${segment}`;
+
+test('validate - two networks on one local segment are refused; one bridge with a VLAN and untagged is fine', async (t) => {
+  const dir = await makeRunDir('validate-segments');
+  t.teardown(() => dir.remove());
+  // One segment, two networks: locally one broadcast domain, so each would leak into the other's peers.
+  await writeFile(
+    join(dir.path, 'networks.yaml'),
+    [
+      network('red', '    ovsBridge: br-shared\n    vlan: 20\n'),
+      network('green', '    ovsBridge: br-shared\n    vlan: 20\n'),
+      network('blue', '    ovsBridge: br-shared\n'),
+      network('grey', '    ovsBridge: br-grey\n'),
+      network('white', '    linuxBridge: br-grey\n'),
+    ].join('---\n'),
+  );
+  const report = await validate(dir.path, { clusterId: 'madrid' });
+  t.is(report.exitCode, VALIDATE_EXIT.invalid);
+  const lines = report.problems.map(formatProblem);
+  t.is(lines.length, 2, lines.join('\n'));
+  t.regex(
+    lines[0]!,
+    /networks\.yaml:1 \(document 1, FederatedNetwork\/red\): spec\.segment: network red uses the same local segment as green \(OVS bridge br-shared, VLAN 20\)/,
+  );
+  t.regex(lines[0]!, /Fix: give each federated network its own bridge or VLAN/);
+  t.regex(
+    lines[1]!,
+    /FederatedNetwork\/white\): spec\.segment: network white uses the same local segment as grey \(bridge br-grey\)/,
+  );
+
+  // The layout of issue 11 item 9: red on VLAN 20, blue untagged, one OVS bridge. The
+  // gateway plugs blue as an access port of VLAN 0, so they stay apart: valid.
+  await writeFile(
+    join(dir.path, 'networks.yaml'),
+    [
+      network('red', '    ovsBridge: br-shared\n    vlan: 20\n'),
+      network('blue', '    ovsBridge: br-shared\n'),
+    ].join('---\n'),
+  );
+  const ok = await validate(dir.path, { clusterId: 'madrid' });
+  t.is(ok.exitCode, VALIDATE_EXIT.ok, ok.problems.map(formatProblem).join('\n'));
+});
