@@ -73,3 +73,36 @@ test('peer-map cache - unwritable dir gives a typed error', async (t) => {
     instanceOf: CacheWriteError,
   });
 });
+
+test('peer-map cache - a peer map or gateway config that fails the checks is invalid, naming the field', async (t) => {
+  const dir = await tempDir(t);
+  const file = (extra: object) =>
+    writeFile(
+      join(dir, CACHE_FILE),
+      JSON.stringify({ format: 1, clusterId: 'madrid', savedAt: '2026-01-01T00:00:00Z', ...extra }),
+    );
+  const cases: [object, RegExp][] = [
+    [{ peerMap: { ...MAP, networks: [{ name: 'cdn', vni: -1 }] } }, /peerMap\.networks\[0\]\.vni/],
+    [{ peerMap: { ...MAP, cluster: 'bristol' } }, /peerMap\.cluster.*not this cluster/],
+    [{ peerMap: { ...MAP, transitAddress: 'junk' } }, /peerMap\.transitAddress/],
+    [
+      {
+        peerMap: {
+          ...MAP,
+          networks: [
+            { name: 'cdn', vni: 7 },
+            { name: 'tel', vni: 7 },
+          ],
+        },
+      },
+      /peerMap\.networks\[1\]\.vni: duplicate vni 7/,
+    ],
+    [{ gatewayConfig: { identity: 'madrid' } }, /gatewayConfig.*wireguard/],
+  ];
+  for (const [content, field] of cases) {
+    await file(content);
+    const r = await new PeerMapCache(dir, 'madrid').load();
+    t.is(r.type, 'invalid', JSON.stringify(content));
+    if (r.type === 'invalid') t.regex(r.reason, field);
+  }
+});

@@ -11,8 +11,9 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { PeerMap } from '../broker/records.js';
-import type { GatewayConfigInput } from '../gateway/config.js';
+import { parseGatewayConfig, type GatewayConfigInput } from '../gateway/config.js';
 import { CacheWriteError } from './errors.js';
+import { checkPeerMap } from './peer-map-schema.js';
 
 export const CACHE_FILE = 'agent-cache.json';
 const FORMAT = 1;
@@ -34,26 +35,12 @@ export type CacheLoad =
   /** Present but unusable (corrupt, other cluster, old format): start as without one. */
   | { readonly type: 'invalid'; readonly reason: string };
 
-const networkRef = z.object({ name: z.string(), vni: z.int() });
-const peerMapSchema = z.object({
-  cluster: z.string(),
-  transitAddress: z.string(),
-  networks: z.array(networkRef),
-  peers: z.array(
-    z.object({
-      cluster: z.string(),
-      endpoints: z.array(z.string()),
-      publicKey: z.string(),
-      transitAddress: z.string(),
-      networks: z.array(networkRef),
-    }),
-  ),
-});
 const fileSchema = z.object({
   format: z.literal(FORMAT),
   clusterId: z.string(),
   savedAt: z.string(),
-  peerMap: peerMapSchema.optional(),
+  // Checked below with the same rules as a map from the broker (peer-map-schema.ts).
+  peerMap: z.unknown().optional(),
   gatewayConfig: z.record(z.string(), z.unknown()).optional(),
   registeredKey: z.string().optional(),
 });
@@ -94,10 +81,36 @@ export class PeerMapCache {
         reason: `${this.file} belongs to cluster ${parsed.clusterId}, not ${this.clusterId}`,
       };
     }
+    // The file is as untrusted as the broker: a map or config the agent would refuse
+    // from the broker is refused here too, and the agent starts as without a cache.
+    let peerMap: PeerMap | undefined;
+    if (parsed.peerMap !== undefined) {
+      const r = checkPeerMap(parsed.peerMap, this.clusterId);
+      if (!r.ok) {
+        const why = r.issues
+          .map((i) => `${i.path === '(root)' ? 'peerMap' : `peerMap.${i.path}`}: ${i.message}`)
+          .join('; ');
+        return {
+          type: 'invalid',
+          reason: `${this.file} holds a peer map the agent refuses: ${why}`,
+        };
+      }
+      peerMap = r.peerMap;
+    }
+    if (parsed.gatewayConfig !== undefined) {
+      try {
+        parseGatewayConfig(parsed.gatewayConfig);
+      } catch (err) {
+        return {
+          type: 'invalid',
+          reason: `${this.file} holds a gateway config the gateway would refuse (gatewayConfig): ${(err as Error).message}`,
+        };
+      }
+    }
     return {
       type: 'hit',
       state: {
-        peerMap: parsed.peerMap,
+        peerMap,
         gatewayConfig: parsed.gatewayConfig as GatewayConfigInput | undefined,
         registeredKey: parsed.registeredKey,
         savedAt: parsed.savedAt,
