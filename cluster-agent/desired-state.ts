@@ -9,6 +9,7 @@ import type { ManifestProblem } from './problems.js';
 import type { ClusterPeering } from './schema-peering.js';
 import type { FederatedNetwork } from './schema-network.js';
 import type { PodManifest } from './schema-pod.js';
+import { segmentClashes } from './segment-layout.js';
 
 /** A full, consistent snapshot of desired state. Immutable by convention. */
 export interface DesiredState {
@@ -35,7 +36,8 @@ export type BuildResult =
 
 /**
  * Builds a snapshot from validated manifests and runs the checks that span objects:
- * duplicate names, two peerings with one remote, pods on networks not exported here.
+ * duplicate names, two peerings with one remote, two networks on one local segment,
+ * pods on networks not exported here.
  * `withPods` is true for folder sources. Pure.
  */
 export function buildDesiredState(
@@ -51,6 +53,14 @@ export function buildDesiredState(
 
   problems.push(...duplicates(networks, (m) => m.object.metadata.name, 'metadata.name'));
   problems.push(...duplicates(peerings, (m) => m.object.metadata.name, 'metadata.name'));
+  // Two networks on one local segment would merge (segment-layout.ts).
+  const networkAt = new Map(networks.map((m) => [`${m.kind}/${m.object.metadata.name}`, m]));
+  problems.push(
+    ...segmentClashes(
+      networks.map((m) => m.object),
+      (object) => at(networkAt.get(object)!, ''),
+    ),
+  );
   problems.push(
     ...duplicates(
       peerings,

@@ -13,7 +13,6 @@ import { evaluateScan, isManifestFile, scanFolder } from './folder-scan.js';
 import { federationProblems } from './federation-checks.js';
 import type { ManifestOrigin } from './manifests.js';
 import { formatProblem, hasErrors, type ManifestProblem } from './problems.js';
-import { segmentClashes } from './segment-layout.js';
 
 /** Exit codes of `l2fed validate`. */
 export const VALIDATE_EXIT = { ok: 0, invalid: 1 } as const;
@@ -106,16 +105,9 @@ async function validateCluster(dir: string, id: string | undefined): Promise<Clu
     const origins = new Map(
       scan.manifests.map((m) => [`${m.kind}/${m.object.metadata.name}`, m.origin]),
     );
-    if (!result.ok) return { id: name, dir, problems: result.problems };
-    const clashes = segmentClashes(result.state.networks, (object) => {
-      const o = origins.get(object);
-      return o
-        ? { file: o.file, document: o.document, line: o.line, object }
-        : { file: dir, object };
-    });
-    return clashes.length
-      ? { id: name, dir, problems: [...clashes, ...result.warnings] }
-      : { id: name, dir, state: result.state, problems: result.warnings, origins };
+    return result.ok
+      ? { id: name, dir, state: result.state, problems: result.warnings, origins }
+      : { id: name, dir, problems: result.problems };
   } catch (err) {
     if (err instanceof ManifestFolderError)
       return { id: name, dir, problems: [folderProblem(err)] };
