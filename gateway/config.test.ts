@@ -1,4 +1,6 @@
 import test from 'ava';
+import fc from 'fast-check';
+import { checkProperty, isLongFuzzRun } from '../test/fixtures/property.js';
 import { parseGatewayConfig, type GatewayConfigInput } from './config.js';
 import { ConfigError } from './errors.js';
 
@@ -132,3 +134,123 @@ for (const [title, edit, path, msg] of cases) {
     t.truthy(issue, `want ${path} ~ ${msg}, got ${JSON.stringify(err?.issues)}`);
   });
 }
+
+test('config - a duplicate peer key is reported at every holder, naming the other peer', (t) => {
+  const c = base();
+  c.peers!.push({ ...c.peers![0]!, name: 'lisbon', transitAddress: '198.19.255.3' });
+  const err = t.throws(() => parseGatewayConfig(c), { instanceOf: ConfigError });
+  t.deepEqual(
+    err?.issues.filter((i) => /publicKey/.test(i.path)).map((i) => i.path),
+    ['peers[0].publicKey', 'peers[1].publicKey'],
+  );
+  t.regex(err?.issues[0]?.message ?? '', /bristol shares it with peers\[1\] lisbon/);
+  t.regex(err?.issues[1]?.message ?? '', /lisbon shares it with peers\[0\] bristol/);
+});
+
+/** A JSON path like `peers[0].publicKey`. */
+const pathText = (path: readonly (string | number)[]) =>
+  path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+
+/** Every field of `value` (objects and arrays, depth first), as paths. */
+function fieldsOf(value: unknown, at: (string | number)[] = []): (string | number)[][] {
+  if (value === null || typeof value !== 'object') return [at];
+  const entries = Array.isArray(value)
+    ? value.map((v, i) => [i, v] as const)
+    : Object.entries(value as Record<string, unknown>);
+  return [at, ...entries.flatMap(([k, v]) => fieldsOf(v, [...at, k]))].filter((p) => p.length > 0);
+}
+
+function withField(root: unknown, path: readonly (string | number)[], value: unknown): unknown {
+  const copy = structuredClone(root) as Record<string | number, unknown>;
+  let at = copy;
+  for (const p of path.slice(0, -1)) at = at[p] as Record<string | number, unknown>;
+  if (value === DELETE) delete at[path.at(-1)!];
+  else at[path.at(-1)!] = value;
+  return copy;
+}
+const DELETE = Symbol('delete');
+
+const fieldJunk = fc.oneof(
+  fc.string({ maxLength: 70 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant(DELETE),
+  fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 2 }),
+  fc.constantFrom(KEY_B, KEY_C, 'bristol', 'spare', '198.19.255.1', '198.19.255.2', 100, 0, -1),
+);
+
+function twoPeers(): GatewayConfigInput {
+  const c = base();
+  c.peers!.push({
+    name: 'spare',
+    publicKey: KEY_C,
+    endpoints: ['198.18.0.3:51820'],
+    transitAddress: '198.19.255.9',
+  });
+  return c;
+}
+
+/** A valid config with one field replaced or removed, and that field's path. */
+const oneFieldMutated = fc
+  .constantFrom(...fieldsOf(twoPeers()))
+  .chain((path) =>
+    fieldJunk.map((value) => ({ path, value, config: withField(twoPeers(), path, value) })),
+  );
+
+test('config property - junk and one-field-mutated configs: a ConfigError naming the field or a valid config, never anything else; the input untouched', async (t) => {
+  t.timeout(isLongFuzzRun() ? 600_000 : 60_000);
+  const input = fc.oneof(
+    fc.anything(),
+    fc.jsonValue(),
+    oneFieldMutated.map((m) => m.config),
+  );
+  await checkProperty(
+    t,
+    'gateway configs through parseGatewayConfig',
+    fc.property(input, (c) => {
+      const before = JSON.stringify(c);
+      try {
+        parseGatewayConfig(c);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw new Error(`not a ConfigError: ${String(err)}`);
+        if (err.issues.length === 0 || err.issues.some((i) => !i.message)) {
+          throw new Error(`an issue without a message: ${err.message}`);
+        }
+      }
+      if (JSON.stringify(c) !== before) throw new Error('the input was changed');
+    }),
+  );
+  await checkProperty(
+    t,
+    'one field mutated names that field (or its list entry)',
+    fc.property(oneFieldMutated, ({ path, config }) => {
+      let err: unknown;
+      try {
+        parseGatewayConfig(config);
+        return; // the new value happened to be valid
+      } catch (e) {
+        err = e;
+      }
+      if (!(err instanceof ConfigError)) throw new Error(`not a ConfigError: ${String(err)}`);
+      const field = pathText(path);
+      // A renamed peer is reported where the networks still name it; a duplicate at
+      // both holders; an unknown field at its parent.
+      const entry = pathText(path.slice(0, 2));
+      const parent = pathText(path.slice(0, -1));
+      const ok = err.issues.some(
+        (i) =>
+          i.path.startsWith(field) ||
+          (path.length > 1 && i.path.startsWith(entry)) ||
+          i.path === parent ||
+          (path[0] === 'peers' && path[2] === 'name' && i.path.startsWith('networks')) ||
+          (path[0] === 'transitAddress' && i.path.startsWith('peers')) ||
+          (path[0] === 'underlayMtu' && /^networks\[\d+\]\.mtu$/.test(i.path)),
+      );
+      if (!ok)
+        throw new Error(`${field} mutated, issues at ${err.issues.map((i) => i.path).join(', ')}`);
+    }),
+  );
+});
