@@ -148,7 +148,7 @@ export function checkObject(raw: unknown, ctx: ProblemContext): CheckResult {
   }
   const obj = raw as Record<string, unknown>;
   const kind = obj.kind;
-  if (typeof kind !== 'string' || !(kind in SCHEMAS)) {
+  if (typeof kind !== 'string' || !Object.hasOwn(SCHEMAS, kind)) {
     const got = kind === undefined ? 'kind is missing' : `unsupported kind ${JSON.stringify(kind)}`;
     return {
       ok: false,
