@@ -213,7 +213,8 @@ test('peer map property - a running agent refusing a map keeps its applied confi
   const broker = new FakeBroker(fakeFederation(), 'madrid');
   const gateway = new FakeGateway();
   const agent = new Agent({
-    settings: SETTINGS,
+    // No resync during the run: its re-apply of the same config would count as an apply.
+    settings: { ...SETTINGS, resyncMs: 2_000_000_000 },
     source: new FakeSource(DESIRED),
     broker,
     gateway,
