@@ -236,7 +236,7 @@ test('config property - junk and one-field-mutated configs: a ConfigError naming
       }
       if (!(err instanceof ConfigError)) throw new Error(`not a ConfigError: ${String(err)}`);
       const field = pathText(path);
-      // A renamed peer is reported where the networks still name it; a duplicate at
+      // A renamed or removed peer is reported where the networks still name it; a duplicate at
       // both holders; an unknown field at its parent.
       const entry = pathText(path.slice(0, 2));
       const parent = pathText(path.slice(0, -1));
@@ -245,7 +245,9 @@ test('config property - junk and one-field-mutated configs: a ConfigError naming
           i.path.startsWith(field) ||
           (path.length > 1 && i.path.startsWith(entry)) ||
           i.path === parent ||
-          (path[0] === 'peers' && path[2] === 'name' && i.path.startsWith('networks')) ||
+          (path[0] === 'peers' &&
+            (path.length === 1 || path[2] === 'name') &&
+            i.path.startsWith('networks')) ||
           (path[0] === 'transitAddress' && i.path.startsWith('peers')) ||
           (path[0] === 'underlayMtu' && /^networks\[\d+\]\.mtu$/.test(i.path)),
       );
