@@ -15,7 +15,6 @@ import { handleRequest } from './request-handler.js';
 import { BROKER_QUEUE_GROUP, SUBJECT_PREFIX } from './protocol.js';
 import { BUCKETS } from './records.js';
 import { inboxPrefix } from './auth-config.js';
-import { isDns1123Label } from './names.js';
 import { ConsumerGuard } from './consumer-guard.js';
 
 async function openWithRetry(
@@ -65,15 +64,19 @@ export interface BrokerStats {
  * True when `reply` is an inbox of the cluster named in `subject`
  * (`_INBOX_<id>.<token>…`, see auth-config.ts). The broker publishes with its own NATS
  * rights, so a reply anywhere else would let a cluster make the broker write for it:
- * another cluster's KV key, another cluster's inbox, or a JetStream API call.
+ * another cluster's KV key, another cluster's inbox, or a JetStream API call. The id
+ * token need not be valid (a malformed id still gets its error reply in its own inbox
+ * namespace); it must be a plain token.
  */
 export function isOwnInbox(subject: string, reply: string): boolean {
   const id = subject.split('.')[2] ?? '';
-  if (!subject.startsWith(`${SUBJECT_PREFIX}.`) || !isDns1123Label(id)) return false;
+  if (!subject.startsWith(`${SUBJECT_PREFIX}.`) || !/^[A-Za-z0-9_-]+$/.test(id)) return false;
   const prefix = `${inboxPrefix(id)}.`;
-  const rest = reply.slice(prefix.length);
-  // Tokens only: no wildcards, whitespace or empty tokens.
-  return reply.startsWith(prefix) && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(rest);
+  // Tokens only after the prefix: no wildcards, whitespace or empty tokens.
+  return (
+    reply.startsWith(prefix) &&
+    /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(reply.slice(prefix.length))
+  );
 }
 
 export class Broker {

@@ -218,11 +218,14 @@ export class Federation {
     const old = await this.store.get<PeeringsRecord>('peerings', id);
     const record: PeeringsRecord = { peerings: sorted };
     await this.store.put('peerings', id, record);
-    await this.peerMaps.refreshAll([
-      id,
+    // Only registered remotes have a map to refresh: one listing instead of a refresh per
+    // unknown name. Listed after the write, so a remote registering now reads our record.
+    const registered = new Set(await this.store.keys('clusters', '>'));
+    const remotes = [
       ...sorted.map((p) => p.remoteCluster),
       ...(old?.value.peerings ?? []).map((p) => p.remoteCluster),
-    ]);
+    ].filter((r) => registered.has(r));
+    await this.peerMaps.refreshAll([id, ...remotes]);
     return { peerings: sorted };
   }
 

@@ -1,7 +1,5 @@
-import { connect } from 'nats';
 import { testWith } from '../fixtures/privileges.js';
-import { startNats } from '../fixtures/nats.js';
-import { connectClients, registerBody, startBrokers } from '../fixtures/broker.js';
+import { registerBody, startAuthedNats, startBrokers } from '../fixtures/broker.js';
 import { KvStore } from '../../broker/kv-store.js';
 import { KEYS, type NetworkRecord, type VniClaim } from '../../broker/records.js';
 
@@ -11,11 +9,11 @@ const NAMES = Array.from({ length: 10 }, (_, i) => `net-${i}`);
 const CLUSTERS = Array.from({ length: 50 }, (_, i) => `c${i}`);
 
 test('allocation - 50 concurrent exports of 10 names through 3 replicas give 10 distinct VNIs', async (t) => {
-  const fx = await startNats();
+  const fx = await startAuthedNats(CLUSTERS);
   t.teardown(() => fx.dispose());
-  const brokers = await startBrokers(fx.url, 3);
+  const brokers = await startBrokers(fx.url, 3, {}, fx.brokerConnect);
   t.teardown(() => brokers.dispose());
-  const conn = await connectClients(fx.url, CLUSTERS);
+  const conn = await fx.connectClients(CLUSTERS);
   t.teardown(() => conn.close());
 
   await Promise.all(conn.clients.map((c, i) => c.request('register', registerBody(i))));
@@ -51,15 +49,17 @@ test('allocation - 50 concurrent exports of 10 names through 3 replicas give 10 
 });
 
 test('allocation - VNI released when the last exporter leaves, reused only after quarantine', async (t) => {
-  const fx = await startNats();
+  const fx = await startAuthedNats(['a', 'b']);
   t.teardown(() => fx.dispose());
   const quarantineMs = 1500;
-  const brokers = await startBrokers(fx.url, 2, {
-    vniRange: { first: 100, last: 101 },
-    vniQuarantineMs: quarantineMs,
-  });
+  const brokers = await startBrokers(
+    fx.url,
+    2,
+    { vniRange: { first: 100, last: 101 }, vniQuarantineMs: quarantineMs },
+    fx.brokerConnect,
+  );
   t.teardown(() => brokers.dispose());
-  const conn = await connectClients(fx.url, ['a', 'b']);
+  const conn = await fx.connectClients(['a', 'b']);
   t.teardown(() => conn.close());
   const [a, b] = conn.clients as [(typeof conn.clients)[0], (typeof conn.clients)[0]];
   await a.request('register', registerBody(1));
@@ -89,12 +89,12 @@ test('allocation - VNI released when the last exporter leaves, reused only after
 });
 
 test('allocation - transit addresses are unique and released on deregistration', async (t) => {
-  const fx = await startNats();
-  t.teardown(() => fx.dispose());
-  const brokers = await startBrokers(fx.url, 2, { transitPool: '100.64.0.0/29' });
-  t.teardown(() => brokers.dispose());
   const ids = ['t1', 't2', 't3', 't4', 't5', 't6', 't7'];
-  const conn = await connectClients(fx.url, ids);
+  const fx = await startAuthedNats(ids);
+  t.teardown(() => fx.dispose());
+  const brokers = await startBrokers(fx.url, 2, { transitPool: '100.64.0.0/29' }, fx.brokerConnect);
+  t.teardown(() => brokers.dispose());
+  const conn = await fx.connectClients(ids);
   t.teardown(() => conn.close());
 
   const regs = await Promise.all(
@@ -112,8 +112,6 @@ test('allocation - transit addresses are unique and released on deregistration',
   t.is(again.cluster.transitAddress, freed);
 
   // Re-registering with the same key is idempotent and keeps the address.
-  const nc2 = await connect({ servers: fx.url });
-  t.teardown(() => nc2.close());
   const body = registerBody(9);
   const r1 = await conn.clients[0]!.call('deregister');
   t.true(r1.ok);

@@ -1,6 +1,7 @@
+import { nuid } from 'nats';
 import { testWith } from '../fixtures/privileges.js';
-import { startNats } from '../fixtures/nats.js';
-import { connectClients, fakePublicKey, registerBody, startBrokers } from '../fixtures/broker.js';
+import { fakePublicKey, registerBody, startAuthedNats, startBrokers } from '../fixtures/broker.js';
+import { inboxPrefix } from '../../broker/auth-config.js';
 import { KvStore } from '../../broker/kv-store.js';
 import { BUCKETS, type BucketId } from '../../broker/records.js';
 import type { ErrorCode } from '../../broker/errors.js';
@@ -167,20 +168,35 @@ async function snapshot(store: KvStore): Promise<Record<string, string[]>> {
 }
 
 test('bad input - every malformed request gets a clear error, stores nothing, broker stays up', async (t) => {
-  const fx = await startNats();
+  const fx = await startAuthedNats(['member', 'fresh']);
   t.teardown(() => fx.dispose());
-  const brokers = await startBrokers(fx.url, 1);
+  const brokers = await startBrokers(fx.url, 1, {}, fx.brokerConnect);
   t.teardown(() => brokers.dispose());
-  const conn = await connectClients(fx.url, ['member']);
+  const conn = await fx.connectClients(['member', 'fresh']);
   t.teardown(() => conn.close());
   const member = conn.clients[0]!;
+  const ncOf = new Map(conn.clients.map((c) => [c.clusterId, c.nc]));
   const registered = await member.request('register', registerBody());
   const store = await KvStore.open(conn.nc.jetstream(), { replicas: 1, storage: 'file' });
   const before = await snapshot(store);
   const mapBefore = await store.get('peerMaps', 'member');
 
   for (const c of CASES) {
-    const msg = await conn.nc.request(c.subject, c.body, { timeout: 5000 });
+    // Sent as deployed: with the credentials of the cluster the subject names, the reply
+    // in its own inbox. No cluster's credentials may publish for an invalid id at all.
+    const id = c.subject.split('.')[2]!;
+    const nc = ncOf.get(id);
+    if (!nc) {
+      await t.throwsAsync(member.nc.request(c.subject, c.body, { timeout: 2000 }), {
+        message: /Permissions Violation/,
+      });
+      continue;
+    }
+    const msg = await nc.request(c.subject, c.body, {
+      timeout: 5000,
+      noMux: true,
+      reply: `${inboxPrefix(id)}.${nuid.next()}`,
+    });
     const reply = JSON.parse(new TextDecoder().decode(msg.data)) as {
       ok: boolean;
       error?: { code: string; message: string; field?: string };
@@ -193,7 +209,7 @@ test('bad input - every malformed request gets a clear error, stores nothing, br
   t.deepEqual(await snapshot(store), before, 'nothing was stored');
   t.is((await store.get('peerMaps', 'member'))?.revision, mapBefore?.revision);
   // A plain publish (no reply subject) with garbage is ignored, not fatal.
-  conn.nc.publish('l2fed.v1.member.exports', '\u0000garbage');
+  member.nc.publish('l2fed.v1.member.exports', '\u0000garbage');
 
   t.is(brokers.replicas[0]!.state, 'running');
   const again = await member.request('register', {

@@ -1,6 +1,8 @@
 import { testWith } from '../fixtures/privileges.js';
 import { startNatsCluster } from '../fixtures/nats.js';
-import { connectClients, registerBody, startBrokers } from '../fixtures/broker.js';
+import { connect } from 'nats';
+import { registerBody, startBrokers } from '../fixtures/broker.js';
+import { connectOptionsFor, generateFederationAuth } from '../../broker/auth-config.js';
 import { KvStore } from '../../broker/kv-store.js';
 import { BUCKETS, KEYS, type NetworkRecord, type VniClaim } from '../../broker/records.js';
 import { BrokerReplyError, StoreUnavailableError } from '../../broker/errors.js';
@@ -27,15 +29,26 @@ async function persist<T>(fn: () => Promise<T>, deadline: number): Promise<T> {
 
 test('nats cluster - killing the stream leader during allocations loses and duplicates nothing', async (t) => {
   const t0 = Date.now();
-  const cluster = await startNatsCluster(3);
-  t.teardown(() => cluster.dispose());
-  const brokers = await startBrokers(cluster.urls, 2, { replicas: 3 });
-  t.teardown(() => brokers.dispose());
   const ids = Array.from({ length: 30 }, (_, i) => `k${i}`);
-  const conn = await connectClients(cluster.urls, ids);
+  // As deployed: only the users `broker gen-auth` makes, on every node.
+  const auth = generateFederationAuth({ clusters: ids });
+  const cluster = await startNatsCluster(3, { extraConfig: auth.serverConfig });
+  t.teardown(() => cluster.dispose());
+  const brokers = await startBrokers(
+    cluster.urls,
+    2,
+    { replicas: 3 },
+    connectOptionsFor(auth.broker),
+  );
+  t.teardown(() => brokers.dispose());
+  const open = (o: ReturnType<typeof connectOptionsFor>) =>
+    connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...o });
+  // The test inspects KV with the broker's credentials.
+  const nc = await open(connectOptionsFor(auth.broker));
+  const ncs = await Promise.all(ids.map((id) => open(connectOptionsFor(auth.clusters[id]!, id))));
+  t.teardown(() => Promise.all([nc, ...ncs].map((x) => x.close())).then(() => undefined));
   // Short request timeout: a request whose broker connection died is lost, retry soon.
-  const c = conn.clients.map((cl) => new BrokerClient(conn.nc, cl.clusterId, { timeoutMs: 2000 }));
-  t.teardown(() => conn.close());
+  const c = ids.map((id, i) => new BrokerClient(ncs[i]!, id, { timeoutMs: 2000 }));
   const deadline = Date.now() + 60_000;
 
   await Promise.all(
@@ -52,7 +65,7 @@ test('nats cluster - killing the stream leader during allocations loses and dupl
   );
 
   t.log(`round one done at ${Date.now() - t0} ms`);
-  const jsm = await conn.nc.jetstreamManager();
+  const jsm = await nc.jetstreamManager();
   const info = await jsm.streams.info(`KV_${BUCKETS.networks}`);
   const leader = info.cluster?.leader;
   t.is(info.config.num_replicas, 3, 'R3 bucket');
@@ -82,7 +95,7 @@ test('nats cluster - killing the stream leader during allocations loses and dupl
 
   // KV (on the surviving nodes) agrees with every reply; no claim points two ways.
   const store = await persist(
-    () => KvStore.open(conn.nc.jetstream(), { replicas: 3, storage: 'file' }),
+    () => KvStore.open(nc.jetstream(), { replicas: 3, storage: 'file' }),
     deadline,
   );
   for (const [name, vni] of vniOf) {

@@ -1,7 +1,6 @@
 import type { ExecutionContext } from 'ava';
 import { testWith } from '../fixtures/privileges.js';
-import { startNats } from '../fixtures/nats.js';
-import { connectClients, eventually, registerBody, startBrokers } from '../fixtures/broker.js';
+import { eventually, registerBody, startAuthedNats, startBrokers } from '../fixtures/broker.js';
 import { decodePeerMap, type BrokerClient } from '../../broker/client.js';
 import { KvStore } from '../../broker/kv-store.js';
 import { computePeerMap, type ClusterInputs } from '../../broker/peer-map.js';
@@ -10,11 +9,11 @@ import type { PeerMap } from '../../broker/records.js';
 const test = testWith({ tools: ['nats-server'] });
 
 async function setup(t: ExecutionContext, ids: string[]) {
-  const fx = await startNats();
+  const fx = await startAuthedNats(ids);
   t.teardown(() => fx.dispose());
-  const brokers = await startBrokers(fx.url, 2);
+  const brokers = await startBrokers(fx.url, 2, {}, fx.brokerConnect);
   t.teardown(() => brokers.dispose());
-  const conn = await connectClients(fx.url, ids);
+  const conn = await fx.connectClients(ids);
   t.teardown(() => conn.close());
   await Promise.all(conn.clients.map((c, i) => c.request('register', registerBody(i))));
   return Object.fromEntries(ids.map((id, i) => [id, conn.clients[i]!])) as Record<
@@ -95,11 +94,11 @@ test('consent - carried networks are the intersection of both declarations and b
 });
 
 test('consent - reconcile repairs a damaged peer map and removes an orphaned one', async (t) => {
-  const fx = await startNats();
+  const fx = await startAuthedNats(['p', 'q']);
   t.teardown(() => fx.dispose());
-  const brokers = await startBrokers(fx.url, 1, { reconcileIntervalMs: 0 });
+  const brokers = await startBrokers(fx.url, 1, { reconcileIntervalMs: 0 }, fx.brokerConnect);
   t.teardown(() => brokers.dispose());
-  const conn = await connectClients(fx.url, ['p', 'q']);
+  const conn = await fx.connectClients(['p', 'q']);
   t.teardown(() => conn.close());
   const [p, q] = conn.clients as [BrokerClient, BrokerClient];
   await p.request('register', registerBody(1));
@@ -122,12 +121,12 @@ test('consent - reconcile repairs a damaged peer map and removes an orphaned one
 });
 
 test('consent - maps converge under concurrent churn through 3 replicas', async (t) => {
-  const fx = await startNats();
-  t.teardown(() => fx.dispose());
-  const brokers = await startBrokers(fx.url, 3, { reconcileIntervalMs: 0 });
-  t.teardown(() => brokers.dispose());
   const ids = Array.from({ length: 12 }, (_, i) => `m${i}`);
-  const conn = await connectClients(fx.url, ids);
+  const fx = await startAuthedNats(ids);
+  t.teardown(() => fx.dispose());
+  const brokers = await startBrokers(fx.url, 3, { reconcileIntervalMs: 0 }, fx.brokerConnect);
+  t.teardown(() => brokers.dispose());
+  const conn = await fx.connectClients(ids);
   t.teardown(() => conn.close());
   const c = conn.clients;
   await Promise.all(c.map((cl, i) => cl.request('register', registerBody(i))));

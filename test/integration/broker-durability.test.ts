@@ -1,6 +1,5 @@
 import { testWith } from '../fixtures/privileges.js';
-import { startNats } from '../fixtures/nats.js';
-import { connectClients, eventually, registerBody, startBrokers } from '../fixtures/broker.js';
+import { eventually, registerBody, startAuthedNats, startBrokers } from '../fixtures/broker.js';
 import { KvStore } from '../../broker/kv-store.js';
 import { BrokerClient } from '../../broker/client.js';
 import { BUCKETS, type BucketId } from '../../broker/records.js';
@@ -21,12 +20,12 @@ async function dump(store: KvStore): Promise<Record<string, Record<string, strin
 }
 
 test('durability - kill -9 and restart of nats-server loses or changes no allocation; broker resumes', async (t) => {
-  const fx = await startNats();
-  t.teardown(() => fx.dispose());
-  const brokers = await startBrokers(fx.url, 2);
-  t.teardown(() => brokers.dispose());
   const ids = Array.from({ length: 8 }, (_, i) => `d${i}`);
-  const conn = await connectClients(fx.url, ids);
+  const fx = await startAuthedNats(ids);
+  t.teardown(() => fx.dispose());
+  const brokers = await startBrokers(fx.url, 2, {}, fx.brokerConnect);
+  t.teardown(() => brokers.dispose());
+  const conn = await fx.connectClients(ids);
   t.teardown(() => conn.close());
   const c = conn.clients;
 
@@ -48,9 +47,9 @@ test('durability - kill -9 and restart of nats-server loses or changes no alloca
   t.is(Object.keys(before.networks!).filter((k) => k.startsWith('net.')).length, 4);
   t.is(Object.keys(before.peerMaps!).length, 8);
 
-  await fx.restart({ crash: true });
+  await fx.nats.restart({ crash: true });
   const t0 = Date.now();
-  const probe = new BrokerClient(conn.nc, 'd0', { timeoutMs: 1000 });
+  const probe = new BrokerClient(c[0]!.nc, 'd0', { timeoutMs: 1000 });
 
   // The brokers reconnect by themselves; the first request may meet a recovering JetStream.
   t.true(

@@ -19,6 +19,7 @@ import {
 import { BUCKETS } from '../../broker/records.js';
 import type { BrokerClient } from '../../broker/client.js';
 import type { Broker } from '../../broker/broker.js';
+import type { BrokerConfigInput } from '../../broker/config.js';
 
 const test = testWith({ tools: ['nats-server'] });
 
@@ -44,10 +45,18 @@ interface Federation {
 }
 
 /** a, b, c registered; all export cdn; b and c peer, a peers b (b does not consent). */
-async function federation(t: ExecutionContext): Promise<Federation> {
+async function federation(
+  t: ExecutionContext,
+  config: BrokerConfigInput = {},
+): Promise<Federation> {
   const fed = await startAuthedNats(['a', 'b', 'c']);
   t.teardown(() => fed.dispose());
-  const brokers = await startBrokers(fed.url, 2, { reconcileIntervalMs: 0 }, fed.brokerConnect);
+  const brokers = await startBrokers(
+    fed.url,
+    2,
+    { reconcileIntervalMs: 0, ...config },
+    fed.brokerConnect,
+  );
   t.teardown(() => brokers.dispose());
   const [a, b, c] = await fed.clusterClients(['a', 'b', 'c']);
   await Promise.all([a, b, c].map((x, i) => x!.request('register', registerBody(i))));
@@ -250,4 +259,42 @@ test('trust - durable consumers a cluster creates on the peer-map stream are rem
   // Ephemeral watches beyond the bound go too (a cluster flooding them only loses its own).
   await flood('ephemeral', 50);
   t.true(brokers.reduce((n, b) => n + b.consumerGuard.reaped, 0) >= 200 + 50 - max);
+});
+
+test('trust - per-cluster quotas: too many peerings or exports, or export churn, are refused by name; KV byte-identical', async (t) => {
+  const { clients, inspect } = await federation(t, {
+    vniRange: { first: 100, last: 119 },
+    maxVniAllocationsPerCluster: 4,
+  });
+  const { a, b } = clients;
+  const before = await dumpKv(inspect);
+  const unknown = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ remoteCluster: `ghost-${i}` }));
+  let started = Date.now();
+  const many = await a.call('peerings', { peerings: unknown(1024) });
+  const refusedMs = Date.now() - started;
+  t.false(many.ok);
+  if (!many.ok) {
+    t.is(many.error.code, 'QUOTA_EXCEEDED');
+    t.regex(many.error.message, /at most 256 peerings.*maxPeeringsPerCluster = 256/);
+  }
+  // Four new names use a's whole allocation window; churning to new ones is refused.
+  await a.request('exports', { networks: ['cdn', 'n1', 'n2', 'n3'] });
+  const afterExports = await dumpKv(inspect);
+  t.not(afterExports, before);
+  const churn = await a.call('exports', { networks: ['m1', 'm2'] });
+  t.false(churn.ok);
+  if (!churn.ok) {
+    t.is(churn.error.code, 'QUOTA_EXCEEDED');
+    t.is(churn.error.field, 'networks');
+    t.regex(churn.error.message, /maxVniAllocationsPerCluster = 4/);
+  }
+  t.is(await dumpKv(inspect), afterExports, 'the refused requests changed nothing');
+  // b is not affected by a's quota.
+  t.is((await b.request('exports', { networks: ['cdn', 'b1', 'b2'] })).networks.length, 3);
+  started = Date.now();
+  await a.request('peerings', { peerings: unknown(256) });
+  t.log(
+    `1,024 unknown peerings refused in ${refusedMs} ms; 256 (the limit) handled in ${Date.now() - started} ms`,
+  );
 });
