@@ -90,30 +90,34 @@ test.serial(
     await flood.exited;
     t.regex(flood.output(), /60 packets transmitted, 60 received/, flood.output());
 
-    // Removing the peer from the network removes exactly its flood entry, nothing else.
+    // Removing the peer from the network removes exactly its flood entry, the MACs the
+    // VXLAN device learned from it and its VNI from the guard; nothing else.
     s1.runner.clear();
     const noPeers = lab.config(s1, [CDN]);
     noPeers.networks![0]!.peers = [];
     const removed = await s1.gateway.apply(noPeers);
-    t.deepEqual(
-      removed.steps.map((s) => s.kind),
-      ['fdb-del'],
+    const kinds = removed.steps.map((s) => s.kind);
+    t.deepEqual([...new Set(kinds)].sort(), ['fdb-del', 'fdb-forget', 'firewall-set']);
+    t.is(kinds.filter((k) => k === 'fdb-del').length, 1);
+    t.true(removed.steps.every((s) => s.kind !== 'fdb-forget' || s.dst === s0.transitAddress));
+    t.true(
+      s1.runner
+        .mutatingCommands()
+        .includes(`bridge fdb del 00:00:00:00:00:00 dev l2fv100 dst ${s0.transitAddress}`),
     );
-    t.deepEqual(s1.runner.mutatingCommands(), [
-      `bridge fdb del 00:00:00:00:00:00 dev l2fv100 dst ${s0.transitAddress}`,
-    ]);
     t.false(await ping(lab, a.ns, b.ip, 1));
 
     // And putting it back restores the path.
     await s1.gateway.apply(lab.config(s1, [CDN]));
     t.true(await reaches(lab, a.ns, b.ip));
 
-    // Removing the network removes its device and port; the tunnel stays.
+    // Removing the network removes its device and port, and its VNI from the guard; the
+    // tunnel stays.
     s1.runner.clear();
     const none = await s1.gateway.apply(lab.config(s1, []));
     t.deepEqual(
       none.steps.map((s) => s.kind),
-      ['segment-detach', 'vxlan-delete'],
+      ['firewall-set', 'segment-detach', 'vxlan-delete'],
     );
     const links = await lab.runner.run(['ip', '-j', 'link'], { netns: s1.ns });
     t.false(links.stdout.includes('"l2fv100"'));
