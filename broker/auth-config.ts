@@ -115,10 +115,11 @@ export const BROKER_BUCKETS: readonly string[] = [...Object.values(BUCKETS), ADM
 
 /**
  * Subject permissions of the broker user: exactly what the broker and its admin API use
- * at run time, per bucket. Create/inspect its own streams (idempotent, at start), read
- * keys (direct get), list/watch them (ordered consumers: create, flow control, delete),
- * write/delete keys (`$KV.<bucket>.>`). No purge, stream delete/update or message
- * delete, no other stream, no `$JS.API.>`. Pure.
+ * at run time, per bucket. Create/inspect its own streams (idempotent, at start); read
+ * keys (direct get, or message get on a stream without allow_direct); list/watch them
+ * (ordered consumers: create, flow control, delete); write/delete keys
+ * (`$KV.<bucket>.>`). No purge, stream delete/update or message delete, no other
+ * stream, no `$JS.API.>`. Pure.
  */
 export function brokerPermissions(): Permissions {
   const perBucket = BROKER_BUCKETS.flatMap((b) => {
@@ -128,6 +129,8 @@ export function brokerPermissions(): Permissions {
       `$JS.API.STREAM.CREATE.${stream}`,
       `$JS.API.DIRECT.GET.${stream}`,
       `$JS.API.DIRECT.GET.${stream}.>`,
+      // Reads of a bucket created without allow_direct (older deployments) use this.
+      `$JS.API.STREAM.MSG.GET.${stream}`,
       `$JS.API.CONSUMER.CREATE.${stream}`,
       `$JS.API.CONSUMER.CREATE.${stream}.>`,
       `$JS.API.CONSUMER.DELETE.${stream}.*`,
