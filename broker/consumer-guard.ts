@@ -62,7 +62,15 @@ export class ConsumerGuard {
     private readonly intervalMs: number,
     private readonly log: Logger,
   ) {
-    void this.watch();
+    // A NATS user without the advisory grant (config from before this guard) ends the
+    // subscription with an error: log it, keep the timer sweeps, never crash.
+    this.watch().catch((err: unknown) => {
+      if (!this.stopped)
+        this.log.warn(
+          { err: String(err) },
+          'consumer-created advisories unavailable (regenerate nats-auth.conf with gen-auth); sweeping on the timer only',
+        );
+    });
     this.schedule(0);
   }
 
