@@ -5,7 +5,7 @@
  * body, for every unary method. Each answer must be a success or a refusal with a
  * known code (never INTERNAL/UNKNOWN, except gRPC's own "Error deserializing request"
  * for undecodable bytes); an INVALID_ARGUMENT must name the mutated field in its
- * BadRequest detail; and a refused call must leave every KV stream untouched (same
+ * BadRequest detail (WatchEvents too); and a refused call must leave every KV stream untouched (same
  * message count and first/last sequence, hence byte-identical content), checked after
  * every input, with a full byte dump compared at the end. The server still answers.
  * Runs: test/fixtures/property.ts (L2FED_FUZZ_RUNS raises them).
@@ -22,6 +22,8 @@ import type { AdminCallError } from '../../broker/admin/calls.js';
 import { FederationServiceService } from '../../proto/gen/l2fed/admin/v1/federation.js';
 import { ActionServiceService } from '../../proto/gen/l2fed/admin/v1/actions.js';
 import { isDns1123Label } from '../../broker/names.js';
+import { encodeCursor, EVENT_SOURCES } from '../../broker/admin/events.js';
+import { decodeFieldViolations } from '../../broker/admin/status-details.js';
 
 const test = testWith({ tools: ['nats-server'] });
 
@@ -386,4 +388,98 @@ test('admin properties - random bytes as a request body: a known refusal or gRPC
   );
   t.true(await kv.finalDumpMatches());
   t.is((await fx.api.info.getVersion({})).component, 'broker');
+});
+
+test('admin properties - WatchEvents with junk or one-field-bad requests: a stream or a refusal naming the field; KV untouched', async (t) => {
+  const fx = await fixture(t);
+  const kv = await kvGuard(fx);
+  const kinds = EVENT_SOURCES.map((s) => s.kind as number);
+  const validKinds = fc.uniqueArray(fc.constantFrom(...kinds), { maxLength: 3 });
+  const token = fc
+    .dictionary(fc.constantFrom(...kinds.map(String)), fc.nat({ max: 1000 }))
+    .map((c) => encodeCursor(c));
+  const badKind = fc.oneof(
+    fc.integer({ min: -(2 ** 31), max: 0 }),
+    fc.integer({ min: 8, max: 2 ** 31 - 1 }),
+  );
+  const arb = fc.oneof(
+    // near-valid: one field made bad, and the field the refusal must name
+    fc.tuple(validKinds, badKind, fc.nat()).map(([ks, bad, at]) => {
+      const i = at % (ks.length + 1);
+      return {
+        req: {
+          kinds: [...ks.slice(0, i), bad, ...ks.slice(i)],
+          resumeToken: '',
+          includeInitial: false,
+        },
+        names: new RegExp(`^kinds\\[${i}\\]$`),
+      };
+    }),
+    fc
+      .tuple(validKinds, badPageToken)
+      .map(([ks, junk]) => ({
+        req: { kinds: ks, resumeToken: junk, includeInitial: false },
+        names: /^resume_token$/,
+      })),
+    fc
+      .tuple(validKinds, token)
+      .map(([ks, tok]) => ({
+        req: { kinds: ks, resumeToken: tok, includeInitial: true },
+        names: /^include_initial$/,
+      })),
+    // junk: any answer but a crash
+    fc
+      .record({
+        kinds: fc.array(int32, { maxLength: 4 }),
+        resumeToken: junkString,
+        includeInitial: fc.boolean(),
+      })
+      .map((req) => ({ req, names: undefined })),
+  );
+  /** The stream's first outcome: an error status, or accepted (data, or quiet for 100 ms). */
+  const watch = (req: Req) =>
+    new Promise<Outcome>((resolve) => {
+      const call = fx.api.events.watchEvents(req as never, new Metadata(), {
+        deadline: new Date(Date.now() + 10_000),
+      });
+      const accept = () => {
+        clearTimeout(quiet);
+        resolve({ ok: true, fields: [] });
+        call.cancel();
+      };
+      const quiet = setTimeout(accept, 100);
+      call.on('data', accept);
+      call.on('error', (err: ServiceError) => {
+        clearTimeout(quiet);
+        const bin = err.metadata?.get('grpc-status-details-bin')[0];
+        resolve(
+          err.code === status.CANCELLED
+            ? { ok: true, fields: [] }
+            : {
+                ok: false,
+                code: err.code,
+                details: err.details,
+                fields: bin instanceof Buffer ? decodeFieldViolations(bin).map((v) => v.field) : [],
+              },
+        );
+      });
+    });
+  await checkProperty(
+    t,
+    'admin WatchEvents requests',
+    fc.asyncProperty(arb, async ({ req, names }) => {
+      const o = await watch(req);
+      const where = `watchEvents(${JSON.stringify(req)}) → ${describe(o)}`;
+      if (names) {
+        if (o.ok || o.code !== status.INVALID_ARGUMENT) throw new Error(`not refused: ${where}`);
+        if (!o.fields.some((f) => names.test(f)))
+          throw new Error(`violation does not name ${names}: ${where}`);
+      } else if (!o.ok && o.code !== status.INVALID_ARGUMENT) {
+        throw new Error(`unexpected status: ${where}`);
+      }
+      const drift = await kv.check(false); // watching never writes
+      if (drift) throw new Error(`${drift} (${where})`);
+    }),
+  );
+  t.true(await kv.finalDumpMatches());
 });
