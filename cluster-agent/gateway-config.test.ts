@@ -390,3 +390,17 @@ test('gateway config - a peer listed twice is dropped (DuplicatePeer)', (t) => {
   );
   t.is(r.peerProblems[0]?.reason, 'DuplicatePeer');
 });
+
+test('gateway config - a peer the gateway parser still refuses is dropped with its words (RefusedByGateway)', (t) => {
+  // Manifests refuse such a name; a DesiredState built without them may not.
+  const odd = { ...OSLO, cluster: 'Oslo_1' };
+  const r = buildWith([BRISTOL, odd]);
+  if (!r.ok) return t.fail(r.message);
+  t.deepEqual(
+    (r.config.peers ?? []).map((p) => p.name),
+    ['bristol'],
+  );
+  t.deepEqual(r.config.networks?.[0]?.peers, ['bristol']);
+  t.like(r.peerProblems, [{ peer: 'Oslo_1', reason: 'RefusedByGateway' }]);
+  t.regex(r.peerProblems[0]!.message, /peers\[\d\]\.name: peer name must be a DNS-1123 label/);
+});

@@ -107,6 +107,24 @@ const CASES: [string, Partial<StatusInputs>, string, Record<string, string>][] =
     'NoCommonNetwork',
     { Ready: 'False' },
   ],
+  [
+    'mutual, but left out of the gateway config (bad key)',
+    { peerMap: mapWith([{ ...BRISTOL, publicKey: 'junk' }]) },
+    'InvalidPublicKey',
+    { Mutual: 'True', Configured: 'False', TunnelHealthy: 'Unknown', Ready: 'False' },
+  ],
+  [
+    'mutual, its network VNI disagrees with ours',
+    { peerMap: mapWith([{ ...BRISTOL, networks: [{ name: 'cdn', vni: 9 }] }]) },
+    'NoCommonNetwork',
+    { Configured: 'False', Ready: 'False' },
+  ],
+  [
+    'newest peer map refused: said, Ready unaffected',
+    { health: health('up', 3), peerMapError: 'peer map from the broker refused: peers: …' },
+    'Established',
+    { PeerMapValid: 'False', Ready: 'True' },
+  ],
 ];
 
 for (const [title, over, reason, conds] of CASES) {
