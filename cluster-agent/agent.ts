@@ -234,10 +234,11 @@ export class Agent {
 
   /** Keeps the last good peer map (and so the data plane and cache) and says why. */
   private refusePeerMap(reason: string): void {
-    const error =
-      `peer map from the broker refused: ${reason}; keeping the last good peer map ` +
-      `(from ${this.peerMapFrom}) and the data plane built from it; ` +
-      `report this to the broker's operators`;
+    const kept =
+      this.peerMapFrom === 'none'
+        ? 'no peer map is in force yet (the gateway keeps its current config)'
+        : `keeping the last good peer map (from ${this.peerMapFrom}) and the data plane built from it`;
+    const error = `peer map from the broker refused: ${reason}; ${kept}; report this to the broker's operators`;
     if (error === this.peerMapError) return;
     this.peerMapError = error;
     this.d.log.warn({ err: reason }, 'peer map refused; keeping the last good one');

@@ -61,7 +61,7 @@ export class FakeBroker implements BrokerApi {
    * could. The next change of the federation's map is pushed as usual.
    */
   emitPeerMap(peerMap: unknown): void {
-    this.emit({ type: 'peer-map', peerMap: peerMap as PeerMap });
+    this.emit({ type: 'peer-map', peerMap });
   }
 
   /** Sends the current peer map if it changed (what the KV watch does). */
