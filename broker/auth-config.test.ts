@@ -12,12 +12,14 @@ test('auth config - cluster permissions name only its own subjects and peer-map 
   const p = clusterPermissions('madrid');
   for (const s of [...p.publish.allow, ...p.subscribe.allow]) {
     t.true(
-      s.includes('madrid') || s === '$JS.API.INFO' || s.startsWith('$JS.FC.KV_l2fed_peermaps.'),
+      s.includes('madrid') || s === '$JS.API.INFO',
       `${s} is scoped to madrid`,
     );
     t.false(s === '>' || s.startsWith('$JS.API.>') || s.includes('l2fed_clusters'), s);
   }
-  t.deepEqual(p.subscribe.allow, ['_INBOX_madrid.>']);
+  t.deepEqual(p.subscribe.allow, ['_INBOX_madrid.>', 'l2fed.peermap.madrid']);
+  // No consumer of its own: the broker pushes the map (peer-map-forwarder.ts).
+  for (const s of p.publish.allow) t.notRegex(s, /CONSUMER|\$JS\.FC/, s);
   t.true(brokerPermissions().allow_responses);
 });
 

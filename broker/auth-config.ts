@@ -3,12 +3,13 @@
  * JetStream, one user per cluster and one for the broker. Cluster users are confined
  * by subject permissions to
  *   - requests on their own subjects `l2fed.v1.<id>.>` (the id the broker trusts);
- *   - reading and watching their own peer-map key only: the direct-get subject
- *     and the consumer-create subject that carry the key (`$KV.l2fed_peermaps.<id>`)
- *     in the subject itself (nats-server >= 2.9, used by nats.js 2.29);
+ *   - reading their own peer-map key only: the direct-get subject that carries the
+ *     key (`$KV.l2fed_peermaps.<id>`) in the subject itself (nats-server >= 2.9, used
+ *     by nats.js 2.29), and subscribing to `l2fed.peermap.<id>`, where the broker
+ *     publishes its changes (no JetStream consumer of their own);
  *   - their own reply inbox prefix `_INBOX_<id>`, so they cannot read others' replies.
  * Everything else (other KV buckets, stream/message get APIs that take the subject
- * in the body, other clusters' subjects) is denied by omission.
+ * in the body, consumers, other clusters' subjects) is denied by omission.
  *
  * Credentials are nkeys by default (the server config holds only public keys), or
  * random user/password pairs.
@@ -21,7 +22,7 @@ import {
   type ConnectionOptions,
 } from 'nats';
 import { BUCKETS } from './records.js';
-import { SUBJECT_PREFIX } from './protocol.js';
+import { peerMapSubject, SUBJECT_PREFIX } from './protocol.js';
 import { z } from 'zod';
 import { isDns1123Label } from './names.js';
 import { BrokerConfigError } from './errors.js';
@@ -80,7 +81,11 @@ export function inboxPrefix(clusterId: string): string {
   return `_INBOX_${clusterId}`;
 }
 
-/** Subject permissions of a cluster user. Pure. */
+/**
+ * Subject permissions of a cluster user. Pure. No JetStream consumer grant: the
+ * broker publishes the map's changes on `l2fed.peermap.<id>` (peer-map-forwarder.ts),
+ * so a cluster cannot create (durable) consumers on the broker's streams.
+ */
 export function clusterPermissions(clusterId: string): Permissions {
   const stream = `KV_${BUCKETS.peerMaps}`;
   const ownKey = `$KV.${BUCKETS.peerMaps}.${clusterId}`;
@@ -91,13 +96,9 @@ export function clusterPermissions(clusterId: string): Permissions {
         // JetStream account info (checked by jetstreamManager); reveals usage only.
         '$JS.API.INFO',
         `$JS.API.DIRECT.GET.${stream}.${ownKey}`,
-        // Watch: named consumer whose filter subject is in the API subject.
-        `$JS.API.CONSUMER.CREATE.${stream}.*.${ownKey}`,
-        // Flow-control replies of the ordered consumer behind kv.watch.
-        `$JS.FC.${stream}.>`,
       ],
     },
-    subscribe: { allow: [`${inboxPrefix(clusterId)}.>`] },
+    subscribe: { allow: [`${inboxPrefix(clusterId)}.>`, peerMapSubject(clusterId)] },
   };
 }
 
@@ -146,6 +147,8 @@ export function brokerPermissions(): Permissions {
         ...perBucket,
         // The consumer guard (consumer-guard.ts) lists and deletes clusters' watches.
         `$JS.API.CONSUMER.LIST.${peerMapStream}`,
+        // The forwarder (peer-map-forwarder.ts) publishes each cluster's map changes.
+        'l2fed.peermap.*',
       ],
     },
     subscribe: {

@@ -16,6 +16,7 @@ import { BROKER_QUEUE_GROUP, SUBJECT_PREFIX } from './protocol.js';
 import { BUCKETS } from './records.js';
 import { inboxPrefix } from './auth-config.js';
 import { ConsumerGuard } from './consumer-guard.js';
+import { PeerMapForwarder } from './peer-map-forwarder.js';
 
 async function openWithRetry(
   nc: NatsConnection,
@@ -98,6 +99,8 @@ export class Broker {
     private readonly log: Logger,
     /** Keeps clusters' consumers on the peer-map stream bounded (consumer-guard.ts). */
     readonly consumerGuard: ConsumerGuard,
+    /** Publishes each peer-map change to its cluster (peer-map-forwarder.ts). */
+    readonly forwarder: PeerMapForwarder,
   ) {
     // The loop ends when the subscription closes; an error there (e.g. the
     // connection closed for good) is logged, never an unhandled rejection.
@@ -149,9 +152,11 @@ export class Broker {
       }));
     let sub: Subscription | undefined;
     let guard: ConsumerGuard | undefined;
+    let forwarder: PeerMapForwarder | undefined;
     try {
       const store = await openWithRetry(nc, config, opts.startTimeoutMs ?? 30_000, log);
       const federation = new Federation(store, config);
+      forwarder = new PeerMapForwarder(nc, log);
       guard = await ConsumerGuard.start(nc, {
         maxPerCluster: config.maxWatchersPerCluster,
         intervalMs: config.consumerSweepIntervalMs,
@@ -162,10 +167,11 @@ export class Broker {
       // races it gets "no responders" (seen when an agent was already waiting).
       await nc.flush();
       log.info({ buckets: Object.values(BUCKETS), replicas: config.replicas }, 'broker started');
-      return new Broker(nc, owns, config, federation, sub, log, guard);
+      return new Broker(nc, owns, config, federation, sub, log, guard, forwarder);
     } catch (err) {
       sub?.unsubscribe();
       await guard?.stop();
+      await forwarder?.stop();
       if (owns) await nc.close();
       throw err;
     }
@@ -268,6 +274,7 @@ export class Broker {
     await this.loop.catch(() => undefined);
     await this.reconciling;
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    await this.forwarder.stop();
     if (this.ownsConnection && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
     this.stateValue = 'stopped';
     this.log.info(this.stats, 'broker stopped');

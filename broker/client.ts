@@ -3,9 +3,11 @@
  * cluster's own peer map. Used by the cluster-agent, the tests and the benchmark.
  * Holds no state besides the connection; every method may be called concurrently.
  */
-import { nuid, type KV, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
+import { nuid, type KV, type KvEntry, type Msg, type NatsConnection } from 'nats';
 import { inboxPrefix } from './auth-config.js';
 import {
+  PEER_MAP_HEADERS,
+  peerMapSubject,
   requestSubject,
   type Reply,
   type RequestBody,
@@ -68,11 +70,40 @@ export class BrokerClient {
   }
 
   /**
-   * Watches the cluster's own peer map: yields the current value, then each change
-   * (undefined when deleted). Stop it with `iterator.stop()`.
+   * Watches the cluster's own peer map: yields the current value (when there is one),
+   * then each change as the broker publishes it on `l2fed.peermap.<id>` (operation
+   * DEL/PURGE when deleted), each revision once and in increasing order. Needs no
+   * JetStream consumer, so the cluster's credentials need no consumer grant. Ends (or
+   * throws) when the connection closes or the subscription is refused; the caller
+   * re-opens it. Stop it with `watch.stop()`.
    */
-  async watchPeerMap(): Promise<QueuedIterator<KvEntry>> {
-    return (await this.kv()).watch({ key: this.clusterId });
+  async watchPeerMap(): Promise<PeerMapWatch> {
+    const id = this.clusterId;
+    // Subscribe before reading, so no change between the read and the first update is lost.
+    const sub = this.nc.subscribe(peerMapSubject(id));
+    let first: KvEntry | null;
+    try {
+      await this.nc.flush();
+      first = await (await this.kv()).get(id);
+    } catch (err) {
+      sub.unsubscribe();
+      throw err;
+    }
+    async function* entries(): AsyncGenerator<KvEntry> {
+      let last = 0;
+      if (first) {
+        last = first.revision;
+        yield first;
+      }
+      for await (const m of sub) {
+        const e = forwardedEntry(id, m);
+        if (!e || e.revision <= last) continue; // a duplicate from another replica, or older
+        last = e.revision;
+        yield e;
+      }
+    }
+    const it = entries();
+    return { [Symbol.asyncIterator]: () => it, stop: () => sub.unsubscribe() };
   }
 
   private kv(): Promise<KV> {
@@ -82,6 +113,31 @@ export class BrokerClient {
       .views.kv(BUCKETS.peerMaps, { bindOnly: true, allow_direct: true });
     return this.kvPromise;
   }
+}
+
+/** A watch on the own peer map (see BrokerClient.watchPeerMap). */
+export interface PeerMapWatch extends AsyncIterable<KvEntry> {
+  stop(): void;
+}
+
+/** A peer map the broker forwarded (peer-map-forwarder.ts) as a KV entry; undefined if malformed. */
+function forwardedEntry(clusterId: string, m: Msg): KvEntry | undefined {
+  const revision = Number(m.headers?.get(PEER_MAP_HEADERS.revision));
+  const op = m.headers?.get(PEER_MAP_HEADERS.operation);
+  if (!Number.isSafeInteger(revision) || revision <= 0) return undefined;
+  if (op !== 'PUT' && op !== 'DEL' && op !== 'PURGE') return undefined;
+  const value = m.data;
+  return {
+    bucket: BUCKETS.peerMaps,
+    key: clusterId,
+    value,
+    created: new Date(),
+    revision,
+    operation: op,
+    length: value.length,
+    string: () => new TextDecoder().decode(value),
+    json: <T>() => JSON.parse(new TextDecoder().decode(value)) as T,
+  };
 }
 
 /** Parses a peer-map KV entry. */

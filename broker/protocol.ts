@@ -2,8 +2,9 @@
  * The agent <-> broker protocol, version 1. Requests are NATS request/reply on
  * `l2fed.v1.<clusterId>.<verb>`; the cluster id in the subject is the caller's
  * identity, which NATS subject permissions bind to that cluster's credentials
- * (see auth-config.ts). Peer maps are read from the KV bucket `l2fed_peermaps`,
- * key `<clusterId>` (kv.get / kv.watch). Every body is JSON validated by the
+ * (see auth-config.ts). A cluster reads its peer map from the KV bucket
+ * `l2fed_peermaps`, key `<clusterId>` (direct get), and follows its changes on
+ * `l2fed.peermap.<clusterId>`, where the broker publishes them. Every body is JSON validated by the
  * strict schemas below: unknown fields are rejected, never ignored.
  */
 import { z } from 'zod';
@@ -34,6 +35,20 @@ export const LIMITS = {
   capabilities: 32,
   networks: 256,
   peerings: 1024,
+} as const;
+
+/**
+ * Where the broker publishes cluster `clusterId`'s peer map on every change (see
+ * peer-map-forwarder.ts); only that cluster's credentials may subscribe to it.
+ */
+export function peerMapSubject(clusterId: string): string {
+  return `l2fed.peermap.${clusterId}`;
+}
+
+/** Headers of a forwarded peer map: the KV revision and operation (PUT, DEL, PURGE). */
+export const PEER_MAP_HEADERS = {
+  revision: 'L2fed-Revision',
+  operation: 'L2fed-Operation',
 } as const;
 
 /** The request subject for a cluster and verb. */

@@ -1,4 +1,4 @@
-import { connect, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
+import { connect, type KvEntry, type NatsConnection } from 'nats';
 import { testWith } from '../fixtures/privileges.js';
 import { startNats } from '../fixtures/nats.js';
 import { registerBody, startBrokers } from '../fixtures/broker.js';
@@ -8,7 +8,7 @@ import { BUCKETS } from '../../broker/records.js';
 
 const test = testWith({ tools: ['nats-server'] });
 
-async function nextEntry(w: QueuedIterator<KvEntry>): Promise<KvEntry | undefined> {
+async function nextEntry(w: AsyncIterable<KvEntry>): Promise<KvEntry | undefined> {
   for await (const e of w) return e;
   return undefined;
 }
@@ -95,7 +95,14 @@ for (const mode of ['nkey', 'password'] as const) {
       /refused/,
     );
     // Eavesdropping on y's requests or map updates is refused too.
-    for (const subject of ['l2fed.v1.y.>', `$KV.${BUCKETS.peerMaps}.y`, '_INBOX_y.>', '_INBOX.>']) {
+    for (const subject of [
+      'l2fed.v1.y.>',
+      `$KV.${BUCKETS.peerMaps}.y`,
+      '_INBOX_y.>',
+      '_INBOX.>',
+      'l2fed.peermap.y',
+      'l2fed.peermap.*',
+    ]) {
       const sub = ncX.subscribe(subject);
       const firstMessage = (async () => {
         for await (const m of sub) return `got a message on ${m.subject}`;

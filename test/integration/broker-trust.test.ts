@@ -48,8 +48,9 @@ interface Federation {
 async function federation(
   t: ExecutionContext,
   config: BrokerConfigInput = {},
+  legacyClusterWatchGrant = false,
 ): Promise<Federation> {
-  const fed = await startAuthedNats(['a', 'b', 'c']);
+  const fed = await startAuthedNats(['a', 'b', 'c'], { legacyClusterWatchGrant });
   t.teardown(() => fed.dispose());
   const brokers = await startBrokers(
     fed.url,
@@ -194,29 +195,26 @@ async function watchersOf(inspect: NatsConnection, id: string) {
   return all.filter((c) => c.config.filter_subject === `$KV.${BUCKETS.peerMaps}.${id}`);
 }
 
-test('trust - durable consumers a cluster creates on the peer-map stream are removed; its watchers stay bounded', async (t) => {
-  const { clients, inspect, brokers } = await federation(t);
-  const a = clients.a;
-  const max = brokers[0]!.config.maxWatchersPerCluster;
-  const watch = await a.watchPeerMap();
-  t.teardown(() => watch.stop());
-  const seen: string[] = [];
-  // The loop ends with an error once the ephemeral flood below costs a its own watch.
-  void (async () => {
-    for await (const e of watch) seen.push(e.string());
-  })().catch(() => undefined);
+/**
+ * Creates n consumers on the peer-map stream filtered on a's own key, with a's
+ * credentials, all at once; returns how many the server created.
+ */
+async function floodConsumers(
+  t: ExecutionContext,
+  a: BrokerClient,
+  kind: 'durable' | 'ephemeral',
+  n: number,
+): Promise<number> {
   const ownKey = `$KV.${BUCKETS.peerMaps}.a`;
-  const hogs = a.nc.subscribe('_INBOX_a.hog'); // interest keeps push consumers alive
-  t.teardown(() => hogs.unsubscribe());
-  const flood = async (kind: 'durable' | 'ephemeral', n: number) => {
-    const started = Date.now();
-    const created = await Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        const name = `${kind}${i}`;
-        const config =
-          kind === 'durable'
-            ? { name, durable_name: name }
-            : { name, deliver_subject: '_INBOX_a.hog' };
+  const started = Date.now();
+  const created = await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const name = `${kind}${i}`;
+      const config =
+        kind === 'durable'
+          ? { name, durable_name: name }
+          : { name, deliver_subject: '_INBOX_a.hog' };
+      try {
         const m = await a.nc.request(
           `$JS.API.CONSUMER.CREATE.KV_${BUCKETS.peerMaps}.${name}.${ownKey}`,
           JSON.stringify({
@@ -231,34 +229,88 @@ test('trust - durable consumers a cluster creates on the peer-map stream are rem
           { timeout: 5000 },
         );
         return !(JSON.parse(m.string()) as { error?: unknown }).error;
-      }),
-    );
-    t.log(
-      `${created.filter(Boolean).length} of ${n} ${kind} consumers created in ${Date.now() - started} ms`,
-    );
+      } catch {
+        return false;
+      }
+    }),
+  );
+  const ok = created.filter(Boolean).length;
+  t.log(`${ok} of ${n} ${kind} consumers created in ${Date.now() - started} ms`);
+  return ok;
+}
+
+/** Follows a's watch; resolves once an update mentioning `text` arrived after the call. */
+function follow(t: ExecutionContext, a: BrokerClient) {
+  const seen: string[] = [];
+  let watch: Awaited<ReturnType<BrokerClient['watchPeerMap']>> | undefined;
+  const ready = a.watchPeerMap().then((w) => {
+    watch = w;
+    t.teardown(() => w.stop());
+    void (async () => {
+      for await (const e of w) seen.push(e.string());
+    })();
+  });
+  return {
+    ready,
+    stop: () => watch?.stop(),
+    async sees(text: string, change: () => Promise<unknown>): Promise<boolean> {
+      const from = seen.length;
+      await change();
+      return eventually(
+        () => Promise.resolve(seen.slice(from).some((x) => x.includes(text))),
+        5000,
+      );
+    },
+  };
+}
+
+test('trust - a cluster cannot create consumers, not even on its own peer-map key; its watch needs none', async (t) => {
+  const { clients, inspect, fed } = await federation(t);
+  const a = clients.a;
+  const w = follow(t, a);
+  await w.ready;
+  t.is(await floodConsumers(t, a, 'durable', 200), 0, 'every create refused by NATS');
+  t.is(await floodConsumers(t, a, 'ephemeral', 20), 0);
+  t.deepEqual(await watchersOf(inspect, 'a'), [], 'no consumer on the stream for a');
+  t.true(
+    await w.sees('extra', () => a.request('exports', { networks: ['cdn', 'extra'] })),
+    "a's watch follows its map (the broker pushes it on l2fed.peermap.a)",
+  );
+  t.deepEqual(fed.brokerViolations(), []);
+});
+
+test('trust - with the older cluster watch grant, the consumer guard removes durables and bounds watches', async (t) => {
+  // A federation whose nats-auth.conf predates the forwarder: clusters may still
+  // create consumers on their own key.
+  const { clients, inspect, brokers } = await federation(t, {}, true);
+  const a = clients.a;
+  const max = brokers[0]!.config.maxWatchersPerCluster;
+  const hogs = a.nc.subscribe('_INBOX_a.hog'); // interest keeps push consumers alive
+  t.teardown(() => hogs.unsubscribe());
+  const w = follow(t, a);
+  await w.ready;
+  const bounded = async (label: string) => {
+    const started = Date.now();
     t.true(
       await eventually(async () => {
-        const w = await watchersOf(inspect, 'a');
-        return w.length <= max && w.every((c) => !c.config.durable_name);
+        const list = await watchersOf(inspect, 'a');
+        return list.length <= max && list.every((c) => !c.config.durable_name);
       }, 5000),
-      `bounded again: ${(await watchersOf(inspect, 'a')).length} watchers of a (max ${max})`,
+      `${label}: ${(await watchersOf(inspect, 'a')).length} watchers of a (max ${max})`,
     );
-    t.log(`${kind}: bound of ${max} restored ${Date.now() - started} ms after the first create`);
+    t.log(
+      `${label}: bound of ${max} restored within ${Date.now() - started} ms of the flood's end`,
+    );
   };
-  await flood('durable', 200);
-  // Durables go first: the cluster's real (ephemeral) watch survives and follows its map.
-  const before = seen.length;
-  await a.request('exports', { networks: ['cdn', 'extra'] });
-  t.true(
-    await eventually(
-      () => Promise.resolve(seen.slice(before).some((s) => s.includes('extra'))),
-      5000,
-    ),
-    'the watch saw the new export',
-  );
-  // Ephemeral watches beyond the bound go too (a cluster flooding them only loses its own).
-  await flood('ephemeral', 50);
+  t.is(await floodConsumers(t, a, 'durable', 200), 200);
+  await bounded('durable');
+  t.is(await floodConsumers(t, a, 'ephemeral', 50), 50);
+  await bounded('ephemeral');
   t.true(brokers.reduce((n, b) => n + b.consumerGuard.reaped, 0) >= 200 + 50 - max);
+  t.true(
+    await w.sees('extra', () => a.request('exports', { networks: ['cdn', 'extra'] })),
+    "a's watch still follows its map",
+  );
 });
 
 test('trust - per-cluster quotas: too many peerings or exports, or export churn, are refused by name; KV byte-identical', async (t) => {
