@@ -351,3 +351,22 @@ test('trust - per-cluster quotas: too many peerings or exports, or export churn,
     `1,024 unknown peerings refused in ${refusedMs} ms; 256 (the limit) handled in ${Date.now() - started} ms`,
   );
 });
+
+test('trust - clusters racing to register one public key through two replicas: exactly one gets it', async (t) => {
+  const ids = ['p', 'q', 'r', 's', 'u', 'v'];
+  const fed = await startAuthedNats(ids);
+  t.teardown(() => fed.dispose());
+  const brokers = await startBrokers(fed.url, 2, { reconcileIntervalMs: 0 }, fed.brokerConnect);
+  t.teardown(() => brokers.dispose());
+  const clients = await fed.clusterClients(ids);
+  for (let round = 0; round < 5; round++) {
+    const body = registerBody(round);
+    const replies = await Promise.all(clients.map((c) => c.call('register', body)));
+    const won = replies.filter((r) => r.ok);
+    t.is(won.length, 1, `round ${round}: one winner`);
+    for (const r of replies) if (!r.ok) t.is(r.error.code, 'KEY_IN_USE');
+    const winner = clients[replies.findIndex((r) => r.ok)]!;
+    await winner.request('deregister'); // frees the key for the next round
+  }
+  t.deepEqual(fed.brokerViolations(), []);
+});
