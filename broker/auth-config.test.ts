@@ -11,10 +11,7 @@ import { AUDIT_BUCKET } from './admin/audit.js';
 test('auth config - cluster permissions name only its own subjects and peer-map key', (t) => {
   const p = clusterPermissions('madrid');
   for (const s of [...p.publish.allow, ...p.subscribe.allow]) {
-    t.true(
-      s.includes('madrid') || s === '$JS.API.INFO',
-      `${s} is scoped to madrid`,
-    );
+    t.true(s.includes('madrid') || s === '$JS.API.INFO', `${s} is scoped to madrid`);
     t.false(s === '>' || s.startsWith('$JS.API.>') || s.includes('l2fed_clusters'), s);
   }
   t.deepEqual(p.subscribe.allow, ['_INBOX_madrid.>', 'l2fed.peermap.madrid']);

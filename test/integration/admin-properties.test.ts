@@ -415,18 +415,14 @@ test('admin properties - WatchEvents with junk or one-field-bad requests: a stre
         names: new RegExp(`^kinds\\[${i}\\]$`),
       };
     }),
-    fc
-      .tuple(validKinds, badPageToken)
-      .map(([ks, junk]) => ({
-        req: { kinds: ks, resumeToken: junk, includeInitial: false },
-        names: /^resume_token$/,
-      })),
-    fc
-      .tuple(validKinds, token)
-      .map(([ks, tok]) => ({
-        req: { kinds: ks, resumeToken: tok, includeInitial: true },
-        names: /^include_initial$/,
-      })),
+    fc.tuple(validKinds, badPageToken).map(([ks, junk]) => ({
+      req: { kinds: ks, resumeToken: junk, includeInitial: false },
+      names: /^resume_token$/,
+    })),
+    fc.tuple(validKinds, token).map(([ks, tok]) => ({
+      req: { kinds: ks, resumeToken: tok, includeInitial: true },
+      names: /^include_initial$/,
+    })),
     // junk: any answer but a crash
     fc
       .record({

@@ -117,7 +117,9 @@ test('agent over NATS - junk or malformed peer map refused with a status, gatewa
 
   // Write madrid's peer-map key as the broker would (its rights), with what it must not.
   const nc = await nats.connectBroker();
-  const kv = await nc.jetstream().views.kv(BUCKETS.peerMaps, { bindOnly: true, allow_direct: true });
+  const kv = await nc
+    .jetstream()
+    .views.kv(BUCKETS.peerMaps, { bindOnly: true, allow_direct: true });
   const good = JSON.parse((await kv.get('madrid'))!.string()) as PeerMap;
   const config = JSON.stringify(gateway.last);
 
