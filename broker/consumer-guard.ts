@@ -1,7 +1,9 @@
 /**
- * Bounds the consumers clusters create on the peer-map stream. A cluster's NATS user
- * may create consumers filtered on its own peer-map key (that is how kv.watch works,
- * see auth-config.ts), and NATS cannot restrict how many or whether they are durable.
+ * Bounds the consumers clusters create on the peer-map stream. Current credentials give
+ * a cluster no consumer grant (the broker pushes peer maps, peer-map-forwarder.ts); with
+ * the older grant (nats-auth.conf from before the push) a cluster's NATS user may create
+ * consumers filtered on its own peer-map key, and NATS cannot restrict how many or
+ * whether they are durable.
  * So the broker enforces it: on every consumer-created advisory of the stream (and
  * every `intervalMs` as a safety net) it lists the stream's consumers and, per
  * cluster, deletes every durable one (watches are ephemeral ordered consumers) and
