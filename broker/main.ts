@@ -62,6 +62,8 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
   const servers = process.env.L2FED_NATS_URL?.split(',') ?? file.nats.servers;
   const credPath = process.env.L2FED_NATS_CREDENTIALS ?? file.nats.credentials;
   const auth = credPath ? connectOptionsFor(await readCredential(credPath)) : {};
+  // Checked before connecting: a refused admin setting must not hide behind a NATS error.
+  const adminCfg = await resolveAdmin(file.admin, flags);
   const broker = await Broker.start({
     name: process.env.HOSTNAME,
     config: file.broker ?? {},
@@ -74,7 +76,6 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
   console.log(`l2fed broker serving on ${servers.join(',')}`);
   let admin: Awaited<ReturnType<typeof startBrokerAdmin>> | undefined;
   try {
-    const adminCfg = await resolveAdmin(file.admin, flags);
     if (adminCfg) {
       admin = await startBrokerAdmin(broker, { ...adminCfg, log: createLogger('broker-admin') });
       console.log(`l2fed admin API (${adminCfg.auth.type}) on ${admin.address}`);
