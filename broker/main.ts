@@ -127,6 +127,14 @@ async function genAuth(v: Record<string, string | boolean | undefined>): Promise
   );
 }
 
+const USAGE = `usage:
+  broker/main.ts run [--config FILE] [--admin-listen HOST:PORT
+      (--admin-ca F --admin-cert F --admin-key F | --admin-token-file F [--admin-cert F --admin-key F]
+       | --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after SECONDS]]
+  broker/main.ts gen-auth --clusters a,b --out DIR [--mode nkey|password]
+      [--tls-cert F --tls-key F [--tls-ca F --tls-verify]]
+docs/broker.md (Deployment, Auth model) and docs/admin-api.md (Authentication) explain each.`;
+
 /** `run …` / `gen-auth …`; the CLI wires `l2fed broker` to this. */
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
@@ -149,17 +157,20 @@ export async function main(argv: string[]): Promise<void> {
       'insecure-admin': { type: 'boolean' },
       'admin-writers': { type: 'string' },
       'admin-stale-after': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   switch (positionals[0]) {
     case 'run':
       return run(values.config, values);
     case 'gen-auth':
       return genAuth(values);
     default:
-      throw new BrokerConfigError(
-        'usage: broker/main.ts run [--config FILE] | gen-auth --clusters a,b --out DIR',
-      );
+      throw new BrokerConfigError(USAGE);
   }
 }
 
