@@ -3,7 +3,16 @@
  * message naming them, before anything is written or any connection is made.
  */
 import test from 'ava';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { main } from './main.js';
+
+async function scratch(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'l2fed-broker-main-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /** Runs main with console.log captured; returns what it printed. */
 async function printed(argv: string[]): Promise<string> {
@@ -35,4 +44,32 @@ test.serial('broker main - --help prints the usage of run and gen-auth', async (
     t.regex(out, /gen-auth --clusters/, argv.join(' '));
     t.regex(out, /--admin-listen/, argv.join(' '));
   }
+});
+
+test.serial('broker main - gen-auth refuses half a TLS pair and writes nothing', async (t) => {
+  const dir = await scratch(t);
+  const out = join(dir, 'auth');
+  for (const [flag, other] of [
+    ['--tls-cert', '--tls-key'],
+    ['--tls-key', '--tls-cert'],
+  ] as const) {
+    const err = await t.throwsAsync(
+      main(['gen-auth', '--clusters', 'a,b', '--out', out, flag, join(dir, 'x.pem')]),
+    );
+    t.regex(err.message, new RegExp(`${flag} needs ${other}`));
+  }
+  const err = await t.throwsAsync(
+    main(['gen-auth', '--clusters', 'a', '--out', out, '--tls-ca', join(dir, 'ca.pem')]),
+  );
+  t.regex(err.message, /--tls-ca and --tls-verify need --tls-cert and --tls-key/);
+  t.deepEqual(await readdir(dir), [], 'nothing written');
+});
+
+test.serial('broker main - gen-auth refuses an unknown --mode and writes nothing', async (t) => {
+  const dir = await scratch(t);
+  const err = await t.throwsAsync(
+    main(['gen-auth', '--clusters', 'a', '--out', join(dir, 'auth'), '--mode', 'pasword']),
+  );
+  t.regex(err.message, /--mode must be nkey or password \(got "pasword"\)/);
+  t.deepEqual(await readdir(dir), [], 'nothing written');
 });

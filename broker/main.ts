@@ -101,16 +101,10 @@ async function genAuth(v: Record<string, string | boolean | undefined>): Promise
   const out = String(v.out ?? '');
   if (clusters.length === 0 || !out)
     throw new BrokerConfigError('gen-auth needs --clusters a,b and --out DIR');
+  if (v.mode !== undefined && v.mode !== 'nkey' && v.mode !== 'password')
+    throw new BrokerConfigError(`--mode must be nkey or password (got "${String(v.mode)}")`);
   const mode = v.mode === 'password' ? 'password' : 'nkey';
-  const tls =
-    typeof v['tls-cert'] === 'string' && typeof v['tls-key'] === 'string'
-      ? {
-          certFile: v['tls-cert'],
-          keyFile: v['tls-key'],
-          ...(typeof v['tls-ca'] === 'string' ? { caFile: v['tls-ca'] } : {}),
-          verify: v['tls-verify'] === true,
-        }
-      : undefined;
+  const tls = tlsSettings(v);
   const auth = generateFederationAuth({ clusters, mode, ...(tls ? { tls } : {}) });
   await mkdir(join(out, 'clusters'), { recursive: true, mode: 0o700 });
   await writeFile(join(out, 'nats-auth.conf'), auth.serverConfig, { mode: 0o600 });
@@ -125,6 +119,30 @@ async function genAuth(v: Record<string, string | boolean | undefined>): Promise
     `wrote ${out}/nats-auth.conf (add "include nats-auth.conf" to nats-server.conf), ` +
       `broker.creds.json and clusters/<id>.creds.json for ${clusters.length} clusters`,
   );
+}
+
+/**
+ * gen-auth's --tls-* flags as TlsSettings, or undefined without any. Half a setting would
+ * otherwise write a server config without TLS that the operator believes has it.
+ */
+function tlsSettings(v: Record<string, string | boolean | undefined>) {
+  const [cert, key, ca] = [v['tls-cert'], v['tls-key'], v['tls-ca']];
+  if (typeof cert === 'string' && typeof key === 'string')
+    return {
+      certFile: cert,
+      keyFile: key,
+      ...(typeof ca === 'string' ? { caFile: ca } : {}),
+      verify: v['tls-verify'] === true,
+    };
+  if (typeof cert === 'string')
+    throw new BrokerConfigError("--tls-cert needs --tls-key (the server certificate's key)");
+  if (typeof key === 'string')
+    throw new BrokerConfigError('--tls-key needs --tls-cert (the server certificate)');
+  if (ca !== undefined || v['tls-verify'] !== undefined)
+    throw new BrokerConfigError(
+      '--tls-ca and --tls-verify need --tls-cert and --tls-key (client certificates need a TLS server)',
+    );
+  return undefined;
 }
 
 const USAGE = `usage:
