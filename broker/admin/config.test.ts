@@ -155,3 +155,13 @@ test('admin config - nothing configured is off; a listen address alone is refuse
     /admin API on 127\.0\.0\.1:0 has no authentication configured: give --admin-ca/,
   );
 });
+
+test('admin config - no auth on a non-loopback address: the hint offers only what works there', async (t) => {
+  const err = await t.throwsAsync(resolveAdmin(undefined, { 'admin-listen': '0.0.0.0:7443' }), {
+    instanceOf: BrokerConfigError,
+  });
+  t.regex(err.message, /--admin-token-file with --admin-cert and --admin-key/);
+  // Both would be refused on 0.0.0.0: insecure mode, and a token without TLS.
+  t.notRegex(err.message, /or --insecure-admin/);
+  t.notRegex(err.message, /--admin-token-file \(bearer token/);
+});

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { exposureProblem, type AdminAuth } from './auth.js';
+import { exposureProblem, isLoopbackAddress, type AdminAuth } from './auth.js';
 import { BrokerConfigError } from '../errors.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:7443';
@@ -48,9 +48,14 @@ export interface ResolvedAdmin {
   readonly staleAfterMs?: number;
 }
 
-const HOW =
-  'give --admin-ca, --admin-cert and --admin-key (mTLS; make them with "l2fed pki init"), ' +
-  '--admin-token-file (bearer token; "l2fed pki token"), or --insecure-admin (no auth, testing only)';
+const MTLS =
+  'give --admin-ca, --admin-cert and --admin-key (mTLS; make them with "l2fed pki init")';
+/** What to add when no auth is configured: only the modes the address allows. */
+const how = (address: string) =>
+  isLoopbackAddress(address)
+    ? `${MTLS}, --admin-token-file (bearer token; "l2fed pki token"), or --insecure-admin (no auth, testing only)`
+    : `${MTLS}, or --admin-token-file with --admin-cert and --admin-key (bearer token over TLS; ` +
+      `"l2fed pki token"); without TLS, or with --insecure-admin, listen on a loopback address`;
 
 /** Each auth option as the operator wrote it: flag and config-file key. */
 const OPT = {
@@ -156,7 +161,9 @@ export async function resolveAdmin(
   if (!c.listen && !anyAuth) return undefined;
   const address = c.listen ?? DEFAULT_ADMIN_LISTEN;
   if (!anyAuth)
-    throw new BrokerConfigError(`admin API on ${address} has no authentication configured: ${HOW}`);
+    throw new BrokerConfigError(
+      `admin API on ${address} has no authentication configured: ${how(address)}`,
+    );
   refuseConflicts(c);
   let auth: AdminAuth;
   if (c.tokenFile) {
