@@ -37,3 +37,16 @@ test('cli connection - a token goes in clear only to loopback, and over TLS anyw
   t.is(tls.token, 'a'.repeat(64));
   t.truthy(tls.caCert);
 });
+
+test('cli connection - a file that cannot be read is named with its option', async (t) => {
+  const missing = join(dir, 'missing.pem');
+  for (const [flags, option] of [
+    [{ ca: missing }, '--ca'],
+    [{ ca, cert: missing, key: ca }, '--cert'],
+    [{ ca, cert: ca, key: missing }, '--key'],
+    [{ tokenFile: missing }, '--token-file'],
+  ] as const) {
+    const err = await t.throwsAsync(connectionFrom({ server: '127.0.0.1:7443', ...flags }));
+    t.is(err?.message, `${option} ${missing}: no such file or directory`, JSON.stringify(flags));
+  }
+});

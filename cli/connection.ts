@@ -68,16 +68,33 @@ export async function connectionFrom(f: ConnectionFlags): Promise<AdminConnectio
     );
   }
   const token = f.tokenFile
-    ? (await readFile(f.tokenFile, 'utf8')).trim().split('\n')[0]
+    ? (await readOption('--token-file', f.tokenFile)).toString('utf8').trim().split('\n')[0]
     : undefined;
   return {
     address,
-    ...(f.ca ? { caCert: await readFile(f.ca) } : {}),
-    ...(f.cert ? { cert: await readFile(f.cert) } : {}),
-    ...(f.key ? { key: await readFile(f.key) } : {}),
+    ...(f.ca ? { caCert: await readOption('--ca', f.ca) } : {}),
+    ...(f.cert ? { cert: await readOption('--cert', f.cert) } : {}),
+    ...(f.key ? { key: await readOption('--key', f.key) } : {}),
     ...(token ? { token } : {}),
     ...(f.serverName ? { serverName: f.serverName } : {}),
   };
+}
+
+const FS_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+};
+
+/** Reads the file an option names; an error names the option and the file. */
+async function readOption(option: string, file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const why = FS_REASONS[code] ?? (err instanceof Error ? err.message : String(err));
+    throw new Error(`${option} ${file}: ${why}`, { cause: err });
+  }
 }
 
 /** The deadline per call in ms, from --timeout seconds. */
