@@ -73,3 +73,14 @@ test.serial('broker main - gen-auth refuses an unknown --mode and writes nothing
   t.regex(err.message, /--mode must be nkey or password \(got "pasword"\)/);
   t.deepEqual(await readdir(dir), [], 'nothing written');
 });
+
+test.serial(
+  'broker main - run names the NATS servers it cannot reach and where they come from',
+  async (t) => {
+    process.env.L2FED_NATS_URL = 'nats://127.0.0.1:1';
+    t.teardown(() => delete process.env.L2FED_NATS_URL);
+    const err = await t.throwsAsync(main(['run']));
+    t.regex(err.message, /cannot reach NATS at nats:\/\/127\.0\.0\.1:1 \(L2FED_NATS_URL\)/);
+    t.regex(err.message, /connection refused/);
+  },
+);

@@ -72,6 +72,19 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
       ...auth,
       ...(file.nats.tlsCa ? { tls: { caFile: file.nats.tlsCa } } : {}),
     },
+  }).catch((err: unknown) => {
+    if ((err as { code?: unknown }).code !== 'CONNECTION_REFUSED') throw err;
+    const from = process.env.L2FED_NATS_URL
+      ? 'L2FED_NATS_URL'
+      : configPath
+        ? `nats.servers in ${configPath}`
+        : 'the default; set nats.servers in --config or L2FED_NATS_URL';
+    throw new BrokerConfigError(
+      `cannot reach NATS at ${servers.join(',')} (${from}): connection refused; start ` +
+        `nats-server there or point the broker at it`,
+      undefined,
+      { cause: err },
+    );
   });
   console.log(`l2fed broker serving on ${servers.join(',')}`);
   let admin: Awaited<ReturnType<typeof startBrokerAdmin>> | undefined;
