@@ -29,11 +29,12 @@ export class ManifestFolderError extends Error {
   override name = 'ManifestFolderError';
   constructor(
     readonly dir: string,
-    reason: string,
+    /** Why, for people: "it does not exist", "it is not a directory", or the error code. */
+    readonly reason: string,
     options?: { cause?: unknown },
   ) {
     super(
-      `cannot read manifest folder ${dir}: ${reason}; check the path given to the agent (--manifests)`,
+      `cannot read manifest folder ${dir}: ${reason}; check source.folder in the agent config`,
       options,
     );
   }

@@ -37,19 +37,22 @@ export function isManifestFile(name: string): boolean {
  * when the folder itself cannot be listed; per-file trouble becomes problems. Read-only,
  * safe to run concurrently (each call reads the files afresh).
  */
+/** Why a folder could not be listed, for people (see ManifestFolderError). */
+export function folderReadReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT'
+    ? 'it does not exist'
+    : code === 'ENOTDIR'
+      ? 'it is not a directory'
+      : String(code ?? err);
+}
+
 export async function scanFolder(dir: string): Promise<FolderScan> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter(isManifestFile).sort();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'ENOENT'
-        ? 'it does not exist'
-        : code === 'ENOTDIR'
-          ? 'it is not a directory'
-          : String(code ?? err);
-    throw new ManifestFolderError(dir, reason, { cause: err });
+    throw new ManifestFolderError(dir, folderReadReason(err), { cause: err });
   }
   const files: string[] = [];
   const manifests: Manifest[] = [];

@@ -152,7 +152,9 @@ test('folder source - a missing folder is an error until it appears; resync pick
   t.teardown(() => source.stop());
   const failed = error(source);
   await source.start();
-  t.true((await failed).error instanceof ManifestFolderError);
+  const { error: err } = await failed;
+  t.true(err instanceof ManifestFolderError);
+  t.regex(err.message, /: it does not exist; check source\.folder in the agent config$/);
   const appeared = snapshot(source, (s) => s.networks.length === 1);
   await mkdir(dir);
   await writeFile(join(dir, 'cdn.yaml'), network('cdn'));

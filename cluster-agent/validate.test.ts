@@ -138,3 +138,13 @@ test('validate - two networks on one local segment are refused; one bridge with 
   const ok = await validate(dir.path, { clusterId: 'madrid' });
   t.is(ok.exitCode, VALIDATE_EXIT.ok, ok.problems.map(formatProblem).join('\n'));
 });
+
+test('validate - a folder that cannot be read says why, and what to check, in validate terms', async (t) => {
+  const dir = await makeRunDir('validate-missing');
+  t.teardown(() => dir.remove());
+  const missing = join(dir.path, 'nope');
+  const lines = (await validate(missing)).problems.map(formatProblem);
+  t.deepEqual(lines, [
+    `${missing}: cannot read manifest folder ${missing}: it does not exist. Fix: check the folder given to l2fed validate`,
+  ]);
+});

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { DNS1123_LABEL_PATTERN } from './constants.js';
 import type { DesiredState } from './desired-state.js';
 import { ManifestFolderError } from './errors.js';
-import { evaluateScan, isManifestFile, scanFolder } from './folder-scan.js';
+import { evaluateScan, folderReadReason, isManifestFile, scanFolder } from './folder-scan.js';
 import { federationProblems } from './federation-checks.js';
 import type { ManifestOrigin } from './manifests.js';
 import { formatProblem, hasErrors, type ManifestProblem } from './problems.js';
@@ -51,7 +51,7 @@ export async function validate(
     entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {
     const problem = folderProblem(
-      new ManifestFolderError(dir, String((err as NodeJS.ErrnoException).code ?? err)),
+      new ManifestFolderError(dir, folderReadReason(err), { cause: err }),
     );
     return report('cluster', [], [problem]);
   }
@@ -140,8 +140,9 @@ function folderProblem(err: ManifestFolderError): ManifestProblem {
     severity: 'error',
     file: err.dir,
     path: '',
-    reason: err.message,
-    hint: 'check the path',
+    // The error's own hint is the agent's; here the folder came from the command line.
+    reason: `cannot read manifest folder ${err.dir}: ${err.reason}`,
+    hint: 'check the folder given to l2fed validate',
   };
 }
 
