@@ -18,6 +18,7 @@ import { IpLinks } from './links-ip.js';
 import { desiredState, type ObservedDataplane } from './model.js';
 import { describeStep, planSteps, type Step } from './plan.js';
 import { executePlan, observe, type Backends } from './backends.js';
+import { handshakesDue, type HandshakeDue } from './handshake-watch.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
 import { OvsSegment, type OvsInterfaceSettings } from './segment-ovs.js';
 import { detectTunnelKind, type TunnelKind } from './tunnel.js';
@@ -52,7 +53,15 @@ export interface GatewayOptions {
   readonly metrics?: GatewayMetrics;
   /** How the real backends find `nft`; default: the system dirs (findSystemTool). Tests. */
   readonly findTool?: (tool: string) => Promise<string | undefined>;
+  /**
+   * After a key change or a new peer, how often (ms) to check that the handshake it needs
+   * completed, and for how long (ms) before leaving it to WireGuard's own retries (see
+   * handshake-watch.ts); false turns the check off. Default every 1000 ms for 15000 ms.
+   */
+  readonly handshakeWatch?: { readonly intervalMs: number; readonly forMs: number } | false;
 }
+
+const DEFAULT_HANDSHAKE_WATCH = { intervalMs: 1000, forMs: 15_000 };
 
 /** What the gateway reports after an apply: identity, backends and effective MTUs. */
 export interface GatewayReport {
@@ -94,6 +103,9 @@ export class Gateway {
   private lastReportValue: GatewayReport | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly launcher: DaemonLauncher;
+  /** Peers whose handshake this gateway retries, by public key (handshake-watch.ts). */
+  private readonly watched = new Map<string, HandshakeDue & { readonly until: number }>();
+  private watchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: GatewayOptions) {
     this.launcher = options.launcher ?? new SupervisedLauncher();
@@ -199,6 +211,14 @@ export class Gateway {
         await executePlan(backends, steps);
         this.last = config;
         this.lastReportValue = this.report(config);
+        this.watchHandshakes(
+          handshakesDue(
+            steps,
+            observed.tunnel,
+            desiredState(config, this.keys!.privateKey).tunnel.peers,
+            this.keys!.publicKey,
+          ),
+        );
         const durationMs = Date.now() - started;
         this.options.metrics?.observeApply(durationMs / 1000, steps.length);
         return { steps, durationMs, report: this.lastReportValue };
@@ -234,6 +254,61 @@ export class Gateway {
       if (!wg?.peers.some((p) => p.publicKey === publicKey)) return false;
       await b.tunnel.setPeerEndpoint(ifname, publicKey, endpoint);
       return true;
+    });
+  }
+
+  private watchHandshakes(due: readonly HandshakeDue[]): void {
+    const o = this.options.handshakeWatch ?? DEFAULT_HANDSHAKE_WATCH;
+    if (!o || due.length === 0) return;
+    for (const d of due) this.watched.set(d.publicKey, { ...d, until: Date.now() + o.forMs });
+    if (this.watchTimer) return;
+    const tick = () => {
+      void this.checkHandshakes().finally(() => {
+        this.watchTimer =
+          this.watched.size > 0 ? setTimeout(tick, o.intervalMs).unref() : undefined;
+      });
+    };
+    this.watchTimer = setTimeout(tick, o.intervalMs).unref();
+  }
+
+  /**
+   * One check of the watched peers: done once a handshake newer than the change
+   * completed, or the peer left the config, or the watch ran out; else the peer entry is
+   * renewed so WireGuard initiates at once. Errors end the watch (a failing tunnel is the
+   * next apply's business).
+   */
+  private checkHandshakes(): Promise<void> {
+    return this.serial(async () => {
+      const b = this.backends;
+      const config = this.last;
+      const wg =
+        b && config
+          ? await b.tunnel.read(config.wireguard.ifname).catch(() => undefined)
+          : undefined;
+      if (!b || !config || !wg) {
+        this.watched.clear();
+        return;
+      }
+      const ifname = config.wireguard.ifname;
+      const wanted = desiredState(config, this.keys!.privateKey).tunnel.peers;
+      const now = Date.now();
+      for (const [key, w] of this.watched) {
+        const want = wanted.find((p) => p.publicKey === key);
+        const have = wg.peers.find((p) => p.publicKey === key);
+        if (!want || !have || have.latestHandshake > w.before || now >= w.until) {
+          this.watched.delete(key);
+          continue;
+        }
+        // Keep an endpoint fail-over or roaming chose, as the planner does.
+        const endpoint =
+          have.endpoint && want.endpoints.includes(have.endpoint) ? have.endpoint : want.endpoint;
+        try {
+          await b.tunnel.renewPeer(ifname, { ...want, endpoint });
+          this.watched.set(key, { ...w, before: 0 }); // the new entry has no handshake yet
+        } catch {
+          this.watched.delete(key);
+        }
+      }
     });
   }
 
@@ -283,6 +358,9 @@ export class Gateway {
    * Leaves bridges and the key file. Idempotent.
    */
   teardown(): Promise<void> {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+    this.watched.clear();
     return this.serial(async () => {
       const b = this.backends;
       const ifname = this.last?.wireguard.ifname;

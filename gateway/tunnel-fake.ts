@@ -98,6 +98,28 @@ export class FakeTunnel implements TunnelBackend {
     return Promise.resolve();
   }
 
+  /** Records `tunnel renew-peer`; the entry starts again without a handshake. */
+  renewPeer(ifname: string, p: DesiredPeer): Promise<void> {
+    this.log.record(`tunnel renew-peer ${ifname} ${p.name}`);
+    this.dev(ifname).peers.set(p.publicKey, {
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      allowedIps: [...p.allowedIps],
+      latestHandshake: 0,
+      rxBytes: 0,
+      txBytes: 0,
+      persistentKeepalive: p.persistentKeepalive,
+    });
+    return Promise.resolve();
+  }
+
+  /** Test hook: the peer completed a handshake at `unixSeconds`. */
+  handshake(ifname: string, publicKey: string, unixSeconds: number): void {
+    const d = this.dev(ifname);
+    const p = d.peers.get(publicKey);
+    if (p) d.peers.set(publicKey, { ...p, latestHandshake: unixSeconds });
+  }
+
   removePeer(ifname: string, publicKey: string): Promise<void> {
     this.log.record(`tunnel remove-peer ${ifname} ${publicKey}`);
     this.dev(ifname).peers.delete(publicKey);

@@ -39,6 +39,13 @@ export interface TunnelBackend {
    * Like `wg set`, it would create a missing peer: callers check that it exists.
    */
   setPeerEndpoint(ifname: string, publicKey: string, endpoint: string): Promise<void>;
+  /**
+   * Removes the peer and adds it again as `peer`, which makes WireGuard send a handshake
+   * initiation at once: a new entry is not bound by the one-initiation-per-5-s limit,
+   * and turning persistent keepalive on sends one now (kept on only if `peer` has it).
+   * The peer's session and counters are lost (there is none when this is called).
+   */
+  renewPeer(ifname: string, peer: DesiredPeer): Promise<void>;
 }
 
 /**

@@ -100,6 +100,23 @@ export abstract class WgTunnel implements TunnelBackend {
     await change(this.host, ['wg', 'set', ifname, 'peer', publicKey, 'endpoint', endpoint]);
   }
 
+  async renewPeer(ifname: string, p: DesiredPeer): Promise<void> {
+    await this.removePeer(ifname, p.publicKey);
+    // Both kernel WireGuard and wireguard-go send a keepalive when keepalive turns on.
+    await this.setPeer(ifname, { ...p, persistentKeepalive: p.persistentKeepalive || 1 });
+    if (p.persistentKeepalive === 0) {
+      await change(this.host, [
+        'wg',
+        'set',
+        ifname,
+        'peer',
+        p.publicKey,
+        'persistent-keepalive',
+        'off',
+      ]);
+    }
+  }
+
   async removePeer(ifname: string, publicKey: string): Promise<void> {
     await change(this.host, ['wg', 'set', ifname, 'peer', publicKey, 'remove']);
   }
