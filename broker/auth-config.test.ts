@@ -17,7 +17,10 @@ test('auth config - cluster permissions name only its own subjects and peer-map 
   t.deepEqual(p.subscribe.allow, ['_INBOX_madrid.>', 'l2fed.peermap.madrid']);
   // No consumer of its own: the broker pushes the map (peer-map-forwarder.ts).
   for (const s of p.publish.allow) t.notRegex(s, /CONSUMER|\$JS\.FC/, s);
-  t.true(brokerPermissions().allow_responses);
+  const broker = brokerPermissions(['madrid', 'bristol']);
+  t.false('allow_responses' in broker, 'no reply rights beyond the inboxes');
+  t.true(broker.publish.allow.includes('_INBOX_madrid.>'));
+  t.true(broker.publish.allow.includes('_INBOX_bristol.>'));
 });
 
 test('auth config - nkey mode keeps secrets out of the server config; TLS rendered', (t) => {
@@ -43,11 +46,11 @@ test('auth config - the health verb rides on the own-subject grant; no health bu
   t.true(p.publish.allow.includes('l2fed.v1.madrid.>'));
   for (const s of [...p.publish.allow, ...p.subscribe.allow])
     t.false(s.includes('l2fed_health'), s);
-  t.true(brokerPermissions().publish.allow.includes('$KV.l2fed_health.>'));
+  t.true(brokerPermissions(['madrid']).publish.allow.includes('$KV.l2fed_health.>'));
 });
 
 test('auth config - the broker user is scoped per bucket: no JetStream wildcard, purge or stream delete', (t) => {
-  const p = brokerPermissions();
+  const p = brokerPermissions(['madrid']);
   for (const s of p.publish.allow) {
     t.false(s === '>' || s.startsWith('$JS.API.>') || s === '$JS.>', s);
     t.notRegex(s, /PURGE|STREAM\.DELETE|STREAM\.UPDATE|MSG\.DELETE|\$JS\.API\.\*/, s);

@@ -73,7 +73,6 @@ export interface FederationAuth {
 interface Permissions {
   publish: { allow: string[] };
   subscribe: { allow: string[] };
-  allow_responses?: boolean;
 }
 
 /** Reply inbox prefix a cluster must use (`inboxPrefix` connect option). */
@@ -122,7 +121,7 @@ export const BROKER_BUCKETS: readonly string[] = [...Object.values(BUCKETS), ADM
  * (`$KV.<bucket>.>`). No purge, stream delete/update or message delete, no other
  * stream, no `$JS.API.>`. Pure.
  */
-export function brokerPermissions(): Permissions {
+export function brokerPermissions(clusterIds: readonly string[]): Permissions {
   const perBucket = BROKER_BUCKETS.flatMap((b) => {
     const stream = `KV_${b}`;
     return [
@@ -149,6 +148,10 @@ export function brokerPermissions(): Permissions {
         `$JS.API.CONSUMER.LIST.${peerMapStream}`,
         // The forwarder (peer-map-forwarder.ts) publishes each cluster's map changes.
         'l2fed.peermap.*',
+        // Replies: only into each cluster's private inbox. Not `allow_responses`, which
+        // would let the broker answer any reply subject a requester names (a JetStream
+        // purge, another cluster's key); broker.ts (isOwnInbox) checks the same first.
+        ...clusterIds.map((id) => `${inboxPrefix(id)}.>`),
       ],
     },
     subscribe: {
@@ -158,10 +161,6 @@ export function brokerPermissions(): Permissions {
         `$JS.EVENT.ADVISORY.CONSUMER.CREATED.${peerMapStream}.*`,
       ],
     },
-    // Replies go to each cluster's private inbox (_INBOX_<id>.…), allowed only as the
-    // one response to a request the broker received; the broker itself also answers
-    // only there (broker.ts, isOwnInbox).
-    allow_responses: true,
   };
 }
 
@@ -205,7 +204,7 @@ export function generateFederationAuth(opts: FederationAuthOptions): FederationA
   }
   const broker = newCredential(mode, 'l2fed-broker');
   const clusters: Record<string, Credential> = {};
-  const users = [userEntry(broker, brokerPermissions())];
+  const users = [userEntry(broker, brokerPermissions(opts.clusters))];
   for (const id of opts.clusters) {
     clusters[id] = newCredential(mode, `cluster-${id}`);
     users.push(userEntry(clusters[id], clusterPermissions(id)));

@@ -165,6 +165,42 @@ test('trust - the broker user holds no purge/delete of streams and no JetStream 
   t.true(fed.brokerViolations().length >= 2, fed.nats.server.output().slice(-500));
 });
 
+test('trust - even a broker that answered a hostile reply subject could not purge or delete a bucket: no allow_responses', async (t) => {
+  // A second line behind isOwnInbox: a subscriber with the broker's own credentials that
+  // answers whatever reply subject it is handed (as a broker bug would) is stopped by
+  // the NATS permissions gen-auth writes, so no bucket changes.
+  const { fed, clients, inspect } = await federation(t);
+  const before = await dumpKv(inspect);
+  const buggy = await fed.connectBroker();
+  t.teardown(() => buggy.close());
+  const sub = buggy.subscribe('l2fed.v1.a.get');
+  let answered = 0;
+  void (async () => {
+    for await (const m of sub) {
+      m.respond(new TextEncoder().encode('{}'));
+      answered++;
+    }
+  })();
+  await buggy.flush();
+  // Only the JetStream API: KV keys are the broker's to write ($KV.<bucket>.>), so there
+  // isOwnInbox (the test above) is the one guard.
+  const targets = ALL_BUCKETS.flatMap((b) => [
+    `$JS.API.STREAM.PURGE.KV_${b}`,
+    `$JS.API.STREAM.DELETE.KV_${b}`,
+  ]);
+  for (const reply of targets) clients.a.nc.publish('l2fed.v1.a.get', '{}', { reply });
+  await clients.a.nc.flush();
+  t.true(
+    await eventually(() => Promise.resolve(answered >= targets.length)),
+    `the buggy subscriber answered ${answered} of ${targets.length}`,
+  );
+  await buggy.flush();
+  t.is(await dumpKv(inspect), before, 'every bucket is byte-identical');
+  // The honest path: a reply into the requester's own inbox still goes through.
+  const ok = await clients.a.nc.request('l2fed.v1.a.get', '{}', { timeout: 5000 });
+  t.truthy(ok.data.length);
+});
+
 test("trust - a cluster cannot re-register with a peer's public key read from its own peer map", async (t) => {
   const { clients, inspect } = await federation(t);
   const { a, b, c } = clients;
