@@ -3,7 +3,7 @@
  * message naming them, before anything is written or any connection is made.
  */
 import test from 'ava';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from './main.js';
@@ -82,5 +82,38 @@ test.serial(
     const err = await t.throwsAsync(main(['run']));
     t.regex(err.message, /cannot reach NATS at nats:\/\/127\.0\.0\.1:1 \(L2FED_NATS_URL\)/);
     t.regex(err.message, /connection refused/);
+  },
+);
+
+test.serial(
+  'broker main - gen-auth refuses to replace existing credentials without --force, naming them',
+  async (t) => {
+    const dir = await scratch(t);
+    const out = join(dir, 'auth');
+    await printed(['gen-auth', '--clusters', 'a,b', '--out', out]);
+    const files = [
+      'nats-auth.conf',
+      'broker.creds.json',
+      'clusters/a.creds.json',
+      'clusters/b.creds.json',
+    ];
+    const before = await Promise.all(files.map((f) => readFile(join(out, f), 'utf8')));
+    // One file of the new set exists (c is new): still refused, and the message names it.
+    const err = await t.throwsAsync(main(['gen-auth', '--clusters', 'b,c', '--out', out]));
+    t.regex(err.message, /already exist/);
+    for (const f of ['nats-auth.conf', 'broker.creds.json', 'clusters/b.creds.json'])
+      t.true(err.message.includes(join(out, f)), `names ${f}: ${err.message}`);
+    t.false(err.message.includes('c.creds.json'), 'does not name a file that does not exist');
+    t.regex(err.message, /--force/);
+    t.regex(err.message, /every cluster/);
+    t.deepEqual(
+      await Promise.all(files.map((f) => readFile(join(out, f), 'utf8'))),
+      before,
+      'nothing replaced',
+    );
+    t.deepEqual((await readdir(join(out, 'clusters'))).sort(), ['a.creds.json', 'b.creds.json']);
+    // --force replaces them.
+    await printed(['gen-auth', '--clusters', 'a,b', '--out', out, '--force']);
+    t.notDeepEqual(await readFile(join(out, 'broker.creds.json'), 'utf8'), before[1]);
   },
 );

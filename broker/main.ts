@@ -5,13 +5,14 @@
  *                      (--admin-ca f --admin-cert f --admin-key f | --admin-token-file f |
  *                       --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after s]]
  *   tsx broker/main.ts gen-auth --clusters madrid,bristol --out ./nats-auth [--mode password]
- *                      [--tls-cert f --tls-key f [--tls-ca f --tls-verify]]
+ *                      [--tls-cert f --tls-key f [--tls-ca f --tls-verify]] [--force]
  *
  * `run` reads a YAML/JSON file `{ nats: { servers, credentials? }, broker: {...} }`
  * (or env L2FED_NATS_URL and L2FED_NATS_CREDENTIALS, a credentials JSON file written
  * by gen-auth) and runs until SIGINT/SIGTERM, then drains. With admin settings (file
  * section `admin:` or the --admin-* flags) it also serves the gRPC admin API. `gen-auth` writes the
- * nats-server include file and one credentials file per cluster plus the broker's.
+ * nats-server include file and one credentials file per cluster plus the broker's; it
+ * refuses to replace existing ones without --force.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ import {
 } from './auth-config.js';
 import { BrokerConfigError } from './errors.js';
 import { describeError } from '../lib/errors.js';
+import { existing } from '../lib/pki.js';
 import { adminFileSchema, resolveAdmin, type AdminFlags } from './admin/config.js';
 import { startBrokerAdmin } from './admin/api.js';
 import { createLogger } from '../lib/log.js';
@@ -119,15 +121,28 @@ async function genAuth(v: Record<string, string | boolean | undefined>): Promise
   const mode = v.mode === 'password' ? 'password' : 'nkey';
   const tls = tlsSettings(v);
   const auth = generateFederationAuth({ clusters, mode, ...(tls ? { tls } : {}) });
+  const files = {
+    server: join(out, 'nats-auth.conf'),
+    broker: join(out, 'broker.creds.json'),
+    cluster: (id: string) => join(out, 'clusters', `${id}.creds.json`),
+  };
+  // New secrets lock out every holder of the old ones: replace them only when asked.
+  const found =
+    v.force === true
+      ? []
+      : await existing([files.server, files.broker, ...clusters.map(files.cluster)]);
+  if (found.length > 0)
+    throw new BrokerConfigError(
+      `these files already exist and would be replaced: ${found.join(', ')}. gen-auth mints ` +
+        `new credentials for the broker and every cluster: after a replacement every cluster ` +
+        `must get its new credentials file and nats-server must reload nats-auth.conf. Pass ` +
+        `--force to replace them, or use another --out`,
+    );
   await mkdir(join(out, 'clusters'), { recursive: true, mode: 0o700 });
-  await writeFile(join(out, 'nats-auth.conf'), auth.serverConfig, { mode: 0o600 });
-  await writeFile(join(out, 'broker.creds.json'), JSON.stringify(auth.broker, null, 2), {
-    mode: 0o600,
-  });
+  await writeFile(files.server, auth.serverConfig, { mode: 0o600 });
+  await writeFile(files.broker, JSON.stringify(auth.broker, null, 2), { mode: 0o600 });
   for (const [id, c] of Object.entries(auth.clusters))
-    await writeFile(join(out, 'clusters', `${id}.creds.json`), JSON.stringify(c, null, 2), {
-      mode: 0o600,
-    });
+    await writeFile(files.cluster(id), JSON.stringify(c, null, 2), { mode: 0o600 });
   console.log(
     `wrote ${out}/nats-auth.conf (add "include nats-auth.conf" to nats-server.conf), ` +
       `broker.creds.json and clusters/<id>.creds.json for ${clusters.length} clusters`,
@@ -163,7 +178,7 @@ const USAGE = `usage:
       (--admin-ca F --admin-cert F --admin-key F | --admin-token-file F [--admin-cert F --admin-key F]
        | --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after SECONDS]]
   broker/main.ts gen-auth --clusters a,b --out DIR [--mode nkey|password]
-      [--tls-cert F --tls-key F [--tls-ca F --tls-verify]]
+      [--tls-cert F --tls-key F [--tls-ca F --tls-verify]] [--force]
 docs/broker.md (Deployment, Auth model) and docs/admin-api.md (Authentication) explain each.`;
 
 /** `run …` / `gen-auth …`; the CLI wires `l2fed broker` to this. */
@@ -180,6 +195,7 @@ export async function main(argv: string[]): Promise<void> {
       'tls-key': { type: 'string' },
       'tls-ca': { type: 'string' },
       'tls-verify': { type: 'boolean' },
+      force: { type: 'boolean' },
       'admin-listen': { type: 'string' },
       'admin-ca': { type: 'string' },
       'admin-cert': { type: 'string' },
