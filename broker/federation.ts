@@ -183,8 +183,10 @@ export class Federation {
     const record: ExportsRecord = { networks: refs };
     // Only this cluster's requests write its exports record: last writer wins.
     await this.store.put('exports', id, record);
+    // Memberships read above: the joins only added kept names, and this cluster's
+    // requests come one at a time, so nothing else changed them.
     const keep = new Set(networks);
-    const dropped = (await this.memberships(id)).filter((n) => !keep.has(n));
+    const dropped = [...current].filter((n) => !keep.has(n));
     await Promise.all(dropped.map((name) => this.vnis.leave(name, id)));
     await this.refreshAround(id);
     return { networks: refs };
@@ -218,14 +220,19 @@ export class Federation {
     const old = await this.store.get<PeeringsRecord>('peerings', id);
     const record: PeeringsRecord = { peerings: sorted };
     await this.store.put('peerings', id, record);
-    // Only registered remotes have a map to refresh: one listing instead of a refresh per
-    // unknown name. Listed after the write, so a remote registering now reads our record.
-    const registered = new Set(await this.store.keys('clusters', '>'));
-    const remotes = [
-      ...sorted.map((p) => p.remoteCluster),
-      ...(old?.value.peerings ?? []).map((p) => p.remoteCluster),
-    ].filter((r) => registered.has(r));
-    await this.peerMaps.refreshAll([id, ...remotes]);
+    // Only registered remotes have a map to refresh: one record read per named remote
+    // (at most 2 x maxPeeringsPerCluster), never a listing of every cluster. Read after
+    // the write, so a remote registering now reads our record.
+    const named = [
+      ...new Set([
+        ...sorted.map((p) => p.remoteCluster),
+        ...(old?.value.peerings ?? []).map((p) => p.remoteCluster),
+      ]),
+    ];
+    const registered = await Promise.all(
+      named.map(async (r) => (await this.store.get<ClusterRecord>('clusters', r)) !== undefined),
+    );
+    await this.peerMaps.refreshAll([id, ...named.filter((_, i) => registered[i])]);
     return { peerings: sorted };
   }
 
