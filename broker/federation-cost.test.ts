@@ -67,3 +67,13 @@ test('cost - an exports request lists its memberships once', async (t) => {
     ['cdn', 'db'],
   );
 });
+
+test('cost - reconcile creates no key claim that exists (no failing create per cluster)', async (t) => {
+  const { fed, calls } = await federationOf(20);
+  await fed.keys.sweep();
+  t.deepEqual(
+    calls.filter((c) => c.startsWith('create')),
+    [],
+    'every cluster already holds its claim',
+  );
+});

@@ -56,16 +56,22 @@ export class KeyRegistry {
   async sweep(): Promise<{ backfilled: number; reaped: number }> {
     let backfilled = 0;
     let reaped = 0;
+    // Listed first, so only missing claims cost a create (it runs on every replica).
+    const claimed = await this.store.keys('publicKeys', '>');
+    const hasClaim = new Set(claimed);
     const holders = new Map<string, string>();
     for (const id of await this.store.keys('clusters', '>')) {
       const rec = await this.store.get<ClusterRecord>('clusters', id);
       if (!rec) continue;
-      holders.set(KEYS.publicKey(rec.value.publicKey), id);
+      const key = KEYS.publicKey(rec.value.publicKey);
+      holders.set(key, id);
+      if (hasClaim.has(key)) continue;
       const claim: KeyClaim = { cluster: id, claimedAt: new Date(this.now()).toISOString() };
-      const r = await this.store.create('publicKeys', KEYS.publicKey(rec.value.publicKey), claim);
+      const r = await this.store.create('publicKeys', key, claim);
       if (r.type === 'ok') backfilled++;
     }
-    for (const key of await this.store.keys('publicKeys', '>')) {
+    // Claims made after the listing are younger than claimGraceMs: the next sweep sees them.
+    for (const key of claimed) {
       if (holders.has(key)) continue;
       const cur = await this.store.get<KeyClaim>('publicKeys', key);
       if (!cur || this.now() - Date.parse(cur.value.claimedAt) < this.config.claimGraceMs) continue;
