@@ -89,7 +89,9 @@ program
 const pki = program.command('pki').description('create the admin API CA, certificates and tokens');
 pki
   .command('init')
-  .description('create a CA (kept if it exists), a broker server cert and client certs')
+  .description(
+    'create a CA, a broker server cert and client certs; what exists is kept (add an operator: --client NAME)',
+  )
   .requiredOption('--dir <dir>', 'where to write the PEM files')
   // Not --server-name: that is the global client option (TLS name to verify), and
   // commander would hand it to the program, not to this command.
@@ -98,7 +100,10 @@ pki
     '127.0.0.1',
   ])
   .option('--client <name...>', 'client certificate names', ['admin'])
-  .option('--force', 're-issue existing server and client keys/certs (the CA is always kept)')
+  .option(
+    '--force',
+    're-issue existing server and client keys/certs (without it they are kept; the CA is always kept)',
+  )
   .addHelpText(
     'after',
     '\nExample:\n  l2fed pki init --dir /etc/l2fed/pki --san broker.l2fed.svc localhost --client alice ci',

@@ -1,14 +1,14 @@
-import { join } from 'node:path';
 import { ExecaRunner } from '../lib/runner.js';
 import {
   caFiles,
-  checkCertName,
   ensureCa,
   existing,
   issueCert,
   leafFiles,
   PkiFileError,
+  planLeaves,
   writeToken,
+  type LeafPlan,
 } from '../lib/pki.js';
 import { tokenId } from '../broker/admin/identity.js';
 
@@ -21,77 +21,70 @@ export interface PkiInitOptions {
   readonly serverNames: readonly string[];
   /** Client certificate names to issue (one per admin or automation). */
   readonly clients: readonly string[];
-  /** Replace existing leaf keys and certs (never the CA). */
+  /** Re-issue existing leaf keys and certs (never the CA); without it they are kept. */
   readonly force?: boolean;
 }
 
 /**
- * Refuses, before anything is written, client names that are invalid, repeated or
- * land on the CA's or the server's files, and (without force) existing leaf files.
+ * The leaves to issue and to keep, checked before anything is written (planLeaves):
+ * refuses the server's name as a client name, and whatever planLeaves refuses.
  */
-async function checkPlan(o: PkiInitOptions): Promise<void> {
-  const ca = caFiles(o.dir);
-  const seen = new Set<string>();
+async function checkPlan(o: PkiInitOptions): Promise<LeafPlan[]> {
   for (const c of o.clients) {
-    checkCertName(c);
+    if (c !== SERVER_NAME) continue;
     const files = leafFiles(o.dir, c);
-    if ([ca.caCert, ca.caKey, ca.serial].some((p) => p.startsWith(join(o.dir, `${c}.`)))) {
-      throw new PkiFileError(
-        `client name "${c}" collides with the CA's files (${ca.caCert}, ${ca.caKey}); ` +
-          `choose another --client name`,
-        [files.cert, files.key],
-      );
-    }
-    if (c === SERVER_NAME) {
-      throw new PkiFileError(
-        `client name "${c}" collides with the broker server certificate's files ` +
-          `(${files.cert}, ${files.key}); choose another --client name`,
-        [files.cert, files.key],
-      );
-    }
-    if (seen.has(c)) throw new Error(`client name "${c}" is given twice; give each name once`);
-    seen.add(c);
-  }
-  if (o.force) return;
-  const leaves = [SERVER_NAME, ...o.clients].flatMap((n) => {
-    const f = leafFiles(o.dir, n);
-    return [f.cert, f.key];
-  });
-  const found = await existing(leaves);
-  if (found.length > 0) {
     throw new PkiFileError(
-      `these files already exist and would be replaced: ${found.join(', ')}. Pass --force ` +
-        `to re-issue them (the CA is always kept), or use another --dir`,
-      found,
+      `client name "${c}" collides with the broker server certificate's files ` +
+        `(${files.cert}, ${files.key}); choose another --client name`,
+      [files.cert, files.key],
     );
   }
+  return planLeaves(
+    caFiles(o.dir),
+    o.dir,
+    [
+      { name: SERVER_NAME },
+      ...o.clients.map((name) => ({ name, role: 'client', option: '--client' })),
+    ],
+    { force: o.force ?? false },
+  );
 }
 
 /**
- * `l2fed pki init`: CA (kept if present), a server cert and client certs. Throws
- * (writing nothing) on a bad or colliding client name, or existing leaf files without
- * `force`.
+ * `l2fed pki init`: CA (kept if present), a server cert and client certs. Issues only
+ * what is missing: an existing key and cert pair is kept and listed as kept (`force`
+ * re-issues it), so adding an operator is `pki init --client NAME` on the same folder.
+ * Throws (writing nothing) on a bad, repeated or colliding name, or half a pair.
  */
 export async function runPkiInit(o: PkiInitOptions): Promise<number> {
-  await checkPlan(o);
+  const plan = await checkPlan(o);
   const runner = new ExecaRunner();
-  const force = { force: o.force ?? false };
   const ca = await ensureCa(runner, o.dir);
   console.log(`CA:      ${ca.caCert} (key ${ca.caKey}, mode 0600; keep it offline)`);
-  const server = await issueCert(runner, ca, o.dir, SERVER_NAME, 'server', o.serverNames, force);
-  console.log(`server:  ${server.cert} for ${o.serverNames.join(', ')}`);
-  for (const c of o.clients) {
-    const cert = await issueCert(runner, ca, o.dir, c, 'client', [], force);
-    console.log(`client:  ${cert.cert}`);
+  for (const leaf of plan) {
+    const server = leaf.name === SERVER_NAME;
+    if (leaf.action === 'keep') {
+      const names = server ? '; its names are unchanged' : '';
+      console.log(`kept:    ${leaf.files.cert} (exists${names}; --force re-issues it)`);
+      continue;
+    }
+    const force = { force: true }; // planned above: missing, or re-issued on purpose
+    if (server) {
+      await issueCert(runner, ca, o.dir, leaf.name, 'server', o.serverNames, force);
+      console.log(`server:  ${leaf.files.cert} for ${o.serverNames.join(', ')}`);
+    } else {
+      await issueCert(runner, ca, o.dir, leaf.name, 'client', [], force);
+      console.log(`client:  ${leaf.files.cert}`);
+    }
   }
+  const server = leafFiles(o.dir, SERVER_NAME);
   console.log(
     `\nbroker:  --admin-ca ${ca.caCert} --admin-cert ${server.cert} --admin-key ${server.key}`,
   );
   const c0 = o.clients[0];
   if (c0) {
-    console.log(
-      `client:  --ca ${ca.caCert} --cert ${join(o.dir, `${c0}.crt`)} --key ${join(o.dir, `${c0}.key`)}`,
-    );
+    const c = leafFiles(o.dir, c0);
+    console.log(`client:  --ca ${ca.caCert} --cert ${c.cert} --key ${c.key}`);
   }
   return 0;
 }

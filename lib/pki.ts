@@ -7,11 +7,14 @@ import { chmod, mkdir, readFile, rm, writeFile, access } from 'node:fs/promises'
 import { join, resolve } from 'node:path';
 import type { CommandRunner } from './runner.js';
 
+/** A CA's files: certificate, private key (0600) and the serial file openssl keeps. */
 export interface PkiPaths {
   readonly caCert: string;
   readonly caKey: string;
+  readonly serial: string;
 }
 
+/** A leaf certificate's PEM files: certificate and private key (0600). */
 export interface IssuedCert {
   readonly cert: string;
   readonly key: string;
@@ -34,7 +37,7 @@ export class PkiFileError extends Error {
 }
 
 /** The CA's files in dir (the serial file is written by `openssl x509 -CAcreateserial`). */
-export function caFiles(dir: string): { caCert: string; caKey: string; serial: string } {
+export function caFiles(dir: string): PkiPaths {
   return { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), serial: join(dir, 'ca.srl') };
 }
 
@@ -77,9 +80,10 @@ export async function ensureCa(
   cn = 'l2fed federation CA',
 ): Promise<PkiPaths> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const { caCert, caKey } = caFiles(dir);
+  const files = caFiles(dir);
+  const { caCert, caKey } = files;
   const [hasCert, hasKey] = [await exists(caCert), await exists(caKey)];
-  if (hasCert && hasKey) return { caCert, caKey };
+  if (hasCert && hasKey) return files;
   if (hasCert !== hasKey) {
     // Regenerating would replace half of a CA that issued certificates still in use.
     const [have, lost] = hasCert ? [caCert, caKey] : [caKey, caCert];
@@ -115,14 +119,77 @@ export async function ensureCa(
     { mutates: true },
   );
   await chmod(caKey, 0o600);
-  return { caCert, caKey };
+  return files;
+}
+
+/** A leaf to issue: its name (CN and file name) and how the caller names it in errors. */
+export interface LeafRequest {
+  readonly name: string;
+  /** Word for the name in errors, e.g. 'client' ("client name …"); default 'certificate'. */
+  readonly role?: string;
+  /** The option that gave the name, e.g. '--client' ("choose another --client name"). */
+  readonly option?: string;
+}
+
+/** What will happen to one leaf: issued (missing, or forced) or kept (both files exist). */
+export interface LeafPlan {
+  readonly name: string;
+  readonly files: IssuedCert;
+  readonly action: 'issue' | 'keep';
+}
+
+/**
+ * The one check of leaves before anything is written: each name valid and given once,
+ * none landing on the CA's files (cert, key, serial); a complete existing pair is kept
+ * (re-issued with `force`), half a pair is refused (a cert without its key cannot be
+ * used, and replacing it silently would hide the loss). Reads only.
+ * @throws Error for a bad or repeated name; PkiFileError (with the paths) for a clash
+ *   with the CA's files or half a pair.
+ */
+export async function planLeaves(
+  ca: PkiPaths,
+  dir: string,
+  leaves: readonly LeafRequest[],
+  opts: { force?: boolean } = {},
+): Promise<LeafPlan[]> {
+  const caPaths = [ca.caCert, ca.caKey, ca.serial].map((p) => resolve(p));
+  const seen = new Set<string>();
+  const plan: LeafPlan[] = [];
+  for (const { name, role = 'certificate', option } of leaves) {
+    checkCertName(name);
+    if (seen.has(name))
+      throw new Error(`${role} name "${name}" is given twice; give each name once`);
+    seen.add(name);
+    const files = leafFiles(dir, name);
+    // The csr and ext files are written next to the leaf while it is issued.
+    const temp = [join(dir, `${name}.csr`), join(dir, `${name}.ext`)];
+    const clash = [files.key, files.cert, ...temp].filter((p) => caPaths.includes(resolve(p)));
+    if (clash.length > 0) {
+      throw new PkiFileError(
+        `${role} name "${name}" collides with the CA's files (${clash.join(', ')}); ` +
+          `choose another ${option ? `${option} ` : ''}name`,
+        clash,
+      );
+    }
+    const [hasKey, hasCert] = [await exists(files.key), await exists(files.cert)];
+    if (hasKey !== hasCert && !opts.force) {
+      const [have, lost] = hasCert ? [files.cert, files.key] : [files.key, files.cert];
+      throw new PkiFileError(
+        `${have} exists but ${lost} does not: restore ${lost} from your backup, or pass ` +
+          `--force to re-issue ${name} (its holders must then use the new pair)`,
+        [have],
+      );
+    }
+    plan.push({ name, files, action: hasKey && hasCert && !opts.force ? 'keep' : 'issue' });
+  }
+  return plan;
 }
 
 /**
  * Issues a leaf certificate signed by the CA. `kind` sets extendedKeyUsage; server
- * certs get DNS/IP subjectAltNames (gRPC checks them, not the CN). Throws PkiFileError,
- * writing nothing, when the name's files would be the CA's, or when its key or cert
- * exists and `opts.force` is not set.
+ * certs get DNS/IP subjectAltNames (gRPC checks them, not the CN). Checked first by
+ * planLeaves; throws, writing nothing, as it does, and PkiFileError when the key and
+ * cert exist and `opts.force` is not set.
  */
 export async function issueCert(
   runner: CommandRunner,
@@ -133,27 +200,16 @@ export async function issueCert(
   altNames: readonly string[] = [],
   opts: { force?: boolean } = {},
 ): Promise<IssuedCert> {
-  checkCertName(name);
-  const { key, cert } = leafFiles(dir, name);
+  const [plan] = await planLeaves(ca, dir, [{ name }], opts);
+  const { key, cert } = plan!.files;
+  if (plan!.action === 'keep') {
+    throw new PkiFileError(`${key} and ${cert} already exist; pass --force to replace them`, [
+      key,
+      cert,
+    ]);
+  }
   const csr = join(dir, `${name}.csr`);
   const ext = join(dir, `${name}.ext`);
-  const serial = ca.caCert.replace(/\.[^./]*$/, '') + '.srl';
-  const clash = [key, cert, csr, ext].filter((p) =>
-    [resolve(ca.caCert), resolve(ca.caKey), resolve(serial)].includes(resolve(p)),
-  );
-  if (clash.length > 0) {
-    throw new PkiFileError(
-      `certificate name "${name}" collides with the CA's files (${clash.join(', ')}); choose another name`,
-      clash,
-    );
-  }
-  const found = opts.force ? [] : await existing([key, cert]);
-  if (found.length > 0) {
-    throw new PkiFileError(
-      `${found.join(' and ')} already exist; pass --force to replace them`,
-      found,
-    );
-  }
   const san = altNames.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
   const lines = [
     'basicConstraints=critical,CA:FALSE',
@@ -193,6 +249,8 @@ export async function issueCert(
       ca.caCert,
       '-CAkey',
       ca.caKey,
+      '-CAserial',
+      ca.serial,
       '-CAcreateserial',
       '-out',
       cert,

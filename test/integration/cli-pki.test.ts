@@ -1,7 +1,8 @@
 /**
  * `l2fed pki init` and `pki token` (real openssl, run from source with tsx): they never
- * overwrite a key or certificate unless asked to (--force), and never let a client name
- * land on the CA's or the server's files.
+ * overwrite a key or certificate unless asked to (--force), never let a client name land
+ * on the CA's or the server's files, and `pki init` in an existing folder issues only
+ * what is missing (how an operator is added).
  */
 import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
@@ -56,30 +57,59 @@ test('pki init - a client named like the CA or the server cert is refused; nothi
   t.deepEqual(snapshot(dir), before, 'CA key, CA cert and every leaf are byte-identical');
 });
 
-test('pki init - existing keys and certs are kept unless --force; the CA is always kept', async (t) => {
+test('pki init - in an existing folder issues only what is missing (a new client), keeping every existing file byte-identical', async (t) => {
   const dir = await initialised(t);
   const before = snapshot(dir);
   const again = await l2fed(['pki', 'init', '--dir', dir, '--client', 'alice', 'bob']);
-  t.is(again.exitCode, 1);
-  t.regex(
-    again.stderr,
-    /already exist.*broker\.crt.*broker\.key.*alice\.crt.*alice\.key.*--force/s,
+  t.is(again.exitCode, 0, again.stderr);
+  t.regex(again.stdout, /kept: +\S*broker\.crt .*--force/);
+  t.regex(again.stdout, /kept: +\S*alice\.crt/);
+  t.regex(again.stdout, /client: +\S*bob\.crt/);
+  const after = snapshot(dir);
+  // ca.srl is the CA's serial counter: signing bob advances it.
+  for (const f of Object.keys(before).filter((f) => f !== 'ca.srl')) {
+    t.is(after[f], before[f], `${f} kept byte-identical`);
+  }
+  t.truthy(after['bob.crt']);
+  t.truthy(after['bob.key']);
+  const verify = await execa(
+    'openssl',
+    ['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'bob.crt')],
+    {
+      reject: false,
+    },
   );
-  t.notRegex(again.stderr, /bob\./, 'files that do not exist are not listed');
-  t.deepEqual(snapshot(dir), before, 'nothing written, bob not half-issued');
+  t.is(verify.exitCode, 0, `bob's certificate is signed by the existing CA: ${verify.stderr}`);
+  t.deepEqual(
+    Object.keys(after)
+      .filter((f) => !(f in before))
+      .sort(),
+    ['bob.crt', 'bob.key'],
+    'no csr/ext left behind',
+  );
 
   const dup = await l2fed(['pki', 'init', '--dir', dir, '--client', 'carol', 'carol', '--force']);
   t.is(dup.exitCode, 1);
   t.regex(dup.stderr, /client name "carol" is given twice/);
-  t.deepEqual(snapshot(dir), before);
+  t.deepEqual(snapshot(dir), after);
 
   const forced = await l2fed(['pki', 'init', '--dir', dir, '--client', 'alice', 'bob', '--force']);
   t.is(forced.exitCode, 0, forced.stderr);
-  const after = snapshot(dir);
-  t.is(after['ca.key'], before['ca.key'], 'the CA key survives --force');
-  t.is(after['ca.crt'], before['ca.crt']);
-  t.not(after['alice.key'], before['alice.key'], '--force re-issued alice');
-  t.truthy(after['bob.crt']);
+  const reissued = snapshot(dir);
+  t.is(reissued['ca.key'], before['ca.key'], 'the CA key survives --force');
+  t.is(reissued['ca.crt'], before['ca.crt']);
+  t.not(reissued['alice.key'], before['alice.key'], '--force re-issued alice');
+  t.not(reissued['bob.key'], after['bob.key'], '--force re-issued bob');
+});
+
+test('pki init - half a leaf pair (a cert without its key) is refused before anything is written', async (t) => {
+  const dir = await initialised(t);
+  rmSync(join(dir, 'alice.key'));
+  const before = snapshot(dir);
+  const r = await l2fed(['pki', 'init', '--dir', dir, '--client', 'alice', 'bob']);
+  t.is(r.exitCode, 1);
+  t.regex(r.stderr, /alice\.crt exists but \S*alice\.key does not.*--force/s);
+  t.deepEqual(snapshot(dir), before, 'nothing written, bob not issued');
 });
 
 test('pki init - half a CA (cert without key) is refused, not regenerated over', async (t) => {
