@@ -65,3 +65,9 @@ test('auth config - the broker user is scoped per bucket: no JetStream wildcard,
   t.true(p.publish.allow.includes(`$KV.${AUDIT_BUCKET}.>`));
   t.true(p.publish.allow.includes(`$JS.API.STREAM.CREATE.KV_${AUDIT_BUCKET}`));
 });
+
+test('auth config - the broker user cannot list consumers or follow JetStream advisories (nothing it runs uses them)', (t) => {
+  const p = brokerPermissions(['madrid']);
+  for (const s of p.publish.allow) t.notRegex(s, /CONSUMER\.LIST|CONSUMER\.NAMES/, s);
+  t.deepEqual(p.subscribe.allow, ['l2fed.v1.>', '_INBOX.>']);
+});

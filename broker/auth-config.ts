@@ -138,14 +138,11 @@ export function brokerPermissions(clusterIds: readonly string[]): Permissions {
       `$KV.${b}.>`,
     ];
   });
-  const peerMapStream = `KV_${BUCKETS.peerMaps}`;
   return {
     publish: {
       allow: [
         '$JS.API.INFO',
         ...perBucket,
-        // The consumer guard (consumer-guard.ts) lists and deletes clusters' watches.
-        `$JS.API.CONSUMER.LIST.${peerMapStream}`,
         // The forwarder (peer-map-forwarder.ts) publishes each cluster's map changes.
         'l2fed.peermap.*',
         // Replies: only into each cluster's private inbox. Not `allow_responses`, which
@@ -155,11 +152,7 @@ export function brokerPermissions(clusterIds: readonly string[]): Permissions {
       ],
     },
     subscribe: {
-      allow: [
-        `${SUBJECT_PREFIX}.>`,
-        '_INBOX.>',
-        `$JS.EVENT.ADVISORY.CONSUMER.CREATED.${peerMapStream}.*`,
-      ],
+      allow: [`${SUBJECT_PREFIX}.>`, '_INBOX.>'],
     },
   };
 }

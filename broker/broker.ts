@@ -15,7 +15,6 @@ import { handleRequest } from './request-handler.js';
 import { BROKER_QUEUE_GROUP, SUBJECT_PREFIX } from './protocol.js';
 import { BUCKETS } from './records.js';
 import { inboxPrefix } from './auth-config.js';
-import { ConsumerGuard } from './consumer-guard.js';
 import { PeerMapForwarder } from './peer-map-forwarder.js';
 
 async function openWithRetry(
@@ -97,8 +96,6 @@ export class Broker {
     readonly federation: Federation,
     private readonly sub: Subscription,
     private readonly log: Logger,
-    /** Keeps clusters' consumers on the peer-map stream bounded (consumer-guard.ts). */
-    readonly consumerGuard: ConsumerGuard,
     /** Publishes each peer-map change to its cluster (peer-map-forwarder.ts). */
     readonly forwarder: PeerMapForwarder,
   ) {
@@ -151,26 +148,19 @@ export class Broker {
         ...opts.connect,
       }));
     let sub: Subscription | undefined;
-    let guard: ConsumerGuard | undefined;
     let forwarder: PeerMapForwarder | undefined;
     try {
       const store = await openWithRetry(nc, config, opts.startTimeoutMs ?? 30_000, log);
       const federation = new Federation(store, config);
       forwarder = new PeerMapForwarder(nc, log);
-      guard = await ConsumerGuard.start(nc, {
-        maxPerCluster: config.maxWatchersPerCluster,
-        intervalMs: config.consumerSweepIntervalMs,
-        log,
-      });
       sub = nc.subscribe(`${SUBJECT_PREFIX}.>`, { queue: BROKER_QUEUE_GROUP });
       // Started means reachable: until the server has the subscription, a request that
       // races it gets "no responders" (seen when an agent was already waiting).
       await nc.flush();
       log.info({ buckets: Object.values(BUCKETS), replicas: config.replicas }, 'broker started');
-      return new Broker(nc, owns, config, federation, sub, log, guard, forwarder);
+      return new Broker(nc, owns, config, federation, sub, log, forwarder);
     } catch (err) {
       sub?.unsubscribe();
-      await guard?.stop();
       await forwarder?.stop();
       if (owns) await nc.close();
       throw err;
@@ -268,7 +258,6 @@ export class Broker {
     }
     this.stateValue = 'stopping';
     clearTimeout(this.reconcileTimer);
-    await this.consumerGuard.stop();
     if (!this.nc.isClosed()) await this.sub.drain().catch(() => undefined);
     else this.sub.unsubscribe();
     await this.loop.catch(() => undefined);
