@@ -404,3 +404,13 @@ test('gateway config - a peer the gateway parser still refuses is dropped with i
   t.like(r.peerProblems, [{ peer: 'Oslo_1', reason: 'RefusedByGateway' }]);
   t.regex(r.peerProblems[0]!.message, /peers\[\d\]\.name: peer name must be a DNS-1123 label/);
 });
+
+test('gateway config - the peer map listing this cluster as a peer: that entry dropped (SelfPeer)', (t) => {
+  const r = buildWith([BRISTOL, { ...OSLO, cluster: 'madrid' }]);
+  if (!r.ok) return t.fail(r.message);
+  t.deepEqual(
+    (r.config.peers ?? []).map((p) => p.name),
+    ['bristol'],
+  );
+  t.like(r.peerProblems, [{ peer: 'madrid', reason: 'SelfPeer' }]);
+});

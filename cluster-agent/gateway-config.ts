@@ -18,22 +18,17 @@
  *   to the L2S-M API, and guessing a bridge could merge two broadcast domains);
  * - a fixed `mtu` larger than the underlay allows is skipped with reason MtuTooLarge
  *   instead of failing the whole config;
- * - a peer the config cannot carry (bad or duplicate public key, our own key, bad
- *   endpoint, transit address invalid, ours, shared or outside the transit subnet, listed
- *   twice) is dropped alone with a PeerProblem naming it and the reason, so one bad or
- *   hostile entry cannot take the other peers down (the gateway refuses a config as a
- *   whole); a peer network whose VNI disagrees with ours is not carried to that peer.
+ * - a peer the config cannot carry is dropped alone with a PeerProblem naming it and the
+ *   reason, so one bad or hostile entry cannot take the other peers down (the gateway
+ *   refuses a config as a whole). Only what the gateway cannot know is checked here (the
+ *   peer is this cluster, or uses this gateway's own key); everything else (bad or
+ *   duplicate key, bad endpoint, transit address invalid, ours, shared or outside the
+ *   subnet, listed twice) is judged by the gateway's own parser, whose issue path names
+ *   the peer and gives the reason; a peer network whose VNI disagrees with ours is not
+ *   carried to that peer.
  */
-import {
-  addressOf,
-  endpointProblem,
-  inSubnet,
-  MAX_PEER_ENDPOINTS,
-  parseGatewayConfig,
-  WG_KEY_RE,
-  type GatewayConfigInput,
-} from '../gateway/config.js';
-import { ConfigError } from '../gateway/errors.js';
+import { addressOf, parseGatewayConfig, type GatewayConfigInput } from '../gateway/config.js';
+import { ConfigError, type ConfigIssue } from '../gateway/errors.js';
 import { z } from 'zod';
 import { maxNetworkMtu } from '../gateway/mtu.js';
 import type { PeerMap } from '../broker/records.js';
@@ -208,9 +203,10 @@ export function buildGatewayConfig(
       }),
     }))
     .sort((a, b) => cmp(a.cluster, b.cluster));
-  const bad = peerProblems(declared, settings.clusterId, ownTransit, ownPublicKeys);
-  problems.push(...bad);
-  let peers = declared.filter((p) => !bad.some((b) => b.peer === p.cluster));
+  const dropped = new Map<string, PeerProblem>(
+    localPeerProblems(declared, settings.clusterId, ownPublicKeys).map((b) => [b.peer, b]),
+  );
+  let peers = declared.filter((p) => !dropped.has(p.cluster));
   const networks: NonNullable<GatewayConfigInput['networks']>[number][] = [];
   for (const net of [...desired.networks].sort((a, b) => cmp(a.metadata.name, b.metadata.name))) {
     const name = net.metadata.name;
@@ -258,32 +254,24 @@ export function buildGatewayConfig(
       networks: networks.map((n) => ({ ...n, peers: (n.peers ?? []).filter((x) => names.has(x)) })),
     };
   };
-  // The gateway's parser is the judge. A peer it still refuses (a rule not mirrored above)
-  // is dropped with the gateway's words; anything else refuses the config as a whole.
+  // The gateway's parser is the judge. A peer it refuses is dropped with a reason read
+  // from the issue's field; an issue that is not one peer's refuses the config as a whole.
+  // Dropping peers can reveal more (cross-field rules run once the shapes are valid).
   for (;;) {
     const config = configWith(peers);
     let err: unknown;
     try {
       parseGatewayConfig(config);
-      return { ok: true, config, skipped, peerProblems: sortProblems(problems) };
+      const all = [...problems, ...dropped.values()];
+      return { ok: true, config, skipped, peerProblems: sortProblems(all) };
     } catch (e) {
       err = e;
     }
     if (!(err instanceof ConfigError)) return { ok: false, message: String(err) };
-    const refused = new Map<number, string>();
-    for (const i of err.issues) {
-      const m = /^peers\[(\d+)\]/.exec(i.path);
-      if (!m) return { ok: false, message: err.message }; // not one peer's fault
-      const at = Number(m[1]);
-      refused.set(at, `${refused.get(at) ?? ''}${i.path}: ${i.message}; `);
-    }
-    for (const [i, why] of refused) {
-      problems.push({
-        peer: peers[i]!.cluster,
-        reason: 'RefusedByGateway',
-        message: `${peers[i]!.cluster} left out of the gateway config: ${why}report it to the broker's operators`,
-      });
-    }
+    const refused = refusedPeers(err, peers, ownTransit);
+    if (!refused) return { ok: false, message: err.message };
+    for (const problem of refused.values())
+      if (!dropped.has(problem.peer)) dropped.set(problem.peer, problem);
     peers = peers.filter((_, i) => !refused.has(i));
   }
 }
@@ -298,107 +286,145 @@ function sortProblems(p: readonly PeerProblem[]): PeerProblem[] {
 type DeclaredPeer = PeerMap['peers'][number];
 
 /**
- * Problems that keep a peer out of the gateway config, at most one per peer (the first
- * found). Duplicates drop every holder: which one is genuine cannot be told from here.
+ * What only the agent can tell: a peer that is this cluster, or that uses this gateway's
+ * own public key (the gateway's parser sees neither). At most one problem per peer.
  */
-function peerProblems(
+function localPeerProblems(
   peers: readonly DeclaredPeer[],
   self: string,
-  ownTransit: string,
   ownPublicKeys: readonly string[],
 ): PeerProblem[] {
-  const out = new Map<string, PeerProblem>();
-  const add = (peer: string, reason: PeerProblemReason, message: string) => {
-    if (!out.has(peer)) out.set(peer, { peer, reason, message });
-  };
-  const holders = (key: (p: DeclaredPeer) => string) => {
-    const by = new Map<string, string[]>();
-    for (const p of peers) by.set(key(p), [...(by.get(key(p)) ?? []), p.cluster]);
-    return by;
-  };
-  for (const [name, list] of holders((p) => p.cluster)) {
-    if (list.length > 1) {
-      add(
-        name,
-        'DuplicatePeer',
-        `the peer map lists ${name} ${list.length} times; it is left out until the broker sends one entry`,
-      );
-    }
-  }
-  const byKey = holders((p) => p.publicKey);
-  const byTransit = holders((p) => p.transitAddress);
-  const own = addressOf(ownTransit);
+  const out: PeerProblem[] = [];
   for (const p of peers) {
-    const name = p.cluster;
-    const others = (by: Map<string, string[]>, v: string) =>
-      (by.get(v) ?? []).filter((c) => c !== name);
-    if (name === self) {
-      add(
-        name,
-        'SelfPeer',
-        `the peer map lists this cluster (${self}) as its own peer; entry ignored`,
-      );
-    } else if (!WG_KEY_RE.test(p.publicKey)) {
-      add(
-        name,
-        'InvalidPublicKey',
-        `${name}'s public key ${JSON.stringify(p.publicKey.slice(0, 60))} is not a WireGuard key (44 characters of base64); ${name} is left out until it registers a valid key`,
-      );
+    if (out.some((o) => o.peer === p.cluster)) continue;
+    if (p.cluster === self) {
+      out.push({
+        peer: p.cluster,
+        reason: 'SelfPeer',
+        message: `the peer map lists this cluster (${self}) as its own peer; entry ignored`,
+      });
     } else if (ownPublicKeys.includes(p.publicKey)) {
-      add(
-        name,
-        'OwnPublicKey',
-        `${name} registered with this gateway's own public key; ${name} is left out (a cluster may only register its own key)`,
-      );
-    } else if (others(byKey, p.publicKey).length > 0) {
-      add(
-        name,
-        'DuplicatePublicKey',
-        `${name}'s public key ${p.publicKey} is also the key of ${others(byKey, p.publicKey).join(', ')}; all of them are left out, since WireGuard cannot tell them apart (one registered another's key: ask the broker's operators)`,
-      );
-    } else if (p.endpoints.length === 0 || p.endpoints.length > MAX_PEER_ENDPOINTS) {
-      add(
-        name,
-        'InvalidEndpoint',
-        `${name} has ${p.endpoints.length} endpoints (1..${MAX_PEER_ENDPOINTS} allowed); ${name} is left out`,
-      );
-    } else if (p.endpoints.some((e) => endpointProblem(e) !== undefined)) {
-      const e = p.endpoints.find((x) => endpointProblem(x) !== undefined)!;
-      add(
-        name,
-        'InvalidEndpoint',
-        `${name}'s endpoint ${JSON.stringify(e.slice(0, 60))}: ${endpointProblem(e)}; ${name} is left out`,
-      );
-    } else if (!isIpv4(p.transitAddress)) {
-      add(
-        name,
-        'InvalidTransitAddress',
-        `${name}'s transit address ${JSON.stringify(p.transitAddress.slice(0, 60))} is not an IPv4 address; ${name} is left out`,
-      );
-    } else if (p.transitAddress === own) {
-      add(
-        name,
-        'TransitAddressConflict',
-        `${name}'s transit address ${p.transitAddress} is this gateway's own; ${name} is left out`,
-      );
-    } else if (others(byTransit, p.transitAddress).length > 0) {
-      add(
-        name,
-        'TransitAddressConflict',
-        `${name}'s transit address ${p.transitAddress} is also that of ${others(byTransit, p.transitAddress).join(', ')}; all of them are left out`,
-      );
-    } else if (!inSubnet(p.transitAddress, ownTransit)) {
-      add(
-        name,
-        'TransitOutsideSubnet',
-        `${name}'s transit address ${p.transitAddress} is outside the transit subnet ${ownTransit}; ${name} is left out (check transitPrefixLength in the agent config against the broker's transit pool)`,
-      );
+      out.push({
+        peer: p.cluster,
+        reason: 'OwnPublicKey',
+        message: `${p.cluster} registered with this gateway's own public key; ${p.cluster} is left out (a cluster may only register its own key)`,
+      });
     }
   }
-  return [...out.values()];
+  return out;
 }
 
-const ipv4 = z.ipv4();
-const isIpv4 = (s: string) => ipv4.safeParse(s).success;
+/** Fields of a peer in the order their problems are reported (the first one wins). */
+const FIELD_ORDER = ['name', 'publicKey', 'endpoints', 'transitAddress'];
+
+/**
+ * The peers a ConfigError refuses, by index into `peers`, each with one problem (from its
+ * first field in FIELD_ORDER); undefined when an issue is not about one peer.
+ */
+function refusedPeers(
+  err: ConfigError,
+  peers: readonly DeclaredPeer[],
+  ownTransit: string,
+): Map<number, PeerProblem> | undefined {
+  // Shape issues carry zod's error as cause; cross-field ones (duplicates, own or outside
+  // transit address) are raised after the shapes passed, without one.
+  const crossField = !(err.cause instanceof z.ZodError);
+  const byPeer = new Map<number, { field: string; issue: ConfigIssue }[]>();
+  for (const issue of err.issues) {
+    const m = /^peers\[(\d+)\]\.?([A-Za-z]*)/.exec(issue.path);
+    if (!m || peers[Number(m[1])] === undefined) return undefined;
+    const at = Number(m[1]);
+    byPeer.set(at, [...(byPeer.get(at) ?? []), { field: m[2] ?? '', issue }]);
+  }
+  const rank = (f: string) =>
+    FIELD_ORDER.includes(f) ? FIELD_ORDER.indexOf(f) : FIELD_ORDER.length;
+  const out = new Map<number, PeerProblem>();
+  for (const [at, list] of byPeer) {
+    const first = [...list].sort((a, b) => rank(a.field) - rank(b.field))[0]!;
+    out.set(at, describe(peers, at, first.field, first.issue, crossField, addressOf(ownTransit)));
+  }
+  return out;
+}
+
+/** A PeerProblem for the gateway's issue on peers[at].<field>, in the agent's words. */
+function describe(
+  peers: readonly DeclaredPeer[],
+  at: number,
+  field: string,
+  issue: ConfigIssue,
+  crossField: boolean,
+  ownAddress: string,
+): PeerProblem {
+  const p = peers[at]!;
+  const name = p.cluster;
+  const q = (s: string) => JSON.stringify(s.slice(0, 60));
+  const gateway = `${issue.path}: ${issue.message}`;
+  const sharing = (value: (x: DeclaredPeer) => string) =>
+    peers.filter((x, i) => i !== at && value(x) === value(p)).map((x) => x.cluster);
+  const problem = (reason: PeerProblemReason, message: string): PeerProblem => ({
+    peer: name,
+    reason,
+    message,
+  });
+  switch (field) {
+    case 'name':
+      if (!crossField) break;
+      return problem(
+        'DuplicatePeer',
+        `the peer map lists ${name} ${sharing((x) => x.cluster).length + 1} times (${gateway}); it is left out until the broker sends one entry`,
+      );
+    case 'publicKey':
+      return crossField
+        ? problem(
+            'DuplicatePublicKey',
+            `${name}'s public key ${p.publicKey} is also the key of ${sharing((x) => x.publicKey).join(', ')}; all of them are left out, since WireGuard cannot tell them apart (one registered another's key: ask the broker's operators)`,
+          )
+        : problem(
+            'InvalidPublicKey',
+            `${name}'s public key ${q(p.publicKey)} is refused (${gateway}); ${name} is left out until it registers a valid key`,
+          );
+    case 'endpoints': {
+      const j = /\.endpoints\[(\d+)\]/.exec(issue.path);
+      const e = j ? p.endpoints[Number(j[1])] : undefined;
+      const what =
+        e === undefined
+          ? `${name} has ${p.endpoints.length} endpoints`
+          : `${name}'s endpoint ${q(e)}`;
+      return problem(
+        'InvalidEndpoint',
+        `${what} (${issue.path}): ${issue.message}; ${name} is left out`,
+      );
+    }
+    case 'transitAddress': {
+      if (!crossField) {
+        return problem(
+          'InvalidTransitAddress',
+          `${name}'s transit address ${q(p.transitAddress)} is not an IPv4 address (${gateway}); ${name} is left out`,
+        );
+      }
+      const others = sharing((x) => x.transitAddress);
+      if (others.length > 0) {
+        return problem(
+          'TransitAddressConflict',
+          `${name}'s transit address ${p.transitAddress} is also that of ${others.join(', ')}; all of them are left out`,
+        );
+      }
+      if (p.transitAddress === ownAddress) {
+        return problem(
+          'TransitAddressConflict',
+          `${name}'s transit address: ${issue.message}; ${name} is left out`,
+        );
+      }
+      return problem(
+        'TransitOutsideSubnet',
+        `${name}'s transit address: ${issue.message}; ${name} is left out (check transitPrefixLength in the agent config against the broker's transit pool)`,
+      );
+    }
+  }
+  return problem(
+    'RefusedByGateway',
+    `${name} left out of the gateway config: ${gateway}; report it to the broker's operators`,
+  );
+}
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
