@@ -144,7 +144,7 @@ export function brokerPermissions(clusterIds: readonly string[]): Permissions {
         '$JS.API.INFO',
         ...perBucket,
         // The forwarder (peer-map-forwarder.ts) publishes each cluster's map changes.
-        'l2fed.peermap.*',
+        peerMapSubject('*'),
         // Replies: only into each cluster's private inbox. Not `allow_responses`, which
         // would let the broker answer any reply subject a requester names (a JetStream
         // purge, another cluster's key); broker.ts (isOwnInbox) checks the same first.

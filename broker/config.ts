@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseIpv4Pool, type Ipv4Pool } from './ipv4.js';
 import { BrokerConfigError } from './errors.js';
 import { LIMITS } from './protocol.js';
+import { VNI_MAX, VNI_MIN } from './names.js';
 
 /**
  * Settings of earlier versions, refused with what to do: a config that still sets them
@@ -36,8 +37,8 @@ export const brokerConfigSchema = z.strictObject(
     /** Inclusive VNI range handed out to federated networks (VXLAN VNIs are 24 bit). */
     vniRange: z
       .strictObject({
-        first: z.int().min(1).max(16_777_215),
-        last: z.int().min(1).max(16_777_215),
+        first: z.int().min(VNI_MIN).max(VNI_MAX),
+        last: z.int().min(VNI_MIN).max(VNI_MAX),
       })
       .refine((r) => r.first <= r.last, 'vniRange.first must be <= vniRange.last')
       .default({ first: 4096, last: 65_535 }),

@@ -10,6 +10,10 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 // 32 bytes in base64: 43 significant chars, the last one carries 4 bits, then "=".
 const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
+/** VXLAN network identifiers are 24 bit; 0 is never handed out. */
+export const VNI_MIN = 1;
+export const VNI_MAX = 16_777_215;
+
 /** True when s is a DNS-1123 label (lower case, digits, '-', 1–63 chars). */
 export function isDns1123Label(s: string): boolean {
   return s.length >= 1 && s.length <= 63 && DNS1123_LABEL.test(s);

@@ -8,7 +8,15 @@
  * strict schemas below: unknown fields are rejected, never ignored.
  */
 import { z } from 'zod';
-import { dns1123Label, endpoint, isDns1123Label, uniqueList, wireguardPublicKey } from './names.js';
+import {
+  dns1123Label,
+  endpoint,
+  isDns1123Label,
+  uniqueList,
+  VNI_MAX,
+  VNI_MIN,
+  wireguardPublicKey,
+} from './names.js';
 import type { ErrorBody } from './errors.js';
 import type { ClusterRecord, HealthRecord, NetworkRef, PeerMap, PeeringDecl } from './records.js';
 
@@ -183,7 +191,7 @@ export const healthRequest = z.strictObject({
     .array(
       z.strictObject({
         name: dns1123Label,
-        vni: z.int().min(1).max(16_777_215),
+        vni: z.int().min(VNI_MIN).max(VNI_MAX),
         state: z.enum(HEALTH_STATES),
         reason: healthReason.optional(),
       }),
