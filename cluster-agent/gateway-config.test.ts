@@ -1,4 +1,5 @@
 import test from 'ava';
+import { LIMITS } from '../broker/protocol.js';
 import type { PeerMap } from '../broker/records.js';
 import { makeState } from './desired-state.js';
 import {
@@ -311,10 +312,10 @@ const BAD_PEERS: [string, Partial<PeerMap['peers'][number]>, PeerProblemReason, 
   ['no endpoint', { endpoints: [] }, 'InvalidEndpoint', /0 endpoints/],
   ['a bad endpoint', { endpoints: ['198.18.0.4:99999'] }, 'InvalidEndpoint', /99999.*port/],
   [
-    'nine endpoints',
-    { endpoints: Array(9).fill('198.18.0.4:1') },
+    "more endpoints than the broker's limit",
+    { endpoints: Array(LIMITS.endpoints + 1).fill('198.18.0.4:1') },
     'InvalidEndpoint',
-    /9 endpoints/,
+    new RegExp(`${LIMITS.endpoints + 1} endpoints`),
   ],
   [
     'a transit address that is not IPv4',
@@ -413,4 +414,12 @@ test('gateway config - the peer map listing this cluster as a peer: that entry d
     ['bristol'],
   );
   t.like(r.peerProblems, [{ peer: 'madrid', reason: 'SelfPeer' }]);
+});
+
+test("gateway config - a peer with as many endpoints as the broker allows is carried (the gateway's limit is the broker's)", (t) => {
+  const endpoints = Array.from({ length: LIMITS.endpoints }, (_, i) => `198.18.0.4:${i + 1}`);
+  const r = buildWith([BRISTOL, { ...OSLO, endpoints }]);
+  if (!r.ok) return t.fail(r.message);
+  t.deepEqual(r.peerProblems, []);
+  t.deepEqual(r.config.peers?.find((p) => p.name === 'oslo')?.endpoints, endpoints);
 });

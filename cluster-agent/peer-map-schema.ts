@@ -12,6 +12,7 @@
  * caches and compares is only what it checked.
  */
 import { z } from 'zod';
+import { isDns1123Label } from '../broker/names.js';
 import type { PeerMap } from '../broker/records.js';
 import { VNI_MAX, VNI_MIN } from '../gateway/config.js';
 import { formatPath } from './problems.js';
@@ -25,7 +26,6 @@ export const PEER_MAP_LIMITS = {
 } as const;
 
 const text = z.string().max(PEER_MAP_LIMITS.stringLength);
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 const networkRef = z.object({
   name: text,
@@ -33,7 +33,7 @@ const networkRef = z.object({
 });
 
 const ownNetwork = z.object({
-  name: text.regex(DNS1123_LABEL, 'network name must be a DNS-1123 label'),
+  name: text.refine(isDns1123Label, 'network name must be a DNS-1123 label'),
   vni: z
     .int('vni must be an integer')
     .min(VNI_MIN, `vni out of range: must be ${VNI_MIN}..${VNI_MAX}`)

@@ -6,28 +6,25 @@
  * the untagged one as an access port of VLAN 0 (gateway/segment-ovs.ts). The gateway
  * refuses the same clash in its config (gateway/config.ts); this says so before deploy.
  */
+import { segmentKey } from '../gateway/config.js';
 import type { ManifestProblem } from './problems.js';
-import type { FederatedNetwork } from './schema-network.js';
+import { segmentOf, type FederatedNetwork } from './schema-network.js';
 
-/**
- * The local segment a network plugs into, as a comparable key and a readable name.
- * A Linux bridge and an untagged OVS bridge of one name are the same device name, so
- * they share a key, as in the gateway's check.
- */
-function segmentOf(n: FederatedNetwork): { key: string; text: string } {
-  const s = n.spec.segment;
-  if (s.ovsBridge !== undefined) {
-    return s.vlan === undefined
-      ? { key: `bridge ${s.ovsBridge}`, text: `OVS bridge ${s.ovsBridge}, untagged` }
-      : {
-          key: `bridge ${s.ovsBridge} vlan ${s.vlan}`,
-          text: `OVS bridge ${s.ovsBridge}, VLAN ${s.vlan}`,
-        };
+/** The local segment of n as the gateway's comparable key and a readable name. */
+function localSegment(n: FederatedNetwork): { key: string; text: string } {
+  const s = segmentOf(n.spec.segment);
+  switch (s.type) {
+    case 'ovsBridge':
+      return {
+        key: segmentKey(s),
+        text: `OVS bridge ${s.bridge}, ${s.vlan === undefined ? 'untagged' : `VLAN ${s.vlan}`}`,
+      };
+    case 'linuxBridge':
+      return { key: segmentKey(s), text: `bridge ${s.bridge}` };
+    case 'l2smNetwork':
+      // A space cannot occur in a bridge name, so this never equals a bridge's key.
+      return { key: `l2sm ${s.network}`, text: `L2S-M network ${s.network}` };
   }
-  if (s.linuxBridge !== undefined) {
-    return { key: `bridge ${s.linuxBridge}`, text: `bridge ${s.linuxBridge}` };
-  }
-  return { key: `l2sm ${s.l2smNetwork}`, text: `L2S-M network ${s.l2smNetwork}` };
 }
 
 /**
@@ -41,7 +38,7 @@ export function segmentClashes(
   const first = new Map<string, string>();
   const out: ManifestProblem[] = [];
   for (const n of [...networks].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
-    const { key, text } = segmentOf(n);
+    const { key, text } = localSegment(n);
     const other = first.get(key);
     if (other === undefined) {
       first.set(key, n.metadata.name);

@@ -40,8 +40,11 @@ const wgKey = z
     'not a WireGuard key (expected 44 characters of base64, as `wg pubkey` prints)',
   );
 
-/** A peer has 1..MAX_PEER_ENDPOINTS endpoints (the broker's limit too). */
-export const MAX_PEER_ENDPOINTS = 8;
+/**
+ * A peer has 1..8 endpoints: the broker's LIMITS.endpoints, which the gateway may not
+ * import (cluster-agent/gateway-config.test.ts checks the two agree).
+ */
+const MAX_PEER_ENDPOINTS = 8;
 
 /** host:port, where host is an IPv4 address, [IPv6] or a DNS name. */
 const endpoint = z
@@ -79,12 +82,6 @@ const segment = z.discriminatedUnion('type', [ovsSegment, linuxBridgeSegment], {
       ? 'segment is required: {type: "ovs", bridge} or {type: "linux-bridge", bridge}'
       : 'segment.type must be "ovs" or "linux-bridge"',
 });
-
-/** Why `s` is not a usable peer endpoint, or undefined when it is. Pure. */
-export function endpointProblem(s: unknown): string | undefined {
-  const r = endpoint.safeParse(s);
-  return r.success ? undefined : r.error.issues[0]?.message;
-}
 
 const peerSchema = z.strictObject({
   name: label('peer name'),
@@ -168,6 +165,16 @@ export function inSubnet(ip: string, cidr: string): boolean {
   return Math.floor(ipv4ToInt(ip) / size) === Math.floor(ipv4ToInt(base) / size);
 }
 
+/**
+ * The local segment a network plugs into, as a comparable key: the bridge, and for OVS
+ * its VLAN. A Linux bridge and an untagged OVS bridge of one name are one device, so
+ * they share a key. Two networks with one key would be one broadcast domain (refused
+ * here, by the agent and by `l2fed validate`).
+ */
+export function segmentKey(s: { readonly bridge: string; readonly vlan?: number }): string {
+  return s.vlan === undefined ? s.bridge : `${s.bridge} vlan ${s.vlan}`;
+}
+
 /** The address part of a CIDR. */
 export function addressOf(cidr: string): string {
   return cidr.split('/')[0]!;
@@ -206,11 +213,7 @@ function crossCheck(c: GatewayConfig): ConfigIssue[] {
   dup(c.networks, 'networks', 'name', (n) => n.name);
   dup(c.networks, 'networks', 'vni', (n) => String(n.vni));
   // Two networks on one segment would merge them into one broadcast domain.
-  dup(c.networks, 'networks', 'segment', (n) =>
-    n.segment.type === 'ovs' && n.segment.vlan !== undefined
-      ? `${n.segment.bridge} vlan ${n.segment.vlan}`
-      : n.segment.bridge,
-  );
+  dup(c.networks, 'networks', 'segment', (n) => segmentKey(n.segment));
 
   const own = addressOf(c.transitAddress);
   c.peers.forEach((p, i) => {
