@@ -3,7 +3,7 @@ import { CommandError, MissingToolError } from '../lib/errors.js';
 import { FakeRunner } from '../lib/runner-fake.js';
 import { firewallMatches, firewallScript, parseNftTable } from './firewall.js';
 import { NftFirewall, requireNft } from './firewall-nft.js';
-import { IpLinks, parseFloodList, parseIpAddr } from './links-ip.js';
+import { IpLinks, parseIpAddr } from './links-ip.js';
 import { interfaceMatches, OvsSegment, parseOvsView } from './segment-ovs.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
 import { parseWgDump } from './wireguard.js';
@@ -97,13 +97,15 @@ test('ip addr - links, vxlan attributes and addresses (link-local skipped)', (t)
   t.deepEqual(wg?.addresses, ['198.19.255.1/24']);
 });
 
-test('bridge fdb - only all-zero entries count as flood targets', (t) => {
+test('bridge fdb - only all-zero entries count as flood targets', async (t) => {
   const text = JSON.stringify([
     { mac: '0e:6c:f5:ad:22:3d', master: 'brx' },
     { mac: '00:00:00:00:00:00', dst: '198.19.255.3', flags: ['self'], state: 'permanent' },
     { mac: '00:00:00:00:00:00', dst: '198.19.255.2', flags: ['self'], state: 'permanent' },
   ]);
-  t.deepEqual(parseFloodList(text), ['198.19.255.2', '198.19.255.3']);
+  const runner = new FakeRunner().on('bridge -j fdb show dev l2fv7', { stdout: text });
+  const fdb = await new IpLinks({ runner, netns: undefined }).fdb('l2fv7');
+  t.deepEqual(fdb.remotes, ['198.19.255.2', '198.19.255.3']);
 });
 
 test('linux bridge - attachments come from the master of l2fv ports only', async (t) => {
@@ -219,14 +221,10 @@ test('ovs - interface settings: a port with other settings is not attached while
     ],
   );
   const want = { type: 'afxdp', options: { 'xdp-mode': 'generic' } };
-  const view = parseOvsView(bridges, ports, {
-    json,
-    want,
-    devices: new Set(['l2fv100', 'l2fv200']),
-  });
+  const view = parseOvsView(bridges, ports, { json, want }, new Set(['l2fv100', 'l2fv200']));
   t.deepEqual(view.attachments, [{ port: 'l2fv100', segment: { type: 'ovs', bridge: 'br-cdn' } }]);
   // A port whose device is gone is reported, so the plan can unplug it.
-  const gone = parseOvsView(bridges, ports, { json, want, devices: new Set(['l2fv100']) });
+  const gone = parseOvsView(bridges, ports, { json, want }, new Set(['l2fv100']));
   t.is(gone.attachments.length, 2);
   t.true(interfaceMatches({ type: '', options: {} }, { type: 'system' }));
   t.false(interfaceMatches({ type: 'afxdp', options: {} }, want));

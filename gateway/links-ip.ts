@@ -103,11 +103,6 @@ export function parseFdb(text: string): VxlanFdb {
   };
 }
 
-/** The flood list alone (see parseFdb). Pure. */
-export function parseFloodList(text: string): string[] {
-  return parseFdb(text).remotes;
-}
-
 export class IpLinks implements LinkBackend {
   constructor(private readonly host: Host) {}
 

@@ -71,8 +71,6 @@ export interface OvsInterfaceCheck {
   /** `list Interface` (name, type, options) as JSON. */
   readonly json: string;
   readonly want: OvsInterfaceSettings;
-  /** Devices that exist (from the reconciler's link read). */
-  readonly devices: ReadonlySet<string>;
 }
 
 /**
@@ -82,7 +80,8 @@ export interface OvsInterfaceCheck {
  * Interface settings. Any other port of ours whose device exists (a trunk, say, from an
  * older gateway or a hand edit) is left out, so the plan re-attaches it and attach
  * re-plugs it. A port whose device is gone is always reported, so it can be unplugged.
- * @param devices devices that exist; default: `iface.devices`, else every port's.
+ * @param devices devices that exist (from the reconciler's link read); default: every
+ *   port's.
  */
 export function parseOvsView(
   bridgeJson: string,
@@ -90,7 +89,7 @@ export function parseOvsView(
   iface?: OvsInterfaceCheck,
   devices?: ReadonlySet<string>,
 ): SegmentView {
-  const exists = (port: string) => (devices ?? iface?.devices)?.has(port) ?? true;
+  const exists = (port: string) => devices?.has(port) ?? true;
   const interfaces = new Map(
     iface
       ? rows(iface.json, 'Interface').map((r) => [
@@ -173,7 +172,7 @@ export class OvsSegment implements SegmentBackend {
     return parseOvsView(
       b.stdout,
       p.stdout,
-      i && want ? { json: i.stdout, want, devices } : undefined,
+      i && want ? { json: i.stdout, want } : undefined,
       devices,
     );
   }
