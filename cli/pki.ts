@@ -15,6 +15,7 @@ import { tokenId } from '../broker/admin/identity.js';
 /** The server certificate's name (broker.crt, broker.key). */
 const SERVER_NAME = 'broker';
 
+/** `l2fed pki init`'s options, as cli/main.ts parses them. */
 export interface PkiInitOptions {
   readonly dir: string;
   /** DNS names / IPs the broker's admin API is reached by. */

@@ -56,8 +56,10 @@ export interface GatewaySettings {
 
 /** Why an exported network is not in the gateway config. */
 export const SKIP_REASONS = ['NotAllocated', 'L2smNetworkNotMapped', 'MtuTooLarge'] as const;
+/** One of SKIP_REASONS. */
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
+/** An exported network left out of the gateway config, and why (shown in status). */
 export interface SkippedNetwork {
   readonly network: string;
   readonly reason: SkipReason;
@@ -79,11 +81,22 @@ export const PEER_PROBLEM_REASONS = [
   'RefusedByGateway',
   'VniMismatch',
 ] as const;
+/**
+ * One of PEER_PROBLEM_REASONS, shown as the ClusterPeering's `reason`: `SelfPeer` and
+ * `OwnPublicKey` are found by the agent, `VniMismatch` drops one network only, the rest
+ * come from the gateway parser's issue on that peer's field (`RefusedByGateway` for a
+ * field without a more precise reason).
+ */
 export type PeerProblemReason = (typeof PEER_PROBLEM_REASONS)[number];
 
+/**
+ * A peer left out of the gateway config (or, with `network`, one network not carried to
+ * it), as `agent.json` `peerProblems` and the peer's ClusterPeering status show it.
+ */
 export interface PeerProblem {
   /** The peer's cluster id as the peer map names it. */
   readonly peer: string;
+  /** Machine-readable cause (see PeerProblemReason). */
   readonly reason: PeerProblemReason;
   /** Set when only this network is not carried to the peer (the tunnel stays). */
   readonly network?: string;
@@ -91,6 +104,11 @@ export interface PeerProblem {
   readonly message: string;
 }
 
+/**
+ * buildGatewayConfig's result: the config to apply with what was left out of it, or
+ * (`ok: false`) the gateway's refusal of the config as a whole (an issue not about one
+ * peer, e.g. two networks on one segment), which the agent reports without applying.
+ */
 export type BuildGatewayConfigResult =
   | {
       readonly ok: true;

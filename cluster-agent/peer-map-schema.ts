@@ -87,6 +87,10 @@ export interface PeerMapIssue {
   readonly message: string;
 }
 
+/**
+ * checkPeerMap's result: the checked map (unknown fields dropped), or why it was refused
+ * as a whole (every issue with its field, and one line for status and logs).
+ */
 export type PeerMapCheck =
   | { readonly ok: true; readonly peerMap: PeerMap }
   | {

@@ -3,7 +3,9 @@
  * same shape serves the folder source's error events and `l2fed validate DIR`.
  */
 
+/** How bad a ManifestProblem is (see ManifestProblem.severity). */
 export const SEVERITIES = ['error', 'warning'] as const;
+/** One of SEVERITIES. */
 export type Severity = (typeof SEVERITIES)[number];
 
 export interface ManifestProblem {

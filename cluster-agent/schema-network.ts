@@ -41,11 +41,13 @@ export const mtuSpec = z
   )
   .default(MTU.auto);
 
+/** spec: the local segment to export and the MTU. */
 export const federatedNetworkSpec = z.strictObject({
   segment: segmentSpec,
   mtu: mtuSpec,
 });
 
+/** status, written by the agent: the VNI, effective MTU, members and conditions. */
 export const federatedNetworkStatus = z.strictObject({
   observedGeneration: z.number().int().min(0).optional(),
   vni: z.number().int().min(VNI.min).max(VNI.max).optional(),
@@ -53,8 +55,10 @@ export const federatedNetworkStatus = z.strictObject({
   members: setOf(dnsLabel).max(MAX_MEMBERS).optional(),
   conditions: conditions.optional(),
 });
+/** A FederatedNetwork's status (see federatedNetworkStatus). */
 export type FederatedNetworkStatus = z.infer<typeof federatedNetworkStatus>;
 
+/** A whole FederatedNetwork object as read from a manifest or the API server. */
 export const federatedNetwork = z.strictObject({
   apiVersion: apiVersionLiteral(API_GROUP_VERSION),
   kind: z.literal('FederatedNetwork'),
@@ -62,6 +66,7 @@ export const federatedNetwork = z.strictObject({
   spec: federatedNetworkSpec,
   status: federatedNetworkStatus.optional(),
 });
+/** A validated FederatedNetwork (see federatedNetwork). */
 export type FederatedNetwork = z.infer<typeof federatedNetwork>;
 
 /** The exported segment, as a discriminated union the gateway config can switch on. */
