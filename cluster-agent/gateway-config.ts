@@ -287,7 +287,7 @@ export function buildGatewayConfig(
     }
     if (!(err instanceof ConfigError)) return { ok: false, message: String(err) };
     const refused = refusedPeers(err, peers, ownTransit);
-    if (!refused) return { ok: false, message: err.message };
+    if (!refused?.size) return { ok: false, message: err.message };
     for (const problem of refused.values())
       if (!dropped.has(problem.peer)) dropped.set(problem.peer, problem);
     peers = peers.filter((_, i) => !refused.has(i));
