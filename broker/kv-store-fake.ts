@@ -105,7 +105,8 @@ export class FakeKvStore implements Store {
     await this.jitter();
     const s = this.slot(bucket, key);
     if (revision !== undefined && (s?.revision ?? 0) !== revision) return false;
-    if (s?.value !== undefined) this.write(bucket, key, undefined);
+    // As JetStream: a delete marker is written even when there is no live value.
+    this.write(bucket, key, undefined);
     return true;
   }
 

@@ -7,7 +7,7 @@
  * Revision 0 means "no live value": a CAS write with revision 0 succeeds only if the
  * key never existed, which is how create and update share one code path.
  */
-import { StorageType, type JetStreamClient, type KV, type KvEntry } from 'nats';
+import { headers, StorageType, type JetStreamClient, type KV, type KvEntry } from 'nats';
 import { BUCKETS, type BucketId } from './records.js';
 import { StoreUnavailableError } from './errors.js';
 
@@ -38,7 +38,10 @@ export type Store = Pick<KvStore, 'get' | 'read' | 'cas' | 'create' | 'put' | 'd
  * single KV operation and keeps no cache, so N replicas see the same state.
  */
 export class KvStore {
-  private constructor(private readonly kvs: Record<BucketId, KV>) {}
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly kvs: Record<BucketId, KV>,
+  ) {}
 
   /**
    * Opens (creating when absent) every bucket. Idempotent and safe when several
@@ -57,7 +60,7 @@ export class KvStore {
         return [id, kv] as const;
       }),
     );
-    return new KvStore(Object.fromEntries(entries) as Record<BucketId, KV>);
+    return new KvStore(js, Object.fromEntries(entries) as Record<BucketId, KV>);
   }
 
   /** Live value and revision, or undefined (absent or deleted). */
@@ -117,6 +120,15 @@ export class KvStore {
   /** Deletes; with `revision`, only if still at that revision. False on a lost CAS. */
   async delete(bucket: BucketId, key: string, revision?: number): Promise<boolean> {
     try {
+      if (revision === 0) {
+        // nats.js drops a previousSeq of 0 (the delete becomes unconditional), so the
+        // marker is published here with the expected-sequence header it would send.
+        const h = headers();
+        h.set('KV-Operation', 'DEL');
+        h.set('Nats-Expected-Last-Subject-Sequence', '0');
+        await this.js.publish(`$KV.${BUCKETS[bucket]}.${key}`, undefined, { headers: h });
+        return true;
+      }
       await this.kvs[bucket].delete(
         key,
         revision === undefined ? undefined : { previousSeq: revision },
