@@ -10,7 +10,16 @@ import type { CommandRunner } from './runner.js';
 import { listNamespaces, NETNS_PREFIX, removeNamespace } from './netns.js';
 
 /** Daemons l2fed may start. */
-export const DAEMONS = ['nats-server', 'wireguard-go', 'ovs-vswitchd', 'ovsdb-server', 'iperf3'];
+export const DAEMONS = [
+  'nats-server',
+  'wireguard-go',
+  'ovs-vswitchd',
+  'ovsdb-server',
+  'iperf3',
+  // The tests' Kubernetes control plane (test/fixtures/kube-control-plane.ts).
+  'etcd',
+  'kube-apiserver',
+];
 
 /** Interface-name prefix l2fed uses for WireGuard devices (names are machine-wide unique). */
 export const WG_IFNAME_PREFIX = 'l2f';
