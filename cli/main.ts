@@ -17,6 +17,9 @@ import { registerTopology } from './topology.js';
 import { registerDiagnose } from './diagnose.js';
 import { registerActions } from './actions.js';
 import { registerCompletion } from './completion.js';
+import { exitQuietlyWhenStdoutCloses } from './output.js';
+
+exitQuietlyWhenStdoutCloses();
 
 const program = new Command()
   .name('l2fed')

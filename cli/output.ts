@@ -41,3 +41,14 @@ export function age(d: Date | undefined, now = Date.now()): string {
   if (s < 172_800) return `${Math.round(s / 3600)}h`;
   return `${Math.round(s / 86_400)}d`;
 }
+
+/**
+ * A closed stdout (`l2fed … | head`) ends the process quietly with exit 0, as git and
+ * kubectl do; any other stdout error is thrown as before.
+ */
+export function exitQuietlyWhenStdoutCloses(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}

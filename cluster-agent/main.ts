@@ -90,15 +90,20 @@ function termination(): Promise<string> {
  * `run --config FILE`: runs the agent until SIGTERM/SIGINT. Rejects on a bad config or
  * usage (nothing started then); never rejects because of runtime input.
  */
+const USAGE = `usage:
+  l2fed agent run --config FILE   run the cluster agent (the config file: docs/cluster-agent.md)`;
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string' } },
+    options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
-  if (positionals[0] !== 'run' || !values.config) {
-    throw new Error('usage: cluster-agent/main.ts run --config FILE');
+  if (values.help) {
+    console.log(USAGE);
+    return;
   }
+  if (positionals[0] !== 'run' || !values.config) throw new Error(USAGE);
   const config = await loadAgentConfig(values.config);
   const log = createLogger('cluster-agent').child({ cluster: config.clusterId });
   // A stray rejection must not kill the agent: log it, keep the last good state.

@@ -117,19 +117,29 @@ async function rotateKeyCommand(address: string): Promise<void> {
  * `run --config FILE`: serves until SIGTERM/SIGINT. Rejects only on bad usage, a bad
  * config file or a start failure (port taken, namespace missing).
  */
+const USAGE = `usage:
+  l2fed gateway run --config FILE               serve the data plane (config file: docs/gateway.md)
+  l2fed gateway rotate-key --address HOST:PORT  ask a running gateway for a new WireGuard key`;
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string' }, address: { type: 'string' } },
+    options: {
+      config: { type: 'string' },
+      address: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   if (positionals[0] === 'rotate-key' && values.address) {
     await rotateKeyCommand(values.address);
     return;
   }
-  if (positionals[0] !== 'run' || !values.config) {
-    throw new Error('usage: l2fed gateway run --config FILE | rotate-key --address HOST:PORT');
-  }
+  if (positionals[0] !== 'run' || !values.config) throw new Error(USAGE);
   const config = parseGatewayProcessConfig(parseYaml(await readFile(values.config, 'utf8')));
   const log = createLogger('gateway').child({ identity: config.identity });
   const runner = new ExecaRunner();
