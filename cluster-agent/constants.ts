@@ -77,6 +77,8 @@ export const CEL = {
   vlanNeedsOvs: {
     rule: '!has(self.vlan) || has(self.ovsBridge)',
     message: 'vlan is only valid together with ovsBridge',
+    /** The field the API server names in its refusal (zod names the same one). */
+    fieldPath: '.vlan',
   },
   mtuRange: {
     rule: `type(self) == string ? self == '${MTU.auto}' : (self >= ${MTU.min} && self <= ${MTU.max})`,

@@ -70,6 +70,9 @@ for (const kind of ['FederatedNetwork', 'ClusterPeering'] as const) {
       DURATION_PATTERN,
     ]);
     const rules = new Map<string, string>(Object.values(CEL).map((c) => [c.rule, c.message]));
+    const fieldPaths = new Map<string, string | undefined>(
+      Object.values(CEL).map((c) => [c.rule, 'fieldPath' in c ? c.fieldPath : undefined]),
+    );
     for (const [path, node] of walkSchema(schemaOf(kind))) {
       if (node.pattern !== undefined)
         t.true(patterns.has(node.pattern), `${path}: unknown pattern ${node.pattern}`);
@@ -78,6 +81,11 @@ for (const kind of ['FederatedNetwork', 'ClusterPeering'] as const) {
           rules.get(v.rule),
           v.message,
           `${path}: CEL rule not from constants.ts or message differs`,
+        );
+        t.is(
+          v.fieldPath,
+          fieldPaths.get(v.rule),
+          `${path}: CEL fieldPath differs from constants.ts`,
         );
       }
       if (node.pattern === DNS1123_LABEL_PATTERN) t.is(node.maxLength, DNS1123_LABEL_MAX, path);
