@@ -41,7 +41,9 @@ test('lab plan - bridge mode turns every segment into a Linux bridge without VLA
 });
 
 test('lab plan - a pod interface name does not depend on other pods', (t) => {
-  t.is(hostIfname('web', 0), hostIfname('web', 0));
+  // echo -n web | sha256sum → 4b5e57f6…: the name depends on the pod name and index only.
+  t.is(hostIfname('web', 0), 'l4b5e57f6-0');
+  t.is(hostIfname('web', 3), 'l4b5e57f6-3');
   t.not(hostIfname('web', 0), hostIfname('web', 1));
   t.not(hostIfname('web', 0), hostIfname('db', 0));
 });

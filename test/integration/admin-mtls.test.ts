@@ -147,7 +147,6 @@ test('admin mTLS - federation services: no cert refused, a CA-signed cert acts a
 test('admin token - a wrong token is UNAUTHENTICATED, the right one acts as token:<id>', async (t) => {
   const { startAdminFixture } = await import('../fixtures/admin.js');
   const { adminApi } = await import('../../broker/admin/calls.js');
-  const { tokenId } = await import('../../broker/admin/identity.js');
   const token = 'a'.repeat(40);
   const fx = await startAdminFixture(t, {
     auth: { type: 'token', tokens: [token] },
@@ -160,5 +159,6 @@ test('admin token - a wrong token is UNAUTHENTICATED, the right one acts as toke
   );
   t.is(e?.code, status.UNAUTHENTICATED);
   const res = await fx.api.actions.cordonCluster({ cluster: 'athens', reason: 'token test' });
-  t.is(res.audit!.actor, tokenId(token));
+  // echo -n aaaa…(40) | sha256sum → e33cdf9c7f71…: computed outside the code under test.
+  t.is(res.audit!.actor, 'token:e33cdf9c7f71');
 });

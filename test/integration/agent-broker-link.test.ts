@@ -7,7 +7,7 @@ import { connect } from 'nats';
 import { pino } from 'pino';
 import { connectOptionsFor, generateFederationAuth } from '../../broker/auth-config.js';
 import { BrokerClient } from '../../broker/client.js';
-import type { PeerMap } from '../../broker/records.js';
+import { BUCKETS, type HealthRecord, type PeerMap } from '../../broker/records.js';
 import { NatsBrokerLink, type BrokerEvent } from '../../cluster-agent/broker-link.js';
 import { BrokerUnavailableError } from '../../cluster-agent/errors.js';
 import { fakePublicKey, startBrokers } from '../fixtures/broker.js';
@@ -97,10 +97,21 @@ test('broker link - starts with NATS down, fails fast, joins when NATS is up, fo
     ['cdn'],
   );
 
+  const reportedAt = new Date().toISOString();
+  const vni = lastMap()!.networks[0]!.vni;
   await link.reportHealth({
-    reportedAt: new Date().toISOString(),
+    reportedAt,
     peers: [{ cluster: 'bristol', state: 'up', rttMs: 1 }],
-    networks: [{ name: 'cdn', vni: lastMap()!.networks[0]!.vni, state: 'up' }],
+    networks: [{ name: 'cdn', vni, state: 'up' }],
   });
-  t.pass();
+  // The report is what the broker stored for madrid (read with the broker's credentials).
+  const bnc = await connect({ servers: nats.url, ...connectOptionsFor(auth.broker) });
+  t.teardown(() => bnc.close());
+  const kv = await bnc.jetstream().views.kv(BUCKETS.health, { bindOnly: true });
+  const entry = await kv.get('madrid');
+  t.truthy(entry, 'a health record for madrid');
+  const stored = entry!.json<HealthRecord>();
+  t.is(stored.reportedAt, reportedAt);
+  t.deepEqual(stored.peers, [{ cluster: 'bristol', state: 'up', rttMs: 1 }]);
+  t.deepEqual(stored.networks, [{ name: 'cdn', vni, state: 'up' }]);
 });

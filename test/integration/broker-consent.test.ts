@@ -3,8 +3,7 @@ import { testWith } from '../fixtures/privileges.js';
 import { eventually, registerBody, startAuthedNats, startBrokers } from '../fixtures/broker.js';
 import { decodePeerMap, type BrokerClient } from '../../broker/client.js';
 import { KvStore } from '../../broker/kv-store.js';
-import { computePeerMap, type ClusterInputs } from '../../broker/peer-map.js';
-import type { PeerMap } from '../../broker/records.js';
+import type { PeerMap, PeeringDecl } from '../../broker/records.js';
 
 const test = testWith({ tools: ['nats-server'] });
 
@@ -129,37 +128,74 @@ test('consent - maps converge under concurrent churn through 3 replicas', async 
   const conn = await fx.connectClients(ids);
   t.teardown(() => conn.close());
   const c = conn.clients;
-  await Promise.all(c.map((cl, i) => cl.request('register', registerBody(i))));
+  const bodies = ids.map((_, i) => registerBody(i));
+  const registered = await Promise.all(c.map((cl, i) => cl.request('register', bodies[i])));
   const pick = <T>(xs: T[], n: number) => [...xs].sort(() => Math.random() - 0.5).slice(0, n);
   const nets = ['a', 'b', 'c', 'd'];
+  // What each cluster last declared: the expected maps are derived from this below.
+  const lastExports = new Map<string, string[]>(ids.map((id) => [id, []]));
+  const lastPeerings = new Map<string, PeeringDecl[]>(ids.map((id) => [id, []]));
   // Each cluster sends its own requests one after another; clusters run concurrently.
   await Promise.all(
     c.map(async (cl, i) => {
       for (let step = 0; step < 6; step++) {
         if (Math.random() < 0.4) {
-          await cl.request('exports', { networks: pick(nets, 1 + Math.floor(Math.random() * 3)) });
+          const networks = pick(nets, 1 + Math.floor(Math.random() * 3));
+          await cl.request('exports', { networks });
+          lastExports.set(ids[i]!, networks);
         } else {
           const others = ids.filter((_, j) => j !== i);
-          await cl.request('peerings', {
-            peerings: pick(others, Math.floor(Math.random() * 6)).map((remoteCluster) =>
-              Math.random() < 0.5 ? { remoteCluster } : { remoteCluster, networks: pick(nets, 2) },
-            ),
-          });
+          const peerings = pick(others, Math.floor(Math.random() * 6)).map((remoteCluster) =>
+            Math.random() < 0.5 ? { remoteCluster } : { remoteCluster, networks: pick(nets, 2) },
+          );
+          await cl.request('peerings', { peerings });
+          lastPeerings.set(ids[i]!, peerings);
         }
       }
     }),
   );
-  // Expected maps, computed from the final inputs.
   const states = await Promise.all(c.map((cl) => cl.request('get')));
-  const inputs = new Map<string, ClusterInputs>(
-    states.map((s) => [
-      s.cluster!.id,
-      { cluster: s.cluster!, networks: s.networks, peerings: s.peerings },
-    ]),
-  );
+  // One VNI per network name across the federation, as the clusters' own exports report it.
+  const vniOf = new Map<string, number>();
   for (const s of states) {
-    const want = computePeerMap({ ...inputs.get(s.cluster!.id)!, cluster: s.cluster! }, inputs);
-    t.deepEqual(s.peerMap, want, `map of ${s.cluster!.id}`);
+    for (const n of s.networks) {
+      t.is(vniOf.get(n.name) ?? n.vni, n.vni, `one VNI for ${n.name}`);
+      vniOf.set(n.name, n.vni);
+    }
   }
+  // The rules written out here, independently of broker/peer-map.ts: a peer only when
+  // both declare each other; it carries what both export and both declarations offer.
+  const ref = (name: string) => ({ name, vni: vniOf.get(name)! });
+  const expected = (x: string, i: number): PeerMap => {
+    const peers = ids.flatMap((y, j) => {
+      const mine = lastPeerings.get(x)!.find((d) => d.remoteCluster === y);
+      const theirs = lastPeerings.get(y)!.find((d) => d.remoteCluster === x);
+      if (!mine || !theirs) return [];
+      const ex = lastExports.get(x)!;
+      const ey = lastExports.get(y)!;
+      const carried = ex.filter(
+        (n) =>
+          ey.includes(n) &&
+          (mine.networks ?? ex).includes(n) &&
+          (theirs.networks ?? ey).includes(n),
+      );
+      return [
+        {
+          cluster: y,
+          endpoints: bodies[j]!.endpoints,
+          publicKey: bodies[j]!.publicKey,
+          transitAddress: registered[j]!.cluster.transitAddress,
+          networks: carried.sort().map(ref),
+        },
+      ];
+    });
+    return {
+      cluster: x,
+      transitAddress: registered[i]!.cluster.transitAddress,
+      networks: [...lastExports.get(x)!].sort().map(ref),
+      peers: peers.sort((p, q) => (p.cluster < q.cluster ? -1 : 1)),
+    };
+  };
+  states.forEach((s, i) => t.deepEqual(s.peerMap, expected(ids[i]!, i), `map of ${ids[i]}`));
   t.true(brokers.replicas.every((b) => b.stats.handled > 0));
 });
