@@ -178,3 +178,61 @@ test.serial(
     t.deepEqual(obj.spec, { segment: { ovsBridge: 'br-cdn' }, mtu: 'auto' });
   },
 );
+
+test.serial(
+  'kube agent - watches survive an API server restart and an etcd compaction; changes made meanwhile arrive',
+  async (t) => {
+    t.timeout(120_000);
+    const { kube, token } = t.context;
+    await kube.kubectl(['apply', '-f', '-'], {
+      input: yamlOf('FederatedNetwork', 'cdn', '{segment: {ovsBridge: br-cdn}}'),
+    });
+    await kube.kubectl(['apply', '-f', '-'], {
+      input: yamlOf('FederatedNetwork', 'old', '{segment: {ovsBridge: br-old}}'),
+    });
+    t.teardown(() => kube.kubectl(['delete', 'fednet,cpeer', '--all'], { allowFailure: true }));
+
+    const source = new KubernetesSource({
+      kubeConfig: kube.kubeConfig(token),
+      debounceMs: 20,
+      resyncMs: 0,
+      backoff: { initialMs: 50, maxMs: 500 },
+    });
+    t.teardown(() => source.stop());
+    await source.start();
+    await snapshotWhere(source, (s) => s.networks.length === 2);
+
+    // The agent's server goes away; another API server on the same etcd takes the changes.
+    await kube.stopApiServer();
+    const other = await kube.extraApiServer();
+    t.teardown(() => other.stop());
+    await other.kubectl(['apply', '-f', '-'], {
+      input: yamlOf('FederatedNetwork', 'cdn', '{segment: {ovsBridge: br-cdn}, mtu: 1500}'),
+    });
+    await other.kubectl(['apply', '-f', '-'], {
+      input: yamlOf('ClusterPeering', 'bristol', '{remoteCluster: bristol}'),
+    });
+    await other.kubectl(['delete', 'fednet', 'old']);
+    await other.stop();
+    // History the agent last saw is compacted away: resuming from its resourceVersion is
+    // impossible (410 Gone), only a re-list can bring it up to date.
+    const revision = await kube.compactEtcd();
+    const old = await kube.etcdRangeAt(revision - 1);
+    t.regex(old.body, /compacted/, `etcd still serves revision ${revision - 1}: ${old.body}`);
+    t.is(source.current()?.networks.find((n) => n.metadata.name === 'cdn')?.spec.mtu, 'auto');
+
+    await kube.startApiServer();
+    const after = await snapshotWhere(
+      source,
+      (s) => s.peerings.length === 1 && s.networks.length === 1 && s.networks[0]?.spec.mtu === 1500,
+    );
+    t.deepEqual(names(after), { networks: ['cdn'], peerings: ['bristol'] });
+
+    // And the watch is live again: a change after the restart arrives too.
+    await kube.kubectl(['apply', '-f', '-'], {
+      input: yamlOf('FederatedNetwork', 'late', '{segment: {linuxBridge: br-late}}'),
+    });
+    const late = await snapshotWhere(source, (s) => s.networks.length === 2);
+    t.deepEqual(names(late).networks, ['cdn', 'late']);
+  },
+);
