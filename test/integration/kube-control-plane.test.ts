@@ -54,7 +54,7 @@ plainTest(
     const cache = await mkdtemp(join(tmpdir(), 'l2fed-kube-cache-'));
     t.teardown(() => rm(cache, { recursive: true, force: true }));
     const script = new URL('../../scripts/kube-control-plane', import.meta.url).pathname;
-    const env = { L2FED_KUBE_CACHE: cache, PATH: '/usr/bin:/bin' };
+    const env = { L2FED_KUBE_CACHE: cache, PATH: '/usr/bin:/bin', L2FED_GO_BIN: '/nonexistent' };
     const noGo = await runner.run(['bash', script], { env, allowFailure: true });
     t.is(noGo.exitCode, 3);
     t.regex(noGo.stderr, /no Go toolchain/);
