@@ -7,66 +7,18 @@
 import test, { type ExecutionContext } from 'ava';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { FakeRunner } from '../lib/runner-fake.js';
 import { checkProperty } from '../test/fixtures/property.js';
-import {
-  GatewayServiceClient,
-  type ApplyRequest,
-  type ApplyResponse,
-} from '../proto/gen/l2fed/gateway/v1/gateway.js';
-import type { GatewayConfigInput } from './config.js';
-import { FakeDataPlane } from './dataplane-fake.js';
-import { Gateway } from './gateway.js';
+import { gatewayOverGrpc } from '../test/fixtures/gateway-grpc.js';
+import type { ApplyRequest } from '../proto/gen/l2fed/gateway/v1/gateway.js';
 import { configToProto } from './grpc-convert.js';
-import { startGatewayServer } from './grpc-server.js';
 
 const APPLY = '/l2fed.gateway.v1.GatewayService/Apply';
 
+/** The shared gateway-over-gRPC fixture plus a raw client for undecodable requests. */
 async function setup(t: ExecutionContext) {
-  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const plane = new FakeDataPlane({ ovs: ['br-cdn'], linuxBridge: ['br-web'] });
-  const runner = new FakeRunner()
-    .on('wg genkey', { stdout: 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=' })
-    .on('wg pubkey', { stdout: 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=' });
-  const gateway = new Gateway({ runner, backends: () => plane.backends() });
-  const server = await startGatewayServer({ gateway });
-  const address = `127.0.0.1:${server.port}`;
-  const client = new GatewayServiceClient(address, credentials.createInsecure());
-  const raw = new Client(address, credentials.createInsecure());
-  t.teardown(async () => {
-    client.close();
-    raw.close();
-    await server.close();
-  });
-  const config: GatewayConfigInput = {
-    identity: 'madrid',
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'k') },
-    transitAddress: '198.19.255.1/24',
-    peers: [
-      {
-        name: 'bristol',
-        publicKey: 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=',
-        endpoints: ['198.18.0.2:51820'],
-        transitAddress: '198.19.255.2',
-      },
-    ],
-    networks: [
-      {
-        name: 'cdn',
-        vni: 100,
-        segment: { type: 'ovs', bridge: 'br-cdn', vlan: 7 },
-        peers: ['bristol'],
-      },
-    ],
-  };
-  const apply = (req: ApplyRequest) =>
-    new Promise<ApplyResponse>((resolve, reject) =>
-      client.apply(req, (err, res) => (err ? reject(err) : resolve(res))),
-    );
+  const g = await gatewayOverGrpc(t);
+  const raw = new Client(g.address, credentials.createInsecure());
+  t.teardown(() => raw.close());
   const applyBytes = (bytes: Buffer) =>
     new Promise<Buffer>((resolve, reject) =>
       raw.makeUnaryRequest(
@@ -77,7 +29,7 @@ async function setup(t: ExecutionContext) {
         (err, res) => (err ? reject(err) : resolve(res!)),
       ),
     );
-  return { plane, config, apply, applyBytes };
+  return { ...g, applyBytes };
 }
 
 type Json = string | number | boolean | null | Json[] | { [k: string]: Json };

@@ -1,4 +1,4 @@
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,62 +6,16 @@ import { join } from 'node:path';
 import { FakeRunner } from '../lib/runner-fake.js';
 import {
   GatewayServiceClient,
-  type ApplyRequest,
-  type ApplyResponse,
   type GetStateResponse,
   type WatchHealthResponse,
 } from '../proto/gen/l2fed/gateway/v1/gateway.js';
-import type { GatewayConfigInput } from './config.js';
 import { FakeDataPlane } from './dataplane-fake.js';
 import { Gateway } from './gateway.js';
 import { configToProto } from './grpc-convert.js';
+import { gatewayOverGrpc } from '../test/fixtures/gateway-grpc.js';
 import { startGatewayServer } from './grpc-server.js';
-import { HealthMonitor } from './health-monitor.js';
 
-async function setup(t: ExecutionContext) {
-  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const plane = new FakeDataPlane({ ovs: ['br-cdn'] });
-  const runner = new FakeRunner()
-    .on('wg genkey', { stdout: 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=' })
-    .on('wg pubkey', { stdout: 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=' })
-    .on((a) => a[0] === 'ping', { stdout: '3 packets transmitted, 0 received' })
-    .on('ip -s -j link show', { stdout: '[]' });
-  const gateway = new Gateway({ runner, backends: () => plane.backends() });
-  const monitor = new HealthMonitor({ gateway, runner });
-  const server = await startGatewayServer({ gateway, monitor });
-  const client = new GatewayServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
-  t.teardown(async () => {
-    client.close();
-    await server.close();
-  });
-  const config: GatewayConfigInput = {
-    identity: 'madrid',
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'k') },
-    transitAddress: '198.19.255.1/24',
-    peers: [
-      {
-        name: 'bristol',
-        publicKey: 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=',
-        endpoints: ['198.18.0.2:51820'],
-        transitAddress: '198.19.255.2',
-      },
-    ],
-    networks: [
-      {
-        name: 'cdn',
-        vni: 100,
-        segment: { type: 'ovs', bridge: 'br-cdn', vlan: 7 },
-        peers: ['bristol'],
-      },
-    ],
-  };
-  const apply = (req: ApplyRequest) =>
-    new Promise<ApplyResponse>((resolve, reject) =>
-      client.apply(req, (err, res) => (err ? reject(err) : resolve(res))),
-    );
-  return { runner, plane, gateway, monitor, client, config, apply };
-}
+const setup = gatewayOverGrpc;
 
 test('grpc - dry run, apply, re-apply over the wire', async (t) => {
   const { plane, config, apply } = await setup(t);
