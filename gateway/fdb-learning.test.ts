@@ -5,51 +5,19 @@
  * itself is tested in test/integration/gateway-unicast.test.ts.
  */
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeRunner } from '../lib/runner-fake.js';
 import type { GatewayConfigInput } from './config.js';
-import { FakeDataPlane } from './dataplane-fake.js';
-import { Gateway } from './gateway.js';
 import { IpLinks, parseFdb, parseIpAddr } from './links-ip.js';
 import { VXLAN_FDB_LIMIT } from './links.js';
-
-const PRIV = 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=';
-const PUB = 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=';
-const KEY_B = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
-const KEY_C = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
+import { gatewayOverFakes, madridConfig } from '../test/fixtures/gateway-over-fakes.js';
 
 async function setup(t: ExecutionContext) {
-  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
-  const runner = new FakeRunner()
-    .on('wg genkey', { stdout: PRIV })
-    .on('wg pubkey', { stdout: PUB });
-  const gw = new Gateway({ runner, backends: () => plane.backends() });
-  const config = (peers = ['b', 'c']): GatewayConfigInput => ({
-    identity: 'madrid',
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'wg.key') },
-    transitAddress: '198.19.255.1/24',
-    peers: [
-      {
-        name: 'b',
-        publicKey: KEY_B,
-        endpoints: ['198.18.0.2:51820'],
-        transitAddress: '198.19.255.2',
-      },
-      {
-        name: 'c',
-        publicKey: KEY_C,
-        endpoints: ['198.18.0.3:51820'],
-        transitAddress: '198.19.255.3',
-      },
-    ],
-    networks: [
+  const { dir, plane, gw } = await gatewayOverFakes(t, { linuxBridge: ['br-cdn'] });
+  const config = (peers = ['b', 'c']): GatewayConfigInput =>
+    madridConfig(join(dir, 'wg.key'), [
       { name: 'cdn', vni: 100, segment: { type: 'linux-bridge', bridge: 'br-cdn' }, peers },
-    ],
-  });
+    ]);
   return { plane, gw, config };
 }
 

@@ -1,49 +1,25 @@
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MissingToolError } from '../lib/errors.js';
-import { FakeRunner } from '../lib/runner-fake.js';
 import type { GatewayConfigInput } from './config.js';
-import { FakeDataPlane } from './dataplane-fake.js';
 import { ApplyError, ConfigError, PreconditionError } from './errors.js';
 import { Gateway } from './gateway.js';
-
-const PRIV = 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=';
-const PUB = 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=';
-const KEY_B = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
-const KEY_C = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
-
-/** A runner that only knows key generation: every data-plane change goes to the fakes. */
-function keyRunner(): FakeRunner {
-  return new FakeRunner().on('wg genkey', { stdout: PRIV }).on('wg pubkey', { stdout: PUB });
-}
+import {
+  gatewayOverFakes,
+  KEY_C,
+  keyRunner,
+  madridConfig,
+  PUB,
+} from '../test/fixtures/gateway-over-fakes.js';
 
 async function setup(t: ExecutionContext) {
-  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const plane = new FakeDataPlane({ ovs: ['br-cdn'], linuxBridge: ['br-vod'] });
-  const runner = keyRunner();
-  const gw = new Gateway({ runner, backends: () => plane.backends() });
+  const { dir, plane, runner, gw } = await gatewayOverFakes(t, {
+    ovs: ['br-cdn'],
+    linuxBridge: ['br-vod'],
+  });
   const config = (over: Partial<GatewayConfigInput> = {}): GatewayConfigInput => ({
-    identity: 'madrid',
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'wg.key') },
-    transitAddress: '198.19.255.1/24',
-    peers: [
-      {
-        name: 'b',
-        publicKey: KEY_B,
-        endpoints: ['198.18.0.2:51820'],
-        transitAddress: '198.19.255.2',
-      },
-      {
-        name: 'c',
-        publicKey: KEY_C,
-        endpoints: ['198.18.0.3:51820'],
-        transitAddress: '198.19.255.3',
-      },
-    ],
-    networks: [
+    ...madridConfig(join(dir, 'wg.key'), [
       {
         name: 'cdn',
         vni: 100,
@@ -51,7 +27,7 @@ async function setup(t: ExecutionContext) {
         peers: ['b', 'c'],
       },
       { name: 'vod', vni: 200, segment: { type: 'linux-bridge', bridge: 'br-vod' }, peers: ['b'] },
-    ],
+    ]),
     ...over,
   });
   return { dir, plane, runner, gw, config };

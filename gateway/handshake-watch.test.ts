@@ -1,22 +1,21 @@
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeRunner } from '../lib/runner-fake.js';
-import type { GatewayConfigInput } from './config.js';
-import { FakeDataPlane } from './dataplane-fake.js';
-import { Gateway } from './gateway.js';
 import { handshakesDue, retriesHandshake } from './handshake-watch.js';
 import { KernelTunnel } from './tunnel-kernel.js';
 import type { DesiredPeer, ObservedTunnel } from './model.js';
+import {
+  gatewayOverFakes,
+  KEY_B,
+  KEY_C,
+  madridConfig,
+  PRIV,
+  PUB,
+} from '../test/fixtures/gateway-over-fakes.js';
 
-const PRIV = 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=';
-const PUB = 'U9uE2cVR2J5ZkTJxpE0r0Y4jPSVbH8Q5YkNnx2XqkCc=';
 const NEXT_PRIV = 'aMKMzV+dDlD2mRfyA1d1MZn8lkqGmYlGZ5NMkmJ4F0I=';
 /** Sorts between KEY_B and KEY_C: after the rotation this side retries for c only. */
 const NEXT_PUB = 'eQ0yYfXh3vXz0mB8m0mJ7kQyq3cM3n6JtWcX0b5c1Fs=';
-const KEY_B = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
-const KEY_C = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
 
 const peer = (name: string, publicKey: string): DesiredPeer => ({
   name,
@@ -78,40 +77,15 @@ test('handshake watch - a new peer entry needs one; a re-set existing one does n
 });
 
 test('gateway - after a rotation the retrying side renews the peer entry until a handshake completes', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const plane = new FakeDataPlane({ linuxBridge: ['br-vod'] });
-  const runner = new FakeRunner()
-    .on('wg genkey', { stdout: PRIV })
-    .on('wg pubkey', { stdout: PUB });
-  const gw = new Gateway({
-    runner,
-    backends: () => plane.backends(),
-    handshakeWatch: { intervalMs: 20, forMs: 2000 },
-  });
+  const { dir, plane, runner, gw } = await gatewayOverFakes(
+    t,
+    { linuxBridge: ['br-vod'] },
+    { handshakeWatch: { intervalMs: 20, forMs: 2000 } },
+  );
   t.teardown(() => gw.teardown());
-  const config: GatewayConfigInput = {
-    identity: 'madrid',
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'wg.key') },
-    transitAddress: '198.19.255.1/24',
-    peers: [
-      {
-        name: 'b',
-        publicKey: KEY_B,
-        endpoints: ['198.18.0.2:51820'],
-        transitAddress: '198.19.255.2',
-      },
-      {
-        name: 'c',
-        publicKey: KEY_C,
-        endpoints: ['198.18.0.3:51820'],
-        transitAddress: '198.19.255.3',
-      },
-    ],
-    networks: [
-      { name: 'vod', vni: 200, segment: { type: 'linux-bridge', bridge: 'br-vod' }, peers: ['b'] },
-    ],
-  };
+  const config = madridConfig(join(dir, 'wg.key'), [
+    { name: 'vod', vni: 200, segment: { type: 'linux-bridge', bridge: 'br-vod' }, peers: ['b'] },
+  ]);
   await gw.apply(config);
   await new Promise((r) => setTimeout(r, 100));
   t.false(

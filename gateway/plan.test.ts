@@ -5,38 +5,18 @@ import { FIREWALL_VERSION } from './firewall.js';
 import { VXLAN_FDB_LIMIT } from './links.js';
 import { desiredState, type ObservedDataplane, type ObservedTunnel } from './model.js';
 import { describeStep, planSteps } from './plan.js';
+import { KEY_B, KEY_C, madridConfig, PRIV } from '../test/fixtures/gateway-over-fakes.js';
 
-const PRIV = 'cLQ4P5JQ6UT3MtnA1w6/ZbP1/bWV3pN0ul5IwRUl3Eg=';
-const KEY_B = 'd8qybrWZ7bF7LGkGFhINlkloK0uydL5I6KvaA22Rjw8=';
-const KEY_C = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
-
-const config = parseGatewayConfig({
-  identity: 'madrid',
-  wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: '/k' },
-  transitAddress: '198.19.255.1/24',
-  peers: [
-    {
-      name: 'b',
-      publicKey: KEY_B,
-      endpoints: ['198.18.0.2:51820'],
-      transitAddress: '198.19.255.2',
-    },
-    {
-      name: 'c',
-      publicKey: KEY_C,
-      endpoints: ['198.18.0.3:51820'],
-      transitAddress: '198.19.255.3',
-    },
-  ],
-  networks: [
+const config = parseGatewayConfig(
+  madridConfig('/k', [
     {
       name: 'cdn',
       vni: 100,
       segment: { type: 'linux-bridge', bridge: 'br-cdn' },
       peers: ['b', 'c'],
     },
-  ],
-});
+  ]),
+);
 const desired = desiredState(config, PRIV);
 
 const tunnel: ObservedTunnel = {
