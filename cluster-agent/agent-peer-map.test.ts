@@ -7,9 +7,9 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { pino } from 'pino';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
-import { Agent, type AgentSettings } from './agent.js';
+import { agentSettings, KEY_B, silent } from '../test/fixtures/agent-settings.js';
+import { Agent } from './agent.js';
 import { FakeBroker, fakeFederation } from './broker-link-fake.js';
 import { FakeGateway } from '../gateway/client-fake.js';
 import { CDN_WITH_BRISTOL, FakeSource } from './source-fake.js';
@@ -24,22 +24,9 @@ import {
   statusFileName,
 } from './status-sink.js';
 
-const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
 const KEY_C = 'mB1ZsTJ5fY0yq7VbC3d8k2Lr9hWx4nQe6uPo1aZcXw0=';
-const silent = pino({ level: 'silent' });
 
-const SETTINGS: AgentSettings = {
-  clusterId: 'madrid',
-  wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/var/lib/l2fed/wg.key' },
-  transitPrefixLength: 16,
-  underlayMtu: 1500,
-  l2sm: {},
-  endpoints: ['198.18.0.1:51820'],
-  bootstrapTransitAddress: '198.18.255.254/32',
-  healthPollMs: 20,
-  resyncMs: 60_000,
-  backoff: { initialMs: 10, maxMs: 80 },
-};
+const SETTINGS = agentSettings();
 
 async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 5000) {
   const end = Date.now() + ms;

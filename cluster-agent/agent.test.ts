@@ -1,8 +1,8 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { pino } from 'pino';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
+import { agentSettings, KEY_B, silent } from '../test/fixtures/agent-settings.js';
 import { Agent, type AgentSettings } from './agent.js';
 import { FakeBroker, fakeFederation } from './broker-link-fake.js';
 import { FakeGateway, FAKE_NEXT_PUBLIC_KEY, FAKE_PUBLIC_KEY } from '../gateway/client-fake.js';
@@ -18,21 +18,7 @@ import {
   statusFileName,
 } from './status-sink.js';
 
-const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
-const silent = pino({ level: 'silent' });
-
-const SETTINGS: AgentSettings = {
-  clusterId: 'madrid',
-  wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/var/lib/l2fed/wg.key' },
-  transitPrefixLength: 16,
-  underlayMtu: 1500,
-  l2sm: {},
-  endpoints: ['198.18.0.1:51820'],
-  bootstrapTransitAddress: '198.18.255.254/32',
-  healthPollMs: 20,
-  resyncMs: 60_000,
-  backoff: { initialMs: 10, maxMs: 80 },
-};
+const SETTINGS = agentSettings();
 
 const NETWORK = (name: string) => `apiVersion: l2fed.io/v1alpha1
 kind: FederatedNetwork

@@ -11,10 +11,11 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { checkProperty, isLongFuzzRun } from '../test/fixtures/property.js';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
+import { agentSettings } from '../test/fixtures/agent-settings.js';
 import type { PeerMap } from '../broker/records.js';
 import { parseGatewayConfig } from '../gateway/config.js';
 import { FakeGateway } from '../gateway/client-fake.js';
-import { Agent, type AgentSettings } from './agent.js';
+import { Agent } from './agent.js';
 import { FakeBroker, fakeFederation } from './broker-link-fake.js';
 import { makeState } from './desired-state.js';
 import { buildGatewayConfig } from './gateway-config.js';
@@ -24,18 +25,7 @@ import { formatPath } from './problems.js';
 import { FakeSource } from './source-fake.js';
 import { AGENT_STATUS_FILE, FileStatusSink } from './status-sink.js';
 
-const SETTINGS: AgentSettings = {
-  clusterId: 'madrid',
-  wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/var/lib/l2fed/wg.key' },
-  transitPrefixLength: 16,
-  underlayMtu: 1500,
-  l2sm: {},
-  endpoints: ['198.18.0.1:51820'],
-  bootstrapTransitAddress: '198.18.255.254/32',
-  healthPollMs: 60_000,
-  resyncMs: 60_000,
-  backoff: { initialMs: 10, maxMs: 80 },
-};
+const SETTINGS = agentSettings({ healthPollMs: 60_000 });
 
 const NAMES = ['athens', 'bristol', 'oslo', 'paris', 'rome'] as const;
 const OWN_NETWORKS = [

@@ -17,6 +17,7 @@ import { CEL_MIRRORS, crdSchema } from '../fixtures/crds.js';
 import { KubeApiFixture } from '../fixtures/kube-apiserver.js';
 import { checkOpenApi } from '../fixtures/openapi-check.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
+import { agentSettings } from '../fixtures/agent-settings.js';
 
 const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
 const SCHEMAS = {
@@ -59,18 +60,7 @@ test('agent on Kubernetes - CRDs in, status subresources out, delete withdraws',
   const broker = new FakeBroker(fed, 'madrid');
   const gateway = new FakeGateway();
   const agent = new Agent({
-    settings: {
-      clusterId: 'madrid',
-      wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/var/lib/l2fed/wg.key' },
-      transitPrefixLength: 16,
-      underlayMtu: 1500,
-      l2sm: {},
-      endpoints: ['198.18.0.1:51820'],
-      bootstrapTransitAddress: '198.18.255.254/32',
-      healthPollMs: 50,
-      resyncMs: 60_000,
-      backoff: { initialMs: 20, maxMs: 200 },
-    },
+    settings: agentSettings({ healthPollMs: 50, backoff: { initialMs: 20, maxMs: 200 } }),
     source: new KubernetesSource({
       kubeConfig: fx.kubeConfig(),
       debounceMs: 20,

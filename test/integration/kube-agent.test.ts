@@ -20,6 +20,7 @@ import {
 } from '../fixtures/kube-control-plane.js';
 import { testWith } from '../fixtures/privileges.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
+import { agentSettings } from '../fixtures/agent-settings.js';
 
 const test = testWith<{ kube: KubeControlPlane; token: string }>({
   tools: ['openssl'],
@@ -96,18 +97,7 @@ test('kube agent e2e - the agent with its ServiceAccount: CRDs in, status out, k
   const gateway = new FakeGateway();
   const kubeConfig = kube.kubeConfig(token);
   const agent = new Agent({
-    settings: {
-      clusterId: 'madrid',
-      wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/var/lib/l2fed/wg.key' },
-      transitPrefixLength: 16,
-      underlayMtu: 1500,
-      l2sm: {},
-      endpoints: ['198.18.0.1:51820'],
-      bootstrapTransitAddress: '198.18.255.254/32',
-      healthPollMs: 50,
-      resyncMs: 60_000,
-      backoff: { initialMs: 20, maxMs: 200 },
-    },
+    settings: agentSettings({ healthPollMs: 50, backoff: { initialMs: 20, maxMs: 200 } }),
     source: new KubernetesSource({
       kubeConfig,
       debounceMs: 20,
