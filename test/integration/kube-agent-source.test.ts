@@ -6,54 +6,32 @@
  * 410s, held events, failing requests) stays on the in-process fake:
  * test/integration/agent-kube-source.test.ts.
  */
-import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { nextEvent, type SourceEvent } from '../../cluster-agent/source.js';
 import type { DesiredState } from '../../cluster-agent/desired-state.js';
 import { KubernetesSource } from '../../cluster-agent/source-kubernetes.js';
 import { KubeStatusWriter } from '../../cluster-agent/status-writer.js';
 import {
-  controlPlaneUnmet,
-  startKubeControlPlane,
-  type KubeControlPlane,
-} from '../fixtures/kube-control-plane.js';
-import { testWith } from '../fixtures/privileges.js';
+  agentControlPlaneTest,
+  type AgentControlPlaneContext,
+} from '../fixtures/kube-agent-control-plane.js';
 
-const test = testWith<{ kube: KubeControlPlane; token: string }>({
-  tools: ['openssl'],
-  check: controlPlaneUnmet,
-});
+const test = agentControlPlaneTest();
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const NS = 'l2fed-system';
-const SA = 'l2fed-cluster-agent';
 const WAIT = 15_000;
-
-test.before(async (t) => {
-  const kube = await startKubeControlPlane();
-  t.context.kube = kube;
-  t.log(`control plane ready in ${kube.startMs} ms`);
-  await kube.kubectl(['apply', '-k', join(ROOT, 'deploy/crds')]);
-  await kube.kubectl(
-    [
-      'wait',
-      '--for=condition=Established',
-      '--timeout=30s',
-      'crd/federatednetworks.l2fed.io',
-      'crd/clusterpeerings.l2fed.io',
-    ],
-    { timeoutMs: 40_000 },
-  );
-  await kube.kubectl(['create', 'namespace', NS]);
-  await kube.kubectl(['apply', '-k', join(ROOT, 'deploy/rbac')]);
-  t.context.token = await kube.serviceAccountToken(NS, SA);
-});
-
-test.after.always(async (t) => {
-  await t.context.kube?.dispose();
-});
 
 const yamlOf = (kind: string, name: string, spec: string) =>
   `apiVersion: l2fed.io/v1alpha1\nkind: ${kind}\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
+
+/** Applies each manifest in turn, then has teardown delete every fednet and cpeer. */
+async function applyThenClean(
+  t: ExecutionContext<AgentControlPlaneContext>,
+  ...manifests: string[]
+): Promise<void> {
+  const { kube } = t.context;
+  for (const input of manifests) await kube.kubectl(['apply', '-f', '-'], { input });
+  t.teardown(() => kube.kubectl(['delete', 'fednet,cpeer', '--all'], { allowFailure: true }));
+}
 
 const names = (s: DesiredState) => ({
   networks: s.networks.map((n) => n.metadata.name),
@@ -134,13 +112,11 @@ test.serial(
   async (t) => {
     t.timeout(60_000);
     const { kube, token } = t.context;
-    await kube.kubectl(['apply', '-f', '-'], {
-      input: yamlOf('FederatedNetwork', 'cdn', '{segment: {ovsBridge: br-cdn}}'),
-    });
-    await kube.kubectl(['apply', '-f', '-'], {
-      input: yamlOf('ClusterPeering', 'athens', '{remoteCluster: athens}'),
-    });
-    t.teardown(() => kube.kubectl(['delete', 'fednet,cpeer', '--all'], { allowFailure: true }));
+    await applyThenClean(
+      t,
+      yamlOf('FederatedNetwork', 'cdn', '{segment: {ovsBridge: br-cdn}}'),
+      yamlOf('ClusterPeering', 'athens', '{remoteCluster: athens}'),
+    );
 
     const writer = new KubeStatusWriter(kube.kubeConfig(token));
     const ready = { type: 'Ready', status: 'True', reason: 'Programmed', message: 'ok' } as const;
@@ -184,13 +160,11 @@ test.serial(
   async (t) => {
     t.timeout(120_000);
     const { kube, token } = t.context;
-    await kube.kubectl(['apply', '-f', '-'], {
-      input: yamlOf('FederatedNetwork', 'cdn', '{segment: {ovsBridge: br-cdn}}'),
-    });
-    await kube.kubectl(['apply', '-f', '-'], {
-      input: yamlOf('FederatedNetwork', 'old', '{segment: {ovsBridge: br-old}}'),
-    });
-    t.teardown(() => kube.kubectl(['delete', 'fednet,cpeer', '--all'], { allowFailure: true }));
+    await applyThenClean(
+      t,
+      yamlOf('FederatedNetwork', 'cdn', '{segment: {ovsBridge: br-cdn}}'),
+      yamlOf('FederatedNetwork', 'old', '{segment: {ovsBridge: br-old}}'),
+    );
 
     const source = new KubernetesSource({
       kubeConfig: kube.kubeConfig(token),

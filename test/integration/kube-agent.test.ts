@@ -13,49 +13,14 @@ import { PeerMapCache } from '../../cluster-agent/peer-map-cache.js';
 import { KubernetesSource } from '../../cluster-agent/source-kubernetes.js';
 import { KubeStatusSink } from '../../cluster-agent/status-sink.js';
 import { FakeGateway } from '../../gateway/client-fake.js';
-import {
-  controlPlaneUnmet,
-  startKubeControlPlane,
-  type KubeControlPlane,
-} from '../fixtures/kube-control-plane.js';
-import { testWith } from '../fixtures/privileges.js';
+import { agentControlPlaneTest } from '../fixtures/kube-agent-control-plane.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
 import { agentSettings } from '../fixtures/agent-settings.js';
 
-const test = testWith<{ kube: KubeControlPlane; token: string }>({
-  tools: ['openssl'],
-  check: controlPlaneUnmet,
-});
+const test = agentControlPlaneTest();
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const NS = 'l2fed-system';
-const SA = 'l2fed-cluster-agent';
 const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
 const WAIT_MS = 20_000;
-
-test.before(async (t) => {
-  const kube = await startKubeControlPlane();
-  t.context.kube = kube;
-  t.log(`control plane ready in ${kube.startMs} ms`);
-  await kube.kubectl(['apply', '-k', join(ROOT, 'deploy/crds')]);
-  await kube.kubectl(
-    [
-      'wait',
-      '--for=condition=Established',
-      '--timeout=30s',
-      'crd/federatednetworks.l2fed.io',
-      'crd/clusterpeerings.l2fed.io',
-    ],
-    { timeoutMs: 40_000 },
-  );
-  await kube.kubectl(['create', 'namespace', NS]);
-  await kube.kubectl(['apply', '-k', join(ROOT, 'deploy/rbac')]);
-  t.context.token = await kube.serviceAccountToken(NS, SA);
-});
-
-test.after.always(async (t) => {
-  await t.context.kube?.dispose();
-});
 
 async function waitFor(ok: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + WAIT_MS;

@@ -4,38 +4,17 @@
  * refused a sample of what it must not do, checked with SubjectAccessReview (what the
  * authorizer decides for the account) and with requests made with the token itself.
  */
-import { join } from 'node:path';
 import { KubeStatusWriter } from '../../cluster-agent/status-writer.js';
 import {
-  controlPlaneUnmet,
-  startKubeControlPlane,
-  type KubeControlPlane,
-} from '../fixtures/kube-control-plane.js';
-import { testWith } from '../fixtures/privileges.js';
+  AGENT_NAMESPACE as NS,
+  AGENT_SERVICE_ACCOUNT as SA,
+  agentControlPlaneTest,
+} from '../fixtures/kube-agent-control-plane.js';
+import type { KubeControlPlane } from '../fixtures/kube-control-plane.js';
 
-const test = testWith<{ kube: KubeControlPlane; token: string }>({
-  tools: ['openssl'],
-  check: controlPlaneUnmet,
-});
+const test = agentControlPlaneTest();
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const NS = 'l2fed-system';
-const SA = 'l2fed-cluster-agent';
 const USER = `system:serviceaccount:${NS}:${SA}`;
-
-test.before(async (t) => {
-  const kube = await startKubeControlPlane();
-  t.context.kube = kube;
-  t.log(`control plane ready in ${kube.startMs} ms`);
-  await kube.kubectl(['apply', '-k', join(ROOT, 'deploy/crds')]);
-  await kube.kubectl(['create', 'namespace', NS]);
-  await kube.kubectl(['apply', '-k', join(ROOT, 'deploy/rbac')]);
-  t.context.token = await kube.serviceAccountToken(NS, SA);
-});
-
-test.after.always(async (t) => {
-  await t.context.kube?.dispose();
-});
 
 interface Attrs {
   verb: string;
