@@ -12,40 +12,6 @@ const test = testWith({
 const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
 const VOD: LabNetwork = { name: 'vod', vni: 200, subnet: 20 };
 
-async function ping(lab: GatewayLab, ns: string, ip: string, count = 2): Promise<boolean> {
-  const r = await lab.runner.run(['ping', '-c', String(count), '-i', '0.2', '-W', '2', ip], {
-    netns: ns,
-    allowFailure: true,
-    timeoutMs: 15_000,
-  });
-  return r.exitCode === 0;
-}
-
-/**
- * A path that must work: the first packets also wait for ARP and a WireGuard handshake
- * (a handshake under load can need a cookie round and a 5 s retry), so try for up to
- * 30 s. If it still fails, log both gateways' WireGuard and VXLAN state for the report.
- */
-async function reaches(lab: GatewayLab, ns: string, ip: string): Promise<boolean> {
-  const end = Date.now() + 30_000;
-  do {
-    if (await ping(lab, ns, ip)) return true;
-  } while (Date.now() < end);
-  for (const site of lab.sites) {
-    for (const argv of [
-      ['wg', 'show', site.ifname, 'dump'],
-      ['bridge', 'fdb', 'show', 'dev', 'l2fv100'],
-      ['ip', '-s', 'link', 'show'],
-    ]) {
-      const r = await lab.runner.run(argv, { netns: site.ns, allowFailure: true });
-      // Drop wg's interface line: it carries the private key.
-      const text = argv[0] === 'wg' ? r.stdout.replace(/^[^\n]*\n/, '') : r.stdout;
-      console.error(`[${site.ns}] ${argv.join(' ')}\n${text}${r.stderr}`);
-    }
-  }
-  return false;
-}
-
 test.serial(
   'gateway - re-apply runs zero mutating commands; restart re-adopts without a drop',
   async (t) => {
@@ -60,7 +26,7 @@ test.serial(
       pods.push(await lab.addPod(site, CDN, 11 + site.index, 1370));
     }
     const [a, b] = pods as [(typeof pods)[0], (typeof pods)[0]];
-    t.true(await reaches(lab, a.ns, b.ip));
+    t.true(await lab.reaches(a.ns, b.ip));
 
     // The key file stays private.
     t.is((await stat(s0.keyFile)).mode & 0o777, 0o600);
@@ -105,11 +71,11 @@ test.serial(
         .mutatingCommands()
         .includes(`bridge fdb del 00:00:00:00:00:00 dev l2fv100 dst ${s0.transitAddress}`),
     );
-    t.false(await ping(lab, a.ns, b.ip, 1));
+    t.false(await lab.ping(a.ns, b.ip, 1));
 
     // And putting it back restores the path.
     await s1.gateway.apply(lab.config(s1, [CDN]));
-    t.true(await reaches(lab, a.ns, b.ip));
+    t.true(await lab.reaches(a.ns, b.ip));
 
     // Removing the network removes its device and port, and its VNI from the guard; the
     // tunnel stays.
@@ -181,9 +147,9 @@ test.serial('gateway - three sites full mesh: a broadcast arrives exactly once',
   }
   const [a, b, c] = pods as [(typeof pods)[0], (typeof pods)[0], (typeof pods)[0]];
   // Bring every tunnel up first, so the broadcast does not race a handshake.
-  t.true(await reaches(lab, a.ns, b.ip));
-  t.true(await reaches(lab, a.ns, c.ip));
-  t.true(await reaches(lab, b.ns, c.ip));
+  t.true(await lab.reaches(a.ns, b.ip));
+  t.true(await lab.reaches(a.ns, c.ip));
+  t.true(await lab.reaches(b.ns, c.ip));
 
   const rxB = await lab.spawn('rxB', b.ns, receiverArgv('eth1', 'l2fed-bcast'), /ready/);
   const rxC = await lab.spawn('rxC', c.ns, receiverArgv('eth1', 'l2fed-bcast'), /ready/);
@@ -211,8 +177,8 @@ test.serial('gateway - two networks on the same gateways are isolated', async (t
   }
   const [cdnA, cdnB] = pods.cdn as [{ ns: string; ip: string }, { ns: string; ip: string }];
   const [vodA, vodB] = pods.vod as [{ ns: string; ip: string }, { ns: string; ip: string }];
-  t.true(await reaches(lab, cdnA.ns, cdnB.ip));
-  t.true(await reaches(lab, vodA.ns, vodB.ip));
+  t.true(await lab.reaches(cdnA.ns, cdnB.ip));
+  t.true(await lab.reaches(vodA.ns, vodB.ip));
 
   // A broadcast on cdn reaches cdn's remote pod and never vod's.
   const rxCdn = await lab.spawn('rxc', cdnB.ns, receiverArgv('eth1', 'l2fed-iso'), /ready/);
@@ -227,7 +193,7 @@ test.serial('gateway - two networks on the same gateways are isolated', async (t
     netns: vodA.ns,
     mutates: true,
   });
-  t.false(await ping(lab, vodA.ns, cdnB.ip, 1));
+  t.false(await lab.ping(vodA.ns, cdnB.ip, 1));
 });
 
 test.serial('gateway - lab cleanup leaves no wireguard-go socket behind', async (t) => {

@@ -75,24 +75,6 @@ mac = lambda m: bytes.fromhex(m.replace(":", ""))
 s.send(mac(dst) + mac(src) + (${EXPERIMENTAL_ETHERTYPE}).to_bytes(2, "big") + marker.ljust(46, b"."))
 `;
 
-async function ping(lab: GatewayLab, ns: string, ip: string): Promise<boolean> {
-  const r = await lab.runner.run(['ping', '-c', '2', '-i', '0.2', '-W', '2', ip], {
-    netns: ns,
-    allowFailure: true,
-    timeoutMs: 15_000,
-  });
-  return r.exitCode === 0;
-}
-
-/** A path that must work: the first packets also wait for ARP and a handshake. */
-async function reaches(lab: GatewayLab, ns: string, ip: string): Promise<boolean> {
-  const end = Date.now() + 30_000;
-  do {
-    if (await ping(lab, ns, ip)) return true;
-  } while (Date.now() < end);
-  return false;
-}
-
 interface Counters {
   readonly bytes: number;
   readonly packets: number;
@@ -191,9 +173,9 @@ const unicast = test.macro({
     const [a, b, c] = pods as [LabPod, LabPod, LabPod];
     const [s0, s1, s2] = lab.sites as [LabSite, LabSite, LabSite];
     // Tunnels up and every MAC seen once (ARP).
-    t.true(await reaches(lab, a.ns, b.ip));
-    t.true(await reaches(lab, a.ns, c.ip));
-    if (topology === 'mesh') t.true(await reaches(lab, b.ns, c.ip));
+    t.true(await lab.reaches(a.ns, b.ip));
+    t.true(await lab.reaches(a.ns, c.ip));
+    if (topology === 'mesh') t.true(await lab.reaches(b.ns, c.ip));
     const [macA, macB] = [await macOf(lab, a.ns), await macOf(lab, b.ns)];
 
     // The sites learned where the MACs are, from the tunnel.
@@ -376,8 +358,8 @@ test.serial(
     }
     const [a, b, c] = pods as [LabPod, LabPod, LabPod];
     const [s0, s1, s2] = lab.sites as [LabSite, LabSite, LabSite];
-    t.true(await reaches(lab, a.ns, b.ip));
-    t.true(await reaches(lab, a.ns, c.ip));
+    t.true(await lab.reaches(a.ns, b.ip));
+    t.true(await lab.reaches(a.ns, c.ip));
     const [macB, macC] = [await macOf(lab, b.ns), await macOf(lab, c.ns)];
 
     // Site 2's gateway turns hostile: it sends into cdn through its own VXLAN device,
@@ -405,7 +387,7 @@ test.serial(
     t.is(await receivedCount(rxB), 1);
     t.is(await receivedCount(rxC), 1);
     // The real owner's next frame takes its MAC back.
-    t.true(await ping(lab, b.ns, a.ip));
+    t.true(await lab.ping(b.ns, a.ip));
     t.is((await learned(lab, s0)).get(macB), s1.transitAddress);
 
     // Site 0 stops carrying cdn with site 2 (the tunnel stays for other networks): the
