@@ -67,6 +67,12 @@ export const brokerConfigSchema = z.strictObject(
     casAttempts: z.int().min(1).max(1000).default(40),
     /** A claim whose owner never bound it is considered abandoned after this long. */
     claimGraceMs: z.int().min(100).default(30_000),
+    /**
+     * A registration with another key than the registered one (a replaced gateway node)
+     * is accepted once the registered key's gateway has been silent this long (no health
+     * report, no key change); before that it is refused as a takeover.
+     */
+    rejoinAfterMs: z.int().min(1000).default(60_000),
     /** Every replica recomputes all peer maps this often (jittered); 0 disables. */
     reconcileIntervalMs: z
       .int()

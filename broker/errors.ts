@@ -122,14 +122,31 @@ export class KeyInUseError extends BrokerError {
   }
 }
 
-/** Someone tried to register an existing cluster id with a different public key. */
+/**
+ * Someone registered an existing cluster id with a different public key while the
+ * registered key's gateway was still heard from (see Federation.register: a replaced
+ * gateway's new key is accepted once the old one has been silent for rejoinAfterMs).
+ * Nothing changed apart from the cluster record's `rejoin` note.
+ */
 export class ClusterTakeoverError extends BrokerError {
   override name = 'ClusterTakeoverError';
   readonly code = 'CLUSTER_ID_TAKEN';
-  constructor(readonly clusterId: string) {
+  constructor(
+    readonly clusterId: string,
+    /** How long ago the registered key's gateway was last heard from, and the wait left. */
+    readonly rejoin?: { readonly silentMs: number; readonly waitMs: number },
+  ) {
     super(
-      `cluster id "${clusterId}" is registered with a different WireGuard public key; ` +
-        `use the original key, or rotate it with l2fed.v1.<id>.rotate-key`,
+      rejoin
+        ? `cluster "${clusterId}" is registered with another WireGuard public key, whose ` +
+            `gateway was heard from ${Math.round(rejoin.silentMs / 1000)} s ago. If this gateway ` +
+            `replaced it (new node, key file lost), the broker accepts this key once the old ` +
+            `one has been silent long enough (about ${Math.ceil(rejoin.waitMs / 1000)} s from ` +
+            `now) and peers switch to it; to accept it at once, an admin evicts the old ` +
+            `registration (l2fed evict ${clusterId} --force --reason "gateway replaced"). If the ` +
+            `old gateway still runs, two gateways claim this cluster: stop one`
+        : `cluster id "${clusterId}" is registered with a different WireGuard public key; ` +
+            `use the original key, or rotate it with l2fed.v1.<id>.rotate-key`,
       { field: 'publicKey' },
     );
   }

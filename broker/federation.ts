@@ -30,10 +30,18 @@ import {
   NotRegisteredError,
   QuotaExceededError,
 } from './errors.js';
-import { casLoop, done, nonce, retry } from './retry.js';
+import { casLoop, done, nonce, retry, type Attempt } from './retry.js';
 
 const sameList = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** What one registration did; `replacedKey` is the old key a rejoin replaced. */
+interface Registered {
+  readonly cluster: ClusterRecord;
+  readonly created: boolean;
+  readonly changed: boolean;
+  readonly replacedKey?: string;
+}
 
 export class Federation {
   readonly vnis: VniAllocator;
@@ -44,7 +52,7 @@ export class Federation {
   constructor(
     private readonly store: Store,
     private readonly config: BrokerConfig,
-    now: () => number = Date.now,
+    private readonly now: () => number = Date.now,
   ) {
     this.vnis = new VniAllocator(store, config, now);
     this.transit = new TransitAllocator(store, config, now);
@@ -54,16 +62,21 @@ export class Federation {
 
   /**
    * Registers a cluster or updates its endpoints/capabilities. The first
-   * registration of an id binds it to its WireGuard public key; a later one with
-   * another key is refused (ClusterTakeoverError), and so is a key another cluster
-   * holds (KeyInUseError, nothing written). Idempotent.
+   * registration of an id binds it to its WireGuard public key; a key another cluster
+   * holds is refused (KeyInUseError, nothing written). A later registration with
+   * another key is a rejoin (the gateway's node was replaced and its key is gone): it
+   * is accepted, replacing the key for every peer, once the registered key's gateway
+   * has been silent for rejoinAfterMs; before that it is refused (ClusterTakeoverError,
+   * naming the wait and the remedy) and noted in the record's `rejoin` for status.
+   * Only the cluster's own credentials reach this verb, so the rejoin needs no more
+   * proof than a rotation (whose previousKey is public). Idempotent.
    */
   async register(id: string, req: RegisterRequest): Promise<Results['register']> {
     const myNonce = nonce();
-    const result = await casLoop(`cluster ${id}`, this.config.casAttempts, async () => {
+    const result = await casLoop<Registered>(`cluster ${id}`, this.config.casAttempts, async () => {
       const cur = await this.store.get<ClusterRecord>('clusters', id);
       if (cur) {
-        if (cur.value.publicKey !== req.publicKey) throw new ClusterTakeoverError(id);
+        if (cur.value.publicKey !== req.publicKey) return this.rejoin(id, req, cur);
         if (
           sameList(cur.value.endpoints, req.endpoints) &&
           sameList(cur.value.capabilities, req.capabilities)
@@ -87,7 +100,7 @@ export class Federation {
         endpoints: req.endpoints,
         capabilities: req.capabilities,
         transitAddress: lease.address,
-        registeredAt: new Date().toISOString(),
+        registeredAt: new Date(this.now()).toISOString(),
         nonce: myNonce,
       };
       const r = await this.store.create('clusters', id, rec);
@@ -98,8 +111,60 @@ export class Federation {
       await this.transit.releaseLease(lease);
       return retry;
     });
+    if (result.replacedKey !== undefined) {
+      await this.keys.release(id, result.replacedKey);
+      // The old gateway's last report says nothing about the new one.
+      await this.store.delete('health', id);
+    }
     if (result.changed) await this.refreshAround(id);
     return { cluster: result.cluster, created: result.created };
+  }
+
+  /**
+   * One CAS attempt of a registration with another key than the registered one: accept
+   * it (the old key's gateway is silent) or note it and refuse. See register().
+   */
+  private async rejoin(
+    id: string,
+    req: RegisterRequest,
+    cur: { value: ClusterRecord; revision: number },
+  ): Promise<Attempt<Registered>> {
+    const health = await this.store.get<HealthRecord>('health', id);
+    const heardAt = Math.max(
+      Date.parse(cur.value.keySince ?? cur.value.registeredAt),
+      health ? Date.parse(health.value.storedAt) : 0,
+    );
+    const silentMs = Math.max(0, this.now() - heardAt);
+    const at = new Date(this.now()).toISOString();
+    if (silentMs < this.config.rejoinAfterMs) {
+      if (cur.value.rejoin?.publicKey !== req.publicKey) {
+        // Noted once per new key (not per retry), so a waiting agent writes nothing more.
+        const noted: ClusterRecord = {
+          ...cur.value,
+          rejoin: { publicKey: req.publicKey, since: at },
+        };
+        const r = await this.store.cas('clusters', id, noted, cur.revision);
+        if (r.type !== 'ok') return retry;
+      }
+      throw new ClusterTakeoverError(id, {
+        silentMs,
+        waitMs: this.config.rejoinAfterMs - silentMs,
+      });
+    }
+    // Claim first: a key another cluster holds is refused with nothing written.
+    await this.keys.claim(id, req.publicKey);
+    const { rejoin: _pending, ...rest } = cur.value;
+    const next: ClusterRecord = {
+      ...rest,
+      publicKey: req.publicKey,
+      endpoints: req.endpoints,
+      capabilities: req.capabilities,
+      keySince: at,
+    };
+    const r = await this.store.cas('clusters', id, next, cur.revision);
+    return r.type === 'ok'
+      ? done({ cluster: next, created: false, changed: true, replacedKey: cur.value.publicKey })
+      : retry;
   }
 
   /**
@@ -115,7 +180,12 @@ export class Federation {
         return done({ cluster: cur.value, rotated: false });
       if (cur.value.publicKey !== req.previousKey) throw new KeyMismatchError(id);
       await this.keys.claim(id, req.publicKey);
-      const next: ClusterRecord = { ...cur.value, publicKey: req.publicKey };
+      const { rejoin: _pending, ...rest } = cur.value;
+      const next: ClusterRecord = {
+        ...rest,
+        publicKey: req.publicKey,
+        keySince: new Date(this.now()).toISOString(),
+      };
       const r = await this.store.cas('clusters', id, next, cur.revision);
       return r.type === 'ok' ? done({ cluster: next, rotated: true }) : retry;
     });
@@ -243,7 +313,7 @@ export class Federation {
    */
   async setHealth(id: string, report: HealthRequest): Promise<Results['health']> {
     await this.requireRegistered(id);
-    const record: HealthRecord = { ...report, storedAt: new Date().toISOString() };
+    const record: HealthRecord = { ...report, storedAt: new Date(this.now()).toISOString() };
     await this.store.put('health', id, record);
     return { record };
   }

@@ -7,7 +7,7 @@
  *   l2fed_peerings  <clusterId>                PeeringsRecord (declared peerings)
  *   l2fed_networks  net.<name>                 NetworkRecord (name -> VNI binding)
  *                   vni.<vni>                  VniClaim (VNI -> name; quarantine)
- *                   member.<name>.<clusterId>  MemberRecord (who exports a name)
+ *                   member.<name>.<clusterId>  MemberRecord (who exports a name, its MTU ask)
  *   l2fed_transit   <a-b-c-d>                  TransitClaim (address -> cluster)
  *   l2fed_peermaps  <clusterId>                PeerMap (derived; what agents watch)
  *   l2fed_health    <clusterId>                HealthRecord (last tunnel health report)
@@ -50,6 +50,20 @@ export interface ClusterRecord {
   readonly nonce: string;
   /** Set by the admin API's CordonCluster: the cluster is left out of every peer map. */
   readonly cordon?: CordonRecord;
+  /** When `publicKey` was set by a rotation or a rejoin (broker clock); absent = registeredAt. */
+  readonly keySince?: string;
+  /**
+   * A gateway with another key asks to register (a replaced node) while the registered
+   * key's gateway was heard from less than rejoinAfterMs ago; cleared when a key is accepted.
+   */
+  readonly rejoin?: RejoinRecord;
+}
+
+/** A pending rejoin: the key a replacement gateway asks to register with, since when. */
+export interface RejoinRecord {
+  readonly publicKey: string;
+  /** First refused request with this key (broker clock, ISO-8601). */
+  readonly since: string;
 }
 
 /** Who cordoned a cluster, when and why (admin API; see docs/admin-api.md). */
@@ -62,6 +76,35 @@ export interface CordonRecord {
 export interface NetworkRef {
   readonly name: string;
   readonly vni: number;
+  /**
+   * The network's one MTU across all its members (network-mtu.ts). Absent while no
+   * member has sent an MTU ask (agents older than the MTU agreement).
+   */
+  readonly mtu?: AgreedMtu;
+}
+
+/**
+ * What a member asks of a network's MTU (exports request `mtu`): bytes of the inner
+ * Ethernet payload, as a pod interface's MTU. `requested` absent = 'auto' (as much as
+ * `capacity`); `capacity` is the most this member's underlay carries (underlay MTU minus
+ * WireGuard 80 and VXLAN 50).
+ */
+export interface MtuAsk {
+  readonly requested?: number;
+  readonly capacity: number;
+}
+
+/**
+ * A network's agreed MTU: the smallest `requested` or `capacity` of any member that sent
+ * an ask, and who set it (ties: `requested` before `capacity`, then the smaller cluster
+ * id). `silent` lists members that sent no ask (older agents): nobody knows whether they
+ * carry `value`.
+ */
+export interface AgreedMtu {
+  readonly value: number;
+  readonly setBy: string;
+  readonly limit: 'requested' | 'capacity';
+  readonly silent?: readonly string[];
 }
 
 export interface ExportsRecord {
@@ -82,6 +125,8 @@ export interface NetworkRecord {
   readonly vni: number;
   readonly createdAt: string;
   readonly nonce: string;
+  /** Recomputed from the member records after every export change (network-mtu.ts). */
+  readonly mtu?: AgreedMtu;
 }
 
 /** A VNI claim. `quarantined` claims become free once `releasedAt + quarantine` passes. */
@@ -100,6 +145,8 @@ export type VniClaim =
 
 export interface MemberRecord {
   readonly since: string;
+  /** Absent: the member's agent sent no MTU ask (older than the MTU agreement). */
+  readonly mtu?: MtuAsk;
 }
 
 /**
