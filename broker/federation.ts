@@ -20,6 +20,7 @@ import {
   type PeerMap,
 } from './records.js';
 import { VniAllocator } from './vni-allocator.js';
+import { checkMtuAsks, NetworkMtu, type NetworkMtuAsk } from './network-mtu.js';
 import { TransitAllocator } from './transit-allocator.js';
 import { PeerMapPublisher } from './peer-map.js';
 import { KeyRegistry } from './key-registry.js';
@@ -48,6 +49,7 @@ export class Federation {
   readonly transit: TransitAllocator;
   readonly peerMaps: PeerMapPublisher;
   readonly keys: KeyRegistry;
+  readonly mtus: NetworkMtu;
 
   constructor(
     private readonly store: Store,
@@ -58,6 +60,7 @@ export class Federation {
     this.transit = new TransitAllocator(store, config, now);
     this.peerMaps = new PeerMapPublisher(store, config.casAttempts);
     this.keys = new KeyRegistry(store, config, now);
+    this.mtus = new NetworkMtu(store, config.casAttempts, now);
   }
 
   /**
@@ -204,6 +207,7 @@ export class Federation {
     const decl = await this.store.get<PeeringsRecord>('peerings', id);
     const memberships = await this.memberships(id);
     await Promise.all(memberships.map((name) => this.vnis.leave(name, id)));
+    const mtuChanged = await this.settleMtus(memberships);
     await this.store.delete('exports', id);
     await this.store.delete('peerings', id);
     await this.store.delete('health', id);
@@ -221,16 +225,24 @@ export class Federation {
     await this.peerMaps.refreshAll([
       id,
       ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
+      ...mtuChanged,
     ]);
     return { deregistered: removed !== undefined };
   }
 
   /**
-   * Replaces the set of networks the cluster exports; returns each with its VNI.
-   * Joins new names before dropping old ones so a VNI is never released while the
-   * cluster still exports the name. Idempotent.
+   * Replaces the set of networks the cluster exports; returns each with its VNI and
+   * agreed MTU. `mtu` holds the cluster's MTU ask per network (network-mtu.ts); without
+   * it (an older agent) the cluster is a silent member. An ask below 1280, or for a
+   * network not listed, is refused (InvalidRequestError naming cluster and field) with
+   * nothing written. Joins new names before dropping old ones so a VNI is never released
+   * while the cluster still exports the name. Idempotent.
    */
-  async setExports(id: string, networks: readonly string[]): Promise<Results['exports']> {
+  async setExports(
+    id: string,
+    networks: readonly string[],
+    mtu?: readonly NetworkMtuAsk[],
+  ): Promise<Results['exports']> {
     const maxExports = this.config.maxExportsPerCluster;
     if (networks.length > maxExports)
       throw new QuotaExceededError(
@@ -240,6 +252,7 @@ export class Federation {
         `a cluster may export at most ${maxExports} networks, the request lists ${networks.length}`,
         'networks',
       );
+    checkMtuAsks(id, networks, mtu ?? []);
     await this.requireRegistered(id);
     // Charge new VNIs up front, so a refusal leaves nothing half-joined.
     const current = new Set(await this.memberships(id));
@@ -247,6 +260,10 @@ export class Federation {
       id,
       (await this.vnis.unbound(networks.filter((n) => !current.has(n)))).length,
     );
+    // The ask goes into the member record before the join, so no recompute sees this
+    // member without it.
+    const askOf = new Map(mtu?.map(({ network, ...ask }) => [network, ask]));
+    await Promise.all(networks.map((name) => this.mtus.recordAsk(name, id, askOf.get(name))));
     const refs: NetworkRef[] = await Promise.all(
       [...networks].sort().map(async (name) => ({ name, vni: await this.vnis.join(name, id) })),
     );
@@ -258,8 +275,16 @@ export class Federation {
     const keep = new Set(networks);
     const dropped = [...current].filter((n) => !keep.has(n));
     await Promise.all(dropped.map((name) => this.vnis.leave(name, id)));
-    await this.refreshAround(id);
-    return { networks: refs };
+    // A changed agreement reaches every member of the network, peered with us or not.
+    const mtuChanged = await this.settleMtus([...networks, ...dropped]);
+    await this.refreshAround(id, mtuChanged);
+    const agreed = await this.mtus.agreed(refs.map((r) => r.name));
+    return {
+      networks: refs.map((r) => {
+        const m = agreed.get(r.name);
+        return m ? { ...r, mtu: m } : r;
+      }),
+    };
   }
 
   /** Replaces the cluster's declared peerings. Idempotent. */
@@ -363,11 +388,20 @@ export class Federation {
     if (!(await this.store.get<ClusterRecord>('clusters', id))) throw new NotRegisteredError(id);
   }
 
-  private async refreshAround(id: string): Promise<void> {
+  private async refreshAround(id: string, also: readonly string[] = []): Promise<void> {
     const decl = await this.store.get<PeeringsRecord>('peerings', id);
     await this.peerMaps.refreshAll([
       id,
       ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
+      ...also,
     ]);
+  }
+
+  /** Recomputes the agreed MTU of `names`; returns the members of those that changed. */
+  private async settleMtus(names: readonly string[]): Promise<string[]> {
+    const settled = await Promise.all(names.map((n) => this.mtus.settle(n)));
+    return settled
+      .filter((s) => JSON.stringify(s.before ?? null) !== JSON.stringify(s.after ?? null))
+      .flatMap((s) => s.members);
   }
 }

@@ -4,7 +4,9 @@
  * writes the result with compare-and-set so concurrent replicas converge.
  */
 import type { Store } from './kv-store.js';
+import { KEYS } from './records.js';
 import type {
+  AgreedMtu,
   ClusterRecord,
   ExportsRecord,
   NetworkRef,
@@ -12,6 +14,7 @@ import type {
   PeerMap,
   PeeringDecl,
   PeeringsRecord,
+  NetworkRecord,
 } from './records.js';
 import { casLoop, done, retry } from './retry.js';
 
@@ -32,11 +35,13 @@ function offered(decl: PeeringDecl, exports: readonly NetworkRef[]): Set<string>
 /**
  * The peer map of `self`. A remote appears only when both sides declare each other
  * and both are registered (mutual consent) and neither is cordoned; it carries the
- * networks that both declare and both export. Deterministic output (sorted, no timestamps).
+ * networks that both declare and both export. Own networks carry their agreed MTU from
+ * `mtus` (network-mtu.ts), when there is one. Deterministic output (sorted, no timestamps).
  */
 export function computePeerMap(
   self: ClusterInputs & { readonly cluster: ClusterRecord },
   remotes: ReadonlyMap<string, ClusterInputs>,
+  mtus: ReadonlyMap<string, AgreedMtu | undefined> = new Map(),
 ): PeerMap {
   const peers: PeerEntry[] = [];
   // A cordoned cluster keeps its registration and VNIs but tunnels to nobody, and
@@ -67,7 +72,12 @@ export function computePeerMap(
   return {
     cluster: self.cluster.id,
     transitAddress: self.cluster.transitAddress,
-    networks: self.networks.map((n) => ({ name: n.name, vni: n.vni })).sort(byName),
+    networks: self.networks
+      .map((n) => {
+        const mtu = mtus.get(n.name);
+        return mtu ? { name: n.name, vni: n.vni, mtu } : { name: n.name, vni: n.vni };
+      })
+      .sort(byName),
     peers,
   };
 }
@@ -114,7 +124,11 @@ export class PeerMapPublisher {
       const remotes = new Map<string, ClusterInputs>(
         await Promise.all(remoteIds.map(async (id) => [id, await this.inputs(id)] as const)),
       );
-      const map = computePeerMap({ ...self, cluster: self.cluster }, remotes);
+      const nets = await Promise.all(
+        self.networks.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n.name))),
+      );
+      const mtus = new Map(self.networks.map((n, i) => [n.name, nets[i]?.value.mtu]));
+      const map = computePeerMap({ ...self, cluster: self.cluster }, remotes, mtus);
       const r = await this.store.cas('peerMaps', clusterId, map, cur.revision);
       return r.type === 'ok' ? done(map) : retry;
     });

@@ -122,8 +122,36 @@ export type RotateKeyRequest = z.infer<typeof rotateKeyRequest>;
 
 export const emptyRequest = z.strictObject({});
 
+/**
+ * A network MTU as a member may send it: an integer number of bytes. The floor (1280)
+ * is checked by the broker, which names the cluster (network-mtu.ts checkMtuAsks).
+ */
+const mtuBytes = (field: string) =>
+  z
+    .int(`${field} must be an integer number of bytes`)
+    .min(0, `${field} must be an integer number of bytes`)
+    .max(MTU_MAX, `${field} must be at most ${MTU_MAX} (the largest MTU an interface can have)`);
+
+/** The largest MTU a Linux interface can have. */
+export const MTU_MAX = 65535;
+
+/**
+ * One member's MTU ask for one network it exports: `requested` (absent = auto: as much
+ * as it carries) and `capacity` (the most its underlay carries after WireGuard and VXLAN).
+ */
+export const networkMtuAsk = z.strictObject({
+  network: dns1123Label,
+  requested: mtuBytes('requested').optional(),
+  capacity: mtuBytes('capacity'),
+});
+
 export const exportsRequest = z.strictObject({
   networks: uniqueList(dns1123Label, LIMITS.networks, 'networks'),
+  /** Absent: an agent older than the MTU agreement (a silent member). */
+  mtu: z
+    .array(networkMtuAsk)
+    .max(LIMITS.networks, `at most ${LIMITS.networks} MTU asks`)
+    .optional(),
 });
 export type ExportsRequest = z.infer<typeof exportsRequest>;
 

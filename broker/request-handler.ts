@@ -87,8 +87,10 @@ export async function handleRequest(
       case 'deregister':
         decodeRequest(verb, data, maxBytes);
         return ok(await federation.deregister(id));
-      case 'exports':
-        return ok(await federation.setExports(id, decodeRequest(verb, data, maxBytes).networks));
+      case 'exports': {
+        const req = decodeRequest(verb, data, maxBytes);
+        return ok(await federation.setExports(id, req.networks, req.mtu));
+      }
       case 'peerings':
         return ok(await federation.setPeerings(id, decodeRequest(verb, data, maxBytes).peerings));
       case 'get':
