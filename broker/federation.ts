@@ -8,7 +8,14 @@
  */
 import type { Store } from './kv-store.js';
 import type { BrokerConfig } from './config.js';
-import type { HealthRequest, RegisterRequest, Results, RotateKeyRequest } from './protocol.js';
+import type {
+  AckKeyRequest,
+  AnnounceKeyRequest,
+  HealthRequest,
+  RegisterRequest,
+  Results,
+  RotateKeyRequest,
+} from './protocol.js';
 import {
   KEYS,
   type ClusterRecord,
@@ -24,6 +31,7 @@ import { checkMtuAsks, NetworkMtu, type NetworkMtuAsk } from './network-mtu.js';
 import { TransitAllocator } from './transit-allocator.js';
 import { PeerMapPublisher } from './peer-map.js';
 import { KeyRegistry } from './key-registry.js';
+import { KeyRotation } from './key-rotation.js';
 import {
   ClusterTakeoverError,
   InvalidRequestError,
@@ -49,6 +57,7 @@ export class Federation {
   readonly transit: TransitAllocator;
   readonly peerMaps: PeerMapPublisher;
   readonly keys: KeyRegistry;
+  readonly rotation: KeyRotation;
   readonly mtus: NetworkMtu;
 
   constructor(
@@ -60,6 +69,7 @@ export class Federation {
     this.transit = new TransitAllocator(store, config, now);
     this.peerMaps = new PeerMapPublisher(store, config.casAttempts);
     this.keys = new KeyRegistry(store, config, now);
+    this.rotation = new KeyRotation(store, config, this.keys, now);
     this.mtus = new NetworkMtu(store, config.casAttempts, now);
   }
 
@@ -176,6 +186,7 @@ export class Federation {
    * Idempotent: the new key already registered reports rotated=false and changes nothing.
    */
   async rotateKey(id: string, req: RotateKeyRequest): Promise<Results['rotate-key']> {
+    let unused: string | undefined; // an announced next key this rotation did not use
     const result = await casLoop(`cluster ${id}`, this.config.casAttempts, async () => {
       const cur = await this.store.get<ClusterRecord>('clusters', id);
       if (!cur) throw new NotRegisteredError(id);
@@ -183,19 +194,40 @@ export class Federation {
         return done({ cluster: cur.value, rotated: false });
       if (cur.value.publicKey !== req.previousKey) throw new KeyMismatchError(id);
       await this.keys.claim(id, req.publicKey);
-      const { rejoin: _pending, ...rest } = cur.value;
+      // The commit of an announced rotation drops its next key (now the key).
+      const { rejoin: _pending, nextKey, ...rest } = cur.value;
       const next: ClusterRecord = {
         ...rest,
         publicKey: req.publicKey,
         keySince: new Date(this.now()).toISOString(),
       };
       const r = await this.store.cas('clusters', id, next, cur.revision);
-      return r.type === 'ok' ? done({ cluster: next, rotated: true }) : retry;
+      if (r.type !== 'ok') return retry;
+      unused = nextKey?.publicKey !== req.publicKey ? nextKey?.publicKey : undefined;
+      return done({ cluster: next, rotated: true });
     });
     if (result.rotated) await this.keys.release(id, req.previousKey);
+    if (unused !== undefined) await this.keys.release(id, unused);
     // Also on a repeat: a broker that died between the CAS and the refresh catches up.
     await this.refreshAround(id);
     return result;
+  }
+
+  /**
+   * Announces the cluster's next gateway key (key-rotation.ts); refreshes the maps of the
+   * cluster and its peers, so peers' gateways install it beside the key in use.
+   */
+  async announceKey(id: string, req: AnnounceKeyRequest): Promise<Results['announce-key']> {
+    const r = await this.rotation.announce(id, req);
+    await this.refreshAround(id); // also on a repeat, as rotateKey
+    return r;
+  }
+
+  /** `id`'s gateway holds `req.cluster`'s next key (key-rotation.ts); refreshes that map. */
+  async ackKey(id: string, req: AckKeyRequest): Promise<Results['ack-key']> {
+    const r = await this.rotation.ack(id, req);
+    await this.peerMaps.refresh(req.cluster);
+    return r;
   }
 
   /**
@@ -221,6 +253,7 @@ export class Federation {
     if (removed) {
       await this.transit.release(removed.transitAddress, id);
       await this.keys.release(id, removed.publicKey);
+      if (removed.nextKey) await this.keys.release(id, removed.nextKey.publicKey);
     }
     await this.peerMaps.refreshAll([
       id,

@@ -2,6 +2,7 @@
  * WireGuard public keys are unique across the federation: two clusters with one key
  * would be one WireGuard peer to everybody else, and a gateway refuses such a config.
  *
+ * A cluster holds its registered key and, during a rotation, its announced next key.
  * A claim is the key `<hex of the public key>` in l2fed_pubkeys, written with create
  * (or CAS over a stale claim), so of any number of racing registrations exactly one
  * cluster holds a key. The cluster record is written after the claim; a claim whose
@@ -14,6 +15,11 @@ import { KEYS, type ClusterRecord, type KeyClaim } from './records.js';
 import { KeyInUseError } from './errors.js';
 import { casLoop, done, retry } from './retry.js';
 import type { BrokerConfig } from './config.js';
+
+/** The keys a cluster record holds: its key and an announced next key. */
+function keysOf(rec: ClusterRecord): string[] {
+  return rec.nextKey ? [rec.publicKey, rec.nextKey.publicKey] : [rec.publicKey];
+}
 
 export class KeyRegistry {
   constructor(
@@ -65,6 +71,8 @@ export class KeyRegistry {
       if (!rec) continue;
       const key = KEYS.publicKey(rec.value.publicKey);
       holders.set(key, id);
+      // An announced next key is held too (key-rotation.ts); never backfilled.
+      if (rec.value.nextKey) holders.set(KEYS.publicKey(rec.value.nextKey.publicKey), id);
       if (hasClaim.has(key)) continue;
       const claim: KeyClaim = { cluster: id, claimedAt: new Date(this.now()).toISOString() };
       const r = await this.store.create('publicKeys', key, claim);
@@ -77,7 +85,7 @@ export class KeyRegistry {
       if (!cur || this.now() - Date.parse(cur.value.claimedAt) < this.config.claimGraceMs) continue;
       // Re-check the holder right before the CAS delete: it may have just written its record.
       const holder = await this.store.get<ClusterRecord>('clusters', cur.value.cluster);
-      if (holder && KEYS.publicKey(holder.value.publicKey) === key) continue;
+      if (holder && keysOf(holder.value).some((k) => KEYS.publicKey(k) === key)) continue;
       if (await this.store.delete('publicKeys', key, cur.revision)) reaped++;
     }
     return { backfilled, reaped };
@@ -86,6 +94,6 @@ export class KeyRegistry {
   private async stale(c: KeyClaim, publicKey: string): Promise<boolean> {
     if (this.now() - Date.parse(c.claimedAt) < this.config.claimGraceMs) return false;
     const holder = await this.store.get<ClusterRecord>('clusters', c.cluster);
-    return holder?.value.publicKey !== publicKey;
+    return !holder || !keysOf(holder.value).includes(publicKey);
   }
 }

@@ -64,11 +64,14 @@ export function computePeerMap(
       cluster: remote.cluster.id,
       endpoints: [...remote.cluster.endpoints],
       publicKey: remote.cluster.publicKey,
+      ...(remote.cluster.nextKey ? { nextPublicKey: remote.cluster.nextKey.publicKey } : {}),
       transitAddress: remote.cluster.transitAddress,
       networks,
     });
   }
   peers.sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0));
+  const next = self.cluster.nextKey;
+  const current = new Set(peers.map((p) => p.cluster));
   return {
     cluster: self.cluster.id,
     transitAddress: self.cluster.transitAddress,
@@ -79,6 +82,15 @@ export function computePeerMap(
       })
       .sort(byName),
     peers,
+    // Acks of clusters that are no longer peers neither count nor show.
+    ...(next
+      ? {
+          nextKey: {
+            publicKey: next.publicKey,
+            heldBy: next.heldBy.filter((c) => current.has(c)).sort(),
+          },
+        }
+      : {}),
   };
 }
 

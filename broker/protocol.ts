@@ -34,6 +34,8 @@ export const VERBS = [
   'peerings',
   'get',
   'health',
+  'announce-key',
+  'ack-key',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -119,6 +121,32 @@ export const rotateKeyRequest = z
     path: ['publicKey'],
   });
 export type RotateKeyRequest = z.infer<typeof rotateKeyRequest>;
+
+/**
+ * Announces the key the cluster's gateway will switch to (step 1 of a rotation, see
+ * docs/broker.md): peers install it beside the current one and acknowledge with ack-key.
+ * `publicKey` must be the registered key; `nextKey` is reserved like a registered key.
+ */
+export const announceKeyRequest = z
+  .strictObject({
+    publicKey: wireguardPublicKey,
+    nextKey: wireguardPublicKey,
+  })
+  .refine((r) => r.publicKey !== r.nextKey, {
+    message: 'nextKey must differ from publicKey; send the new key',
+    path: ['nextKey'],
+  });
+export type AnnounceKeyRequest = z.infer<typeof announceKeyRequest>;
+
+/**
+ * The requesting cluster's gateway holds `cluster`'s announced next key `nextKey` (a
+ * standby WireGuard peer entry). A cluster acknowledges only for itself (the subject).
+ */
+export const ackKeyRequest = z.strictObject({
+  cluster: dns1123Label,
+  nextKey: wireguardPublicKey,
+});
+export type AckKeyRequest = z.infer<typeof ackKeyRequest>;
 
 export const emptyRequest = z.strictObject({});
 
@@ -238,6 +266,8 @@ export const REQUEST_SCHEMAS = {
   peerings: peeringsRequest,
   get: emptyRequest,
   health: healthRequest,
+  'announce-key': announceKeyRequest,
+  'ack-key': ackKeyRequest,
 } as const satisfies Record<Verb, z.ZodType>;
 
 /** Result per verb (the `result` member of a successful reply). */
@@ -254,6 +284,8 @@ export interface Results {
     peerMap: PeerMap | null;
   };
   health: { record: HealthRecord };
+  'announce-key': { cluster: ClusterRecord; announced: boolean };
+  'ack-key': { acknowledged: boolean };
 }
 
 export type RequestBody<V extends Verb> = z.input<(typeof REQUEST_SCHEMAS)[V]>;

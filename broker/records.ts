@@ -57,6 +57,20 @@ export interface ClusterRecord {
    * key's gateway was heard from less than rejoinAfterMs ago; cleared when a key is accepted.
    */
   readonly rejoin?: RejoinRecord;
+  /** A rotation in progress: the key the cluster switches to (key-rotation.ts). */
+  readonly nextKey?: NextKeyRecord;
+}
+
+/**
+ * An announced next key: peers' gateways install it as a standby entry and acknowledge
+ * (ack-key); the cluster switches once every peer holds it, then commits (rotate-key).
+ */
+export interface NextKeyRecord {
+  readonly publicKey: string;
+  /** Clusters that acknowledged that their gateway holds `publicKey`, sorted. */
+  readonly heldBy: readonly string[];
+  /** When it was announced (broker clock, ISO-8601). */
+  readonly since: string;
 }
 
 /** A pending rejoin: the key a replacement gateway asks to register with, since when. */
@@ -175,6 +189,8 @@ export interface PeerEntry {
   readonly cluster: string;
   readonly endpoints: readonly string[];
   readonly publicKey: string;
+  /** The peer's announced next key (a rotation in progress): install it as a standby entry. */
+  readonly nextPublicKey?: string;
   readonly transitAddress: string;
   readonly networks: readonly NetworkRef[];
 }
@@ -188,6 +204,8 @@ export interface PeerMap {
   readonly transitAddress: string;
   readonly networks: readonly NetworkRef[];
   readonly peers: readonly PeerEntry[];
+  /** This cluster's own rotation in progress: its next key and which peers hold it. */
+  readonly nextKey?: { readonly publicKey: string; readonly heldBy: readonly string[] };
 }
 
 /**

@@ -98,6 +98,10 @@ export async function handleRequest(
         return ok(await federation.get(id));
       case 'health':
         return ok(await federation.setHealth(id, decodeRequest(verb, data, maxBytes)));
+      case 'announce-key':
+        return ok(await federation.announceKey(id, decodeRequest(verb, data, maxBytes)));
+      case 'ack-key':
+        return ok(await federation.ackKey(id, decodeRequest(verb, data, maxBytes)));
     }
   } catch (err) {
     return { ok: false, error: toErrorBody(err) };
