@@ -2,7 +2,9 @@
  * Checks that span the clusters of a federation folder (lab layout). They mirror what the
  * broker will decide at run time, so `l2fed validate` can say in advance that a peering
  * will stay inactive. Warnings, not errors: a one-sided peering is legal (consent pending).
+ * The exception is an address used twice on one network (see addressClashes).
  */
+import { duplicateAddressProblems } from './build-rules.js';
 import type { DesiredState } from './desired-state.js';
 import type { ManifestOrigin } from './manifests.js';
 import type { ManifestProblem } from './problems.js';
@@ -33,7 +35,7 @@ export function carriedNetworks(
   return [...fromA].filter((n) => fromB.has(n)).sort();
 }
 
-/** Cross-cluster warnings for a set of valid cluster states. Pure. */
+/** Cross-cluster problems for a set of valid cluster states. Pure. */
 export function federationProblems(clusters: readonly ClusterState[]): ManifestProblem[] {
   const out: ManifestProblem[] = [];
   const byId = new Map(clusters.map((c) => [c.id, c]));
@@ -77,34 +79,26 @@ export function federationProblems(clusters: readonly ClusterState[]): ManifestP
   return out;
 }
 
-// Two pods with one address on one network name: harmless if the network never connects the
-// two clusters, an ARP mess if it does, so it is worth a warning.
+// The same MAC or IP address on one network in two clusters (build-rules.ts): an error
+// for MACs and for IPs the clusters' peering carries, a warning for IPs it does not.
 function addressClashes(clusters: readonly ClusterState[]): ManifestProblem[] {
-  const seen = new Map<string, string>();
-  const out: ManifestProblem[] = [];
-  for (const c of clusters) {
-    for (const pod of c.state?.pods ?? []) {
-      for (const sel of pod.networks) {
-        for (const ip of sel.ips) {
-          const key = `${sel.name} ${ip.split('/')[0] ?? ip}`;
-          const who = `${c.id}/${pod.metadata.name}`;
-          const prev = seen.get(key);
-          if (prev === undefined) {
-            seen.set(key, who);
-            continue;
-          }
-          out.push({
-            severity: 'warning',
-            ...locate(c, `Pod/${pod.metadata.name}`),
-            path: 'metadata.annotations["k8s.v1.cni.cncf.io/networks"]',
-            reason: `address ${ip} on network ${sel.name} is also used by ${prev}`,
-            hint: 'give each pod on a network its own address',
-          });
-        }
-      }
-    }
-  }
-  return out;
+  const byId = new Map(clusters.map((c) => [c.id, c.state]));
+  return duplicateAddressProblems(
+    clusters.map((c) => ({
+      cluster: c.id,
+      pods: (c.state?.pods ?? []).map((pod) => ({
+        pod,
+        where: locate(c, `Pod/${pod.metadata.name}`),
+      })),
+    })),
+    {
+      acrossOnly: true,
+      connected: (a, b, network) => {
+        const [sa, sb] = [byId.get(a), byId.get(b)];
+        return !!sa && !!sb && carriedNetworks(sa, a, sb, b).includes(network);
+      },
+    },
+  );
 }
 
 function locate(c: ClusterState, object: string) {

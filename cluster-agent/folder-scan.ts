@@ -4,6 +4,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { clusterBuildProblems, type SegmentBuild } from './build-rules.js';
 import { buildDesiredState, type BuildResult } from './desired-state.js';
 import { ManifestFolderError } from './errors.js';
 import { parseManifests, type Manifest } from './manifests.js';
@@ -97,9 +98,14 @@ export async function scanFolder(dir: string): Promise<FolderScan> {
 
 /**
  * Turns a scan into a desired state: fails if any file had an error, else runs the
- * cross-object checks. `clusterId`, when known, also rejects a peering with itself. Pure.
+ * cross-object checks and the build rules (build-rules.ts; `segments`: how the lab will
+ * build segments, default 'ovs'). `clusterId`, when known, also rejects a peering with
+ * itself. Pure.
  */
-export function evaluateScan(scan: FolderScan, opts: { clusterId?: string } = {}): BuildResult {
+export function evaluateScan(
+  scan: FolderScan,
+  opts: { clusterId?: string; segments?: SegmentBuild } = {},
+): BuildResult {
   const selfPeerings: ManifestProblem[] = [];
   if (opts.clusterId !== undefined) {
     for (const m of scan.manifests) {
@@ -117,7 +123,8 @@ export function evaluateScan(scan: FolderScan, opts: { clusterId?: string } = {}
     }
   }
   const built = buildDesiredState(scan.manifests, { withPods: true });
-  const errors = [...scan.problems, ...selfPeerings];
+  const rules = clusterBuildProblems(scan.manifests, { segments: opts.segments });
+  const errors = [...scan.problems, ...selfPeerings, ...rules];
   if (errors.some((p) => p.severity === 'error')) {
     return {
       ok: false,

@@ -2,10 +2,12 @@
  * Offline validation of manifest folders, for `l2fed validate DIR` (exit 0 ok, 1 invalid).
  * DIR is either one cluster's folder (it holds YAML files) or a federation folder with one
  * subfolder per cluster, named for the cluster id, as the lab reads it. In the latter case
- * the checks that span clusters run too (one-sided peerings, address clashes).
+ * the checks that span clusters run too (one-sided peerings, address clashes). Every
+ * folder also meets the build rules (build-rules.ts), so what validates, the lab builds.
  */
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import type { SegmentBuild } from './build-rules.js';
 import { DNS1123_LABEL_PATTERN } from './constants.js';
 import type { DesiredState } from './desired-state.js';
 import { ManifestFolderError } from './errors.js';
@@ -40,11 +42,12 @@ export interface ValidationReport {
 /**
  * Validates `dir`. Read-only; never throws for bad input (an unreadable folder is a
  * problem in the report). `clusterId` names the cluster for a single-cluster folder
- * (default: the folder's name, if it is a DNS-1123 label).
+ * (default: the folder's name, if it is a DNS-1123 label). `segments` is how the lab will
+ * build segments (`lab up --segment`), default 'ovs'; the build rules depend on it.
  */
 export async function validate(
   dir: string,
-  opts: { clusterId?: string } = {},
+  opts: { clusterId?: string; segments?: SegmentBuild } = {},
 ): Promise<ValidationReport> {
   let entries;
   try {
@@ -62,7 +65,7 @@ export async function validate(
     .sort();
   if (hasFiles || subdirs.length === 0) {
     const id = opts.clusterId ?? defaultId(dir);
-    const cluster = await validateCluster(dir, id);
+    const cluster = await validateCluster(dir, id, opts.segments);
     if (!hasFiles) {
       return report(
         'cluster',
@@ -81,7 +84,9 @@ export async function validate(
     }
     return report('cluster', [cluster], cluster.problems);
   }
-  const clusters = await Promise.all(subdirs.map((name) => validateCluster(join(dir, name), name)));
+  const clusters = await Promise.all(
+    subdirs.map((name) => validateCluster(join(dir, name), name, opts.segments)),
+  );
   const problems: ManifestProblem[] = clusters.flatMap((c) => c.problems);
   for (const c of clusters) {
     if (new RegExp(DNS1123_LABEL_PATTERN).test(c.id)) continue;
@@ -97,11 +102,15 @@ export async function validate(
   return report('federation', clusters, problems);
 }
 
-async function validateCluster(dir: string, id: string | undefined): Promise<ClusterReport> {
+async function validateCluster(
+  dir: string,
+  id: string | undefined,
+  segments: SegmentBuild | undefined,
+): Promise<ClusterReport> {
   const name = id ?? basename(dir);
   try {
     const scan = await scanFolder(dir);
-    const result = evaluateScan(scan, { clusterId: id });
+    const result = evaluateScan(scan, { clusterId: id, segments });
     const origins = new Map(
       scan.manifests.map((m) => [`${m.kind}/${m.object.metadata.name}`, m.origin]),
     );
