@@ -18,8 +18,11 @@ export function runnerAlive(st: LabState): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Idempotent; safe after a crash (works from the names alone when the runner is gone). */
-export async function labDown(o: { quiet?: boolean } = {}): Promise<number> {
+/**
+ * Idempotent; safe after a crash (works from the names alone when the runner is gone).
+ * `keepFiles` leaves the run folder (log, state, manifests) for reading after a failure.
+ */
+export async function labDown(o: { quiet?: boolean; keepFiles?: boolean } = {}): Promise<number> {
   const say = (s: string) => {
     if (!o.quiet) console.log(s);
   };
@@ -36,8 +39,10 @@ export async function labDown(o: { quiet?: boolean } = {}): Promise<number> {
   const namespaces = await destroyLabNamespaces(runner, prefix);
   if (st) await removeWgSockets(st.planId);
   const removed = await cleanup(runner, prefix);
-  await rm(paths.dir, { recursive: true, force: true });
-  await rm(`${paths.dir}.manifests`, { recursive: true, force: true });
+  if (!o.keepFiles) {
+    await rm(paths.dir, { recursive: true, force: true });
+    await rm(`${paths.dir}.manifests`, { recursive: true, force: true });
+  }
   const n = namespaces.length + removed.namespaces.length + removed.processes.length;
   say(
     n

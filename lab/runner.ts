@@ -324,7 +324,10 @@ export class LabRunner {
   private readonly sources: FolderSource[] = [];
   private podSync: Promise<void> = Promise.resolve();
 
-  /** Stops every process, removes namespaces and the lab dir. Idempotent. */
+  /**
+   * Stops every process and removes namespaces; removes the lab dir too, unless the lab
+   * failed (its log and state say why; `lab down` removes it). Idempotent.
+   */
   async stop(): Promise<void> {
     if (this.phase !== 'failed') this.phase = 'stopping';
     for (const src of this.sources) await src.stop();
@@ -334,7 +337,7 @@ export class LabRunner {
     await this.nats?.stop();
     // wireguard-go outlives gateway processes by design: kill what lives in lab namespaces.
     await this.topology?.destroy();
-    await rm(this.paths.dir, { recursive: true, force: true });
+    if (this.phase !== 'failed') await rm(this.paths.dir, { recursive: true, force: true });
   }
 }
 
@@ -356,7 +359,9 @@ export async function runLabForeground(opts: LabRunOptions): Promise<number> {
   process.once('SIGINT', () => void stop().then(() => process.exit(0)));
   try {
     await lab.start();
-  } catch {
+  } catch (err) {
+    // stderr is the lab log: the reason must be in it, not only in the state file.
+    console.error(`lab runner failed: ${describeError(err)}`);
     return 1;
   }
   await new Promise(() => undefined); // until a signal

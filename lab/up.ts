@@ -30,6 +30,22 @@ export interface LabUpOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Lines of the runner log shown when the lab fails. */
+const LOG_TAIL_LINES = 15;
+
+/** A runner failure: the reason and the end of the runner's log. */
+async function runnerFailure(reason: string, log: string): Promise<Error> {
+  const tail = (await readFile(log, 'utf8').catch(() => ''))
+    .trimEnd()
+    .split('\n')
+    .slice(-LOG_TAIL_LINES)
+    .filter((l) => l !== '');
+  const shown = tail.length
+    ? `last lines of ${log}:\n${tail.map((l) => `    ${l}`).join('\n')}`
+    : `${log} is empty`;
+  return new Error(`${reason}\n  ${shown}`);
+}
+
 /** Waits for the runner to report ready (or fail), echoing its progress lines. */
 async function followRunner(
   timeoutMs: number,
@@ -45,19 +61,21 @@ async function followRunner(
       for (const line of st.progress.slice(shown)) out(`  \u2022 ${line}`);
       shown = st.progress.length;
       if (st.phase === 'ready') return st;
-      if (st.phase === 'failed') throw new Error(`lab failed: ${st.error ?? 'see ' + paths.log}`);
-      if (!runnerAlive(st)) throw new Error(`lab runner exited; see ${paths.log}`);
+      if (st.phase === 'failed') {
+        throw await runnerFailure(`lab failed: ${st.error ?? 'no reason recorded'}`, paths.log);
+      }
+      if (!runnerAlive(st)) throw await runnerFailure('lab runner exited', paths.log);
     }
     const code = exited();
     if (code !== undefined && st?.phase !== 'ready') {
-      const tail = (await readFile(paths.log, 'utf8').catch(() => ''))
-        .trim()
-        .split('\n')
-        .slice(-15);
-      throw new Error(`lab runner exited (${code}) before the lab was ready:\n${tail.join('\n')}`);
+      throw await runnerFailure(
+        `lab runner exited (${code}) before the lab was ready${st?.error ? `: ${st.error}` : ''}`,
+        paths.log,
+      );
     }
-    if (Date.now() > deadline)
-      throw new Error(`lab not ready after ${timeoutMs / 1000} s; see ${paths.log}`);
+    if (Date.now() > deadline) {
+      throw await runnerFailure(`lab not ready after ${timeoutMs / 1000} s`, paths.log);
+    }
     await sleep(300);
   }
 }
@@ -185,7 +203,9 @@ export async function labUp(o: LabUpOptions): Promise<number> {
     st = await followRunner(o.timeoutMs ?? 180_000, out, () => exitCode);
   } catch (err) {
     out(`\u2718 ${err instanceof Error ? err.message : String(err)}`);
-    await labDown({ quiet: true });
+    // Processes and namespaces go; the run folder with the log stays for reading.
+    await labDown({ quiet: true, keepFiles: true });
+    out(`  the run folder is kept: ${paths.dir} ("l2fed lab down" removes it)`);
     return 1;
   }
   const plan = await currentPlan(st);
