@@ -36,6 +36,7 @@ export function verdictOf(s: State): Verdict {
   for (const c of s.clusters) {
     if (c.cordon) warnings.push(`cluster ${c.id} is cordoned: ${c.cordon.reason}`);
     if (c.health?.stale) problems.push(`cluster ${c.id}'s health report is stale (agent down?)`);
+    if (c.rejoin) problems.push(`cluster ${c.id}: ${c.rejoin.remedy}`);
   }
   for (const p of s.peerings) {
     if (

@@ -18,6 +18,8 @@ const CLUSTER_FIELDS = {
   active_peers: 'activePeers',
   cordon: 'cordon',
   health: 'health',
+  key_since: 'keySince',
+  rejoin: 'rejoin',
 } as const satisfies Record<string, keyof Cluster>;
 
 /** Throws INVALID_ARGUMENT naming the first unknown path (field `<name>.paths[i]`). */

@@ -34,6 +34,17 @@ export function clusterView(
       ? { by: c.cordon.by, reason: c.cordon.reason, cordonedAt: date(c.cordon.at) }
       : undefined,
     health: healthSummary(s.health.get(id), o),
+    keySince: date(c.keySince),
+    rejoin: c.rejoin
+      ? {
+          publicKey: c.rejoin.publicKey,
+          since: date(c.rejoin.since),
+          remedy:
+            `a gateway with a new key asks to register (node replaced?); the broker accepts ` +
+            `it once the registered key's gateway has been silent for rejoinAfterMs (default ` +
+            `60 s), or at once after: l2fed evict ${id} --force --reason "gateway replaced"`,
+        }
+      : undefined,
   };
 }
 

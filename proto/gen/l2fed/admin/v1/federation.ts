@@ -197,7 +197,30 @@ export interface Cluster {
   activePeers: string[];
   /** Set when the cluster is cordoned. */
   cordon: Cordon | undefined;
-  health: HealthSummary | undefined;
+  health:
+    | HealthSummary
+    | undefined;
+  /** When public_key was set by a key rotation or a rejoin; unset = registered_at. */
+  keySince:
+    | Date
+    | undefined;
+  /** Set while a gateway with another key asks to register (a replaced gateway node). */
+  rejoin: Rejoin | undefined;
+}
+
+/**
+ * A replacement gateway waiting for the broker to accept its new key: accepted once the
+ * registered key's gateway has been silent for the broker's rejoinAfterMs (default 60 s).
+ */
+export interface Rejoin {
+  /** The key the new gateway asks to register with. */
+  publicKey: string;
+  /** First refused request with this key. */
+  since:
+    | Date
+    | undefined;
+  /** What happens next and what an operator can do, for people. */
+  remedy: string;
 }
 
 export interface ListClustersRequest {
@@ -851,6 +874,8 @@ function createBaseCluster(): Cluster {
     activePeers: [],
     cordon: undefined,
     health: undefined,
+    keySince: undefined,
+    rejoin: undefined,
   };
 }
 
@@ -888,6 +913,12 @@ export const Cluster: MessageFns<Cluster> = {
     }
     if (message.health !== undefined) {
       HealthSummary.encode(message.health, writer.uint32(90).fork()).join();
+    }
+    if (message.keySince !== undefined) {
+      Timestamp.encode(toTimestamp(message.keySince), writer.uint32(98).fork()).join();
+    }
+    if (message.rejoin !== undefined) {
+      Rejoin.encode(message.rejoin, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -993,6 +1024,22 @@ export const Cluster: MessageFns<Cluster> = {
             message.health = HealthSummary.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.keySince = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.rejoin = Rejoin.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1044,6 +1091,12 @@ export const Cluster: MessageFns<Cluster> = {
         : [],
       cordon: isSet(object.cordon) ? Cordon.fromJSON(object.cordon) : undefined,
       health: isSet(object.health) ? HealthSummary.fromJSON(object.health) : undefined,
+      keySince: isSet(object.keySince)
+        ? fromJsonTimestamp(object.keySince)
+        : isSet(object.key_since)
+        ? fromJsonTimestamp(object.key_since)
+        : undefined,
+      rejoin: isSet(object.rejoin) ? Rejoin.fromJSON(object.rejoin) : undefined,
     };
   },
 
@@ -1082,6 +1135,12 @@ export const Cluster: MessageFns<Cluster> = {
     if (message.health !== undefined) {
       obj.health = HealthSummary.toJSON(message.health);
     }
+    if (message.keySince !== undefined) {
+      obj.keySince = message.keySince.toISOString();
+    }
+    if (message.rejoin !== undefined) {
+      obj.rejoin = Rejoin.toJSON(message.rejoin);
+    }
     return obj;
   },
 
@@ -1105,6 +1164,115 @@ export const Cluster: MessageFns<Cluster> = {
     message.health = (object.health !== undefined && object.health !== null)
       ? HealthSummary.fromPartial(object.health)
       : undefined;
+    message.keySince = object.keySince ?? undefined;
+    message.rejoin = (object.rejoin !== undefined && object.rejoin !== null)
+      ? Rejoin.fromPartial(object.rejoin)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRejoin(): Rejoin {
+  return { publicKey: "", since: undefined, remedy: "" };
+}
+
+export const Rejoin: MessageFns<Rejoin> = {
+  encode(message: Rejoin, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.publicKey !== "") {
+      writer.uint32(10).string(message.publicKey);
+    }
+    if (message.since !== undefined) {
+      Timestamp.encode(toTimestamp(message.since), writer.uint32(18).fork()).join();
+    }
+    if (message.remedy !== "") {
+      writer.uint32(26).string(message.remedy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Rejoin {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejoin();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.publicKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remedy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Rejoin {
+    return {
+      publicKey: isSet(object.publicKey)
+        ? globalThis.String(object.publicKey)
+        : isSet(object.public_key)
+        ? globalThis.String(object.public_key)
+        : "",
+      since: isSet(object.since) ? fromJsonTimestamp(object.since) : undefined,
+      remedy: isSet(object.remedy) ? globalThis.String(object.remedy) : "",
+    };
+  },
+
+  toJSON(message: Rejoin): unknown {
+    const obj: any = {};
+    if (message.publicKey !== "") {
+      obj.publicKey = message.publicKey;
+    }
+    if (message.since !== undefined) {
+      obj.since = message.since.toISOString();
+    }
+    if (message.remedy !== "") {
+      obj.remedy = message.remedy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Rejoin>, I>>(base?: I): Rejoin {
+    return Rejoin.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Rejoin>, I>>(object: I): Rejoin {
+    const message = createBaseRejoin();
+    message.publicKey = object.publicKey ?? "";
+    message.since = object.since ?? undefined;
+    message.remedy = object.remedy ?? "";
     return message;
   },
 };
