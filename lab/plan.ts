@@ -2,9 +2,10 @@
  * What a lab is made of, computed from a federation folder (one subfolder per cluster)
  * before anything is created: namespaces, underlay and transit addresses, WireGuard
  * interface names, segment bridges, pod interfaces. Pure, so the layout is unit-tested
- * and `lab up --dry-run` can print it.
+ * and `lab up --dry-run` can print it. Names come from cluster-agent/build-rules.ts, whose
+ * rules `l2fed validate` applies: what validates, this plans and the topology builds.
  */
-import { createHash } from 'node:crypto';
+import { labBridge, labHostIfname, podIfname } from '../cluster-agent/build-rules.js';
 import type { DesiredState } from '../cluster-agent/desired-state.js';
 import { segmentOf, type FederatedNetwork } from '../cluster-agent/schema-network.js';
 import { effectiveNetworkMtu } from '../gateway/mtu.js';
@@ -94,7 +95,7 @@ export function labSegment(
   kind: LabSegmentKind,
 ): LabSegment & { vlan?: number } {
   const seg = segmentOf(net.spec.segment);
-  const bridge = seg.type === 'l2smNetwork' ? seg.network.slice(0, 15) : seg.bridge;
+  const bridge = labBridge(net);
   if (kind === 'bridge' || seg.type === 'linuxBridge') return { bridge, type: 'linux-bridge' };
   return seg.type === 'ovsBridge' && seg.vlan !== undefined
     ? { bridge, type: 'ovs', vlan: seg.vlan }
@@ -103,11 +104,10 @@ export function labSegment(
 
 /**
  * Name of a pod interface's veth end in the gateway namespace: derived from the pod
- * name alone, so adding or removing other pods never renames it (15-byte limit).
+ * name alone, so adding or removing other pods never renames it (15-byte limit). The
+ * build rules reserve the form (cluster-agent/build-rules.ts).
  */
-export function hostIfname(pod: string, index: number): string {
-  return `l${createHash('sha256').update(pod).digest('hex').slice(0, 8)}-${index}`;
-}
+export const hostIfname = labHostIfname;
 
 /** Builds the plan. Clusters are ordered by id, so addresses are stable across runs. */
 export function planLab(
@@ -153,7 +153,7 @@ function planCluster(
       if (!net) throw new Error(`pod ${pod.metadata.name}: network ${sel.name} is not exported`);
       const seg = labSegment(net, opts.segmentKind);
       return {
-        ifname: sel.interface ?? `net${i + 1}`,
+        ifname: podIfname(sel, i),
         hostIfname: hostIfname(pod.metadata.name, i),
         network: sel.name,
         bridge: seg.bridge,

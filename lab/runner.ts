@@ -14,6 +14,7 @@ import { shortId } from '../lib/short-id.js';
 import { describeError } from '../lib/errors.js';
 import { writeToken } from '../lib/pki.js';
 import { generateFederationAuth } from '../broker/auth-config.js';
+import { labBridge } from '../cluster-agent/build-rules.js';
 import { validate } from '../cluster-agent/validate.js';
 import { FolderSource } from '../cluster-agent/source-folder.js';
 import type { DesiredState } from '../cluster-agent/desired-state.js';
@@ -95,7 +96,7 @@ export class LabRunner {
     try {
       await mkdir(this.paths.dir, { recursive: true });
       await this.copyManifests();
-      const report = await validate(this.paths.clusters);
+      const report = await validate(this.paths.clusters, { segments: this.opts.segmentKind });
       if (!report.ok || report.layout !== 'federation') {
         const errs = report.problems.filter((p) => p.severity === 'error');
         throw new Error(
@@ -345,7 +346,7 @@ function l2smMapping(c: LabCluster): Record<string, { bridge: string }> {
   const out: Record<string, { bridge: string }> = {};
   for (const n of c.state.networks) {
     const l2sm = n.spec.segment.l2smNetwork;
-    if (l2sm !== undefined) out[l2sm] = { bridge: l2sm.slice(0, 15) };
+    if (l2sm !== undefined) out[l2sm] = { bridge: labBridge(n) };
   }
   return out;
 }

@@ -6,6 +6,7 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LAB_UNDERLAY_IFNAME } from '../cluster-agent/build-rules.js';
 import type { CommandRunner } from '../lib/runner.js';
 import { NetnsSet, removeNamespace, listNamespaces } from '../lib/netns.js';
 import { OvsInstance } from '../lib/ovs-process.js';
@@ -58,9 +59,12 @@ export class LabTopology {
   private async buildCluster(c: LabCluster): Promise<BuiltCluster> {
     const ns = await this.netns.addNamed(c.ns);
     const swPort = `u${c.index}`;
-    await this.netns.veth({ ns: this.plan.switchNs, ifname: swPort }, { ns, ifname: 'ul0' });
+    await this.netns.veth(
+      { ns: this.plan.switchNs, ifname: swPort },
+      { ns, ifname: LAB_UNDERLAY_IFNAME },
+    );
     await this.run(this.plan.switchNs, ['ip', 'link', 'set', swPort, 'master', 'ulbr']);
-    await this.netns.addr(ns, 'ul0', `${c.underlayAddress}/24`);
+    await this.netns.addr(ns, LAB_UNDERLAY_IFNAME, `${c.underlayAddress}/24`);
     // In ovs mode every cluster gets its own OVS, so a later `lab apply` can export an
     // OVS segment even where the first manifests had only Linux bridges.
     const ovs =

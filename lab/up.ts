@@ -177,7 +177,9 @@ export async function labUp(o: LabUpOptions): Promise<number> {
       `\u25b6 generated ${o.generate.clusters} clusters x ${o.generate.pods} pods in ${manifests}`,
     );
   }
-  const pre = await validate(manifests);
+  // The build rules the runner's own check applies, for this segment kind: refused here,
+  // nothing is built.
+  const pre = await validate(manifests, { segments: o.segmentKind });
   if (!pre.ok || pre.layout !== 'federation') {
     out(`l2fed lab: ${manifests} must be a folder with one valid subfolder per cluster:`);
     out((await import('../cluster-agent/validate.js')).formatReport(manifests, pre));
