@@ -113,7 +113,10 @@ test('agent - add, edit and remove manifests lead to the right broker calls and 
   t.is(s.gateway.applied[0]?.transitAddress, '198.18.255.254/32', 'first apply is the bootstrap');
   const reg = s.broker.calls.find((c) => c.verb === 'register');
   t.like(reg?.body, { publicKey: FAKE_PUBLIC_KEY, endpoints: ['198.18.0.1:51820'] });
-  t.deepEqual(s.broker.calls.find((c) => c.verb === 'exports')?.body, { networks: ['cdn'] });
+  t.deepEqual(s.broker.calls.find((c) => c.verb === 'exports')?.body, {
+    networks: ['cdn'],
+    mtu: [{ network: 'cdn', capacity: 1370 }], // auto on underlay 1500: 1500 - 80 - 50
+  });
   t.deepEqual(s.broker.calls.find((c) => c.verb === 'peerings')?.body, { peerings: [] });
   t.deepEqual(peersOf(s.gateway), []);
 
@@ -133,6 +136,10 @@ test('agent - add, edit and remove manifests lead to the right broker calls and 
   );
   t.deepEqual(s.broker.calls.filter((c) => c.verb === 'exports').at(-1)?.body, {
     networks: ['cdn', 'tel'],
+    mtu: [
+      { network: 'cdn', capacity: 1370 },
+      { network: 'tel', capacity: 1370 },
+    ],
   });
 
   // Remove the peering file → tunnel gone first (local consent), then withdrawn at the broker.

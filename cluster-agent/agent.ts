@@ -33,6 +33,7 @@ import type {
 import {
   bootstrapGatewayConfig,
   buildGatewayConfig,
+  mtuAsks,
   type BuildGatewayConfigResult,
   type GatewaySettings,
 } from './gateway-config.js';
@@ -225,11 +226,30 @@ export class Agent {
         if (wasRefused) this.queue.trigger(); // the status changes
         return;
       }
+      this.logMtuChanges(this.peerMap, r.peerMap);
       this.peerMap = r.peerMap;
       this.peerMapFrom = 'broker';
       this.cacheDirty = true;
     }
     this.queue.trigger();
+  }
+
+  /** A member joining or leaving moves a network's agreed MTU for every member: say so. */
+  private logMtuChanges(before: PeerMap | undefined, after: PeerMap): void {
+    for (const n of after.networks) {
+      const was = before?.networks.find((b) => b.name === n.name)?.mtu;
+      if (!n.mtu || !was || was.value === n.mtu.value) continue;
+      this.d.log.warn(
+        {
+          network: n.name,
+          from: was.value,
+          to: n.mtu.value,
+          setBy: n.mtu.setBy,
+          limit: n.mtu.limit,
+        },
+        n.mtu.value < was.value ? 'network MTU lowered by a member' : 'network MTU raised',
+      );
+    }
   }
 
   /** Keeps the last good peer map (and so the data plane and cache) and says why. */
@@ -409,7 +429,10 @@ export class Agent {
     if (!desired || this.registeredAs === undefined) return DONE;
     if (this.publishedVersion === desired.version) return DONE;
     try {
-      await this.d.broker.setExports(desired.networks.map((n) => n.metadata.name));
+      await this.d.broker.setExports(
+        desired.networks.map((n) => n.metadata.name),
+        mtuAsks(desired, this.d.settings),
+      );
       await this.d.broker.setPeerings(
         desired.peerings.map((p) =>
           p.spec.networks === undefined
@@ -542,6 +565,7 @@ export class Agent {
         ...(this.peerMapError ? { peerMapError: this.peerMapError } : {}),
         published: this.publishedVersion === desired.version,
         build: this.build,
+        underlayMtu: this.d.settings.underlayMtu,
         applied: this.applied,
         health: this.health,
         now: this.d.clock?.() ?? new Date(),

@@ -13,6 +13,7 @@ import type {
   RotateKeyRequest,
 } from '../broker/protocol.js';
 import type { PeerMap } from '../broker/records.js';
+import type { NetworkMtuAsk } from '../broker/network-mtu.js';
 import type { BrokerApi, BrokerEvent, RegisterBody } from './broker-link.js';
 import { BrokerUnavailableError } from './errors.js';
 
@@ -84,9 +85,12 @@ export class FakeBroker implements BrokerApi {
     return this.call('rotate-key', body, () => this.federation.rotateKey(this.clusterId, body));
   }
 
-  setExports(networks: readonly string[]): Promise<Results['exports']> {
-    return this.call('exports', { networks }, () =>
-      this.federation.setExports(this.clusterId, networks),
+  setExports(
+    networks: readonly string[],
+    mtu?: readonly NetworkMtuAsk[],
+  ): Promise<Results['exports']> {
+    return this.call('exports', mtu ? { networks, mtu } : { networks }, () =>
+      this.federation.setExports(this.clusterId, networks, mtu),
     );
   }
 

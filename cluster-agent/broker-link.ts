@@ -15,6 +15,7 @@ import type {
   Results,
   RotateKeyRequest,
 } from '../broker/protocol.js';
+import type { NetworkMtuAsk } from '../broker/network-mtu.js';
 import { BrokerReplyError } from '../broker/errors.js';
 import type { Logger } from '../lib/log.js';
 import { backoffDelay } from './backoff.js';
@@ -42,7 +43,15 @@ export interface BrokerApi {
   subscribe(fn: (e: BrokerEvent) => void): () => void;
   register(body: RegisterBody): Promise<Results['register']>;
   rotateKey(body: RotateKeyRequest): Promise<Results['rotate-key']>;
-  setExports(networks: readonly string[]): Promise<Results['exports']>;
+  /**
+   * Declares the exported networks with this cluster's MTU ask per network. A broker
+   * older than the MTU agreement refuses the `mtu` field; the link then sends the
+   * networks alone (the agent keeps its local MTU, as the map carries no agreement).
+   */
+  setExports(
+    networks: readonly string[],
+    mtu?: readonly NetworkMtuAsk[],
+  ): Promise<Results['exports']>;
   setPeerings(peerings: PeeringsRequest['peerings']): Promise<Results['peerings']>;
   reportHealth(body: HealthRequest): Promise<void>;
 }
@@ -111,8 +120,24 @@ export class NatsBrokerLink implements BrokerApi {
     return this.request('rotate-key', (c) => c.request('rotate-key', body));
   }
 
-  setExports(networks: readonly string[]): Promise<Results['exports']> {
-    return this.request('exports', (c) => c.request('exports', { networks: [...networks] }));
+  async setExports(
+    networks: readonly string[],
+    mtu?: readonly NetworkMtuAsk[],
+  ): Promise<Results['exports']> {
+    const plain = { networks: [...networks] };
+    if (!mtu) return this.request('exports', (c) => c.request('exports', plain));
+    try {
+      return await this.request('exports', (c) =>
+        c.request('exports', { ...plain, mtu: mtu.map((a) => ({ ...a })) }),
+      );
+    } catch (err) {
+      if (!(err instanceof BrokerReplyError && err.code === 'INVALID_REQUEST')) throw err;
+      if (err.field !== 'mtu') throw err;
+      this.o.log.warn(
+        'the broker does not know MTU agreement (older version); exports sent without MTU asks',
+      );
+      return this.request('exports', (c) => c.request('exports', plain));
+    }
   }
 
   setPeerings(peerings: PeeringsRequest['peerings']): Promise<Results['peerings']> {

@@ -12,6 +12,8 @@ export const CONDITION_TYPES = {
     Allocated: 'Allocated',
     /** The gateway applied the config for this network. */
     Programmed: 'Programmed',
+    /** The network's one MTU across its members (issue 12); absent without agreement. */
+    MtuAgreed: 'MtuAgreed',
   },
   /** Both kinds, present (False) only while the broker's newest peer map is refused. */
   PeerMapValid: 'PeerMapValid',

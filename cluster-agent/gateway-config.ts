@@ -16,8 +16,11 @@
  *   'linux-bridge'}; l2smNetwork → the OVS bridge the agent config maps that L2S-M network
  *   to, else the network is skipped with reason L2smNetworkNotMapped (l2fed does not talk
  *   to the L2S-M API, and guessing a bridge could merge two broadcast domains);
- * - a fixed `mtu` larger than the underlay allows is skipped with reason MtuTooLarge
- *   instead of failing the whole config;
+ * - a network's MTU is the one the broker agreed for all its members (peer map
+ *   `networks[].mtu`, issue 12); an agreed MTU this cluster's underlay cannot carry
+ *   skips the network with reason MtuTooLarge, naming this cluster. Without an
+ *   agreement (an older broker) the local `mtu` applies, and a fixed one larger than the
+ *   underlay allows is skipped the same way, instead of failing the whole config;
  * - a peer the config cannot carry is dropped alone with a PeerProblem naming it and the
  *   reason, so one bad or hostile entry cannot take the other peers down (the gateway
  *   refuses a config as a whole). Only what the gateway cannot know is checked here (the
@@ -32,6 +35,7 @@ import { ConfigError, type ConfigIssue } from '../gateway/errors.js';
 import { z } from 'zod';
 import { maxNetworkMtu } from '../gateway/mtu.js';
 import type { PeerMap } from '../broker/records.js';
+import type { NetworkMtuAsk } from '../broker/network-mtu.js';
 import type { DesiredState } from './desired-state.js';
 import { segmentOf, type FederatedNetwork } from './schema-network.js';
 
@@ -119,6 +123,22 @@ export type BuildGatewayConfigResult =
     }
   | { readonly ok: false; readonly message: string };
 
+/**
+ * This cluster's MTU ask per exported network, for the exports request: `requested` from
+ * a fixed spec.mtu (absent for auto) and `capacity`, the most the underlay carries. Pure.
+ */
+export function mtuAsks(
+  desired: DesiredState,
+  settings: Pick<GatewaySettings, 'underlayMtu'>,
+): NetworkMtuAsk[] {
+  const capacity = maxNetworkMtu(settings.underlayMtu);
+  return desired.networks.map((n) =>
+    n.spec.mtu === 'auto'
+      ? { network: n.metadata.name, capacity }
+      : { network: n.metadata.name, requested: n.spec.mtu, capacity },
+  );
+}
+
 /** Maps a FederatedNetwork's segment to the gateway's segment, or explains why not. Pure. */
 export function gatewaySegment(
   net: FederatedNetwork,
@@ -196,6 +216,7 @@ export function buildGatewayConfig(
 ): BuildGatewayConfigResult {
   const skipped: SkippedNetwork[] = [];
   const vniOf = new Map(peerMap.networks.map((n) => [n.name, n.vni]));
+  const agreedOf = new Map(peerMap.networks.map((n) => [n.name, n.mtu]));
   const maxMtu = maxNetworkMtu(settings.underlayMtu);
   const exported = new Set(desired.networks.map((n) => n.metadata.name));
   const offered = new Map(
@@ -242,7 +263,16 @@ export function buildGatewayConfig(
       skipped.push({ network: name, reason: 'L2smNetworkNotMapped', message: seg.message });
       continue;
     }
-    const mtu = net.spec.mtu;
+    const agreed = agreedOf.get(name);
+    if (agreed && agreed.value > maxMtu) {
+      skipped.push({
+        network: name,
+        reason: 'MtuTooLarge',
+        message: `this cluster (${settings.clusterId}) cannot carry ${name}'s network MTU ${agreed.value} (set by ${agreed.setBy}): its underlay MTU ${settings.underlayMtu} carries at most ${maxMtu} after WireGuard 80 and VXLAN 50; ${name} is left out until the broker agrees a smaller MTU (it does once this cluster's exports reach it) or the underlay MTU is raised`,
+      });
+      continue;
+    }
+    const mtu = agreed ? agreed.value : net.spec.mtu;
     if (mtu !== 'auto' && mtu > maxMtu) {
       skipped.push({
         network: name,

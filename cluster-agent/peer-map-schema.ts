@@ -15,6 +15,8 @@ import { z } from 'zod';
 import { isDns1123Label } from '../broker/names.js';
 import type { PeerMap } from '../broker/records.js';
 import { VNI_MAX, VNI_MIN } from '../gateway/config.js';
+import { MIN_NETWORK_MTU } from '../gateway/mtu.js';
+import { MTU_MAX } from '../broker/protocol.js';
 import { formatPath } from './problems.js';
 
 /** Bounds far above any real federation; they keep a hostile map from costing much. */
@@ -32,12 +34,27 @@ const networkRef = z.object({
   vni: z.int('vni must be an integer'),
 });
 
+const mtuRange = `must be an integer from ${MIN_NETWORK_MTU} to ${MTU_MAX}`;
+const clusterName = text.refine(isDns1123Label, 'cluster id must be a DNS-1123 label');
+
+/** The network's agreed MTU (broker/network-mtu.ts); absent from older brokers. */
+const agreedMtu = z.object({
+  value: z
+    .int(`the agreed MTU ${mtuRange}`)
+    .min(MIN_NETWORK_MTU, `the agreed MTU ${mtuRange}`)
+    .max(MTU_MAX, `the agreed MTU ${mtuRange}`),
+  setBy: clusterName,
+  limit: z.enum(['requested', 'capacity']),
+  silent: z.array(clusterName).max(PEER_MAP_LIMITS.peers).optional(),
+});
+
 const ownNetwork = z.object({
   name: text.refine(isDns1123Label, 'network name must be a DNS-1123 label'),
   vni: z
     .int('vni must be an integer')
     .min(VNI_MIN, `vni out of range: must be ${VNI_MIN}..${VNI_MAX}`)
     .max(VNI_MAX, `vni out of range: must be ${VNI_MIN}..${VNI_MAX}`),
+  mtu: agreedMtu.optional(),
 });
 
 const peerEntry = z.object({

@@ -9,6 +9,7 @@ import type { DesiredState } from './desired-state.js';
 import type { GatewayReport, HealthReport } from '../gateway/client.js';
 import type { BuildGatewayConfigResult } from './gateway-config.js';
 import { tunnelDetail } from './health-report.js';
+import { maxNetworkMtu } from '../gateway/mtu.js';
 import type { TunnelDetail } from './status-sink.js';
 import type { NetworkStatusInput, PeeringStatusInput } from './status-writer.js';
 
@@ -21,6 +22,8 @@ export interface StatusInputs {
   /** The desired version has been accepted by the broker. */
   readonly published: boolean;
   readonly build: BuildGatewayConfigResult | undefined;
+  /** This cluster's underlay MTU: what it can carry, for the MtuAgreed condition. */
+  readonly underlayMtu?: number;
   /** The outcome of applying the current config. */
   readonly applied:
     | { readonly ok: true; readonly report: GatewayReport }
@@ -102,7 +105,7 @@ function networkStatus(name: string, i: StatusInputs): NetworkStatusInput {
       `device ${reported.device}, MTU ${reported.mtu}, carried to: ${carriedTo.join(', ') || 'no peer yet'}`,
     );
   } else programmed = cond(N.Programmed, 'unknown', 'Pending', 'not applied to the gateway yet');
-  const conditions = [allocated, programmed];
+  const conditions = [allocated, programmed, ...mtuAgreed(name, i)];
   const h = i.health?.networks.find((n) => n.name === name);
   if (reported && h && (h.status === 'down' || h.status === 'not-receiving')) {
     conditions.push(
@@ -125,6 +128,44 @@ function networkStatus(name: string, i: StatusInputs): NetworkStatusInput {
       ready(conditions, 'Ready', `carried to: ${carriedTo.join(', ') || 'no peer yet'}`),
     ],
   };
+}
+
+/**
+ * The network's agreed MTU (issue 12) and who set it: True `Agreed` when this cluster's
+ * own ask gives the same MTU, True `LoweredByMember` naming the member that lowered it,
+ * False `MtuTooLarge` when this cluster cannot carry it. Absent without an agreement (an
+ * older broker, or no member sent an ask).
+ */
+function mtuAgreed(name: string, i: StatusInputs): Cond[] {
+  const agreed = i.peerMap?.networks.find((n) => n.name === name)?.mtu;
+  if (!agreed) return [];
+  const v = agreed.value;
+  const skip = i.build?.ok ? i.build.skipped.find((s) => s.network === name) : undefined;
+  if (skip?.reason === 'MtuTooLarge') return [cond(N.MtuAgreed, false, skip.reason, skip.message)];
+  const spec = i.desired.networks.find((n) => n.metadata.name === name)?.spec.mtu;
+  const capacity = i.underlayMtu === undefined ? undefined : maxNetworkMtu(i.underlayMtu);
+  const requested = spec === undefined || spec === 'auto' ? undefined : spec;
+  const own = Math.min(requested ?? Infinity, capacity ?? Infinity);
+  const silent = agreed.silent?.length
+    ? `; ${agreed.silent.join(', ')} sent no MTU ask (older agent): check that they carry ${v}`
+    : '';
+  const by =
+    agreed.limit === 'requested'
+      ? `${agreed.setBy}, which requests ${v}`
+      : `${agreed.setBy}, whose underlay carries ${v}`;
+  if (agreed.setBy === i.clusterId || own === v || own === Infinity) {
+    return [
+      cond(N.MtuAgreed, true, 'Agreed', `network MTU ${v} on every member (set by ${by})${silent}`),
+    ];
+  }
+  return [
+    cond(
+      N.MtuAgreed,
+      true,
+      'LoweredByMember',
+      `network MTU ${v} on every member, set by ${by}; this cluster alone would use ${own}, so pods here get ${v} too and full-size frames cross in both directions${silent}`,
+    ),
+  ];
 }
 
 function peeringStatus(
