@@ -83,6 +83,24 @@ const segment = z.discriminatedUnion('type', [ovsSegment, linuxBridgeSegment], {
       : 'segment.type must be "ovs" or "linux-bridge"',
 });
 
+/**
+ * The bound on broadcast and multicast frames (destination MAC
+ * with the group bit) per network per peer and direction, in frames per second, with a
+ * burst of `burst` frames. Enforced by loop-guard.ts on the VXLAN packets in the tunnel.
+ */
+export const DEFAULT_BUM_LIMIT = { packetsPerSecond: 1000, burst: 200 } as const;
+
+const bumLimit = z.strictObject({
+  packetsPerSecond: z
+    .int('bumLimit.packetsPerSecond must be an integer (frames per second)')
+    .min(1, 'bumLimit.packetsPerSecond must be at least 1')
+    .max(1_000_000, 'bumLimit.packetsPerSecond must be at most 1000000'),
+  burst: z
+    .int('bumLimit.burst must be an integer (frames)')
+    .min(1, 'bumLimit.burst must be at least 1')
+    .max(1_000_000, 'bumLimit.burst must be at most 1000000'),
+});
+
 const peerSchema = z.strictObject({
   name: label('peer name'),
   publicKey: wgKey,
@@ -107,6 +125,8 @@ const networkSchema = z.strictObject({
   mtu: mtu.default('auto'),
   /** Names of the peers this network is carried to. */
   peers: z.array(z.string()).default([]),
+  /** Overrides the gateway's bumLimit for this network. */
+  bumLimit: bumLimit.optional(),
 });
 
 const configSchema = z.strictObject({
@@ -141,6 +161,8 @@ const configSchema = z.strictObject({
     .default(1500),
   /** UDP port of the VXLAN devices (see DEFAULT_VXLAN_PORT). */
   vxlanPort: z.int().min(1).max(65_535).default(DEFAULT_VXLAN_PORT),
+  /** Broadcast/multicast bound per network per peer and direction (DEFAULT_BUM_LIMIT). */
+  bumLimit: bumLimit.default({ ...DEFAULT_BUM_LIMIT }),
   peers: z.array(peerSchema).default([]),
   networks: z.array(networkSchema).default([]),
 });

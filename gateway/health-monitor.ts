@@ -24,6 +24,7 @@ import {
   type PeerHealth,
 } from './health.js';
 import { PythonL2Prober, type L2Prober } from './l2-probe.js';
+import { withLoop } from './loop-guard.js';
 import type { GatewayMetrics } from './metrics.js';
 import { vxlanName, type ObservedPeer } from './model.js';
 
@@ -55,6 +56,8 @@ export interface HealthMonitorOptions {
    * slowest peer's intervals. Default defaultSilenceLimitMs(intervalMs).
    */
   readonly silenceLimitMs?: number;
+  /** Loop state per network (loop-monitor.ts): a loop makes an ok network degraded. */
+  readonly loops?: { network(name: string): { readonly reason: string } | undefined };
 }
 
 interface LinkStats {
@@ -166,15 +169,18 @@ export class HealthMonitor {
       }
       const silentSeconds = now - (this.lastRx.get(device) ?? now);
       const deviceUp = (l?.flags ?? []).includes('UP');
-      const judged = judgeNetwork({
-        deviceUp,
-        peers: peerStates,
-        now: counters,
-        before,
-        probeTx: this.probeTx.get(device) ?? 0,
-        silentSeconds,
-        silenceLimitSeconds: silenceLimit,
-      });
+      const judged = withLoop(
+        judgeNetwork({
+          deviceUp,
+          peers: peerStates,
+          now: counters,
+          before,
+          probeTx: this.probeTx.get(device) ?? 0,
+          silentSeconds,
+          silenceLimitSeconds: silenceLimit,
+        }),
+        this.o.loops?.network(n.name),
+      );
       this.before.set(device, counters);
       const mtu = this.o.gateway.lastReport?.networks.find((x) => x.name === n.name)?.mtu ?? 0;
       return {

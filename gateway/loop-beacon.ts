@@ -1,0 +1,64 @@
+/**
+ * Sends the loop beacons (loop-guard.ts): one frame per VXLAN device to LOOP_BEACON_MAC,
+ * EtherType 0x88B5, a fresh random 32-bit nonce right after the EtherType, then
+ * "l2fed-loop <identity> <device>" for people reading a capture. Unlike the health probe
+ * (01:80:c2:00:00:0e, dropped by every bridge) bridges flood this group address, so a
+ * beacon follows any loop; tenants see one per network per check. python3 AF_PACKET, as
+ * in l2-probe.ts.
+ */
+import type { CommandRunner } from '../lib/runner.js';
+import { parseProbeOutput, type ProbeSendResult } from './l2-probe.js';
+import { LOOP_BEACON_ETHERTYPE, LOOP_BEACON_MAC } from './loop-guard.js';
+
+const SENDER = `
+import os, socket, sys
+identity, devices = sys.argv[1], sys.argv[2:]
+dst = bytes.fromhex("${LOOP_BEACON_MAC.replaceAll(':', '')}")
+for dev in devices:
+    try:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        try:
+            s.bind((dev, 0))
+            src = s.getsockname()[4]
+            body = os.urandom(4) + ("l2fed-loop " + identity + " " + dev).encode()[:200]
+            s.send(dst + src + (${LOOP_BEACON_ETHERTYPE}).to_bytes(2, "big") + body.ljust(46, b"."))
+        finally:
+            s.close()
+        print("sent", dev, flush=True)
+    except OSError as e:
+        print("failed", dev, str(e).replace(chr(10), " "), flush=True)
+`;
+
+/** Sends one beacon per device; the fake in tests records them. */
+export interface LoopBeaconSender {
+  send(
+    identity: string,
+    devices: readonly string[],
+    netns: string | undefined,
+  ): Promise<ProbeSendResult>;
+}
+
+export class PythonLoopBeacon implements LoopBeaconSender {
+  constructor(private readonly runner: CommandRunner) {}
+
+  async send(
+    identity: string,
+    devices: readonly string[],
+    netns: string | undefined,
+  ): Promise<ProbeSendResult> {
+    if (devices.length === 0) return { sent: new Set(), failed: new Map() };
+    try {
+      const r = await this.runner.run(['python3', '-c', SENDER, identity, ...devices], {
+        netns,
+        allowFailure: true,
+        timeoutMs: 5000,
+      });
+      const out = parseProbeOutput(r.stdout, devices);
+      return r.exitCode !== 0 && out.sent.size === 0
+        ? { ...out, unavailable: (r.stderr || `python3 exited ${r.exitCode}`).split('\n')[0]! }
+        : out;
+    } catch (err) {
+      return { sent: new Set(), failed: new Map(), unavailable: String(err).split('\n')[0]! };
+    }
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Runs the loop guard and the broadcast bound (loop-guard.ts) next to a Gateway: every
+ * check it keeps the `inet l2fed_l2` table in step with the applied config, sends one
+ * beacon per network, reads which beacons came back, and blocks or unblocks networks.
+ * The table's one dynamic part is its `blocked` set; the rest follows the config and is
+ * replaced (one nft transaction) only when the config changes. A restarted monitor
+ * adopts the blocks it finds, so a restart does not reopen a loop.
+ */
+import type { CommandRunner } from '../lib/runner.js';
+import { CommandError } from '../lib/errors.js';
+import type { GatewayConfig } from './config.js';
+import { requireNft } from './firewall-nft.js';
+import type { Gateway } from './gateway.js';
+import { PythonLoopBeacon, type LoopBeaconSender } from './loop-beacon.js';
+import {
+  L2_GUARD_FAMILY,
+  L2_GUARD_TABLE,
+  blockScript,
+  blockedPaths,
+  decideLoops,
+  l2GuardMarker,
+  l2GuardRemoveScript,
+  l2GuardScript,
+  parseL2Guard,
+  pathKey,
+  type L2GuardSpec,
+  type LoopNetwork,
+  type NetworkLoopState,
+  type ObservedL2Guard,
+} from './loop-guard.js';
+import type { GatewayMetrics } from './metrics.js';
+import { vxlanName } from './model.js';
+
+export interface LoopMonitorOptions {
+  readonly gateway: Gateway;
+  readonly runner: CommandRunner;
+  readonly metrics?: GatewayMetrics;
+  /** Between checks; default 2 s. A loop is cut within about one interval. */
+  readonly intervalMs?: number;
+  /** Quiet checks before a block lifts; default DEFAULT_HOLD_TICKS. */
+  readonly holdTicks?: number;
+  /** How long a beacon gets to come back, ms; default 300. */
+  readonly settleMs?: number;
+  /** Default: python3 (loop-beacon.ts). */
+  readonly beacon?: LoopBeaconSender;
+}
+
+/** Per network per peer. */
+export interface PathReport {
+  readonly peer: string;
+  readonly address: string;
+  /** BUM frames dropped by the bound since the table was made: from / to the peer. */
+  readonly bumDroppedIn: number;
+  readonly bumDroppedOut: number;
+}
+
+export interface NetworkLoopReport extends NetworkLoopState {
+  readonly name: string;
+  readonly vni: number;
+  readonly paths: readonly PathReport[];
+  /** Why no beacon left this check ('' = it did, or no peers). */
+  readonly beaconError: string;
+}
+
+export interface LoopReport {
+  readonly at: string;
+  readonly networks: readonly NetworkLoopReport[];
+  /** Frames dropped on blocked paths since the table was made (all paths). */
+  readonly blockedDroppedIn: number;
+  readonly blockedDroppedOut: number;
+}
+
+/** What the guard table should hold for a config. Pure. */
+export function l2GuardSpec(config: GatewayConfig): L2GuardSpec {
+  const address = new Map(config.peers.map((p) => [p.name, p.transitAddress]));
+  return {
+    wgIfname: config.wireguard.ifname,
+    vxlanPort: config.vxlanPort,
+    paths: config.networks.flatMap((n) =>
+      n.peers.flatMap((peer) => {
+        const a = address.get(peer);
+        const limit = n.bumLimit ?? config.bumLimit;
+        return a ? [{ address: a, vni: n.vni, ...limit }] : [];
+      }),
+    ),
+  };
+}
+
+function loopNetworks(config: GatewayConfig): LoopNetwork[] {
+  const address = new Map(config.peers.map((p) => [p.name, p.transitAddress]));
+  return config.networks.map((n) => ({
+    name: n.name,
+    vni: n.vni,
+    peers: n.peers.flatMap((name) => {
+      const a = address.get(name);
+      return a ? [{ name, address: a }] : [];
+    }),
+  }));
+}
+
+export class LoopMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+  private state = new Map<string, NetworkLoopState>();
+  private adopted = false;
+  private nft: string | undefined;
+  private readonly beacon: LoopBeaconSender;
+  latest: LoopReport | undefined;
+
+  constructor(private readonly o: LoopMonitorOptions) {
+    this.beacon = o.beacon ?? new PythonLoopBeacon(o.runner);
+  }
+
+  /** The loop state of a network by name (undefined before the first check). */
+  network(name: string): NetworkLoopReport | undefined {
+    return this.latest?.networks.find((n) => n.name === name);
+  }
+
+  private async read(netns: string | undefined): Promise<ObservedL2Guard | undefined> {
+    const argv = [this.nft!, '-j', 'list', 'table', L2_GUARD_FAMILY, L2_GUARD_TABLE];
+    const r = await this.o.runner.run(argv, { netns, allowFailure: true });
+    if (r.exitCode === 0) return parseL2Guard(r.stdout);
+    if (r.exitCode === 1 && /No such file or directory/.test(r.stderr)) return undefined;
+    throw new CommandError(argv, r.exitCode, r.stderr, false, { netns });
+  }
+
+  private nftScript(netns: string | undefined, script: string) {
+    return this.o.runner.run([this.nft!, '-f', '-'], { netns, mutates: true, input: script });
+  }
+
+  /**
+   * One check: table in step, beacons out, blocks decided and applied. undefined until
+   * the gateway has applied a config.
+   * @throws MissingNftError without nft; CommandError when nft fails
+   */
+  async check(): Promise<LoopReport | undefined> {
+    const config = this.o.gateway.config;
+    if (!config) return undefined;
+    this.nft ??= await requireNft();
+    const netns = config.netns;
+    const spec = l2GuardSpec(config);
+    const networks = loopNetworks(config);
+    let observed = await this.read(netns);
+    if (!this.adopted && observed) {
+      // A restart: keep the blocks in force (the loop may still be there).
+      const held = new Set(observed.blocked.map(pathKey));
+      for (const n of networks) {
+        if (n.peers.some((p) => held.has(pathKey({ address: p.address, vni: n.vni })))) {
+          this.state.set(n.name, { loopPeers: [], blocked: true, quietTicks: 0, reason: '' });
+        }
+      }
+    }
+    this.adopted = true;
+    if (observed?.marker !== l2GuardMarker(spec)) {
+      await this.nftScript(netns, l2GuardScript(spec, blockedPaths(networks, this.state)));
+      observed = await this.read(netns);
+    }
+    const before = observed?.counters.repeats ?? new Map<string, number>();
+    const targets = networks.filter((n) => n.peers.length > 0);
+    const sent = await this.beacon.send(
+      config.identity,
+      targets.map((n) => vxlanName(n.vni)),
+      netns,
+    );
+    await new Promise((r) => setTimeout(r, this.o.settleMs ?? 300));
+    const after = (await this.read(netns)) ?? observed;
+    const grew = new Set(
+      [...(after?.counters.repeats ?? [])]
+        .filter(([k, v]) => v > (before.get(k) ?? 0))
+        .map(([k]) => k),
+    );
+    const beaconSent = new Set(
+      targets.filter((n) => sent.sent.has(vxlanName(n.vni))).map((n) => n.name),
+    );
+    const next = decideLoops({
+      identity: config.identity,
+      networks,
+      previous: this.state,
+      repeatsGrew: grew,
+      beaconSent,
+      holdTicks: this.o.holdTicks,
+    });
+    const want = blockedPaths(networks, next);
+    const have = after?.blocked ?? [];
+    const wantKeys = new Set(want.map(pathKey));
+    const haveKeys = new Set(have.map(pathKey));
+    const add = want.filter((p) => !haveKeys.has(pathKey(p)));
+    const del = have.filter((p) => !wantKeys.has(pathKey(p)));
+    if (add.length || del.length) await this.nftScript(netns, blockScript(add, del));
+    this.state = next;
+
+    const c = after?.counters;
+    const report: LoopReport = {
+      at: new Date().toISOString(),
+      networks: networks.map((n) => ({
+        name: n.name,
+        vni: n.vni,
+        ...next.get(n.name)!,
+        paths: n.peers.map((p) => {
+          const k = pathKey({ address: p.address, vni: n.vni });
+          return {
+            peer: p.name,
+            address: p.address,
+            bumDroppedIn: c?.bumDroppedIn.get(k) ?? 0,
+            bumDroppedOut: c?.bumDroppedOut.get(k) ?? 0,
+          };
+        }),
+        beaconError:
+          n.peers.length === 0 || beaconSent.has(n.name)
+            ? ''
+            : (sent.unavailable ?? sent.failed.get(vxlanName(n.vni)) ?? 'not sent'),
+      })),
+      blockedDroppedIn: c?.blockedIn ?? 0,
+      blockedDroppedOut: c?.blockedOut ?? 0,
+    };
+    this.latest = report;
+    this.o.metrics?.observeLoops(report);
+    return report;
+  }
+
+  /** Starts periodic checks. Idempotent. A failed check is retried on the next tick. */
+  start(): void {
+    if (this.timer) return;
+    const tick = () => {
+      this.running = this.check()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.timer) this.timer = setTimeout(tick, this.o.intervalMs ?? 2000);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Stops periodic checks and waits for a running one; the table stays. Idempotent. */
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** Removes the table (no error when absent), e.g. after Gateway.teardown(). */
+  async remove(netns: string | undefined): Promise<void> {
+    this.nft ??= await requireNft();
+    await this.nftScript(netns, l2GuardRemoveScript());
+    this.state.clear();
+  }
+}
