@@ -32,12 +32,16 @@ export interface ErrorBody {
   readonly message: string;
   /** Dotted path of the offending request field, when one field is to blame. */
   readonly field?: string;
+  /** When the same request can succeed (ms from now), if the broker knows; clients retry then. */
+  readonly retryAfterMs?: number;
 }
 
 /** Base class of errors that become a structured reply with their own code. */
 export abstract class BrokerError extends Error {
   abstract readonly code: ErrorCode;
   readonly field: string | undefined;
+  /** See ErrorBody.retryAfterMs. */
+  retryAfterMs: number | undefined;
   constructor(message: string, options?: { cause?: unknown; field?: string }) {
     super(message, { cause: options?.cause });
     this.field = options?.field;
@@ -149,6 +153,7 @@ export class ClusterTakeoverError extends BrokerError {
             `use the original key, or rotate it with l2fed.v1.<id>.rotate-key`,
       { field: 'publicKey' },
     );
+    if (rejoin) this.retryAfterMs = Math.ceil(rejoin.waitMs);
   }
 }
 
@@ -237,7 +242,15 @@ export class BrokerReplyError extends Error {
     super(`${subject}: ${body.code}: ${body.message}${body.field ? ` (field ${body.field})` : ''}`);
     this.code = body.code;
     this.field = body.field;
+    // Only a sane hint is followed: a broker must not park an agent for long.
+    const after = body.retryAfterMs;
+    this.retryAfterMs =
+      typeof after === 'number' && Number.isFinite(after) && after >= 0
+        ? Math.min(after, 10 * 60_000)
+        : undefined;
   }
+  /** See ErrorBody.retryAfterMs (bounded to 10 min). */
+  readonly retryAfterMs: number | undefined;
   get retryable(): boolean {
     return RETRYABLE_CODES.has(this.code);
   }
@@ -246,9 +259,12 @@ export class BrokerReplyError extends Error {
 /** Maps any thrown value to the error body of a reply; unknown errors become INTERNAL. */
 export function toErrorBody(err: unknown): ErrorBody {
   if (err instanceof BrokerError) {
-    return err.field === undefined
-      ? { code: err.code, message: err.message }
-      : { code: err.code, message: err.message, field: err.field };
+    return {
+      code: err.code,
+      message: err.message,
+      ...(err.field === undefined ? {} : { field: err.field }),
+      ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+    };
   }
   return { code: 'INTERNAL', message: `internal broker error: ${describeError(err)}` };
 }

@@ -10,6 +10,7 @@
  * (on disk, PeerMapCache) while the broker is unreachable, and the agent re-sends its
  * whole declaration when the broker comes back, so changes made meanwhile catch up.
  */
+import { BrokerReplyError } from '../broker/errors.js';
 import type { PeerMap } from '../broker/records.js';
 import type { GatewayConfigInput } from '../gateway/config.js';
 import type { Logger } from '../lib/log.js';
@@ -419,7 +420,11 @@ export class Agent {
       return DONE;
     } catch (err) {
       this.brokerError = msg(err);
-      return isRetryableBrokerError(err) ? requeue(`register: ${msg(err)}`) : requeue(msg(err));
+      // A replaced gateway's key is accepted at a time the broker names: retry right then.
+      const within = err instanceof BrokerReplyError ? err.retryAfterMs : undefined;
+      return isRetryableBrokerError(err)
+        ? requeue(`register: ${msg(err)}`)
+        : requeue(msg(err), within === undefined ? undefined : within + 250);
     }
   }
 

@@ -64,3 +64,30 @@ test('reconcile queue - combine keeps every reason', (t) => {
   t.deepEqual(combine([DONE, DONE]), DONE);
   t.deepEqual(combine([requeue('a'), DONE, requeue('b')]), requeue('a; b'));
 });
+
+test('reconcile queue - a requeue that names when it can pass is retried no later than that', async (t) => {
+  const delays: number[] = [];
+  let n = 0;
+  const q = new ReconcileQueue(
+    (): Promise<Outcome> =>
+      Promise.resolve(++n <= 3 ? combine([requeue('waiting', 20), requeue('other')]) : DONE),
+    {
+      // Without the hint the second retry would wait 30 s.
+      backoff: { initialMs: 20_000, maxMs: 60_000 },
+      random: () => 0.5,
+      onPass: (_o, _attempt, delay) => {
+        if (delay !== undefined) delays.push(delay);
+      },
+    },
+  );
+  q.trigger();
+  await q.idle();
+  t.is(n, 4);
+  t.deepEqual(delays, [20, 20, 20]);
+  t.deepEqual(combine([requeue('a', 50), requeue('b', 20)]), {
+    requeue: true,
+    reason: 'a; b',
+    withinMs: 20,
+  });
+  await q.stop();
+});

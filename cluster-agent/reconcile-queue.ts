@@ -9,15 +9,27 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 
 /** What a handler (and a pass) returns: done, or "run me again later, because …". */
 export type Outcome =
-  { readonly requeue: false } | { readonly requeue: true; readonly reason: string };
+  | { readonly requeue: false }
+  | {
+      readonly requeue: true;
+      readonly reason: string;
+      /** Retry no later than this (ms), e.g. when the broker says when a request can pass. */
+      readonly withinMs?: number;
+    };
 
 export const DONE: Outcome = { requeue: false };
-export const requeue = (reason: string): Outcome => ({ requeue: true, reason });
+export const requeue = (reason: string, withinMs?: number): Outcome =>
+  withinMs === undefined ? { requeue: true, reason } : { requeue: true, reason, withinMs };
 
 /** Combines handler outcomes: requeue if any handler asks, with all reasons. */
 export function combine(outcomes: readonly Outcome[]): Outcome {
-  const reasons = outcomes.flatMap((o) => (o.requeue ? [o.reason] : []));
-  return reasons.length === 0 ? DONE : requeue(reasons.join('; '));
+  const asks = outcomes.filter((o) => o.requeue);
+  if (asks.length === 0) return DONE;
+  const within = asks.flatMap((o) => (o.withinMs === undefined ? [] : [o.withinMs]));
+  return requeue(
+    asks.map((o) => o.reason).join('; '),
+    within.length ? Math.min(...within) : undefined,
+  );
 }
 
 export interface ReconcileQueueOptions {
@@ -76,6 +88,7 @@ export class ReconcileQueue {
       let delay: number | undefined;
       if (outcome.requeue) {
         delay = backoffDelay(this.attempt, this.o.backoff, this.o.random);
+        if (outcome.withinMs !== undefined) delay = Math.min(delay, outcome.withinMs);
         this.attempt++;
       } else {
         this.attempt = 0;

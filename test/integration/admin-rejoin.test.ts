@@ -21,6 +21,9 @@ test('admin - a pending rejoin shows in describe cluster and fails status with t
     }),
   );
   t.like(refused, { code: 'CLUSTER_ID_TAKEN', field: 'publicKey' });
+  // The broker says when the key can pass (rejoinAfterMs 60 s after the registration).
+  const after = (refused as { retryAfterMs?: number }).retryAfterMs ?? 0;
+  t.true(after > 50_000 && after <= 60_000, `retryAfterMs ${after}`);
 
   const { cluster } = await fx.api.federation.getCluster({ id: 'madrid', readMask: [] });
   t.is(cluster?.rejoin?.publicKey, newKey);
