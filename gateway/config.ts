@@ -104,6 +104,11 @@ const bumLimit = z.strictObject({
 const peerSchema = z.strictObject({
   name: label('peer name'),
   publicKey: wgKey,
+  /**
+   * The peer's announced next key while it rotates: held as a standby entry and promoted
+   * when it handshakes (standby-keys.ts).
+   */
+  nextPublicKey: wgKey.optional(),
   /** Tried in order by endpoint fail-over (endpoint-failover.ts); the broker's limit. */
   endpoints: z
     .array(endpoint)
@@ -231,6 +236,19 @@ function crossCheck(c: GatewayConfig): ConfigIssue[] {
   };
   dup(c.peers, 'peers', 'name', (p) => p.name);
   dup(c.peers, 'peers', 'publicKey', (p) => p.publicKey);
+  // WireGuard knows an entry only by its key: a next key must be nobody else's key.
+  c.peers.forEach((p, i) => {
+    const next = p.nextPublicKey;
+    const clash = c.peers.find(
+      (q, j) => q.publicKey === next || (j !== i && q.nextPublicKey === next),
+    );
+    if (next && clash) {
+      issues.push({
+        path: `peers[${i}].nextPublicKey`,
+        message: `next key ${next} of ${p.name} is also a key of ${clash.name}; every entry needs its own key`,
+      });
+    }
+  });
   dup(c.peers, 'peers', 'transitAddress', (p) => p.transitAddress);
   dup(c.networks, 'networks', 'name', (n) => n.name);
   dup(c.networks, 'networks', 'vni', (n) => String(n.vni));

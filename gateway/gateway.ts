@@ -19,6 +19,7 @@ import { desiredState, type ObservedDataplane } from './model.js';
 import { describeStep, planSteps, type Step } from './plan.js';
 import { executePlan, observe, type Backends } from './backends.js';
 import { handshakesDue, type HandshakeDue } from './handshake-watch.js';
+import { promoteStandby, promotionSteps, standbyKeys } from './standby-keys.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
 import { OvsSegment, type OvsInterfaceSettings } from './segment-ovs.js';
 import { detectTunnelKind, type TunnelKind } from './tunnel.js';
@@ -59,6 +60,12 @@ export interface GatewayOptions {
    * handshake-watch.ts); false turns the check off. Default every 1000 ms for 15000 ms.
    */
   readonly handshakeWatch?: { readonly intervalMs: number; readonly forMs: number } | false;
+  /**
+   * While a peer's next key is held as a standby entry, how often (ms) to check whether
+   * it handshaked, to promote it (standby-keys.ts); false turns it off. Default 200 ms:
+   * the peer's traffic is dropped from its switch until the promotion.
+   */
+  readonly standbyWatchMs?: number | false;
 }
 
 const DEFAULT_HANDSHAKE_WATCH = { intervalMs: 1000, forMs: 15_000 };
@@ -188,8 +195,9 @@ export class Gateway {
    */
   plan(input: unknown): Promise<PlanResult> {
     return this.serial(async () => {
-      const { config, backends } = await this.prepare(input);
-      const observed = await observe(backends, config.wireguard.ifname);
+      const { config: asked, backends } = await this.prepare(input);
+      const observed = await observe(backends, asked.wireguard.ifname);
+      const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
       const steps = planSteps(desiredState(config, this.keys!.privateKey), observed);
       return { steps, lines: steps.map(describeStep) };
     });
@@ -205,8 +213,9 @@ export class Gateway {
       const started = Date.now();
       let steps: Step[] = [];
       try {
-        const { config, backends } = await this.prepare(input);
-        const observed = await observe(backends, config.wireguard.ifname);
+        const { config: asked, backends } = await this.prepare(input);
+        const observed = await observe(backends, asked.wireguard.ifname);
+        const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
         steps = planSteps(desiredState(config, this.keys!.privateKey), observed);
         await executePlan(backends, steps);
         this.last = config;
@@ -219,6 +228,7 @@ export class Gateway {
             this.keys!.publicKey,
           ),
         );
+        this.watchStandby();
         const durationMs = Date.now() - started;
         this.options.metrics?.observeApply(durationMs / 1000, steps.length);
         return { steps, durationMs, report: this.lastReportValue };
@@ -269,6 +279,43 @@ export class Gateway {
       });
     };
     this.watchTimer = setTimeout(tick, o.intervalMs).unref();
+  }
+
+  private standbyTimer: NodeJS.Timeout | undefined;
+
+  /** Polls while the applied config holds standby keys (standby-keys.ts). */
+  private watchStandby(): void {
+    const every = this.options.standbyWatchMs ?? 200;
+    if (every === false || this.standbyTimer || standbyKeys(this.last).length === 0) return;
+    const tick = () => {
+      void this.promoteHandshaked()
+        .catch(() => undefined) // a failing tunnel is the next apply's business
+        .finally(() => {
+          this.standbyTimer =
+            standbyKeys(this.last).length > 0 ? setTimeout(tick, every).unref() : undefined;
+        });
+    };
+    this.standbyTimer = setTimeout(tick, every).unref();
+  }
+
+  /**
+   * Promotes every standby key that handshaked: the peer switched to it, and its old key
+   * is dead. Touches only those peers' entries; the promoted config is the applied one.
+   */
+  private promoteHandshaked(): Promise<void> {
+    return this.serial(async () => {
+      const b = this.backends;
+      const before = this.last;
+      if (!b || !before || standbyKeys(before).length === 0) return;
+      const wg = await b.tunnel.read(before.wireguard.ifname);
+      const after = promoteStandby(before, wg);
+      if (after === before || !wg) return;
+      const wanted = desiredState(after, this.keys!.privateKey).tunnel.peers;
+      const steps = promotionSteps(before.wireguard.ifname, before, after, wanted, wg);
+      await executePlan(b, steps);
+      this.last = after;
+      this.lastReportValue = this.report(after);
+    });
   }
 
   /**
@@ -360,6 +407,8 @@ export class Gateway {
   teardown(): Promise<void> {
     clearTimeout(this.watchTimer);
     this.watchTimer = undefined;
+    clearTimeout(this.standbyTimer);
+    this.standbyTimer = undefined;
     this.watched.clear();
     return this.serial(async () => {
       const b = this.backends;

@@ -41,6 +41,7 @@ export function configFromProto(c: pb.GatewayConfig | undefined): unknown {
       ...(p.persistentKeepalive !== undefined
         ? { persistentKeepalive: p.persistentKeepalive }
         : {}),
+      ...(p.nextPublicKey ? { nextPublicKey: p.nextPublicKey } : {}),
     })),
     networks: c.networks.map((n) => ({
       name: n.name,
@@ -68,6 +69,7 @@ export function configToProto(c: GatewayConfigInput): pb.GatewayConfig {
       endpoints: p.endpoints,
       transitAddress: p.transitAddress,
       persistentKeepalive: p.persistentKeepalive,
+      nextPublicKey: p.nextPublicKey ?? '',
     })),
     networks: (c.networks ?? []).map((n) => ({
       name: n.name,

@@ -51,8 +51,9 @@ export function handshakesDue(
       s.kind === 'tunnel-set-peer' && !had.has(s.peer.publicKey) ? [s.peer.publicKey] : [],
     ),
   );
+  // A standby entry cannot handshake before its peer switches (standby-keys.ts).
   return peers
-    .filter((p) => keyChanged || added.has(p.publicKey))
+    .filter((p) => !p.standby && (keyChanged || added.has(p.publicKey)))
     .filter((p) => retriesHandshake(ownPublicKey, p.publicKey))
     .map((p) => ({ publicKey: p.publicKey, before: had.get(p.publicKey) ?? 0 }));
 }

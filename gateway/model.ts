@@ -23,6 +23,8 @@ export interface DesiredPeer {
   readonly endpoints: readonly string[];
   readonly allowedIps: readonly string[];
   readonly persistentKeepalive: number;
+  /** The peer's next key during its rotation: no allowed IPs, no keepalive (standby-keys.ts). */
+  readonly standby?: true;
 }
 
 export interface DesiredTunnel {
@@ -67,14 +69,28 @@ export function desiredState(config: GatewayConfig, privateKey: string): Desired
       privateKeyFile: config.wireguard.privateKeyFile,
       address: config.transitAddress,
       mtu: tunnelMtu(config.underlayMtu),
-      peers: config.peers.map((p) => ({
-        name: p.name,
-        publicKey: p.publicKey,
-        endpoint: p.endpoints[0]!,
-        endpoints: p.endpoints,
-        allowedIps: [`${p.transitAddress}/32`],
-        persistentKeepalive: p.persistentKeepalive,
-      })),
+      peers: config.peers.flatMap((p) => {
+        const main: DesiredPeer = {
+          name: p.name,
+          publicKey: p.publicKey,
+          endpoint: p.endpoints[0]!,
+          endpoints: p.endpoints,
+          allowedIps: [`${p.transitAddress}/32`],
+          persistentKeepalive: p.persistentKeepalive,
+        };
+        return p.nextPublicKey
+          ? [
+              main,
+              {
+                ...main,
+                publicKey: p.nextPublicKey,
+                allowedIps: [],
+                persistentKeepalive: 0,
+                standby: true as const,
+              },
+            ]
+          : [main];
+      }),
     },
     firewall: {
       wgIfname: config.wireguard.ifname,

@@ -69,7 +69,14 @@ export interface Peer {
   /** The peer's inside-the-tunnel address, without prefix. */
   transitAddress: string;
   /** Seconds; unset = 25, 0 = off. */
-  persistentKeepalive?: number | undefined;
+  persistentKeepalive?:
+    | number
+    | undefined;
+  /**
+   * The peer's announced next key while it rotates (base64), held as a standby entry and
+   * promoted when it handshakes. Empty = none.
+   */
+  nextPublicKey: string;
 }
 
 /** A federated network carried by this gateway. */
@@ -550,7 +557,14 @@ export const WireGuard: MessageFns<WireGuard> = {
 };
 
 function createBasePeer(): Peer {
-  return { name: "", publicKey: "", endpoints: [], transitAddress: "", persistentKeepalive: undefined };
+  return {
+    name: "",
+    publicKey: "",
+    endpoints: [],
+    transitAddress: "",
+    persistentKeepalive: undefined,
+    nextPublicKey: "",
+  };
 }
 
 export const Peer: MessageFns<Peer> = {
@@ -569,6 +583,9 @@ export const Peer: MessageFns<Peer> = {
     }
     if (message.persistentKeepalive !== undefined) {
       writer.uint32(40).uint32(message.persistentKeepalive);
+    }
+    if (message.nextPublicKey !== "") {
+      writer.uint32(50).string(message.nextPublicKey);
     }
     return writer;
   },
@@ -626,6 +643,14 @@ export const Peer: MessageFns<Peer> = {
             message.persistentKeepalive = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.nextPublicKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -659,6 +684,11 @@ export const Peer: MessageFns<Peer> = {
         : isSet(object.persistent_keepalive)
         ? globalThis.Number(object.persistent_keepalive)
         : undefined,
+      nextPublicKey: isSet(object.nextPublicKey)
+        ? globalThis.String(object.nextPublicKey)
+        : isSet(object.next_public_key)
+        ? globalThis.String(object.next_public_key)
+        : "",
     };
   },
 
@@ -679,6 +709,9 @@ export const Peer: MessageFns<Peer> = {
     if (message.persistentKeepalive !== undefined) {
       obj.persistentKeepalive = Math.round(message.persistentKeepalive);
     }
+    if (message.nextPublicKey !== "") {
+      obj.nextPublicKey = message.nextPublicKey;
+    }
     return obj;
   },
 
@@ -692,6 +725,7 @@ export const Peer: MessageFns<Peer> = {
     message.endpoints = object.endpoints?.map((e) => e) || [];
     message.transitAddress = object.transitAddress ?? "";
     message.persistentKeepalive = object.persistentKeepalive ?? undefined;
+    message.nextPublicKey = object.nextPublicKey ?? "";
     return message;
   },
 };
