@@ -241,6 +241,7 @@ test('agent - a failing apply is retried with backoff; health goes to the broker
         name: 'bristol',
         publicKey: KEY_B,
         endpoint: '198.18.0.2:51820',
+        endpointSource: 'advertised',
         handshakeAgeSeconds: 5,
         rxBytes: 1,
         txBytes: 1,

@@ -45,6 +45,7 @@ const health = (status: 'up' | 'down', age?: number): HealthReport => ({
       name: 'bristol',
       publicKey: KEY_B,
       endpoint: '198.18.0.2:51820',
+      endpointSource: 'advertised',
       handshakeAgeSeconds: age,
       rxBytes: 0,
       txBytes: 0,

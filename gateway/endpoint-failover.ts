@@ -20,6 +20,15 @@
  *   BROKEN_PATH_SECONDS (those 15 s plus one retry), no re-handshake has succeeded since
  *   the path broke: the tunnel counts as not working, without waiting for the 180 s.
  * - Once a handshake succeeds we stay: a working tunnel is never moved.
+ * - A peer with one endpoint only moves when WireGuard roamed elsewhere (NAT) and that
+ *   stopped working: it goes back to the advertised endpoint.
+ *
+ * NAT (endpointToKeep): WireGuard sets a peer's endpoint to the source of its last
+ * authenticated packet, so behind a port-translating NAT it learns the translated address
+ * (roaming). A handshake within REJECT_AFTER_TIME proves that endpoint; no rewrite of the
+ * peer (apply, reconcile, restart, handshake watch) may replace it while it is proven.
+ * Once it is stale (or, for the health monitor, the path is broken as above) the peer
+ * goes back to its advertised endpoints.
  */
 
 /** WireGuard retries a handshake after this many seconds. */
@@ -124,7 +133,11 @@ export function decideFailover(
   // WireGuard roamed (or someone set the peer) to another listed endpoint: that one
   // gets a full chance of its own. An unlisted endpoint (NAT, DNS) keeps our position.
   if (listed >= 0 && listed !== s.index) s = { ...s, index: listed, since: now };
-  if (endpoints.length < 2) return { state: s, switchTo: undefined, working };
+  // One endpoint in use: nowhere else to go. A roamed one (NAT) that stopped working goes
+  // back to the advertised endpoint, after the same dwell and back-off.
+  if (endpoints.length < 2 && (listed >= 0 || current === undefined)) {
+    return { state: s, switchTo: undefined, working };
+  }
   if (working) {
     return { state: { ...s, since: now, attempts: 0 }, switchTo: undefined, working };
   }
@@ -137,4 +150,39 @@ export function decideFailover(
     switchTo: endpoints[index],
     working,
   };
+}
+
+/** Where the endpoint WireGuard uses came from. */
+export const ENDPOINT_SOURCES = ['advertised', 'roamed', 'none'] as const;
+export type EndpointSource = (typeof ENDPOINT_SOURCES)[number];
+
+/**
+ * 'advertised' when `current` is one of the configured endpoints, 'roamed' when WireGuard
+ * learned another one from the peer's packets (NAT; also a DNS name's resolved address,
+ * which the gateway does not resolve to compare), 'none' when there is none. Pure.
+ */
+export function endpointSource(
+  endpoints: readonly string[],
+  current: string | undefined,
+): EndpointSource {
+  if (current === undefined) return 'none';
+  return endpoints.includes(current) ? 'advertised' : 'roamed';
+}
+
+/**
+ * The endpoint a rewrite of the peer entry must keep instead of the first advertised one:
+ * the one in use when it is listed (fail-over or roaming chose it), or when a handshake
+ * within `staleSeconds` before `now` (unix s) proves it (WireGuard roamed there, e.g.
+ * behind NAT). undefined: nothing to keep, set the advertised endpoint. Pure.
+ */
+export function endpointToKeep(
+  endpoints: readonly string[],
+  have: { readonly endpoint: string | undefined; readonly latestHandshake: number } | undefined,
+  now: number,
+  staleSeconds: number = REJECT_AFTER_TIME_SECONDS,
+): string | undefined {
+  const inUse = have?.endpoint;
+  if (inUse === undefined) return undefined;
+  if (endpoints.includes(inUse)) return inUse;
+  return handshakeWorks(now, have!.latestHandshake, staleSeconds) ? inUse : undefined;
 }

@@ -9,6 +9,7 @@ import { access } from 'node:fs/promises';
 import type { CommandRunner } from '../lib/runner.js';
 import { parseGatewayConfig, type GatewayConfig, type SegmentConfig } from './config.js';
 import { SupervisedLauncher, type DaemonLauncher } from './daemons.js';
+import { endpointToKeep } from './endpoint-failover.js';
 import { ConfigError } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Host } from './host.js';
@@ -66,6 +67,8 @@ export interface GatewayOptions {
    * the peer's traffic is dropped from its switch until the promotion.
    */
   readonly standbyWatchMs?: number | false;
+  /** Unix seconds now, for handshake ages (a roamed endpoint is kept while proven). Tests. */
+  readonly now?: () => number;
 }
 
 const DEFAULT_HANDSHAKE_WATCH = { intervalMs: 1000, forMs: 15_000 };
@@ -142,6 +145,10 @@ export class Gateway {
     return this.last;
   }
 
+  private now(): number {
+    return this.options.now?.() ?? Math.floor(Date.now() / 1000);
+  }
+
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn);
     this.queue = next.catch(() => undefined);
@@ -198,7 +205,7 @@ export class Gateway {
       const { config: asked, backends } = await this.prepare(input);
       const observed = await observe(backends, asked.wireguard.ifname);
       const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
-      const steps = planSteps(desiredState(config, this.keys!.privateKey), observed);
+      const steps = planSteps(desiredState(config, this.keys!.privateKey), observed, this.now());
       return { steps, lines: steps.map(describeStep) };
     });
   }
@@ -216,7 +223,7 @@ export class Gateway {
         const { config: asked, backends } = await this.prepare(input);
         const observed = await observe(backends, asked.wireguard.ifname);
         const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
-        steps = planSteps(desiredState(config, this.keys!.privateKey), observed);
+        steps = planSteps(desiredState(config, this.keys!.privateKey), observed, this.now());
         await executePlan(backends, steps);
         this.last = config;
         this.lastReportValue = this.report(config);
@@ -347,8 +354,7 @@ export class Gateway {
           continue;
         }
         // Keep an endpoint fail-over or roaming chose, as the planner does.
-        const endpoint =
-          have.endpoint && want.endpoints.includes(have.endpoint) ? have.endpoint : want.endpoint;
+        const endpoint = endpointToKeep(want.endpoints, have, this.now()) ?? want.endpoint;
         try {
           await b.tunnel.renewPeer(ifname, { ...want, endpoint });
           this.watched.set(key, { ...w, before: 0 }); // the new entry has no handshake yet

@@ -105,6 +105,7 @@ export function healthToProto(h: HealthReport): pb.HealthReport {
       name: p.name,
       publicKey: p.publicKey,
       endpoint: p.endpoint ?? '',
+      endpointSource: p.endpointSource,
       endpointFailovers: p.endpointFailovers,
       handshakeAgeSeconds: p.handshakeAgeSeconds,
       rxBytes: p.rxBytes,

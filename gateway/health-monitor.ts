@@ -10,6 +10,7 @@ import type { GatewayConfig } from './config.js';
 import {
   DEFAULT_FAILOVER_POLICY,
   decideFailover,
+  endpointSource,
   type FailoverPolicy,
   type FailoverState,
 } from './endpoint-failover.js';
@@ -130,10 +131,12 @@ export class HealthMonitor {
         const wg = wgPeers.get(p.publicKey);
         const age =
           wg && wg.latestHandshake > 0 ? Math.max(0, now - wg.latestHandshake) : undefined;
+        const endpoint = switched.get(p.name) ?? wg?.endpoint;
         return {
           name: p.name,
           publicKey: p.publicKey,
-          endpoint: switched.get(p.name) ?? wg?.endpoint,
+          endpoint,
+          endpointSource: endpointSource(p.endpoints, endpoint),
           endpointFailovers: this.failover.get(p.name)?.failovers ?? 0,
           handshakeAgeSeconds: age,
           rxBytes: wg?.rxBytes ?? 0,

@@ -4,6 +4,8 @@
  * The judging functions are pure, so tables test them; health-monitor.ts gathers inputs.
  */
 
+import type { EndpointSource } from './endpoint-failover.js';
+
 /** WireGuard rejects a session after 180 s without a handshake (REJECT_AFTER_TIME). */
 export const HANDSHAKE_STALE_SECONDS = 180;
 
@@ -24,6 +26,11 @@ export interface PeerHealth {
   readonly publicKey: string;
   /** The endpoint WireGuard uses (after a fail-over in this check: the new one). */
   readonly endpoint: string | undefined;
+  /**
+   * Whether `endpoint` is one of the configured (advertised) ones or one WireGuard
+   * learned from the peer's packets (roamed, e.g. the peer is behind NAT).
+   */
+  readonly endpointSource: EndpointSource;
   /**
    * Times this gateway moved the peer to its next configured endpoint since the health
    * monitor started (endpoint fail-over; always 0 for a peer with one endpoint).

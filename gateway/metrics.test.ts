@@ -22,6 +22,7 @@ test('metrics - peers that leave disappear from the series', async (t) => {
     name,
     publicKey: 'k',
     endpoint: undefined,
+    endpointSource: 'none' as const,
     endpointFailovers: 0,
     handshakeAgeSeconds: 3,
     rxBytes: 1,

@@ -4,6 +4,7 @@
  * tables test every case. An empty plan means the data plane already matches.
  */
 import type { SegmentConfig } from './config.js';
+import { endpointToKeep } from './endpoint-failover.js';
 import { PreconditionError } from './errors.js';
 import { firewallMatches, FIREWALL_FAMILY, FIREWALL_TABLE, type FirewallSpec } from './firewall.js';
 import { VXLAN_FDB_LIMIT } from './links.js';
@@ -103,11 +104,13 @@ function isUnicastMac(mac: string): boolean {
   return (parseInt(mac.slice(0, 2), 16) & 1) === 0 && !/^(00:){5}00$/.test(mac);
 }
 
-function peerMatches(want: DesiredPeer, have: ObservedPeer | undefined): boolean {
+function peerMatches(want: DesiredPeer, have: ObservedPeer | undefined, now: number): boolean {
   if (!have?.endpoint) return false;
   // A DNS name resolves to an address we cannot compare; any current endpoint is fine.
+  // So is one WireGuard roamed to and a recent handshake proved (NAT).
   const endpointOk =
-    want.endpoints.includes(have.endpoint) || want.endpoints.some((e) => /^[a-z]/i.test(e));
+    endpointToKeep(want.endpoints, have, now) !== undefined ||
+    want.endpoints.some((e) => /^[a-z]/i.test(e));
   return (
     endpointOk &&
     have.persistentKeepalive === want.persistentKeepalive &&
@@ -115,7 +118,11 @@ function peerMatches(want: DesiredPeer, have: ObservedPeer | undefined): boolean
   );
 }
 
-function tunnelSteps(want: DesiredDataplane['tunnel'], have: ObservedTunnel | undefined): Step[] {
+function tunnelSteps(
+  want: DesiredDataplane['tunnel'],
+  have: ObservedTunnel | undefined,
+  now: number,
+): Step[] {
   const ifname = want.ifname;
   const steps: Step[] = [];
   if (!have) steps.push({ kind: 'tunnel-create', ifname });
@@ -134,15 +141,14 @@ function tunnelSteps(want: DesiredDataplane['tunnel'], have: ObservedTunnel | un
   const observed = new Map((have?.peers ?? []).map((p) => [p.publicKey, p]));
   for (const peer of want.peers) {
     const have = observed.get(peer.publicKey);
-    if (!peerMatches(peer, have)) {
-      // Re-set for another reason (keepalive, allowed-ips): keep a listed endpoint that
-      // is in use (fail-over or roaming chose it) instead of going back to the first.
-      const inUse = have?.endpoint;
-      const keep = inUse !== undefined && peer.endpoints.includes(inUse);
+    if (!peerMatches(peer, have, now)) {
+      // Re-set for another reason (keepalive, allowed-ips): keep the endpoint in use when
+      // it is listed (fail-over or roaming chose it) or proven by a recent handshake.
+      const keep = endpointToKeep(peer.endpoints, have, now);
       steps.push({
         kind: 'tunnel-set-peer',
         ifname,
-        peer: keep ? { ...peer, endpoint: inUse } : peer,
+        peer: keep !== undefined ? { ...peer, endpoint: keep } : peer,
       });
     }
   }
@@ -163,10 +169,16 @@ function tunnelSteps(want: DesiredDataplane['tunnel'], have: ObservedTunnel | un
  * tunnel name is guarded before anything else moves), then removals (so a VNI or
  * segment can move), then the tunnel, then each network's VXLAN device, its flood list
  * and its segment port.
+ * `now` (unix s, default the current time) judges handshake ages: a peer endpoint that
+ * WireGuard roamed to is kept while a handshake within REJECT_AFTER_TIME proves it.
  * @throws PreconditionError when a network's segment bridge does not exist: the
  * gateway plugs into local segments, it does not invent them.
  */
-export function planSteps(desired: DesiredDataplane, observed: ObservedDataplane): Step[] {
+export function planSteps(
+  desired: DesiredDataplane,
+  observed: ObservedDataplane,
+  now: number = Math.floor(Date.now() / 1000),
+): Step[] {
   const clash = (observed.foreignTunnels ?? []).find((f) => f.port === desired.vxlanPort);
   if (clash) {
     throw new PreconditionError(
@@ -212,7 +224,11 @@ export function planSteps(desired: DesiredDataplane, observed: ObservedDataplane
   const guard: Step[] = firewallMatches(desired.firewall, observed.firewall)
     ? []
     : [{ kind: 'firewall-set', ...desired.firewall }];
-  const steps: Step[] = [...guard, ...removals, ...tunnelSteps(desired.tunnel, observed.tunnel)];
+  const steps: Step[] = [
+    ...guard,
+    ...removals,
+    ...tunnelSteps(desired.tunnel, observed.tunnel, now),
+  ];
   const observedVx = new Map(observed.vxlans.map((v) => [v.name, v]));
   for (const want of desired.vxlans) {
     const have = recreate.has(want.name) ? undefined : observedVx.get(want.name);

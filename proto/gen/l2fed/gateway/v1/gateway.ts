@@ -208,7 +208,16 @@ export interface PeerHealth {
    * tunnel did not work (endpoint fail-over), since its health monitor started. Unset
    * from gateways without fail-over.
    */
-  endpointFailovers?: number | undefined;
+  endpointFailovers?:
+    | number
+    | undefined;
+  /**
+   * Where `endpoint` came from: "advertised" (one of the peer's configured endpoints),
+   * "roamed" (WireGuard learned it from the peer's packets, e.g. the peer is behind a
+   * NAT; kept while a handshake within 180 s proves it) or "none". Empty from older
+   * gateways.
+   */
+  endpointSource: string;
 }
 
 /** Health of one network's data path. */
@@ -2052,6 +2061,7 @@ function createBasePeerHealth(): PeerHealth {
     status: "",
     reason: "",
     endpointFailovers: undefined,
+    endpointSource: "",
   };
 }
 
@@ -2095,6 +2105,9 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     }
     if (message.endpointFailovers !== undefined) {
       writer.uint32(104).uint32(message.endpointFailovers);
+    }
+    if (message.endpointSource !== "") {
+      writer.uint32(114).string(message.endpointSource);
     }
     return writer;
   },
@@ -2216,6 +2229,14 @@ export const PeerHealth: MessageFns<PeerHealth> = {
             message.endpointFailovers = reader.uint32();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.endpointSource = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2279,6 +2300,11 @@ export const PeerHealth: MessageFns<PeerHealth> = {
         : isSet(object.endpoint_failovers)
         ? globalThis.Number(object.endpoint_failovers)
         : undefined,
+      endpointSource: isSet(object.endpointSource)
+        ? globalThis.String(object.endpointSource)
+        : isSet(object.endpoint_source)
+        ? globalThis.String(object.endpoint_source)
+        : "",
     };
   },
 
@@ -2323,6 +2349,9 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     if (message.endpointFailovers !== undefined) {
       obj.endpointFailovers = Math.round(message.endpointFailovers);
     }
+    if (message.endpointSource !== "") {
+      obj.endpointSource = message.endpointSource;
+    }
     return obj;
   },
 
@@ -2344,6 +2373,7 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     message.status = object.status ?? "";
     message.reason = object.reason ?? "";
     message.endpointFailovers = object.endpointFailovers ?? undefined;
+    message.endpointSource = object.endpointSource ?? "";
     return message;
   },
 };
