@@ -308,6 +308,31 @@ export function decideLoops(input: {
   return out;
 }
 
+/** Per network per peer. */
+export interface PathReport {
+  readonly peer: string;
+  readonly address: string;
+  /** BUM frames dropped by the bound since the table was made: from / to the peer. */
+  readonly bumDroppedIn: number;
+  readonly bumDroppedOut: number;
+}
+
+export interface NetworkLoopReport extends NetworkLoopState {
+  readonly name: string;
+  readonly vni: number;
+  readonly paths: readonly PathReport[];
+  /** Why no beacon left this check ('' = it did, or no peers). */
+  readonly beaconError: string;
+}
+
+export interface LoopReport {
+  readonly at: string;
+  readonly networks: readonly NetworkLoopReport[];
+  /** Frames dropped on blocked paths since the table was made (all paths). */
+  readonly blockedDroppedIn: number;
+  readonly blockedDroppedOut: number;
+}
+
 /** The blocked pairs that the states ask for. Pure. */
 export function blockedPaths(
   networks: readonly LoopNetwork[],

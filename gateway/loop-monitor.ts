@@ -25,10 +25,14 @@ import {
   pathKey,
   type L2GuardSpec,
   type LoopNetwork,
+  type LoopReport,
+  type NetworkLoopReport,
   type NetworkLoopState,
   type ObservedL2Guard,
 } from './loop-guard.js';
 import type { GatewayMetrics } from './metrics.js';
+
+export type { LoopReport, NetworkLoopReport, PathReport } from './loop-guard.js';
 import { vxlanName } from './model.js';
 
 export interface LoopMonitorOptions {
@@ -43,31 +47,6 @@ export interface LoopMonitorOptions {
   readonly settleMs?: number;
   /** Default: python3 (loop-beacon.ts). */
   readonly beacon?: LoopBeaconSender;
-}
-
-/** Per network per peer. */
-export interface PathReport {
-  readonly peer: string;
-  readonly address: string;
-  /** BUM frames dropped by the bound since the table was made: from / to the peer. */
-  readonly bumDroppedIn: number;
-  readonly bumDroppedOut: number;
-}
-
-export interface NetworkLoopReport extends NetworkLoopState {
-  readonly name: string;
-  readonly vni: number;
-  readonly paths: readonly PathReport[];
-  /** Why no beacon left this check ('' = it did, or no peers). */
-  readonly beaconError: string;
-}
-
-export interface LoopReport {
-  readonly at: string;
-  readonly networks: readonly NetworkLoopReport[];
-  /** Frames dropped on blocked paths since the table was made (all paths). */
-  readonly blockedDroppedIn: number;
-  readonly blockedDroppedOut: number;
 }
 
 /** What the guard table should hold for a config. Pure. */

@@ -13,6 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import type { GatewayCallError } from './client.js';
 import { parseArgs } from 'node:util';
+import type { DaemonCommandLine } from '../lib/command-line.js';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -78,6 +79,11 @@ export const gatewayProcessConfigSchema = z.strictObject({
   healthSilenceMs: z.int().min(1000).optional(),
   /** Send one probe frame per network per health check (needs python3). */
   healthProbe: z.boolean().default(true),
+  /**
+   * Loop guard and broadcast bound (docs/gateway.md, "Loops and storms"): ms between
+   * checks, or false to turn both off. A loop is cut within about one interval.
+   */
+  loopIntervalMs: z.union([z.int().min(200), z.literal(false)]).default(2000),
 });
 export type GatewayProcessConfig = z.output<typeof gatewayProcessConfigSchema>;
 
@@ -121,15 +127,21 @@ const USAGE = `usage:
   l2fed gateway run --config FILE               serve the data plane (config file: docs/gateway.md)
   l2fed gateway rotate-key --address HOST:PORT  ask a running gateway for a new WireGuard key`;
 
+/** The verbs and flags `l2fed gateway` takes (docs are checked against it: cli/doc-commands.test.ts). */
+export const COMMAND_LINE = {
+  verbs: ['run', 'rotate-key'],
+  options: {
+    config: { type: 'string' },
+    address: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+} as const satisfies DaemonCommandLine;
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      address: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: COMMAND_LINE.options,
   });
   if (values.help) {
     console.log(USAGE);
@@ -173,6 +185,7 @@ export async function main(argv: string[]): Promise<void> {
       healthIntervalMs: config.healthIntervalMs,
       ...(config.healthSilenceMs ? { healthSilenceMs: config.healthSilenceMs } : {}),
       healthProbe: config.healthProbe,
+      loopIntervalMs: config.loopIntervalMs,
     });
     log.info(
       {

@@ -9,6 +9,7 @@ import type { DaemonLauncher } from './daemons.js';
 import { Gateway } from './gateway.js';
 import { startGatewayServer, type GatewayServer } from './grpc-server.js';
 import { HealthMonitor } from './health-monitor.js';
+import { LoopMonitor } from './loop-monitor.js';
 import { GatewayMetrics, serveMetrics, type MetricsServer } from './metrics.js';
 import type { TunnelKind } from './tunnel.js';
 import type { OvsInterfaceSettings } from './segment-ovs.js';
@@ -30,11 +31,18 @@ export interface GatewayServiceOptions {
   readonly healthSilenceMs?: number;
   /** False turns the per-network probe frames off. Default on. */
   readonly healthProbe?: boolean;
+  /**
+   * Loop guard and broadcast bound checks (loop-monitor.ts); default every 2 s. False
+   * turns them off: no beacons, no blocks, and no bound installed.
+   */
+  readonly loopIntervalMs?: number | false;
 }
 
 export interface RunningGateway {
   readonly gateway: Gateway;
   readonly monitor: HealthMonitor;
+  /** undefined when loop checks are off. */
+  readonly loops: LoopMonitor | undefined;
   readonly metrics: GatewayMetrics;
   readonly grpcPort: number;
   /** What a client dials: host:port or unix:/path. */
@@ -55,6 +63,10 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     tunnelKind: o.tunnelKind,
     metrics,
   });
+  const loops =
+    o.loopIntervalMs === false
+      ? undefined
+      : new LoopMonitor({ gateway, runner: o.runner, metrics, intervalMs: o.loopIntervalMs });
   const monitor = new HealthMonitor({
     gateway,
     runner: o.runner,
@@ -62,6 +74,7 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     intervalMs: o.healthIntervalMs,
     silenceLimitMs: o.healthSilenceMs,
     ...(o.healthProbe === false ? { prober: false as const } : {}),
+    ...(loops ? { loops } : {}),
   });
   let grpc: GatewayServer | undefined;
   let http: MetricsServer | undefined;
@@ -73,12 +86,14 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     throw err;
   }
   monitor.start();
+  loops?.start();
   let closed: Promise<void> | undefined;
   const g = grpc;
   const h = http;
   return {
     gateway,
     monitor,
+    loops,
     metrics,
     grpcPort: g.port,
     grpcAddress: g.address,
@@ -86,6 +101,7 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     close: () =>
       (closed ??= (async () => {
         await monitor.stop();
+        await loops?.stop();
         await g.close();
         await h.close();
       })()),
