@@ -113,7 +113,8 @@ export async function diagnose(api: AdminApi, a: string, b: string): Promise<Ste
       `${old.cluster}: no recent WireGuard handshake (${old.lastHandshakeAgeSec < 0 ? 'never' : `${old.lastHandshakeAgeSec}s ago`}${old.reason ? `; ${old.reason}` : ''}) — check UDP reachability of the endpoints and the public keys`,
     );
   pass('handshake', views.map((v) => `${v.cluster}: ${v.lastHandshakeAgeSec}s ago`).join(', '));
-  const lossy = views.find((v) => tunnelState(v.state) !== 'up');
+  // A degraded tunnel whose probe lost nothing is judged at the mtu step (path MTU).
+  const lossy = views.find((v) => tunnelState(v.state) === 'down' || v.lossPct > 0);
   if (lossy)
     return fail(
       'probe',
@@ -132,7 +133,13 @@ export async function diagnose(api: AdminApi, a: string, b: string): Promise<Ste
         `${c!.id}: frames of ${bad.name} (VNI ${bad.vni}) do not cross (${tunnelState(bad.state)}${bad.reason ? `: ${bad.reason}` : ''}) — compare the effective MTU on both sides (l2fed describe cluster ${c!.id})`,
       );
   }
-  pass('mtu', 'every carried network passes its data-path probe');
+  const degraded = views.find((v) => tunnelState(v.state) !== 'up');
+  if (degraded)
+    return fail(
+      'mtu',
+      `${degraded.cluster} sees the tunnel degraded: ${degraded.reason || 'no reason given'} — if the path MTU is short, fix the underlay or lower the network MTU to fit`,
+    );
+  pass('mtu', 'every carried network passes its data-path probe and fits the path MTU');
   return steps;
 }
 

@@ -28,6 +28,11 @@ export const CONDITION_TYPES = {
      * one of its networks, because its peer-map entry is unusable (reason says why).
      */
     Configured: 'Configured',
+    /**
+     * Present (False) only while the gateway measures a path MTU to the peer below what
+     * one of the peering's networks needs (network MTU + 50 B VXLAN).
+     */
+    PathMTU: 'PathMTU',
   },
 } as const;
 

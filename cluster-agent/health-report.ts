@@ -5,6 +5,7 @@
 import type { HealthRequest } from '../broker/protocol.js';
 import type { HealthReport } from '../gateway/client.js';
 import type { TunnelDetail } from './status-sink.js';
+import { CONDITION_TYPES, type ConditionInput } from './conditions.js';
 
 const MAX_REASON = 1024;
 
@@ -21,6 +22,27 @@ export function tunnelDetail(health: HealthReport | undefined, peer: string): Tu
     ...(p.probeSent > 0 ? { lossPct: round(p.probeLoss * 100) } : {}),
     ...(p.handshakeAgeSeconds === undefined ? {} : { lastHandshakeAgeSec: p.handshakeAgeSeconds }),
   };
+}
+
+/**
+ * The ClusterPeering PathMTU condition: one False condition while the gateway's last
+ * check found the path to `peer` too small for some of its networks, else none.
+ */
+export function pathMtuConditions(
+  health: HealthReport | undefined,
+  peer: string,
+): ConditionInput[] {
+  const p = health?.peers.find((x) => x.name === peer);
+  if (!p || p.pathMtu === undefined || p.pathMtu >= p.pathMtuNeeded) return [];
+  const nets = p.pathMtuShortNetworks.join(', ') || 'its networks';
+  return [
+    {
+      type: CONDITION_TYPES.ClusterPeering.PathMTU,
+      status: 'False',
+      reason: 'PathMTUTooSmall',
+      message: `path MTU to ${peer} is ${p.pathMtu} B inside the tunnel, ${p.pathMtuNeeded} B needed: full-size frames of ${nets} are lost; raise the underlay MTU on the path or lower the network MTU to ${p.pathMtu - 50} B or less`,
+    },
+  ];
 }
 
 /** The network data-path state in the broker's vocabulary. */

@@ -169,3 +169,35 @@ test('status - network: allocated and programmed, or why not', (t) => {
     },
   );
 });
+
+test('status - path MTU too small for cdn: PathMTU False names measured and needed, Ready False', (t) => {
+  const h = health('up', 3);
+  const short: HealthReport = {
+    ...h,
+    peers: [
+      {
+        ...h.peers[0]!,
+        status: 'degraded',
+        reason: 'path MTU to bristol is 1328 B inside the tunnel, 1420 B needed',
+        pathMtu: 1328,
+        pathMtuNeeded: 1420,
+        pathMtuShortNetworks: ['cdn'],
+      },
+    ],
+  };
+  const p = buildStatuses(inputs({ health: short })).peerings.get('bristol')!;
+  const c = p.status.conditions.find((x) => x.type === 'PathMTU');
+  t.is(c?.status, 'False');
+  t.is(c?.reason, 'PathMTUTooSmall');
+  t.regex(
+    c?.message ?? '',
+    /path MTU to bristol is 1328 B .* 1420 B needed: full-size frames of cdn/,
+  );
+  t.is(p.status.conditions.find((x) => x.type === 'Ready')?.status, 'False');
+  // A path that fits carries no PathMTU condition.
+  const fits = buildStatuses(inputs({ health: h })).peerings.get('bristol')!;
+  t.is(
+    fits.status.conditions.find((x) => x.type === 'PathMTU'),
+    undefined,
+  );
+});

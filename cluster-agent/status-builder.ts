@@ -8,7 +8,7 @@ import { CONDITION_TYPES, type ConditionInput } from './conditions.js';
 import type { DesiredState } from './desired-state.js';
 import type { GatewayReport, HealthReport } from '../gateway/client.js';
 import type { BuildGatewayConfigResult } from './gateway-config.js';
-import { tunnelDetail } from './health-report.js';
+import { pathMtuConditions, tunnelDetail } from './health-report.js';
 import { maxNetworkMtu } from '../gateway/mtu.js';
 import type { TunnelDetail } from './status-sink.js';
 import type { NetworkStatusInput, PeeringStatusInput } from './status-writer.js';
@@ -310,6 +310,7 @@ function peeringStatus(
         mutual,
         ...configured,
         tunnel,
+        ...pathMtuConditions(i.health, remote),
         ...peerMapValid(i),
         ready(
           [mutual, ...configured, tunnel, ...common],

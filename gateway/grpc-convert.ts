@@ -116,6 +116,9 @@ export function healthToProto(h: HealthReport): pb.HealthReport {
       rttMs: p.probe.rttMs,
       status: p.status,
       reason: p.reason,
+      pathMtu: p.pathMtu?.measured,
+      pathMtuNeeded: p.pathMtu?.needed ?? 0,
+      pathMtuShortNetworks: [...(p.pathMtu?.cannotCarry ?? [])],
     })),
     networks: h.networks.map((n) => ({
       name: n.name,

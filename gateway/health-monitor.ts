@@ -17,17 +17,23 @@ import {
 import type { Gateway } from './gateway.js';
 import {
   judgeNetwork,
+  judgePathMtu,
   judgePeer,
   parsePing,
+  pathTooSmall,
+  searchLargest,
   type Counters,
   type HealthReport,
   type NetworkHealth,
+  type NetworkNeed,
   type PeerHealth,
+  type ProbeResult,
 } from './health.js';
 import { PythonL2Prober, type L2Prober } from './l2-probe.js';
 import { withLoop } from './loop-guard.js';
 import type { GatewayMetrics } from './metrics.js';
 import { vxlanName, type ObservedPeer } from './model.js';
+import { echoOverhead, SMALL_PROBE_PACKET, tunnelPacketFor } from './mtu.js';
 
 /** The silence that marks a network not-receiving, unless configured: ≥ 3 checks. */
 export function defaultSilenceLimitMs(intervalMs: number): number {
@@ -80,6 +86,8 @@ export class HealthMonitor {
   private readonly failover = new Map<string, FailoverState>();
   /** Peers whose last in-tunnel probe got no answer (fail-over input). */
   private readonly probeFailed = new Set<string>();
+  /** Path-MTU probing per peer name: did it answer last time, and the last size found. */
+  private readonly paths = new Map<string, { answered: boolean; measured?: number }>();
   private readonly listeners = new Set<(h: HealthReport) => void>();
   latest: HealthReport | undefined;
 
@@ -107,25 +115,23 @@ export class HealthMonitor {
     const ifname = config.wireguard.ifname;
     const wgPeers = new Map((observed.tunnel?.peers ?? []).map((p) => [p.publicKey, p]));
     const switched = await this.failOver(config.peers, wgPeers, now);
+    const mtuOf = (name: string) =>
+      this.o.gateway.lastReport?.networks.find((x) => x.name === name)?.mtu ?? 0;
+    const networkNeeds = new Map<string, NetworkNeed[]>();
+    for (const n of config.networks) {
+      for (const peer of n.peers) {
+        networkNeeds.set(peer, [
+          ...(networkNeeds.get(peer) ?? []),
+          { name: n.name, mtu: mtuOf(n.name) },
+        ]);
+      }
+    }
 
     const peers = await Promise.all(
       config.peers.map(async (p): Promise<PeerHealth> => {
-        const r = await this.o.runner.run(
-          [
-            'ping',
-            '-q',
-            '-n',
-            '-c',
-            String(this.o.probeCount ?? 3),
-            '-i',
-            '0.2',
-            '-W',
-            '1',
-            p.transitAddress,
-          ],
-          { netns, allowFailure: true, timeoutMs: 10_000 },
-        );
-        const probe = parsePing(r.stdout);
+        const needs = networkNeeds.get(p.name) ?? [];
+        const { probe, measured } = await this.probePeer(p.name, p.transitAddress, needs, netns);
+        const pathMtu = judgePathMtu(needs, measured);
         if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
         else this.probeFailed.delete(p.name);
         const wg = wgPeers.get(p.publicKey);
@@ -142,7 +148,8 @@ export class HealthMonitor {
           rxBytes: wg?.rxBytes ?? 0,
           txBytes: wg?.txBytes ?? 0,
           probe,
-          ...judgePeer(age, probe),
+          pathMtu,
+          ...judgePeer(age, probe, { peer: p.name, mtu: pathMtu }),
         };
       }),
     );
@@ -172,6 +179,14 @@ export class HealthMonitor {
       }
       const silentSeconds = now - (this.lastRx.get(device) ?? now);
       const deviceUp = (l?.flags ?? []).includes('UP');
+      const mtu = mtuOf(n.name);
+      const shortPaths = peers.flatMap((p) =>
+        n.peers.includes(p.name) &&
+        pathTooSmall(p.pathMtu) &&
+        p.pathMtu.measured < tunnelPacketFor(mtu)
+          ? [{ peer: p.name, measured: p.pathMtu.measured, needed: tunnelPacketFor(mtu) }]
+          : [],
+      );
       const judged = withLoop(
         judgeNetwork({
           deviceUp,
@@ -181,11 +196,11 @@ export class HealthMonitor {
           probeTx: this.probeTx.get(device) ?? 0,
           silentSeconds,
           silenceLimitSeconds: silenceLimit,
+          shortPaths,
         }),
         this.o.loops?.network(n.name),
       );
       this.before.set(device, counters);
-      const mtu = this.o.gateway.lastReport?.networks.find((x) => x.name === n.name)?.mtu ?? 0;
       return {
         health: { name: n.name, vni: n.vni, device, mtu, ...counters, ...judged, silentSeconds },
         probe: deviceUp && n.peers.length > 0,
@@ -216,6 +231,67 @@ export class HealthMonitor {
     this.o.metrics?.observeHealth(report);
     for (const fn of this.listeners) fn(report);
     return report;
+  }
+
+  /**
+   * The in-tunnel probe of one peer, and its path MTU (bytes, inner IP packet; undefined
+   * when not measured). One `ping` per check while nothing changes: don't-fragment at the
+   * size the peer's largest network needs, which also gives RTT and loss — or, while the
+   * peer does not answer, a small one (as before path-MTU probing). Only when the needed
+   * size fails and a small probe passes is the largest passing size searched for (a few
+   * 2-packet pings, starting from the last answer). A peer answering nothing is down, not
+   * an MTU fault.
+   */
+  private async probePeer(
+    name: string,
+    address: string,
+    needs: readonly NetworkNeed[],
+    netns: string | undefined,
+  ): Promise<{ probe: ProbeResult; measured: number | undefined }> {
+    const ping = async (size: number | undefined, count: number): Promise<ProbeResult> => {
+      const df = size === undefined ? [] : ['-M', 'do', '-s', String(size - echoOverhead(address))];
+      const argv = ['ping', '-q', '-n', '-c', String(count), '-i', '0.2', '-W', '1'];
+      const r = await this.o.runner.run([...argv, ...df, address], {
+        netns,
+        allowFailure: true,
+        timeoutMs: 10_000,
+      });
+      return parsePing(r.stdout);
+    };
+    const count = this.o.probeCount ?? 3;
+    const known = needs.filter((n) => n.mtu > 0);
+    if (known.length === 0) return { probe: await ping(undefined, count), measured: undefined };
+    const needed = Math.max(...known.map((n) => tunnelPacketFor(n.mtu)));
+    const last = this.paths.get(name);
+    const answered = (probe: ProbeResult, measured?: number) => {
+      this.paths.set(name, { answered: true, measured });
+      return { probe, measured };
+    };
+    const silent = (probe: ProbeResult) => {
+      this.paths.set(name, { answered: false, measured: last?.measured });
+      return { probe, measured: undefined };
+    };
+    let small: ProbeResult;
+    if (last?.answered === false) {
+      small = await ping(undefined, count);
+      if (small.received === 0) return silent(small);
+      const big = await ping(needed, count);
+      if (big.received > 0) return answered(big, needed);
+    } else {
+      const big = await ping(needed, count);
+      if (big.received > 0) return answered(big, needed);
+      small = await ping(undefined, count);
+      if (small.received === 0) return silent(small);
+    }
+    // Up to `needed` itself: if it passes after all (e.g. the first packets waited for a
+    // handshake), the search ends there and no fault is reported.
+    const measured = await searchLargest(
+      SMALL_PROBE_PACKET,
+      needed,
+      async (size) => (await ping(size, 2)).received > 0,
+      last?.measured,
+    );
+    return answered(small, measured);
   }
 
   /**
@@ -260,6 +336,7 @@ export class HealthMonitor {
     const names = new Set(peers.map((p) => p.name));
     for (const name of this.failover.keys()) if (!names.has(name)) this.failover.delete(name);
     for (const name of this.probeFailed) if (!names.has(name)) this.probeFailed.delete(name);
+    for (const name of this.paths.keys()) if (!names.has(name)) this.paths.delete(name);
     if (this.o.failover === false) return switched;
     const policy = { ...DEFAULT_FAILOVER_POLICY, ...this.o.failover };
     for (const p of peers) {

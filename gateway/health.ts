@@ -3,8 +3,8 @@
  * and loss) and per network (device state and a data-path check on the VXLAN counters).
  * The judging functions are pure, so tables test them; health-monitor.ts gathers inputs.
  */
-
 import type { EndpointSource } from './endpoint-failover.js';
+import { tunnelPacketFor, VXLAN_OVERHEAD } from './mtu.js';
 
 /** WireGuard rejects a session after 180 s without a handshake (REJECT_AFTER_TIME). */
 export const HANDSHAKE_STALE_SECONDS = 180;
@@ -41,6 +41,8 @@ export interface PeerHealth {
   readonly rxBytes: number;
   readonly txBytes: number;
   readonly probe: ProbeResult;
+  /** Path MTU inside the tunnel; absent when the peer carries no network. */
+  readonly pathMtu?: PathMtu | undefined;
   readonly status: PeerStatus;
   /** Why the status is not "up", for people. */
   readonly reason: string;
@@ -87,10 +89,68 @@ export function parsePing(text: string): ProbeResult {
   };
 }
 
-/** Judges one peer from its handshake age and probe. Pure. */
+/**
+ * Path MTU to one peer, measured with don't-fragment probes inside the tunnel. Sizes are
+ * inner IP packets in bytes (what a network's full-size frame becomes after VXLAN).
+ */
+export interface PathMtu {
+  /** The largest packet the peer's networks need: max network MTU + VXLAN_OVERHEAD. */
+  readonly needed: number;
+  /**
+   * The largest probe that crossed in this check. Equals `needed` when that size passed
+   * (nothing larger is tried); undefined when not measured (the peer does not answer).
+   */
+  readonly measured: number | undefined;
+  /** Networks whose full-size frames do not fit `measured`, sorted by name. */
+  readonly cannotCarry: readonly string[];
+}
+
+/** A network as the path-MTU judge sees it: name and effective MTU (bytes). */
+export interface NetworkNeed {
+  readonly name: string;
+  readonly mtu: number;
+}
+
+/**
+ * The path MTU of a peer from its networks and the measured size (undefined = not
+ * measured). Networks with an unknown MTU (0) are left out. Undefined when no network
+ * with a known MTU goes to the peer. Pure.
+ */
+export function judgePathMtu(
+  networks: readonly NetworkNeed[],
+  measured: number | undefined,
+): PathMtu | undefined {
+  const known = networks.filter((n) => n.mtu > 0);
+  if (known.length === 0) return undefined;
+  const needed = Math.max(...known.map((n) => tunnelPacketFor(n.mtu)));
+  const cannotCarry =
+    measured === undefined
+      ? []
+      : known
+          .filter((n) => tunnelPacketFor(n.mtu) > measured)
+          .map((n) => n.name)
+          .sort();
+  return { needed, measured, cannotCarry };
+}
+
+/** True when the measured path MTU is below what the peer's networks need. */
+export function pathTooSmall(m: PathMtu | undefined): m is PathMtu & { measured: number } {
+  return m !== undefined && m.measured !== undefined && m.measured < m.needed;
+}
+
+/** The reason of a path-MTU fault, naming the peer, the measured and the needed size. */
+export function pathMtuReason(peer: string, m: PathMtu & { measured: number }): string {
+  return `path MTU to ${peer} is ${m.measured} B inside the tunnel, ${m.needed} B needed (network MTU + ${VXLAN_OVERHEAD} B VXLAN): cannot carry ${m.cannotCarry.join(', ')}`;
+}
+
+/**
+ * Judges one peer from its handshake age, probe and path MTU. A peer that does not
+ * answer is down, never an MTU fault. Pure.
+ */
 export function judgePeer(
   handshakeAgeSeconds: number | undefined,
   probe: ProbeResult,
+  path?: { readonly peer: string; readonly mtu: PathMtu | undefined },
 ): { status: PeerStatus; reason: string } {
   if (handshakeAgeSeconds === undefined) {
     return { status: 'down', reason: 'no handshake yet (check endpoint, keys, firewall)' };
@@ -98,13 +158,43 @@ export function judgePeer(
   if (probe.received === 0) {
     return { status: 'down', reason: 'in-tunnel probe got no answer' };
   }
+  const reasons: string[] = [];
   if (handshakeAgeSeconds > HANDSHAKE_STALE_SECONDS) {
-    return { status: 'degraded', reason: `last handshake ${handshakeAgeSeconds} s ago` };
+    reasons.push(`last handshake ${handshakeAgeSeconds} s ago`);
   }
-  if (probe.loss > 0) {
-    return { status: 'degraded', reason: `probe loss ${(probe.loss * 100).toFixed(0)} %` };
-  }
+  if (path && pathTooSmall(path.mtu)) reasons.push(pathMtuReason(path.peer, path.mtu));
+  if (probe.loss > 0) reasons.push(`probe loss ${(probe.loss * 100).toFixed(0)} %`);
+  if (reasons.length > 0) return { status: 'degraded', reason: reasons.join('; ') };
   return { status: 'up', reason: '' };
+}
+
+/**
+ * The largest size in [lo, hi] for which `passes` holds, given that `lo` passes and that
+ * passing is monotone (a size passes when every smaller one does). Tries `hint` (the last
+ * answer) and hint + 1 first, so an unchanged path costs two probes; otherwise a binary
+ * search: at most 2 + ceil(log2(hi − lo + 1)) calls of `passes`.
+ */
+export async function searchLargest(
+  lo: number,
+  hi: number,
+  passes: (size: number) => Promise<boolean>,
+  hint?: number,
+): Promise<number> {
+  if (hint !== undefined && hint > lo && hint <= hi) {
+    if (await passes(hint)) {
+      lo = hint;
+      if (hint < hi) {
+        if (await passes(hint + 1)) lo = hint + 1;
+        else hi = hint;
+      }
+    } else hi = hint - 1;
+  }
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (await passes(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 export interface Counters {
@@ -132,6 +222,12 @@ export function judgeNetwork(input: {
   readonly silentSeconds?: number;
   /** Silence that counts as broken; undefined turns the silence check off. */
   readonly silenceLimitSeconds?: number;
+  /** Peers of the network whose measured path MTU (bytes) is below `needed`. */
+  readonly shortPaths?: readonly {
+    readonly peer: string;
+    readonly measured: number;
+    readonly needed: number;
+  }[];
 }): { status: NetworkStatus; reason: string } {
   if (!input.deviceUp) return { status: 'down', reason: 'VXLAN device missing or down' };
   if (input.peers.length === 0) return { status: 'ok', reason: 'no peers carry this network' };
@@ -152,6 +248,14 @@ export function judgeNetwork(input: {
     return {
       status: 'not-receiving',
       reason: `no frame (not even a probe) from any peer for ${Math.round(silent)} s while a tunnel is up`,
+    };
+  }
+  const short = input.shortPaths ?? [];
+  if (short.length > 0) {
+    const paths = short.map((p) => `${p.peer} (${p.measured} B)`).join(', ');
+    return {
+      status: 'degraded',
+      reason: `full-size frames (${short[0]!.needed} B in the tunnel) do not fit the path MTU to ${paths}`,
     };
   }
   if (down > 0)

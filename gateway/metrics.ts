@@ -17,6 +17,8 @@ export class GatewayMetrics {
   private readonly rx: Gauge<'peer'>;
   private readonly tx: Gauge<'peer'>;
   private readonly handshakeAge: Gauge<'peer'>;
+  private readonly pathMtu: Gauge<'peer'>;
+  private readonly pathMtuNeeded: Gauge<'peer'>;
   private readonly networkUp: Gauge<'network'>;
   private readonly networkSilence: Gauge<'network'>;
   private readonly failovers: Counter<'peer'>;
@@ -74,6 +76,18 @@ export class GatewayMetrics {
     this.handshakeAge = new Gauge({
       name: 'l2fed_gateway_peer_handshake_age_seconds',
       help: 'Seconds since the last WireGuard handshake with the peer (absent: never)',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.pathMtu = new Gauge({
+      name: 'l2fed_gateway_peer_path_mtu_bytes',
+      help: "Largest don't-fragment probe (inner IP packet) that crossed the tunnel in the last check; equals the needed size when that passed (absent: not measured)",
+      labelNames: ['peer'],
+      registers,
+    });
+    this.pathMtuNeeded = new Gauge({
+      name: 'l2fed_gateway_peer_path_mtu_needed_bytes',
+      help: "Inner IP packet the peer's largest network needs in the tunnel (network MTU + 50 VXLAN)",
       labelNames: ['peer'],
       registers,
     });
@@ -235,7 +249,16 @@ export class GatewayMetrics {
 
   /** Replaces the per-peer and per-network series with one health report. */
   observeHealth(h: HealthReport): void {
-    for (const g of [this.peerUp, this.rtt, this.loss, this.rx, this.tx, this.handshakeAge]) {
+    for (const g of [
+      this.peerUp,
+      this.rtt,
+      this.loss,
+      this.rx,
+      this.tx,
+      this.handshakeAge,
+      this.pathMtu,
+      this.pathMtuNeeded,
+    ]) {
       g.reset(); // peers that left the config must disappear, not go stale
     }
     this.networkUp.reset();
@@ -249,6 +272,10 @@ export class GatewayMetrics {
       this.tx.set({ peer }, p.txBytes);
       if (p.handshakeAgeSeconds !== undefined) {
         this.handshakeAge.set({ peer }, p.handshakeAgeSeconds);
+      }
+      if (p.pathMtu) {
+        this.pathMtuNeeded.set({ peer }, p.pathMtu.needed);
+        if (p.pathMtu.measured !== undefined) this.pathMtu.set({ peer }, p.pathMtu.measured);
       }
     }
     // The counter keeps counting; it starts at 0 for every peer and goes with the peer.

@@ -33,3 +33,19 @@ export function maxNetworkMtu(underlayMtu: number): number {
 export function effectiveNetworkMtu(underlayMtu: number, requested: 'auto' | number): number {
   return requested === 'auto' ? maxNetworkMtu(underlayMtu) : requested;
 }
+
+/**
+ * The inner IP packet a network's full-size frame becomes in the tunnel (bytes): its MTU
+ * plus VXLAN_OVERHEAD. This is what the path to every peer of the network must carry.
+ */
+export function tunnelPacketFor(networkMtu: number): number {
+  return networkMtu + VXLAN_OVERHEAD;
+}
+
+/** IP + ICMP echo headers: `ping -s` takes the packet size minus this (20 + 8, IPv6 40 + 8). */
+export function echoOverhead(address: string): number {
+  return address.includes(':') ? 48 : 28;
+}
+
+/** The packet `ping` sends without `-s` (56 bytes of payload), IPv4: the small probe. */
+export const SMALL_PROBE_PACKET = 84;

@@ -218,6 +218,19 @@ export interface PeerHealth {
    * gateways.
    */
   endpointSource: string;
+  /**
+   * Path MTU inside the tunnel, from don't-fragment probes (sizes are inner IP packets,
+   * bytes): the largest probe that crossed in the last check, equal to path_mtu_needed
+   * when that size passed (nothing larger is tried). Unset = not measured (the peer does
+   * not answer, or it carries no network).
+   */
+  pathMtu?:
+    | number
+    | undefined;
+  /** What the peer's largest network needs: its MTU + 50 (VXLAN). 0 = no network. */
+  pathMtuNeeded: number;
+  /** Networks whose full-size frames do not fit path_mtu, sorted. */
+  pathMtuShortNetworks: string[];
 }
 
 /** Health of one network's data path. */
@@ -2062,6 +2075,9 @@ function createBasePeerHealth(): PeerHealth {
     reason: "",
     endpointFailovers: undefined,
     endpointSource: "",
+    pathMtu: undefined,
+    pathMtuNeeded: 0,
+    pathMtuShortNetworks: [],
   };
 }
 
@@ -2108,6 +2124,15 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     }
     if (message.endpointSource !== "") {
       writer.uint32(114).string(message.endpointSource);
+    }
+    if (message.pathMtu !== undefined) {
+      writer.uint32(120).uint32(message.pathMtu);
+    }
+    if (message.pathMtuNeeded !== 0) {
+      writer.uint32(128).uint32(message.pathMtuNeeded);
+    }
+    for (const v of message.pathMtuShortNetworks) {
+      writer.uint32(138).string(v!);
     }
     return writer;
   },
@@ -2237,6 +2262,30 @@ export const PeerHealth: MessageFns<PeerHealth> = {
             message.endpointSource = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.pathMtu = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.pathMtuNeeded = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.pathMtuShortNetworks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2305,6 +2354,21 @@ export const PeerHealth: MessageFns<PeerHealth> = {
         : isSet(object.endpoint_source)
         ? globalThis.String(object.endpoint_source)
         : "",
+      pathMtu: isSet(object.pathMtu)
+        ? globalThis.Number(object.pathMtu)
+        : isSet(object.path_mtu)
+        ? globalThis.Number(object.path_mtu)
+        : undefined,
+      pathMtuNeeded: isSet(object.pathMtuNeeded)
+        ? globalThis.Number(object.pathMtuNeeded)
+        : isSet(object.path_mtu_needed)
+        ? globalThis.Number(object.path_mtu_needed)
+        : 0,
+      pathMtuShortNetworks: globalThis.Array.isArray(object?.pathMtuShortNetworks)
+        ? object.pathMtuShortNetworks.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.path_mtu_short_networks)
+        ? object.path_mtu_short_networks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2352,6 +2416,15 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     if (message.endpointSource !== "") {
       obj.endpointSource = message.endpointSource;
     }
+    if (message.pathMtu !== undefined) {
+      obj.pathMtu = Math.round(message.pathMtu);
+    }
+    if (message.pathMtuNeeded !== 0) {
+      obj.pathMtuNeeded = Math.round(message.pathMtuNeeded);
+    }
+    if (message.pathMtuShortNetworks?.length) {
+      obj.pathMtuShortNetworks = message.pathMtuShortNetworks;
+    }
     return obj;
   },
 
@@ -2374,6 +2447,9 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     message.reason = object.reason ?? "";
     message.endpointFailovers = object.endpointFailovers ?? undefined;
     message.endpointSource = object.endpointSource ?? "";
+    message.pathMtu = object.pathMtu ?? undefined;
+    message.pathMtuNeeded = object.pathMtuNeeded ?? 0;
+    message.pathMtuShortNetworks = object.pathMtuShortNetworks?.map((e) => e) || [];
     return message;
   },
 };
