@@ -55,3 +55,10 @@ test("nad - an L2S-M network uses L2S-M's own NAD", (t) => {
   t.is(r.type, 'external');
   if (r.type === 'external') t.regex(r.reason, /cdn-net/);
 });
+
+test("nad - without an explicit mtu, the network's agreed MTU from status.effectiveMTU (issue 12)", (t) => {
+  // spec auto would be 1370 here, but another member asks 1280: the agent reports 1280.
+  const r = nadFor({ ...net({ linuxBridge: 'br-cdn' }), status: { effectiveMTU: 1280 } });
+  if (r.type !== 'nad') return t.fail();
+  t.is((JSON.parse(r.nad.spec.config) as { mtu?: number }).mtu, 1280);
+});

@@ -6,8 +6,9 @@
  * - linuxBridge → the reference `bridge` plugin;
  * - l2smNetwork → none: L2S-M creates its own NAD named after the L2Network; pods use
  *   that one, and the agent maps the L2Network to its OVS bridge (agent config).
- * `mtu` is the network's effective MTU (status.effectiveMTU), so pods never send frames
- * the tunnel cannot carry. IPAM is `static`: addresses come from the pod annotation.
+ * `mtu` is the network's one MTU across all its members (issue 12), as the agent reports it
+ * in status.effectiveMTU (the default here), so pods never send frames the tunnel, or
+ * any other member, cannot carry; without a status, a fixed spec.mtu. IPAM is `static`: addresses come from the pod annotation.
  */
 import { segmentOf, type FederatedNetwork } from './schema-network.js';
 
@@ -28,7 +29,8 @@ export function nadFor(
   opts: { readonly namespace?: string; readonly mtu?: number } = {},
 ): NadResult {
   const s = segmentOf(net.spec.segment);
-  const mtu = opts.mtu ?? (net.spec.mtu === 'auto' ? undefined : net.spec.mtu);
+  const mtu =
+    opts.mtu ?? net.status?.effectiveMTU ?? (net.spec.mtu === 'auto' ? undefined : net.spec.mtu);
   let cni: Record<string, unknown>;
   switch (s.type) {
     case 'ovsBridge':

@@ -2,6 +2,7 @@ import test from 'ava';
 import { validate } from '../cluster-agent/validate.js';
 import { planLab, hostIfname, LAB_PREFIX } from './plan.js';
 import { expectedChecks, peeringVerdict } from './expectations.js';
+import { makeState } from '../cluster-agent/desired-state.js';
 
 async function examplesPlan(segmentKind: 'ovs' | 'bridge' = 'ovs') {
   const report = await validate('deploy/examples');
@@ -64,4 +65,39 @@ test('lab expectations - examples: one-sided athens->bristol stays isolated', as
   t.true(across('athens', 'bristol').every((c) => c.expect === 'isolated'));
   t.true(across('madrid', 'bristol').every((c) => c.expect === 'reach'));
   t.true(checks.some((c) => c.family === 6));
+});
+
+test("lab plan - pods take the network's one MTU across the lab's members (issue 12)", (t) => {
+  const cdn = (mtu: 'auto' | number) =>
+    makeState(
+      [
+        {
+          apiVersion: 'l2fed.io/v1alpha1',
+          kind: 'FederatedNetwork',
+          metadata: { name: 'cdn' },
+          spec: { segment: { linuxBridge: 'br-cdn' }, mtu },
+        },
+      ],
+      [],
+      [
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: 'web' },
+          networks: [{ name: 'cdn', ips: ['198.51.100.1/24'] }],
+        },
+      ],
+    );
+  const plan = planLab(
+    [
+      { id: 'madrid', state: cdn(1280) },
+      { id: 'bristol', state: cdn('auto') },
+    ],
+    { id: 'ab12', segmentKind: 'bridge' },
+  );
+  const mtus = plan.clusters.map((c) => [c.id, c.pods[0]?.interfaces[0]?.mtu]);
+  t.deepEqual(mtus, [
+    ['bristol', 1280], // auto alone would be 1370: lowered to madrid's request
+    ['madrid', 1280],
+  ]);
 });

@@ -8,7 +8,8 @@
 import { labBridge, labHostIfname, podIfname } from '../cluster-agent/build-rules.js';
 import type { DesiredState } from '../cluster-agent/desired-state.js';
 import { segmentOf, type FederatedNetwork } from '../cluster-agent/schema-network.js';
-import { effectiveNetworkMtu } from '../gateway/mtu.js';
+import { effectiveNetworkMtu, maxNetworkMtu } from '../gateway/mtu.js';
+import { agreeMtu, type MemberAsk } from '../broker/network-mtu.js';
 
 /** How the lab builds exported segments (a real cluster has its own). */
 export const LAB_SEGMENTS = ['ovs', 'bridge'] as const;
@@ -86,6 +87,34 @@ export function networkMtu(net: FederatedNetwork): number {
 }
 
 /**
+ * The MTU each network's pods get: the one the broker agrees across the lab's members
+ * (broker/network-mtu.ts agreeMtu over each member's ask), so a pod never sends a frame
+ * another member's pods or gateway cannot take. Known before the agents run, since the
+ * lab holds every member's desired state; the agents then apply the same value.
+ */
+export function labNetworkMtus(
+  clusters: readonly { id: string; state: DesiredState }[],
+): Map<string, number> {
+  const capacity = maxNetworkMtu(LAB_UNDERLAY_MTU);
+  const members = new Map<string, MemberAsk[]>();
+  for (const c of clusters) {
+    for (const n of c.state.networks) {
+      const requested = n.spec.mtu === 'auto' ? undefined : n.spec.mtu;
+      const ask = requested === undefined ? { capacity } : { requested, capacity };
+      const list = members.get(n.metadata.name) ?? [];
+      list.push({ cluster: c.id, ask });
+      members.set(n.metadata.name, list);
+    }
+  }
+  return new Map(
+    [...members].flatMap(([name, list]) => {
+      const agreed = agreeMtu(list);
+      return agreed ? [[name, agreed.value] as const] : [];
+    }),
+  );
+}
+
+/**
  * The lab's view of a network's segment. `bridge` mode turns every segment into a Linux
  * bridge of the same name (VLAN tags do not apply there; the bridge is the segment).
  * L2S-M networks have no lab equivalent and become a bridge named after the network.
@@ -121,7 +150,9 @@ export function planLab(
     prefix,
     segmentKind: opts.segmentKind,
     switchNs: `${prefix}.underlay`,
-    clusters: sorted.map((c, index) => planCluster(c.id, c.state, index, { ...opts, prefix })),
+    clusters: sorted.map((c, index) =>
+      planCluster(c.id, c.state, index, { ...opts, prefix, mtus: labNetworkMtus(sorted) }),
+    ),
   };
 }
 
@@ -137,7 +168,12 @@ function planCluster(
   id: string,
   state: DesiredState,
   index: number,
-  opts: { id: string; segmentKind: LabSegmentKind; prefix: string },
+  opts: {
+    id: string;
+    segmentKind: LabSegmentKind;
+    prefix: string;
+    mtus: ReadonlyMap<string, number>;
+  },
 ): LabCluster {
   const ns = `${opts.prefix}-${id}`;
   const nets = new Map(state.networks.map((n) => [n.metadata.name, n]));
@@ -160,7 +196,7 @@ function planCluster(
         ...(seg.vlan !== undefined ? { vlan: seg.vlan } : {}),
         ips: sel.ips,
         ...(sel.mac !== undefined ? { mac: sel.mac } : {}),
-        mtu: networkMtu(net),
+        mtu: opts.mtus.get(sel.name) ?? networkMtu(net),
       };
     });
     return { name: pod.metadata.name, cluster: id, ns: `${ns}.${pod.metadata.name}`, interfaces };
