@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HealthReport } from './health.js';
 import type { LoopReport } from './loop-guard.js';
-import type { LoopReport } from './loop-monitor.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -26,13 +25,6 @@ export class GatewayMetrics {
   private readonly reconcileSeconds: Histogram;
   private readonly reconcileErrors: Counter<'error'>;
   private readonly reconcileSteps: Counter;
-  private readonly loopDetected: Gauge<'network'>;
-  private readonly loopBlocked: Gauge<'network'>;
-  private readonly bumDropped: Counter<'network' | 'peer' | 'direction'>;
-  private readonly blockedDropped: Counter<'direction'>;
-  /** Last nft counter values, to turn them into increments (a replaced table restarts at 0). */
-  private readonly nftLast = new Map<string, number>();
-
   private readonly loopDetected: Gauge<'network'>;
   private readonly loopBlocked: Gauge<'network'>;
   private readonly bumDropped: Counter<'network' | 'peer' | 'direction'>;
@@ -145,30 +137,6 @@ export class GatewayMetrics {
       labelNames: ['direction'],
       registers,
     });
-    this.loopDetected = new Gauge({
-      name: 'l2fed_gateway_loop_detected',
-      help: '1 when this check saw its loop beacon come back on the network (an L2 loop through a peer path), else 0',
-      labelNames: ['network'],
-      registers,
-    });
-    this.loopBlocked = new Gauge({
-      name: 'l2fed_gateway_loop_blocked',
-      help: '1 when this gateway blocks the network to all peers to cut a loop, else 0',
-      labelNames: ['network'],
-      registers,
-    });
-    this.bumDropped = new Counter({
-      name: 'l2fed_gateway_bum_dropped_frames_total',
-      help: 'Broadcast/multicast frames dropped by the per-network per-peer rate bound, by direction (in: from the peer, out: to the peer)',
-      labelNames: ['network', 'peer', 'direction'],
-      registers,
-    });
-    this.blockedDropped = new Counter({
-      name: 'l2fed_gateway_loop_blocked_frames_total',
-      help: 'Frames dropped on paths blocked to cut a loop, by direction',
-      labelNames: ['direction'],
-      registers,
-    });
     this.reconcileSteps = new Counter({
       name: 'l2fed_gateway_reconcile_steps_total',
       help: 'Plan steps executed by apply()',
@@ -189,34 +157,6 @@ export class GatewayMetrics {
   observeFailover(peer: string): void {
     this.failovers.inc({ peer });
     this.failoverPeers.add(peer);
-  }
-
-  /** Records one loop-guard check: loop and block per network, dropped frames. */
-  observeLoops(r: LoopReport): void {
-    this.loopDetected.reset();
-    this.loopBlocked.reset();
-    for (const n of r.networks) {
-      const network = n.name;
-      this.loopDetected.set({ network }, n.loopPeers.length > 0 ? 1 : 0);
-      this.loopBlocked.set({ network }, n.blocked ? 1 : 0);
-      for (const p of n.paths) {
-        for (const [direction, v] of [
-          ['in', p.bumDroppedIn],
-          ['out', p.bumDroppedOut],
-        ] as const) {
-          const labels = { network, peer: p.peer, direction };
-          this.bumDropped.inc(labels, increment(this.nftLast, JSON.stringify(labels), v));
-        }
-      }
-    }
-    this.blockedDropped.inc(
-      { direction: 'in' },
-      increment(this.nftLast, 'blocked in', r.blockedDroppedIn),
-    );
-    this.blockedDropped.inc(
-      { direction: 'out' },
-      increment(this.nftLast, 'blocked out', r.blockedDroppedOut),
-    );
   }
 
   /** Records one loop-guard check: loop and block per network, dropped frames. */
@@ -291,13 +231,6 @@ export class GatewayMetrics {
       this.networkSilence.set({ network: n.name }, n.silentSeconds);
     }
   }
-}
-
-/** nft counters restart at 0 when the table is replaced: a drop means "from 0 again". */
-function increment(last: Map<string, number>, key: string, now: number): number {
-  const before = last.get(key) ?? 0;
-  last.set(key, now);
-  return now >= before ? now - before : now;
 }
 
 /** nft counters restart at 0 when the table is replaced: a drop means "from 0 again". */
