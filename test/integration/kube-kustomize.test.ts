@@ -42,7 +42,7 @@ const bases = readdirSync(BASES, { withFileTypes: true })
   .sort();
 
 test('kube kustomize - deploy/kubernetes has the bases this test expects', (t) => {
-  t.deepEqual(bases, ['broker', 'cluster']);
+  t.deepEqual(bases, ['broker', 'cluster', 'nats']);
 });
 
 for (const base of bases) {
