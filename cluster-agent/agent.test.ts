@@ -242,6 +242,8 @@ test('agent - a failing apply is retried with backoff; health goes to the broker
         publicKey: KEY_B,
         endpoint: '198.18.0.2:51820',
         endpointSource: 'advertised',
+        pathMtuNeeded: 0,
+        pathMtuShortNetworks: [],
         handshakeAgeSeconds: 5,
         rxBytes: 1,
         txBytes: 1,

@@ -46,6 +46,8 @@ const health = (status: 'up' | 'down', age?: number): HealthReport => ({
       publicKey: KEY_B,
       endpoint: '198.18.0.2:51820',
       endpointSource: 'advertised',
+      pathMtuNeeded: 0,
+      pathMtuShortNetworks: [],
       handshakeAgeSeconds: age,
       rxBytes: 0,
       txBytes: 0,
