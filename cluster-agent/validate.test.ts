@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
 import { formatProblem } from './problems.js';
+import { FolderSource } from './source-folder.js';
+import type { SourceEvent } from './source.js';
 import { carriedNetworks } from './federation-checks.js';
 import { formatReport, validate, VALIDATE_EXIT } from './validate.js';
 
@@ -147,4 +149,68 @@ test('validate - a folder that cannot be read says why, and what to check, in va
   t.deepEqual(lines, [
     `${missing}: cannot read manifest folder ${missing}: it does not exist. Fix: check the folder given to l2fed validate`,
   ]);
+});
+
+test('validate - bridge sharing: OVS VLANs on one bridge only for the ovs lab; never across kinds or cut L2S-M names', async (t) => {
+  const dir = await makeRunDir('validate-bridges');
+  t.teardown(() => dir.remove());
+  await writeFile(
+    join(dir.path, 'networks.yaml'),
+    [
+      network('red', '    ovsBridge: br-shared\n    vlan: 20\n'),
+      network('blue', '    ovsBridge: br-shared\n'),
+    ].join('---\n'),
+  );
+  t.is((await validate(dir.path, { segments: 'ovs' })).exitCode, VALIDATE_EXIT.ok);
+  // `lab up --segment bridge` builds each OVS bridge as one Linux bridge: red and blue merge.
+  const bridged = (await validate(dir.path, { segments: 'bridge' })).problems.map(formatProblem);
+  t.is(bridged.length, 1, bridged.join('\n'));
+  t.regex(
+    bridged[0]!,
+    /FederatedNetwork\/red\): spec\.segment\.ovsBridge: network red builds its segment as bridge br-shared, which network blue also uses .*--segment bridge.*Fix: /,
+  );
+
+  await writeFile(
+    join(dir.path, 'networks.yaml'),
+    [
+      network('red', '    ovsBridge: br-x\n    vlan: 20\n'),
+      network('white', '    linuxBridge: br-x\n'),
+      // Both become the lab bridge "fabric-network-" (15 characters).
+      network('aa', '    l2smNetwork: fabric-network-aa\n'),
+      network('ab', '    l2smNetwork: fabric-network-ab\n'),
+    ].join('---\n'),
+  );
+  const lines = (await validate(dir.path)).problems.map(formatProblem);
+  t.is(lines.length, 2, lines.join('\n'));
+  t.regex(
+    lines[0]!,
+    /FederatedNetwork\/ab\): spec\.segment\.l2smNetwork: network ab builds its segment as bridge fabric-network- \(the lab builds L2S-M network fabric-network-ab as bridge fabric-network-\), which network aa also uses/,
+  );
+  t.regex(lines[1]!, /FederatedNetwork\/white\): .*bridge br-x, which network red also uses/);
+});
+
+test("validate - the agent's folder source refuses what validate refuses, with the same problem", async (t) => {
+  const dir = await makeRunDir('validate-agent');
+  t.teardown(() => dir.remove());
+  await writeFile(
+    join(dir.path, 'all.yaml'),
+    [
+      network('cdn', '    linuxBridge: br-cdn\n'),
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations:\n    k8s.v1.cni.cncf.io/networks: cdn@lo\n`,
+    ].join('---\n'),
+  );
+  const report = await validate(dir.path, { clusterId: 'madrid' });
+  t.is(report.exitCode, VALIDATE_EXIT.invalid);
+  const source = new FolderSource({ dir: dir.path, clusterId: 'madrid', resyncMs: 0 });
+  const events: SourceEvent[] = [];
+  source.subscribe((e) => events.push(e));
+  t.teardown(() => source.stop());
+  await source.start();
+  const ev = events[0];
+  t.is(ev?.type, 'error', 'no snapshot of a folder the lab cannot build');
+  t.deepEqual(
+    ev?.type === 'error' ? ev.problems.map(formatProblem) : [],
+    report.problems.map(formatProblem),
+  );
+  t.regex(formatProblem(report.problems[0]!), /\[0\]\.interface: interface lo is reserved/);
 });

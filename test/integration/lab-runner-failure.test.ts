@@ -1,10 +1,13 @@
 /**
- * When the lab runner fails after `lab up` has accepted the manifests, `lab up` says why
- * (the runner's error and the last lines of its log) and keeps the run folder with the
- * log, naming it; `lab down` removes it.
+ * `lab up` refuses what it cannot build before building anything, with file, field and
+ * fix; and when the lab runner fails anyway, it says why (the runner's error and the
+ * last lines of its log) and keeps the run folder with the log, naming it; `lab down`
+ * removes it.
  */
-import { cp, readFile, stat } from 'node:fs/promises';
+import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ExecaRunner } from '../../lib/runner.js';
+import { listNamespaces } from '../../lib/netns.js';
 import { testWith } from '../fixtures/privileges.js';
 import { makeRunDir, runId } from '../fixtures/run-dir.js';
 
@@ -44,3 +47,52 @@ test.serial('lab up - a runner failure prints the reason and keeps the log', asy
   await labDown({ quiet: true });
   await t.throwsAsync(stat(paths.dir), { code: 'ENOENT' });
 });
+
+test.serial(
+  'lab up - a folder the lab cannot build is refused before anything is built',
+  async (t) => {
+    t.timeout(60_000);
+    const id = runId(4);
+    const dir = await makeRunDir(`lrf${id}`);
+    const manifests = join(dir.path, 'fed');
+    for (const c of ['athens', 'bristol', 'madrid']) {
+      await cp(join('deploy/examples', c), join(manifests, c), { recursive: true });
+    }
+    // Two OVS networks on one bridge, VLAN 20 and untagged: fine with OVS, merged with
+    // --segment bridge; and a pod interface named lo.
+    await writeFile(
+      join(manifests, 'madrid', 'networks.yaml'),
+      (await readFile(join(manifests, 'madrid', 'networks.yaml'), 'utf8')).replace(
+        'ovsBridge: br-lab',
+        'ovsBridge: br-cdn',
+      ),
+    );
+    await writeFile(
+      join(manifests, 'bristol', 'pods.yaml'),
+      (await readFile(join(manifests, 'bristol', 'pods.yaml'), 'utf8')).replace(
+        '"interface":"tel0"',
+        '"interface":"lo"',
+      ),
+    );
+    process.env.L2FED_LAB_DIR = join(dir.path, 'l2fed-lab');
+    process.env.L2FED_LAB_PREFIX = `l2fed-tf${id}`;
+    const { labUp } = await import('../../lab/up.js');
+    const { labDown } = await import('../../lab/down.js');
+    t.teardown(async () => {
+      await labDown({ quiet: true });
+      await dir.remove();
+    });
+    const runner = new ExecaRunner();
+    const lines: string[] = [];
+    const code = await labUp({ manifests, segmentKind: 'bridge', out: (l) => lines.push(l) });
+    const text = lines.join('\n');
+    t.is(code, 1, text);
+    t.regex(
+      text,
+      /madrid\/networks\.yaml:\d+ .*FederatedNetwork\/\w+\): spec\.segment\.ovsBridge: .*--segment bridge.*Fix: /,
+    );
+    t.regex(text, /bristol\/pods\.yaml:\d+ .*\]\.interface: interface lo is reserved.*Fix: /);
+    t.false(text.includes('building the lab'), text);
+    t.deepEqual(await listNamespaces(runner, process.env.L2FED_LAB_PREFIX), []);
+  },
+);
