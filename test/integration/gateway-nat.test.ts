@@ -96,13 +96,15 @@ test('gateway NAT - a roamed endpoint proven by handshakes survives resyncs, res
     return { endpoint: f[2], handshake: Number(f[4] ?? 0) };
   };
   const waitFor = async (what: string, ok: (e: string | undefined) => boolean, ms: number) => {
-    const end = Date.now() + ms;
+    const start = Date.now();
+    const end = start + ms;
     let e = (await peerOnA()).endpoint;
     while (!ok(e) && Date.now() < end) {
       await sleep(200);
       e = (await peerOnA()).endpoint;
     }
     t.true(ok(e), `${what}: A's endpoint for B is ${e} after ${ms} ms`);
+    t.log(`${what}: ${e} after ${Date.now() - start} ms`);
     return e;
   };
   const behindNat = (e: string | undefined) => e?.startsWith(`${NAT_OUTSIDE}:`) === true;
