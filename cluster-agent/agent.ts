@@ -19,9 +19,9 @@ import { canonicalJson, type DesiredState } from './desired-state.js';
 import {
   activeKey,
   afterApply,
-  announcedKey,
   gatewayKey,
   pendingKey,
+  rotationWait,
   UNKNOWN_KEY,
   type GatewayKey,
 } from './gateway-key.js';
@@ -100,6 +100,12 @@ export class Agent {
   private registeredKey: string | undefined;
   /** The schedule asked for a new key; taken once the current key is known and in use. */
   private rotationDue = false;
+  /** The next key the broker acknowledged as announced (announceNextKey). */
+  private announcedNext: string | undefined;
+  /** `<peer> <key>` of peers' next keys acknowledged to the broker (ackNextKeys). */
+  private readonly acked = new Set<string>();
+  /** While our tunnel waits for peers to hold our next key: whom, for status. */
+  private rotationStatus: string | undefined;
   private tunnelKind: string | undefined;
   private registeredAs: string | undefined;
   private transitAddress: string | undefined;
@@ -269,6 +275,9 @@ export class Agent {
   private forgetPublished(): void {
     this.registeredAs = undefined;
     this.publishedVersion = undefined;
+    // Re-sent too (idempotent): the broker may have missed them.
+    this.announcedNext = undefined;
+    this.acked.clear();
   }
 
   /** Level-triggered repair: re-declare to the broker and re-apply to the gateway. */
@@ -309,9 +318,12 @@ export class Agent {
     outcomes.push(await this.startRotation());
     outcomes.push(await this.rotateAtBroker());
     outcomes.push(await this.registerCluster());
+    outcomes.push(await this.announceNextKey());
     // Gateway before broker: a withdrawn peering or network leaves the data plane at
     // once (local consent), not after two broker round trips.
     outcomes.push(await this.programGateway());
+    outcomes.push(await this.ackNextKeys());
+    outcomes.push(await this.rotateAtBroker()); // commit a switch programGateway just made
     outcomes.push(await this.publishDesired());
     outcomes.push(await this.reportHealth());
     outcomes.push(await this.writeStatus());
@@ -373,12 +385,11 @@ export class Agent {
   }
 
   /**
-   * Handler: move the broker to the gateway's new key, then switch the tunnel. The
-   * broker rewrites every peer's map before it replies, so peers switch at about the same
-   * time as this gateway; WireGuard's handshake then recovers within one round trip.
+   * Handler: commit a switched key at the broker (its key := the one the tunnel uses).
+   * Peers' gateways promoted it already when it handshaked; their maps now drop the old.
    */
   private async rotateAtBroker(): Promise<Outcome> {
-    const want = announcedKey(this.key);
+    const want = activeKey(this.key);
     if (!want || !this.registeredKey || this.registeredKey === want) return DONE;
     if (!this.d.broker.connected) return requeue('broker unreachable');
     try {
@@ -395,9 +406,64 @@ export class Agent {
     }
   }
 
+  /**
+   * Handler: announce the gateway's pending key as our next key (broker key-rotation.ts),
+   * so peers' gateways install it as a standby entry and acknowledge it.
+   */
+  private async announceNextKey(): Promise<Outcome> {
+    const pending = pendingKey(this.key);
+    const active = activeKey(this.key);
+    if (!pending || this.registeredKey !== active || this.announcedNext === pending) return DONE;
+    if (this.registeredAs === undefined) return DONE; // registerCluster goes first
+    if (!this.d.broker.connected) return requeue('broker unreachable');
+    try {
+      await this.d.broker.announceKey({ publicKey: active!, nextKey: pending });
+      this.d.log.info({ nextKey: pending }, 'next key announced; waiting for peers to hold it');
+      this.announcedNext = pending;
+      this.brokerError = undefined;
+      return DONE;
+    } catch (err) {
+      this.brokerError = msg(err);
+      return requeue(`announce the next key: ${msg(err)}`);
+    }
+  }
+
+  /**
+   * Handler: tell the broker which peers' next keys the gateway holds now (the applied
+   * config's standby entries), so those peers may switch. Refused acks (the peer moved
+   * on, or is no peer any more) are not retried: the next map says what is current.
+   */
+  private async ackNextKeys(): Promise<Outcome> {
+    const config = this.applied?.ok ? this.cachedConfig : undefined;
+    const held = (config?.peers ?? []).flatMap((p) =>
+      p.nextPublicKey ? [{ cluster: p.name, nextKey: p.nextPublicKey }] : [],
+    );
+    const current = new Set(held.map((h) => `${h.cluster} ${h.nextKey}`));
+    for (const k of this.acked) if (!current.has(k)) this.acked.delete(k);
+    const todo = held.filter((h) => !this.acked.has(`${h.cluster} ${h.nextKey}`));
+    if (todo.length === 0) return DONE;
+    if (!this.d.broker.connected || this.registeredAs === undefined)
+      return requeue('broker unreachable');
+    let outcome = DONE;
+    for (const h of todo) {
+      try {
+        await this.d.broker.ackKey(h);
+        this.acked.add(`${h.cluster} ${h.nextKey}`);
+      } catch (err) {
+        if (isRetryableBrokerError(err)) {
+          outcome = requeue(`acknowledge ${h.cluster}'s next key: ${msg(err)}`);
+          continue;
+        }
+        this.d.log.info({ peer: h.cluster, err: msg(err) }, 'next key acknowledgement refused');
+        this.acked.add(`${h.cluster} ${h.nextKey}`);
+      }
+    }
+    return outcome;
+  }
+
   /** Handler: register (idempotent on the broker) with the current key and endpoints. */
   private async registerCluster(): Promise<Outcome> {
-    const announced = announcedKey(this.key);
+    const announced = activeKey(this.key);
     if (!announced) return DONE; // ensureGatewayKey already asked for a requeue
     // Mid-rotation the broker holds the old key; rotateAtBroker goes first.
     if (this.registeredKey && this.registeredKey !== announced) return DONE;
@@ -488,10 +554,20 @@ export class Agent {
       return DONE; // retrying cannot help; a new desired state or peer map will
     }
     const config = this.build.config;
-    // Any apply switches the tunnel to a pending key, so hold until the broker has it
-    // (peers would not know it); once it has, switch even if nothing else changed.
+    // Any apply switches the tunnel to a pending key, so hold until every peer's gateway
+    // holds it (acknowledged through the broker) or the broker already committed it; then
+    // switch even if nothing else changed.
     const pending = pendingKey(this.key);
-    if (pending && this.registeredKey !== pending) return DONE;
+    this.rotationStatus = undefined;
+    if (pending && this.registeredKey !== pending) {
+      const wait = rotationWait(this.peerMap, pending);
+      if (!wait.ready) {
+        this.rotationStatus = wait.announced
+          ? `rotation waiting for: ${wait.waitingFor.join(', ')} (their gateways do not hold the next key yet; the tunnel keeps the current key)`
+          : 'rotation waiting for: the broker to announce the next key';
+        return DONE;
+      }
+    }
     let outcome = DONE;
     if (canonicalJson(config) !== this.appliedKey || pending) {
       try {
@@ -549,6 +625,9 @@ export class Agent {
         gateway: {
           ...(this.key.phase !== 'unknown' ? { publicKey: this.key.active } : {}),
           ...(this.key.phase === 'rotating' ? { pendingPublicKey: this.key.pending } : {}),
+          ...(this.key.phase === 'rotating' && this.rotationStatus
+            ? { rotation: this.rotationStatus }
+            : {}),
           ...(this.lastApply ? { lastApply: this.lastApply } : {}),
           ...(this.gatewayError ? { lastError: this.gatewayError } : {}),
         },

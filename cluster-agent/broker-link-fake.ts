@@ -7,6 +7,8 @@ import { FakeKvStore } from '../broker/kv-store-fake.js';
 import { Federation } from '../broker/federation.js';
 import { resolveConfig } from '../broker/config.js';
 import type {
+  AckKeyRequest,
+  AnnounceKeyRequest,
   HealthRequest,
   PeeringsRequest,
   Results,
@@ -35,7 +37,11 @@ export class FakeBroker implements BrokerApi {
     readonly clusterId: string,
   ) {}
 
-  start(): void {}
+  /** As the real link's watch: the current map arrives on start (also after a restart). */
+  start(): void {
+    this.lastMap = '';
+    void this.pushMap();
+  }
   stop(): Promise<void> {
     return Promise.resolve();
   }
@@ -79,6 +85,14 @@ export class FakeBroker implements BrokerApi {
     return this.call('register', body, () =>
       this.federation.register(this.clusterId, { capabilities: [], ...body }),
     );
+  }
+
+  announceKey(body: AnnounceKeyRequest): Promise<Results['announce-key']> {
+    return this.call('announce-key', body, () => this.federation.announceKey(this.clusterId, body));
+  }
+
+  ackKey(body: AckKeyRequest): Promise<Results['ack-key']> {
+    return this.call('ack-key', body, () => this.federation.ackKey(this.clusterId, body));
   }
 
   rotateKey(body: RotateKeyRequest): Promise<Results['rotate-key']> {

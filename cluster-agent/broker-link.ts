@@ -10,6 +10,8 @@ import { connect, Events, type ConnectionOptions, type KvEntry, type NatsConnect
 import { BrokerClient } from '../broker/client.js';
 import { connectOptionsFor, inboxPrefix, type Credential } from '../broker/auth-config.js';
 import type {
+  AckKeyRequest,
+  AnnounceKeyRequest,
   HealthRequest,
   PeeringsRequest,
   Results,
@@ -43,6 +45,10 @@ export interface BrokerApi {
   subscribe(fn: (e: BrokerEvent) => void): () => void;
   register(body: RegisterBody): Promise<Results['register']>;
   rotateKey(body: RotateKeyRequest): Promise<Results['rotate-key']>;
+  /** Announces this gateway's next key (a rotation's first step; docs/broker.md). */
+  announceKey(body: AnnounceKeyRequest): Promise<Results['announce-key']>;
+  /** This gateway holds `body.cluster`'s announced next key as a standby entry. */
+  ackKey(body: AckKeyRequest): Promise<Results['ack-key']>;
   /**
    * Declares the exported networks with this cluster's MTU ask per network. A broker
    * older than the MTU agreement refuses the `mtu` field; the link then sends the
@@ -114,6 +120,14 @@ export class NatsBrokerLink implements BrokerApi {
 
   register(body: RegisterBody): Promise<Results['register']> {
     return this.request('register', (c) => c.request('register', body));
+  }
+
+  announceKey(body: AnnounceKeyRequest): Promise<Results['announce-key']> {
+    return this.request('announce-key', (c) => c.request('announce-key', body));
+  }
+
+  ackKey(body: AckKeyRequest): Promise<Results['ack-key']> {
+    return this.request('ack-key', (c) => c.request('ack-key', body));
   }
 
   rotateKey(body: RotateKeyRequest): Promise<Results['rotate-key']> {

@@ -30,7 +30,12 @@
  *   the peer and gives the reason; a peer network whose VNI disagrees with ours is not
  *   carried to that peer.
  */
-import { addressOf, parseGatewayConfig, type GatewayConfigInput } from '../gateway/config.js';
+import {
+  addressOf,
+  parseGatewayConfig,
+  WG_KEY_RE,
+  type GatewayConfigInput,
+} from '../gateway/config.js';
 import { ConfigError, type ConfigIssue } from '../gateway/errors.js';
 import { z } from 'zod';
 import { maxNetworkMtu } from '../gateway/mtu.js';
@@ -296,6 +301,7 @@ export function buildGatewayConfig(
       peers: carried.map((p) => ({
         name: p.cluster,
         publicKey: p.publicKey,
+        ...nextKeyOf(p, carried, ownPublicKeys),
         endpoints: [...p.endpoints],
         transitAddress: p.transitAddress,
       })),
@@ -322,6 +328,24 @@ export function buildGatewayConfig(
       if (!dropped.has(problem.peer)) dropped.set(problem.peer, problem);
     peers = peers.filter((_, i) => !refused.has(i));
   }
+}
+
+/**
+ * A peer's announced next key, when it is a valid key no other entry (or this gateway)
+ * uses. Otherwise it is left out, so only that peer's rotation waits (the agent does not
+ * acknowledge a key its gateway does not hold); the peer itself stays.
+ */
+function nextKeyOf(
+  p: DeclaredPeer,
+  all: readonly DeclaredPeer[],
+  own: readonly string[],
+): { nextPublicKey?: string } {
+  const next = p.nextPublicKey;
+  if (next === undefined || !WG_KEY_RE.test(next) || own.includes(next)) return {};
+  const clash = all.some(
+    (q) => q.publicKey === next || (q.cluster !== p.cluster && q.nextPublicKey === next),
+  );
+  return clash ? {} : { nextPublicKey: next };
 }
 
 function sortProblems(p: readonly PeerProblem[]): PeerProblem[] {

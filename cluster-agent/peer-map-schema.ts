@@ -61,6 +61,8 @@ const peerEntry = z.object({
   cluster: text,
   endpoints: z.array(text).max(PEER_MAP_LIMITS.endpointsPerPeer),
   publicKey: text,
+  /** Checked per peer in buildGatewayConfig (a bad one only holds that peer's rotation). */
+  nextPublicKey: text.optional(),
   transitAddress: text,
   networks: z.array(networkRef).max(PEER_MAP_LIMITS.networks),
 });
@@ -76,6 +78,13 @@ function schemaFor(clusterId: string) {
         transitAddress: z.ipv4('transitAddress must be an IPv4 address without prefix length'),
         networks: z.array(ownNetwork).max(PEER_MAP_LIMITS.networks),
         peers: z.array(peerEntry).max(PEER_MAP_LIMITS.peers),
+        /** This cluster's own rotation: its next key and the peers that hold it. */
+        nextKey: z
+          .object({
+            publicKey: text,
+            heldBy: z.array(text).max(PEER_MAP_LIMITS.peers),
+          })
+          .optional(),
       },
       'the peer map must be a JSON object {cluster, transitAddress, networks, peers}',
     )

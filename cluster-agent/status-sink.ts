@@ -38,8 +38,10 @@ export interface AgentSummary {
   };
   readonly gateway: {
     readonly publicKey?: string;
-    /** A rotated key being published; the tunnel switches once the broker holds it. */
+    /** A rotated key being published; the tunnel switches once every peer holds it. */
     readonly pendingPublicKey?: string;
+    /** Where that rotation waits, e.g. "rotation waiting for: bristol (…)". */
+    readonly rotation?: string;
     readonly lastApply?: { readonly at: string; readonly steps: number };
     readonly lastError?: string;
   };
