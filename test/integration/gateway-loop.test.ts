@@ -189,3 +189,71 @@ const loop = test.macro({
 
 test.serial(loop, 'linux-bridge');
 test.serial(loop, 'ovs');
+
+test.serial(
+  'gateway loop - linux-bridge, three sites: sites 0 and 1 share a segment, site 2 does not; site1 stands down and every pod gets each broadcast once',
+  async (t) => {
+    const lab = await GatewayLab.create(3, 'linux-bridge');
+    t.teardown(() => lab.dispose());
+    const [s0, s1] = lab.sites as [LabSite, LabSite, LabSite];
+    const pods = [];
+    for (const site of lab.sites) {
+      await lab.runner.run(['sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1'], {
+        netns: site.ns,
+        mutates: true,
+      });
+      await lab.addSegment(site, CDN);
+      await site.gateway.apply(lab.config(site, [CDN]));
+      const pod = await lab.addPod(site, CDN, 11 + site.index, 1370);
+      await lab.runner.run(['sysctl', '-qw', 'net.ipv6.conf.eth1.disable_ipv6=1'], {
+        netns: pod.ns,
+        mutates: true,
+      });
+      pods.push(pod);
+    }
+    t.true(await lab.reaches(pods[2]!.ns, pods[0]!.ip));
+    t.true(await lab.reaches(pods[2]!.ns, pods[1]!.ip));
+    const loops = lab.sites.map(
+      (site) =>
+        new LoopMonitor({ gateway: site.gateway, runner: lab.runner, intervalMs: INTERVAL_MS }),
+    );
+    t.teardown(() => Promise.all(loops.map((m) => m.stop())));
+    for (const m of loops) m.start();
+    for (const m of loops) t.truthy(await until(m, () => true, 10_000), 'first loop check');
+    await lab.netns.veth({ ns: s0.ns, ifname: 'loop0' }, { ns: s1.ns, ifname: 'loop1' });
+    t.teardown(() =>
+      lab.runner
+        .run(['ip', 'link', 'del', 'loop0'], { netns: s0.ns, allowFailure: true })
+        .then(() => undefined),
+    );
+    await plug(lab, s0, 'loop0');
+    await plug(lab, s1, 'loop1');
+    const joined = Date.now();
+    const cut = await until(loops[1]!, (r) => r.networks[0]?.blocked === true, 15_000);
+    t.log(`three sites: loop cut ${Date.now() - joined} ms after the join`);
+    t.true(cut?.networks[0]?.blocked, JSON.stringify(cut?.networks[0]));
+    await new Promise((r) => setTimeout(r, 2 * INTERVAL_MS));
+    t.deepEqual(
+      loops.map((m) => m.network('cdn')?.blocked),
+      [false, true, false],
+      'only site1 blocks',
+    );
+    // Every pod's broadcast reaches each other pod exactly once and never comes back.
+    for (const [from, sender] of pods.entries()) {
+      const marker = `l2fed-3loop-${from}-${Date.now()}`;
+      const rx = await Promise.all(
+        pods.map((p, i) =>
+          lab.spawn(`rx${from}${i}`, p.ns, receiverArgv('eth1', marker, 2, 6), /ready/),
+        ),
+      );
+      await lab.runner.run(senderArgv('eth1', 'ff:ff:ff:ff:ff:ff', marker), { netns: sender.ns });
+      const copies = await Promise.all(rx.map((r) => receivedCount(r)));
+      t.log(`three sites: broadcast from pod ${from}: copies ${JSON.stringify(copies)}`);
+      t.deepEqual(
+        copies,
+        pods.map((_, i) => (i === from ? 0 : 1)),
+        `broadcast from pod ${from}`,
+      );
+    }
+  },
+);
