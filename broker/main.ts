@@ -1,10 +1,10 @@
 /**
  * Broker entry point.
  *
- *   tsx broker/main.ts run [--config broker.yaml] [--admin-listen host:port
+ *   l2fed broker run [--config broker.yaml] [--admin-listen host:port
  *                      (--admin-ca f --admin-cert f --admin-key f | --admin-token-file f |
  *                       --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after s]]
- *   tsx broker/main.ts gen-auth --clusters madrid,bristol --out ./nats-auth [--mode password]
+ *   l2fed broker gen-auth --clusters madrid,bristol --out ./nats-auth [--mode password]
  *                      [--tls-cert f --tls-key f [--tls-ca f --tls-verify]] [--force]
  *
  * `run` reads a YAML/JSON file `{ nats: { servers, credentials? }, broker: {...} }`
@@ -18,6 +18,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { DaemonCommandLine } from '../lib/command-line.js';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Broker } from './broker.js';
@@ -174,38 +175,44 @@ function tlsSettings(v: Record<string, string | boolean | undefined>) {
 }
 
 const USAGE = `usage:
-  broker/main.ts run [--config FILE] [--admin-listen HOST:PORT
+  l2fed broker run [--config FILE] [--admin-listen HOST:PORT
       (--admin-ca F --admin-cert F --admin-key F | --admin-token-file F [--admin-cert F --admin-key F]
        | --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after SECONDS]]
-  broker/main.ts gen-auth --clusters a,b --out DIR [--mode nkey|password]
+  l2fed broker gen-auth --clusters a,b --out DIR [--mode nkey|password]
       [--tls-cert F --tls-key F [--tls-ca F --tls-verify]] [--force]
 docs/broker.md (Deployment, Auth model) and docs/admin-api.md (Authentication) explain each.`;
 
 /** `run …` / `gen-auth …`; the CLI wires `l2fed broker` to this. */
+/** The verbs and flags `l2fed broker` takes (docs are checked against it: cli/doc-commands.test.ts). */
+export const COMMAND_LINE = {
+  verbs: ['run', 'gen-auth'],
+  options: {
+    config: { type: 'string' },
+    clusters: { type: 'string' },
+    out: { type: 'string' },
+    mode: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
+    'tls-verify': { type: 'boolean' },
+    force: { type: 'boolean' },
+    'admin-listen': { type: 'string' },
+    'admin-ca': { type: 'string' },
+    'admin-cert': { type: 'string' },
+    'admin-key': { type: 'string' },
+    'admin-token-file': { type: 'string' },
+    'insecure-admin': { type: 'boolean' },
+    'admin-writers': { type: 'string' },
+    'admin-stale-after': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+} as const satisfies DaemonCommandLine;
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      clusters: { type: 'string' },
-      out: { type: 'string' },
-      mode: { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'tls-ca': { type: 'string' },
-      'tls-verify': { type: 'boolean' },
-      force: { type: 'boolean' },
-      'admin-listen': { type: 'string' },
-      'admin-ca': { type: 'string' },
-      'admin-cert': { type: 'string' },
-      'admin-key': { type: 'string' },
-      'admin-token-file': { type: 'string' },
-      'insecure-admin': { type: 'boolean' },
-      'admin-writers': { type: 'string' },
-      'admin-stale-after': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: COMMAND_LINE.options,
   });
   if (values.help) {
     console.log(USAGE);

@@ -1,7 +1,7 @@
 /**
  * Agent process entry point:
  *
- *   tsx cluster-agent/main.ts run --config agent.yaml
+ *   l2fed agent run --config agent.yaml
  *
  * (the CLI wires `l2fed agent run` to main()). Reads and validates the config file,
  * wires source, broker link, gateway client, status sink and cache into an Agent, and
@@ -10,6 +10,7 @@
  * last good state stays in force.
  */
 import { parseArgs } from 'node:util';
+import type { DaemonCommandLine } from '../lib/command-line.js';
 import { pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../lib/log.js';
@@ -93,11 +94,17 @@ function termination(): Promise<string> {
 const USAGE = `usage:
   l2fed agent run --config FILE   run the cluster agent (the config file: docs/cluster-agent.md)`;
 
+/** The verbs and flags `l2fed agent` takes (docs are checked against it: cli/doc-commands.test.ts). */
+export const COMMAND_LINE = {
+  verbs: ['run'],
+  options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+} as const satisfies DaemonCommandLine;
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: COMMAND_LINE.options,
   });
   if (values.help) {
     console.log(USAGE);

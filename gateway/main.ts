@@ -1,7 +1,7 @@
 /**
  * Gateway process entry point:
  *
- *   tsx gateway/main.ts run --config gateway.yaml
+ *   l2fed gateway run --config gateway.yaml
  *
  * (the CLI wires `l2fed gateway run` to main()). Starts the gateway service (gRPC
  * l2fed.gateway.v1, Prometheus metrics, health checks) and waits for the agent's Apply.
@@ -13,6 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import type { GatewayCallError } from './client.js';
 import { parseArgs } from 'node:util';
+import type { DaemonCommandLine } from '../lib/command-line.js';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -126,15 +127,21 @@ const USAGE = `usage:
   l2fed gateway run --config FILE               serve the data plane (config file: docs/gateway.md)
   l2fed gateway rotate-key --address HOST:PORT  ask a running gateway for a new WireGuard key`;
 
+/** The verbs and flags `l2fed gateway` takes (docs are checked against it: cli/doc-commands.test.ts). */
+export const COMMAND_LINE = {
+  verbs: ['run', 'rotate-key'],
+  options: {
+    config: { type: 'string' },
+    address: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+} as const satisfies DaemonCommandLine;
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      address: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: COMMAND_LINE.options,
   });
   if (values.help) {
     console.log(USAGE);
