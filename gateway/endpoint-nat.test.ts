@@ -334,3 +334,32 @@ test('endpoint NAT - fail-over decision: one endpoint, roamed and broken, goes b
     undefined,
   );
 });
+
+test('endpoint NAT - handshake watch: every renewal after a key rotation keeps the proven roamed endpoint', async (t) => {
+  const NEXT_PRIV = 'aMKMzV+dDlD2mRfyA1d1MZn8lkqGmYlGZ5NMkmJ4F0I=';
+  const NEXT_PUB = 'eQ0yYfXh3vXz0mB8m0mJ7kQyq3cM3n6JtWcX0b5c1Fs='; // this side retries for c
+  const clock = NOW;
+  const { dir, plane, runner, gw } = await gatewayOverFakes(
+    t,
+    { linuxBridge: [] },
+    { handshakeWatch: { intervalMs: 20, forMs: 2000 }, now: () => clock },
+  );
+  t.teardown(() => gw.teardown());
+  const config = madridConfig(`${dir}/k`, []);
+  await gw.apply(config);
+  const peers = plane.tunnel.devices.get('l2fa')!.peers;
+  peers.set(KEY_C, { ...peers.get(KEY_C)!, endpoint: ROAMED, latestHandshake: NOW - 30 });
+  runner.once('wg genkey', { stdout: NEXT_PRIV }).once('wg pubkey', { stdout: NEXT_PUB });
+  await gw.rotateKey();
+  plane.log.clear();
+  runner.once('wg pubkey', { stdout: NEXT_PUB });
+  await gw.apply(config);
+  const endpoints: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    endpoints.push(peers.get(KEY_C)?.endpoint ?? '(none)');
+  }
+  const renewed = plane.log.mutations.filter((m) => m === 'tunnel renew-peer l2fa c');
+  t.true(renewed.length >= 2, `renewed ${renewed.length} times`);
+  t.deepEqual([...new Set(endpoints)], [ROAMED]);
+});

@@ -114,7 +114,10 @@ export class Gateway {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly launcher: DaemonLauncher;
   /** Peers whose handshake this gateway retries, by public key (handshake-watch.ts). */
-  private readonly watched = new Map<string, HandshakeDue & { readonly until: number }>();
+  private readonly watched = new Map<
+    string,
+    HandshakeDue & { readonly until: number; readonly endpoint?: string }
+  >();
   private watchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: GatewayOptions) {
@@ -353,11 +356,13 @@ export class Gateway {
           this.watched.delete(key);
           continue;
         }
-        // Keep an endpoint fail-over or roaming chose, as the planner does.
-        const endpoint = endpointToKeep(want.endpoints, have, this.now()) ?? want.endpoint;
+        // Keep an endpoint fail-over or roaming chose, as the planner does; a renewed
+        // entry has no handshake left to prove a roamed one, so the last choice holds.
+        const endpoint =
+          endpointToKeep(want.endpoints, have, this.now()) ?? w.endpoint ?? want.endpoint;
         try {
           await b.tunnel.renewPeer(ifname, { ...want, endpoint });
-          this.watched.set(key, { ...w, before: 0 }); // the new entry has no handshake yet
+          this.watched.set(key, { ...w, before: 0, endpoint }); // the new entry has no handshake yet
         } catch {
           this.watched.delete(key);
         }
