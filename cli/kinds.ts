@@ -89,8 +89,15 @@ export const networks: Kind<Network> = {
     }),
   get: async (api, name) => (await api.federation.getNetwork({ name })).network!,
   toJSON: (n) => Network.toJSON(n),
-  header: ['NETWORK', 'VNI', 'MEMBERS', 'AGE'],
-  row: (n) => [n.name, String(n.vni), n.members.map((m) => m.cluster).join(','), age(n.createdAt)],
+  header: ['NETWORK', 'VNI', 'MTU', 'MTU SET BY', 'MEMBERS', 'AGE'],
+  row: (n) => [
+    n.name,
+    String(n.vni),
+    n.mtu ? String(n.mtu.value) : '-',
+    n.mtu ? `${n.mtu.setBy} (${n.mtu.limit})` : '-',
+    n.members.map((m) => m.cluster).join(','),
+    age(n.createdAt),
+  ],
 };
 
 export const peerings: Kind<Peering> = {

@@ -52,6 +52,13 @@ export function verdictOf(s: State): Verdict {
     else if (p.state === PeeringState.PEERING_STATE_ACTIVE && !p.active)
       warnings.push(`peering ${p.name}: ${p.reason}`);
   }
+  for (const n of s.networks) {
+    // A member without an MTU ask may not carry the agreed MTU: frames would be lost.
+    if (n.mtu?.silent.length)
+      warnings.push(
+        `network ${n.name} MTU ${n.mtu.value}: ${n.mtu.silent.join(', ')} sent no MTU ask (older agent); upgrade it or check that it carries ${n.mtu.value}`,
+      );
+  }
   for (const t of s.tunnels) {
     if (!t.expected) continue;
     if (t.state === TunnelState.TUNNEL_STATE_DOWN || t.state === TunnelState.TUNNEL_STATE_DEGRADED)
@@ -120,6 +127,7 @@ export function registerStatus(program: Command): void {
         console.log('');
       };
       section('CLUSTERS', clusters.header, s.clusters.map(clusters.row), 1);
+      section('NETWORKS', networks.header, s.networks.map(networks.row), 1);
       section('PEERINGS', peerings.header, s.peerings.map(peerings.row), 1);
       section('TUNNELS', tunnels.header, s.tunnels.map(tunnels.row), 1);
       const active = s.peerings.filter(

@@ -9,6 +9,7 @@ import type {
   ClusterRecord,
   ExportsRecord,
   MemberRecord,
+  MtuAsk,
   NetworkRecord,
   PeerMap,
   PeeringsRecord,
@@ -42,6 +43,8 @@ export interface ClusterHealthRecord {
 export interface Member {
   readonly cluster: string;
   readonly since: string;
+  /** The member's MTU ask; absent from an agent older than the MTU agreement. */
+  readonly mtu?: MtuAsk;
 }
 
 export interface FederationSnapshot {
@@ -74,7 +77,11 @@ export async function readSnapshot(kv: AdminKv): Promise<FederationSnapshot> {
   for (const m of members) {
     const [, name, cluster] = m.key.split('.') as [string, string, string];
     const list = byName.get(name) ?? [];
-    list.push({ cluster, since: m.value.since });
+    list.push(
+      m.value.mtu
+        ? { cluster, since: m.value.since, mtu: m.value.mtu }
+        : { cluster, since: m.value.since },
+    );
     byName.set(name, list);
   }
   for (const list of byName.values()) list.sort((a, b) => (a.cluster < b.cluster ? -1 : 1));

@@ -4,7 +4,8 @@
  */
 import type { FederationSnapshot } from './snapshot.js';
 import { healthSummary, type HealthOptions } from './health.js';
-import type { Cluster, Network } from '../../proto/gen/l2fed/admin/v1/federation.js';
+import type { Cluster, Network, NetworkMtu } from '../../proto/gen/l2fed/admin/v1/federation.js';
+import type { AgreedMtu } from '../records.js';
 
 const date = (iso: string | undefined): Date | undefined => {
   if (!iso) return undefined;
@@ -61,7 +62,31 @@ export function networkView(s: FederationSnapshot, name: string): Network | unde
     name: n.name,
     vni: n.vni,
     createdAt: date(n.createdAt),
-    members: (s.members.get(name) ?? []).map((m) => ({ cluster: m.cluster, since: date(m.since) })),
+    members: (s.members.get(name) ?? []).map((m) => ({
+      cluster: m.cluster,
+      since: date(m.since),
+      requestedMtu: m.mtu?.requested ?? 0,
+      capacityMtu: m.mtu?.capacity ?? 0,
+    })),
+    mtu: n.mtu ? mtuView(n.mtu) : undefined,
+  };
+}
+
+/** The agreed MTU with a sentence saying who set it and who is unknown. */
+function mtuView(m: AgreedMtu): NetworkMtu {
+  const by =
+    m.limit === 'requested'
+      ? `${m.setBy} requests ${m.value}`
+      : `${m.setBy}'s underlay carries at most ${m.value}`;
+  const silent = m.silent?.length
+    ? `; ${m.silent.join(', ')} sent no MTU ask (older agent): check that they carry ${m.value}`
+    : '';
+  return {
+    value: m.value,
+    setBy: m.setBy,
+    limit: m.limit,
+    silent: [...(m.silent ?? [])],
+    reason: `${by}${silent}`,
   };
 }
 

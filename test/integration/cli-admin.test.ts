@@ -81,7 +81,10 @@ test('cli - get, describe, status and diagnose against a running broker (table a
   t.is(peerings[0]!.reason, 'waiting for bristol to declare athens');
 
   const nets = await l2fed(['get', 'networks', '--cluster', 'bristol'], env);
-  t.regex(nets.stdout, /^NETWORK\s+VNI\s+MEMBERS\s+AGE\ncdn\s+\d+\s+bristol,madrid\s+\d+s$/);
+  t.regex(
+    nets.stdout,
+    /^NETWORK\s+VNI\s+MTU\s+MTU SET BY\s+MEMBERS\s+AGE\ncdn\s+\d+\s+-\s+-\s+bristol,madrid\s+\d+s$/,
+  );
   const yaml = await l2fed(['get', 'networks', '-o', 'yaml'], env);
   t.regex(yaml.stdout, /- name: cdn\n\s+vni: \d+/);
 

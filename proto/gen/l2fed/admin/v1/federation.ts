@@ -250,7 +250,32 @@ export interface GetClusterResponse {
 /** A cluster exporting a network. */
 export interface NetworkMember {
   cluster: string;
-  since: Date | undefined;
+  since:
+    | Date
+    | undefined;
+  /** The network MTU this member asks for; 0 = auto (as much as it carries) or no ask. */
+  requestedMtu: number;
+  /**
+   * The most this member's underlay carries (after WireGuard and VXLAN); 0 = the member
+   * sent no MTU ask (an agent older than the MTU agreement).
+   */
+  capacityMtu: number;
+}
+
+/**
+ * A network's one MTU across all its members: the smallest any member asks for or can
+ * carry (see docs/broker.md, MTU agreement).
+ */
+export interface NetworkMtu {
+  value: number;
+  /** The member whose ask set it. */
+  setBy: string;
+  /** Which of its asks: "requested" or "capacity". */
+  limit: string;
+  /** Members that sent no MTU ask (older agents): whether they carry it is unknown. */
+  silent: string[];
+  /** For people: who set it and why. */
+  reason: string;
 }
 
 /** A federated network. */
@@ -259,6 +284,8 @@ export interface Network {
   vni: number;
   createdAt: Date | undefined;
   members: NetworkMember[];
+  /** Absent while no member sent an MTU ask. */
+  mtu: NetworkMtu | undefined;
 }
 
 export interface ListNetworksRequest {
@@ -1658,7 +1685,7 @@ export const GetClusterResponse: MessageFns<GetClusterResponse> = {
 };
 
 function createBaseNetworkMember(): NetworkMember {
-  return { cluster: "", since: undefined };
+  return { cluster: "", since: undefined, requestedMtu: 0, capacityMtu: 0 };
 }
 
 export const NetworkMember: MessageFns<NetworkMember> = {
@@ -1668,6 +1695,12 @@ export const NetworkMember: MessageFns<NetworkMember> = {
     }
     if (message.since !== undefined) {
       Timestamp.encode(toTimestamp(message.since), writer.uint32(18).fork()).join();
+    }
+    if (message.requestedMtu !== 0) {
+      writer.uint32(24).uint32(message.requestedMtu);
+    }
+    if (message.capacityMtu !== 0) {
+      writer.uint32(32).uint32(message.capacityMtu);
     }
     return writer;
   },
@@ -1701,6 +1734,22 @@ export const NetworkMember: MessageFns<NetworkMember> = {
             message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.requestedMtu = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.capacityMtu = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1717,6 +1766,16 @@ export const NetworkMember: MessageFns<NetworkMember> = {
     return {
       cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
       since: isSet(object.since) ? fromJsonTimestamp(object.since) : undefined,
+      requestedMtu: isSet(object.requestedMtu)
+        ? globalThis.Number(object.requestedMtu)
+        : isSet(object.requested_mtu)
+        ? globalThis.Number(object.requested_mtu)
+        : 0,
+      capacityMtu: isSet(object.capacityMtu)
+        ? globalThis.Number(object.capacityMtu)
+        : isSet(object.capacity_mtu)
+        ? globalThis.Number(object.capacity_mtu)
+        : 0,
     };
   },
 
@@ -1728,6 +1787,12 @@ export const NetworkMember: MessageFns<NetworkMember> = {
     if (message.since !== undefined) {
       obj.since = message.since.toISOString();
     }
+    if (message.requestedMtu !== 0) {
+      obj.requestedMtu = Math.round(message.requestedMtu);
+    }
+    if (message.capacityMtu !== 0) {
+      obj.capacityMtu = Math.round(message.capacityMtu);
+    }
     return obj;
   },
 
@@ -1738,12 +1803,151 @@ export const NetworkMember: MessageFns<NetworkMember> = {
     const message = createBaseNetworkMember();
     message.cluster = object.cluster ?? "";
     message.since = object.since ?? undefined;
+    message.requestedMtu = object.requestedMtu ?? 0;
+    message.capacityMtu = object.capacityMtu ?? 0;
+    return message;
+  },
+};
+
+function createBaseNetworkMtu(): NetworkMtu {
+  return { value: 0, setBy: "", limit: "", silent: [], reason: "" };
+}
+
+export const NetworkMtu: MessageFns<NetworkMtu> = {
+  encode(message: NetworkMtu, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.value !== 0) {
+      writer.uint32(8).uint32(message.value);
+    }
+    if (message.setBy !== "") {
+      writer.uint32(18).string(message.setBy);
+    }
+    if (message.limit !== "") {
+      writer.uint32(26).string(message.limit);
+    }
+    for (const v of message.silent) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkMtu {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkMtu();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.value = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.setBy = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.limit = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.silent.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkMtu {
+    return {
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+      setBy: isSet(object.setBy)
+        ? globalThis.String(object.setBy)
+        : isSet(object.set_by)
+        ? globalThis.String(object.set_by)
+        : "",
+      limit: isSet(object.limit) ? globalThis.String(object.limit) : "",
+      silent: globalThis.Array.isArray(object?.silent) ? object.silent.map((e: any) => globalThis.String(e)) : [],
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: NetworkMtu): unknown {
+    const obj: any = {};
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    if (message.setBy !== "") {
+      obj.setBy = message.setBy;
+    }
+    if (message.limit !== "") {
+      obj.limit = message.limit;
+    }
+    if (message.silent?.length) {
+      obj.silent = message.silent;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NetworkMtu>, I>>(base?: I): NetworkMtu {
+    return NetworkMtu.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkMtu>, I>>(object: I): NetworkMtu {
+    const message = createBaseNetworkMtu();
+    message.value = object.value ?? 0;
+    message.setBy = object.setBy ?? "";
+    message.limit = object.limit ?? "";
+    message.silent = object.silent?.map((e) => e) || [];
+    message.reason = object.reason ?? "";
     return message;
   },
 };
 
 function createBaseNetwork(): Network {
-  return { name: "", vni: 0, createdAt: undefined, members: [] };
+  return { name: "", vni: 0, createdAt: undefined, members: [], mtu: undefined };
 }
 
 export const Network: MessageFns<Network> = {
@@ -1759,6 +1963,9 @@ export const Network: MessageFns<Network> = {
     }
     for (const v of message.members) {
       NetworkMember.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.mtu !== undefined) {
+      NetworkMtu.encode(message.mtu, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1808,6 +2015,14 @@ export const Network: MessageFns<Network> = {
             message.members.push(NetworkMember.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mtu = NetworkMtu.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1832,6 +2047,7 @@ export const Network: MessageFns<Network> = {
       members: globalThis.Array.isArray(object?.members)
         ? object.members.map((e: any) => NetworkMember.fromJSON(e))
         : [],
+      mtu: isSet(object.mtu) ? NetworkMtu.fromJSON(object.mtu) : undefined,
     };
   },
 
@@ -1849,6 +2065,9 @@ export const Network: MessageFns<Network> = {
     if (message.members?.length) {
       obj.members = message.members.map((e) => NetworkMember.toJSON(e));
     }
+    if (message.mtu !== undefined) {
+      obj.mtu = NetworkMtu.toJSON(message.mtu);
+    }
     return obj;
   },
 
@@ -1861,6 +2080,7 @@ export const Network: MessageFns<Network> = {
     message.vni = object.vni ?? 0;
     message.createdAt = object.createdAt ?? undefined;
     message.members = object.members?.map((e) => NetworkMember.fromPartial(e)) || [];
+    message.mtu = (object.mtu !== undefined && object.mtu !== null) ? NetworkMtu.fromPartial(object.mtu) : undefined;
     return message;
   },
 };
