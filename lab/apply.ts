@@ -1,11 +1,11 @@
 /**
  * `l2fed lab apply CLUSTER FILE` and `l2fed lab remove CLUSTER NAME`: change one
  * cluster's manifests in the running lab, as a GitOps commit would. The change is
- * validated against the whole cluster folder first; a bad change is refused and
- * nothing is written. The agent (exports, peerings) and the lab runner (pods) react.
+ * validated against the whole federation first (build rules included); a bad change is
+ * refused and nothing is written. The agent (exports, peerings) and the lab runner (pods) react.
  */
 import { access, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { validate, formatReport } from '../cluster-agent/validate.js';
 import { labPaths } from './paths.js';
@@ -25,7 +25,11 @@ async function clusterDir(cluster: string): Promise<string | undefined> {
   return labPaths().cluster(cluster);
 }
 
-/** Validates the cluster folder as it would be after `change`, in a scratch copy. */
+/**
+ * Validates the whole federation as it would be after `change` to one cluster's folder,
+ * in a scratch copy, with the build rules of the lab's segment kind: a change can clash
+ * with another cluster (one MAC on a network).
+ */
 async function checkChange(
   dir: string,
   cluster: string,
@@ -33,13 +37,17 @@ async function checkChange(
 ): Promise<boolean> {
   const scratchRoot = await mkdtemp(join(tmpdir(), 'l2fed-apply-'));
   try {
+    await cp(dirname(dir), scratchRoot, { recursive: true });
     const scratch = join(scratchRoot, cluster);
-    await cp(dir, scratch, { recursive: true });
     await change(scratch);
-    const report = await validate(scratch, { clusterId: cluster });
+    const st = await readState(labPaths().state);
+    const segments = st?.segmentKind === 'bridge' ? 'bridge' : 'ovs';
+    const report = await validate(scratchRoot, { segments });
     if (!report.ok) {
       // Name files as the user knows them (CLUSTER/FILE), not by the scratch copy.
-      const text = formatReport(scratch, report).replaceAll(scratch, cluster);
+      const text = formatReport(scratchRoot, report)
+        .replaceAll(`${scratchRoot}/`, '')
+        .replaceAll(scratchRoot, 'the lab');
       console.error(`l2fed lab: refused, nothing changed:\n${text}`);
       return false;
     }
