@@ -196,6 +196,10 @@ test('status - path MTU too small for cdn: PathMTU False names measured and need
     /path MTU to bristol is 1328 B .* 1420 B needed: full-size frames of cdn/,
   );
   t.is(p.status.conditions.find((x) => x.type === 'Ready')?.status, 'False');
+  // Not "check that bristol's gateway runs": the tunnel works, only big frames are lost.
+  const tunnel = p.status.conditions.find((x) => x.type === 'TunnelHealthy');
+  t.is(tunnel?.reason, 'PathMTUTooSmall');
+  t.notRegex(tunnel?.message ?? '', /gateway runs/);
   // A path that fits carries no PathMTU condition.
   const fits = buildStatuses(inputs({ health: h })).peerings.get('bristol')!;
   t.is(

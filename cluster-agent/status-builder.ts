@@ -120,7 +120,11 @@ function networkStatus(name: string, i: StatusInputs): NetworkStatusInput {
   return {
     ...(vni === undefined ? {} : { vni }),
     ...(reported
-      ? { effectiveMTU: reported.mtu, members: [i.clusterId, ...carriedTo].sort() }
+      ? {
+          effectiveMTU: reported.mtu,
+          ...(agreedSetBy(name, i, reported.mtu) ?? {}),
+          members: [i.clusterId, ...carriedTo].sort(),
+        }
       : {}),
     conditions: [
       ...conditions.filter((c) => c.type !== 'DataPath'),
@@ -128,6 +132,12 @@ function networkStatus(name: string, i: StatusInputs): NetworkStatusInput {
       ready(conditions, 'Ready', `carried to: ${carriedTo.join(', ') || 'no peer yet'}`),
     ],
   };
+}
+
+/** `mtuSetBy` when the gateway runs the network at the broker's agreed MTU. */
+function agreedSetBy(name: string, i: StatusInputs, applied: number) {
+  const agreed = i.peerMap?.networks.find((n) => n.name === name)?.mtu;
+  return agreed?.value === applied ? { mtuSetBy: agreed.setBy } : undefined;
 }
 
 /**
@@ -254,24 +264,32 @@ function peeringStatus(
     .sort();
   const t = tunnelDetail(i.health, remote);
   const endpoint = entry.endpoints[0] ?? '?';
+  const pathMtu = pathMtuConditions(i.health, remote);
   const tunnel =
-    t.state === 'up'
-      ? cond(
-          P.TunnelHealthy,
-          true,
-          'HandshakeAndProbeOk',
-          `recent handshake, probe RTT ${t.rttMs ?? '?'} ms`,
-        )
-      : t.state === 'unknown'
-        ? cond(P.TunnelHealthy, 'unknown', 'NotCheckedYet', 'waiting for the gateway health check')
-        : cond(
+    t.state === 'degraded' && pathMtu.length > 0
+      ? cond(P.TunnelHealthy, false, 'PathMTUTooSmall', pathMtu[0]!.message)
+      : t.state === 'up'
+        ? cond(
             P.TunnelHealthy,
-            false,
-            t.state === 'down' && t.lastHandshakeAgeSec === undefined
-              ? 'NoHandshake'
-              : 'PeerNotAnswering',
-            `tunnel to ${remote} is ${t.state}: ${t.reason ?? 'no reason given'}; check that ${remote}'s gateway runs and ${endpoint} is reachable over UDP`,
-          );
+            true,
+            'HandshakeAndProbeOk',
+            `recent handshake, probe RTT ${t.rttMs ?? '?'} ms`,
+          )
+        : t.state === 'unknown'
+          ? cond(
+              P.TunnelHealthy,
+              'unknown',
+              'NotCheckedYet',
+              'waiting for the gateway health check',
+            )
+          : cond(
+              P.TunnelHealthy,
+              false,
+              t.state === 'down' && t.lastHandshakeAgeSec === undefined
+                ? 'NoHandshake'
+                : 'PeerNotAnswering',
+              `tunnel to ${remote} is ${t.state}: ${t.reason ?? 'no reason given'}; check that ${remote}'s gateway runs and ${endpoint} is reachable over UDP`,
+            );
   const mutual = cond(P.Mutual, true, 'BothDeclared', `${remote} declares a peering back`);
   const reason =
     networks.length === 0
@@ -310,7 +328,7 @@ function peeringStatus(
         mutual,
         ...configured,
         tunnel,
-        ...pathMtuConditions(i.health, remote),
+        ...pathMtu,
         ...peerMapValid(i),
         ready(
           [mutual, ...configured, tunnel, ...common],
