@@ -22,6 +22,11 @@ export interface IssuedCert {
 
 const DAYS_CA = '3650';
 const DAYS_LEAF = '825';
+const EXT_KEY_USAGE = {
+  server: 'serverAuth',
+  client: 'clientAuth',
+  peer: 'serverAuth,clientAuth',
+} as const;
 const NAME_RE = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
 /** A PKI file operation refused to protect an existing key or certificate. */
@@ -186,8 +191,10 @@ export async function planLeaves(
 }
 
 /**
- * Issues a leaf certificate signed by the CA. `kind` sets extendedKeyUsage; server
- * certs get DNS/IP subjectAltNames (gRPC checks them, not the CN). Checked first by
+ * Issues a leaf certificate signed by the CA. `kind` sets extendedKeyUsage: `peer` is
+ * both server and client auth, for servers that dial each other with the same
+ * certificate (NATS routes, where nats-server forces mutual TLS). `altNames` become
+ * DNS/IP subjectAltNames (TLS checks them, not the CN; `*.x` is a DNS wildcard). Checked first by
  * planLeaves; throws, writing nothing, as it does, and PkiFileError when the key and
  * cert exist and `opts.force` is not set.
  */
@@ -196,7 +203,7 @@ export async function issueCert(
   ca: PkiPaths,
   dir: string,
   name: string,
-  kind: 'server' | 'client',
+  kind: 'server' | 'client' | 'peer',
   altNames: readonly string[] = [],
   opts: { force?: boolean } = {},
 ): Promise<IssuedCert> {
@@ -214,7 +221,7 @@ export async function issueCert(
   const lines = [
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
-    `extendedKeyUsage=${kind === 'server' ? 'serverAuth' : 'clientAuth'}`,
+    `extendedKeyUsage=${EXT_KEY_USAGE[kind]}`,
   ];
   if (san) lines.push(`subjectAltName=${san}`);
   await writeFile(ext, lines.join('\n') + '\n');
