@@ -41,6 +41,9 @@ export const BRIDGE_RESERVED_IFNAMES = [
   'ovs-system',
 ] as const;
 
+/** Clusters in one federation folder: the lab's underlay is one /24 (198.18.0.1-254). */
+export const MAX_LAB_CLUSTERS = 254;
+
 /** Prefix of the gateway's own devices (VXLAN `l2fv<VNI>`, WireGuard `l2f…`). */
 export const GATEWAY_IFNAME_PREFIX = 'l2f';
 

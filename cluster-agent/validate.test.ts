@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
@@ -213,4 +213,18 @@ test("validate - the agent's folder source refuses what validate refuses, with t
     report.problems.map(formatProblem),
   );
   t.regex(formatProblem(report.problems[0]!), /\[0\]\.interface: interface lo is reserved/);
+});
+
+test('validate - a federation folder with more clusters than the lab underlay holds is refused', async (t) => {
+  const dir = await makeRunDir('validate-many');
+  t.teardown(() => dir.remove());
+  for (let i = 0; i < 255; i++) {
+    await mkdir(join(dir.path, `c${i}`));
+    await writeFile(join(dir.path, `c${i}`, 'n.yaml'), network('cdn', '    linuxBridge: br-cdn\n'));
+  }
+  const report = await validate(dir.path);
+  t.is(report.exitCode, VALIDATE_EXIT.invalid);
+  t.deepEqual(report.problems.map(formatProblem), [
+    `${dir.path}: 255 cluster folders, more than the lab's 254 (its underlay is one /24). Fix: split the federation into folders of at most 254 clusters`,
+  ]);
 });

@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { SegmentBuild } from './build-rules.js';
+import { MAX_LAB_CLUSTERS, type SegmentBuild } from './build-rules.js';
 import { DNS1123_LABEL_PATTERN } from './constants.js';
 import type { DesiredState } from './desired-state.js';
 import { ManifestFolderError } from './errors.js';
@@ -96,6 +96,15 @@ export async function validate(
       path: '',
       reason: `cluster folder name "${c.id}" is not a DNS-1123 label (it is the cluster id)`,
       hint: 'rename the folder: lower-case letters, digits and "-"',
+    });
+  }
+  if (clusters.length > MAX_LAB_CLUSTERS) {
+    problems.push({
+      severity: 'error',
+      file: dir,
+      path: '',
+      reason: `${clusters.length} cluster folders, more than the lab's ${MAX_LAB_CLUSTERS} (its underlay is one /24)`,
+      hint: `split the federation into folders of at most ${MAX_LAB_CLUSTERS} clusters`,
     });
   }
   problems.push(...federationProblems(clusters));
