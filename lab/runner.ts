@@ -126,6 +126,8 @@ export class LabRunner {
     } catch (err) {
       this.phase = 'failed';
       this.error = describeError(err);
+      // stderr is the lab log; written before cleanup, which `lab down` may cut short.
+      console.error(`lab runner failed: ${this.error}`);
       await this.progress(`failed: ${this.error}`);
       await this.stop();
       throw err;
@@ -360,10 +362,8 @@ export async function runLabForeground(opts: LabRunOptions): Promise<number> {
   process.once('SIGINT', () => void stop().then(() => process.exit(0)));
   try {
     await lab.start();
-  } catch (err) {
-    // stderr is the lab log: the reason must be in it, not only in the state file.
-    console.error(`lab runner failed: ${describeError(err)}`);
-    return 1;
+  } catch {
+    return 1; // start() wrote the reason to the log and the state file
   }
   await new Promise(() => undefined); // until a signal
   return 0;
