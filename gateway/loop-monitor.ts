@@ -36,7 +36,8 @@ export type { LoopReport, NetworkLoopReport, PathReport } from './loop-guard.js'
 import { vxlanName } from './model.js';
 
 export interface LoopMonitorOptions {
-  readonly gateway: Gateway;
+  /** Only its applied config is read. */
+  readonly gateway: Pick<Gateway, 'config'>;
   readonly runner: CommandRunner;
   readonly metrics?: GatewayMetrics;
   /** Between checks; default 2 s. A loop is cut within about one interval. */
@@ -47,6 +48,8 @@ export interface LoopMonitorOptions {
   readonly settleMs?: number;
   /** Default: python3 (loop-beacon.ts). */
   readonly beacon?: LoopBeaconSender;
+  /** Absolute path of nft; default: found in the system directories (requireNft). */
+  readonly nft?: string;
 }
 
 /** What the guard table should hold for a config. Pure. */
@@ -88,6 +91,7 @@ export class LoopMonitor {
 
   constructor(private readonly o: LoopMonitorOptions) {
     this.beacon = o.beacon ?? new PythonLoopBeacon(o.runner);
+    this.nft = o.nft;
   }
 
   /** The loop state of a network by name (undefined before the first check). */
