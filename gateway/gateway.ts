@@ -311,18 +311,23 @@ export class Gateway {
   /**
    * Promotes every standby key that handshaked: the peer switched to it, and its old key
    * is dead. Touches only those peers' entries; the promoted config is the applied one.
+   * The poll reads outside the queue (a read, and the queue may hold a slow health
+   * observe); only a due promotion waits its turn, and re-reads there.
    */
-  private promoteHandshaked(): Promise<void> {
-    return this.serial(async () => {
-      const b = this.backends;
+  private async promoteHandshaked(): Promise<void> {
+    const b = this.backends;
+    const polled = this.last;
+    if (!b || !polled || standbyKeys(polled).length === 0) return;
+    const seen = await b.tunnel.read(polled.wireguard.ifname);
+    if (promoteStandby(polled, seen) === polled) return;
+    await this.serial(async () => {
       const before = this.last;
-      if (!b || !before || standbyKeys(before).length === 0) return;
+      if (!before || standbyKeys(before).length === 0) return;
       const wg = await b.tunnel.read(before.wireguard.ifname);
       const after = promoteStandby(before, wg);
       if (after === before || !wg) return;
       const wanted = desiredState(after, this.keys!.privateKey).tunnel.peers;
-      const steps = promotionSteps(before.wireguard.ifname, before, after, wanted, wg);
-      await executePlan(b, steps);
+      await executePlan(b, promotionSteps(before.wireguard.ifname, before, after, wanted, wg));
       this.last = after;
       this.lastReportValue = this.report(after);
     });
