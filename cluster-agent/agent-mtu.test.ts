@@ -83,6 +83,7 @@ test('agent mtu - auto (1370) here, 1280 in bristol: the gateway gets 1280 and s
     conditions?: { type: string; status: string; reason: string; message: string }[];
   };
   t.is(st.effectiveMTU, 1280);
+  t.is((st as { mtuSetBy?: string }).mtuSetBy, 'bristol', 'status names the member that set it');
   const c = st.conditions?.find((x) => x.type === 'MtuAgreed');
   t.is(c?.status, 'True');
   t.is(c?.reason, 'LoweredByMember');

@@ -52,6 +52,8 @@ export const federatedNetworkStatus = z.strictObject({
   observedGeneration: z.number().int().min(0).optional(),
   vni: z.number().int().min(VNI.min).max(VNI.max).optional(),
   effectiveMTU: z.number().int().min(EFFECTIVE_MTU.min).max(EFFECTIVE_MTU.max).optional(),
+  /** The member whose request or underlay set the network's one MTU (issue 12). */
+  mtuSetBy: dnsLabel.optional(),
   members: setOf(dnsLabel).max(MAX_MEMBERS).optional(),
   conditions: conditions.optional(),
 });

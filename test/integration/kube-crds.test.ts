@@ -109,7 +109,14 @@ test.serial(
       '--subresource=status',
       '--type=merge',
       '-p',
-      JSON.stringify({ status: { vni: 4096, effectiveMTU: 1370, members: ['athens', 'madrid'] } }),
+      JSON.stringify({
+        status: {
+          vni: 4096,
+          effectiveMTU: 1280,
+          mtuSetBy: 'athens',
+          members: ['athens', 'madrid'],
+        },
+      }),
     ]);
     await kube.kubectl([
       'patch',
@@ -134,9 +141,13 @@ test.serial(
     t.deepEqual(row('federatednetwork.l2fed.io/cdn')?.slice(0, 4), [
       'federatednetwork.l2fed.io/cdn',
       '4096',
-      '1370',
+      '1280',
       '["athens","madrid"]',
     ]);
+    // Who set the network's MTU (issue 12) shows with -o wide.
+    const fednetWide = (await kube.kubectl(['get', 'fednet', 'cdn', '-o', 'wide'])).stdout;
+    const [head, cdn] = fednetWide.split('\n').map((l) => l.split(/\s+/));
+    t.is(cdn?.[(head ?? []).indexOf('MTU-SET-BY')], 'athens', fednetWide);
     t.deepEqual(row('clusterpeering.l2fed.io/athens')?.slice(0, 5), [
       'clusterpeering.l2fed.io/athens',
       'athens',
