@@ -36,6 +36,7 @@ test.serial('lab up - a runner failure prints the reason and keeps the log', asy
   const lines: string[] = [];
   const code = await labUp({ manifests, segmentKind: 'bridge', out: (l) => lines.push(l) });
   const text = lines.join('\n');
+  t.log(text);
   t.is(code, 1, text);
   // The reason, from the runner, not just its exit code.
   t.regex(text, /subdirectory of self/, text);
