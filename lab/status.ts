@@ -3,7 +3,7 @@ import { labPaths } from './paths.js';
 import { readState } from './state.js';
 import { runnerAlive } from './down.js';
 import { currentPlan, renderPeerings, verifyLab } from './up.js';
-import { renderMatrix } from './verify.js';
+import { renderMatrix, verificationOk } from './verify.js';
 
 export async function labStatus(o: { verify: boolean }): Promise<number> {
   const st = await readState(labPaths().state);
@@ -29,5 +29,5 @@ export async function labStatus(o: { verify: boolean }): Promise<number> {
   if (!o.verify) return 0;
   const results = await verifyLab(st, 10_000);
   console.log(renderMatrix(results, process.stdout.isTTY));
-  return results.every((r) => r.ok) ? 0 : 1;
+  return verificationOk(results) ? 0 : 1;
 }

@@ -12,7 +12,14 @@ import { labPaths } from './paths.js';
 import { readState, type LabState } from './state.js';
 import { planLab, labPrefix, type LabPlan, type LabSegmentKind } from './plan.js';
 import { expectedChecks, peeringVerdict } from './expectations.js';
-import { renderMatrix, runChecks, type CheckResult } from './verify.js';
+import {
+  expectedTunnels,
+  renderMatrix,
+  runChecks,
+  runTunnelChecks,
+  verificationOk,
+  type Verification,
+} from './verify.js';
 import { labDown, runnerAlive } from './down.js';
 import { generateFederation } from './generate.js';
 
@@ -89,10 +96,12 @@ export async function currentPlan(st: LabState): Promise<LabPlan> {
   );
 }
 
-/** Runs the connectivity checks of the running lab. */
-export async function verifyLab(st: LabState, deadlineMs = 60_000): Promise<CheckResult[]> {
+/** Runs the connectivity checks of the running lab: pings, then WireGuard peers. */
+export async function verifyLab(st: LabState, deadlineMs = 60_000): Promise<Verification> {
   const plan = await currentPlan(st);
-  return runChecks(new ExecaRunner(), expectedChecks(plan), { deadlineMs });
+  const runner = new ExecaRunner();
+  const pings = await runChecks(runner, expectedChecks(plan), { deadlineMs });
+  return { pings, tunnels: await runTunnelChecks(runner, expectedTunnels(plan)) };
 }
 
 /** The manifests' verdict for every pair of clusters. */
@@ -223,7 +232,7 @@ export async function labUp(o: LabUpOptions): Promise<number> {
     out('\u25b6 verifying connectivity (pings from inside the pods)');
     const results = await verifyLab(st);
     out(renderMatrix(results, process.stdout.isTTY));
-    ok = results.every((r) => r.ok);
+    ok = verificationOk(results);
   }
   if (o.once) {
     out('\u25b6 tearing the lab down (--once)');

@@ -2,15 +2,25 @@
  * Runs the expected checks against the live lab with real pings from inside pod
  * namespaces, and renders the connectivity matrix. Bounded: every ping has a count and
  * a deadline, and "reach" checks retry only until the overall deadline.
+ *
+ * An isolation verdict is as strong as a reach verdict: isolation checks run only after
+ * every reach check is done (the federation has converged), each sends a stream of
+ * ISOLATION_PACKETS over a window (any reply is a leak), and for every pair of clusters
+ * the manifests keep apart neither gateway may hold a WireGuard peer for the other.
  */
 import type { CommandRunner } from '../lib/runner.js';
 import type { PingCheck } from './expectations.js';
+import { peeringVerdict } from './expectations.js';
+import type { LabCluster, LabPlan } from './plan.js';
 
 export interface CheckResult {
   readonly check: PingCheck;
   readonly reached: boolean;
   readonly ok: boolean;
 }
+
+/** Pings an isolation check sends, 0.2 s apart (a 2 s window); one reply is a leak. */
+export const ISOLATION_PACKETS = 10;
 
 async function pingOnce(runner: CommandRunner, c: PingCheck, count: number): Promise<boolean> {
   const argv = [
@@ -27,54 +37,170 @@ async function pingOnce(runner: CommandRunner, c: PingCheck, count: number): Pro
     c.address,
   ];
   const r = await runner.run(argv, { netns: c.from.ns, allowFailure: true, timeoutMs: 10_000 });
+  // iputils ping exits 0 when at least one reply came back.
   return r.exitCode === 0;
 }
 
-/** Runs checks, at most `parallel` at once; "reach" ones retry until `deadlineMs` from now. */
+/** Runs `fn` over `items`, at most `parallel` at once. */
+async function pool<T>(items: readonly T[], parallel: number, fn: (x: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, parallel) }, worker));
+}
+
+/**
+ * Runs checks: first every "reach" one (retrying until `deadlineMs` from now, at most
+ * `parallel` at once), then every "isolated" one (ISOLATION_PACKETS each, at most
+ * `isolationParallel` at once). Results keep the order of `checks`.
+ */
 export async function runChecks(
   runner: CommandRunner,
   checks: readonly PingCheck[],
-  opts: { deadlineMs?: number; parallel?: number } = {},
+  opts: { deadlineMs?: number; parallel?: number; isolationParallel?: number } = {},
 ): Promise<CheckResult[]> {
   const deadline = Date.now() + (opts.deadlineMs ?? 30_000);
   const results: CheckResult[] = new Array<CheckResult>(checks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < checks.length) {
-      const i = next++;
-      const c = checks[i]!;
-      let reached = await pingOnce(runner, c, 2);
-      while (!reached && c.expect === 'reach' && Date.now() < deadline) {
+  const indexed = checks.map((check, i) => ({ check, i }));
+  await pool(
+    indexed.filter((x) => x.check.expect === 'reach'),
+    opts.parallel ?? 4,
+    async ({ check, i }) => {
+      let reached = await pingOnce(runner, check, 2);
+      while (!reached && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 500));
-        reached = await pingOnce(runner, c, 1);
+        reached = await pingOnce(runner, check, 1);
       }
-      results[i] = { check: c, reached, ok: reached === (c.expect === 'reach') };
-    }
-  };
-  await Promise.all(Array.from({ length: opts.parallel ?? 4 }, worker));
+      results[i] = { check, reached, ok: reached };
+    },
+  );
+  await pool(
+    indexed.filter((x) => x.check.expect === 'isolated'),
+    opts.isolationParallel ?? 16,
+    async ({ check, i }) => {
+      const reached = await pingOnce(runner, check, ISOLATION_PACKETS);
+      results[i] = { check, reached, ok: !reached };
+    },
+  );
   return results;
 }
 
+/** For each pair of clusters: must their gateways hold a WireGuard peer for each other? */
+export interface TunnelCheck {
+  readonly a: LabCluster;
+  readonly b: LabCluster;
+  readonly expect: 'peer' | 'no-peer';
+  readonly why: string;
+}
+
+export interface TunnelResult {
+  readonly check: TunnelCheck;
+  /** a holds b's key as a peer, and b holds a's. */
+  readonly aHasB: boolean;
+  readonly bHasA: boolean;
+  readonly ok: boolean;
+}
+
+/** One check per pair of clusters, from the manifests' peering verdict. */
+export function expectedTunnels(plan: LabPlan): TunnelCheck[] {
+  const out: TunnelCheck[] = [];
+  const cs = plan.clusters;
+  for (let i = 0; i < cs.length; i++)
+    for (let j = i + 1; j < cs.length; j++) {
+      const v = peeringVerdict(cs[i]!, cs[j]!);
+      out.push({
+        a: cs[i]!,
+        b: cs[j]!,
+        expect: v.active ? 'peer' : 'no-peer',
+        why: v.active
+          ? `peering carries ${v.networks.join(', ')}`
+          : `peering inactive: ${v.reason}`,
+      });
+    }
+  return out;
+}
+
+/** A gateway's WireGuard public key and its peers' keys (none when its device is gone). */
+async function wgKeys(runner: CommandRunner, c: LabCluster) {
+  const show = (what: string) =>
+    runner.run(['wg', 'show', c.wgIfname, what], {
+      netns: c.ns,
+      allowFailure: true,
+      timeoutMs: 10_000,
+    });
+  const [own, peers] = await Promise.all([show('public-key'), show('peers')]);
+  return {
+    publicKey: own.exitCode === 0 ? own.stdout.trim() : undefined,
+    peers: new Set(peers.exitCode === 0 ? peers.stdout.split('\n').filter(Boolean) : []),
+  };
+}
+
+/** Reads every gateway's WireGuard state once and judges each pair. */
+export async function runTunnelChecks(
+  runner: CommandRunner,
+  checks: readonly TunnelCheck[],
+): Promise<TunnelResult[]> {
+  const clusters = new Map(checks.flatMap((c) => [c.a, c.b]).map((c) => [c.id, c]));
+  const keys = new Map(
+    await Promise.all(
+      [...clusters.values()].map(async (c) => [c.id, await wgKeys(runner, c)] as const),
+    ),
+  );
+  return checks.map((check) => {
+    const a = keys.get(check.a.id)!;
+    const b = keys.get(check.b.id)!;
+    const aHasB = b.publicKey !== undefined && a.peers.has(b.publicKey);
+    const bHasA = a.publicKey !== undefined && b.peers.has(a.publicKey);
+    const ok = check.expect === 'peer' ? aHasB && bHasA : !aHasB && !bHasA;
+    return { check, aHasB, bHasA, ok };
+  });
+}
+
+/** What verifyLab found: the ping matrix and the WireGuard peers per pair of clusters. */
+export interface Verification {
+  readonly pings: readonly CheckResult[];
+  readonly tunnels: readonly TunnelResult[];
+}
+
+export const verificationOk = (v: Verification): boolean =>
+  v.pings.every((r) => r.ok) && v.tunnels.every((r) => r.ok);
+
 /** One line per check, failures first, then a summary line. */
-export function renderMatrix(results: readonly CheckResult[], color = false): string {
+export function renderMatrix(v: Verification, color = false): string {
   const paint = (code: number, s: string) => (color ? `\u001b[${code}m${s}\u001b[0m` : s);
-  const lines = [...results]
+  const mark = (ok: boolean) => (ok ? paint(32, '\u2714') : paint(31, '\u2718'));
+  const pingLines = [...v.pings]
     .sort((a, b) => Number(a.ok) - Number(b.ok))
     .map((r) => {
       const c = r.check;
-      const mark = r.ok ? paint(32, '\u2714') : paint(31, '\u2718');
       const got = r.reached ? 'reaches' : 'cannot reach';
-      return `${mark} ${c.from.cluster}/${c.from.name} ${got} ${c.to.cluster}/${c.to.name} on ${c.network} (IPv${c.family} ${c.address}) \u2014 expected ${c.expect === 'reach' ? 'reach' : 'isolated'}: ${c.why}`;
+      return `${mark(r.ok)} ${c.from.cluster}/${c.from.name} ${got} ${c.to.cluster}/${c.to.name} on ${c.network} (IPv${c.family} ${c.address}) \u2014 expected ${c.expect === 'reach' ? 'reach' : 'isolated'}: ${c.why}`;
     });
-  const bad = results.filter((r) => !r.ok).length;
-  const reach = results.filter((r) => r.check.expect === 'reach').length;
+  const tunnelLines = [...v.tunnels]
+    .sort((a, b) => Number(a.ok) - Number(b.ok))
+    .map((r) => {
+      const c = r.check;
+      const got =
+        r.aHasB && r.bHasA
+          ? 'WireGuard peers'
+          : r.aHasB || r.bHasA
+            ? `one-sided WireGuard peer (${r.aHasB ? c.a.id : c.b.id} only)`
+            : 'no WireGuard peer';
+      return `${mark(r.ok)} ${c.a.id} <-> ${c.b.id}: ${got} \u2014 expected ${c.expect === 'peer' ? 'peers' : 'none'}: ${c.why}`;
+    });
+  const all = [...v.pings, ...v.tunnels];
+  const bad = all.filter((r) => !r.ok).length;
+  const reach = v.pings.filter((r) => r.check.expect === 'reach').length;
+  const isolated = v.pings.length - reach;
+  const lines = [...pingLines, ...tunnelLines];
   lines.push(
     bad === 0
       ? paint(
           32,
-          `connectivity: all ${results.length} checks as declared (${reach} reach, ${results.length - reach} isolated)`,
+          `connectivity: all ${all.length} checks as declared (${reach} reach, ${isolated} isolated over ${ISOLATION_PACKETS} packets each, ${v.tunnels.length} cluster pairs' WireGuard peers)`,
         )
-      : paint(31, `connectivity: ${bad} of ${results.length} checks differ from the manifests`),
+      : paint(31, `connectivity: ${bad} of ${all.length} checks differ from the manifests`),
   );
   return lines.join('\n');
 }
