@@ -108,6 +108,8 @@ interface Workload {
   spec: {
     selector: { matchLabels: Record<string, string> };
     template: { metadata: Meta; spec: PodSpec };
+    /** StatefulSet: per-pod volumes, mounted by these names. */
+    volumeClaimTemplates?: { metadata: Meta }[];
   };
 }
 interface ServiceSpec {
@@ -365,7 +367,7 @@ test('deploy - every YAML parses; objects have apiVersion, kind, metadata.name a
 test('deploy - kustomizations list files that exist, and every manifest of their directory', (t) => {
   const problems: string[] = [];
   const dirs = kustomizationDirs();
-  t.deepEqual(dirs.map((d) => relative(K8S, d)).sort(), ['broker', 'cluster']);
+  t.deepEqual(dirs.map((d) => relative(K8S, d)).sort(), ['broker', 'cluster', 'nats']);
   for (const dir of dirs) {
     const objs = build(dir, problems);
     const { resources } = readKustomization(dir);
@@ -435,9 +437,13 @@ test('deploy - volumes, mounts, ConfigMaps, Secrets and ServiceAccounts resolve'
           `${where}: Secret ${name} is not in the table of deploy/kubernetes/README.md`,
         );
     };
-    for (const { where, pod } of podSpecs(objs)) {
-      const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
-      if (volumes.size !== (pod.volumes ?? []).length)
+    for (const { where, pod, workload } of podSpecs(objs)) {
+      const claims = (workload.spec.volumeClaimTemplates ?? []).map((c) => c.metadata.name!);
+      const volumes = new Map<string, Volume | undefined>([
+        ...(pod.volumes ?? []).map((v) => [v.name, v] as const),
+        ...claims.map((n) => [n, undefined] as const),
+      ]);
+      if (volumes.size !== (pod.volumes ?? []).length + claims.length)
         problems.push(`${where}: duplicate volume names`);
       for (const v of pod.volumes ?? []) {
         if (v.configMap)
@@ -647,7 +653,9 @@ test('deploy - probes and Services point at declared ports and pods; images are 
         if (labels[k] !== v)
           problems.push(`${where}: selector ${k}=${v} does not match the pod labels`);
       for (const c of containersOf(pod)) {
-        if (c.image !== `l2fed:${version}`) problems.push(`${where} ${c.name}: image ${c.image}`);
+        // The nats base runs the public nats-server image, pinned to a 2.x release.
+        const pinned = c.image === `l2fed:${version}` || /^nats:2\.\d+\.\d+$/.test(c.image ?? '');
+        if (!pinned) problems.push(`${where} ${c.name}: image ${c.image}`);
         for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
           const p = probe?.httpGet?.port ?? probe?.tcpSocket?.port ?? probe?.grpc?.port;
           if (p !== undefined && !c.ports?.some((d) => d.name === p || d.containerPort === p))
@@ -679,5 +687,58 @@ test('deploy - probes and Services point at declared ports and pods; images are 
       }
     }
   }
+  t.deepEqual(problems, []);
+});
+
+test('deploy - nats: the files nats.conf names are mounted (Secrets: documented keys), its include is Secret l2fed-nats-auth, the broker dials its client Service', (t) => {
+  const problems: string[] = [];
+  const secrets = documentedSecrets();
+  const objs = build(join(K8S, 'nats'), problems);
+  const [sts] = podSpecs(objs);
+  const c = sts!.pod.containers[0]!;
+  const volumes = new Map((sts!.pod.volumes ?? []).map((v) => [v.name, v]));
+  const configPath = c.args![c.args!.indexOf('--config') + 1]!;
+  const cm = volumes.get(mountOf(c, configPath)?.mount.name ?? '')?.configMap;
+  const text = configMapsOf(objs).get(cm?.name ?? '')?.[posix.basename(configPath)];
+  if (text === undefined) return t.fail(`--config ${configPath} is not a mounted ConfigMap key`);
+  /** The Secret and key a path is in, or a problem. */
+  const secretFile = (path: string, what: string) => {
+    const m = mountOf(c, path);
+    const secret = volumes.get(m?.mount.name ?? '')?.secret?.secretName;
+    if (!m || !secret) {
+      problems.push(`${what} ${path} is in no mounted Secret`);
+      return problems.join('; ');
+    }
+    if (!secrets.get(secret)?.has(m.sub))
+      problems.push(`${what} ${path}: Secret ${secret} has no documented key ${m.sub}`);
+    return `${secret}/${m.sub}`;
+  };
+  for (const [, key, path] of text.matchAll(/^\s*(\w+_file):\s*(\S+)/gm))
+    if (key !== 'pid_file') secretFile(path!, key!);
+  for (const [, key, path] of text.matchAll(/^\s*(store_dir|pid_file):\s*(\S+)/gm)) {
+    const m = mountOf(c, key === 'pid_file' ? posix.dirname(path!) : path!);
+    const v = volumes.get(m?.mount.name ?? '');
+    if (!m || m.mount.readOnly || v?.secret || v?.configMap)
+      problems.push(`${key} ${path} is not on a writable mount`);
+  }
+  // nats-server resolves an include relative to the including file.
+  const include = /^\s*include\s+(\S+)/m.exec(text)?.[1];
+  const included = include && posix.join(posix.dirname(configPath), include);
+  t.is(included && secretFile(included, 'include'), 'l2fed-nats-auth/nats-auth.conf');
+  // gen-auth writes these paths into nats-auth.conf (README.md's command).
+  const readme = readFileSync(join(K8S, 'README.md'), 'utf8');
+  const genAuth = /gen-auth [^`]*?--tls-cert (\/\S+) --tls-key (\/\S+)/.exec(readme);
+  t.truthy(genAuth, "README.md's gen-auth command with --tls-cert and --tls-key");
+  t.is(secretFile(genAuth![1]!, 'gen-auth --tls-cert'), 'l2fed-nats-tls/tls.crt');
+  t.is(secretFile(genAuth![2]!, 'gen-auth --tls-key'), 'l2fed-nats-tls/tls.key');
+  // The broker base's NATS URL is this base's client Service.
+  const broker = parseYaml(
+    configMapsOf(build(join(K8S, 'broker'), problems)).get('l2fed-broker-config')!['broker.yaml']!,
+  ) as BrokerFile;
+  const svc = objs.find(
+    ({ obj }) => obj.kind === 'Service' && !('clusterIP' in (obj.spec as object)),
+  );
+  const port = (svc?.obj.spec as ServiceSpec).ports[0]!.port;
+  t.deepEqual(broker.nats?.servers, [`tls://${svc?.obj.metadata?.name}.${NAMESPACE}.svc:${port}`]);
   t.deepEqual(problems, []);
 });
