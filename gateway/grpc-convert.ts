@@ -9,6 +9,11 @@ import type { GatewayConfigInput } from './config.js';
 import type { GatewayReport } from './gateway.js';
 import type { HealthReport } from './health.js';
 
+/** Unset = the default; zeros are passed on for the validation to refuse by name. */
+function bumLimitFrom(b: pb.BumLimit | undefined): unknown {
+  return b && { packetsPerSecond: b.packetsPerSecond, burst: b.burst };
+}
+
 function segmentFrom(s: pb.Segment | undefined): unknown {
   if (s?.ovs) {
     return s.ovs.vlan === undefined
@@ -33,6 +38,7 @@ export function configFromProto(c: pb.GatewayConfig | undefined): unknown {
     transitAddress: c.transitAddress,
     ...(c.underlayMtu ? { underlayMtu: c.underlayMtu } : {}),
     ...(c.vxlanPort ? { vxlanPort: c.vxlanPort } : {}),
+    ...(c.bumLimit ? { bumLimit: bumLimitFrom(c.bumLimit) } : {}),
     peers: c.peers.map((p) => ({
       name: p.name,
       publicKey: p.publicKey,
@@ -49,6 +55,7 @@ export function configFromProto(c: pb.GatewayConfig | undefined): unknown {
       segment: segmentFrom(n.segment),
       mtu: n.mtu === 0 ? 'auto' : n.mtu,
       peers: n.peers,
+      ...(n.bumLimit ? { bumLimit: bumLimitFrom(n.bumLimit) } : {}),
     })),
   };
   return input;
@@ -63,6 +70,7 @@ export function configToProto(c: GatewayConfigInput): pb.GatewayConfig {
     transitAddress: c.transitAddress,
     underlayMtu: c.underlayMtu ?? 0,
     vxlanPort: c.vxlanPort ?? 0,
+    bumLimit: c.bumLimit && { ...c.bumLimit },
     peers: (c.peers ?? []).map((p) => ({
       name: p.name,
       publicKey: p.publicKey,
@@ -80,6 +88,7 @@ export function configToProto(c: GatewayConfigInput): pb.GatewayConfig {
           : { linuxBridge: { bridge: n.segment.bridge } },
       mtu: n.mtu === undefined || n.mtu === 'auto' ? 0 : n.mtu,
       peers: n.peers ?? [],
+      bumLimit: n.bumLimit && { ...n.bumLimit },
     })),
   };
 }

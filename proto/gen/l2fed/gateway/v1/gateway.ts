@@ -45,6 +45,20 @@ export interface GatewayConfig {
    * and used by no other VXLAN or Geneve device in the namespace.
    */
   vxlanPort: number;
+  /**
+   * Broadcast/multicast bound per network per peer and direction; unset = 1000/s, burst
+   * 200 (docs/gateway.md, Loops and storms).
+   */
+  bumLimit: BumLimit | undefined;
+}
+
+/**
+ * At most packets_per_second broadcast/multicast frames (burst: burst frames) per
+ * network, per peer and direction; the rest are dropped and counted. Both 1..1000000.
+ */
+export interface BumLimit {
+  packetsPerSecond: number;
+  burst: number;
 }
 
 /** The local WireGuard interface. */
@@ -91,6 +105,8 @@ export interface Network {
   mtu: number;
   /** Names of the peers that carry this network. */
   peers: string[];
+  /** Overrides GatewayConfig.bum_limit for this network; unset = the gateway's. */
+  bumLimit: BumLimit | undefined;
 }
 
 /** The local L2 segment a network plugs into; exactly one kind. */
@@ -275,6 +291,7 @@ function createBaseGatewayConfig(): GatewayConfig {
     peers: [],
     networks: [],
     vxlanPort: 0,
+    bumLimit: undefined,
   };
 }
 
@@ -303,6 +320,9 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
     }
     if (message.vxlanPort !== 0) {
       writer.uint32(64).uint32(message.vxlanPort);
+    }
+    if (message.bumLimit !== undefined) {
+      BumLimit.encode(message.bumLimit, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -384,6 +404,14 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
             message.vxlanPort = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.bumLimit = BumLimit.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -418,6 +446,11 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
         : isSet(object.vxlan_port)
         ? globalThis.Number(object.vxlan_port)
         : 0,
+      bumLimit: isSet(object.bumLimit)
+        ? BumLimit.fromJSON(object.bumLimit)
+        : isSet(object.bum_limit)
+        ? BumLimit.fromJSON(object.bum_limit)
+        : undefined,
     };
   },
 
@@ -447,6 +480,9 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
     if (message.vxlanPort !== 0) {
       obj.vxlanPort = Math.round(message.vxlanPort);
     }
+    if (message.bumLimit !== undefined) {
+      obj.bumLimit = BumLimit.toJSON(message.bumLimit);
+    }
     return obj;
   },
 
@@ -465,6 +501,98 @@ export const GatewayConfig: MessageFns<GatewayConfig> = {
     message.peers = object.peers?.map((e) => Peer.fromPartial(e)) || [];
     message.networks = object.networks?.map((e) => Network.fromPartial(e)) || [];
     message.vxlanPort = object.vxlanPort ?? 0;
+    message.bumLimit = (object.bumLimit !== undefined && object.bumLimit !== null)
+      ? BumLimit.fromPartial(object.bumLimit)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBumLimit(): BumLimit {
+  return { packetsPerSecond: 0, burst: 0 };
+}
+
+export const BumLimit: MessageFns<BumLimit> = {
+  encode(message: BumLimit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.packetsPerSecond !== 0) {
+      writer.uint32(8).uint32(message.packetsPerSecond);
+    }
+    if (message.burst !== 0) {
+      writer.uint32(16).uint32(message.burst);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BumLimit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBumLimit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.packetsPerSecond = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.burst = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BumLimit {
+    return {
+      packetsPerSecond: isSet(object.packetsPerSecond)
+        ? globalThis.Number(object.packetsPerSecond)
+        : isSet(object.packets_per_second)
+        ? globalThis.Number(object.packets_per_second)
+        : 0,
+      burst: isSet(object.burst) ? globalThis.Number(object.burst) : 0,
+    };
+  },
+
+  toJSON(message: BumLimit): unknown {
+    const obj: any = {};
+    if (message.packetsPerSecond !== 0) {
+      obj.packetsPerSecond = Math.round(message.packetsPerSecond);
+    }
+    if (message.burst !== 0) {
+      obj.burst = Math.round(message.burst);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BumLimit>, I>>(base?: I): BumLimit {
+    return BumLimit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BumLimit>, I>>(object: I): BumLimit {
+    const message = createBaseBumLimit();
+    message.packetsPerSecond = object.packetsPerSecond ?? 0;
+    message.burst = object.burst ?? 0;
     return message;
   },
 };
@@ -753,7 +881,7 @@ export const Peer: MessageFns<Peer> = {
 };
 
 function createBaseNetwork(): Network {
-  return { name: "", vni: 0, segment: undefined, mtu: 0, peers: [] };
+  return { name: "", vni: 0, segment: undefined, mtu: 0, peers: [], bumLimit: undefined };
 }
 
 export const Network: MessageFns<Network> = {
@@ -772,6 +900,9 @@ export const Network: MessageFns<Network> = {
     }
     for (const v of message.peers) {
       writer.uint32(42).string(v!);
+    }
+    if (message.bumLimit !== undefined) {
+      BumLimit.encode(message.bumLimit, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -829,6 +960,14 @@ export const Network: MessageFns<Network> = {
             message.peers.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.bumLimit = BumLimit.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -848,6 +987,11 @@ export const Network: MessageFns<Network> = {
       segment: isSet(object.segment) ? Segment.fromJSON(object.segment) : undefined,
       mtu: isSet(object.mtu) ? globalThis.Number(object.mtu) : 0,
       peers: globalThis.Array.isArray(object?.peers) ? object.peers.map((e: any) => globalThis.String(e)) : [],
+      bumLimit: isSet(object.bumLimit)
+        ? BumLimit.fromJSON(object.bumLimit)
+        : isSet(object.bum_limit)
+        ? BumLimit.fromJSON(object.bum_limit)
+        : undefined,
     };
   },
 
@@ -868,6 +1012,9 @@ export const Network: MessageFns<Network> = {
     if (message.peers?.length) {
       obj.peers = message.peers;
     }
+    if (message.bumLimit !== undefined) {
+      obj.bumLimit = BumLimit.toJSON(message.bumLimit);
+    }
     return obj;
   },
 
@@ -883,6 +1030,9 @@ export const Network: MessageFns<Network> = {
       : undefined;
     message.mtu = object.mtu ?? 0;
     message.peers = object.peers?.map((e) => e) || [];
+    message.bumLimit = (object.bumLimit !== undefined && object.bumLimit !== null)
+      ? BumLimit.fromPartial(object.bumLimit)
+      : undefined;
     return message;
   },
 };
