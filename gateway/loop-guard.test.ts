@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { ConfigError } from './errors.js';
 import { parseGatewayConfig, DEFAULT_BUM_LIMIT } from './config.js';
 import {
+  L2_GUARD_VERSION,
   blockScript,
   blockedPaths,
   decideLoops,
@@ -150,7 +151,13 @@ test('nft script - blocked set, beacon repeat per path, bound per path and direc
 
 test('nft parse - a table captured from nft 1.0.6: marker, blocked set, counters per path', (t) => {
   const o = parseL2Guard(CAPTURED);
-  t.is(o.marker, l2GuardMarker(SPEC));
+  t.is(
+    o.marker,
+    'l2fed-l2 v1 wg=l2fwx port=4789 paths=198.19.255.2/100/50/20,198.19.255.3/100/50/20',
+  );
+  // Captured from a v1 table: the current version's marker differs, so it is replaced.
+  t.is(l2GuardMarker(SPEC), o.marker!.replace(' v1 ', ` v${L2_GUARD_VERSION} `));
+  t.not(L2_GUARD_VERSION, 1);
   t.deepEqual(o.blocked, [{ address: '198.19.255.2', vni: 100 }]);
   t.is(o.counters.repeats.get('198.19.255.2 100'), 3);
   t.is(o.counters.repeats.get('198.19.255.3 100'), 0);

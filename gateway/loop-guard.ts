@@ -36,7 +36,7 @@ export const LOOP_BEACON_ETHERTYPE = 0x88b5;
 export const L2_GUARD_FAMILY = 'inet';
 export const L2_GUARD_TABLE = 'l2fed_l2';
 /** Bumped when the rules change; part of the marker, so older tables are replaced. */
-export const L2_GUARD_VERSION = 1;
+export const L2_GUARD_VERSION = 2;
 
 /** Quiet checks (beacon sent, no repeat) before a block lifts. */
 export const DEFAULT_HOLD_TICKS = 3;
@@ -106,12 +106,13 @@ export function l2GuardScript(spec: L2GuardSpec, blocked: readonly BlockedPath[]
     `    typeof ip saddr . ${VNI}`,
     ...(elems.length ? [`    elements = { ${elems.join(', ')} }`] : []),
     '  }',
-    // A nonce is looked up within a few ms of its first passage; 60 s is plenty.
+    // A beacon comes back within ms of its first passage; 10 s is plenty, and keeps the
+    // set small: one element per network per peer per check.
     '  set beacons_out {',
     `    typeof ip daddr . ${VNI} . ${NONCE}`,
-    '    size 65536',
+    '    size 262144',
     '    flags timeout',
-    '    timeout 60s',
+    '    timeout 10s',
     '  }',
     '  chain input {',
     '    type filter hook input priority filter - 20; policy accept;',
