@@ -124,6 +124,25 @@ export function buildProgram(): Command {
       });
     });
   pki
+    .command('nats')
+    .description(
+      'create the NATS CA and nats.crt (server and client auth, for routes) for deploy/kubernetes/nats; what exists is kept',
+    )
+    .requiredOption('--dir <dir>', 'where to write the PEM files (not the admin API PKI folder)')
+    .requiredOption(
+      '--san <name...>',
+      'DNS names (*.x wildcards too) or IPs NATS is reached by: client Service, pods, public address',
+    )
+    .option('--force', 're-issue an existing nats.key/nats.crt (the CA is always kept)')
+    .addHelpText(
+      'after',
+      "\nExample:\n  l2fed pki nats --dir nats-pki --san l2fed-nats.l2fed-system.svc '*.l2fed-nats-headless.l2fed-system.svc' nats.example.net",
+    )
+    .action(async (o: { dir: string; san: string[]; force?: boolean }) => {
+      const { runPkiNats } = await import('./pki.js');
+      process.exitCode = await runPkiNats({ dir: o.dir, names: o.san, force: o.force ?? false });
+    });
+  pki
     .command('token <file>')
     .description('write a random admin bearer token to FILE (mode 0600)')
     .option('--force', 'replace FILE if it exists')
