@@ -11,13 +11,20 @@ import { makeRunDir } from '../test/fixtures/run-dir.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-function validateCli(dir: string): Promise<{ code: number | null; out: string }> {
+function validateCli(
+  dir: string,
+  extra: readonly string[] = [],
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', 'cli/main.ts', 'validate', dir], {
-      cwd: root,
-      env: { ...process.env, NO_COLOR: '1' },
-      timeout: 60_000,
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import=tsx', 'cli/main.ts', 'validate', dir, ...extra],
+      {
+        cwd: root,
+        env: { ...process.env, NO_COLOR: '1' },
+        timeout: 60_000,
+      },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -160,4 +167,21 @@ test('validate CLI - a bridge named like a device the gateway or lab owns is ref
 test('validate CLI - deploy/examples still validate', async (t) => {
   const r = await validateCli('deploy/examples');
   t.is(r.code, 0, r.out);
+});
+
+test('validate CLI - --segment bridge refuses OVS VLANs sharing a bridge; ovs accepts them', async (t) => {
+  const dir = join(await tempDir(t), 'madrid');
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, 'networks.yaml'),
+    [
+      'apiVersion: l2fed.io/v1alpha1\nkind: FederatedNetwork\nmetadata:\n  name: red\nspec:\n  segment:\n    ovsBridge: br-shared\n    vlan: 20',
+      'apiVersion: l2fed.io/v1alpha1\nkind: FederatedNetwork\nmetadata:\n  name: blue\nspec:\n  segment:\n    ovsBridge: br-shared',
+    ].join('\n---\n') + '\n',
+  );
+  t.is((await validateCli(dir)).code, 0);
+  const r = await validateCli(dir, ['--segment', 'bridge']);
+  t.is(r.code, 1, r.out);
+  t.regex(r.out, /FederatedNetwork\/red\): spec\.segment\.ovsBridge: .*--segment bridge.*Fix: /);
+  t.is((await validateCli(dir, ['--segment', 'vlan'])).code, 2);
 });
