@@ -173,7 +173,7 @@ test('loop monitor - a changed bound replaces the table and carries the blocks o
   s.beacon.loopVia = ['198.19.255.2 200'];
   await m.check();
   t.deepEqual([...s.nft.blocked], ['198.19.255.2 200']);
-  (s.gateway).config = parseGatewayConfig({
+  s.gateway.config = parseGatewayConfig({
     ...madridConfig('/k', NETS),
     bumLimit: { packetsPerSecond: 50, burst: 10 },
   });
@@ -193,4 +193,33 @@ test('loop monitor - the lower id reports a loop and blocks nothing', async (t) 
   t.is(nft.blocked.size, 0);
   t.deepEqual(m.network('cdn')?.loopPeers, ['b']);
   t.regex(m.network('cdn')?.reason ?? '', /the gateway with the higher id \(b\) blocks it/);
+});
+
+test('loop monitor - a new applied config gets its bound within a few hundred ms, not at the next interval', async (t) => {
+  const s = setup();
+  const m = new LoopMonitor({
+    gateway: s.gateway,
+    runner: s.runner,
+    beacon: s.beacon,
+    nft: NFT,
+    settleMs: 0,
+    intervalMs: 60_000,
+  });
+  t.teardown(() => m.stop());
+  m.start();
+  const until = async (ok: () => boolean) => {
+    for (const end = Date.now() + 3000; Date.now() < end && !ok();) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return ok();
+  };
+  t.true(await until(() => s.nft.replaced === 1), 'first check at start');
+  (s.gateway).config = parseGatewayConfig({
+    ...madridConfig('/k', NETS),
+    bumLimit: { packetsPerSecond: 70, burst: 7 },
+  });
+  const applied = Date.now();
+  t.true(await until(() => s.nft.replaced === 2), 'replaced after the apply');
+  t.true(Date.now() - applied < 1500, `${Date.now() - applied} ms`);
+  t.regex(s.nft.script!, /limit rate over 70\/second burst 7 packets/);
 });

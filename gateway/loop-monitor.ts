@@ -82,6 +82,7 @@ function loopNetworks(config: GatewayConfig): LoopNetwork[] {
 
 export class LoopMonitor {
   private timer: NodeJS.Timeout | undefined;
+  private watch: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private state = new Map<string, NetworkLoopState>();
   private adopted = false;
@@ -201,21 +202,36 @@ export class LoopMonitor {
     return report;
   }
 
-  /** Starts periodic checks. Idempotent. A failed check is retried on the next tick. */
+  /**
+   * Starts periodic checks. Idempotent. A failed check is retried on the next tick. A
+   * new applied config is checked within about 250 ms, so its bound is in place without
+   * waiting for the next interval.
+   */
   start(): void {
     if (this.timer) return;
+    let busy = false;
+    let seen: GatewayConfig | undefined;
     const tick = () => {
+      busy = true;
+      seen = this.o.gateway.config;
       this.running = this.check()
         .catch(() => undefined)
         .finally(() => {
+          busy = false;
           if (this.timer) this.timer = setTimeout(tick, this.o.intervalMs ?? 2000);
         });
     };
     this.timer = setTimeout(tick, 0);
+    this.watch = setInterval(() => {
+      if (busy || !this.timer || this.o.gateway.config === seen) return;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(tick, 0);
+    }, 250);
   }
 
   /** Stops periodic checks and waits for a running one; the table stays. Idempotent. */
   async stop(): Promise<void> {
+    clearInterval(this.watch);
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
