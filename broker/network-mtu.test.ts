@@ -255,3 +255,47 @@ test('exports request - the wire form: asks in, agreed MTU out', async (t) => {
     },
   ]);
 });
+
+test('exports - property over the broker: after any sequence of asks, joins and leaves, every member map carries the minimum of the current asks', async (t) => {
+  const ids = ['a', 'b', 'c'] as const;
+  const mtu = fc.integer({ min: 1280, max: 1500 });
+  const step = fc.record({
+    id: fc.constantFrom(...ids),
+    // undefined: the cluster stops exporting cdn; null: an older agent (no ask).
+    ask: fc.option(
+      fc.option(fc.record({ requested: fc.option(mtu, { nil: undefined }), capacity: mtu }), {
+        nil: null,
+      }),
+      { nil: undefined },
+    ),
+  });
+  await checkProperty(
+    t,
+    'broker agreement',
+    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+      const { store, fed } = await setup(ids);
+      const current = new Map<string, { requested?: number; capacity: number } | null>();
+      for (const s of steps) {
+        if (s.ask === undefined) {
+          await fed.setExports(s.id, []);
+          current.delete(s.id);
+        } else {
+          const ask = s.ask === null ? undefined : [{ network: 'cdn', ...s.ask }];
+          await fed.setExports(s.id, ['cdn'], ask);
+          current.set(s.id, s.ask);
+        }
+      }
+      // Independent: the smallest number any current member asked.
+      const asks = [...current.values()].filter((a) => a !== null);
+      const want = asks.length
+        ? Math.min(...asks.flatMap((a) => [a.capacity, a.requested ?? Infinity]))
+        : undefined;
+      for (const id of current.keys()) {
+        const got = (await mapMtu(store, id, 'cdn'))?.value;
+        if (got !== want) return false;
+      }
+      return true;
+    }),
+    { defaultRuns: 100 },
+  );
+});
