@@ -391,12 +391,19 @@ export class Federation {
   }
 
   /**
-   * Recomputes every peer map (and removes maps of clusters that are gone). A safety
-   * net for a replica that died between writing inputs and refreshing maps. Safe to
+   * Recomputes every network's agreed MTU and every peer map (and removes maps of
+   * clusters that are gone). A safety net for a replica that died between writing
+   * inputs and refreshing maps. Safe to
    * run on every replica at once: it is the same convergent CAS refresh.
    */
   async reconcile(concurrency = 16): Promise<{ refreshed: number }> {
     await this.keys.sweep();
+    // Agreed MTUs first (a replica may have died between an ask and its recompute); the
+    // refresh below then hands them to every map.
+    const bound = await this.store.keys('networks', KEYS.network('*'));
+    const names = bound.map((k) => k.slice(KEYS.network('').length));
+    for (let i = 0; i < names.length; i += concurrency)
+      await this.settleMtus(names.slice(i, i + concurrency));
     const ids = new Set([
       ...(await this.store.keys('clusters', '>')),
       ...(await this.store.keys('peerMaps', '>')),

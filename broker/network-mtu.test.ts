@@ -299,3 +299,14 @@ test('exports - property over the broker: after any sequence of asks, joins and 
     { defaultRuns: 100 },
   );
 });
+
+test('reconcile - recomputes an agreement a replica left stale (died between the ask and the recompute)', async (t) => {
+  const { store, fed } = await setup(['a', 'b']);
+  await fed.setExports('a', ['cdn'], [{ network: 'cdn', capacity: 1370 }]);
+  await fed.setExports('b', ['cdn'], [{ network: 'cdn', capacity: 1370 }]);
+  // What a replica that died right after writing b's new ask leaves behind.
+  await fed.mtus.recordAsk('cdn', 'b', { requested: 1280, capacity: 1370 });
+  t.is((await mapMtu(store, 'a', 'cdn'))?.value, 1370);
+  await fed.reconcile();
+  t.deepEqual(await mapMtu(store, 'a', 'cdn'), { value: 1280, setBy: 'b', limit: 'requested' });
+});
