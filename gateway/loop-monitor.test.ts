@@ -214,7 +214,7 @@ test('loop monitor - a new applied config gets its bound within a few hundred ms
     return ok();
   };
   t.true(await until(() => s.nft.replaced === 1), 'first check at start');
-  (s.gateway).config = parseGatewayConfig({
+  s.gateway.config = parseGatewayConfig({
     ...madridConfig('/k', NETS),
     bumLimit: { packetsPerSecond: 70, burst: 7 },
   });
