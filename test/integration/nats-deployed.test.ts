@@ -98,6 +98,26 @@ function mapMounts(text: string, root: string): string {
   return out;
 }
 
+/** Sends a plaintext route CONNECT at once; returns what came back until close (or 5 s). */
+function plaintextRoute(ip: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = tcpConnect({ host: ip, port }, () => {
+      sock.write(`CONNECT ${JSON.stringify({ verbose: false, name: 'intruder' })}\r\nPING\r\n`);
+    });
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(`${buf}(still open after 5 s)`);
+    }, 5000);
+    sock.on('data', (d) => (buf += d.toString()));
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(buf);
+    });
+    sock.on('error', () => resolve(buf)); // a reset is a refusal too; the log says why
+  });
+}
+
 async function jsz(
   ip: string,
 ): Promise<{ meta_cluster?: { leader?: string; cluster_size?: number } }> {
@@ -107,7 +127,10 @@ async function jsz(
   return (await r.json()) as { meta_cluster?: { leader?: string } };
 }
 
-/** Sends a plaintext CONNECT with valid credentials; returns what the server answers. */
+/**
+ * Reads the server's INFO, sends a plaintext CONNECT (with a password credential's user
+ * and password) and PING; returns everything the server sent until it closed (or 5 s).
+ */
 function plaintextConnect(ip: string, port: number, cred: Credential): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = tcpConnect({ host: ip, port });
@@ -149,7 +172,7 @@ test('nats deployed - the nats base runs as a 3-node JetStream cluster with TLS;
 
   const dir = await makeRunDir('natsdeploy');
   t.teardown(() => dir.remove());
-  const netns = createNetns(new ExecaRunner());
+  const netns = createNetns();
   const etcNetns: string[] = [];
   t.teardown(async () => {
     await netns.dispose();
@@ -157,8 +180,15 @@ test('nats deployed - the nats base runs as a 3-node JetStream cluster with TLS;
   });
 
   // Network: the pods on one bridge, and the test (root namespace) on it too.
-  const octet = 1 + Math.floor(Math.random() * 250);
-  const net = `198.19.${octet}`;
+  // A /24 no other run routes in the root namespace (the test's end is there).
+  const runner = new ExecaRunner();
+  let net = '';
+  for (let i = 0; i < 20 && !net; i++) {
+    const candidate = `198.19.${1 + Math.floor(Math.random() * 250)}`;
+    const routes = await runner.run(['ip', 'route', 'show', 'root', `${candidate}.0/24`]);
+    if (!routes.stdout.trim()) net = candidate;
+  }
+  t.truthy(net, 'a free 198.19.x.0/24');
   const ips = pods.map((_, i) => `${net}.${i + 1}`);
   const hub = await netns.add('net');
   await netns.exec(hub, ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
@@ -183,7 +213,7 @@ test('nats deployed - the nats base runs as a 3-node JetStream cluster with TLS;
   const hostIf = `l2fn${runId()}`;
   await netns.veth({ ns: undefined, ifname: hostIf }, { ns: hub, ifname: 'vhost' });
   await netns.exec(hub, ['ip', 'link', 'set', 'vhost', 'master', 'br0']);
-  await new ExecaRunner().run(['ip', 'addr', 'add', `${net}.254/24`, 'dev', hostIf], {
+  await runner.run(['ip', 'addr', 'add', `${net}.254/24`, 'dev', hostIf], {
     mutates: true,
   });
 
@@ -247,7 +277,16 @@ test('nats deployed - the nats base runs as a 3-node JetStream cluster with TLS;
   t.true(leaderKnown, servers.map((s) => s.output().slice(-2000)).join('\n----\n'));
   const meta = await jsz(ips[0]!);
   t.log(`meta leader ${meta.meta_cluster?.leader} known to all 3 after ${electionMs} ms`);
-  for (const s of servers) t.notRegex(s.output(), /\[ERR\].*(TLS|certificate)/);
+  for (const s of servers) t.notRegex(s.output(), /\[ERR\].*(certificate|x509)/);
+  // Routes are TLS only: a plaintext route CONNECT gets no answer but a closed connection.
+  for (const [i, ip] of ips.entries()) {
+    t.is(await plaintextRoute(ip, portOf('cluster')), '', `route port of ${pods[i]}`);
+    const refused = new RegExp(`${net}\\.254:\\d+ - rid:\\d+ - TLS route handshake error`);
+    t.true(
+      await eventually(() => Promise.resolve(refused.test(servers[i]!.output())), 2000),
+      servers[i]!.output(),
+    );
+  }
   // The probe the StatefulSet uses answers on every server.
   for (const ip of ips) {
     const r = await fetch(
