@@ -100,7 +100,7 @@ function mapMounts(text: string, root: string): string {
 
 /** Sends a plaintext route CONNECT at once; returns what came back until close (or 5 s). */
 function plaintextRoute(ip: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const sock = tcpConnect({ host: ip, port }, () => {
       sock.write(`CONNECT ${JSON.stringify({ verbose: false, name: 'intruder' })}\r\nPING\r\n`);
     });
