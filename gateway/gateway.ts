@@ -312,7 +312,7 @@ export class Gateway {
    * Promotes every standby key that handshaked: the peer switched to it, and its old key
    * is dead. Touches only those peers' entries; the promoted config is the applied one.
    * The poll reads outside the queue (a read, and the queue may hold a slow health
-   * observe); only a due promotion waits its turn, and re-reads there.
+   * observe); only a due promotion waits its turn (re-reading if an apply came first).
    */
   private async promoteHandshaked(): Promise<void> {
     const b = this.backends;
@@ -323,7 +323,8 @@ export class Gateway {
     await this.serial(async () => {
       const before = this.last;
       if (!before || standbyKeys(before).length === 0) return;
-      const wg = await b.tunnel.read(before.wireguard.ifname);
+      // Only an apply changes entries' keys or allowed IPs, and an apply sets `last`.
+      const wg = before === polled ? seen : await b.tunnel.read(before.wireguard.ifname);
       const after = promoteStandby(before, wg);
       if (after === before || !wg) return;
       const wanted = desiredState(after, this.keys!.privateKey).tunnel.peers;
