@@ -82,14 +82,24 @@ export function buildProgram(): Command {
     .option('--cluster <id>', 'cluster id for a single-cluster folder (default: the folder name)')
     .option('-o, --output <format>', 'text or json', 'text')
     .option('--segment <kind>', 'check for `lab up --segment` ovs or bridge', 'ovs')
+    .option(
+      '--underlay-mtu <bytes>',
+      "the gateways' underlay MTU that fixed network MTUs must fit (the agent's underlayMtu)",
+      '1500',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  l2fed validate deploy/examples\n  l2fed validate clusters/madrid --cluster madrid -o json\n  l2fed validate deploy/examples --segment bridge',
     )
-    .action(async (dir: string, o: { cluster?: string; output: string; segment: string }) => {
-      const { runValidate } = await import('./validate.js');
-      process.exitCode = await runValidate(dir, o);
-    });
+    .action(
+      async (
+        dir: string,
+        o: { cluster?: string; output: string; segment: string; underlayMtu: string },
+      ) => {
+        const { runValidate } = await import('./validate.js');
+        process.exitCode = await runValidate(dir, o);
+      },
+    );
 
   const pki = program
     .command('pki')

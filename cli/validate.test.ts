@@ -185,3 +185,22 @@ test('validate CLI - --segment bridge refuses OVS VLANs sharing a bridge; ovs ac
   t.regex(r.out, /FederatedNetwork\/red\): spec\.segment\.ovsBridge: .*--segment bridge.*Fix: /);
   t.is((await validateCli(dir, ['--segment', 'vlan'])).code, 2);
 });
+
+test('validate CLI - a network MTU the underlay cannot carry is refused; --underlay-mtu says the underlay is larger', async (t) => {
+  const dir = join(await tempDir(t), 'madrid');
+  await cluster(dir, [pod('web', 'cdn')]);
+  const file = join(dir, 'jumbo.yaml');
+  await writeFile(file, `${network('jumbo', 'br-jumbo')}\n  mtu: 9000\n`);
+  const r = await validateCli(dir);
+  t.is(r.code, 1, r.out);
+  t.true(r.out.includes(file), r.out);
+  t.regex(
+    r.out,
+    /FederatedNetwork\/jumbo\): spec\.mtu: MTU 9000 does not fit an underlay MTU of 1500: the largest network MTU it carries is 1370.*Fix: set spec\.mtu to at most 1370/,
+  );
+  const jumbo = await validateCli(dir, ['--underlay-mtu', '9130']);
+  t.is(jumbo.code, 0, jumbo.out);
+  const bad = await validateCli(dir, ['--underlay-mtu', 'big']);
+  t.is(bad.code, 2, bad.out);
+  t.regex(bad.out, /--underlay-mtu must be a whole number of bytes/);
+});

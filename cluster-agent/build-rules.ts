@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { segmentKey } from '../gateway/config.js';
+import { maxNetworkMtu, VXLAN_OVERHEAD, WIREGUARD_OVERHEAD } from '../gateway/mtu.js';
 import { BlockList, isIPv4 } from 'node:net';
 import type { Manifest } from './manifests.js';
 import type { ManifestProblem } from './problems.js';
@@ -17,6 +18,17 @@ import { segmentOf, type FederatedNetwork } from './schema-network.js';
 
 /** How the lab builds segments (lab/plan.ts LAB_SEGMENTS); 'ovs' unless told. */
 export type SegmentBuild = 'ovs' | 'bridge';
+
+/**
+ * What the folder is checked for: how segments are built, and the gateways' underlay MTU
+ * (bytes; a fixed network MTU must fit it after WireGuard and VXLAN). Without
+ * `underlayMtu` the MTU rule is skipped (the agent reports a network it cannot carry per
+ * network, MtuTooLarge, instead of refusing its folder).
+ */
+export interface BuildTarget {
+  readonly segments?: SegmentBuild;
+  readonly underlayMtu?: number;
+}
 
 /**
  * Names a pod interface may not take: `lo` exists in every namespace, `eth0` is the pod's
@@ -98,7 +110,7 @@ const docOf = (m: Manifest) => `${m.origin.file}, document ${m.origin.document}`
  */
 export function clusterBuildProblems(
   manifests: readonly Manifest[],
-  opts: { segments?: SegmentBuild } = {},
+  opts: BuildTarget = {},
 ): ManifestProblem[] {
   const pods = manifests.filter((m): m is Extract<Manifest, { kind: 'Pod' }> => m.kind === 'Pod');
   const networks = manifests.filter(
@@ -108,6 +120,7 @@ export function clusterBuildProblems(
     ...podNameProblems(pods),
     ...pods.flatMap(podProblems),
     ...bridgeProblems(networks, opts.segments ?? 'ovs'),
+    ...(opts.underlayMtu === undefined ? [] : mtuProblems(networks, opts.underlayMtu)),
     ...duplicateAddressProblems([
       { cluster: '', pods: pods.map((m) => ({ pod: m.object, where: where(m) })) },
     ]),
@@ -237,6 +250,27 @@ export function unusableAddress(cidr: string): string | undefined {
 export function canonicalAddress(cidr: string): string {
   const addr = cidr.split('/')[0]!;
   return isIPv4(addr) ? addr : new URL(`http://[${addr}]`).hostname.slice(1, -1);
+}
+
+// A fixed MTU the underlay cannot carry validates but fails in the gateway (MTU too large).
+function mtuProblems(
+  networks: readonly Extract<Manifest, { kind: 'FederatedNetwork' }>[],
+  underlayMtu: number,
+): ManifestProblem[] {
+  const max = maxNetworkMtu(underlayMtu);
+  return networks.flatMap((m) => {
+    const mtu = m.object.spec.mtu;
+    if (typeof mtu !== 'number' || mtu <= max) return [];
+    return [
+      {
+        ...where(m),
+        severity: 'error' as const,
+        path: 'spec.mtu',
+        reason: `MTU ${mtu} does not fit an underlay MTU of ${underlayMtu}: the largest network MTU it carries is ${max} (WireGuard ${WIREGUARD_OVERHEAD} and VXLAN ${VXLAN_OVERHEAD} bytes of overhead)`,
+        hint: `set spec.mtu to at most ${max} or "auto", or, if the gateways' underlay is larger (jumbo frames), say so with --underlay-mtu`,
+      },
+    ];
+  });
 }
 
 // Bridges live in the gateway namespace beside the gateway's, the lab's and OVS's devices.

@@ -4,7 +4,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { clusterBuildProblems, type SegmentBuild } from './build-rules.js';
+import { clusterBuildProblems, type BuildTarget } from './build-rules.js';
 import { buildDesiredState, type BuildResult } from './desired-state.js';
 import { ManifestFolderError } from './errors.js';
 import { parseManifests, type Manifest } from './manifests.js';
@@ -99,12 +99,12 @@ export async function scanFolder(dir: string): Promise<FolderScan> {
 /**
  * Turns a scan into a desired state: fails if any file had an error, else runs the
  * cross-object checks and the build rules (build-rules.ts; `segments`: how the lab will
- * build segments, default 'ovs'). `clusterId`, when known, also rejects a peering with
+ * build segments, default 'ovs'; `underlayMtu`: check fixed MTUs against it). `clusterId`, when known, also rejects a peering with
  * itself. Pure.
  */
 export function evaluateScan(
   scan: FolderScan,
-  opts: { clusterId?: string; segments?: SegmentBuild } = {},
+  opts: { clusterId?: string } & BuildTarget = {},
 ): BuildResult {
   const selfPeerings: ManifestProblem[] = [];
   if (opts.clusterId !== undefined) {
@@ -123,7 +123,7 @@ export function evaluateScan(
     }
   }
   const built = buildDesiredState(scan.manifests, { withPods: true });
-  const rules = clusterBuildProblems(scan.manifests, { segments: opts.segments });
+  const rules = clusterBuildProblems(scan.manifests, opts);
   const errors = [...scan.problems, ...selfPeerings, ...rules];
   if (errors.some((p) => p.severity === 'error')) {
     return {

@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { MAX_LAB_CLUSTERS, type SegmentBuild } from './build-rules.js';
+import { MAX_LAB_CLUSTERS, type BuildTarget } from './build-rules.js';
 import { DNS1123_LABEL_PATTERN } from './constants.js';
 import type { DesiredState } from './desired-state.js';
 import { ManifestFolderError } from './errors.js';
@@ -43,11 +43,12 @@ export interface ValidationReport {
  * Validates `dir`. Read-only; never throws for bad input (an unreadable folder is a
  * problem in the report). `clusterId` names the cluster for a single-cluster folder
  * (default: the folder's name, if it is a DNS-1123 label). `segments` is how the lab will
- * build segments (`lab up --segment`), default 'ovs'; the build rules depend on it.
+ * build segments (`lab up --segment`), default 'ovs', and `underlayMtu` the gateways'
+ * underlay MTU (fixed network MTUs must fit it); the build rules depend on them.
  */
 export async function validate(
   dir: string,
-  opts: { clusterId?: string; segments?: SegmentBuild } = {},
+  opts: { clusterId?: string } & BuildTarget = {},
 ): Promise<ValidationReport> {
   let entries;
   try {
@@ -65,7 +66,7 @@ export async function validate(
     .sort();
   if (hasFiles || subdirs.length === 0) {
     const id = opts.clusterId ?? defaultId(dir);
-    const cluster = await validateCluster(dir, id, opts.segments);
+    const cluster = await validateCluster(dir, id, opts);
     if (!hasFiles) {
       return report(
         'cluster',
@@ -85,7 +86,7 @@ export async function validate(
     return report('cluster', [cluster], cluster.problems);
   }
   const clusters = await Promise.all(
-    subdirs.map((name) => validateCluster(join(dir, name), name, opts.segments)),
+    subdirs.map((name) => validateCluster(join(dir, name), name, opts)),
   );
   const problems: ManifestProblem[] = clusters.flatMap((c) => c.problems);
   for (const c of clusters) {
@@ -114,12 +115,12 @@ export async function validate(
 async function validateCluster(
   dir: string,
   id: string | undefined,
-  segments: SegmentBuild | undefined,
+  target: BuildTarget,
 ): Promise<ClusterReport> {
   const name = id ?? basename(dir);
   try {
     const scan = await scanFolder(dir);
-    const result = evaluateScan(scan, { clusterId: id, segments });
+    const result = evaluateScan(scan, { ...target, clusterId: id });
     const origins = new Map(
       scan.manifests.map((m) => [`${m.kind}/${m.object.metadata.name}`, m.origin]),
     );

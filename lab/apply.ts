@@ -11,6 +11,7 @@ import { validate, formatReport } from '../cluster-agent/validate.js';
 import { labPaths } from './paths.js';
 import { readState } from './state.js';
 import { rewriteForBridge } from './segment-rewrite.js';
+import { LAB_UNDERLAY_MTU } from './plan.js';
 
 async function clusterDir(cluster: string): Promise<string | undefined> {
   const st = await readState(labPaths().state);
@@ -42,7 +43,7 @@ async function checkChange(
     await change(scratch);
     const st = await readState(labPaths().state);
     const segments = st?.segmentKind === 'bridge' ? 'bridge' : 'ovs';
-    const report = await validate(scratchRoot, { segments });
+    const report = await validate(scratchRoot, { segments, underlayMtu: LAB_UNDERLAY_MTU });
     if (!report.ok) {
       // Name files as the user knows them (CLUSTER/FILE), not by the scratch copy.
       const text = formatReport(scratchRoot, report)

@@ -13,7 +13,7 @@ import { validate } from '../cluster-agent/validate.js';
 import { formatProblem } from '../cluster-agent/problems.js';
 import { checkProperty, isLongFuzzRun } from '../test/fixtures/property.js';
 import { federationArb, unbuildable, writeFederation } from '../test/fixtures/manifest-gen.js';
-import { planLab } from './plan.js';
+import { LAB_UNDERLAY_MTU, planLab } from './plan.js';
 
 test('lab plan property - what validate accepts plans into a buildable lab', async (t) => {
   if (isLongFuzzRun()) t.timeout(3_600_000);
@@ -28,7 +28,10 @@ test('lab plan property - what validate accepts plans into a buildable lab', asy
       const dir = join(root, String(n++));
       await writeFederation(dir, fed);
       try {
-        const report = await validate(dir, { segments: fed.segmentKind });
+        const report = await validate(dir, {
+          segments: fed.segmentKind,
+          underlayMtu: LAB_UNDERLAY_MTU,
+        });
         if (!report.ok) {
           for (const p of report.problems.filter((q) => q.severity === 'error')) {
             if (!p.file || !p.reason || !p.hint) throw new Error(`unlocated: ${formatProblem(p)}`);

@@ -96,7 +96,10 @@ export class LabRunner {
     try {
       await mkdir(this.paths.dir, { recursive: true });
       await this.copyManifests();
-      const report = await validate(this.paths.clusters, { segments: this.opts.segmentKind });
+      const report = await validate(this.paths.clusters, {
+        segments: this.opts.segmentKind,
+        underlayMtu: LAB_UNDERLAY_MTU,
+      });
       if (!report.ok || report.layout !== 'federation') {
         const errs = report.problems.filter((p) => p.severity === 'error');
         throw new Error(

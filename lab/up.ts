@@ -10,7 +10,7 @@ import { validate } from '../cluster-agent/validate.js';
 import { l2fedArgv } from './components.js';
 import { labPaths } from './paths.js';
 import { readState, type LabState } from './state.js';
-import { planLab, labPrefix, type LabPlan, type LabSegmentKind } from './plan.js';
+import { planLab, labPrefix, LAB_UNDERLAY_MTU, type LabPlan, type LabSegmentKind } from './plan.js';
 import { expectedChecks, peeringVerdict } from './expectations.js';
 import {
   expectedTunnels,
@@ -188,7 +188,7 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   }
   // The build rules the runner's own check applies, for this segment kind: refused here,
   // nothing is built.
-  const pre = await validate(manifests, { segments: o.segmentKind });
+  const pre = await validate(manifests, { segments: o.segmentKind, underlayMtu: LAB_UNDERLAY_MTU });
   if (!pre.ok || pre.layout !== 'federation') {
     out(`l2fed lab: ${manifests} must be a folder with one valid subfolder per cluster:`);
     out((await import('../cluster-agent/validate.js')).formatReport(manifests, pre));
