@@ -130,11 +130,18 @@ test('nft script - blocked set, beacon repeat per path, bound per path and direc
     s,
     /@th,128,48 0x036c32666c70 @th,224,16 0x88b5 ip daddr \. @th,96,24 \. @th,240,32 @beacons_out counter drop comment "repeat 198\.19\.255\.2 100"/,
   );
-  // The repeat check comes before the record, and both before the block and the bound.
+  // The repeat check comes before the record, and both before the block; beacons and
+  // probes have their own budget ahead of the bound, in both directions.
+  t.true(s.indexOf('comment "control-in') < s.indexOf('comment "bum-in'));
+  t.regex(
+    s,
+    /ip daddr 198\.19\.255\.2 @th,96,24 100 @th,128,48 \{ 0x036c32666c70, 0x0180c200000e \} @th,224,16 0x88b5 limit rate 10\/second burst 10 packets accept comment "control-out 198\.19\.255\.2 100"/,
+  );
   const order = [
     'comment "repeat',
     'add @beacons_out',
     'comment "blocked-out"',
+    'comment "control-out',
     'comment "bum-out',
   ];
   const at = order.map((x) => s.indexOf(x));

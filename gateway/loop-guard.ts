@@ -36,7 +36,7 @@ export const LOOP_BEACON_ETHERTYPE = 0x88b5;
 export const L2_GUARD_FAMILY = 'inet';
 export const L2_GUARD_TABLE = 'l2fed_l2';
 /** Bumped when the rules change; part of the marker, so older tables are replaced. */
-export const L2_GUARD_VERSION = 2;
+export const L2_GUARD_VERSION = 3;
 
 /** Quiet checks (beacon sent, no repeat) before a block lifts. */
 export const DEFAULT_HOLD_TICKS = 3;
@@ -51,6 +51,15 @@ const INNER_TYPE = '@th,224,16';
 const NONCE = '@th,240,32';
 
 const BEACON_MAC_HEX = `0x${LOOP_BEACON_MAC.replaceAll(':', '')}`;
+/** The health probe's destination (l2-probe.ts); bridges drop it, so tenants cannot send it. */
+const PROBE_MAC_HEX = '0x0180c200000e';
+
+/**
+ * Beacons and health probes per path and direction get their own budget ahead of the
+ * bound (one each per check), so a storm at the bound cannot starve loop detection.
+ * Forged beacons share only this budget.
+ */
+const CONTROL_LIMIT = 'limit rate 10/second burst 10 packets';
 
 /** One network carried to one peer, with its bound. */
 export interface GuardedPath {
@@ -96,6 +105,7 @@ export function l2GuardScript(spec: L2GuardSpec, blocked: readonly BlockedPath[]
   const vx = `udp dport ${port}`;
   const beacon = `${INNER_DST} ${BEACON_MAC_HEX} ${INNER_TYPE} 0x${LOOP_BEACON_ETHERTYPE.toString(16)}`;
   const group = `${INNER_GROUP_BYTE} & 0x1 == 0x1`;
+  const control = `${INNER_DST} { ${BEACON_MAC_HEX}, ${PROBE_MAC_HEX} } ${INNER_TYPE} 0x${LOOP_BEACON_ETHERTYPE.toString(16)}`;
   const elems = blocked.map((b) => `${b.address} . ${b.vni}`);
   const paths = [...spec.paths].sort((a, b) => pathKey(a).localeCompare(pathKey(b)));
   return [
@@ -119,6 +129,10 @@ export function l2GuardScript(spec: L2GuardSpec, blocked: readonly BlockedPath[]
     `    iifname "${wg}" ${vx} ip saddr . ${VNI} @blocked counter drop comment "${l2GuardMarker(spec)}"`,
     ...paths.map(
       (p) =>
+        `    iifname "${wg}" ${vx} ip saddr ${p.address} ${VNI} ${p.vni} ${control} ${CONTROL_LIMIT} accept comment "control-in ${p.address} ${p.vni}"`,
+    ),
+    ...paths.map(
+      (p) =>
         `    iifname "${wg}" ${vx} ip saddr ${p.address} ${VNI} ${p.vni} ${group} limit rate over ${p.packetsPerSecond}/second burst ${p.burst} packets counter drop comment "bum-in ${p.address} ${p.vni}"`,
     ),
     '  }',
@@ -132,6 +146,10 @@ export function l2GuardScript(spec: L2GuardSpec, blocked: readonly BlockedPath[]
     `    oifname "${wg}" ${vx} ${beacon} add @beacons_out { ip daddr . ${VNI} . ${NONCE} }`,
     // Blocked: everything but a first-time beacon (a forged one passes once, no more).
     `    oifname "${wg}" ${vx} ip daddr . ${VNI} @blocked ${INNER_DST} != ${BEACON_MAC_HEX} counter drop comment "blocked-out"`,
+    ...paths.map(
+      (p) =>
+        `    oifname "${wg}" ${vx} ip daddr ${p.address} ${VNI} ${p.vni} ${control} ${CONTROL_LIMIT} accept comment "control-out ${p.address} ${p.vni}"`,
+    ),
     ...paths.map(
       (p) =>
         `    oifname "${wg}" ${vx} ip daddr ${p.address} ${VNI} ${p.vni} ${group} limit rate over ${p.packetsPerSecond}/second burst ${p.burst} packets counter drop comment "bum-out ${p.address} ${p.vni}"`,

@@ -16,7 +16,7 @@ import {
   type LabSite,
   type SegmentKind,
 } from '../fixtures/gateway-testbed.js';
-import { receivedCount, receiverArgv, senderArgv } from '../fixtures/frames.js';
+import { burstSenderArgv, receivedCount, receiverArgv, senderArgv } from '../fixtures/frames.js';
 import { testWith } from '../fixtures/privileges.js';
 
 const test = testWith({
@@ -255,5 +255,55 @@ test.serial(
         `broadcast from pod ${from}`,
       );
     }
+  },
+);
+
+test.serial(
+  'gateway loop - linux-bridge: a loop that closes during a broadcast storm at 20x the bound is still cut in time',
+  async (t) => {
+    const lab = await GatewayLab.create(2, 'linux-bridge');
+    t.teardown(() => lab.dispose());
+    const [s0, s1] = lab.sites as [LabSite, LabSite];
+    const pods = [];
+    for (const site of lab.sites) {
+      await lab.addSegment(site, CDN);
+      await site.gateway.apply({
+        ...lab.config(site, [CDN]),
+        bumLimit: { packetsPerSecond: 200, burst: 50 },
+      });
+      pods.push(await lab.addPod(site, CDN, 11 + site.index, 1370));
+    }
+    t.true(await lab.reaches(pods[0]!.ns, pods[1]!.ip));
+    const loops = lab.sites.map(
+      (site) =>
+        new LoopMonitor({ gateway: site.gateway, runner: lab.runner, intervalMs: INTERVAL_MS }),
+    );
+    t.teardown(() => Promise.all(loops.map((m) => m.stop())));
+    for (const m of loops) m.start();
+    for (const m of loops) t.truthy(await until(m, () => true, 10_000), 'first loop check');
+    // 4000 broadcasts/s for 10 s from each pod: the bound (200/s) is saturated both ways.
+    for (const [i, p] of pods.entries()) {
+      await lab.spawn(
+        `storm${i}`,
+        p.ns,
+        burstSenderArgv('eth1', 'ff:ff:ff:ff:ff:ff', `l2fed-storm${i}`, 40_000, 4000),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    await lab.netns.veth({ ns: s0.ns, ifname: 'loop0' }, { ns: s1.ns, ifname: 'loop1' });
+    t.teardown(() =>
+      lab.runner
+        .run(['ip', 'link', 'del', 'loop0'], { netns: s0.ns, allowFailure: true })
+        .then(() => undefined),
+    );
+    await plug(lab, s0, 'loop0');
+    await plug(lab, s1, 'loop1');
+    const joined = Date.now();
+    const cut = await until(loops[1]!, (r) => r.networks[0]?.blocked === true, 15_000);
+    const cutMs = Date.now() - joined;
+    t.log(`storm: loop cut ${cutMs} ms after the join (bound 200/s, 4000/s offered per pod)`);
+    t.true(cut?.networks[0]?.blocked, JSON.stringify(cut?.networks[0]));
+    t.true(cutMs < 4 * INTERVAL_MS + 3000, `cut within about two checks: ${cutMs} ms`);
+    t.false(loops[0]!.network('cdn')?.blocked, 'site0 does not block');
   },
 );
