@@ -80,6 +80,16 @@ export const agentConfigSchema = z.strictObject({
    * cluster of the federation and unused by the CNI: Calico's and Antrea's VXLAN use 4789.
    */
   vxlanPort: z.int().min(1).max(65_535).optional(),
+  /**
+   * Broadcast/multicast frames per second (and burst) per network per peer and direction
+   * that the gateway lets through (docs/gateway.md, Loops and storms); default 1000/200.
+   */
+  bumLimit: z
+    .strictObject({
+      packetsPerSecond: z.int().min(1).max(1_000_000),
+      burst: z.int().min(1).max(1_000_000),
+    })
+    .optional(),
   segments: z
     .strictObject({
       /**

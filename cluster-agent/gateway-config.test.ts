@@ -426,3 +426,17 @@ test("gateway config - a peer with as many endpoints as the broker allows is car
   t.deepEqual(r.peerProblems, []);
   t.deepEqual(r.config.peers?.find((p) => p.name === 'oslo')?.endpoints, endpoints);
 });
+
+test('gateway config - the broadcast bound of the settings reaches the gateway config; unset leaves the default', (t) => {
+  const state = makeState([net('cdn', { linuxBridge: 'br-cdn' })], [peering('bristol')]);
+  const peers = map([{ name: 'cdn', vni: 4096 }], [BRISTOL]);
+  const bound = { packetsPerSecond: 300, burst: 30 };
+  const r = buildGatewayConfig(state, peers, { ...SETTINGS, bumLimit: bound });
+  t.deepEqual(r.ok && r.config.bumLimit, bound);
+  t.deepEqual(
+    bootstrapGatewayConfig({ ...SETTINGS, bumLimit: bound }, '192.0.0.8/32').bumLimit,
+    bound,
+  );
+  const plain = buildGatewayConfig(state, peers, SETTINGS);
+  t.is(plain.ok && plain.config.bumLimit, undefined);
+});

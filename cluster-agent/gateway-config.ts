@@ -59,6 +59,8 @@ export interface GatewaySettings {
   readonly underlayMtu: number;
   /** VXLAN UDP port; undefined = the gateway's default (4789). */
   readonly vxlanPort?: number;
+  /** Broadcast/multicast bound per network per peer; undefined = the gateway's default. */
+  readonly bumLimit?: { readonly packetsPerSecond: number; readonly burst: number };
   /** L2S-M network name → local OVS bridge (and VLAN). */
   readonly l2sm: Readonly<Record<string, { readonly bridge: string; readonly vlan?: number }>>;
 }
@@ -202,6 +204,7 @@ function base(settings: GatewaySettings, transitAddress: string): GatewayConfigI
     transitAddress,
     underlayMtu: settings.underlayMtu,
     ...(settings.vxlanPort === undefined ? {} : { vxlanPort: settings.vxlanPort }),
+    ...(settings.bumLimit === undefined ? {} : { bumLimit: { ...settings.bumLimit } }),
     peers: [],
     networks: [],
   };

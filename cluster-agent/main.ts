@@ -62,6 +62,7 @@ export async function createAgent(config: AgentConfig, log: Logger): Promise<Age
       transitPrefixLength: config.transitPrefixLength,
       underlayMtu: config.underlayMtu,
       ...(config.vxlanPort === undefined ? {} : { vxlanPort: config.vxlanPort }),
+      ...(config.bumLimit === undefined ? {} : { bumLimit: config.bumLimit }),
       l2sm: config.segments.l2sm,
       endpoints: config.advertise.endpoints,
       bootstrapTransitAddress: config.bootstrapTransitAddress,
