@@ -1,7 +1,8 @@
 /**
  * `l2fed lab rotate-key CLUSTER`: asks that cluster's gateway for a new WireGuard key,
  * exactly as an operator would (gateway RotateKey), then waits until the cluster's agent
- * has published it through the broker and the tunnel uses it.
+ * has announced it through the broker, every peer's gateway holds it, and the tunnel uses
+ * it (docs/gateway.md, key rotation).
  */
 import { GrpcGatewayClient } from '../gateway/client.js';
 import { labPaths } from './paths.js';
@@ -37,7 +38,9 @@ export async function rotateLabKey(cluster: string, timeoutMs = 30_000): Promise
       if (Date.now() - started > timeoutMs) {
         throw new Error(
           `the ${cluster} gateway still uses the old key after ${timeoutMs} ms; the agent ` +
-            `publishes the new one through the broker first (is the broker up? see lab.log)`,
+            `switches only once the broker announced the new key and every peer's gateway ` +
+            `holds it (is the broker up? is a peer's agent down? see the "rotation" line of ` +
+            `${cluster}'s agent status and lab.log); the rotation goes on in the background`,
         );
       }
       await new Promise((r) => setTimeout(r, 50));
