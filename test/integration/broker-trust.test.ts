@@ -146,7 +146,7 @@ test("trust - with a's credentials every cross-cluster write, read and purge is 
     ])
       await mustFail(api, ncA.request(`$JS.API.${api}`, '{}', { timeout: 1500 }));
   }
-  for (const verb of ['get', 'deregister', 'peerings'])
+  for (const verb of ['get', 'deregister', 'peerings', 'rotate-key', 'announce-key', 'ack-key'])
     await mustFail(`request as b: ${verb}`, ncA.request(`l2fed.v1.b.${verb}`, '{}'));
   t.log(`${tried.length} cross-cluster operations tried, all refused`);
   t.is(await dumpKv(inspect), before, 'every bucket is byte-identical');
