@@ -15,6 +15,7 @@ function describe(l: Leftovers): string[] {
     ...l.processes.map((p) => `process ${p.pid}: ${p.command}`),
     ...l.wgSockets.map((s) => `socket ${s}`),
     ...l.runDirs.map((d) => `directory ${d}`),
+    ...l.containers.map((c) => `container ${c}`),
   ];
 }
 

@@ -1,13 +1,15 @@
 /**
  * Finds and removes what a crashed l2fed run left behind: namespaces named l2fed-*,
  * the daemons l2fed starts (when their command line names an l2fed path or an l2f*
- * interface), stale wireguard-go sockets and run directories.
+ * interface), stale wireguard-go sockets, run directories and podman containers named
+ * l2fed-* (a lab run with --image).
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CommandRunner } from './runner.js';
 import { listNamespaces, NETNS_PREFIX, removeNamespace } from './netns.js';
+import { listContainers, removeContainer } from './containers.js';
 
 /** Daemons l2fed may start. */
 export const DAEMONS = [
@@ -29,6 +31,8 @@ export interface Leftovers {
   readonly processes: { pid: number; command: string }[];
   readonly wgSockets: string[];
   readonly runDirs: string[];
+  /** podman containers whose name starts with the prefix. */
+  readonly containers: string[];
 }
 
 const WG_SOCKET_DIR = '/var/run/wireguard';
@@ -89,16 +93,26 @@ export async function findLeftovers(
   const runDirs = (await safeReaddir(tmpdir()))
     .filter((f) => f.startsWith(prefix))
     .map((f) => join(tmpdir(), f));
-  return { namespaces, processes, wgSockets, runDirs };
+  const containers = await listContainers(runner, prefix);
+  return { namespaces, processes, wgSockets, runDirs, containers };
 }
 
 export function isClean(l: Leftovers): boolean {
-  return l.namespaces.length + l.processes.length + l.wgSockets.length + l.runDirs.length === 0;
+  return (
+    l.namespaces.length +
+      l.processes.length +
+      l.wgSockets.length +
+      l.runDirs.length +
+      l.containers.length ===
+    0
+  );
 }
 
-/** Removes leftovers: kills processes, deletes namespaces, sockets and run dirs. */
+/** Removes leftovers: containers, processes, namespaces, sockets and run dirs. */
 export async function cleanup(runner: CommandRunner, prefix = NETNS_PREFIX): Promise<Leftovers> {
   const found = await findLeftovers(runner, prefix);
+  // Containers first: they hold mounts of the run dirs and live in the namespaces.
+  for (const c of found.containers) await removeContainer(runner, c);
   for (const ns of found.namespaces) await removeNamespace(runner, ns);
   for (const p of found.processes) {
     try {
