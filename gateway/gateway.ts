@@ -23,7 +23,7 @@ import { handshakesDue, type HandshakeDue } from './handshake-watch.js';
 import { promoteStandby, promotionSteps, standbyKeys } from './standby-keys.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
 import { OvsSegment, type OvsInterfaceSettings } from './segment-ovs.js';
-import { detectTunnelKind, type TunnelKind } from './tunnel.js';
+import { detectTunnelKind, type TunnelKind, type WgDump } from './tunnel.js';
 import { KernelTunnel } from './tunnel-kernel.js';
 import { WireguardGoTunnel } from './tunnel-wireguard-go.js';
 
@@ -253,6 +253,19 @@ export class Gateway {
   observe(): Promise<ObservedDataplane | undefined> {
     return this.serial(async () =>
       this.backends && this.last ? observe(this.backends, this.last.wireguard.ifname) : undefined,
+    );
+  }
+
+  /**
+   * The WireGuard state alone (one read; no links, FDB, firewall or segment reads as in
+   * observe()): what a health check needs. undefined before the first apply; `wg`
+   * undefined when the device is missing.
+   */
+  observeTunnel(): Promise<{ readonly wg: WgDump | undefined } | undefined> {
+    return this.serial(async () =>
+      this.backends && this.last
+        ? { wg: await this.backends.tunnel.read(this.last.wireguard.ifname) }
+        : undefined,
     );
   }
 

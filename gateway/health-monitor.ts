@@ -1,7 +1,10 @@
 /**
  * Gathers health: WireGuard peer state and VXLAN counters from the data plane, plus an
- * in-tunnel ping to every peer's transit address. One check at a time; start() runs
- * checks on an interval until stop(). Subscribers (gRPC WatchHealth) get every report.
+ * in-tunnel echo to every peer's transit address. One check at a time; start() runs
+ * checks on a jittered interval until stop(). Subscribers (gRPC WatchHealth) get every
+ * report. A check's process starts do not grow with peers (issue 18): one tunnel read,
+ * one `ip -s -j link show` for all counters, and echoes and probe frames through one
+ * long-lived helper (prober.ts) started once.
  * Each check also drives endpoint fail-over (endpoint-failover.ts): the one change a
  * check may make is moving a peer whose tunnel does not work to its next endpoint.
  */
@@ -19,7 +22,6 @@ import {
   judgeNetwork,
   judgePathMtu,
   judgePeer,
-  parsePing,
   pathTooSmall,
   searchLargest,
   type Counters,
@@ -30,10 +32,11 @@ import {
   type ProbeResult,
 } from './health.js';
 import { PythonL2Prober, type L2Prober } from './l2-probe.js';
+import { HelperProber, jitteredDelay, pingOnce, type EchoRequest } from './prober.js';
 import { withLoop } from './loop-guard.js';
 import type { GatewayMetrics } from './metrics.js';
 import { vxlanName, type ObservedPeer } from './model.js';
-import { echoOverhead, SMALL_PROBE_PACKET, tunnelPacketFor } from './mtu.js';
+import { SMALL_PROBE_PACKET, tunnelPacketFor } from './mtu.js';
 
 /** The silence that marks a network not-receiving, unless configured: ≥ 3 checks. */
 export function defaultSilenceLimitMs(intervalMs: number): number {
@@ -63,6 +66,15 @@ export interface HealthMonitorOptions {
    * slowest peer's intervals. Default defaultSilenceLimitMs(intervalMs).
    */
   readonly silenceLimitMs?: number;
+  /**
+   * The long-lived probe helper for echoes and frames (default: one started through
+   * runner.spawn); false = one `ping` per echo and a python3 run per check (the cost
+   * before issue 18). Without runner.spawn, or while the helper cannot run, the same.
+   */
+  readonly helper?: HelperProber | false;
+  /** Fraction of the interval the next check may come early (default 0.25): spreads
+   * gateways' checks so they do not probe in lockstep; never later than the interval. */
+  readonly jitter?: number;
   /** Loop state per network (loop-monitor.ts): a loop makes an ok network degraded. */
   readonly loops?: { network(name: string): { readonly reason: string } | undefined };
 }
@@ -82,6 +94,7 @@ export class HealthMonitor {
   /** Per VXLAN device: frames our last probe put on it (to tell tenant tx from probes). */
   private readonly probeTx = new Map<string, number>();
   private readonly prober: L2Prober | undefined;
+  private readonly helper: HelperProber | undefined;
   /** Fail-over state per peer name. */
   private readonly failover = new Map<string, FailoverState>();
   /** Peers whose last in-tunnel probe got no answer (fail-over input). */
@@ -92,7 +105,8 @@ export class HealthMonitor {
   latest: HealthReport | undefined;
 
   constructor(private readonly o: HealthMonitorOptions) {
-    this.prober = o.prober === false ? undefined : (o.prober ?? new PythonL2Prober(o.runner));
+    this.prober = o.prober === false ? undefined : o.prober;
+    this.helper = o.helper === false ? undefined : (o.helper ?? new HelperProber(o.runner));
   }
 
   /** Calls fn with every new report; returns the unsubscribe function. */
@@ -108,12 +122,15 @@ export class HealthMonitor {
    */
   async check(): Promise<HealthReport | undefined> {
     const config = this.o.gateway.config;
-    const observed = await this.o.gateway.observe();
-    if (!config || !observed) return undefined;
+    const tunnel = await this.o.gateway.observeTunnel();
+    if (!config || !tunnel) return undefined;
     const netns = config.netns;
     const now = (this.o.now ?? (() => Math.floor(Date.now() / 1000)))();
     const ifname = config.wireguard.ifname;
-    const wgPeers = new Map((observed.tunnel?.peers ?? []).map((p) => [p.publicKey, p]));
+    const wgPeers = new Map((tunnel.wg?.peers ?? []).map((p) => [p.publicKey, p]));
+    const helperUp = (await this.helper?.ready(netns)) ?? false;
+    const echo = (req: EchoRequest) =>
+      helperUp ? this.helper!.echo(req, netns) : pingOnce(this.o.runner, req, netns);
     const switched = await this.failOver(config.peers, wgPeers, now);
     const mtuOf = (name: string) =>
       this.o.gateway.lastReport?.networks.find((x) => x.name === name)?.mtu ?? 0;
@@ -130,7 +147,7 @@ export class HealthMonitor {
     const peers = await Promise.all(
       config.peers.map(async (p): Promise<PeerHealth> => {
         const needs = networkNeeds.get(p.name) ?? [];
-        const { probe, measured } = await this.probePeer(p.name, p.transitAddress, needs, netns);
+        const { probe, measured } = await this.probePeer(p.name, p.transitAddress, needs, echo);
         const pathMtu = judgePathMtu(needs, measured);
         if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
         else this.probeFailed.delete(p.name);
@@ -159,9 +176,10 @@ export class HealthMonitor {
       (JSON.parse(stats.stdout || '[]') as LinkStats[]).map((l) => [l.ifname, l]),
     );
     const statusOf = new Map(peers.map((p) => [p.name, p.status]));
-    const silenceLimit = this.prober
-      ? (this.o.silenceLimitMs ?? defaultSilenceLimitMs(this.o.intervalMs ?? 10_000)) / 1000
-      : undefined;
+    const silenceLimit =
+      this.o.prober !== false
+        ? (this.o.silenceLimitMs ?? defaultSilenceLimitMs(this.o.intervalMs ?? 10_000)) / 1000
+        : undefined;
     const networks = config.networks.map((n) => {
       const device = vxlanName(n.vni);
       const l = links.get(device);
@@ -211,7 +229,11 @@ export class HealthMonitor {
     for (const m of [this.before, this.lastRx]) {
       for (const d of m.keys()) if (!devices.has(d)) m.delete(d);
     }
-    const probeErrors = await this.sendProbes(config.identity, netns, networks);
+    const l2 =
+      this.o.prober === false
+        ? undefined
+        : (this.prober ?? (helperUp ? this.helper : new PythonL2Prober(this.o.runner)));
+    const probeErrors = await this.sendProbes(l2, config.identity, netns, networks);
 
     const report: HealthReport = {
       at: new Date(now * 1000).toISOString(),
@@ -219,7 +241,7 @@ export class HealthMonitor {
       tunnel: {
         kind: this.o.gateway.tunnelKind ?? 'unknown',
         ifname,
-        up: observed.tunnel?.up ?? false,
+        up: (links.get(ifname)?.flags ?? []).includes('UP'),
       },
       peers,
       networks: networks.map((n): NetworkHealth => ({
@@ -235,29 +257,20 @@ export class HealthMonitor {
 
   /**
    * The in-tunnel probe of one peer, and its path MTU (bytes, inner IP packet; undefined
-   * when not measured). One `ping` per check while nothing changes: don't-fragment at the
+   * when not measured). One echo per check while nothing changes: don't-fragment at the
    * size the peer's largest network needs, which also gives RTT and loss — or, while the
    * peer does not answer, a small one (as before path-MTU probing). Only when the needed
    * size fails and a small probe passes is the largest passing size searched for (a few
-   * 2-packet pings, starting from the last answer). A peer answering nothing is down, not
-   * an MTU fault.
+   * 2-packet echoes, starting from the last answer). A peer answering nothing is down,
+   * not an MTU fault.
    */
   private async probePeer(
     name: string,
     address: string,
     needs: readonly NetworkNeed[],
-    netns: string | undefined,
+    echo: (req: EchoRequest) => Promise<ProbeResult>,
   ): Promise<{ probe: ProbeResult; measured: number | undefined }> {
-    const ping = async (size: number | undefined, count: number): Promise<ProbeResult> => {
-      const df = size === undefined ? [] : ['-M', 'do', '-s', String(size - echoOverhead(address))];
-      const argv = ['ping', '-q', '-n', '-c', String(count), '-i', '0.2', '-W', '1'];
-      const r = await this.o.runner.run([...argv, ...df, address], {
-        netns,
-        allowFailure: true,
-        timeoutMs: 10_000,
-      });
-      return parsePing(r.stdout);
-    };
+    const ping = (size: number | undefined, count: number) => echo({ address, size, count });
     const count = this.o.probeCount ?? 3;
     const known = needs.filter((n) => n.mtu > 0);
     if (known.length === 0) return { probe: await ping(undefined, count), measured: undefined };
@@ -300,15 +313,16 @@ export class HealthMonitor {
    * why a device got no probe, by device.
    */
   private async sendProbes(
+    prober: L2Prober | undefined,
     identity: string,
     netns: string | undefined,
     networks: readonly { health: { device: string }; probe: boolean; copies: number }[],
   ): Promise<Map<string, string>> {
     this.probeTx.clear();
     const errors = new Map<string, string>();
-    if (!this.prober) return errors;
+    if (!prober) return errors;
     const targets = networks.filter((n) => n.probe);
-    const r = await this.prober.send(
+    const r = await prober.send(
       identity,
       targets.map((n) => n.health.device),
       netns,
@@ -373,16 +387,18 @@ export class HealthMonitor {
       this.running = this.check()
         .catch(() => undefined)
         .finally(() => {
-          if (this.timer) this.timer = setTimeout(tick, this.o.intervalMs ?? 10_000);
+          const delay = jitteredDelay(this.o.intervalMs ?? 10_000, Math.random(), this.o.jitter);
+          if (this.timer) this.timer = setTimeout(tick, delay);
         });
     };
     this.timer = setTimeout(tick, 0);
   }
 
-  /** Stops periodic checks and waits for a running one. Idempotent. */
+  /** Stops periodic checks, waits for a running one, ends the probe helper. Idempotent. */
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
+    await this.helper?.close();
   }
 }

@@ -3,6 +3,7 @@
  * argv arrays only, never a shell string; LC_ALL=C so output parses the same everywhere;
  * a timeout on every call; failures become CommandError with argv, exit code and stderr.
  */
+import { spawn as spawnChild } from 'node:child_process';
 import { execa, ExecaError } from 'execa';
 import { CommandError } from './errors.js';
 
@@ -31,15 +32,37 @@ export interface RunResult {
   readonly exitCode: number;
 }
 
+/** A long-lived process started by CommandRunner.spawn, talking over stdin/stdout. */
+export interface SpawnedProcess {
+  readonly pid: number | undefined;
+  readonly stdin: NodeJS.WritableStream;
+  readonly stdout: NodeJS.ReadableStream;
+  readonly stderr: NodeJS.ReadableStream;
+  /** Resolves once the process has ended (exit code; null when a signal ended it). */
+  readonly exited: Promise<number | null>;
+  /** Ends it (SIGTERM). Idempotent. */
+  kill(): void;
+}
+
 /** Runs one command. Implementations must be safe to call concurrently. */
 export interface CommandRunner {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  /**
+   * Starts one long-lived process (a helper started once, not per call) with piped
+   * stdio; optional: without it, callers fall back to one-shot commands. Throws when
+   * the process cannot be started.
+   */
+  spawn?(argv: readonly string[], options?: Pick<RunOptions, 'netns' | 'env'>): SpawnedProcess;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 
 /** The real runner, on execa. */
 export class ExecaRunner implements CommandRunner {
+  spawn(argv: readonly string[], options: Pick<RunOptions, 'netns' | 'env'> = {}): SpawnedProcess {
+    return spawnProcess(argv, options);
+  }
+
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     if (argv.length === 0) throw new TypeError('runner: empty argv');
     const full = options.netns ? ['ip', 'netns', 'exec', options.netns, ...argv] : [...argv];
@@ -74,6 +97,38 @@ export class ExecaRunner implements CommandRunner {
   }
 }
 
+/** Node's child_process behind CommandRunner.spawn (execa is for one-shot runs). */
+export function spawnProcess(
+  argv: readonly string[],
+  options: Pick<RunOptions, 'netns' | 'env'> = {},
+): SpawnedProcess {
+  if (argv.length === 0) throw new TypeError('runner: empty argv');
+  const full = options.netns ? ['ip', 'netns', 'exec', options.netns, ...argv] : [...argv];
+  const [file, ...args] = full as [string, ...string[]];
+  const child = spawnChild(file, args, {
+    env: { ...process.env, ...options.env, LC_ALL: 'C' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  // A helper never keeps Node alive on its own; it exits when its stdin closes.
+  child.unref();
+  for (const s of [child.stdin, child.stdout, child.stderr])
+    (s as { unref?: () => void }).unref?.();
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.once('error', () => resolve(-1));
+  });
+  return {
+    pid: child.pid,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    },
+  };
+}
+
 /** One call seen by a RecordingRunner. */
 export interface RecordedCall {
   readonly argv: readonly string[];
@@ -87,7 +142,21 @@ export interface RecordedCall {
  */
 export class RecordingRunner implements CommandRunner {
   readonly calls: RecordedCall[] = [];
-  constructor(private readonly inner: CommandRunner) {}
+  /** Present when the inner runner can spawn; a spawn is recorded like a run. */
+  readonly spawn?: (
+    argv: readonly string[],
+    options?: Pick<RunOptions, 'netns' | 'env'>,
+  ) => SpawnedProcess;
+
+  constructor(private readonly inner: CommandRunner) {
+    const spawn = inner.spawn?.bind(inner);
+    if (spawn) {
+      this.spawn = (argv, options = {}) => {
+        this.calls.push({ argv: [...argv], netns: options.netns, mutates: false });
+        return spawn(argv, options);
+      };
+    }
+  }
 
   run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     this.calls.push({ argv: [...argv], netns: options.netns, mutates: options.mutates ?? false });

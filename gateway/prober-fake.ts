@@ -1,0 +1,79 @@
+/**
+ * A fake of the long-lived probe helper (prober.ts) for unit tests: a runner whose
+ * spawn() starts an in-process stand-in speaking the helper's line protocol. Echoes
+ * answer by `answer(address, packetBytes, df)`; every request is recorded.
+ */
+import { PassThrough } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { FakeRunner } from '../lib/runner-fake.js';
+import type { RunOptions, SpawnedProcess } from '../lib/runner.js';
+import { echoOverhead } from './mtu.js';
+
+export class FakeProbeHelper {
+  /** Echo requests seen, as "address packetBytes[ DF]" (the same shape path-MTU tests use). */
+  readonly echoes: string[] = [];
+  /** Frame requests seen: the devices of each. */
+  readonly frames: string[][] = [];
+  /** Processes started. */
+  started = 0;
+  answer: (address: string, bytes: number, df: boolean) => boolean = () => true;
+  /** When set, the helper reports this and exits instead of becoming ready. */
+  refuse: string | undefined;
+
+  spawn(): SpawnedProcess {
+    this.started++;
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let end!: (code: number | null) => void;
+    const exited = new Promise<number | null>((r) => (end = r));
+    const finish = (code: number | null) => {
+      stdout.end();
+      stderr.end();
+      end(code);
+    };
+    const say = (m: unknown) => stdout.write(JSON.stringify(m) + '\n');
+    if (this.refuse !== undefined) {
+      say({ ready: false, error: this.refuse });
+      setImmediate(() => finish(1));
+    } else say({ ready: true });
+    createInterface({ input: stdin }).on('line', (line) => {
+      const m = JSON.parse(line) as Record<string, unknown>;
+      if (m.op === 'echo') {
+        const address = String(m.addr);
+        const bytes = Number(m.data) + echoOverhead(address);
+        const df = m.df === true;
+        this.echoes.push(`${address} ${bytes}${df ? ' DF' : ''}`);
+        const n = this.answer(address, bytes, df) ? Number(m.count) : 0;
+        say({ id: m.id, sent: m.count, received: n, rtt: n ? 2 : null });
+      } else if (m.op === 'frames') {
+        const devices = m.devices as string[];
+        this.frames.push(devices);
+        say({ id: m.id, sent: devices, failed: {} });
+      }
+    });
+    stdin.on('finish', () => finish(0));
+    return {
+      pid: undefined,
+      stdin,
+      stdout,
+      stderr,
+      exited,
+      kill: () => {
+        stdin.end();
+      },
+    };
+  }
+}
+
+/** A FakeRunner that can spawn the fake helper; spawns are recorded in `calls`. */
+export class SpawningFakeRunner extends FakeRunner {
+  constructor(readonly helper = new FakeProbeHelper()) {
+    super();
+  }
+
+  spawn(argv: readonly string[], options: Pick<RunOptions, 'netns' | 'env'> = {}): SpawnedProcess {
+    this.calls.push({ argv: [...argv], netns: options.netns, mutates: false });
+    return this.helper.spawn();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The cost of a health check (issue 18): process starts per check must not grow with the
+ * number of peers; in-tunnel echoes and probe frames go through one long-lived helper.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { FakeDataPlane } from './dataplane-fake.js';
+import { Gateway } from './gateway.js';
+import { HealthMonitor } from './health-monitor.js';
+import { SpawningFakeRunner } from './prober-fake.js';
+import { PRIV, PUB } from '../test/fixtures/gateway-over-fakes.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const key = (i: number) => Buffer.alloc(32, i + 1).toString('base64');
+
+/** madrid over fakes with `n` shaken-hands peers, all carrying network cdn (MTU known). */
+async function rig(t: ExecutionContext, n: number) {
+  const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
+  const runner = new SpawningFakeRunner()
+    .on('wg genkey', { stdout: PRIV })
+    .on('wg pubkey', { stdout: PUB })
+    .on((a) => a[0] === 'ping', {
+      stdout: '3 packets transmitted, 3 received\nrtt min/avg/max/mdev = 1/2.0/3/0.5 ms',
+    })
+    .on((a) => a[0] === 'python3', { stdout: 'sent l2fv100\n' })
+    .on('ip -s -j link show', {
+      stdout: JSON.stringify([
+        { ifname: 'l2fv100', flags: ['UP'], stats64: { rx: { packets: 1 }, tx: { packets: 1 } } },
+      ]),
+    });
+  const gw = new Gateway({ runner, backends: () => plane.backends() });
+  const peers = Array.from({ length: n }, (_, i) => ({
+    name: `p${i}`,
+    publicKey: key(i),
+    endpoints: [`198.18.${Math.floor(i / 200)}.${(i % 200) + 2}:51820`],
+    transitAddress: `198.19.255.${i + 2}`,
+  }));
+  await gw.apply({
+    identity: 'madrid',
+    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(dir, 'k') },
+    transitAddress: '198.19.255.1/24',
+    peers,
+    networks: [
+      {
+        name: 'cdn',
+        vni: 100,
+        segment: { type: 'linux-bridge', bridge: 'br-cdn' },
+        peers: peers.map((p) => p.name),
+      },
+    ],
+  });
+  const now = 1_000_000;
+  for (const p of peers) plane.tunnel.handshake('l2fa', p.publicKey, now - 5);
+  const monitor = new HealthMonitor({ gateway: gw, runner, now: () => now });
+  t.teardown(() => monitor.stop());
+  return { runner, monitor };
+}
+
+/** Process starts of each of checks 2..4 (the first may start the helper). */
+async function startsPerCheck(t: ExecutionContext, n: number) {
+  const { runner, monitor } = await rig(t, n);
+  const h = await monitor.check();
+  t.is(h?.peers.filter((p) => p.status === 'up').length, n);
+  const counts: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const before = runner.calls.length;
+    await monitor.check();
+    counts.push(runner.calls.length - before);
+  }
+  return { counts, runner };
+}
+
+test('health cost - process starts per check do not grow with peers (1, 10, 50)', async (t) => {
+  const one = await startsPerCheck(t, 1);
+  for (const n of [10, 50]) {
+    const many = await startsPerCheck(t, n);
+    t.deepEqual(many.counts, one.counts, `${n} peers vs 1 peer`);
+    t.is(many.runner.helper.started, 1, 'one helper, started once');
+  }
+  t.true(
+    one.counts.every((c) => c <= 1),
+    `starts per check: ${one.counts.join(' ')}`,
+  );
+});

@@ -1,0 +1,227 @@
+/**
+ * In-tunnel echo probes and per-network probe frames without a process per peer (issue
+ * 18): one long-lived helper per gateway (prober-helper.ts, python3 in the data-plane
+ * namespace), started once through CommandRunner.spawn and reused by every check. Where
+ * it cannot run (no spawn on the runner, python3 missing, no CAP_NET_RAW) callers fall
+ * back to one `ping` per echo (pingOnce) and a python3 run per check (l2-probe.ts).
+ */
+import { createInterface } from 'node:readline';
+import type { CommandRunner, SpawnedProcess } from '../lib/runner.js';
+import { parsePing, type ProbeResult } from './health.js';
+import type { L2Prober, ProbeSendResult } from './l2-probe.js';
+import { echoOverhead } from './mtu.js';
+import { HELPER_SCRIPT } from './prober-helper.js';
+
+/** One echo probe: `count` packets 0.2 s apart, answers awaited up to 1 s after the last. */
+export interface EchoRequest {
+  readonly address: string;
+  readonly count: number;
+  /** IP packet size in bytes, sent don't-fragment; undefined = ping's default, DF not forced. */
+  readonly size?: number | undefined;
+}
+
+/** Sends echo probes into the tunnel. */
+export interface Pinger {
+  echo(req: EchoRequest, netns: string | undefined): Promise<ProbeResult>;
+}
+
+const INTERVAL_S = 0.2;
+const WAIT_S = 1;
+/** ping's default payload (56 B): an 84 B IPv4 packet. */
+const DEFAULT_DATA = 56;
+
+/** One `ping` process per echo: the fallback, and what every check did before issue 18. */
+export async function pingOnce(
+  runner: CommandRunner,
+  req: EchoRequest,
+  netns: string | undefined,
+): Promise<ProbeResult> {
+  const { address, size, count } = req;
+  const df = size === undefined ? [] : ['-M', 'do', '-s', String(size - echoOverhead(address))];
+  const argv = ['ping', '-q', '-n', '-c', String(count), '-i', String(INTERVAL_S), '-W', '1'];
+  const r = await runner.run([...argv, ...df, address], {
+    netns,
+    allowFailure: true,
+    timeoutMs: 10_000,
+  });
+  return parsePing(r.stdout);
+}
+
+interface Running {
+  readonly proc: SpawnedProcess;
+  readonly netns: string | undefined;
+  readonly waiting: Map<number, (m: Record<string, unknown>) => void>;
+  alive: boolean;
+}
+
+/** How long a helper that could not start is left alone before the next try. */
+const RETRY_MS = 60_000;
+
+/**
+ * The long-lived helper: echo probes (Pinger) and probe frames (L2Prober) over one
+ * process. ready(netns) starts it (once; again after it died, or for another namespace)
+ * and says whether it runs; echo/send reject when it does not. close() ends it.
+ */
+export class HelperProber implements Pinger, L2Prober {
+  private running: Running | undefined;
+  private starting: Promise<Running | undefined> | undefined;
+  private retryAt = 0;
+  private nextId = 1;
+  /** Why the helper is not running, when it could not start ('' while it runs). */
+  lastError = '';
+
+  constructor(private readonly runner: CommandRunner) {}
+
+  /** True when the helper runs (started now if needed) in `netns`. */
+  async ready(netns: string | undefined): Promise<boolean> {
+    return (await this.ensure(netns)) !== undefined;
+  }
+
+  private async ensure(netns: string | undefined): Promise<Running | undefined> {
+    if (this.running?.alive && this.running.netns === netns) return this.running;
+    if (this.starting) return this.starting;
+    if (this.running) this.stopRunning();
+    if (!this.runner.spawn || Date.now() < this.retryAt) return undefined;
+    this.starting = this.start(netns).finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async start(netns: string | undefined): Promise<Running | undefined> {
+    let proc: SpawnedProcess;
+    try {
+      proc = this.runner.spawn!(['python3', '-u', '-c', HELPER_SCRIPT], { netns });
+    } catch (err) {
+      return this.failed(String(err));
+    }
+    const r: Running = { proc, netns, waiting: new Map(), alive: true };
+    let stderr = '';
+    proc.stderr.on('data', (d: Buffer) => (stderr = (stderr + String(d)).slice(-2000)));
+    let onReady!: (m: Record<string, unknown> | undefined) => void;
+    const first = new Promise<Record<string, unknown> | undefined>((res) => (onReady = res));
+    createInterface({ input: proc.stdout }).on('line', (line) => {
+      let m: Record<string, unknown>;
+      try {
+        m = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if ('ready' in m) return onReady(m);
+      const id = Number(m.id);
+      const w = r.waiting.get(id);
+      r.waiting.delete(id);
+      w?.(m);
+    });
+    void proc.exited.then((code) => {
+      r.alive = false;
+      onReady(undefined);
+      const why = { error: `probe helper exited (${code}): ${stderr.trim().split('\n').at(-1)}` };
+      for (const w of r.waiting.values()) w(why);
+      r.waiting.clear();
+    });
+    const timer = setTimeout(() => onReady(undefined), 5000);
+    const hello = await first;
+    clearTimeout(timer);
+    if (hello?.ready !== true) {
+      proc.kill();
+      const why = typeof hello?.error === 'string' ? hello.error : stderr || 'no answer';
+      return this.failed(why);
+    }
+    this.lastError = '';
+    this.running = r;
+    return r;
+  }
+
+  private failed(why: string): undefined {
+    this.retryAt = Date.now() + RETRY_MS;
+    this.lastError = /ENOENT|No such file/.test(why)
+      ? 'python3 is not installed (apt-get install --no-install-recommends python3)'
+      : `probe helper: ${why.trim().split('\n')[0]}`;
+    return undefined;
+  }
+
+  private async request(
+    netns: string | undefined,
+    body: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    const r = await this.ensure(netns);
+    if (!r) throw new Error(this.lastError || 'probe helper not running');
+    const id = this.nextId++;
+    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        r.waiting.delete(id);
+        reject(new Error(`probe helper: no answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      r.waiting.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+    });
+    r.proc.stdin.write(JSON.stringify({ id, ...body }) + '\n');
+    const m = await reply;
+    if (typeof m.error === 'string') throw new Error(m.error);
+    return m;
+  }
+
+  async echo(req: EchoRequest, netns: string | undefined): Promise<ProbeResult> {
+    const data =
+      req.size === undefined ? DEFAULT_DATA : Math.max(0, req.size - echoOverhead(req.address));
+    const m = await this.request(
+      netns,
+      {
+        op: 'echo',
+        addr: req.address,
+        count: req.count,
+        data,
+        df: req.size !== undefined,
+        interval: INTERVAL_S,
+        wait: WAIT_S,
+      },
+      10_000,
+    );
+    const sent = Number(m.sent);
+    const received = Number(m.received);
+    return {
+      sent,
+      received,
+      loss: sent === 0 ? 1 : (sent - received) / sent,
+      rttMs: typeof m.rtt === 'number' ? Math.round(m.rtt * 1000) / 1000 : undefined,
+    };
+  }
+
+  async send(
+    identity: string,
+    devices: readonly string[],
+    netns: string | undefined,
+  ): Promise<ProbeSendResult> {
+    if (devices.length === 0) return { sent: new Set(), failed: new Map() };
+    let m;
+    try {
+      m = await this.request(netns, { op: 'frames', identity, devices }, 5000);
+    } catch (err) {
+      return { sent: new Set(), failed: new Map(), unavailable: String((err as Error).message) };
+    }
+    const sent = new Set(m.sent as string[]);
+    const failed = new Map(Object.entries((m.failed ?? {}) as Record<string, string>));
+    for (const d of devices) if (!sent.has(d) && !failed.has(d)) failed.set(d, 'no result');
+    return { sent, failed };
+  }
+
+  private stopRunning(): void {
+    this.running?.proc.kill();
+    this.running = undefined;
+  }
+
+  /** Ends the helper and waits for it to exit. Idempotent. */
+  async close(): Promise<void> {
+    await this.starting;
+    const r = this.running;
+    this.stopRunning();
+    await r?.proc.exited;
+  }
+}
+
+/** The delay before the next check: interval × (1 − jitter × random), so never longer. */
+export function jitteredDelay(intervalMs: number, random: number, jitter = 0.25): number {
+  return Math.round(intervalMs * (1 - jitter * Math.min(1, Math.max(0, random))));
+}
