@@ -37,6 +37,17 @@ export function verdictOf(s: State): Verdict {
     if (c.cordon) warnings.push(`cluster ${c.id} is cordoned: ${c.cordon.reason}`);
     if (c.health?.stale) problems.push(`cluster ${c.id}'s health report is stale (agent down?)`);
     if (c.rejoin) problems.push(`cluster ${c.id}: ${c.rejoin.remedy}`);
+    // A network's own data-path check (loop cut, path MTU, frames not received) is a fault
+    // of that cluster's side even when every tunnel is up.
+    if (c.health && !c.health.stale)
+      for (const n of c.health.networks)
+        if (
+          n.state === TunnelState.TUNNEL_STATE_DOWN ||
+          n.state === TunnelState.TUNNEL_STATE_DEGRADED
+        )
+          problems.push(
+            `cluster ${c.id} network ${n.name} ${tunnelState(n.state)}${n.reason ? `: ${n.reason}` : ''}`,
+          );
   }
   for (const p of s.peerings) {
     if (
