@@ -1,55 +1,51 @@
 /**
  * The whole agent on a real kube-apiserver, with the ServiceAccount and role from
- * deploy/rbac (a real token, not the admin): CRDs in, status subresources out, and
- * `kubectl get fednet` shows VNI, MTU and members. The broker is the fake federation (a real
- * Federation on an in-memory KV) and the gateway is FakeGateway: a real data plane (lab or
- * testbed) on this path is still open in issue 13.
+ * deploy/rbac (a real token, not the admin), on real parts everywhere else: nats-server
+ * with the generated credentials, the real Broker, two real gateways (wireguard-go, Linux
+ * bridges, namespaces). madrid's agent reads its CRDs from the API server and writes their
+ * status subresources; bristol's reads a folder. Pods ping across; `kubectl get fednet`
+ * shows VNI, MTU and members; deleting the ClusterPeering stops the traffic.
  */
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { Agent } from '../../cluster-agent/agent.js';
-import { FakeBroker, fakeFederation } from '../../cluster-agent/broker-link-fake.js';
-import { PeerMapCache } from '../../cluster-agent/peer-map-cache.js';
-import { KubernetesSource } from '../../cluster-agent/source-kubernetes.js';
-import { KubeStatusSink } from '../../cluster-agent/status-sink.js';
-import { FakeGateway } from '../../gateway/client-fake.js';
+import { AgentFederation, until } from '../fixtures/agent-federation.js';
 import { agentControlPlaneTest } from '../fixtures/kube-agent-control-plane.js';
-import { makeRunDir } from '../fixtures/run-dir.js';
-import { agentSettings } from '../fixtures/agent-settings.js';
 
-const test = agentControlPlaneTest();
+const test = agentControlPlaneTest({
+  netAdmin: true,
+  tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping', 'nats-server'],
+});
 
-const KEY_B = 'pD4zZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
-const WAIT_MS = 20_000;
-
-async function waitFor(ok: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what}: not within ${WAIT_MS} ms`);
+interface Status {
+  vni?: number;
+  effectiveMTU?: number;
+  members?: string[];
+  observedGeneration?: number;
+  active?: boolean;
+  reason?: string;
+  activeNetworks?: string[];
+  conditions?: { type: string; status: string; reason?: string }[];
 }
 
-test('kube agent e2e - the agent with its ServiceAccount: CRDs in, status out, kubectl shows it', async (t) => {
-  t.timeout(90_000);
+test('kube agent e2e - ServiceAccount agent on real NATS, broker and gateways: CRDs in, traffic across, status out', async (t) => {
+  t.timeout(150_000);
   const { kube, token } = t.context;
-  const run = await makeRunDir('kubeagent');
-  t.teardown(() => run.remove());
-  const fed = fakeFederation();
-  await fed.register('bristol', {
-    publicKey: KEY_B,
-    endpoints: ['198.18.0.2:51820'],
-    capabilities: [],
+  const fed = await AgentFederation.start(t, {
+    clusters: ['madrid', 'bristol'],
+    networks: [{ name: 'cdn', vni: 0, subnet: 10 }],
+    exported: ['cdn'],
+    probeMs: 1000,
   });
-  await fed.setExports('bristol', ['cdn']);
-  await fed.setPeerings('bristol', [{ remoteCluster: 'madrid' }]);
+  const madrid = fed.dirs.get('madrid')!;
+  const kubeconfig = await kube.kubeconfigFor(token);
+  madrid.config.source = { kubernetes: { kubeconfig } };
+  await writeFile(join(madrid.manifests, 'README'), 'madrid reads its CRDs from the API server\n');
   await kube.kubectl(['apply', '-f', '-'], {
     input: [
       'apiVersion: l2fed.io/v1alpha1',
       'kind: FederatedNetwork',
       'metadata: {name: cdn}',
-      'spec: {segment: {ovsBridge: br-cdn, vlan: 20}}',
+      'spec: {segment: {linuxBridge: br-cdn}}',
       '---',
       'apiVersion: l2fed.io/v1alpha1',
       'kind: ClusterPeering',
@@ -57,53 +53,29 @@ test('kube agent e2e - the agent with its ServiceAccount: CRDs in, status out, k
       'spec: {remoteCluster: bristol}',
     ].join('\n'),
   });
+  for (const id of ['madrid', 'bristol']) await fed.startAgent(id);
 
-  const broker = new FakeBroker(fed, 'madrid');
-  const gateway = new FakeGateway();
-  const kubeConfig = kube.kubeConfig(token);
-  const agent = new Agent({
-    settings: agentSettings({ healthPollMs: 50, backoff: { initialMs: 20, maxMs: 200 } }),
-    source: new KubernetesSource({
-      kubeConfig,
-      debounceMs: 20,
-      resyncMs: 0,
-      backoff: { initialMs: 20, maxMs: 200 },
-    }),
-    broker,
-    gateway,
-    status: new KubeStatusSink(kubeConfig),
-    cache: new PeerMapCache(join(run.path, 'cache'), 'madrid'),
-    log: pino({ level: 'silent' }),
-  });
-  t.teardown(() => agent.stop());
-  await agent.start();
-
+  const upMs = await until('cdn ping across', async () => (await fed.ping('cdn')).ok, 60_000);
+  t.log(`first ping across ${upMs} ms after the agents started`);
   const get = async (what: string) =>
-    JSON.parse((await kube.kubectl(['get', what, '-o', 'json'])).stdout) as {
-      status?: {
-        vni?: number;
-        effectiveMTU?: number;
-        members?: string[];
-        active?: boolean;
-        conditions?: { type: string; status: string }[];
-      };
-    };
-  await waitFor(
+    (JSON.parse((await kube.kubectl(['get', what, '-o', 'json'])).stdout) as { status?: Status })
+      .status ?? {};
+  await until(
+    'cdn Ready in its status subresource',
     async () =>
-      (await get('fednet/cdn')).status?.conditions?.some(
+      (await get('fednet/cdn')).conditions?.some(
         (c) => c.type === 'Ready' && c.status === 'True',
       ) === true,
-    'cdn Ready',
   );
-  const net = (await get('fednet/cdn')).status!;
+  const net = await get('fednet/cdn');
   t.is(net.effectiveMTU, 1370);
   t.deepEqual(net.members, ['bristol', 'madrid']);
-  t.is(typeof net.vni, 'number');
-  t.like(gateway.last?.networks?.[0], {
-    name: 'cdn',
-    segment: { type: 'ovs', bridge: 'br-cdn', vlan: 20 },
-    peers: ['bristol'],
-  });
+  t.is(net.observedGeneration, 1);
+  // The VNI the broker allocated is the one madrid's gateway carries.
+  const carried = fed.gateways
+    .get('madrid')!
+    .gateway.config?.networks.find((n) => n.name === 'cdn');
+  t.is(net.vni, carried?.vni);
   const table = (await kube.kubectl(['get', 'fednet'])).stdout;
   t.log(table);
   t.deepEqual(table.split('\n')[1]?.split(/\s+/).slice(0, 5), [
@@ -113,10 +85,22 @@ test('kube agent e2e - the agent with its ServiceAccount: CRDs in, status out, k
     '["bristol","madrid"]',
     'True',
   ]);
-  await waitFor(async () => (await get('cpeer/bristol')).status?.active === true, 'peering');
+  await until(
+    'peering Established',
+    async () => (await get('cpeer/bristol')).reason === 'Established',
+  );
+  const peering = await get('cpeer/bristol');
+  t.true(peering.active);
+  t.deepEqual(peering.activeNetworks, ['cdn']);
+  t.like(
+    peering.conditions?.find((c) => c.type === 'Mutual'),
+    { status: 'True', reason: 'BothDeclared' },
+  );
 
-  // Deleting the peering object withdraws it from the broker and the gateway.
+  // Deleting the peering object withdraws it: the broker drops it, the tunnel goes.
   await kube.kubectl(['delete', 'cpeer', 'bristol']);
-  await waitFor(() => Promise.resolve((gateway.last?.peers ?? []).length === 0), 'peer removed');
-  t.deepEqual(broker.calls.filter((c) => c.verb === 'peerings').at(-1)?.body, { peerings: [] });
+  const goneMs = await until('traffic stops', async () => !(await fed.ping('cdn')).ok, 30_000);
+  t.log(`traffic stopped ${goneMs} ms after the ClusterPeering was deleted`);
+  t.false((await fed.ping('cdn', 5)).ok, 'no ping passes without the peering');
+  t.deepEqual(fed.gateways.get('madrid')!.gateway.config?.peers ?? [], []);
 });
