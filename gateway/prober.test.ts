@@ -7,6 +7,7 @@ import { FakeDataPlane } from './dataplane-fake.js';
 import { Gateway } from './gateway.js';
 import { HealthMonitor } from './health-monitor.js';
 import { SpawningFakeRunner } from './prober-fake.js';
+import { jitteredDelay } from './prober.js';
 import { PRIV, PUB } from '../test/fixtures/gateway-over-fakes.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -84,4 +85,40 @@ test('health cost - process starts per check do not grow with peers (1, 10, 50)'
     one.counts.every((c) => c <= 1),
     `starts per check: ${one.counts.join(' ')}`,
   );
+});
+
+test('health cost - path MTU through the helper: same probes as with ping (needed DF, small, search from the last answer)', async (t) => {
+  const { runner, monitor } = await rig(t, 1);
+  const B = '198.19.255.2';
+  runner.helper.answer = (_a, bytes) => bytes <= 1340;
+  const h = await monitor.check();
+  t.is(h?.peers[0]?.status, 'degraded');
+  t.deepEqual(h?.peers[0]?.pathMtu, { needed: 1420, measured: 1340, cannotCarry: ['cdn'] });
+  runner.helper.echoes.length = 0;
+  await monitor.check();
+  t.deepEqual(runner.helper.echoes, [`${B} 1420 DF`, `${B} 84`, `${B} 1340 DF`, `${B} 1341 DF`]);
+  t.false(
+    runner.calls.some((c) => c.argv[0] === 'ping'),
+    'no ping process',
+  );
+  t.deepEqual(runner.helper.frames.at(-1), ['l2fv100']);
+});
+
+test('health cost - a helper that cannot run: one ping per echo and a python3 run, as before; not restarted every check', async (t) => {
+  const { runner, monitor } = await rig(t, 2);
+  runner.helper.refuse = '[Errno 1] Operation not permitted';
+  const h = await monitor.check();
+  t.is(h?.peers.filter((p) => p.status === 'up').length, 2);
+  t.is(runner.calls.filter((c) => c.argv[0] === 'ping').length, 2);
+  t.is(runner.calls.filter((c) => c.argv[0] === 'python3').length, 2, 'one spawn, one run');
+  await monitor.check();
+  t.is(runner.helper.started, 1, 'retried after a minute, not every check');
+  t.is(runner.calls.filter((c) => c.argv[0] === 'ping').length, 4);
+});
+
+test('health cost - jitter: the next check comes 0.75..1 interval later, never later', (t) => {
+  t.is(jitteredDelay(2000, 0), 2000);
+  t.is(jitteredDelay(2000, 1), 1500);
+  t.is(jitteredDelay(2000, 0.5, 0.1), 1900);
+  t.is(jitteredDelay(2000, 7), 1500);
 });

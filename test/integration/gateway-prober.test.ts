@@ -1,0 +1,75 @@
+/**
+ * The long-lived probe helper (gateway/prober.ts) against real namespaces: one process
+ * for any number of echoes and frame sends; ICMP echo with RTT and loss; don't-fragment
+ * at the asked size (a size over the route MTU fails with DF, passes without); IPv6;
+ * restarted after it dies; gone after close().
+ */
+import { ExecaRunner, RecordingRunner } from '../../lib/runner.js';
+import { NetnsSet } from '../../lib/netns.js';
+import { shortId } from '../../lib/short-id.js';
+import { HelperProber } from '../../gateway/prober.js';
+import { testWith } from '../fixtures/privileges.js';
+
+const test = testWith({ netAdmin: true, tools: ['ip', 'python3'] });
+
+test('prober helper - echoes, DF sizes, IPv6, frames: one process; restarts; closes', async (t) => {
+  t.timeout(60_000);
+  const runner = new RecordingRunner(new ExecaRunner());
+  const netns = new NetnsSet(runner, `l2fed-pr${shortId()}`);
+  t.teardown(() => netns.dispose());
+  const a = await netns.add('a');
+  const b = await netns.add('b');
+  await netns.veth({ ns: a, ifname: 'pa' }, { ns: b, ifname: 'pb' }, { mtu: 1400 });
+  await netns.addr(a, 'pa', '198.19.255.1/24');
+  await netns.addr(b, 'pb', '198.19.255.2/24');
+  await netns.addr(a, 'pa', 'fd00:18::1/64');
+  await netns.addr(b, 'pb', 'fd00:18::2/64');
+  const helper = new HelperProber(runner);
+  t.teardown(() => helper.close());
+  runner.clear();
+
+  t.true(await helper.ready(a), helper.lastError);
+  const small = await helper.echo({ address: '198.19.255.2', count: 3 }, a);
+  t.like(small, { sent: 3, received: 3, loss: 0 });
+  t.true((small.rttMs ?? 0) > 0);
+  // The route MTU is 1400: DF at 1400 crosses, DF at 1401 cannot leave (EMSGSIZE: sent,
+  // unanswered, as ping counts it).
+  t.like(await helper.echo({ address: '198.19.255.2', count: 2, size: 1400 }, a), {
+    received: 2,
+  });
+  t.like(await helper.echo({ address: '198.19.255.2', count: 2, size: 1401 }, a), {
+    sent: 2,
+    received: 0,
+    loss: 1,
+  });
+  t.like(await helper.echo({ address: 'fd00:18::2', count: 2, size: 1400 }, a), { received: 2 });
+  t.like(await helper.echo({ address: 'fd00:18::2', count: 2, size: 1401 }, a), { received: 0 });
+  // Nobody there: all lost, within ~1.2 s (2 × 0.2 s apart, 1 s wait).
+  const started = Date.now();
+  t.like(await helper.echo({ address: '198.19.255.9', count: 2 }, a), { received: 0, loss: 1 });
+  t.true(Date.now() - started < 3000, `${Date.now() - started} ms`);
+  // Many at once, one process.
+  const many = await Promise.all(
+    Array.from({ length: 40 }, () => helper.echo({ address: '198.19.255.2', count: 3 }, a)),
+  );
+  t.true(many.every((r) => r.received === 3));
+  const frames = await helper.send('site-a', ['pa', 'nope0'], a);
+  t.deepEqual([...frames.sent], ['pa']);
+  t.regex(frames.failed.get('nope0') ?? '', /No such device/);
+  t.deepEqual(
+    runner.calls.map((c) => [c.argv[0], c.netns]),
+    [['python3', a]],
+    'one helper started, nothing else ran',
+  );
+
+  // Killed behind its back: the next call starts a new one.
+  const pids = await runner.run(['ip', 'netns', 'pids', a]);
+  t.is(pids.stdout.trim().split(/\s+/).length, 1);
+  await runner.run(['kill', pids.stdout.trim()]);
+  await new Promise((r) => setTimeout(r, 200));
+  t.true(await helper.ready(a), helper.lastError);
+  t.like(await helper.echo({ address: '198.19.255.2', count: 1 }, a), { received: 1 });
+  await helper.close();
+  const after = await runner.run(['ip', 'netns', 'pids', a]);
+  t.is(after.stdout.trim(), '', 'close() leaves no process behind');
+});
