@@ -166,7 +166,8 @@ export class Federation {
     }
     // Claim first: a key another cluster holds is refused with nothing written.
     await this.keys.claim(id, req.publicKey);
-    const { rejoin: _pending, ...rest } = cur.value;
+    // The old gateway's announced next key goes with it: nobody will switch to it.
+    const { rejoin: _pending, nextKey: abandoned, ...rest } = cur.value;
     const next: ClusterRecord = {
       ...rest,
       publicKey: req.publicKey,
@@ -175,9 +176,10 @@ export class Federation {
       keySince: at,
     };
     const r = await this.store.cas('clusters', id, next, cur.revision);
-    return r.type === 'ok'
-      ? done({ cluster: next, created: false, changed: true, replacedKey: cur.value.publicKey })
-      : retry;
+    if (r.type !== 'ok') return retry;
+    if (abandoned && abandoned.publicKey !== req.publicKey)
+      await this.keys.release(id, abandoned.publicKey);
+    return done({ cluster: next, created: false, changed: true, replacedKey: cur.value.publicKey });
   }
 
   /**

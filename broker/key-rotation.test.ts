@@ -200,3 +200,16 @@ test('key rotation - over the wire: ack-key is a request of the acking cluster; 
   const announce = await send('l2fed.v1.a.announce-key', { publicKey: KEY_A, nextKey: KEY_A });
   t.false(announce.ok, 'the next key must differ');
 });
+
+test("key rotation - a rejoin (replaced node) drops the old gateway's announced next key and frees it", async (t) => {
+  let clock = Date.now();
+  const { fed, store, map, record } = await setup(() => clock);
+  await fed.announceKey('a', { publicKey: KEY_A, nextKey: KEY_N });
+  clock += 10 * 60_000; // the old gateway has been silent long enough
+  const fresh = 'QNzpVs/RNSXR4ujgKXH3PFYc7hDEIBDSEJQaQUvd0Fs=';
+  await fed.register('a', reg(fresh, 1));
+  t.is((await record('a')).publicKey, fresh);
+  t.is((await record('a')).nextKey, undefined, 'nobody will switch to it');
+  t.is((await map('b')).peers.find((p) => p.cluster === 'a')?.nextPublicKey, undefined);
+  t.is(await store.get('publicKeys', KEYS.publicKey(KEY_N)), undefined, 'claim freed');
+});
