@@ -181,27 +181,52 @@ function userEntry(c: Credential, permissions: Permissions): Record<string, unkn
     : { user: c.user, password: c.password, permissions };
 }
 
+function checkClusterIds(ids: readonly string[], taken: ReadonlySet<string> = new Set()): void {
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (!isDns1123Label(id))
+      throw new BrokerConfigError(`cluster id "${id}" is not a DNS-1123 label`, 'clusters');
+    if (seen.has(id)) throw new BrokerConfigError(`cluster id "${id}" is listed twice`, 'clusters');
+    if (taken.has(id))
+      throw new BrokerConfigError(`cluster "${id}" already has credentials`, 'clusters');
+    seen.add(id);
+  }
+}
+
 /**
  * Creates fresh credentials for the broker and every cluster and the server config
  * that admits them. Not idempotent by design: each call mints new secrets.
  */
 export function generateFederationAuth(opts: FederationAuthOptions): FederationAuth {
   const mode = opts.mode ?? 'nkey';
-  const account = opts.account ?? 'L2FED';
-  const seen = new Set<string>();
-  for (const id of opts.clusters) {
-    if (!isDns1123Label(id))
-      throw new BrokerConfigError(`cluster id "${id}" is not a DNS-1123 label`, 'clusters');
-    if (seen.has(id)) throw new BrokerConfigError(`cluster id "${id}" is listed twice`, 'clusters');
-    seen.add(id);
-  }
-  const broker = newCredential(mode, 'l2fed-broker');
+  checkClusterIds(opts.clusters);
   const clusters: Record<string, Credential> = {};
-  const users = [userEntry(broker, brokerPermissions(opts.clusters))];
-  for (const id of opts.clusters) {
-    clusters[id] = newCredential(mode, `cluster-${id}`);
-    users.push(userEntry(clusters[id], clusterPermissions(id)));
-  }
+  for (const id of opts.clusters) clusters[id] = newCredential(mode, `cluster-${id}`);
+  return renderFederationAuth({
+    broker: newCredential(mode, 'l2fed-broker'),
+    clusters,
+    ...(opts.account ? { account: opts.account } : {}),
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
+}
+
+/** Credentials that exist already, and the server-config settings to keep. */
+export interface ExistingAuth {
+  readonly broker: Credential;
+  readonly clusters: Readonly<Record<string, Credential>>;
+  readonly account?: string;
+  readonly tls?: TlsSettings;
+}
+
+/**
+ * The server config that admits exactly these credentials (the broker's permissions name
+ * every cluster's inbox). Pure: no secret is minted.
+ */
+export function renderFederationAuth(a: ExistingAuth): FederationAuth {
+  const account = a.account ?? 'L2FED';
+  const ids = Object.keys(a.clusters).sort();
+  const users = [userEntry(a.broker, brokerPermissions(ids))];
+  for (const id of ids) users.push(userEntry(a.clusters[id]!, clusterPermissions(id)));
   // NATS config accepts JSON syntax; quoted strings are not variable-expanded, so
   // "$JS.API..." subjects are safe.
   const accounts = { [account]: { jetstream: 'enabled', users } };
@@ -210,14 +235,81 @@ export function generateFederationAuth(opts: FederationAuthOptions): FederationA
     // No no_auth_user: a connection without credentials is refused.
     `accounts: ${JSON.stringify(accounts, null, 2)}`,
   ];
-  if (opts.tls) {
-    const t = opts.tls;
+  if (a.tls) {
+    const t = a.tls;
     const tls: Record<string, unknown> = { cert_file: t.certFile, key_file: t.keyFile };
     if (t.caFile) tls.ca_file = t.caFile;
     if (t.verify) tls.verify = true;
     lines.push(`tls: ${JSON.stringify(tls, null, 2)}`);
   }
-  return { serverConfig: lines.join('\n') + '\n', broker, clusters };
+  return {
+    serverConfig: lines.join('\n') + '\n',
+    broker: a.broker,
+    clusters: Object.fromEntries(ids.map((id) => [id, a.clusters[id]!])),
+  };
+}
+
+/**
+ * Adds clusters to existing credentials: mints theirs (in the mode the broker's
+ * credential uses) and renders the server config anew; every other credential stays as
+ * it is, so no other cluster's Secret changes. Throws BrokerConfigError for a bad or
+ * already present id.
+ */
+export function addClusters(a: ExistingAuth, ids: readonly string[]): FederationAuth {
+  checkClusterIds(ids, new Set(Object.keys(a.clusters)));
+  const clusters = { ...a.clusters };
+  for (const id of ids) clusters[id] = newCredential(a.broker.type, `cluster-${id}`);
+  return renderFederationAuth({ ...a, clusters });
+}
+
+/** Removes clusters (their users leave the server config); throws for an unknown id. */
+export function removeClusters(a: ExistingAuth, ids: readonly string[]): FederationAuth {
+  const clusters = { ...a.clusters };
+  for (const id of ids) {
+    if (!(id in clusters))
+      throw new BrokerConfigError(`cluster "${id}" has no credentials to remove`, 'clusters');
+    delete clusters[id];
+  }
+  return renderFederationAuth({ ...a, clusters });
+}
+
+/**
+ * The settings of a server config renderFederationAuth wrote (account name, TLS block),
+ * so an edit keeps them. Throws BrokerConfigError for text it did not write.
+ */
+export function parseServerConfig(text: string): { account: string; tls?: TlsSettings } {
+  const block = (name: string): unknown => {
+    const m = new RegExp(`^${name}: (\\{[\\s\\S]*?^\\})`, 'm').exec(text);
+    if (!m) return undefined;
+    try {
+      return JSON.parse(m[1]!) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+  const accounts = block('accounts');
+  const names = accounts && typeof accounts === 'object' ? Object.keys(accounts) : [];
+  if (names.length !== 1)
+    throw new BrokerConfigError(
+      'nats-auth.conf is not one gen-auth wrote (no single accounts block); regenerate it with gen-auth --clusters',
+    );
+  const t = block('tls') as
+    { cert_file?: string; key_file?: string; ca_file?: string; verify?: boolean } | undefined;
+  if (t && (typeof t.cert_file !== 'string' || typeof t.key_file !== 'string'))
+    throw new BrokerConfigError('nats-auth.conf has a tls block without cert_file and key_file');
+  return {
+    account: names[0]!,
+    ...(t
+      ? {
+          tls: {
+            certFile: t.cert_file!,
+            keyFile: t.key_file!,
+            ...(t.ca_file ? { caFile: t.ca_file } : {}),
+            ...(t.verify ? { verify: true } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 /** nats.js connect options for a credential (cluster users also need their inbox prefix). */

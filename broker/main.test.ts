@@ -117,3 +117,43 @@ test.serial(
     t.notDeepEqual(await readFile(join(out, 'broker.creds.json'), 'utf8'), before[1]);
   },
 );
+
+test.serial(
+  'broker main - gen-auth edits: usage errors write nothing; --force drops clusters no longer listed',
+  async (t) => {
+    const dir = await scratch(t);
+    const out = join(dir, 'auth');
+    const none = await t.throwsAsync(main(['gen-auth', '--add-clusters', 'c', '--out', out]));
+    t.regex(none.message, /cannot read .*nats-auth\.conf.*run that first/);
+    await printed([
+      'gen-auth',
+      '--clusters',
+      'a,b',
+      '--out',
+      out,
+      '--tls-cert',
+      '/t/c.pem',
+      '--tls-key',
+      '/t/k.pem',
+    ]);
+    const conf = await readFile(join(out, 'nats-auth.conf'), 'utf8');
+    for (const argv of [
+      ['--clusters', 'a', '--add-clusters', 'c'],
+      ['--add-clusters', 'c', '--mode', 'password'],
+      ['--add-clusters', 'c', '--force'],
+      ['--add-clusters', 'Bad_Id'],
+      ['--remove-clusters', 'zz'],
+      ['--add-clusters', ''],
+    ]) {
+      await t.throwsAsync(main(['gen-auth', ...argv, '--out', out]), undefined, argv.join(' '));
+      t.is(await readFile(join(out, 'nats-auth.conf'), 'utf8'), conf, argv.join(' '));
+    }
+    t.deepEqual((await readdir(join(out, 'clusters'))).sort(), ['a.creds.json', 'b.creds.json']);
+    // An edit keeps the TLS block it did not get flags for.
+    await printed(['gen-auth', '--add-clusters', 'c', '--out', out]);
+    t.regex(await readFile(join(out, 'nats-auth.conf'), 'utf8'), /"cert_file": "\/t\/c\.pem"/);
+    // A full regeneration with fewer clusters leaves no stale credential file behind.
+    await printed(['gen-auth', '--clusters', 'a', '--out', out, '--force']);
+    t.deepEqual(await readdir(join(out, 'clusters')), ['a.creds.json']);
+  },
+);

@@ -14,8 +14,7 @@
  * nats-server include file and one credentials file per cluster plus the broker's; it
  * refuses to replace existing ones without --force.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DaemonCommandLine } from '../lib/command-line.js';
@@ -23,15 +22,10 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Broker } from './broker.js';
 import { brokerConfigSchema } from './config.js';
-import {
-  connectOptionsFor,
-  credentialSchema,
-  generateFederationAuth,
-  type Credential,
-} from './auth-config.js';
+import { connectOptionsFor, credentialSchema, type Credential } from './auth-config.js';
 import { BrokerConfigError } from './errors.js';
 import { describeError } from '../lib/errors.js';
-import { existing } from '../lib/pki.js';
+import { genAuth } from './gen-auth.js';
 import { adminFileSchema, resolveAdmin, type AdminFlags } from './admin/config.js';
 import { startBrokerAdmin } from './admin/api.js';
 import { createLogger } from '../lib/log.js';
@@ -110,46 +104,6 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
   await broker.stop();
 }
 
-async function genAuth(v: Record<string, string | boolean | undefined>): Promise<void> {
-  const clusters = String(v.clusters ?? '')
-    .split(',')
-    .filter(Boolean);
-  const out = String(v.out ?? '');
-  if (clusters.length === 0 || !out)
-    throw new BrokerConfigError('gen-auth needs --clusters a,b and --out DIR');
-  if (v.mode !== undefined && v.mode !== 'nkey' && v.mode !== 'password')
-    throw new BrokerConfigError(`--mode must be nkey or password (got "${String(v.mode)}")`);
-  const mode = v.mode === 'password' ? 'password' : 'nkey';
-  const tls = tlsSettings(v);
-  const auth = generateFederationAuth({ clusters, mode, ...(tls ? { tls } : {}) });
-  const files = {
-    server: join(out, 'nats-auth.conf'),
-    broker: join(out, 'broker.creds.json'),
-    cluster: (id: string) => join(out, 'clusters', `${id}.creds.json`),
-  };
-  // New secrets lock out every holder of the old ones: replace them only when asked.
-  const found =
-    v.force === true
-      ? []
-      : await existing([files.server, files.broker, ...clusters.map(files.cluster)]);
-  if (found.length > 0)
-    throw new BrokerConfigError(
-      `these files already exist and would be replaced: ${found.join(', ')}. gen-auth mints ` +
-        `new credentials for the broker and every cluster: after a replacement every cluster ` +
-        `must get its new credentials file and nats-server must reload nats-auth.conf. Pass ` +
-        `--force to replace them, or use another --out`,
-    );
-  await mkdir(join(out, 'clusters'), { recursive: true, mode: 0o700 });
-  await writeFile(files.server, auth.serverConfig, { mode: 0o600 });
-  await writeFile(files.broker, JSON.stringify(auth.broker, null, 2), { mode: 0o600 });
-  for (const [id, c] of Object.entries(auth.clusters))
-    await writeFile(files.cluster(id), JSON.stringify(c, null, 2), { mode: 0o600 });
-  console.log(
-    `wrote ${out}/nats-auth.conf (add "include nats-auth.conf" to nats-server.conf), ` +
-      `broker.creds.json and clusters/<id>.creds.json for ${clusters.length} clusters`,
-  );
-}
-
 /**
  * gen-auth's --tls-* flags as TlsSettings, or undefined without any. Half a setting would
  * otherwise write a server config without TLS that the operator believes has it.
@@ -180,6 +134,8 @@ const USAGE = `usage:
        | --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after SECONDS]]
   l2fed broker gen-auth --clusters a,b --out DIR [--mode nkey|password]
       [--tls-cert F --tls-key F [--tls-ca F --tls-verify]] [--force]
+  l2fed broker gen-auth --add-clusters c --out DIR      (only c's file and nats-auth.conf change)
+  l2fed broker gen-auth --remove-clusters c --out DIR
 docs/broker.md (Deployment, Auth model) and docs/admin-api.md (Authentication) explain each.`;
 
 /** `run …` / `gen-auth …`; the CLI wires `l2fed broker` to this. */
@@ -189,6 +145,8 @@ export const COMMAND_LINE = {
   options: {
     config: { type: 'string' },
     clusters: { type: 'string' },
+    'add-clusters': { type: 'string' },
+    'remove-clusters': { type: 'string' },
     out: { type: 'string' },
     mode: { type: 'string' },
     'tls-cert': { type: 'string' },
@@ -222,7 +180,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'run':
       return run(values.config, values);
     case 'gen-auth':
-      return genAuth(values);
+      return genAuth(values, tlsSettings(values));
     default:
       throw new BrokerConfigError(USAGE);
   }
