@@ -230,3 +230,31 @@ test('agent rotation - a stale or refused ack is not retried forever; other peer
   await new Promise((r) => setTimeout(r, 300));
   t.true(acks <= 2, `ack of a stale key retried ${acks} times`);
 });
+
+test('agent rotation - while waiting, the rotating side still applies other changes (a peer key rotation of its own), keeping its tunnel key', async (t) => {
+  const fed = fakeFederation();
+  const madrid = await cluster(t, fed, 'madrid', FAKE_PUBLIC_KEY, ['bristol', 'athens'], 1);
+  const bristol = await cluster(t, fed, 'bristol', BRISTOL_KEY, ['madrid'], 2);
+  const athens = await cluster(t, fed, 'athens', ATHENS_KEY, ['madrid'], 3);
+  for (const c of [madrid, bristol, athens]) await c.agent.start();
+  await waitFor('all peered', async () => {
+    await pump(madrid, bristol, athens);
+    return madrid.entry('bristol') !== undefined && madrid.entry('athens') !== undefined;
+  });
+  await bristol.agent.stop(); // holds madrid's rotation
+  await madrid.gateway.rotateKey();
+  await waitFor('madrid waits', async () => {
+    await pump(madrid, athens);
+    return /waiting for: bristol/.test((await madrid.summary()).gateway.rotation ?? '');
+  });
+  // athens rotates too: madrid must install athens' next key although it waits itself.
+  athens.gateway.nextKeys.push('QNzpVs/RNSXR4ujgKXH3PFYc7hDEIBDSEJQaQUvd0Fs=');
+  await athens.gateway.rotateKey();
+  await waitFor('madrid holds athens next key, athens switches', async () => {
+    await pump(madrid, athens);
+    return athens.gateway.activeKey === 'QNzpVs/RNSXR4ujgKXH3PFYc7hDEIBDSEJQaQUvd0Fs=';
+  });
+  t.is(madrid.gateway.activeKey, FAKE_PUBLIC_KEY, 'madrid still on its old key');
+  t.is(madrid.gateway.pendingKey, FAKE_NEXT_PUBLIC_KEY);
+  t.true(madrid.gateway.last?.wireguard.keepKey, 'applied with keepKey');
+});

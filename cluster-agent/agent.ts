@@ -553,23 +553,26 @@ export class Agent {
       this.d.log.warn({ err: this.build.message }, 'gateway config refused; waiting for a change');
       return DONE; // retrying cannot help; a new desired state or peer map will
     }
-    const config = this.build.config;
-    // Any apply switches the tunnel to a pending key, so hold until every peer's gateway
-    // holds it (acknowledged through the broker) or the broker already committed it; then
+    // A pending key switches the tunnel only once every peer's gateway holds it
+    // (acknowledged through the broker) or the broker already committed it; until then
+    // applies keep the tunnel's key (keepKey), so other changes still go on. Once ready,
     // switch even if nothing else changed.
     const pending = pendingKey(this.key);
     this.rotationStatus = undefined;
+    let hold = false;
     if (pending && this.registeredKey !== pending) {
       const wait = rotationWait(this.peerMap, pending);
       if (!wait.ready) {
         this.rotationStatus = wait.announced
           ? `rotation waiting for: ${wait.waitingFor.join(', ')} (their gateways do not hold the next key yet; the tunnel keeps the current key)`
           : 'rotation waiting for: the broker to announce the next key';
-        return DONE;
+        hold = true;
       }
     }
+    const built = this.build.config;
+    const config = hold ? { ...built, wireguard: { ...built.wireguard, keepKey: true } } : built;
     let outcome = DONE;
-    if (canonicalJson(config) !== this.appliedKey || pending) {
+    if (canonicalJson(config) !== this.appliedKey || (pending && !hold)) {
       try {
         this.noteApplied(config, await this.d.gateway.apply(config));
         this.cachedConfig = config;

@@ -56,9 +56,11 @@ export class FakeGateway implements GatewayApi {
       );
     }
     const changed = JSON.stringify(this.last) === JSON.stringify(input) ? [] : ['changed'];
-    const switched = this.pendingKey !== undefined;
-    if (this.pendingKey) this.activeKey = this.pendingKey;
-    this.pendingKey = undefined;
+    const switched = this.pendingKey !== undefined && !input.wireguard?.keepKey;
+    if (switched) {
+      this.activeKey = this.pendingKey!;
+      this.pendingKey = undefined;
+    }
     const steps = switched ? [...changed, 'tunnel-set-key'] : changed;
     this.applied.push(input);
     this.reportValue = {

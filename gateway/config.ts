@@ -156,6 +156,11 @@ const configSchema = z.strictObject({
     listenPort: z.int().min(1).max(65_535),
     /** Absolute path; the gateway creates the key here (mode 0600) when it is missing. */
     privateKeyFile: z.string().startsWith('/', 'privateKeyFile must be an absolute path'),
+    /**
+     * Keep the key the tunnel uses now although RotateKey wrote a new one (the agent,
+     * while peers do not hold the new key yet); without a tunnel key it has no effect.
+     */
+    keepKey: z.boolean().optional(),
   }),
   /** Own inside-the-tunnel address with prefix, e.g. 10.99.0.1/24. */
   transitAddress: z.cidrv4('transitAddress must be an IPv4 CIDR like 10.99.0.1/24'),

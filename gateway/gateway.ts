@@ -14,7 +14,7 @@ import { ConfigError } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Host } from './host.js';
 import { NftFirewall, requireNft } from './firewall-nft.js';
-import { ensurePrivateKey, rotatePrivateKey, type KeyPair } from './keys.js';
+import { derivePublicKey, ensurePrivateKey, rotatePrivateKey, type KeyPair } from './keys.js';
 import { IpLinks } from './links-ip.js';
 import { desiredState, type ObservedDataplane } from './model.js';
 import { describeStep, planSteps, type Step } from './plan.js';
@@ -109,6 +109,8 @@ export class Gateway {
   private backends: Backends | undefined;
   private netns: string | undefined;
   private keys: KeyPair | undefined;
+  /** The key the tunnel uses as of the last apply (keepKey may hold it behind `keys`). */
+  private active: Pick<KeyPair, 'privateKey' | 'publicKey'> | undefined;
   private last: GatewayConfig | undefined;
   private lastReportValue: GatewayReport | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -208,7 +210,8 @@ export class Gateway {
       const { config: asked, backends } = await this.prepare(input);
       const observed = await observe(backends, asked.wireguard.ifname);
       const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
-      const steps = planSteps(desiredState(config, this.keys!.privateKey), observed, this.now());
+      const key = await this.tunnelKey(config, observed.tunnel);
+      const steps = planSteps(desiredState(config, key.privateKey), observed, this.now());
       return { steps, lines: steps.map(describeStep) };
     });
   }
@@ -226,16 +229,18 @@ export class Gateway {
         const { config: asked, backends } = await this.prepare(input);
         const observed = await observe(backends, asked.wireguard.ifname);
         const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
-        steps = planSteps(desiredState(config, this.keys!.privateKey), observed, this.now());
+        const key = await this.tunnelKey(config, observed.tunnel);
+        steps = planSteps(desiredState(config, key.privateKey), observed, this.now());
         await executePlan(backends, steps);
         this.last = config;
+        this.active = key;
         this.lastReportValue = this.report(config);
         this.watchHandshakes(
           handshakesDue(
             steps,
             observed.tunnel,
-            desiredState(config, this.keys!.privateKey).tunnel.peers,
-            this.keys!.publicKey,
+            desiredState(config, key.privateKey).tunnel.peers,
+            key.publicKey,
           ),
         );
         this.watchStandby();
@@ -247,6 +252,21 @@ export class Gateway {
         throw err;
       }
     });
+  }
+
+  /**
+   * The key the tunnel is to use: the key file's, unless the config keeps the tunnel's
+   * current key (keepKey) and the tunnel has another one.
+   */
+  private async tunnelKey(
+    config: GatewayConfig,
+    tunnel: { readonly privateKey: string | undefined } | undefined,
+  ): Promise<Pick<KeyPair, 'privateKey' | 'publicKey'>> {
+    const file = this.keys!;
+    const inUse = tunnel?.privateKey;
+    if (!config.wireguard.keepKey || !inUse || inUse === file.privateKey) return file;
+    if (this.active?.privateKey === inUse) return this.active;
+    return { privateKey: inUse, publicKey: await derivePublicKey(this.options.runner, inUse) };
   }
 
   /** Reads the current state of the data plane (no changes). */
@@ -390,10 +410,11 @@ export class Gateway {
   }
 
   private report(config: GatewayConfig): GatewayReport {
-    const desired = desiredState(config, this.keys!.privateKey);
+    const key = this.active ?? this.keys!;
+    const desired = desiredState(config, key.privateKey);
     return {
       identity: config.identity,
-      publicKey: this.keys!.publicKey,
+      publicKey: key.publicKey,
       tunnel: {
         kind: this.backends!.tunnel.kind,
         ifname: desired.tunnel.ifname,

@@ -34,6 +34,7 @@ export function configFromProto(c: pb.GatewayConfig | undefined): unknown {
       ifname: c.wireguard.ifname,
       listenPort: c.wireguard.listenPort,
       privateKeyFile: c.wireguard.privateKeyFile,
+      ...(c.wireguard.keepKey ? { keepKey: true } : {}),
     },
     transitAddress: c.transitAddress,
     ...(c.underlayMtu ? { underlayMtu: c.underlayMtu } : {}),
@@ -66,7 +67,7 @@ export function configToProto(c: GatewayConfigInput): pb.GatewayConfig {
   return {
     identity: c.identity,
     netns: c.netns ?? '',
-    wireguard: { ...c.wireguard },
+    wireguard: { ...c.wireguard, keepKey: c.wireguard.keepKey ?? false },
     transitAddress: c.transitAddress,
     underlayMtu: c.underlayMtu ?? 0,
     vxlanPort: c.vxlanPort ?? 0,

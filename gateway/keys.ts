@@ -18,7 +18,8 @@ export interface KeyPair {
   readonly generated: boolean;
 }
 
-async function derivePublicKey(runner: CommandRunner, privateKey: string): Promise<string> {
+/** The public key of `privateKey` (`wg pubkey`). */
+export async function derivePublicKey(runner: CommandRunner, privateKey: string): Promise<string> {
   return (await runner.run(['wg', 'pubkey'], { input: `${privateKey}\n` })).stdout.trim();
 }
 

@@ -92,3 +92,41 @@ test('gateway - holds a next key as a standby entry (no allowed IPs, no keepaliv
   // The agent's apply of the old map (b's commit not seen yet) keeps the promotion.
   t.deepEqual((await gw.apply(withNext(join(dir, 'wg.key')))).steps, []);
 });
+
+const NEXT_PRIV = 'aMKMzV+dDlD2mRfyA1d1MZn8lkqGmYlGZ5NMkmJ4F0I=';
+const NEXT_PUB = 'eQ0yYfXh3vXz0mB8m0mJ7kQyq3cM3n6JtWcX0b5c1Fs=';
+
+test('gateway - keepKey: a rotated key waits while other changes apply; without it the tunnel switches', async (t) => {
+  const { dir, plane, runner, gw } = await gatewayOverFakes(t, { linuxBridge: ['br-vod'] });
+  t.teardown(() => gw.teardown());
+  const file = join(dir, 'wg.key');
+  const first = await gw.apply(
+    madridConfig(file, [
+      { name: 'vod', vni: 200, segment: { type: 'linux-bridge', bridge: 'br-vod' }, peers: ['b'] },
+    ]),
+  );
+  const oldPub = first.report.publicKey;
+  runner.once('wg genkey', { stdout: NEXT_PRIV }).once('wg pubkey', { stdout: NEXT_PUB });
+  await gw.rotateKey();
+  t.is(gw.pendingPublicKey, NEXT_PUB);
+  // Each apply reads the key file again (the fake runner derives every other key as PUB).
+  runner.once('wg pubkey', { stdout: NEXT_PUB }).once('wg pubkey', { stdout: NEXT_PUB });
+  // A change while peers do not hold the new key yet: b's next key arrives (standby).
+  const held = withNext(file);
+  const r = await gw.apply({ ...held, wireguard: { ...held.wireguard, keepKey: true } });
+  t.deepEqual(
+    r.steps.map((s) => s.kind),
+    ['tunnel-set-peer'],
+    'no tunnel-set-key',
+  );
+  t.is(r.report.publicKey, oldPub, 'the tunnel keeps the old key');
+  t.is(gw.pendingPublicKey, NEXT_PUB, 'still pending');
+  t.not(plane.tunnel.devices.get('l2fa')?.privateKey, NEXT_PRIV);
+  const sw = await gw.apply(held);
+  t.true(
+    sw.steps.some((s) => s.kind === 'tunnel-set-key'),
+    'switched',
+  );
+  t.is(sw.report.publicKey, NEXT_PUB);
+  t.is(gw.pendingPublicKey, undefined);
+});

@@ -71,6 +71,11 @@ export interface WireGuard {
    * The key itself never crosses this API.
    */
   privateKeyFile: string;
+  /**
+   * Keep the key the tunnel uses now although RotateKey wrote a new one (the agent,
+   * while peers do not hold the new key yet). No effect without a tunnel key.
+   */
+  keepKey: boolean;
 }
 
 /** A remote gateway. */
@@ -598,7 +603,7 @@ export const BumLimit: MessageFns<BumLimit> = {
 };
 
 function createBaseWireGuard(): WireGuard {
-  return { ifname: "", listenPort: 0, privateKeyFile: "" };
+  return { ifname: "", listenPort: 0, privateKeyFile: "", keepKey: false };
 }
 
 export const WireGuard: MessageFns<WireGuard> = {
@@ -611,6 +616,9 @@ export const WireGuard: MessageFns<WireGuard> = {
     }
     if (message.privateKeyFile !== "") {
       writer.uint32(26).string(message.privateKeyFile);
+    }
+    if (message.keepKey !== false) {
+      writer.uint32(32).bool(message.keepKey);
     }
     return writer;
   },
@@ -652,6 +660,14 @@ export const WireGuard: MessageFns<WireGuard> = {
             message.privateKeyFile = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.keepKey = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -677,6 +693,11 @@ export const WireGuard: MessageFns<WireGuard> = {
         : isSet(object.private_key_file)
         ? globalThis.String(object.private_key_file)
         : "",
+      keepKey: isSet(object.keepKey)
+        ? globalThis.Boolean(object.keepKey)
+        : isSet(object.keep_key)
+        ? globalThis.Boolean(object.keep_key)
+        : false,
     };
   },
 
@@ -691,6 +712,9 @@ export const WireGuard: MessageFns<WireGuard> = {
     if (message.privateKeyFile !== "") {
       obj.privateKeyFile = message.privateKeyFile;
     }
+    if (message.keepKey !== false) {
+      obj.keepKey = message.keepKey;
+    }
     return obj;
   },
 
@@ -702,6 +726,7 @@ export const WireGuard: MessageFns<WireGuard> = {
     message.ifname = object.ifname ?? "";
     message.listenPort = object.listenPort ?? 0;
     message.privateKeyFile = object.privateKeyFile ?? "";
+    message.keepKey = object.keepKey ?? false;
     return message;
   },
 };
