@@ -301,3 +301,69 @@ test('cli - broker main run serves the admin API with --insecure-admin (and warn
     /admin API on 127\.0\.0\.1:0 has no authentication configured: give --admin-ca, --admin-cert and --admin-key/,
   );
 });
+
+test('cli - uncordon, evict and release through the binary; colour only on a terminal', async (t) => {
+  const fx = await startAdminFixture(t);
+  await seedScenario(fx);
+  const env = { L2FED_SERVER: fx.address };
+
+  t.is((await l2fed(['cordon', 'athens', '--reason', 'maintenance'], env)).exitCode, 0);
+  const uncordon = await l2fed(['uncordon', 'athens', '--reason', 'done'], env);
+  t.is(uncordon.exitCode, 0, uncordon.stderr);
+  t.regex(uncordon.stdout, /^uncordoned athens; peer maps restored \(audit \S+ by insecure\)$/);
+  const notCordoned = await l2fed(['evict', 'athens', '--reason', 'gone'], env);
+  t.is(notCordoned.exitCode, 1);
+  t.regex(
+    notCordoned.stderr,
+    /FAILED_PRECONDITION: cluster "athens" is not cordoned; cordon it first/,
+  );
+  const evict = await l2fed(['evict', 'athens', '--reason', 'gone', '--force'], env);
+  t.is(evict.exitCode, 0, evict.stderr);
+  t.regex(
+    evict.stdout,
+    /deregistered athens; released transit 100\.64\.[\d.]+; released networks web/,
+  );
+  const gone = await l2fed(['describe', 'cluster', 'athens'], env);
+  t.is(gone.exitCode, 1);
+  t.regex(gone.stderr, /NOT_FOUND/);
+  const vni = await l2fed(['release', 'vni', '4711', '--reason', 'orphaned'], env);
+  t.is(vni.exitCode, 1);
+  t.regex(vni.stderr, /NOT_FOUND: VNI 4711 is not claimed; nothing to release/);
+  const transit = await l2fed(
+    ['release', 'transit', '100.64.250.250', '--reason', 'orphaned'],
+    env,
+  );
+  t.is(transit.exitCode, 1);
+  t.regex(transit.stderr, /NOT_FOUND: transit address 100\.64\.250\.250 is not claimed/);
+  const audit = JSON.parse((await l2fed(['get', 'audit', '-o', 'json'], env)).stdout) as {
+    action: string;
+  }[];
+  t.deepEqual(
+    audit.map((a) => a.action),
+    ['CordonCluster', 'UncordonCluster', 'EvictCluster'],
+  );
+
+  // Colour: ANSI codes on a terminal (util-linux `script` gives the CLI a pty), none in a
+  // pipe, none with NO_COLOR.
+  const cmd = `node ${join(root, 'bin', 'l2fed.js')} status`;
+  const tty = await execa('script', ['-qec', cmd, '/dev/null'], {
+    reject: false,
+    timeout: 30_000,
+    env: { ...env, TERM: 'xterm', NO_COLOR: undefined },
+  });
+  const ESC = String.fromCharCode(27);
+  t.true(new RegExp(`${ESC}\\[3\\dm`).test(tty.stdout), 'coloured on a terminal');
+  const piped = await execa('node', [join(root, 'bin', 'l2fed.js'), 'status'], {
+    reject: false,
+    timeout: 30_000,
+    env: { ...env, TERM: 'xterm', NO_COLOR: undefined },
+  });
+  t.false(piped.stdout.includes(ESC), 'plain in a pipe');
+  const noColor = await execa('script', ['-qec', cmd, '/dev/null'], {
+    reject: false,
+    timeout: 30_000,
+    env: { ...env, TERM: 'xterm', NO_COLOR: '1' },
+  });
+  t.false(noColor.stdout.includes(ESC), 'plain with NO_COLOR');
+  t.regex(noColor.stdout, /VERDICT/);
+});
