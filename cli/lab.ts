@@ -9,6 +9,7 @@ interface LabUpFlags {
   podsPerCluster: string;
   once?: boolean;
   verify: boolean;
+  image?: string;
 }
 
 export function registerLab(program: Command): void {
@@ -32,6 +33,10 @@ export function registerLab(program: Command): void {
     .option('--pods-per-cluster <m>', 'with --clusters: pods per cluster', '2')
     .option('--once', 'verify, then tear the lab down (exit code = verdict)')
     .option('--no-verify', 'skip the connectivity check')
+    .option(
+      '--image <name>',
+      'run the broker, gateways and agents from this container image (podman; npm run image builds l2fed:<version>)',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  l2fed lab up\n  l2fed lab up --manifests ./my-federation --segment bridge\n  l2fed lab up --clusters 4 --pods-per-cluster 3 --once',
@@ -46,6 +51,7 @@ export function registerLab(program: Command): void {
         segmentKind: o.segment,
         once: o.once ?? false,
         verify: o.verify,
+        ...(o.image ? { image: o.image } : {}),
       });
     });
 
@@ -105,12 +111,21 @@ export function registerLab(program: Command): void {
     .requiredOption('--manifests <dir>')
     .option('--segment <kind>', '', 'ovs')
     .option('--health-ms <ms>', 'health poll interval')
-    .action(async (o: { manifests: string; segment: LabSegmentKind; healthMs?: string }) => {
-      const { runLabForeground } = await import('../lab/runner.js');
-      process.exitCode = await runLabForeground({
-        manifests: o.manifests,
-        segmentKind: o.segment,
-        ...(o.healthMs ? { healthMs: Number(o.healthMs) } : {}),
-      });
-    });
+    .option('--image <name>', 'run the daemons from this container image')
+    .action(
+      async (o: {
+        manifests: string;
+        segment: LabSegmentKind;
+        healthMs?: string;
+        image?: string;
+      }) => {
+        const { runLabForeground } = await import('../lab/runner.js');
+        process.exitCode = await runLabForeground({
+          manifests: o.manifests,
+          segmentKind: o.segment,
+          ...(o.healthMs ? { healthMs: Number(o.healthMs) } : {}),
+          ...(o.image ? { image: o.image } : {}),
+        });
+      },
+    );
 }

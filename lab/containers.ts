@@ -13,6 +13,8 @@
  * A container joins an existing network namespace (`--network ns:/run/netns/NAME`), so
  * the lab's topology is unchanged; only the process runs from the image.
  */
+import { mkdirSync } from 'node:fs';
+import { chown } from 'node:fs/promises';
 import { CONTAINER_PREFIX, PODMAN_GLOBAL, containerUlimits } from '../lib/containers.js';
 
 export type ContainerRole = 'broker' | 'agent' | 'gateway';
@@ -73,7 +75,8 @@ export function podmanRunArgv(spec: ContainerSpec): string[] {
     );
   }
   const sec = spec.security ?? ROLE_SECURITY[spec.role];
-  const argv = ['podman', ...PODMAN_GLOBAL, 'run', '--rm', '--name', spec.name];
+  // --replace: a container of the same name left by a crash is removed first.
+  const argv = ['podman', ...PODMAN_GLOBAL, 'run', '--rm', '--replace', '--name', spec.name];
   argv.push('--network', spec.netns ? `ns:/run/netns/${spec.netns}` : 'host');
   argv.push(...containerUlimits());
   argv.push('--user', sec.user, '--cap-drop', 'ALL');
@@ -89,3 +92,92 @@ export function podmanRunArgv(spec: ContainerSpec): string[] {
   argv.push(spec.image, ...spec.args);
   return argv;
 }
+
+/** Where the broker's manifest mounts its files (deploy/kubernetes/broker/deployment.yaml). */
+export const BROKER_MOUNTS = {
+  config: '/etc/l2fed/config/broker.yaml',
+  natsCredentials: '/etc/l2fed/nats/credentials.json',
+  adminToken: '/etc/l2fed/admin/token',
+} as const;
+
+/** uid/gid the broker runs as (the image's "node" user, as in its manifest). */
+const BROKER_UID = 1000;
+
+export interface LabContainerContext {
+  readonly image: string;
+  /** The lab's prefix (l2fed-lab…): container names start with it, so lab down finds them. */
+  readonly prefix: string;
+  /** The lab's folder: mounted at the same path for the gateway and the agent. */
+  readonly labDir: string;
+}
+
+/**
+ * `podman run` for the lab's broker: host network (the lab's NATS and admin API are on
+ * loopback), uid 1000, its three files mounted where the manifest mounts them. Makes
+ * those files readable by uid 1000 (what fsGroup does in Kubernetes). `args` are the
+ * broker's, with the container paths of BROKER_MOUNTS.
+ */
+export async function labBrokerArgv(
+  ctx: LabContainerContext,
+  files: { config: string; natsCredentials: string; adminToken: string },
+  args: readonly string[],
+): Promise<string[]> {
+  for (const f of Object.values(files)) await chown(f, BROKER_UID, BROKER_UID);
+  return podmanRunArgv({
+    name: `${ctx.prefix}-broker`,
+    image: ctx.image,
+    role: 'broker',
+    mounts: [
+      { host: files.config, container: BROKER_MOUNTS.config, readOnly: true },
+      { host: files.natsCredentials, container: BROKER_MOUNTS.natsCredentials, readOnly: true },
+      { host: files.adminToken, container: BROKER_MOUNTS.adminToken, readOnly: true },
+    ],
+    args,
+  });
+}
+
+/**
+ * `podman run` for a cluster's gateway: inside the cluster's namespace (so its config
+ * names no netns), NET_ADMIN + NET_RAW and /dev/net/tun. The lab folder (config, gRPC
+ * socket, key, OVS db socket) is mounted at its own path; so is /var/run/wireguard, so
+ * the lab's checks (`wg show` from the host) see wireguard-go's sockets.
+ */
+export function labGatewayArgv(
+  ctx: LabContainerContext,
+  cluster: { id: string; ns: string },
+  args: readonly string[],
+): string[] {
+  mkdirSync(WG_SOCKET_DIR, { recursive: true });
+  return podmanRunArgv({
+    name: `${ctx.prefix}-gateway-${cluster.id}`,
+    image: ctx.image,
+    role: 'gateway',
+    netns: cluster.ns,
+    mounts: [
+      { host: ctx.labDir, container: ctx.labDir },
+      { host: WG_SOCKET_DIR, container: WG_SOCKET_DIR },
+    ],
+    args,
+  });
+}
+
+/**
+ * `podman run` for a cluster's agent: host network (it reaches the lab's NATS on
+ * loopback and the gateway through its unix socket, as in the gateway's pod), uid 0 with
+ * no capabilities, read-only root; the lab folder mounted at its own path.
+ */
+export function labAgentArgv(
+  ctx: LabContainerContext,
+  cluster: { id: string },
+  args: readonly string[],
+): string[] {
+  return podmanRunArgv({
+    name: `${ctx.prefix}-agent-${cluster.id}`,
+    image: ctx.image,
+    role: 'agent',
+    mounts: [{ host: ctx.labDir, container: ctx.labDir }],
+    args,
+  });
+}
+
+const WG_SOCKET_DIR = '/var/run/wireguard';

@@ -20,6 +20,14 @@ import { FolderSource } from '../cluster-agent/source-folder.js';
 import type { DesiredState } from '../cluster-agent/desired-state.js';
 import { formatProblem } from '../cluster-agent/problems.js';
 import { KeptProcess } from './kept-process.js';
+import {
+  BROKER_MOUNTS,
+  labAgentArgv,
+  labBrokerArgv,
+  labGatewayArgv,
+  type LabContainerContext,
+} from './containers.js';
+import { listContainers, removeContainer } from '../lib/containers.js';
 import { l2fedArgv } from './components.js';
 import { labPaths } from './paths.js';
 import {
@@ -39,6 +47,8 @@ export interface LabRunOptions {
   readonly segmentKind: LabSegmentKind;
   /** Agent/gateway health poll, ms (default LAB_HEALTH_MS): short so the status settles fast. */
   readonly healthMs?: number;
+  /** Run the broker, gateways and agents from this container image (lab/containers.ts). */
+  readonly image?: string;
 }
 
 /** A lab is for watching: health every 2 s instead of the daemons' 10 s. */
@@ -169,6 +179,20 @@ export class LabRunner {
     return p;
   }
 
+  private containerContext(): LabContainerContext | undefined {
+    if (!this.opts.image || !this.plan) return undefined;
+    return { image: this.opts.image, prefix: this.plan.prefix, labDir: this.paths.dir };
+  }
+
+  /** argv of a gateway or agent: l2fed from this tree, or the image in a container. */
+  private daemonArgv(
+    args: string[],
+    inContainer: (ctx: LabContainerContext, args: string[]) => string[],
+  ): string[] {
+    const ctx = this.containerContext();
+    return ctx ? inContainer(ctx, args) : l2fedArgv(...args);
+  }
+
   private async startNats(): Promise<void> {
     const clusters = this.plan!.clusters.map((c) => c.id);
     const auth = generateFederationAuth({ clusters, mode: 'nkey' });
@@ -196,7 +220,9 @@ export class LabRunner {
       toYaml({
         nats: {
           servers: [this.nats!.url],
-          credentials: join(this.paths.dir, 'nats', 'creds', 'broker.json'),
+          credentials: this.opts.image
+            ? BROKER_MOUNTS.natsCredentials
+            : join(this.paths.dir, 'nats', 'creds', 'broker.json'),
         },
         broker: { transitPool: LAB_TRANSIT_POOL, vniQuarantineMs: 0 },
       }),
@@ -205,18 +231,22 @@ export class LabRunner {
     const tokenFile = join(this.paths.dir, 'admin.token');
     await writeToken(tokenFile);
     this.admin = { address: `127.0.0.1:${adminPort}`, tokenFile };
+    const ctx = this.containerContext();
+    const files = ctx && {
+      config: cfg,
+      natsCredentials: join(this.paths.dir, 'nats', 'creds', 'broker.json'),
+      adminToken: tokenFile,
+    };
+    // The same arguments; in a container the files are where the manifest mounts them.
+    const args = (f: { config: string; adminToken: string }) => [
+      ...['broker', 'run', '--config', f.config],
+      ...['--admin-listen', this.admin!.address, '--admin-token-file', f.adminToken],
+    ];
     await this.keep(
       'broker',
-      l2fedArgv(
-        'broker',
-        'run',
-        '--config',
-        cfg,
-        '--admin-listen',
-        this.admin.address,
-        '--admin-token-file',
-        tokenFile,
-      ),
+      ctx && files
+        ? await labBrokerArgv(ctx, files, args(BROKER_MOUNTS))
+        : l2fedArgv(...args({ config: cfg, adminToken: tokenFile })),
       /admin API/,
     );
     await this.progress(
@@ -236,7 +266,8 @@ export class LabRunner {
       cfg,
       toYaml({
         identity: c.id,
-        netns: c.ns,
+        // In a container the gateway is already inside the namespace.
+        ...(this.opts.image ? {} : { netns: c.ns }),
         grpc: { socket },
         metrics: { host: '127.0.0.1', port: metrics },
         ...(built?.ovs ? { ovsDbSocket: built.ovs.dbSocket } : {}),
@@ -247,7 +278,7 @@ export class LabRunner {
     );
     await this.keep(
       `gateway-${c.id}`,
-      l2fedArgv('gateway', 'run', '--config', cfg),
+      this.daemonArgv(['gateway', 'run', '--config', cfg], (ctx, a) => labGatewayArgv(ctx, c, a)),
       /listening|serving/,
     );
     this.grpc.set(c.id, `unix:${socket}`);
@@ -267,7 +298,7 @@ export class LabRunner {
         },
         gateway: {
           address: this.grpc.get(c.id)!,
-          netns: c.ns,
+          ...(this.opts.image ? {} : { netns: c.ns }),
           healthPollMs: this.opts.healthMs ?? LAB_HEALTH_MS,
         },
         advertise: { endpoints: [`${c.underlayAddress}:${c.listenPort}`] },
@@ -289,7 +320,7 @@ export class LabRunner {
     );
     await this.keep(
       `agent-${c.id}`,
-      l2fedArgv('agent', 'run', '--config', cfg),
+      this.daemonArgv(['agent', 'run', '--config', cfg], (ctx, a) => labAgentArgv(ctx, c, a)),
       /started|running|ready/,
     );
     await this.progress(`cluster ${c.id}: agent reading ${this.paths.cluster(c.id)}`);
@@ -340,6 +371,12 @@ export class LabRunner {
     await this.podSync;
     await this.save().catch(() => undefined);
     for (const p of [...this.procs].reverse()) await p.stop();
+    // A container whose podman client was killed (stop's SIGKILL) outlives it.
+    if (this.opts.image && this.plan) {
+      for (const name of await listContainers(this.runner, this.plan.prefix)) {
+        await removeContainer(this.runner, name);
+      }
+    }
     await this.nats?.stop();
     // wireguard-go outlives gateway processes by design: kill what lives in lab namespaces.
     await this.topology?.destroy();

@@ -32,6 +32,8 @@ export interface LabUpOptions {
   readonly verify?: boolean;
   readonly timeoutMs?: number;
   readonly healthMs?: number;
+  /** Run the daemons from this container image (lab/containers.ts). */
+  readonly image?: string;
   readonly out?: (line: string) => void;
 }
 
@@ -198,6 +200,7 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   const log = await open(paths.log, 'a');
   const args = ['lab', 'run', '--manifests', manifests, '--segment', o.segmentKind];
   if (o.healthMs) args.push('--health-ms', String(o.healthMs));
+  if (o.image) args.push('--image', o.image);
   const argv = l2fedArgv(...args);
   const child = spawn(argv[0]!, argv.slice(1), {
     detached: true,
