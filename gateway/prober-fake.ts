@@ -12,6 +12,8 @@ import { echoOverhead } from './mtu.js';
 export class FakeProbeHelper {
   /** Echo requests seen, as "address packetBytes[ DF]" (the same shape path-MTU tests use). */
   readonly echoes: string[] = [];
+  /** Echo batches seen (one request line each). */
+  batches = 0;
   /** Frame requests seen: the devices of each. */
   readonly frames: string[][] = [];
   /** Processes started. */
@@ -40,12 +42,15 @@ export class FakeProbeHelper {
     createInterface({ input: stdin }).on('line', (line) => {
       const m = JSON.parse(line) as Record<string, unknown>;
       if (m.op === 'echo') {
-        const address = String(m.addr);
-        const bytes = Number(m.data) + echoOverhead(address);
-        const df = m.df === true;
-        this.echoes.push(`${address} ${bytes}${df ? ' DF' : ''}`);
-        const n = this.answer(address, bytes, df) ? Number(m.count) : 0;
-        say({ id: m.id, sent: m.count, received: n, rtt: n ? 2 : null });
+        this.batches++;
+        const probes = m.probes as { addr: string; data: number; df: boolean }[];
+        const results = probes.map(({ addr, data, df }) => {
+          const bytes = data + echoOverhead(addr);
+          this.echoes.push(`${addr} ${bytes}${df ? ' DF' : ''}`);
+          const n = this.answer(addr, bytes, df) ? Number(m.count) : 0;
+          return { sent: m.count, received: n, rtt: n ? 2 : null };
+        });
+        say({ id: m.id, results });
       } else if (m.op === 'frames') {
         const devices = m.devices as string[];
         this.frames.push(devices);

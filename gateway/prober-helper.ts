@@ -2,15 +2,17 @@
  * The long-lived probe helper's program (python3, started once per gateway inside its
  * network namespace; see prober.ts). One JSON object per line each way:
  *
- *   → {"id", "op": "echo", "addr", "count", "data", "df", "interval", "wait"}
- *   ← {"id", "sent", "received", "rtt"}            rtt: average ms, null when none came
+ *   → {"id", "op": "echo", "count", "interval", "wait", "probes": [{"addr", "data", "df"}…]}
+ *   ← {"id", "results": [{"sent", "received", "rtt"}…]}   rtt: average ms, null if none came
  *   → {"id", "op": "frames", "identity", "devices"}
  *   ← {"id", "sent": [device…], "failed": {device: why}}
  *
  * Echo is ICMP echo on one raw socket (the peer's kernel answers: no responder, nothing
- * to open in the firewall): `count` requests `interval` s apart with `data` payload
- * bytes, don't-fragment (IP_MTU_DISCOVER = IP_PMTUDISC_DO) when `df`, then up to `wait`
- * s for the answers — what `ping -c count -i interval -W wait [-M do -s data]` did. A
+ * to open in the firewall): for every probe of the batch, `count` requests `interval` s
+ * apart with `data` payload bytes, don't-fragment (IP_MTU_DISCOVER = IP_PMTUDISC_DO)
+ * when `df`, then up to `wait` s for the answers — what `ping -c count -i interval -W
+ * wait [-M do -s data]` did per probe. A batch is sent in rounds, so the helper's work
+ * per wake-up does not grow with the peers (one check's probes are one batch). A
  * request the kernel refuses to send (EMSGSIZE for a DF packet over the route MTU)
  * counts as sent and unanswered, as in ping. Frames are the per-network L2 probe frames
  * of l2-probe.ts (AF_PACKET). The first line out is {"ready": true}, or {"ready": false,
@@ -21,22 +23,24 @@ import { PROBE_DST_MAC, PROBE_ETHERTYPE } from './l2-probe.js';
 export const HELPER_SCRIPT = `
 import json, os, random, select, socket, struct, sys, time
 IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, PMTU_WANT, PMTU_DO = 10, 23, 1, 2
+SO_RCVBUFFORCE = 33
 DST = bytes.fromhex("${PROBE_DST_MAC.replaceAll(':', '')}")
 ident = random.randrange(1, 0xFFFF)
-socks, fams, pending, probes = {}, {}, {}, []
+socks, fams, pending, batches, payloads = {}, {}, {}, [], {}
 seq = 0
 
 def out(m):
     sys.stdout.write(json.dumps(m) + "\\n")
     sys.stdout.flush()
 
-def csum(b):
-    if len(b) % 2:
-        b += b"\\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
+def payload(n):
+    # The payload and its 16-bit word sum, once per size (the checksum adds the header).
+    p = payloads.get(n)
+    if p is None:
+        d = (b"l2fed-probe" * (n // 11 + 1))[:n]
+        w = d + b"\\0" if n % 2 else d
+        p = payloads[n] = (d, sum(struct.unpack("!%dH" % (len(w) // 2), w)))
+    return p
 
 def sock(fam):
     s = socks.get(fam)
@@ -49,37 +53,40 @@ def sock(fam):
             f = [0xFFFFFFFF] * 8
             f[129 >> 5] &= ~(1 << (129 & 31))
             s.setsockopt(socket.IPPROTO_ICMPV6, 1, struct.pack("8I", *f))  # ICMP6_FILTER
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)  # a round of many peers' replies
+        except OSError:
+            pass
         s.setblocking(False)
         socks[fam] = s
         fams[s.fileno()] = (fam, s)
     return s
 
-def send_one(p, now):
+def send_one(e, b, now):
     global seq
     seq = (seq + 1) & 0xFFFF
-    s = sock(p["fam"])
-    data = (b"l2fed-probe" * (p["data"] // 11 + 1))[: p["data"]]
+    s = sock(e["fam"])
+    d, dsum = payload(e["data"])
     try:
-        if p["fam"] == socket.AF_INET:
-            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTU_DO if p["df"] else PMTU_WANT)
-            c = csum(struct.pack("!BBHHH", 8, 0, 0, ident, seq) + data)
-            pkt = struct.pack("!BBHHH", 8, 0, c, ident, seq) + data
+        if e["fam"] == socket.AF_INET:
+            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTU_DO if e["df"] else PMTU_WANT)
+            c = 0x0800 + ident + seq + dsum
+            c = (c >> 16) + (c & 0xFFFF)
+            c = ~(c + (c >> 16)) & 0xFFFF
+            pkt = struct.pack("!BBHHH", 8, 0, c, ident, seq) + d
         else:
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTU_DO if p["df"] else PMTU_WANT)
-            pkt = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + data  # kernel sums ICMPv6
-        s.sendto(pkt, (p["addr"], 0))
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTU_DO if e["df"] else PMTU_WANT)
+            pkt = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + d  # the kernel sums ICMPv6
+        s.sendto(pkt, (e["addr"], 0))
     except OSError:
-        pass
-    pending[seq] = (p, now)
-    p["sent"] += 1
-    p["last"] = now
+        pass  # e.g. EMSGSIZE: a DF packet over the route MTU; sent, never answered
+    pending[seq] = (e, b, now)
+    e["sent"] += 1
 
 def receive(fam, s, now):
     while True:
         try:
             pkt, src = s.recvfrom(65535)
-        except (BlockingIOError, InterruptedError):
-            return
         except OSError:
             return
         icmp = pkt[(pkt[0] & 0xF) * 4 :] if fam == socket.AF_INET else pkt
@@ -88,11 +95,12 @@ def receive(fam, s, now):
         t, _, _, i, sq = struct.unpack("!BBHHH", icmp[:8])
         if t != (0 if fam == socket.AF_INET else 129) or i != ident or sq not in pending:
             continue
-        p, at = pending[sq]
-        if socket.inet_pton(fam, src[0]) != p["bin"]:
+        e, b, at = pending[sq]
+        if socket.inet_pton(fam, src[0]) != e["bin"]:
             continue
         del pending[sq]
-        p["rtts"].append((now - at) * 1000)
+        e["rtts"].append((now - at) * 1000)
+        b["outstanding"] -= 1
 
 def frames(m):
     sent, failed = [], {}
@@ -112,19 +120,32 @@ def frames(m):
     out({"id": m["id"], "sent": sent, "failed": failed})
 
 def start(m, now):
-    addr = m["addr"]
-    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    p = dict(id=m["id"], addr=addr, fam=fam, bin=socket.inet_pton(fam, addr), count=int(m["count"]),
-             data=int(m["data"]), df=bool(m["df"]), interval=float(m["interval"]),
-             wait=float(m["wait"]), sent=0, rtts=[], last=now)
-    probes.append(p)
-    send_one(p, now)
+    entries = []
+    for p in m["probes"]:
+        addr = p["addr"]
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        entries.append(dict(addr=addr, fam=fam, bin=socket.inet_pton(fam, addr),
+                            data=int(p["data"]), df=bool(p["df"]), sent=0, rtts=[]))
+    b = dict(id=m["id"], entries=entries, count=int(m["count"]), interval=float(m["interval"]),
+             wait=float(m["wait"]), rounds=0, last=now, outstanding=0)
+    batches.append(b)
+    send_round(b, now)
 
-def done(p):
-    for sq in [k for k, (q, _) in pending.items() if q is p]:
+def send_round(b, now):
+    for e in b["entries"]:
+        send_one(e, b, now)
+    b["rounds"] += 1
+    b["last"] = now
+    b["outstanding"] += len(b["entries"])
+
+def done(b):
+    for sq in [k for k, v in pending.items() if v[1] is b]:
         del pending[sq]
-    r = p["rtts"]
-    out({"id": p["id"], "sent": p["sent"], "received": len(r), "rtt": sum(r) / len(r) if r else None})
+    res = []
+    for e in b["entries"]:
+        r = e["rtts"]
+        res.append({"sent": e["sent"], "received": len(r), "rtt": sum(r) / len(r) if r else None})
+    out({"id": b["id"], "results": res})
 
 try:
     sock(socket.AF_INET)
@@ -136,24 +157,24 @@ buf = b""
 while True:
     now = time.monotonic()
     timeout = None
-    for p in list(probes):
-        if p["sent"] < p["count"]:
-            due = p["last"] + p["interval"]
+    for b in list(batches):
+        if b["rounds"] < b["count"]:
+            due = b["last"] + b["interval"]
             if due <= now:
-                send_one(p, now)
-                due = now + p["interval"]
-        elif len(p["rtts"]) >= p["count"] or now >= p["last"] + p["wait"]:
-            probes.remove(p)
-            done(p)
+                send_round(b, now)
+                due = now + (b["interval"] if b["rounds"] < b["count"] else b["wait"])
+        elif b["outstanding"] <= 0 or now >= b["last"] + b["wait"]:
+            batches.remove(b)
+            done(b)
             continue
         else:
-            due = p["last"] + p["wait"]
+            due = b["last"] + b["wait"]
         timeout = max(0.0, due - now) if timeout is None else min(timeout, max(0.0, due - now))
     ready, _, _ = select.select([0] + list(fams), [], [], timeout)
     now = time.monotonic()
     for fd in ready:
         if fd == 0:
-            chunk = os.read(0, 65536)
+            chunk = os.read(0, 1 << 20)
             if not chunk:
                 sys.exit(0)
             buf += chunk
@@ -173,8 +194,4 @@ while True:
                     out({"id": m.get("id"), "error": str(e)})
         else:
             receive(*fams[fd], now)
-    for p in list(probes):
-        if p["sent"] >= p["count"] and len(p["rtts"]) >= p["count"]:
-            probes.remove(p)
-            done(p)
 `;

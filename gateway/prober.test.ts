@@ -66,12 +66,13 @@ async function startsPerCheck(t: ExecutionContext, n: number) {
   const h = await monitor.check();
   t.is(h?.peers.filter((p) => p.status === 'up').length, n);
   const counts: number[] = [];
+  const batches0 = runner.helper.batches;
   for (let i = 0; i < 3; i++) {
     const before = runner.calls.length;
     await monitor.check();
     counts.push(runner.calls.length - before);
   }
-  return { counts, runner };
+  return { counts, runner, batches: runner.helper.batches - batches0 };
 }
 
 test('health cost - process starts per check do not grow with peers (1, 10, 50)', async (t) => {
@@ -80,6 +81,7 @@ test('health cost - process starts per check do not grow with peers (1, 10, 50)'
     const many = await startsPerCheck(t, n);
     t.deepEqual(many.counts, one.counts, `${n} peers vs 1 peer`);
     t.is(many.runner.helper.started, 1, 'one helper, started once');
+    t.is(many.batches, 3, 'one echo request per check for all peers');
   }
   t.true(
     one.counts.every((c) => c <= 1),

@@ -163,30 +163,68 @@ export class HelperProber implements Pinger, L2Prober {
     return m;
   }
 
-  async echo(req: EchoRequest, netns: string | undefined): Promise<ProbeResult> {
-    const data =
-      req.size === undefined ? DEFAULT_DATA : Math.max(0, req.size - echoOverhead(req.address));
-    const m = await this.request(
-      netns,
-      {
-        op: 'echo',
-        addr: req.address,
-        count: req.count,
-        data,
-        df: req.size !== undefined,
-        interval: INTERVAL_S,
-        wait: WAIT_S,
-      },
-      10_000,
-    );
-    const sent = Number(m.sent);
-    const received = Number(m.received);
-    return {
-      sent,
-      received,
-      loss: sent === 0 ? 1 : (sent - received) / sent,
-      rttMs: typeof m.rtt === 'number' ? Math.round(m.rtt * 1000) / 1000 : undefined,
-    };
+  /**
+   * One echo probe. Calls made in the same turn of the event loop (a check's peers) go to
+   * the helper as one batch, sent in rounds: its work per wake-up does not grow with peers.
+   */
+  echo(req: EchoRequest, netns: string | undefined): Promise<ProbeResult> {
+    return new Promise((resolve, reject) => {
+      this.echoes.push({ req, netns, resolve, reject });
+      if (this.echoes.length === 1) setImmediate(() => this.flushEchoes());
+    });
+  }
+
+  private readonly echoes: {
+    req: EchoRequest;
+    netns: string | undefined;
+    resolve: (r: ProbeResult) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+
+  private flushEchoes(): void {
+    const groups = new Map<string, typeof this.echoes>();
+    for (const e of this.echoes.splice(0)) {
+      const k = `${e.netns ?? ''} ${e.req.count}`;
+      groups.set(k, [...(groups.get(k) ?? []), e]);
+    }
+    for (const group of groups.values()) void this.echoBatch(group);
+  }
+
+  private async echoBatch(group: typeof this.echoes): Promise<void> {
+    try {
+      const m = await this.request(
+        group[0]!.netns,
+        {
+          op: 'echo',
+          count: group[0]!.req.count,
+          interval: INTERVAL_S,
+          wait: WAIT_S,
+          probes: group.map(({ req }) => ({
+            addr: req.address,
+            data:
+              req.size === undefined
+                ? DEFAULT_DATA
+                : Math.max(0, req.size - echoOverhead(req.address)),
+            df: req.size !== undefined,
+          })),
+        },
+        10_000,
+      );
+      const results = m.results as { sent: number; received: number; rtt: number | null }[];
+      group.forEach(({ resolve }, i) => {
+        const r = results[i];
+        const sent = r?.sent ?? 0;
+        const received = r?.received ?? 0;
+        resolve({
+          sent,
+          received,
+          loss: sent === 0 ? 1 : (sent - received) / sent,
+          rttMs: typeof r?.rtt === 'number' ? Math.round(r.rtt * 1000) / 1000 : undefined,
+        });
+      });
+    } catch (err) {
+      for (const { reject } of group) reject(err);
+    }
   }
 
   async send(
@@ -217,7 +255,11 @@ export class HelperProber implements Pinger, L2Prober {
     await this.starting;
     const r = this.running;
     this.stopRunning();
-    await r?.proc.exited;
+    if (!r) return;
+    // The child is unref'd: a timer keeps Node alive while it exits (bounded).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([r.proc.exited, new Promise((res) => (timer = setTimeout(res, 5000)))]);
+    clearTimeout(timer);
   }
 }
 
