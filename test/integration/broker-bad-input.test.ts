@@ -141,7 +141,7 @@ const CASES: readonly Case[] = [
     body: JSON.stringify(registerBody()),
     code: 'CLUSTER_ID_TAKEN',
     field: 'publicKey',
-    says: /different WireGuard public key/,
+    says: /registered with another WireGuard public key.*l2fed evict member --force/,
   },
   {
     name: 'key rotation to the same key',
