@@ -16,6 +16,7 @@ function describe(l: Leftovers): string[] {
     ...l.wgSockets.map((s) => `socket ${s}`),
     ...l.runDirs.map((d) => `directory ${d}`),
     ...l.containers.map((c) => `container ${c}`),
+    ...l.netnsEtc.map((d) => `directory ${d}`),
   ];
 }
 

@@ -1,8 +1,9 @@
 /**
  * Finds and removes what a crashed l2fed run left behind: namespaces named l2fed-*,
  * the daemons l2fed starts (when their command line names an l2fed path or an l2f*
- * interface), stale wireguard-go sockets, run directories and podman containers named
- * l2fed-* (a lab run with --image).
+ * interface), stale wireguard-go sockets, run directories, podman containers named
+ * l2fed-* (a lab run with --image) and per-namespace /etc/netns/l2fed-* folders (files
+ * `ip netns exec` mounts over /etc, e.g. a test's hosts file).
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,7 +34,11 @@ export interface Leftovers {
   readonly runDirs: string[];
   /** podman containers whose name starts with the prefix. */
   readonly containers: string[];
+  /** /etc/netns/<namespace> folders of namespaces with the prefix. */
+  readonly netnsEtc: string[];
 }
+
+const NETNS_ETC_DIR = '/etc/netns';
 
 const WG_SOCKET_DIR = '/var/run/wireguard';
 
@@ -94,7 +99,10 @@ export async function findLeftovers(
     .filter((f) => f.startsWith(prefix))
     .map((f) => join(tmpdir(), f));
   const containers = await listContainers(runner, prefix);
-  return { namespaces, processes, wgSockets, runDirs, containers };
+  const netnsEtc = (await safeReaddir(NETNS_ETC_DIR))
+    .filter((f) => f.startsWith(prefix))
+    .map((f) => join(NETNS_ETC_DIR, f));
+  return { namespaces, processes, wgSockets, runDirs, containers, netnsEtc };
 }
 
 export function isClean(l: Leftovers): boolean {
@@ -103,7 +111,8 @@ export function isClean(l: Leftovers): boolean {
       l.processes.length +
       l.wgSockets.length +
       l.runDirs.length +
-      l.containers.length ===
+      l.containers.length +
+      l.netnsEtc.length ===
     0
   );
 }
@@ -123,5 +132,6 @@ export async function cleanup(runner: CommandRunner, prefix = NETNS_PREFIX): Pro
   }
   for (const s of found.wgSockets) await rm(s, { force: true });
   for (const d of found.runDirs) await rm(d, { recursive: true, force: true });
+  for (const d of found.netnsEtc) await rm(d, { recursive: true, force: true });
   return found;
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { access } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { ExecaRunner } from '../../lib/runner.js';
 import { cleanup, findLeftovers, isClean } from '../../lib/cleanup.js';
@@ -24,11 +24,16 @@ test('cleanup - removes what a crashed run left: namespaces, daemons, run dirs',
   const sleeperGone = new Promise((r) => sleeper.once('exit', r));
   const dir = await makeRunDir(prefix.slice('l2fed-'.length));
   const nats = await NatsServer.start({ dir: join(dir.path, 'nats') });
+  // A hosts file a test gave the namespace (what `ip netns exec` mounts as /etc/hosts).
+  const etc = join('/etc/netns', ns);
+  await mkdir(etc, { recursive: true });
+  await writeFile(join(etc, 'hosts'), '127.0.0.1 localhost\n');
 
   const before = await findLeftovers(runner, prefix);
   t.deepEqual(before.namespaces, [ns]);
   t.true(before.processes.some((p) => p.pid === nats.pid));
   t.deepEqual(before.runDirs, [dir.path]);
+  t.deepEqual(before.netnsEtc, [etc]);
   t.false(isClean(before));
 
   const removed = await cleanup(runner, prefix);
@@ -38,6 +43,7 @@ test('cleanup - removes what a crashed run left: namespaces, daemons, run dirs',
   t.false(nats.running);
   t.deepEqual(await listNamespaces(runner, prefix), []);
   await t.throwsAsync(access(dir.path));
+  await t.throwsAsync(access(etc));
   t.true(isClean(await findLeftovers(runner, prefix)));
 });
 
