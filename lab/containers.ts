@@ -14,7 +14,8 @@
  * the lab's topology is unchanged; only the process runs from the image.
  */
 import { mkdirSync } from 'node:fs';
-import { chown } from 'node:fs/promises';
+import { chown, mkdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { CONTAINER_PREFIX, PODMAN_GLOBAL, containerUlimits } from '../lib/containers.js';
 
 export type ContainerRole = 'broker' | 'agent' | 'gateway';
@@ -107,8 +108,119 @@ export interface LabContainerContext {
   readonly image: string;
   /** The lab's prefix (l2fed-lab…): container names start with it, so lab down finds them. */
   readonly prefix: string;
-  /** The lab's folder: mounted at the same path for the gateway and the agent. */
-  readonly labDir: string;
+}
+
+/** A file or folder as the host sees it and as the daemon sees it. */
+export interface Placed {
+  readonly host: string;
+  readonly seen: string;
+}
+
+/** Where one cluster's gateway and agent find their files, and the mounts behind them. */
+export interface ClusterFiles {
+  readonly gatewayConfig: Placed;
+  readonly agentConfig: Placed;
+  readonly gatewaySocket: Placed;
+  readonly privateKeyFile: Placed;
+  readonly cacheDir: Placed;
+  readonly statusDir: Placed;
+  readonly natsCredentials: Placed;
+  /** The cluster's manifest folder (the agent's folder source). */
+  readonly manifests: Placed;
+  readonly ovsDbSocket?: Placed;
+  /** wireguard-go's pid and log files when the gateway runs from the source tree. */
+  readonly daemonsDir: Placed;
+  readonly gatewayMounts: readonly Mount[];
+  readonly agentMounts: readonly Mount[];
+}
+
+/** The member-cluster manifest's mount paths (deploy/kubernetes/cluster). */
+const CLUSTER_MOUNTS = {
+  config: '/etc/l2fed/config',
+  nats: '/etc/l2fed/nats',
+  run: '/run/l2fed',
+  state: '/var/lib/l2fed',
+  agentCache: '/var/lib/l2fed/agent',
+  openvswitch: '/var/run/openvswitch',
+  // Lab only: in a cluster the agent reads the Kubernetes API instead of a folder.
+  manifests: '/etc/l2fed/manifests',
+} as const;
+
+/**
+ * Places one cluster's files and creates their folders. From the source tree the daemons
+ * see the lab's run folder as it is (runDir/gateway.yaml, runDir/gateway.sock, …). In
+ * containers they see the paths the member-cluster manifest mounts (/etc/l2fed/config,
+ * /etc/l2fed/nats, /run/l2fed, /var/lib/l2fed, /var/run/openvswitch), backed by folders
+ * of runDir. `ovsDbSocket` must be named db.sock (as OVS names it) to be mounted.
+ */
+export async function placeClusterFiles(o: {
+  runDir: string;
+  natsCredentials: string;
+  manifests: string;
+  ovsDbSocket?: string;
+  inContainers: boolean;
+}): Promise<ClusterFiles> {
+  const d = o.runDir;
+  if (!o.inContainers) {
+    const same = (p: string): Placed => ({ host: p, seen: p });
+    await mkdir(d, { recursive: true });
+    return {
+      gatewayConfig: same(join(d, 'gateway.yaml')),
+      agentConfig: same(join(d, 'agent.yaml')),
+      gatewaySocket: same(join(d, 'gateway.sock')),
+      privateKeyFile: same(join(d, 'wg.key')),
+      cacheDir: same(join(d, 'cache')),
+      statusDir: same(join(d, 'status')),
+      natsCredentials: same(o.natsCredentials),
+      manifests: same(o.manifests),
+      ...(o.ovsDbSocket ? { ovsDbSocket: same(o.ovsDbSocket) } : {}),
+      daemonsDir: same(join(d, 'daemons')),
+      gatewayMounts: [],
+      agentMounts: [],
+    };
+  }
+  const host = {
+    gatewayConfig: join(d, 'gateway-config'),
+    agentConfig: join(d, 'agent-config'),
+    run: join(d, 'run'),
+    state: join(d, 'state'),
+    agentCache: join(d, 'state', 'agent'),
+  };
+  for (const dir of Object.values(host)) await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (o.ovsDbSocket && basename(o.ovsDbSocket) !== 'db.sock') {
+    throw new Error(`OVS db socket ${o.ovsDbSocket}: expected a file named db.sock to mount`);
+  }
+  const M = CLUSTER_MOUNTS;
+  return {
+    gatewayConfig: {
+      host: join(host.gatewayConfig, 'gateway.yaml'),
+      seen: `${M.config}/gateway.yaml`,
+    },
+    agentConfig: { host: join(host.agentConfig, 'agent.yaml'), seen: `${M.config}/agent.yaml` },
+    gatewaySocket: { host: join(host.run, 'gateway.sock'), seen: `${M.run}/gateway.sock` },
+    privateKeyFile: { host: join(host.state, 'wg.key'), seen: `${M.state}/wg.key` },
+    cacheDir: { host: host.agentCache, seen: M.agentCache },
+    statusDir: { host: join(host.agentCache, 'status'), seen: `${M.agentCache}/status` },
+    natsCredentials: { host: o.natsCredentials, seen: `${M.nats}/creds.json` },
+    manifests: { host: o.manifests, seen: M.manifests },
+    ...(o.ovsDbSocket
+      ? { ovsDbSocket: { host: o.ovsDbSocket, seen: `${M.openvswitch}/db.sock` } }
+      : {}),
+    daemonsDir: { host: join(host.state, 'daemons'), seen: `${M.state}/daemons` },
+    gatewayMounts: [
+      { host: host.gatewayConfig, container: M.config, readOnly: true },
+      { host: host.state, container: M.state },
+      { host: host.run, container: M.run },
+      ...(o.ovsDbSocket ? [{ host: dirname(o.ovsDbSocket), container: M.openvswitch }] : []),
+    ],
+    agentMounts: [
+      { host: host.agentConfig, container: M.config, readOnly: true },
+      { host: o.natsCredentials, container: `${M.nats}/creds.json`, readOnly: true },
+      { host: host.run, container: M.run },
+      { host: host.agentCache, container: M.agentCache },
+      { host: o.manifests, container: M.manifests, readOnly: true },
+    ],
+  };
 }
 
 /**
@@ -138,13 +250,14 @@ export async function labBrokerArgv(
 
 /**
  * `podman run` for a cluster's gateway: inside the cluster's namespace (so its config
- * names no netns), NET_ADMIN + NET_RAW and /dev/net/tun. The lab folder (config, gRPC
- * socket, key, OVS db socket) is mounted at its own path; so is /var/run/wireguard, so
- * the lab's checks (`wg show` from the host) see wireguard-go's sockets.
+ * names no netns), NET_ADMIN + NET_RAW and /dev/net/tun, the manifest's mounts; and
+ * /var/run/wireguard (lab only), so the lab's checks (`wg show` from the host) see
+ * wireguard-go's sockets.
  */
 export function labGatewayArgv(
   ctx: LabContainerContext,
   cluster: { id: string; ns: string },
+  files: ClusterFiles,
   args: readonly string[],
 ): string[] {
   mkdirSync(WG_SOCKET_DIR, { recursive: true });
@@ -153,10 +266,7 @@ export function labGatewayArgv(
     image: ctx.image,
     role: 'gateway',
     netns: cluster.ns,
-    mounts: [
-      { host: ctx.labDir, container: ctx.labDir },
-      { host: WG_SOCKET_DIR, container: WG_SOCKET_DIR },
-    ],
+    mounts: [...files.gatewayMounts, { host: WG_SOCKET_DIR, container: WG_SOCKET_DIR }],
     args,
   });
 }
@@ -164,18 +274,19 @@ export function labGatewayArgv(
 /**
  * `podman run` for a cluster's agent: host network (it reaches the lab's NATS on
  * loopback and the gateway through its unix socket, as in the gateway's pod), uid 0 with
- * no capabilities, read-only root; the lab folder mounted at its own path.
+ * no capabilities, read-only root, the manifest's mounts plus the manifest folder.
  */
 export function labAgentArgv(
   ctx: LabContainerContext,
   cluster: { id: string },
+  files: ClusterFiles,
   args: readonly string[],
 ): string[] {
   return podmanRunArgv({
     name: `${ctx.prefix}-agent-${cluster.id}`,
     image: ctx.image,
     role: 'agent',
-    mounts: [{ host: ctx.labDir, container: ctx.labDir }],
+    mounts: files.agentMounts,
     args,
   });
 }

@@ -25,6 +25,8 @@ import {
   labAgentArgv,
   labBrokerArgv,
   labGatewayArgv,
+  placeClusterFiles,
+  type ClusterFiles,
   type LabContainerContext,
 } from './containers.js';
 import { listContainers, removeContainer } from '../lib/containers.js';
@@ -181,7 +183,19 @@ export class LabRunner {
 
   private containerContext(): LabContainerContext | undefined {
     if (!this.opts.image || !this.plan) return undefined;
-    return { image: this.opts.image, prefix: this.plan.prefix, labDir: this.paths.dir };
+    return { image: this.opts.image, prefix: this.plan.prefix };
+  }
+
+  /** The cluster's files, placed for the source tree or for containers (lab/containers.ts). */
+  private async clusterFiles(c: LabCluster): Promise<ClusterFiles> {
+    const built = this.topology!.built.find((b) => b.cluster.id === c.id);
+    return placeClusterFiles({
+      runDir: this.paths.run(c.id),
+      natsCredentials: join(this.paths.dir, 'nats', 'creds', `${c.id}.json`),
+      manifests: this.paths.cluster(c.id),
+      ...(built?.ovs ? { ovsDbSocket: built.ovs.dbSocket } : {}),
+      inContainers: this.opts.image !== undefined,
+    });
   }
 
   /** argv of a gateway or agent: l2fed from this tree, or the image in a container. */
@@ -256,29 +270,31 @@ export class LabRunner {
 
   private async startGateway(c: LabCluster): Promise<void> {
     const metrics = await freePort();
-    const dir = this.paths.run(c.id);
+    const files = await this.clusterFiles(c);
     // A root-only unix socket, as on a real node (see docs/gateway.md, gRPC).
-    const socket = join(dir, 'gateway.sock');
-    await mkdir(dir, { recursive: true });
-    const built = this.topology!.built.find((b) => b.cluster.id === c.id);
-    const cfg = join(dir, 'gateway.yaml');
+    const socket = files.gatewaySocket.host;
     await writeFile(
-      cfg,
+      files.gatewayConfig.host,
       toYaml({
         identity: c.id,
         // In a container the gateway is already inside the namespace.
         ...(this.opts.image ? {} : { netns: c.ns }),
-        grpc: { socket },
+        grpc: { socket: files.gatewaySocket.seen },
         metrics: { host: '127.0.0.1', port: metrics },
-        ...(built?.ovs ? { ovsDbSocket: built.ovs.dbSocket } : {}),
+        ...(files.ovsDbSocket ? { ovsDbSocket: files.ovsDbSocket.seen } : {}),
         tunnel: 'auto',
-        launcher: { type: 'detached', dir: join(dir, 'daemons') },
+        // In a container wireguard-go lives and dies with it, as in the manifest.
+        launcher: this.opts.image
+          ? { type: 'supervised' }
+          : { type: 'detached', dir: files.daemonsDir.seen },
         healthIntervalMs: this.opts.healthMs ?? LAB_HEALTH_MS,
       }),
     );
     await this.keep(
       `gateway-${c.id}`,
-      this.daemonArgv(['gateway', 'run', '--config', cfg], (ctx, a) => labGatewayArgv(ctx, c, a)),
+      this.daemonArgv(['gateway', 'run', '--config', files.gatewayConfig.seen], (ctx, a) =>
+        labGatewayArgv(ctx, c, files, a),
+      ),
       /listening|serving/,
     );
     this.grpc.set(c.id, `unix:${socket}`);
@@ -286,18 +302,17 @@ export class LabRunner {
   }
 
   private async startAgent(c: LabCluster): Promise<void> {
-    const dir = this.paths.run(c.id);
-    const cfg = join(dir, 'agent.yaml');
+    const files = await this.clusterFiles(c);
     await writeFile(
-      cfg,
+      files.agentConfig.host,
       toYaml({
         clusterId: c.id,
         nats: {
           servers: [this.nats!.url],
-          credentials: join(this.paths.dir, 'nats', 'creds', `${c.id}.json`),
+          credentials: files.natsCredentials.seen,
         },
         gateway: {
-          address: this.grpc.get(c.id)!,
+          address: `unix:${files.gatewaySocket.seen}`,
           ...(this.opts.image ? {} : { netns: c.ns }),
           healthPollMs: this.opts.healthMs ?? LAB_HEALTH_MS,
         },
@@ -305,22 +320,24 @@ export class LabRunner {
         wireguard: {
           ifname: c.wgIfname,
           listenPort: c.listenPort,
-          privateKeyFile: join(dir, 'wg.key'),
+          privateKeyFile: files.privateKeyFile.seen,
         },
         transitPrefixLength: 16,
         // L2S-M networks become lab bridges named after them (lab/plan.ts labSegment).
         segments: { l2sm: l2smMapping(c) },
         underlayMtu: LAB_UNDERLAY_MTU,
-        cacheDir: join(dir, 'cache'),
-        statusDir: join(dir, 'status'),
-        source: { folder: this.paths.cluster(c.id) },
+        cacheDir: files.cacheDir.seen,
+        statusDir: files.statusDir.seen,
+        source: { folder: files.manifests.seen },
         resyncMs: 10_000,
         backoff: { initialMs: 200, maxMs: 5000 },
       }),
     );
     await this.keep(
       `agent-${c.id}`,
-      this.daemonArgv(['agent', 'run', '--config', cfg], (ctx, a) => labAgentArgv(ctx, c, a)),
+      this.daemonArgv(['agent', 'run', '--config', files.agentConfig.seen], (ctx, a) =>
+        labAgentArgv(ctx, c, files, a),
+      ),
       /started|running|ready/,
     );
     await this.progress(`cluster ${c.id}: agent reading ${this.paths.cluster(c.id)}`);

@@ -5,7 +5,9 @@
  * the source-tree lab, and `lab down` must remove the containers too. Own lab dir and
  * prefix, so it never touches a developer's lab.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { ExecaRunner } from '../../lib/runner.js';
 import { listNamespaces } from '../../lib/netns.js';
@@ -26,6 +28,7 @@ const Inspect = z.array(
     Name: z.string(),
     EffectiveCaps: z.array(z.string()).nullable(),
     Config: z.object({ User: z.string() }),
+    Mounts: z.array(z.object({ Destination: z.string() })).nullable(),
     HostConfig: z.object({
       Privileged: z.boolean(),
       NetworkMode: z.string(),
@@ -65,6 +68,8 @@ test.serial(
     );
 
     const clusters = ['athens', 'bristol', 'madrid'];
+    const manifestMounts = await mountPathsInManifest();
+    t.true(manifestMounts.gateway.length >= 4 && manifestMounts.agent.length >= 4);
     const expected = [
       `${prefix}-broker`,
       ...clusters.flatMap((c) => [`${prefix}-gateway-${c}`, `${prefix}-agent-${c}`]),
@@ -87,10 +92,24 @@ test.serial(
         (gw.HostConfig.Devices ?? []).map((d) => d.PathOnHost),
         ['/dev/net/tun'],
       );
+      // Every path the manifest mounts is mounted there (tun is a device here).
+      const mounted = (gw.Mounts ?? []).map((m) => m.Destination);
+      for (const path of manifestMounts.gateway.filter((m) => m !== '/dev/net/tun')) {
+        t.true(mounted.includes(path), `${c} gateway mounts ${path} (has ${mounted.join(' ')})`);
+      }
       const agent = byName.get(`${prefix}-agent-${c}`)!;
       t.is(agent.Config.User, '0:0');
       t.deepEqual(agent.EffectiveCaps ?? [], []);
       t.true(agent.HostConfig.ReadonlyRootfs);
+      // The manifest's mounts, less the API token (the lab agent reads a folder); the
+      // NATS Secret is one file here.
+      const agentMounted = (agent.Mounts ?? []).map((m) => m.Destination);
+      for (const path of manifestMounts.agent.filter((m) => !m.startsWith('/var/run/secrets'))) {
+        t.true(
+          agentMounted.some((m) => m === path || m.startsWith(`${path}/`)),
+          `${c} agent mounts ${path} (has ${agentMounted.join(' ')})`,
+        );
+      }
     }
 
     await labDown({ quiet: true });
@@ -101,3 +120,30 @@ test.serial(
     t.deepEqual(left.containers, []);
   },
 );
+
+/** mountPaths of the gateway and agent containers in deploy/kubernetes/cluster. */
+async function mountPathsInManifest(): Promise<{ gateway: string[]; agent: string[] }> {
+  const text = await readFile(
+    new URL('../../deploy/kubernetes/cluster/deployment.yaml', import.meta.url),
+    'utf8',
+  );
+  const Pod = z.object({
+    spec: z.object({
+      template: z.object({
+        spec: z.object({
+          containers: z.array(
+            z.object({
+              name: z.string(),
+              volumeMounts: z.array(z.object({ mountPath: z.string() })),
+            }),
+          ),
+        }),
+      }),
+    }),
+  });
+  const docs = parseAllDocuments(text).map((d) => Pod.safeParse(d.toJS() as unknown));
+  const containers = docs.flatMap((r) => (r.success ? r.data.spec.template.spec.containers : []));
+  const paths = (name: string) =>
+    (containers.find((c) => c.name === name)?.volumeMounts ?? []).map((m) => m.mountPath);
+  return { gateway: paths('gateway'), agent: paths('agent') };
+}
