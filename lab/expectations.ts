@@ -2,6 +2,7 @@
  * Which lab pods must reach which, derived from the manifests alone: the oracle the
  * lab's connectivity matrix and the e2e tests check the running federation against.
  */
+import { BlockList, isIPv4 } from 'node:net';
 import type { DesiredState } from '../cluster-agent/desired-state.js';
 import type { LabPlan, LabPod } from './plan.js';
 
@@ -52,7 +53,10 @@ export interface PingCheck {
   readonly fromIf: string;
   readonly to: LabPod;
   readonly address: string;
+  /** The source interface's network. */
   readonly network: string;
+  /** The destination's network, when it is another one (a cross-network check). */
+  readonly toNetwork?: string;
   readonly family: 4 | 6;
   readonly expect: 'reach' | 'isolated';
   readonly why: string;
@@ -60,7 +64,23 @@ export interface PingCheck {
 
 const hostOf = (cidr: string) => cidr.slice(0, cidr.indexOf('/'));
 
-/** Every ordered pod pair sharing a network, with the expected verdict. */
+/** Is `address` inside the subnet of `cidr` (so a ping to it is sent on-link)? */
+function onLink(cidr: string, address: string): boolean {
+  const [net, len] = [hostOf(cidr), Number(cidr.slice(cidr.indexOf('/') + 1))];
+  const type = isIPv4(net) ? 'ipv4' : 'ipv6';
+  if (isIPv4(address) !== (type === 'ipv4')) return false;
+  const list = new BlockList();
+  list.addSubnet(net, len, type);
+  return list.check(address, type);
+}
+
+/**
+ * Every ordered pod pair sharing a network, with the expected verdict; and every pair on
+ * two different networks whose addresses share a subnet (the source sends on-link, so a
+ * frame crossing between the networks would answer): always isolated. Skipped when the
+ * destination pod is on the source's network too, since its stack may answer for any of
+ * its addresses.
+ */
 export function expectedChecks(plan: LabPlan): PingCheck[] {
   const byId = new Map(plan.clusters.map((c) => [c.id, c]));
   const verdicts = new Map<string, PeeringVerdict>();
@@ -80,7 +100,25 @@ export function expectedChecks(plan: LabPlan): PingCheck[] {
       if (from === to) continue;
       for (const fi of from.interfaces) {
         for (const ti of to.interfaces) {
-          if (ti.network !== fi.network) continue;
+          if (ti.network !== fi.network) {
+            if (to.interfaces.some((i) => i.network === fi.network)) continue;
+            for (const src of fi.ips) {
+              const dst = ti.ips.find((ip) => onLink(src, hostOf(ip)));
+              if (!dst) continue;
+              checks.push({
+                from,
+                fromIf: fi.ifname,
+                to,
+                address: hostOf(dst),
+                network: fi.network,
+                toNetwork: ti.network,
+                family: isIPv4(hostOf(dst)) ? 4 : 6,
+                expect: 'isolated',
+                why: `${fi.network} and ${ti.network} are different networks in one subnet`,
+              });
+            }
+            continue;
+          }
           for (const family of [4, 6] as const) {
             const src = fi.ips.find((ip) => ip.includes(':') === (family === 6));
             const dst = ti.ips.find((ip) => ip.includes(':') === (family === 6));

@@ -175,7 +175,7 @@ export function renderMatrix(v: Verification, color = false): string {
     .map((r) => {
       const c = r.check;
       const got = r.reached ? 'reaches' : 'cannot reach';
-      return `${mark(r.ok)} ${c.from.cluster}/${c.from.name} ${got} ${c.to.cluster}/${c.to.name} on ${c.network} (IPv${c.family} ${c.address}) \u2014 expected ${c.expect === 'reach' ? 'reach' : 'isolated'}: ${c.why}`;
+      return `${mark(r.ok)} ${c.from.cluster}/${c.from.name} ${got} ${c.to.cluster}/${c.to.name} on ${c.network}${c.toNetwork ? ` -> ${c.toNetwork}` : ''} (IPv${c.family} ${c.address}) \u2014 expected ${c.expect === 'reach' ? 'reach' : 'isolated'}: ${c.why}`;
     });
   const tunnelLines = [...v.tunnels]
     .sort((a, b) => Number(a.ok) - Number(b.ok))

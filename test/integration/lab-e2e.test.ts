@@ -1,8 +1,11 @@
 /**
- * The lab as end-to-end suite: the examples federation with every real part (NATS,
- * broker, wireguard-go gateways, agents reading folders), checked against the manifests,
- * then changed live and hurt. Runs in its own lab dir and namespace prefix, so it never
- * touches a developer's lab.
+ * The lab as end-to-end suite, on the demo's default: OVS segments (`lab up` without
+ * --segment) and the examples federation, with madrid and bristol each holding two
+ * VLAN-tagged networks on one OVS bridge whose pods share a subnet
+ * (test/fixtures/lab-vlans). Every real part (NATS, broker, wireguard-go gateways, agents
+ * reading folders), checked against the manifests, then changed live and hurt. A smaller
+ * run keeps bridge mode covered: the plain examples up, matrix, down. Each lab runs in
+ * its own dir and namespace prefix, so it never touches a developer's lab.
  */
 import { readdir, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
@@ -12,13 +15,62 @@ import { listNamespaces } from '../../lib/netns.js';
 import { findLeftovers } from '../../lib/cleanup.js';
 import { testWith } from '../fixtures/privileges.js';
 import { makeRunDir, runId } from '../fixtures/run-dir.js';
+import { writeLabVlans } from '../fixtures/lab-vlans.js';
 
 const test = testWith({
   netAdmin: true,
-  tools: ['ip', 'ping', 'wg', 'wireguard-go', 'nats-server', 'bridge', 'iperf3', 'tcpdump'],
+  tools: [
+    'ip',
+    'ping',
+    'wg',
+    'wireguard-go',
+    'nats-server',
+    'bridge',
+    'iperf3',
+    'tcpdump',
+    'ovs-vsctl',
+  ],
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A bounded tcpdump (-e: link-level headers) on one interface of a namespace: at most
+ * `count` frames, killed after `maxMs` at the latest. Resolves once it listens.
+ */
+async function linkCapture(ns: string, ifname: string, count = 400, maxMs = 30_000) {
+  const p = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'tcpdump', '-i', ifname, '-e', '-n', '-l', '-c', String(count)],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const timer = setTimeout(() => p.kill('SIGKILL'), maxMs);
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise((r) => p.once('exit', r));
+  await new Promise<void>((resolve) => {
+    const ready = setTimeout(resolve, 5000);
+    p.stderr.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening on')) {
+        clearTimeout(ready);
+        resolve();
+      }
+    });
+    p.once('exit', () => resolve());
+  });
+  return {
+    /** Stops the capture; one line per frame. */
+    async stop(): Promise<string[]> {
+      p.kill('SIGTERM');
+      await exited;
+      clearTimeout(timer);
+      return out.split('\n').filter(Boolean);
+    },
+  };
+}
+
+/** The source MAC of a `tcpdump -e -n` line. */
+const srcMac = (line: string) => /^\S+ ([0-9a-f:]{17}) > /.exec(line)?.[1];
 
 /**
  * Pings from a namespace for `seconds` (bounded by -w) and resolves with the Unix
@@ -62,8 +114,40 @@ function pingWatch(
   });
 }
 
+test.serial('lab e2e - bridge mode: the examples up, matrix as declared, clean down', async (t) => {
+  t.timeout(120_000);
+  const id = runId(4);
+  const dir = await makeRunDir(`e2b${id}`);
+  process.env.L2FED_LAB_DIR = join(dir.path, 'lab');
+  process.env.L2FED_LAB_PREFIX = `l2fed-tb${id}`;
+  const { labUp } = await import('../../lab/up.js');
+  const { labDown } = await import('../../lab/down.js');
+  const { readState } = await import('../../lab/state.js');
+  const { labPaths } = await import('../../lab/paths.js');
+  t.teardown(async () => {
+    await labDown({ quiet: true });
+    await dir.remove();
+  });
+  const runner = new ExecaRunner();
+  const lines: string[] = [];
+  const started = Date.now();
+  const up = await labUp({
+    manifests: 'deploy/examples',
+    segmentKind: 'bridge',
+    healthMs: 1000,
+    once: true,
+    out: (l) => lines.push(l),
+  });
+  t.is(up, 0, lines.join('\n'));
+  t.true(lines.some((l) => /connectivity: all \d+ checks as declared/.test(l)));
+  t.log(`bridge mode: up, matrix and down in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.deepEqual(await listNamespaces(runner, process.env.L2FED_LAB_PREFIX), []);
+  t.deepEqual((await findLeftovers(runner, process.env.L2FED_LAB_PREFIX)).processes, []);
+  t.deepEqual(await readState(labPaths().state), undefined);
+});
+
 test.serial(
-  'lab e2e - examples: matrix as declared, live changes, gateway crash, control-plane outage, key rotation, clean down',
+  'lab e2e - ovs (demo default), examples with two VLANs on one bridge: matrix as declared, no frame between the VLANs, live changes, gateway crash, control-plane outage, key rotation, clean down',
   async (t) => {
     t.timeout(300_000);
     const id = runId(4);
@@ -81,14 +165,28 @@ test.serial(
     });
     const runner = new ExecaRunner();
     const lines: string[] = [];
+    const manifests = await writeLabVlans(join(dir.path, 'manifests'));
+    const upStarted = Date.now();
     const up = await labUp({
-      manifests: 'deploy/examples',
-      segmentKind: 'bridge',
+      manifests,
+      segmentKind: 'ovs',
       healthMs: 1000,
       out: (l) => lines.push(l),
     });
     t.is(up, 0, lines.join('\n'));
     t.true(lines.some((l) => /connectivity: all \d+ checks as declared/.test(l)));
+    t.log(`ovs: up and matrix in ${((Date.now() - upStarted) / 1000).toFixed(1)} s`);
+    // The matrix held every crossing between the two VLANs as isolated (pods of metrics
+    // and telemetry, both clusters, both ways, IPv4 and IPv6; lab/expectations.ts).
+    t.is(
+      lines
+        .flatMap((l) => l.split('\n'))
+        .filter((l) =>
+          /✔ \S+ cannot reach \S+ on (metrics -> telemetry|telemetry -> metrics) /.test(l),
+        ).length,
+      16,
+      'the matrix checks the two VLANs apart',
+    );
 
     const st = (await readState(labPaths().state))!;
     const ns = (c: string, p: string) =>
@@ -106,6 +204,84 @@ test.serial(
     };
     const edge = ns('athens', 'edge');
     const cache = '10.10.0.21'; // bristol/cache
+
+    // Two VLANs on br-lab in madrid and bristol, one subnet: on each gateway's VXLAN
+    // device of one network, no frame from a pod of the other (nor any VLAN header)
+    // while both carry traffic, including pings to the other network's addresses (ARP
+    // and ND broadcasts that would leak first). Devices found by their OVS access tag.
+    const vlanOf = { telemetry: 20, metrics: 30 } as const;
+    const podsOf = {
+      telemetry: [ns('madrid', 'collector'), ns('bristol', 'sensor')],
+      metrics: [ns('madrid', 'meter'), ns('bristol', 'gauge')],
+    };
+    const ifOf = { telemetry: 'tel0', metrics: 'met0' } as const;
+    const macs = { telemetry: [] as string[], metrics: [] as string[] };
+    for (const net of ['telemetry', 'metrics'] as const) {
+      for (const pod of podsOf[net]) {
+        const r = await runner.run(['ip', '-j', 'link', 'show', ifOf[net]], { netns: pod });
+        macs[net].push((JSON.parse(r.stdout) as { address: string }[])[0]!.address);
+      }
+    }
+    const captures: { cluster: string; net: 'telemetry' | 'metrics'; dev: string }[] = [];
+    for (const cluster of ['madrid', 'bristol']) {
+      const gwNs = st.clusters.find((c) => c.id === cluster)!.ns;
+      const vsctl = (...args: string[]) =>
+        runner.run(
+          ['ovs-vsctl', `--db=unix:${join(labPaths().run(cluster), 'ovs', 'db.sock')}`, ...args],
+          { netns: gwNs },
+        );
+      const ports = (await vsctl('list-ports', 'br-lab')).stdout.split('\n').filter(Boolean);
+      for (const port of ports.filter((p) => p.startsWith('l2fv'))) {
+        const tag = Number((await vsctl('get', 'Port', port, 'tag')).stdout.trim());
+        for (const net of ['telemetry', 'metrics'] as const)
+          if (vlanOf[net] === tag) captures.push({ cluster, net, dev: port });
+      }
+    }
+    t.deepEqual(
+      captures.map((c) => `${c.cluster}:${c.net}`).sort(),
+      ['bristol:metrics', 'bristol:telemetry', 'madrid:metrics', 'madrid:telemetry'],
+      `one VXLAN device per network on br-lab: ${captures.map((c) => c.dev).join(' ')}`,
+    );
+    const running = await Promise.all(
+      captures.map((c) => linkCapture(st.clusters.find((x) => x.id === c.cluster)!.ns, c.dev)),
+    );
+    const vlanPings = await Promise.all([
+      ping(ns('madrid', 'meter'), '10.20.0.22'),
+      ping(ns('madrid', 'collector'), '10.20.0.21'),
+      ping(ns('bristol', 'gauge'), '10.20.0.11'),
+      ping(ns('bristol', 'sensor'), '10.20.0.12'),
+      ping(ns('madrid', 'meter'), 'fd00:20::21'),
+      ping(ns('bristol', 'sensor'), 'fd00:20::22'),
+    ]);
+    await sleep(300);
+    const frames = await Promise.all(running.map((c) => c.stop()));
+    t.deepEqual(
+      vlanPings,
+      [true, true, false, false, false, false],
+      'each network reaches its peer, never the other network in its subnet',
+    );
+    captures.forEach((c, i) => {
+      const other = c.net === 'telemetry' ? 'metrics' : 'telemetry';
+      const seen = frames[i]!;
+      const where = `${c.cluster} ${c.dev} (${c.net}, VLAN ${vlanOf[c.net]})`;
+      t.true(
+        seen.some((l) => macs[c.net].includes(srcMac(l) ?? '')),
+        `${where} carries ${c.net}'s frames (the capture works)`,
+      );
+      t.deepEqual(
+        seen.filter((l) => macs[other].includes(srcMac(l) ?? '')),
+        [],
+        `${where}: no frame from a pod of ${other}`,
+      );
+      t.deepEqual(
+        seen.filter((l) => /802\.1Q|802\.1ad|vlan \d+/.test(l)),
+        [],
+        `${where}: no VLAN header`,
+      );
+    });
+    t.log(
+      `VLANs on br-lab: ${captures.map((c, i) => `${c.cluster}/${c.net} ${frames[i]!.length}`).join(', ')} frames captured, none crossing`,
+    );
 
     // One-sided athens -> bristol: isolated. Bristol agrees: traffic flows.
     t.false(await ping(edge, cache));
@@ -181,7 +357,7 @@ test.serial(
     const offer = join(dir.path, 'peering-bristol.yaml');
     await writeFile(
       offer,
-      'apiVersion: l2fed.io/v1alpha1\nkind: ClusterPeering\nmetadata:\n  name: bristol\nspec:\n  remoteCluster: bristol\n  networks: [cdn, telemetry, media]\n',
+      'apiVersion: l2fed.io/v1alpha1\nkind: ClusterPeering\nmetadata:\n  name: bristol\nspec:\n  remoteCluster: bristol\n  networks: [cdn, telemetry, metrics, media]\n',
     );
     t.is(await labApply('madrid', offer), 0);
     t.is(await labApply('bristol', bristolMedia), 0);
@@ -397,10 +573,18 @@ test.serial(
     // from the gateways themselves, so the socket check does not share the lab's naming.
     const tunnels: string[] = [];
     for (const c of st.clusters) {
-      // wireguard-go's TUN devices; `wg show interfaces` would list every socket on the box.
+      // wireguard-go's TUN devices (layer 3; OVS netdev's ports are TAPs); `wg show
+      // interfaces` would list every socket on the box.
       const r = await runner.run(['ip', '-d', '-j', 'link', 'show'], { netns: c.ns });
-      const links = JSON.parse(r.stdout) as { ifname: string; linkinfo?: { info_kind?: string } }[];
-      tunnels.push(...links.filter((l) => l.linkinfo?.info_kind === 'tun').map((l) => l.ifname));
+      const links = JSON.parse(r.stdout) as {
+        ifname: string;
+        linkinfo?: { info_kind?: string; info_data?: { type?: string } };
+      }[];
+      tunnels.push(
+        ...links
+          .filter((l) => l.linkinfo?.info_kind === 'tun' && l.linkinfo.info_data?.type === 'tun')
+          .map((l) => l.ifname),
+      );
     }
     t.is(tunnels.length, st.clusters.length, `one tunnel per cluster: ${tunnels.join(' ')}`);
     await labDown({ quiet: true });
