@@ -39,7 +39,15 @@ function installExitHook(): void {
     }
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : 15)));
+    // Without a listener Node would die of the signal and skip the 'exit' hook, so exit
+    // explicitly -- unless the process handles the signal itself (a daemon's graceful
+    // stop, the lab runner's teardown): then that handler exits, and the hook runs then.
+    // Prepended, so it runs before a `once` listener has removed itself.
+    const onSignal = () => {
+      if (process.listeners(sig).some((l) => l !== onSignal)) return;
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    };
+    process.prependListener(sig, onSignal);
   }
 }
 
