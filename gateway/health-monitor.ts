@@ -129,8 +129,11 @@ export class HealthMonitor {
     const ifname = config.wireguard.ifname;
     const wgPeers = new Map((tunnel.wg?.peers ?? []).map((p) => [p.publicKey, p]));
     const helperUp = (await this.helper?.ready(netns)) ?? false;
+    // A helper that fails mid-check (died, wedged) costs this echo a ping, not the check.
     const echo = (req: EchoRequest) =>
-      helperUp ? this.helper!.echo(req, netns) : pingOnce(this.o.runner, req, netns);
+      helperUp
+        ? this.helper!.echo(req, netns).catch(() => pingOnce(this.o.runner, req, netns))
+        : pingOnce(this.o.runner, req, netns);
     const switched = await this.failOver(config.peers, wgPeers, now);
     const mtuOf = (name: string) =>
       this.o.gateway.lastReport?.networks.find((x) => x.name === name)?.mtu ?? 0;

@@ -19,6 +19,8 @@ export class FakeProbeHelper {
   /** Processes started. */
   started = 0;
   answer: (address: string, bytes: number, df: boolean) => boolean = () => true;
+  /** When set, echo requests get this error (a helper failing after it started). */
+  failEchoes: string | undefined;
   /** When set, the helper reports this and exits instead of becoming ready. */
   refuse: string | undefined;
 
@@ -41,7 +43,9 @@ export class FakeProbeHelper {
     } else say({ ready: true });
     createInterface({ input: stdin }).on('line', (line) => {
       const m = JSON.parse(line) as Record<string, unknown>;
-      if (m.op === 'echo') {
+      if (m.op === 'echo' && this.failEchoes !== undefined) {
+        say({ id: m.id, error: this.failEchoes });
+      } else if (m.op === 'echo') {
         this.batches++;
         const probes = m.probes as { addr: string; data: number; df: boolean }[];
         const results = probes.map(({ addr, data, df }) => {

@@ -124,3 +124,12 @@ test('health cost - jitter: the next check comes 0.75..1 interval later, never l
   t.is(jitteredDelay(2000, 0.5, 0.1), 1900);
   t.is(jitteredDelay(2000, 7), 1500);
 });
+
+test('health cost - echoes failing in a running helper fall back to ping for that check', async (t) => {
+  const { runner, monitor } = await rig(t, 3);
+  await monitor.check();
+  runner.helper.failEchoes = 'socket gone';
+  const h = await monitor.check();
+  t.is(h?.peers.filter((p) => p.status === 'up').length, 3);
+  t.is(runner.calls.filter((c) => c.argv[0] === 'ping').length, 3);
+});
