@@ -10,6 +10,7 @@ interface LabUpFlags {
   once?: boolean;
   verify: boolean;
   image?: string;
+  kubernetes?: boolean;
 }
 
 export function registerLab(program: Command): void {
@@ -37,9 +38,13 @@ export function registerLab(program: Command): void {
       '--image <name>',
       'run the broker, gateways and agents from this container image (podman; npm run image builds l2fed:<version>)',
     )
+    .option(
+      '--kubernetes',
+      'give each cluster an API server (etcd + kube-apiserver); agents read their CRDs from it, lab apply goes through it',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  l2fed lab up\n  l2fed lab up --manifests ./my-federation --segment bridge\n  l2fed lab up --clusters 4 --pods-per-cluster 3 --once',
+      '\nExamples:\n  l2fed lab up\n  l2fed lab up --kubernetes --segment bridge\n  l2fed lab up --manifests ./my-federation --segment bridge\n  l2fed lab up --clusters 4 --pods-per-cluster 3 --once',
     )
     .action(async (o: LabUpFlags) => {
       const { labUp } = await import('../lab/up.js');
@@ -52,7 +57,20 @@ export function registerLab(program: Command): void {
         once: o.once ?? false,
         verify: o.verify,
         ...(o.image ? { image: o.image } : {}),
+        ...(o.kubernetes ? { kubernetes: true } : {}),
       });
+    });
+
+  lab
+    .command('kubeconfig <cluster>')
+    .description("print the path of a cluster's admin kubeconfig (lab up --kubernetes)")
+    .addHelpText(
+      'after',
+      '\nExample:\n  kubectl --kubeconfig "$(l2fed lab kubeconfig madrid)" get fednet',
+    )
+    .action(async (cluster: string) => {
+      const { labKubeconfig } = await import('../lab/kubeconfig.js');
+      process.exitCode = await labKubeconfig(cluster);
     });
 
   lab
@@ -112,12 +130,14 @@ export function registerLab(program: Command): void {
     .option('--segment <kind>', '', 'ovs')
     .option('--health-ms <ms>', 'health poll interval')
     .option('--image <name>', 'run the daemons from this container image')
+    .option('--kubernetes', 'one API server per cluster')
     .action(
       async (o: {
         manifests: string;
         segment: LabSegmentKind;
         healthMs?: string;
         image?: string;
+        kubernetes?: boolean;
       }) => {
         const { runLabForeground } = await import('../lab/runner.js');
         process.exitCode = await runLabForeground({
@@ -125,6 +145,7 @@ export function registerLab(program: Command): void {
           segmentKind: o.segment,
           ...(o.healthMs ? { healthMs: Number(o.healthMs) } : {}),
           ...(o.image ? { image: o.image } : {}),
+          ...(o.kubernetes ? { kubernetes: true } : {}),
         });
       },
     );

@@ -12,6 +12,42 @@ import { labPaths } from './paths.js';
 import { readState } from './state.js';
 import { rewriteForBridge } from './segment-rewrite.js';
 import { LAB_UNDERLAY_MTU } from './plan.js';
+import { kubeApply, kubeDelete, kubeObjects, type KubeObject } from './kube.js';
+import { describeError } from '../lib/errors.js';
+
+/** The cluster's admin kubeconfig when the lab runs with --kubernetes, else undefined. */
+async function clusterKubeconfig(cluster: string): Promise<string | undefined> {
+  const st = await readState(labPaths().state);
+  return st?.kubernetes ? st.clusters.find((c) => c.id === cluster)?.kubeconfig : undefined;
+}
+
+const key = (o: KubeObject) => `${o.kind}/${o.metadata.name}`;
+
+/**
+ * --kubernetes: sends one file's change to the cluster's API server: applies the
+ * FederatedNetworks and ClusterPeerings in `next`, deletes those only in `previous`.
+ * False (with the reason on stderr) when kubectl failed; the folder is then left as is.
+ */
+async function throughApiServer(
+  cluster: string,
+  kubeconfig: string,
+  previous: string | undefined,
+  next: string | undefined,
+): Promise<boolean> {
+  const now = next === undefined ? [] : kubeObjects(next);
+  const kept = new Set(now.map(key));
+  const gone = (previous === undefined ? [] : kubeObjects(previous)).filter(
+    (o) => !kept.has(key(o)),
+  );
+  try {
+    await kubeApply(kubeconfig, now);
+    await kubeDelete(kubeconfig, gone);
+    return true;
+  } catch (err) {
+    console.error(`l2fed lab: ${cluster}'s API server refused the change: ${describeError(err)}`);
+    return false;
+  }
+}
 
 async function clusterDir(cluster: string): Promise<string | undefined> {
   const st = await readState(labPaths().state);
@@ -73,8 +109,14 @@ export async function labApply(cluster: string, file: string): Promise<number> {
   const name = basename(file);
   const write = (d: string) => writeFile(join(d, name), text);
   if (!(await checkChange(dir, cluster, write))) return 1;
+  const kubeconfig = await clusterKubeconfig(cluster);
+  if (kubeconfig) {
+    const previous = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+    if (!(await throughApiServer(cluster, kubeconfig, previous, text))) return 1;
+  }
+  // The folder copy stays in step: the whole federation is validated from it.
   await write(dir);
-  console.log(`applied ${name} to ${cluster}`);
+  console.log(`applied ${name} to ${cluster}${kubeconfig ? ' (through its API server)' : ''}`);
   return 0;
 }
 
@@ -90,7 +132,14 @@ export async function labRemove(cluster: string, name: string): Promise<number> 
   }
   const del = (d: string) => rm(join(d, basename(name)), { force: true });
   if (!(await checkChange(dir, cluster, del))) return 1;
+  const kubeconfig = await clusterKubeconfig(cluster);
+  if (kubeconfig) {
+    const previous = await readFile(target, 'utf8');
+    if (!(await throughApiServer(cluster, kubeconfig, previous, undefined))) return 1;
+  }
   await del(dir);
-  console.log(`removed ${basename(name)} from ${cluster}`);
+  console.log(
+    `removed ${basename(name)} from ${cluster}${kubeconfig ? ' (through its API server)' : ''}`,
+  );
   return 0;
 }

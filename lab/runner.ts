@@ -43,6 +43,7 @@ import {
 import { LabTopology } from './topology.js';
 import { writeState, type LabPhase, type LabState } from './state.js';
 import { rewriteForBridge } from './segment-rewrite.js';
+import { kubeApply, kubeObjects, startLabControlPlane, type LabControlPlane } from './kube.js';
 
 export interface LabRunOptions {
   readonly manifests: string;
@@ -51,6 +52,8 @@ export interface LabRunOptions {
   readonly healthMs?: number;
   /** Run the broker, gateways and agents from this container image (lab/containers.ts). */
   readonly image?: string;
+  /** One API server per cluster; agents read their CRDs from it (lab/kube.ts). */
+  readonly kubernetes?: boolean;
 }
 
 /** A lab is for watching: health every 2 s instead of the daemons' 10 s. */
@@ -65,6 +68,7 @@ export class LabRunner {
   private readonly progressLines: string[] = [];
   private readonly procs: KeptProcess[] = [];
   private readonly grpc = new Map<string, string>();
+  private readonly kube = new Map<string, LabControlPlane>();
   private phase: LabPhase = 'building';
   private error: string | undefined;
   private nats: NatsServer | undefined;
@@ -87,6 +91,7 @@ export class LabRunner {
       runnerPid: process.pid,
       planId: plan?.id ?? '',
       segmentKind: this.opts.segmentKind,
+      ...(this.opts.kubernetes ? { kubernetes: true } : {}),
       ...(this.nats ? { natsUrl: this.nats.url, natsPid: this.nats.pid } : {}),
       ...(this.admin ? { admin: this.admin } : {}),
       clusters: (plan?.clusters ?? []).map((c) => ({
@@ -94,6 +99,12 @@ export class LabRunner {
         ns: c.ns,
         underlayAddress: c.underlayAddress,
         ...(this.grpc.has(c.id) ? { gatewayGrpc: this.grpc.get(c.id)! } : {}),
+        ...(this.kube.has(c.id)
+          ? {
+              kubeconfig: this.kube.get(c.id)!.adminKubeconfig,
+              kubeServer: this.kube.get(c.id)!.plane.server,
+            }
+          : {}),
         pods: c.pods.map((p) => ({ name: p.name, ns: p.ns })),
       })),
       processes: this.procs.map((p) => ({ name: p.name, pid: p.pid, restarts: p.restarts })),
@@ -129,6 +140,9 @@ export class LabRunner {
       );
       this.topology = new LabTopology(this.runner, this.plan, join(this.paths.dir, 'run'));
       await this.topology.build((m) => void this.progress(m));
+      if (this.opts.kubernetes) {
+        for (const c of this.plan.clusters) await this.startControlPlane(c);
+      }
       await this.startNats();
       await this.startBroker();
       for (const c of this.plan.clusters) {
@@ -328,7 +342,9 @@ export class LabRunner {
         underlayMtu: LAB_UNDERLAY_MTU,
         cacheDir: files.cacheDir.seen,
         statusDir: files.statusDir.seen,
-        source: { folder: files.manifests.seen },
+        source: this.kube.has(c.id)
+          ? { kubernetes: { kubeconfig: this.kube.get(c.id)!.agentKubeconfig } }
+          : { folder: files.manifests.seen },
         resyncMs: 10_000,
         backoff: { initialMs: 200, maxMs: 5000 },
       }),
@@ -340,7 +356,34 @@ export class LabRunner {
       ),
       /started|running|ready/,
     );
-    await this.progress(`cluster ${c.id}: agent reading ${this.paths.cluster(c.id)}`);
+    const kube = this.kube.get(c.id);
+    await this.progress(
+      `cluster ${c.id}: agent reading ${kube ? `its API server ${kube.plane.server}` : this.paths.cluster(c.id)}`,
+    );
+  }
+
+  /**
+   * etcd + kube-apiserver for one cluster, its CRDs, namespace and RBAC, then the
+   * cluster's FederatedNetworks and ClusterPeerings from its folder (Pods stay here).
+   * The dir carries the lab prefix so `lab down`/cleanup find both processes by argv.
+   */
+  private async startControlPlane(c: LabCluster): Promise<void> {
+    const kube = await startLabControlPlane({
+      dir: join(this.paths.run(c.id), `${this.plan!.prefix}-kube`),
+      name: `${this.plan!.prefix}-${c.id}`,
+    });
+    this.kube.set(c.id, kube);
+    const dir = this.paths.cluster(c.id);
+    let objects = 0;
+    for (const f of (await readdir(dir)).sort()) {
+      if (!/\.ya?ml$/.test(f)) continue;
+      const found = kubeObjects(await readFile(join(dir, f), 'utf8'));
+      await kubeApply(kube.adminKubeconfig, found);
+      objects += found.length;
+    }
+    await this.progress(
+      `cluster ${c.id}: API server on ${kube.plane.server} (${kube.plane.startMs} ms), ${objects} objects applied; admin kubeconfig ${kube.adminKubeconfig}`,
+    );
   }
 
   /**
@@ -395,6 +438,7 @@ export class LabRunner {
       }
     }
     await this.nats?.stop();
+    for (const k of this.kube.values()) await k.plane.dispose();
     // wireguard-go outlives gateway processes by design: kill what lives in lab namespaces.
     await this.topology?.destroy();
     if (this.phase !== 'failed') await rm(this.paths.dir, { recursive: true, force: true });

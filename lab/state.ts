@@ -19,6 +19,8 @@ export interface LabState {
   readonly runnerPid: number;
   readonly planId: string;
   readonly segmentKind: string;
+  /** Started with --kubernetes: each cluster has an API server (kubeconfig below). */
+  readonly kubernetes?: boolean;
   readonly natsUrl?: string;
   readonly natsPid?: number;
   /** The broker's admin API and the token file `l2fed status` needs for it. */
@@ -28,6 +30,9 @@ export interface LabState {
     ns: string;
     underlayAddress: string;
     gatewayGrpc?: string;
+    /** --kubernetes: the admin kubeconfig of the cluster's API server, and its URL. */
+    kubeconfig?: string;
+    kubeServer?: string;
     pods: readonly { name: string; ns: string }[];
   }[];
   readonly processes: readonly LabProcessInfo[];

@@ -22,6 +22,7 @@ import {
 } from './verify.js';
 import { labDown, runnerAlive } from './down.js';
 import { generateFederation } from './generate.js';
+import { labKubeUnmet, labKubectl } from './kube.js';
 
 export interface LabUpOptions {
   readonly manifests: string;
@@ -34,6 +35,8 @@ export interface LabUpOptions {
   readonly healthMs?: number;
   /** Run the daemons from this container image (lab/containers.ts). */
   readonly image?: string;
+  /** One API server per cluster; the agents read their CRDs from it (lab/kube.ts). */
+  readonly kubernetes?: boolean;
   readonly out?: (line: string) => void;
 }
 
@@ -167,6 +170,17 @@ async function federationStatus(admin: Admin): Promise<string> {
 export async function labUp(o: LabUpOptions): Promise<number> {
   const out = o.out ?? ((l: string) => console.log(l));
   const paths = labPaths();
+  if (o.kubernetes) {
+    if (o.image) {
+      out('l2fed lab: --kubernetes and --image cannot be combined yet; choose one');
+      return 2;
+    }
+    const unmet = labKubeUnmet();
+    if (unmet) {
+      out(`l2fed lab: --kubernetes needs kube-apiserver, etcd and kubectl: ${unmet}`);
+      return 1;
+    }
+  }
   const existing = await readState(paths.state);
   if (existing && runnerAlive(existing)) {
     out(`a lab is already up (runner pid ${existing.runnerPid}); run "l2fed lab down" first`);
@@ -201,6 +215,7 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   const args = ['lab', 'run', '--manifests', manifests, '--segment', o.segmentKind];
   if (o.healthMs) args.push('--health-ms', String(o.healthMs));
   if (o.image) args.push('--image', o.image);
+  if (o.kubernetes) args.push('--kubernetes');
   const argv = l2fedArgv(...args);
   const child = spawn(argv[0]!, argv.slice(1), {
     detached: true,
@@ -244,6 +259,10 @@ export async function labUp(o: LabUpOptions): Promise<number> {
     out('\nThe lab is up. Next:');
     out('  l2fed lab exec madrid/web -- ping -c 3 10.10.0.21   # run a command in a pod');
     out('  l2fed lab apply CLUSTER FILE                         # change a cluster live');
+    if (st.kubernetes) {
+      const c = st.clusters[0]?.id ?? 'CLUSTER';
+      out(`  ${labKubectl()} --kubeconfig "$(l2fed lab kubeconfig ${c})" get fednet`);
+    }
     out('  l2fed lab status                                     # processes and pods');
     if (st.admin) {
       out(`  export L2FED_SERVER=${st.admin.address} L2FED_TOKEN_FILE=${st.admin.tokenFile}`);

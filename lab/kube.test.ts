@@ -1,0 +1,86 @@
+import { cp, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { stringify } from 'yaml';
+import { controlPlaneUnmet } from '../lib/kube-control-plane.js';
+import { makeRunDir } from '../test/fixtures/run-dir.js';
+import { kubeObjects } from './kube.js';
+
+test('kubeObjects: the FederatedNetworks and ClusterPeerings of a multi-document file, not its Pods', (t) => {
+  const text = `apiVersion: l2fed.io/v1alpha1
+kind: FederatedNetwork
+metadata: { name: cdn }
+spec: { segment: { bridge: br0 } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: web }
+---
+# a comment-only document
+---
+apiVersion: l2fed.io/v1alpha1
+kind: ClusterPeering
+metadata: { name: athens }
+spec: { remoteCluster: athens }
+`;
+  t.deepEqual(
+    kubeObjects(text).map((o) => `${o.kind}/${o.metadata.name}`),
+    ['FederatedNetwork/cdn', 'ClusterPeering/athens'],
+  );
+});
+
+test('kubeObjects: an object without a name is not sent (validation reports it)', (t) => {
+  t.deepEqual(kubeObjects('kind: FederatedNetwork\nmetadata: {}\n'), []);
+});
+
+test('lab apply --kubernetes: an API server that refuses leaves the folder as it was', async (t) => {
+  const unmet = controlPlaneUnmet();
+  if (unmet) return t.pass(`skipped: ${unmet}`);
+  const dir = await makeRunDir('kapply');
+  t.teardown(() => dir.remove());
+  process.env.L2FED_LAB_DIR = join(dir.path, 'l2fed-lab');
+  const { labPaths } = await import('./paths.js');
+  const { writeState } = await import('./state.js');
+  const { labApply } = await import('./apply.js');
+  const paths = labPaths();
+  for (const c of ['athens', 'bristol', 'madrid']) {
+    await cp(join('deploy/examples', c), paths.cluster(c), { recursive: true });
+  }
+  // Nothing listens on port 1: kubectl fails to connect.
+  const kubeconfig = join(dir.path, 'dead.kubeconfig');
+  await writeFile(
+    kubeconfig,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'dead', cluster: { server: 'https://127.0.0.1:1' } }],
+      users: [{ name: 'u', user: { token: 'x' } }],
+      contexts: [{ name: 'dead', context: { cluster: 'dead', user: 'u' } }],
+      'current-context': 'dead',
+    }),
+  );
+  await writeState(paths.state, {
+    phase: 'ready',
+    runnerPid: process.pid,
+    planId: 'p',
+    segmentKind: 'ovs',
+    kubernetes: true,
+    clusters: ['athens', 'bristol', 'madrid'].map((id) => ({
+      id,
+      ns: `l2fed-x-${id}`,
+      underlayAddress: '10.0.0.1',
+      kubeconfig,
+      pods: [],
+    })),
+    processes: [],
+    progress: [],
+  });
+  const file = join(dir.path, 'peering-athens.yaml');
+  await writeFile(
+    file,
+    'apiVersion: l2fed.io/v1alpha1\nkind: ClusterPeering\nmetadata:\n  name: athens\nspec:\n  remoteCluster: athens\n',
+  );
+  const before = await readdir(paths.cluster('bristol'));
+  t.is(await labApply('bristol', file), 1);
+  t.deepEqual(await readdir(paths.cluster('bristol')), before);
+});

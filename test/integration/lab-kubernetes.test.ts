@@ -1,0 +1,135 @@
+/**
+ * `l2fed lab up --kubernetes`: the examples federation (bridge segments, to keep it light)
+ * with one real API server per cluster (etcd + kube-apiserver). The agents read their
+ * CRDs from it, `lab apply` goes through it, the user's kubectl sees the status the agent
+ * wrote, and `lab down` leaves no etcd, API server or namespace. Runs in its own lab dir
+ * and namespace prefix, so it never touches a developer's lab.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ExecaRunner } from '../../lib/runner.js';
+import { listNamespaces } from '../../lib/netns.js';
+import { findLeftovers } from '../../lib/cleanup.js';
+import { controlPlaneUnmet } from '../../lib/kube-control-plane.js';
+import { testWith } from '../fixtures/privileges.js';
+import { makeRunDir, runId } from '../fixtures/run-dir.js';
+
+const test = testWith({
+  netAdmin: true,
+  tools: ['ip', 'ping', 'wg', 'wireguard-go', 'nats-server', 'bridge', 'openssl'],
+  check: controlPlaneUnmet,
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const PEERING_ATHENS = `apiVersion: l2fed.io/v1alpha1
+kind: ClusterPeering
+metadata:
+  name: athens
+spec:
+  remoteCluster: athens
+  networks: [cdn]
+`;
+
+test.serial(
+  'lab up --kubernetes: agents read their API servers, matrix as declared, kubectl sees the status, lab apply goes through the API server, clean down',
+  async (t) => {
+    t.timeout(240_000);
+    const id = runId(4);
+    const dir = await makeRunDir(`e2k${id}`);
+    process.env.L2FED_LAB_DIR = join(dir.path, 'lab');
+    const prefix = `l2fed-tk${id}`;
+    process.env.L2FED_LAB_PREFIX = prefix;
+    const { labUp } = await import('../../lab/up.js');
+    const { labDown } = await import('../../lab/down.js');
+    const { labApply } = await import('../../lab/apply.js');
+    const { readState } = await import('../../lab/state.js');
+    const { labPaths } = await import('../../lab/paths.js');
+    const { labKubectl } = await import('../../lab/kube.js');
+    const { l2fedArgv } = await import('../../lab/components.js');
+    t.teardown(async () => {
+      await labDown({ quiet: true });
+      await dir.remove();
+    });
+    const runner = new ExecaRunner();
+    const lines: string[] = [];
+    const started = Date.now();
+    const up = await labUp({
+      manifests: 'deploy/examples',
+      segmentKind: 'bridge',
+      kubernetes: true,
+      healthMs: 1000,
+      out: (l) => lines.push(l),
+    });
+    t.is(up, 0, lines.join('\n'));
+    t.true(lines.some((l) => /connectivity: all \d+ checks as declared/.test(l)));
+    t.log(`up and matrix with 3 API servers in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    for (const c of ['athens', 'bristol', 'madrid']) {
+      t.true(
+        lines.some((l) => l.includes(`cluster ${c}: agent reading its API server https://`)),
+        `${c}'s agent reads its API server`,
+      );
+    }
+
+    const st = (await readState(labPaths().state))!;
+    t.true(st.kubernetes);
+    // The README's command: the path comes from `l2fed lab kubeconfig`.
+    const printed = await runner.run(l2fedArgv('lab', 'kubeconfig', 'madrid'), {
+      env: { L2FED_LAB_DIR: labPaths().dir, L2FED_LAB_PREFIX: prefix },
+      timeoutMs: 30_000,
+    });
+    const madridConfig = printed.stdout.trim();
+    t.is(madridConfig, st.clusters.find((c) => c.id === 'madrid')!.kubeconfig!);
+    const kubectl = (config: string, ...args: string[]) =>
+      runner.run([labKubectl(), '--kubeconfig', config, ...args], { timeoutMs: 30_000 });
+
+    // The agent writes each network's status (VNI from the broker, MTU, members).
+    let fednet = '';
+    const fednetDeadline = Date.now() + 30_000;
+    for (;;) {
+      fednet = (await kubectl(madridConfig, 'get', 'fednet')).stdout;
+      const rows = fednet.split('\n').slice(1).filter(Boolean);
+      const settled = rows.filter((r) => /^\S+\s+\d+\s+\d+\s+\S*bristol/.test(r));
+      if (rows.length === 2 && settled.length === 2) break;
+      if (Date.now() > fednetDeadline) break;
+      await sleep(500);
+    }
+    t.log(`kubectl get fednet (madrid):\n${fednet}`);
+    t.regex(fednet, /^NAME\s+VNI\s+MTU\s+MEMBERS/m);
+    t.regex(fednet, /^cdn\s+\d+\s+\d+\s+\S*athens\S*bristol\S*madrid/m);
+    t.regex(fednet, /^telemetry\s+\d+\s+\d+\s+\S*bristol\S*madrid/m);
+
+    // athens/edge cannot reach bristol/cache: bristol declares no peering for athens.
+    const ns = (c: string, p: string) =>
+      st.clusters.find((x) => x.id === c)!.pods.find((x) => x.name === p)!.ns;
+    const ping = async () =>
+      (
+        await runner.run(['ping', '-c', '1', '-W', '1', '10.10.0.21'], {
+          netns: ns('athens', 'edge'),
+          allowFailure: true,
+        })
+      ).exitCode === 0;
+    t.false(await ping(), 'athens must not reach bristol before bristol peers with athens');
+
+    const file = join(dir.path, 'peering-athens.yaml');
+    await writeFile(file, PEERING_ATHENS);
+    t.is(await labApply('bristol', file), 0);
+    const bristolConfig = st.clusters.find((c) => c.id === 'bristol')!.kubeconfig!;
+    const peering = await kubectl(bristolConfig, 'get', 'clusterpeering', 'athens', '-o', 'json');
+    t.is(
+      (JSON.parse(peering.stdout) as { spec: { remoteCluster: string } }).spec.remoteCluster,
+      'athens',
+    );
+    const applied = Date.now();
+    let reached = false;
+    while (!reached && Date.now() - applied < 60_000) reached = await ping();
+    t.true(reached, 'athens reaches bristol once bristol peers with athens');
+    t.log(`athens reached bristol ${((Date.now() - applied) / 1000).toFixed(1)} s after lab apply`);
+
+    t.is(await labDown({ quiet: true }), 0);
+    t.deepEqual(await listNamespaces(runner, prefix), []);
+    const left = await findLeftovers(runner, prefix);
+    t.deepEqual(left.processes, []);
+    t.deepEqual(await readState(labPaths().state), undefined);
+  },
+);
