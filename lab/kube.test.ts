@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import test from 'ava';
 import { stringify } from 'yaml';
 import { controlPlaneUnmet } from '../lib/kube-control-plane.js';
-import { makeRunDir } from '../test/fixtures/run-dir.js';
+import { ExecaRunner } from '../lib/runner.js';
+import { makeRunDir, runId } from '../test/fixtures/run-dir.js';
+import { l2fedArgv } from './components.js';
 import { kubeObjects } from './kube.js';
 
 test('kubeObjects: the FederatedNetworks and ClusterPeerings of a multi-document file, not its Pods', (t) => {
@@ -83,4 +85,29 @@ test('lab apply --kubernetes: an API server that refuses leaves the folder as it
   const before = await readdir(paths.cluster('bristol'));
   t.is(await labApply('bristol', file), 1);
   t.deepEqual(await readdir(paths.cluster('bristol')), before);
+});
+
+test('lab up --kubernetes without the control-plane binaries: refused up front, naming the setup command, nothing built', async (t) => {
+  const dir = await makeRunDir('knobin');
+  t.teardown(() => dir.remove());
+  const labDir = join(dir.path, 'l2fed-lab');
+  const r = await new ExecaRunner().run(
+    l2fedArgv('lab', 'up', '--kubernetes', '--segment', 'bridge'),
+    {
+      allowFailure: true,
+      timeoutMs: 60_000,
+      env: {
+        // An empty cache: scripts/kube-control-plane --check says "not built".
+        L2FED_KUBE_CACHE: join(dir.path, 'kube-cache'),
+        L2FED_LAB_DIR: labDir,
+        L2FED_LAB_PREFIX: `l2fed-kn${runId(4)}`,
+      },
+    },
+  );
+  t.is(r.exitCode, 1, r.stdout + r.stderr);
+  t.regex(
+    r.stdout,
+    /--kubernetes needs kube-apiserver, etcd and kubectl: .*bash scripts\/setup --kube/,
+  );
+  await t.throwsAsync(readdir(labDir), { code: 'ENOENT' });
 });
