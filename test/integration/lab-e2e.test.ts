@@ -495,13 +495,26 @@ test.serial(
     const watching = pingWatch(web, cache, 8, 0.1);
     await sleep(1000);
     const rotated = await rotateLabKey('madrid', 20_000);
+    // Where the gap sits: when madrid's gateway reported the switch, and when bristol's
+    // tunnel held the new key alone (its gateway promoted the standby entry).
+    const switchSeen = Date.now() / 1000;
+    const bristolNs = st.clusters.find((c) => c.id === 'bristol')!.ns;
+    const promotedIn = await waitFor(async () => {
+      const keys = (await runner.run(['wg', 'show', 'all', 'peers'], { netns: bristolNs })).stdout;
+      return keys.includes(rotated.publicKey) && !keys.includes(rotated.previousKey);
+    }, 5000);
     const rotReplies = await watching;
     const lost = rotReplies.transmitted - rotReplies.length;
     const gaps = rotReplies.slice(1).map((x, i) => x - rotReplies[i]!);
     const worstGap = Math.max(0, ...gaps);
+    const gapAt = gaps.indexOf(worstGap);
+    const rel = (x: number | undefined) =>
+      x === undefined ? '?' : `${x - switchSeen >= 0 ? '+' : ''}${(x - switchSeen).toFixed(2)}`;
     t.log(
       `key rotation: switched after ${rotated.switchMs} ms; ${lost} of ${rotReplies.transmitted} ` +
-        `pings lost, longest gap ${worstGap.toFixed(2)} s`,
+        `pings lost, longest gap ${worstGap.toFixed(2)} s (from ${rel(rotReplies[gapAt])} to ` +
+        `${rel(rotReplies[gapAt + 1])} s of madrid's switch seen; bristol held the new key ` +
+        `alone ${promotedIn === undefined ? 'not within 5 s' : `+${(promotedIn / 1000).toFixed(2)} s`})`,
     );
     t.true(rotReplies.transmitted >= 60, 'the ping ran through the rotation');
     t.true(lost * 0.1 <= 1, `lost ${lost} pings (≤ 10 = one 1 s probe interval)`);
