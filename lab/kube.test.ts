@@ -2,7 +2,7 @@ import { cp, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { stringify } from 'yaml';
-import { controlPlaneUnmet } from '../lib/kube-control-plane.js';
+import { controlPlaneUnmet, packageRoot } from '../lib/kube-control-plane.js';
 import { ExecaRunner } from '../lib/runner.js';
 import { makeRunDir, runId } from '../test/fixtures/run-dir.js';
 import { l2fedArgv } from './components.js';
@@ -110,4 +110,10 @@ test('lab up --kubernetes without the control-plane binaries: refused up front, 
     /--kubernetes needs kube-apiserver, etcd and kubectl: .*bash scripts\/setup --kube/,
   );
   await t.throwsAsync(readdir(labDir), { code: 'ENOENT' });
+});
+
+test('the package root (scripts/, deploy/) is found from source and from dist/', (t) => {
+  const root = packageRoot();
+  t.is(packageRoot(join(root, 'dist', 'lib')), root);
+  t.is(packageRoot(join(root, 'lab')), root);
 });

@@ -6,18 +6,18 @@
  * kubeconfig. Pods stay the lab's own (there are no kubelets).
  */
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 import { rename } from 'node:fs/promises';
 import {
   controlPlaneBinDir,
   controlPlaneUnmet,
+  packageRoot,
   startKubeControlPlane,
   type KubeControlPlane,
 } from '../lib/kube-control-plane.js';
 import { ExecaRunner, type RunResult } from '../lib/runner.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const ROOT = packageRoot();
 /** The namespace and ServiceAccount deploy/rbac creates for the cluster agent. */
 export const AGENT_NAMESPACE = 'l2fed-system';
 export const AGENT_SERVICE_ACCOUNT = 'l2fed-cluster-agent';

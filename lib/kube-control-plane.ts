@@ -13,12 +13,13 @@
  * `dispose()` it (it kills both processes and removes the dir, whatever state it is in).
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -28,7 +29,24 @@ import { freePort } from './ports.js';
 import { ExecaRunner, type RunResult } from './runner.js';
 import { supervise, type SupervisedProcess } from './supervisor.js';
 
-const SCRIPT = fileURLToPath(new URL('../scripts/kube-control-plane', import.meta.url));
+/**
+ * The l2fed package root (it holds scripts/ and deploy/): the nearest folder above `from`
+ * with l2fed's package.json, so it is the same from source (lib/) and from dist/lib/.
+ * Throws when there is none.
+ */
+export function packageRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'l2fed') return dir;
+    } catch {
+      // not here; go up
+    }
+    if (dirname(dir) === dir) throw new Error(`no l2fed package.json above ${from}`);
+  }
+}
+
+const SCRIPT = join(packageRoot(), 'scripts', 'kube-control-plane');
 /** Exit codes of scripts/kube-control-plane (see its header). */
 const EXIT = { ready: 0, noGo: 3, notBuilt: 4 } as const;
 const READY_MS = 60_000;
