@@ -57,6 +57,8 @@ interface Row {
   peers: number;
   startsPerCheck: number;
   cpuMsPerCheck: number;
+  /** The helper's share of cpuMsPerCheck. */
+  helperMsPerCheck: number;
   msPerCheck: number;
   /** Peer results other than up over all checks (should be 0: every echo answered). */
   peersNotUp: number;
@@ -113,7 +115,8 @@ async function measure(mode: Row['mode'], peers: number): Promise<Row> {
       if (up !== peers) throw new Error(`${mode}/${peers}: ${up} of ${peers} peers up`);
       const helperPid = Number((await exec.run(['ip', 'netns', 'pids', gw])).stdout.trim()) || 0;
       runner.clear();
-      const cpu0 = (await cpuOfSelf()) + (helperPid ? await cpuOfPid(helperPid) : 0);
+      const h0 = helperPid ? await cpuOfPid(helperPid) : 0;
+      const cpu0 = (await cpuOfSelf()) + h0;
       const t0 = Date.now();
       let notUp = 0;
       for (let i = 0; i < CHECKS; i++) {
@@ -121,12 +124,14 @@ async function measure(mode: Row['mode'], peers: number): Promise<Row> {
         notUp += h?.peers.filter((p) => p.status !== 'up').length ?? peers;
       }
       const ms = Date.now() - t0;
-      const cpu1 = (await cpuOfSelf()) + (helperPid ? await cpuOfPid(helperPid) : 0);
+      const h1 = helperPid ? await cpuOfPid(helperPid) : 0;
+      const cpu1 = (await cpuOfSelf()) + h1;
       return {
         mode,
         peers,
         startsPerCheck: runner.calls.length / CHECKS,
         cpuMsPerCheck: (cpu1 - cpu0) / CHECKS,
+        helperMsPerCheck: (h1 - h0) / CHECKS,
         msPerCheck: ms / CHECKS,
         peersNotUp: notUp,
       };
@@ -152,10 +157,12 @@ const out = rows.map((r) => ({
 if (values.json) console.log(JSON.stringify(out, null, 2));
 else {
   console.log(`${CHECKS} checks per row; ratios to ${PEERS[0]} peer(s) in the same mode`);
-  console.log('mode    peers  starts/check  ratio   CPU ms/check  ratio   wall ms/check  not up');
+  console.log(
+    'mode    peers  starts/check  ratio   CPU ms/check  ratio  (helper)  wall ms/check  not up',
+  );
   for (const r of out) {
     console.log(
-      `${r.mode.padEnd(7)} ${String(r.peers).padStart(5)}  ${r.startsPerCheck.toFixed(1).padStart(12)}  ${r.startsRatio.toFixed(2).padStart(5)}  ${r.cpuMsPerCheck.toFixed(1).padStart(12)}  ${r.cpuRatio.toFixed(2).padStart(5)}  ${r.msPerCheck.toFixed(0).padStart(13)}  ${String(r.peersNotUp).padStart(6)}`,
+      `${r.mode.padEnd(7)} ${String(r.peers).padStart(5)}  ${r.startsPerCheck.toFixed(1).padStart(12)}  ${r.startsRatio.toFixed(2).padStart(5)}  ${r.cpuMsPerCheck.toFixed(1).padStart(12)}  ${r.cpuRatio.toFixed(2).padStart(5)}  ${r.helperMsPerCheck.toFixed(1).padStart(8)}  ${r.msPerCheck.toFixed(0).padStart(13)}  ${String(r.peersNotUp).padStart(6)}`,
     );
   }
 }
