@@ -5,14 +5,16 @@
  * wrote, and `lab down` leaves no etcd, API server or namespace. Runs in its own lab dir
  * and namespace prefix, so it never touches a developer's lab.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { ExecaRunner } from '../../lib/runner.js';
 import { listNamespaces } from '../../lib/netns.js';
 import { findLeftovers } from '../../lib/cleanup.js';
 import { controlPlaneUnmet } from '../../lib/kube-control-plane.js';
 import { testWith } from '../fixtures/privileges.js';
-import { makeRunDir, runId } from '../fixtures/run-dir.js';
+import { runId } from '../fixtures/run-dir.js';
 
 const test = testWith({
   netAdmin: true,
@@ -21,6 +23,35 @@ const test = testWith({
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** pids of processes whose command line mentions `path` (whatever cleanup's markers say). */
+async function processesMentioning(path: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(path)) out.push(`${pid}: ${cmd.split('\0').join(' ').slice(0, 160)}`);
+  }
+  return out;
+}
+
+/**
+ * A lab of its own: dir and namespace prefix named alike (/tmp/l2fed-tkXXXX), so even
+ * after a killed runner `lab down` finds its node daemons by the dir in their argv. The
+ * teardown is registered before anything can fail.
+ */
+function ownLab(t: ExecutionContext): { prefix: string; labDir: string; scratch: string } {
+  const prefix = `l2fed-tk${runId(4)}`;
+  const labDir = join(tmpdir(), prefix);
+  process.env.L2FED_LAB_DIR = labDir;
+  process.env.L2FED_LAB_PREFIX = prefix;
+  t.teardown(async () => {
+    const { labDown } = await import('../../lab/down.js');
+    await labDown({ quiet: true });
+    await rm(`${labDir}.scratch`, { recursive: true, force: true });
+  });
+  return { prefix, labDir, scratch: `${labDir}.scratch` };
+}
 
 const PEERING_ATHENS = `apiVersion: l2fed.io/v1alpha1
 kind: ClusterPeering
@@ -35,11 +66,7 @@ test.serial(
   'lab up --kubernetes: agents read their API servers, matrix as declared, kubectl sees the status, lab apply goes through the API server, clean down',
   async (t) => {
     t.timeout(240_000);
-    const id = runId(4);
-    const dir = await makeRunDir(`e2k${id}`);
-    process.env.L2FED_LAB_DIR = join(dir.path, 'lab');
-    const prefix = `l2fed-tk${id}`;
-    process.env.L2FED_LAB_PREFIX = prefix;
+    const { prefix, labDir, scratch } = ownLab(t);
     const { labUp } = await import('../../lab/up.js');
     const { labDown } = await import('../../lab/down.js');
     const { labApply } = await import('../../lab/apply.js');
@@ -47,10 +74,6 @@ test.serial(
     const { labPaths } = await import('../../lab/paths.js');
     const { labKubectl } = await import('../../lab/kube.js');
     const { l2fedArgv } = await import('../../lab/components.js');
-    t.teardown(async () => {
-      await labDown({ quiet: true });
-      await dir.remove();
-    });
     const runner = new ExecaRunner();
     const lines: string[] = [];
     const started = Date.now();
@@ -111,7 +134,8 @@ test.serial(
       ).exitCode === 0;
     t.false(await ping(), 'athens must not reach bristol before bristol peers with athens');
 
-    const file = join(dir.path, 'peering-athens.yaml');
+    await mkdir(scratch, { recursive: true });
+    const file = join(scratch, 'peering-athens.yaml');
     await writeFile(file, PEERING_ATHENS);
     t.is(await labApply('bristol', file), 0);
     const bristolConfig = st.clusters.find((c) => c.id === 'bristol')!.kubeconfig!;
@@ -130,6 +154,42 @@ test.serial(
     t.deepEqual(await listNamespaces(runner, prefix), []);
     const left = await findLeftovers(runner, prefix);
     t.deepEqual(left.processes, []);
+    t.deepEqual(await processesMentioning(labDir), []);
     t.deepEqual(await readState(labPaths().state), undefined);
+  },
+);
+
+test.serial(
+  'lab up --kubernetes: after the runner is killed (SIGKILL), lab down still finds and stops every etcd and kube-apiserver',
+  async (t) => {
+    t.timeout(180_000);
+    const { prefix, labDir } = ownLab(t);
+    const { labUp } = await import('../../lab/up.js');
+    const { labDown } = await import('../../lab/down.js');
+    const { readState } = await import('../../lab/state.js');
+    const { labPaths } = await import('../../lab/paths.js');
+    const runner = new ExecaRunner();
+    const lines: string[] = [];
+    const up = await labUp({
+      manifests: 'deploy/examples',
+      generate: { clusters: 2, pods: 1 },
+      segmentKind: 'bridge',
+      kubernetes: true,
+      verify: false,
+      healthMs: 1000,
+      out: (l) => lines.push(l),
+    });
+    t.is(up, 0, lines.join('\n'));
+    const st = (await readState(labPaths().state))!;
+    process.kill(st.runnerPid, 'SIGKILL');
+    await sleep(500);
+    const planes = (await findLeftovers(runner, prefix)).processes.filter((p) =>
+      /\/(etcd|kube-apiserver) /.test(p.command),
+    );
+    t.is(planes.length, 4, 'two etcd and two kube-apiserver outlive a killed runner');
+    t.is(await labDown({ quiet: true }), 0);
+    t.deepEqual((await findLeftovers(runner, prefix)).processes, []);
+    t.deepEqual(await processesMentioning(labDir), []);
+    t.deepEqual(await listNamespaces(runner, prefix), []);
   },
 );
