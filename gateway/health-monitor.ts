@@ -58,7 +58,10 @@ export interface HealthMonitorOptions {
    * DEFAULT_FAILOVER_POLICY) or false to turn it off.
    */
   readonly failover?: Partial<FailoverPolicy> | false;
-  /** Sends the per-network probe frames (default: python3); false turns probing off. */
+  /**
+   * Sends the per-network probe frames (default: the probe helper, else a python3 run per
+   * check); false turns probing off.
+   */
   readonly prober?: L2Prober | false;
   /**
    * A network whose receive counter stays still this long while a peer's tunnel is up is

@@ -9,9 +9,11 @@
  * must not forward: Linux bridges and OVS (forward-bpdu=false, the default) drop it, so
  * tenants never see a probe. The EtherType is IEEE local experimental 0x88B5.
  *
- * Node has no AF_PACKET sockets, so one short python3 run per check sends all frames
- * (python3 is on every Debian host with OVS; the image installs it). Without python3
- * the probe is off and health says so; nothing else depends on it.
+ * Node has no AF_PACKET sockets. The health monitor sends the frames through its
+ * long-lived probe helper (prober.ts); PythonL2Prober, one short python3 run per check
+ * for all frames, is the fallback where the helper cannot run (python3 is on every
+ * Debian host with OVS; the image installs it). Without python3 the probe is off and
+ * health says so; nothing else depends on it.
  */
 import type { CommandRunner } from '../lib/runner.js';
 
