@@ -69,7 +69,7 @@ test.serial(
     const { prefix, labDir, scratch } = ownLab(t);
     const { labUp } = await import('../../lab/up.js');
     const { labDown } = await import('../../lab/down.js');
-    const { labApply } = await import('../../lab/apply.js');
+    const { labApply, labRemove } = await import('../../lab/apply.js');
     const { readState } = await import('../../lab/state.js');
     const { labPaths } = await import('../../lab/paths.js');
     const { labKubectl } = await import('../../lab/kube.js');
@@ -149,6 +149,18 @@ test.serial(
     while (!reached && Date.now() - applied < 60_000) reached = await ping();
     t.true(reached, 'athens reaches bristol once bristol peers with athens');
     t.log(`athens reached bristol ${((Date.now() - applied) / 1000).toFixed(1)} s after lab apply`);
+
+    // lab remove deletes the peering in bristol's API server too, and the path closes.
+    t.is(await labRemove('bristol', 'peering-athens.yaml'), 0);
+    const gone = await runner.run(
+      [labKubectl(), '--kubeconfig', bristolConfig, 'get', 'clusterpeering', 'athens'],
+      { allowFailure: true, timeoutMs: 30_000 },
+    );
+    t.regex(gone.stderr, /NotFound/);
+    const removed = Date.now();
+    let closed = false;
+    while (!closed && Date.now() - removed < 30_000) closed = !(await ping());
+    t.true(closed, 'athens stops reaching bristol once bristol withdraws the peering');
 
     t.is(await labDown({ quiet: true }), 0);
     t.deepEqual(await listNamespaces(runner, prefix), []);
