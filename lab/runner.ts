@@ -140,9 +140,7 @@ export class LabRunner {
       );
       this.topology = new LabTopology(this.runner, this.plan, join(this.paths.dir, 'run'));
       await this.topology.build((m) => void this.progress(m));
-      if (this.opts.kubernetes) {
-        for (const c of this.plan.clusters) await this.startControlPlane(c);
-      }
+      if (this.opts.kubernetes) await this.startControlPlanes(this.plan.clusters);
       await this.startNats();
       await this.startBroker();
       for (const c of this.plan.clusters) {
@@ -367,6 +365,20 @@ export class LabRunner {
    * cluster's FederatedNetworks and ClusterPeerings from its folder (Pods stay here).
    * The dir carries the lab prefix so `lab down`/cleanup find both processes by argv.
    */
+  /**
+   * All clusters' control planes at once (most of their start is waiting); every one that
+   * started is recorded, so stop() disposes it even when another failed.
+   */
+  private async startControlPlanes(clusters: readonly LabCluster[]): Promise<void> {
+    const started = Date.now();
+    const results = await Promise.allSettled(clusters.map((c) => this.startControlPlane(c)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    await this.progress(
+      `${clusters.length} API servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  }
+
   private async startControlPlane(c: LabCluster): Promise<void> {
     const kube = await startLabControlPlane({
       dir: join(this.paths.run(c.id), `${this.plan!.prefix}-kube`),
@@ -374,15 +386,13 @@ export class LabRunner {
     });
     this.kube.set(c.id, kube);
     const dir = this.paths.cluster(c.id);
-    let objects = 0;
+    const objects = [];
     for (const f of (await readdir(dir)).sort()) {
-      if (!/\.ya?ml$/.test(f)) continue;
-      const found = kubeObjects(await readFile(join(dir, f), 'utf8'));
-      await kubeApply(kube.adminKubeconfig, found);
-      objects += found.length;
+      if (/\.ya?ml$/.test(f)) objects.push(...kubeObjects(await readFile(join(dir, f), 'utf8')));
     }
+    await kubeApply(kube.adminKubeconfig, objects);
     await this.progress(
-      `cluster ${c.id}: API server on ${kube.plane.server} (${kube.plane.startMs} ms), ${objects} objects applied; admin kubeconfig ${kube.adminKubeconfig}`,
+      `cluster ${c.id}: API server on ${kube.plane.server} (${kube.plane.startMs} ms), ${objects.length} objects applied; admin kubeconfig ${kube.adminKubeconfig}`,
     );
   }
 

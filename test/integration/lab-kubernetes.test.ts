@@ -87,6 +87,7 @@ test.serial(
     t.is(up, 0, lines.join('\n'));
     t.true(lines.some((l) => /connectivity: all \d+ checks as declared/.test(l)));
     t.log(`up and matrix with 3 API servers in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    t.log(lines.find((l) => /API servers ready in/.test(l))?.trim() ?? 'no API server timing');
     for (const c of ['athens', 'bristol', 'madrid']) {
       t.true(
         lines.some((l) => l.includes(`cluster ${c}: agent reading its API server https://`)),
