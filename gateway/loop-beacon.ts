@@ -7,6 +7,7 @@
  * in l2-probe.ts.
  */
 import type { CommandRunner } from '../lib/runner.js';
+import type { HelperProber } from './prober.js';
 import { parseProbeOutput, type ProbeSendResult } from './l2-probe.js';
 import { LOOP_BEACON_ETHERTYPE, LOOP_BEACON_MAC } from './loop-guard.js';
 
@@ -60,5 +61,32 @@ export class PythonLoopBeacon implements LoopBeaconSender {
     } catch (err) {
       return { sent: new Set(), failed: new Map(), unavailable: String(err).split('\n')[0]! };
     }
+  }
+}
+
+/**
+ * Beacons through the gateway's long-lived probe helper (prober.ts), so a check starts no
+ * process; a python3 run per check (PythonLoopBeacon) only while the helper cannot run.
+ */
+export class HelperLoopBeacon implements LoopBeaconSender {
+  private readonly fallback: PythonLoopBeacon;
+
+  constructor(
+    private readonly helper: HelperProber,
+    runner: CommandRunner,
+  ) {
+    this.fallback = new PythonLoopBeacon(runner);
+  }
+
+  async send(
+    identity: string,
+    devices: readonly string[],
+    netns: string | undefined,
+  ): Promise<ProbeSendResult> {
+    if (devices.length > 0 && (await this.helper.ready(netns))) {
+      const r = await this.helper.beacons(identity, devices, netns);
+      if (r.unavailable === undefined) return r;
+    }
+    return this.fallback.send(identity, devices, netns);
   }
 }

@@ -126,6 +126,17 @@ test('loop monitor - installs the table once; a quiet steady state changes nothi
   );
 });
 
+test('loop monitor - a steady check costs one nft read: the last read is the next before', async (t) => {
+  const { runner, monitor, nft } = setup();
+  const m = monitor();
+  await m.check();
+  const reads = () => runner.calls.filter((c) => c.argv.includes('list')).length;
+  const first = reads();
+  for (let i = 0; i < 3; i++) await m.check();
+  t.is(reads() - first, 3, 'one read per check (was two)');
+  t.is(nft.replaced, 1, 'and no rebuild');
+});
+
 test('loop monitor - a loop through a lower peer blocks that network to all its peers, once; quiet checks lift it', async (t) => {
   const { runner, nft, beacon, monitor } = setup();
   const m = monitor();

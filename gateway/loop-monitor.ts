@@ -86,6 +86,8 @@ export class LoopMonitor {
   private running: Promise<unknown> = Promise.resolve();
   private state = new Map<string, NetworkLoopState>();
   private adopted = false;
+  /** The last read of the table (undefined inside: it was missing), for the next check. */
+  private last: { netns: string | undefined; table: ObservedL2Guard | undefined } | undefined;
   private nft: string | undefined;
   private readonly beacon: LoopBeaconSender;
   latest: LoopReport | undefined;
@@ -124,7 +126,9 @@ export class LoopMonitor {
     const netns = config.netns;
     const spec = l2GuardSpec(config);
     const networks = loopNetworks(config);
-    let observed = await this.read(netns);
+    // The previous check's last read is this one's "before": one nft read per check.
+    let observed =
+      this.last?.netns === netns && this.last ? this.last.table : await this.read(netns);
     if (!this.adopted && observed) {
       // A restart: keep the blocks in force (the loop may still be there).
       const held = new Set(observed.blocked.map(pathKey));
@@ -147,7 +151,9 @@ export class LoopMonitor {
       netns,
     );
     await new Promise((r) => setTimeout(r, this.o.settleMs ?? 300));
-    const after = (await this.read(netns)) ?? observed;
+    const fresh = await this.read(netns);
+    this.last = { netns, table: fresh };
+    const after = fresh ?? observed;
     const grew = new Set(
       [...(after?.counters.repeats ?? [])]
         .filter(([k, v]) => v > (before.get(k) ?? 0))
@@ -242,5 +248,6 @@ export class LoopMonitor {
     this.nft ??= await requireNft();
     await this.nftScript(netns, l2GuardRemoveScript());
     this.state.clear();
+    this.last = undefined;
   }
 }

@@ -6,6 +6,8 @@
  *   ← {"id", "results": [{"sent", "received", "rtt"}…]}   rtt: average ms, null if none came
  *   → {"id", "op": "frames", "identity", "devices"}
  *   ← {"id", "sent": [device…], "failed": {device: why}}
+ *   → {"id", "op": "beacons", "identity", "devices"}       the loop beacons (loop-beacon.ts)
+ *   ← {"id", "sent": [device…], "failed": {device: why}}
  *
  * Echo is ICMP echo on one raw socket (the peer's kernel answers: no responder, nothing
  * to open in the firewall): for every probe of the batch, `count` requests `interval` s
@@ -19,12 +21,14 @@
  * "error"} and exit when raw sockets are not allowed. It exits when its stdin closes.
  */
 import { PROBE_DST_MAC, PROBE_ETHERTYPE } from './l2-probe.js';
+import { LOOP_BEACON_ETHERTYPE, LOOP_BEACON_MAC } from './loop-guard.js';
 
 export const HELPER_SCRIPT = `
 import json, os, random, select, socket, struct, sys, time
 IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, PMTU_WANT, PMTU_DO = 10, 23, 1, 2
 SO_RCVBUFFORCE = 33
 DST = bytes.fromhex("${PROBE_DST_MAC.replaceAll(':', '')}")
+BEACON_DST = bytes.fromhex("${LOOP_BEACON_MAC.replaceAll(':', '')}")
 ident = random.randrange(1, 0xFFFF)
 socks, fams, pending, batches, payloads = {}, {}, {}, [], {}
 seq = 0
@@ -102,7 +106,7 @@ def receive(fam, s, now):
         e["rtts"].append((now - at) * 1000)
         b["outstanding"] -= 1
 
-def frames(m):
+def frames(m, beacons=False):
     sent, failed = [], {}
     for dev in m["devices"]:
         try:
@@ -110,8 +114,13 @@ def frames(m):
             try:
                 s.bind((dev, 0))
                 src = s.getsockname()[4]
-                body = ("l2fed-probe " + m["identity"] + " " + dev).encode()[:200].ljust(46, b".")
-                s.send(DST + src + (${PROBE_ETHERTYPE}).to_bytes(2, "big") + body)
+                if beacons:
+                    # As loop-beacon.ts: a fresh nonce first, then text for people.
+                    body = os.urandom(4) + ("l2fed-loop " + m["identity"] + " " + dev).encode()[:200]
+                    s.send(BEACON_DST + src + (${LOOP_BEACON_ETHERTYPE}).to_bytes(2, "big") + body.ljust(46, b"."))
+                else:
+                    body = ("l2fed-probe " + m["identity"] + " " + dev).encode()[:200].ljust(46, b".")
+                    s.send(DST + src + (${PROBE_ETHERTYPE}).to_bytes(2, "big") + body)
             finally:
                 s.close()
             sent.append(dev)
@@ -188,6 +197,8 @@ while True:
                         start(m, now)
                     elif m.get("op") == "frames":
                         frames(m)
+                    elif m.get("op") == "beacons":
+                        frames(m, beacons=True)
                     else:
                         out({"id": m.get("id"), "error": "unknown op"})
                 except Exception as e:

@@ -227,7 +227,26 @@ export class HelperProber implements Pinger, L2Prober {
     }
   }
 
-  async send(
+  /** The per-network probe frames (L2Prober). */
+  send(
+    identity: string,
+    devices: readonly string[],
+    netns: string | undefined,
+  ): Promise<ProbeSendResult> {
+    return this.sendFrames('frames', identity, devices, netns);
+  }
+
+  /** The loop beacons (loop-beacon.ts format), one per device. */
+  beacons(
+    identity: string,
+    devices: readonly string[],
+    netns: string | undefined,
+  ): Promise<ProbeSendResult> {
+    return this.sendFrames('beacons', identity, devices, netns);
+  }
+
+  private async sendFrames(
+    op: 'frames' | 'beacons',
     identity: string,
     devices: readonly string[],
     netns: string | undefined,
@@ -235,7 +254,7 @@ export class HelperProber implements Pinger, L2Prober {
     if (devices.length === 0) return { sent: new Set(), failed: new Map() };
     let m;
     try {
-      m = await this.request(netns, { op: 'frames', identity, devices }, 5000);
+      m = await this.request(netns, { op, identity, devices }, 5000);
     } catch (err) {
       return { sent: new Set(), failed: new Map(), unavailable: String((err as Error).message) };
     }

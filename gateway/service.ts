@@ -9,6 +9,8 @@ import type { DaemonLauncher } from './daemons.js';
 import { Gateway } from './gateway.js';
 import { startGatewayServer, type GatewayServer } from './grpc-server.js';
 import { HealthMonitor } from './health-monitor.js';
+import { HelperProber } from './prober.js';
+import { HelperLoopBeacon } from './loop-beacon.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { GatewayMetrics, serveMetrics, type MetricsServer } from './metrics.js';
 import type { TunnelKind } from './tunnel.js';
@@ -63,13 +65,23 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     tunnelKind: o.tunnelKind,
     metrics,
   });
+  // One long-lived probe helper per gateway: echoes and probe frames (health) and loop
+  // beacons (loops), so neither check starts a process of its own.
+  const helper = new HelperProber(o.runner);
   const loops =
     o.loopIntervalMs === false
       ? undefined
-      : new LoopMonitor({ gateway, runner: o.runner, metrics, intervalMs: o.loopIntervalMs });
+      : new LoopMonitor({
+          gateway,
+          runner: o.runner,
+          metrics,
+          intervalMs: o.loopIntervalMs,
+          beacon: new HelperLoopBeacon(helper, o.runner),
+        });
   const monitor = new HealthMonitor({
     gateway,
     runner: o.runner,
+    helper,
     metrics,
     intervalMs: o.healthIntervalMs,
     silenceLimitMs: o.healthSilenceMs,
@@ -100,8 +112,9 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     metricsPort: h.port,
     close: () =>
       (closed ??= (async () => {
-        await monitor.stop();
+        // Loops first: the monitor ends the helper, which a loop check would start again.
         await loops?.stop();
+        await monitor.stop();
         await g.close();
         await h.close();
       })()),
