@@ -63,8 +63,9 @@ export interface GatewayOptions {
   readonly handshakeWatch?: { readonly intervalMs: number; readonly forMs: number } | false;
   /**
    * While a peer's next key is held as a standby entry, how often (ms) to check whether
-   * it handshaked, to promote it (standby-keys.ts); false turns it off. Default 200 ms:
-   * the peer's traffic is dropped from its switch until the promotion.
+   * it handshaked, to promote it (standby-keys.ts); false turns it off. Default 50 ms
+   * where the tunnel answers cheaply (wireguard-go's control socket, no process), else
+   * 200 ms: the peer's traffic is dropped from its switch until the promotion.
    */
   readonly standbyWatchMs?: number | false;
   /** Unix seconds now, for handshake ages (a roamed endpoint is kept while proven). Tests. */
@@ -328,7 +329,8 @@ export class Gateway {
 
   /** Polls while the applied config holds standby keys (standby-keys.ts). */
   private watchStandby(): void {
-    const every = this.options.standbyWatchMs ?? 200;
+    const cheap = this.backends?.tunnel.handshakes !== undefined;
+    const every = this.options.standbyWatchMs ?? (cheap ? 50 : 200);
     if (every === false || this.standbyTimer || standbyKeys(this.last).length === 0) return;
     const tick = () => {
       void this.promoteHandshaked()
@@ -351,13 +353,15 @@ export class Gateway {
     const b = this.backends;
     const polled = this.last;
     if (!b || !polled || standbyKeys(polled).length === 0) return;
-    const seen = await b.tunnel.read(polled.wireguard.ifname);
-    if (promoteStandby(polled, seen) === polled) return;
+    // The control socket where there is one: a poll then starts no process.
+    const fast = await b.tunnel.handshakes?.(polled.wireguard.ifname);
+    const seen = fast ? undefined : await b.tunnel.read(polled.wireguard.ifname);
+    if (promoteStandby(polled, fast ? { peers: fast } : seen) === polled) return;
     await this.serial(async () => {
       const before = this.last;
       if (!before || standbyKeys(before).length === 0) return;
       // Only an apply changes entries' keys or allowed IPs, and an apply sets `last`.
-      const wg = before === polled ? seen : await b.tunnel.read(before.wireguard.ifname);
+      const wg = before === polled && seen ? seen : await b.tunnel.read(before.wireguard.ifname);
       const after = promoteStandby(before, wg);
       if (after === before || !wg) return;
       const wanted = desiredState(after, this.keys!.privateKey).tunnel.peers;

@@ -16,12 +16,19 @@ import type { Step } from './plan.js';
 
 /** The peers of a tunnel as read (ObservedTunnel or WgDump). */
 type Peers = { readonly peers: readonly ObservedPeer[] };
+/** Enough to tell a handshake (also the control socket's cheap answer). */
+type Handshakes = {
+  readonly peers: readonly Pick<ObservedPeer, 'publicKey' | 'latestHandshake'>[];
+};
 
 /**
  * `config` with every peer whose next key has handshaked on `tunnel` switched to it (its
  * `publicKey` becomes the next key, `nextPublicKey` goes). The same object when none did.
  */
-export function promoteStandby(config: GatewayConfig, tunnel: Peers | undefined): GatewayConfig {
+export function promoteStandby(
+  config: GatewayConfig,
+  tunnel: Handshakes | undefined,
+): GatewayConfig {
   const shook = new Set(
     (tunnel?.peers ?? []).filter((p) => p.latestHandshake > 0).map((p) => p.publicKey),
   );

@@ -10,6 +10,7 @@ import { ProcessStartError } from '../lib/errors.js';
 import type { DaemonLauncher } from './daemons.js';
 import type { Host } from './host.js';
 import { WgTunnel } from './wireguard.js';
+import { readUapiHandshakes, type PeerHandshake } from './uapi.js';
 
 const READY_TIMEOUT_MS = 5000;
 /** wireguard-go's control sockets (machine-wide, shared by every namespace). */
@@ -26,6 +27,14 @@ export class WireguardGoTunnel extends WgTunnel {
 
   private key(ifname: string): string {
     return `wireguard-go:${ifname}`;
+  }
+
+  /**
+   * The peers' last handshakes from the control socket, without starting a process;
+   * undefined when the socket does not answer (callers fall back to read()).
+   */
+  handshakes(ifname: string): Promise<readonly PeerHandshake[] | undefined> {
+    return readUapiHandshakes(`${WG_SOCKET_DIR}/${ifname}.sock`);
   }
 
   /**

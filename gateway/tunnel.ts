@@ -26,6 +26,13 @@ export interface TunnelBackend {
   readonly kind: TunnelKind;
   /** WireGuard config of the device, or undefined when it does not exist. A read. */
   read(ifname: string): Promise<WgDump | undefined>;
+  /**
+   * Only the peers' last handshakes, cheaply (wireguard-go: its control socket, no
+   * process); undefined when unavailable. Optional: callers fall back to read().
+   */
+  handshakes?(
+    ifname: string,
+  ): Promise<readonly { publicKey: string; latestHandshake: number }[] | undefined>;
   /** Makes the device exist (and its daemon run, for userspace). */
   create(ifname: string): Promise<void>;
   /** Removes the device (and stops its daemon). Missing device is not an error. */

@@ -6,6 +6,7 @@
  * reply) must lose at most one probe interval and never stop for more than 1 s.
  */
 import type { GatewayConfigInput } from '../../gateway/config.js';
+import { readUapiHandshakes } from '../../gateway/uapi.js';
 import { GatewayLab, type LabNetwork, type LabSite } from '../fixtures/gateway-testbed.js';
 import { testWith } from '../fixtures/privileges.js';
 
@@ -99,6 +100,21 @@ test('gateway - rotation onto a peer that holds the next key as standby: the pee
   t.true(lost * 0.1 <= PROBE_INTERVAL_S, `lost ${lost} pings`);
   t.true(worst <= WORST_GAP_S, `longest gap ${worst.toFixed(2)} s`);
 
+  // The poll read the peers' handshakes from wireguard-go's control socket (no process):
+  // the same keys and times `wg` prints.
+  const uapi = await readUapiHandshakes(`/var/run/wireguard/${s1.ifname}.sock`);
+  const wg = await lab.runner.run(['wg', 'show', s1.ifname, 'latest-handshakes'], {
+    netns: s1.ns,
+  });
+  t.deepEqual(
+    new Map((uapi ?? []).map((p) => [p.publicKey, String(p.latestHandshake)])),
+    new Map(
+      wg.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t') as [string, string]),
+    ),
+  );
   const after = await peersOf(lab, s1);
   t.is(after.get(nextKey), `${s0.transitAddress}/32`, 'the peer promoted the next key');
   t.false(after.has(oldKey), 'and dropped the old one');
