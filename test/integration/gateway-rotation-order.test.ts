@@ -82,7 +82,7 @@ for (const first of ['rotating', 'peer'] as const) {
     const ping = await lab.spawn(
       'ping',
       from.ns,
-      ['ping', '-D', '-n', '-i', '0.1', '-W', '1', '-w', '9', to.ip],
+      ['ping', '-D', '-n', '-i', '0.1', '-W', '1', '-c', '90', '-w', '11', to.ip],
       /bytes from/,
     );
     await sleep(1000);
@@ -167,7 +167,7 @@ test(`gateway - rotation with both switches at once (handshake initiations cross
   const ping = await lab.spawn(
     'ping',
     a.ns,
-    ['ping', '-D', '-n', '-i', '0.1', '-W', '2', '-w', '13', b.ip],
+    ['ping', '-D', '-n', '-i', '0.1', '-W', '2', '-c', '130', '-w', '16', b.ip],
     /bytes from/,
   );
   await sleep(1500);

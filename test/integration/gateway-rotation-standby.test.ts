@@ -67,7 +67,7 @@ test('gateway - rotation onto a peer that holds the next key as standby: the pee
   const ping = await lab.spawn(
     'ping',
     a.ns,
-    ['ping', '-D', '-n', '-i', '0.1', '-W', '1', '-w', '10', b.ip],
+    ['ping', '-D', '-n', '-i', '0.1', '-W', '1', '-c', '100', '-w', '12', b.ip],
     /bytes from/,
   );
   await sleep(1000);
