@@ -57,9 +57,9 @@ test('rejoin - refused while the old gateway is heard from; the wait and the rem
     instanceOf: ClusterTakeoverError,
   });
   t.deepEqual(err?.rejoin, { silentMs: 10_000, waitMs: 50_000 });
-  t.regex(err!.message, /heard from 10 s ago/);
-  t.regex(err!.message, /about 50 s from now/);
-  t.regex(err!.message, /l2fed evict a --force/);
+  t.regex(err.message, /heard from 10 s ago/);
+  t.regex(err.message, /about 50 s from now/);
+  t.regex(err.message, /l2fed evict a --force/);
   t.is(await keyOfAInB(), OLD, "b's peer map still names the old key");
   const noted = await recordOfA();
   t.is(noted.value.publicKey, OLD);
