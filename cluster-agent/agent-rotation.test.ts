@@ -169,9 +169,12 @@ test('agent rotation - with a peer agent stopped the rotating side waits (tunnel
     await pump(madrid);
     return ((await fed.get('madrid')).peerMap?.nextKey?.heldBy ?? []).includes('athens');
   });
-  await waitFor('status names bristol', async () =>
-    /rotation waiting for: bristol/.test((await madrid.summary()).gateway.rotation ?? ''),
-  );
+  // Madrid learns athens' ack from its next map push (the fake pushes only when asked):
+  // without one, its status could still name athens too, whatever the wait.
+  await waitFor('status names bristol', async () => {
+    await pump(madrid);
+    return /rotation waiting for: bristol \(/.test((await madrid.summary()).gateway.rotation ?? '');
+  });
   await new Promise((r) => setTimeout(r, 300));
   t.is(madrid.gateway.activeKey, FAKE_PUBLIC_KEY, 'no switch while bristol does not hold the key');
   t.is(madrid.gateway.pendingKey, FAKE_NEXT_PUBLIC_KEY);
