@@ -65,6 +65,26 @@ export function kubeObjects(text: string): KubeObject[] {
 }
 
 /**
+ * What a member cluster installs for the agent (deploy/crds, Established; the
+ * l2fed-system namespace; deploy/rbac), as `kubectl` through `plane`. Throws on failure.
+ */
+export async function installAgentBase(plane: Pick<KubeControlPlane, 'kubectl'>): Promise<void> {
+  await plane.kubectl(['apply', '-k', join(ROOT, 'deploy/crds')]);
+  await plane.kubectl(
+    [
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      'crd/federatednetworks.l2fed.io',
+      'crd/clusterpeerings.l2fed.io',
+    ],
+    { timeoutMs: 40_000 },
+  );
+  await plane.kubectl(['create', 'namespace', AGENT_NAMESPACE]);
+  await plane.kubectl(['apply', '-k', join(ROOT, 'deploy/rbac')]);
+}
+
+/**
  * Starts a control plane for one lab cluster in `dir` (whose path must carry the lab's
  * cleanup prefix), applies deploy/crds (waits until Established), the agent namespace and
  * deploy/rbac, and writes the agent's kubeconfig. Throws with the control plane's logs on
@@ -76,19 +96,7 @@ export async function startLabControlPlane(o: {
 }): Promise<LabControlPlane> {
   const plane = await startKubeControlPlane({ dir: o.dir, name: o.name });
   try {
-    await plane.kubectl(['apply', '-k', join(ROOT, 'deploy/crds')]);
-    await plane.kubectl(
-      [
-        'wait',
-        '--for=condition=Established',
-        '--timeout=30s',
-        'crd/federatednetworks.l2fed.io',
-        'crd/clusterpeerings.l2fed.io',
-      ],
-      { timeoutMs: 40_000 },
-    );
-    await plane.kubectl(['create', 'namespace', AGENT_NAMESPACE]);
-    await plane.kubectl(['apply', '-k', join(ROOT, 'deploy/rbac')]);
+    await installAgentBase(plane);
     const token = (
       await plane.kubectl([
         'create',
