@@ -151,7 +151,9 @@ async function check(c: DocCommand): Promise<string | undefined> {
     if (
       c.excerpt &&
       err instanceof CommanderError &&
-      /missingArgument|optionMissingArgument|missingMandatoryOptionValue|commander\.help$/.test(err.code)
+      /missingArgument|optionMissingArgument|missingMandatoryOptionValue|commander\.help$/.test(
+        err.code,
+      )
     )
       return undefined;
     return (err as Error).message.trim();
