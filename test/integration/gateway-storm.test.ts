@@ -88,8 +88,11 @@ const storm = test.macro({
     t.is(path?.peer, 'site1');
     const dropped = path?.bumDroppedOut ?? 0;
     t.log(`${segment}: site 0 dropped ${dropped} broadcasts to site1 (out)`);
-    // Every frame the bound did not drop reached the pod, give or take a few lost elsewhere.
-    t.true(dropped + got <= FRAMES && dropped >= FRAMES - got - 30, `dropped ${dropped}`);
+    // Every storm frame the bound did not drop reached the pod, give or take a few: frames
+    // lost elsewhere (fewer drops), and the pods' own broadcast and multicast during the
+    // storm (ARP for the ping, IPv6 ND/MLD), which the bound drops and counts too (CI saw
+    // 2925 dropped + 78 received of 3000).
+    t.true(Math.abs(dropped - (FRAMES - got)) <= 30, `dropped ${dropped}, received ${got}`);
     t.regex(
       await metrics.registry.metrics(),
       new RegExp(
