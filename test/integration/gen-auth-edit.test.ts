@@ -70,6 +70,8 @@ test('gen-auth edit - add one cluster, evict another; nobody else changes; nats-
       servers: nats.url,
       ...connectOptionsFor(await credential(id), id),
       maxReconnectAttempts: 0,
+      // A dial during a reload can stall: fail it fast and let retry() try again.
+      timeout: 2000,
     });
     try {
       return await new BrokerClient(nc, id).request('register', {
@@ -113,6 +115,7 @@ test('gen-auth edit - add one cluster, evict another; nobody else changes; nats-
       servers: nats.url,
       ...connectOptionsFor(bristol, 'bristol'),
       maxReconnectAttempts: 0,
+      timeout: 2000,
     }).then(
       async (nc) => {
         await nc.close();
@@ -126,9 +129,9 @@ test('gen-auth edit - add one cluster, evict another; nobody else changes; nats-
   t.is((await register('oslo')).cluster.id, 'oslo');
 });
 
-/** nats-server applies a reload asynchronously: retry for up to 5 s. */
+/** nats-server applies a reload asynchronously: retry (each try bounded) for up to 10 s. */
 async function retry<T>(fn: () => Promise<T>): Promise<T> {
-  const end = Date.now() + 5000;
+  const end = Date.now() + 10_000;
   for (;;) {
     try {
       return await fn();
