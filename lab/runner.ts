@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { ExecaRunner } from '../lib/runner.js';
 import { NatsServer } from '../lib/nats-process.js';
-import { freePort } from '../lib/ports.js';
+import { withFreePort } from '../lib/ports.js';
 import { shortId } from '../lib/short-id.js';
 import { describeError } from '../lib/errors.js';
 import { writeToken } from '../lib/pki.js';
@@ -253,10 +253,8 @@ export class LabRunner {
         broker: { transitPool: LAB_TRANSIT_POOL, vniQuarantineMs: 0 },
       }),
     );
-    const adminPort = await freePort();
     const tokenFile = join(this.paths.dir, 'admin.token');
     await writeToken(tokenFile);
-    this.admin = { address: `127.0.0.1:${adminPort}`, tokenFile };
     const ctx = this.containerContext();
     const files = ctx && {
       config: cfg,
@@ -264,51 +262,59 @@ export class LabRunner {
       adminToken: tokenFile,
     };
     // The same arguments; in a container the files are where the manifest mounts them.
-    const args = (f: { config: string; adminToken: string }) => [
+    const args = (address: string, f: { config: string; adminToken: string }) => [
       ...['broker', 'run', '--config', f.config],
-      ...['--admin-listen', this.admin!.address, '--admin-token-file', f.adminToken],
+      ...['--admin-listen', address, '--admin-token-file', f.adminToken],
     ];
-    await this.keep(
-      'broker',
-      ctx && files
-        ? await labBrokerArgv(ctx, files, args(BROKER_MOUNTS))
-        : l2fedArgv(...args({ config: cfg, adminToken: tokenFile })),
-      /admin API/,
-    );
+    // A fixed port (restarts keep the address the CLI was given), retried if another
+    // process takes it between freePort and the broker's listen.
+    await withFreePort(async (adminPort) => {
+      this.admin = { address: `127.0.0.1:${adminPort}`, tokenFile };
+      await this.keep(
+        'broker',
+        ctx && files
+          ? await labBrokerArgv(ctx, files, args(this.admin.address, BROKER_MOUNTS))
+          : l2fedArgv(...args(this.admin.address, { config: cfg, adminToken: tokenFile })),
+        /admin API/,
+      );
+    });
     await this.progress(
-      `broker is serving; admin API on ${this.admin.address} (token in ${tokenFile})`,
+      `broker is serving; admin API on ${this.admin!.address} (token in ${tokenFile})`,
     );
   }
 
   private async startGateway(c: LabCluster): Promise<void> {
-    const metrics = await freePort();
     const files = await this.clusterFiles(c);
     // A root-only unix socket, as on a real node (see docs/gateway.md, gRPC).
     const socket = files.gatewaySocket.host;
-    await writeFile(
-      files.gatewayConfig.host,
-      toYaml({
-        identity: c.id,
-        // In a container the gateway is already inside the namespace.
-        ...(this.opts.image ? {} : { netns: c.ns }),
-        grpc: { socket: files.gatewaySocket.seen },
-        metrics: { host: '127.0.0.1', port: metrics },
-        ...(files.ovsDbSocket ? { ovsDbSocket: files.ovsDbSocket.seen } : {}),
-        tunnel: 'auto',
-        // In a container wireguard-go lives and dies with it, as in the manifest.
-        launcher: this.opts.image
-          ? { type: 'supervised' }
-          : { type: 'detached', dir: files.daemonsDir.seen },
-        healthIntervalMs: this.opts.healthMs ?? LAB_HEALTH_MS,
-      }),
-    );
-    await this.keep(
-      `gateway-${c.id}`,
-      this.daemonArgv(['gateway', 'run', '--config', files.gatewayConfig.seen], (ctx, a) =>
-        labGatewayArgv(ctx, c, files, a),
-      ),
-      /listening|serving/,
-    );
+    // Retried on a new metrics port if another process takes it before the gateway binds.
+    const metrics = await withFreePort(async (metrics) => {
+      await writeFile(
+        files.gatewayConfig.host,
+        toYaml({
+          identity: c.id,
+          // In a container the gateway is already inside the namespace.
+          ...(this.opts.image ? {} : { netns: c.ns }),
+          grpc: { socket: files.gatewaySocket.seen },
+          metrics: { host: '127.0.0.1', port: metrics },
+          ...(files.ovsDbSocket ? { ovsDbSocket: files.ovsDbSocket.seen } : {}),
+          tunnel: 'auto',
+          // In a container wireguard-go lives and dies with it, as in the manifest.
+          launcher: this.opts.image
+            ? { type: 'supervised' }
+            : { type: 'detached', dir: files.daemonsDir.seen },
+          healthIntervalMs: this.opts.healthMs ?? LAB_HEALTH_MS,
+        }),
+      );
+      await this.keep(
+        `gateway-${c.id}`,
+        this.daemonArgv(['gateway', 'run', '--config', files.gatewayConfig.seen], (ctx, a) =>
+          labGatewayArgv(ctx, c, files, a),
+        ),
+        /listening|serving/,
+      );
+      return metrics;
+    });
     this.grpc.set(c.id, `unix:${socket}`);
     await this.progress(`cluster ${c.id}: gateway on unix:${socket}, metrics :${metrics}`);
   }

@@ -25,7 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ensureCa, issueCert } from './pki.js';
-import { freePort } from './ports.js';
+import { ProcessStartError } from './errors.js';
+import { freePort, withFreePort } from './ports.js';
 import { ExecaRunner, type RunResult } from './runner.js';
 import { supervise, type SupervisedProcess } from './supervisor.js';
 
@@ -217,14 +218,23 @@ export async function startKubeControlPlane(
       mode: 0o600,
     });
 
-    const [etcdPort, peerPort, apiPort] = (await distinctFreePorts(3)) as [number, number, number];
-    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
-    children.push(
-      await launch('etcd', [
+    /** Stops a child that failed to start and forgets it (idempotent). */
+    const dropChild = async (proc: SupervisedProcess) => {
+      const index = children.indexOf(proc);
+      if (index >= 0) children.splice(index, 1);
+      await proc.stop(STOP_MS);
+    };
+    // Ports come from freePort and are bound later by another process, which can lose a
+    // race with any other process on the machine: each start retries on a new port then.
+    const etcdUrl = await withFreePort(async (etcdPort) => {
+      const peerPort = await freePort();
+      const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      const etcd = await launch('etcd', [
         join(bin, 'etcd'),
         `--name=${name}`,
-        `--data-dir=${join(dir, 'etcd')}`,
+        // Its own data directory per attempt: a failed start may leave a member behind.
+        `--data-dir=${join(dir, `etcd-${etcdPort}`)}`,
         `--listen-client-urls=${etcdUrl}`,
         `--advertise-client-urls=${etcdUrl}`,
         `--listen-peer-urls=${peerUrl}`,
@@ -233,11 +243,17 @@ export async function startKubeControlPlane(
         // Throwaway data: skipping fsync keeps start-up fast on a busy 2-core machine.
         '--unsafe-no-fsync',
         '--log-level=warn',
-      ]),
-    );
-    await waitFor(() => httpOk(`${etcdUrl}/health`), READY_MS, 'etcd /health', children);
+      ]);
+      children.push(etcd);
+      try {
+        await waitFor(() => httpOk(`${etcdUrl}/health`), READY_MS, 'etcd /health', children);
+      } catch (err) {
+        await dropChild(etcd);
+        throw err;
+      }
+      return etcdUrl;
+    });
 
-    const server = `https://127.0.0.1:${apiPort}`;
     const apiServerArgv = (port: number) => [
       join(bin, 'kube-apiserver'),
       `--etcd-servers=${etcdUrl}`,
@@ -265,27 +281,34 @@ export async function startKubeControlPlane(
       const proc = await launch('kube-apiserver', apiServerArgv(port));
       children.push(proc);
       const probe = makeApi(`https://127.0.0.1:${port}`, ca.caCert, adminToken);
-      await waitFor(
-        async () => {
-          try {
-            return (await probe.raw('GET', '/readyz', undefined)).status === 200;
-          } catch {
-            return false;
-          }
-        },
-        READY_MS,
-        'kube-apiserver /readyz',
-        children,
-      );
+      try {
+        await waitFor(
+          async () => {
+            try {
+              return (await probe.raw('GET', '/readyz', undefined)).status === 200;
+            } catch {
+              return false;
+            }
+          },
+          READY_MS,
+          'kube-apiserver /readyz',
+          children,
+        );
+      } catch (err) {
+        await dropChild(proc);
+        throw err;
+      }
       return proc;
     };
-    const stopProcess = async (proc: SupervisedProcess) => {
-      // Idempotent: a second stop must not drop another process from the list.
-      const index = children.indexOf(proc);
-      if (index >= 0) children.splice(index, 1);
-      await proc.stop(STOP_MS);
-    };
-    let primary = await startApiServer(apiPort);
+    // Idempotent: a second stop must not drop another process from the list.
+    const stopProcess = dropChild;
+    let apiPort = 0;
+    let primary = await withFreePort(async (port) => {
+      const proc = await startApiServer(port);
+      apiPort = port;
+      return proc;
+    });
+    const server = `https://127.0.0.1:${apiPort}`;
     const api = makeApi(server, ca.caCert, adminToken);
     const startMs = Date.now() - started;
 
@@ -351,8 +374,11 @@ export async function startKubeControlPlane(
         primary = await startApiServer(apiPort);
       },
       extraApiServer: async () => {
-        const port = (await distinctFreePorts(1))[0]!;
-        const proc = await startApiServer(port);
+        let port = 0;
+        const proc = await withFreePort(async (p) => {
+          port = p;
+          return startApiServer(p);
+        });
         const url = `https://127.0.0.1:${port}`;
         return {
           server: url,
@@ -414,12 +440,6 @@ function launch(name: string, argv: readonly string[]): Promise<SupervisedProces
   return supervise({ name, argv, keepBytes: 16 * 1024 });
 }
 
-async function distinctFreePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
 async function waitFor(
   ok: () => Promise<boolean>,
   ms: number,
@@ -430,7 +450,12 @@ async function waitFor(
   while (Date.now() < deadline) {
     if (await ok()) return;
     const dead = children.find((c) => !c.running);
-    if (dead) throw new Error(`${dead.options.name} exited while waiting for ${what}`);
+    if (dead)
+      throw new ProcessStartError(
+        dead.options.name,
+        `exited while waiting for ${what}`,
+        dead.output(),
+      );
     await sleep(100);
   }
   throw new Error(`${what} not ready within ${ms} ms`);

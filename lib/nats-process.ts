@@ -5,9 +5,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort } from './ports.js';
+import { withFreePort } from './ports.js';
 import { supervise, type SupervisedProcess } from './supervisor.js';
-import { ProcessStartError } from './errors.js';
 import { requireTool } from './tools.js';
 
 export interface NatsServerOptions {
@@ -60,24 +59,15 @@ export class NatsServer {
   static async start(options: NatsServerOptions): Promise<NatsServer> {
     await requireTool('nats-server');
     const host = options.host ?? '127.0.0.1';
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = options.port ?? (await freePort(host));
+    const startOn = async (port: number) => {
       await mkdir(options.dir, { recursive: true });
       const configPath = join(options.dir, 'nats.conf');
       const server = new NatsServer(options, host, port, configPath);
       await writeFile(configPath, server.renderConfig(), { mode: 0o600 });
-      try {
-        await server.spawn();
-        return server;
-      } catch (err) {
-        lastErr = err;
-        const inUse =
-          err instanceof ProcessStartError && /address already in use/i.test(err.output);
-        if (!inUse || options.port !== undefined) throw err;
-      }
-    }
-    throw lastErr;
+      await server.spawn();
+      return server;
+    };
+    return options.port !== undefined ? startOn(options.port) : withFreePort(startOn, { host });
   }
 
   private renderConfig(): string {

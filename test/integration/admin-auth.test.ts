@@ -24,6 +24,8 @@ interface Started {
   readonly exitCode: number | undefined;
   readonly stdout: string;
   readonly stderr: string;
+  /** Where the admin API serves (the bound port when asked for port 0). */
+  readonly address: string | undefined;
 }
 
 /**
@@ -52,7 +54,8 @@ async function brokerRun(t: ExecutionContext, natsUrl: string, args: string[]): 
   });
   const exited = p.then((r) => r.exitCode);
   const exitCode = await Promise.race([exited, serving.then(() => undefined)]);
-  return { exitCode, stdout, stderr };
+  const address = /l2fed admin API \(\w+\) on (\S+)/.exec(stdout)?.[1];
+  return { exitCode, stdout, stderr, address };
 }
 
 const cli = (args: string[]) =>
@@ -124,14 +127,15 @@ test('admin auth - the CLI sends a token only over TLS or to loopback; tokens ov
   const { nats, dir, tokenFile } = await setup(t);
   // Token without TLS on loopback (the lab's setup): loopback clients get through, and
   // the CLI refuses 0.0.0.0 (which reaches this very server) rather than send in clear.
-  const port = await freePort();
+  // Port 0: the broker binds and prints the port, so no other process can take it first.
   const lab = await brokerRun(t, nats.url, [
     '--admin-listen',
-    `127.0.0.1:${port}`,
+    '127.0.0.1:0',
     '--admin-token-file',
     tokenFile,
   ]);
   t.is(lab.exitCode, undefined, lab.stderr);
+  const port = Number(lab.address?.split(':').pop());
   const ok = await cli(['--server', `127.0.0.1:${port}`, '--token-file', tokenFile, 'version']);
   t.is(ok.exitCode, 0, ok.stderr);
   t.regex(ok.stdout, /\(broker, api l2fed\.admin\.v1/);
@@ -147,10 +151,9 @@ test('admin auth - the CLI sends a token only over TLS or to loopback; tokens ov
   const runner = new ExecaRunner();
   const ca = await ensureCa(runner, join(dir, 'pki'));
   const server = await issueCert(runner, ca, join(dir, 'pki'), 'broker', 'server', ['localhost']);
-  const tlsPort = await freePort();
   const tls = await brokerRun(t, nats.url, [
     '--admin-listen',
-    `0.0.0.0:${tlsPort}`,
+    '0.0.0.0:0',
     '--admin-token-file',
     tokenFile,
     '--admin-cert',
@@ -160,6 +163,7 @@ test('admin auth - the CLI sends a token only over TLS or to loopback; tokens ov
   ]);
   t.is(tls.exitCode, undefined, tls.stderr);
   t.regex(tls.stdout, /l2fed admin API \(token\) on 0\.0\.0\.0:\d+/);
+  const tlsPort = Number(tls.address?.split(':').pop());
   const overTls = await cli([
     '--server',
     `0.0.0.0:${tlsPort}`,

@@ -88,9 +88,10 @@ const dataPath = test.macro({
     const wg = new RegExp(`\\.${WG_PORT} > .*\\.${WG_PORT}: UDP`);
     // The underlay links' own IPv6 link-local control traffic (router solicitations,
     // neighbour discovery, MLD) is not tunnel traffic and carries no pod payload. MLD
-    // reports carry a hop-by-hop header, which tcpdump prints as "HBH".
+    // reports carry a hop-by-hop header, which tcpdump prints as "HBH". Before a link has
+    // its link-local address (duplicate address detection), it sends from "::".
     const linkControl =
-      /IP6 fe80::\S+ > \S+: (HBH )?ICMP6, (router solicitation|router advertisement|neighbor (solicitation|advertisement)|multicast listener)/;
+      /IP6 (fe80::\S+|::) > \S+: (HBH )?ICMP6, (router solicitation|router advertisement|neighbor (solicitation|advertisement)|multicast listener)/;
     const other = lines.filter((l) => !wg.test(l) && !linkControl.test(l));
     t.deepEqual(other, [], 'underlay carries only WireGuard');
     t.false(lines.some((l) => /VXLAN|\.4789[ :]/.test(l)));
