@@ -6,7 +6,7 @@
  *
  *   cli → lab → cluster-agent → {broker, gateway} → {lib, proto}
  *
- * Tests and harnesses (`*.test.ts`, `test/`, `scripts/`) may import anything, but
+ * Tests and harnesses (`*.test.ts`, `test/`, `scripts/`, `bench/`) may import anything, but
  * production code never imports them. No import cycles anywhere.
  */
 const layer = (from, allowed) => ({
@@ -44,7 +44,7 @@ module.exports = {
         path: '^(cli|lab|cluster-agent|broker|gateway|lib|proto)/',
         pathNot: ['\\.test\\.ts$', '-fake\\.ts$'],
       },
-      to: { path: ['^test/', '-fake\\.ts$'] },
+      to: { path: ['^(test|bench)/', '-fake\\.ts$'] },
     },
   ],
   options: {
