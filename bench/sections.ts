@@ -1,0 +1,24 @@
+/**
+ * The benchmark sections `npm run bench` runs, in order. Each module exports
+ * `run(opts: SectionOptions): Promise<BenchSection>`; it is imported only when run, so
+ * one section's tools need not be present for another's `--only` run.
+ */
+import type { BenchSection } from './result.js';
+
+export interface SectionOptions {
+  /** Fewer runs and smaller sizes (a smoke run); the published report uses full runs. */
+  readonly quick: boolean;
+  /** Progress lines for the operator (stderr). */
+  readonly log: (line: string) => void;
+}
+
+export interface SectionEntry {
+  readonly id: string;
+  /** Upper bound of the section's wall time in a full run, ms (all sections: ≤ 15 min). */
+  readonly budgetMs: number;
+  /** Needs root (namespaces, WireGuard, OVS). */
+  readonly root: boolean;
+  readonly load: () => Promise<{ run(opts: SectionOptions): Promise<BenchSection> }>;
+}
+
+export const SECTIONS: readonly SectionEntry[] = [];
