@@ -10,6 +10,11 @@ export interface SectionOptions {
   readonly quick: boolean;
   /** Progress lines for the operator (stderr). */
   readonly log: (line: string) => void;
+  /**
+   * Name prefix (`l2fed-b<id>`, unique per run) for every namespace, temp dir and lab
+   * (L2FED_LAB_PREFIX) the section makes: the runner lists leftovers with it afterwards.
+   */
+  readonly prefix: string;
 }
 
 export interface SectionEntry {
