@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { withApi } from './connection.js';
 import { outputOption, printData, table, type Format } from './output.js';
-import { kindNamed, KINDS } from './kinds.js';
+import { checkClusterFilter, kindNamed, KINDS } from './kinds.js';
 
 export function registerGet(program: Command): void {
   program
@@ -21,6 +21,7 @@ Examples:
     )
     .action(async (name: string, o: { cluster?: string; output: Format }, cmd: Command) => {
       const kind = kindNamed(name);
+      checkClusterFilter(kind, o.cluster);
       const items = await withApi(cmd, (api) => kind.list(api, o.cluster));
       if (o.output !== 'table')
         return printData(

@@ -18,6 +18,8 @@ import { age } from './output.js';
 
 export interface Kind<T> {
   readonly names: readonly string[];
+  /** Whether `list` narrows to one cluster (`get KIND --cluster ID`). */
+  readonly byCluster: boolean;
   readonly list: (api: AdminApi, filter?: string) => Promise<T[]>;
   readonly get: (api: AdminApi, name: string) => Promise<T>;
   readonly toJSON: (item: T) => unknown;
@@ -58,6 +60,7 @@ export function splitPair(name: string): [string, string] {
 
 export const clusters: Kind<Cluster> = {
   names: ['clusters', 'cluster', 'cl'],
+  byCluster: false,
   list: (api) =>
     all(async (t) => {
       const r = await api.federation.listClusters({ ...page(t), readMask: [] });
@@ -82,6 +85,7 @@ export const clusters: Kind<Cluster> = {
 
 export const networks: Kind<Network> = {
   names: ['networks', 'network', 'net'],
+  byCluster: true,
   list: (api, cluster = '') =>
     all(async (t) => {
       const r = await api.federation.listNetworks({ ...page(t), cluster });
@@ -102,6 +106,7 @@ export const networks: Kind<Network> = {
 
 export const peerings: Kind<Peering> = {
   names: ['peerings', 'peering', 'pe'],
+  byCluster: true,
   list: (api, cluster = '') =>
     all(async (t) => {
       const r = await api.federation.listPeerings({ ...page(t), cluster });
@@ -124,6 +129,7 @@ export const peerings: Kind<Peering> = {
 
 export const tunnels: Kind<TunnelHealth> = {
   names: ['tunnels', 'tunnel', 'health'],
+  byCluster: true,
   list: (api, cluster = '') =>
     all(async (t) => {
       const r = await api.federation.listTunnelHealth({ ...page(t), cluster });
@@ -152,6 +158,7 @@ export const tunnels: Kind<TunnelHealth> = {
 
 export const audit: Kind<AuditRecord> = {
   names: ['audit'],
+  byCluster: false,
   list: (api) =>
     all(async (t) => {
       const r = await api.actions.listAuditRecords(page(t));
@@ -178,4 +185,16 @@ export function kindNamed(name: string): Kind<unknown> {
     );
   // Each kind is consistent in itself; callers only pass items back to the same kind.
   return k as unknown as Kind<unknown>;
+}
+
+/**
+ * Throws when `--cluster` is given for a kind it cannot narrow, rather than list
+ * everything as if the filter had applied.
+ */
+export function checkClusterFilter(kind: Kind<unknown>, cluster: string | undefined): void {
+  if (cluster === undefined || kind.byCluster) return;
+  const narrow = KINDS.filter((k) => k.byCluster).map((k) => k.names[0]);
+  const one =
+    kind.names[0] === 'clusters' ? `; for one cluster: l2fed describe cluster ${cluster}` : '';
+  throw new Error(`--cluster narrows only ${narrow.join(', ')}, not ${kind.names[0]}${one}`);
 }

@@ -230,6 +230,11 @@ test('cli - actions, audit, topology, watch, completion and error messages', asy
     down.stderr,
     /UNAVAILABLE: .*\n\s+hint: is the broker running with its admin API on 127\.0\.0\.1:1\? Check --server \(or L2FED_SERVER\)/,
   );
+  // A filter a kind cannot apply is refused, not ignored (which listed every cluster).
+  const unfiltered = await l2fed(['get', 'clusters', '--cluster', 'madrid'], env);
+  t.is(unfiltered.exitCode, 1, unfiltered.stdout);
+  t.regex(unfiltered.stderr, /--cluster narrows only networks, peerings, tunnels, not clusters/);
+  t.is(unfiltered.stdout, '');
   const badKind = await l2fed(['get', 'pods'], env);
   t.regex(
     badKind.stderr,
