@@ -13,8 +13,9 @@ export interface SectionOptions {
   /**
    * Name prefix (`l2fed-b<id>`, unique per run) for every namespace, temp dir and lab
    * (L2FED_LAB_PREFIX) the section makes: the runner lists leftovers with it afterwards.
+   * `npm run bench` always sets it; a section run on its own may pick its own `l2fed-…`.
    */
-  readonly prefix: string;
+  readonly prefix?: string;
 }
 
 export interface SectionEntry {
