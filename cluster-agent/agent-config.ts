@@ -110,8 +110,10 @@ export const agentConfigSchema = z.strictObject({
       kubernetes: z.strictObject({ kubeconfig: absolutePath('kubeconfig').optional() }),
     }),
   ]),
-  /** Re-run the whole loop (and re-send exports/peerings) this often. */
+  /** Re-run the whole loop (and re-send exports/peerings) this often after a change. */
   resyncMs: z.int().min(1000).default(60_000),
+  /** While resyncs find nothing to repair, their interval doubles up to this (default 16 × resyncMs). */
+  resyncMaxMs: z.int().min(1000).optional(),
   /** Rotate the gateway's WireGuard key this often (hours); absent = only on request. */
   keyRotationHours: z.number().min(1, 'keyRotationHours: at least 1').max(8760).optional(),
   backoff: z

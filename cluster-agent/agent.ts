@@ -53,7 +53,10 @@ export interface AgentSettings extends GatewaySettings {
   readonly endpoints: readonly string[];
   readonly bootstrapTransitAddress: string;
   readonly healthPollMs: number;
+  /** The resync interval (ms) after activity; resyncs that find nothing back off from it. */
   readonly resyncMs: number;
+  /** The most a resync interval backs off to while idle (ms); default 16 × resyncMs. */
+  readonly resyncMaxMs?: number;
   /** Rotate the gateway key this often; absent = only when asked (RotateKey on the gateway). */
   readonly keyRotationMs?: number;
   readonly backoff: BackoffOptions;
@@ -69,6 +72,21 @@ export interface AgentDeps {
   readonly log: Logger;
   readonly random?: () => number;
   readonly clock?: () => Date;
+}
+
+/**
+ * The delay (ms) before the next resync: resyncMs (`minMs`) after activity (an apply
+ * that ran steps, a new registration, peer map or desired state), else double the last
+ * delay up to `maxMs`. A resync re-declares everything to the broker, and each
+ * declaration costs the broker a recompute of this cluster's and all its peers' maps, so
+ * an idle federation must not pay it every resyncMs.
+ */
+export function nextResyncDelay(
+  lastMs: number,
+  active: boolean,
+  o: { readonly minMs: number; readonly maxMs: number },
+): number {
+  return active ? o.minMs : Math.max(o.minMs, Math.min(o.maxMs, lastMs * 2));
 }
 
 type Applied = { ok: true; report: GatewayReport } | { ok: false; error: string };
@@ -121,6 +139,10 @@ export class Agent {
   private gatewayError: string | undefined;
   private lastApply: { at: string; steps: number } | undefined;
   private readonly written = new Map<string, string>();
+  /** Something changed since the last resync (see nextResyncDelay). */
+  private activeSinceResync = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncDueAt = 0;
 
   constructor(private readonly d: AgentDeps) {
     this.queue = new ReconcileQueue(() => this.pass(), {
@@ -152,7 +174,7 @@ export class Agent {
     this.queue.trigger(); // program the gateway from the cache before the source is read
     await this.d.source.start();
     this.every(this.d.settings.healthPollMs, () => void this.pollGateway());
-    this.every(this.d.settings.resyncMs, () => this.resync());
+    this.scheduleResync(this.d.settings.resyncMs);
     const rotateEvery = this.d.settings.keyRotationMs;
     if (rotateEvery) {
       this.every(rotateEvery, () => {
@@ -167,6 +189,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.resyncTimer);
     for (const u of this.unsubscribe) u();
     await this.queue.stop();
     await this.d.source.stop();
@@ -194,6 +217,29 @@ export class Agent {
     };
   }
 
+  /** Resyncs on a timer that backs off while idle (nextResyncDelay). */
+  private scheduleResync(ms: number): void {
+    clearTimeout(this.resyncTimer);
+    if (this.stopped) return;
+    this.resyncDueAt = Date.now() + ms;
+    this.resyncTimer = setTimeout(() => {
+      const min = this.d.settings.resyncMs;
+      const max = Math.max(min, this.d.settings.resyncMaxMs ?? 16 * min);
+      const next = nextResyncDelay(ms, this.activeSinceResync, { minMs: min, maxMs: max });
+      this.activeSinceResync = false;
+      this.resync();
+      this.scheduleResync(next);
+    }, ms);
+    this.resyncTimer.unref();
+  }
+
+  /** Something changed: the next resync comes within resyncMs again (never later). */
+  private noteActivity(): void {
+    this.activeSinceResync = true;
+    const min = this.d.settings.resyncMs;
+    if (this.resyncTimer && this.resyncDueAt > Date.now() + min) this.scheduleResync(min);
+  }
+
   private every(ms: number, fn: () => void): void {
     const t = setInterval(fn, ms);
     t.unref();
@@ -202,6 +248,7 @@ export class Agent {
 
   private onSource(e: SourceEvent): void {
     if (e.type === 'snapshot') {
+      if (e.state.version !== this.desired?.version) this.noteActivity();
       this.desired = e.state;
       this.sourceError = undefined;
     } else {
@@ -234,6 +281,7 @@ export class Agent {
         return;
       }
       this.logMtuChanges(this.peerMap, r.peerMap);
+      this.noteActivity();
       this.peerMap = r.peerMap;
       this.peerMapFrom = 'broker';
       this.cacheDirty = true;
@@ -337,6 +385,7 @@ export class Agent {
     this.applied = { ok: true, report: r.report };
     this.gatewayError = undefined;
     this.lastApply = { at: (this.d.clock?.() ?? new Date()).toISOString(), steps: r.steps.length };
+    if (r.steps.length > 0) this.noteActivity();
     if (r.steps.length > 0) this.d.log.info({ steps: r.steps }, 'gateway applied');
   }
 
@@ -478,6 +527,7 @@ export class Agent {
     if (!this.d.broker.connected) return requeue('broker unreachable');
     try {
       const r = await this.d.broker.register(body);
+      if (r.created) this.noteActivity(); // the broker had lost us: a repair
       this.registeredAs = key;
       if (this.registeredKey !== r.cluster.publicKey) this.cacheDirty = true;
       this.registeredKey = r.cluster.publicKey;

@@ -68,6 +68,7 @@ export async function createAgent(config: AgentConfig, log: Logger): Promise<Age
       bootstrapTransitAddress: config.bootstrapTransitAddress,
       healthPollMs: config.gateway.healthPollMs,
       resyncMs: config.resyncMs,
+      ...(config.resyncMaxMs === undefined ? {} : { resyncMaxMs: config.resyncMaxMs }),
       ...(config.keyRotationHours ? { keyRotationMs: config.keyRotationHours * 3_600_000 } : {}),
       backoff: config.backoff,
     },

@@ -33,6 +33,13 @@ export class FakeGateway implements GatewayApi {
   private failOnce: GatewayCallError | undefined;
   private reportValue: GatewayApplyResult['report'] | undefined;
 
+  private driftOnce = false;
+
+  /** The next apply finds the data plane drifted: it runs a step even for the same config. */
+  driftNextApply(): void {
+    this.driftOnce = true;
+  }
+
   failNextApply(code = 'INTERNAL', details = 'step failed'): void {
     this.failOnce = new GatewayCallError('Apply', code, details);
   }
@@ -55,7 +62,10 @@ export class FakeGateway implements GatewayApi {
         new GatewayCallError('Apply', 'INVALID_ARGUMENT', (err as Error).message),
       );
     }
-    const changed = JSON.stringify(this.last) === JSON.stringify(input) ? [] : ['changed'];
+    const drifted = this.driftOnce;
+    this.driftOnce = false;
+    const changed =
+      JSON.stringify(this.last) === JSON.stringify(input) && !drifted ? [] : ['changed'];
     const switched = this.pendingKey !== undefined && !input.wireguard?.keepKey;
     if (switched) {
       this.activeKey = this.pendingKey!;
