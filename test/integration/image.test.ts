@@ -69,6 +69,25 @@ test('the image runs the CLI and each daemon entry point (--help, version) as ui
     '-u',
   ]);
   t.is(id.stdout.trim(), '1000', 'non-root by default');
+  // `kubectl exec … -- l2fed …` (docs/install.md): the CLI is on the PATH, not only the entrypoint.
+  const onPath = await run([
+    'podman',
+    ...PODMAN_GLOBAL,
+    'run',
+    '--rm',
+    '--name',
+    name,
+    '--ulimit',
+    'nofile=1024:1024',
+    '--ulimit',
+    'nproc=1024:1024',
+    '--entrypoint',
+    'l2fed',
+    image,
+    'version',
+  ]);
+  t.is(onPath.exitCode, 0, onPath.stderr);
+  t.true(onPath.stdout.startsWith(`l2fed ${pkg.version} `), onPath.stdout);
 });
 
 // What the gateway does with the kernel, in the container: wireguard-go on /dev/net/tun,
