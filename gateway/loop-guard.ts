@@ -27,6 +27,7 @@
  * dropped and counted. Unknown unicast is not bounded: in the tunnel it cannot be told
  * from known unicast (docs/gateway.md, "Loops and storms").
  */
+import { createHash } from 'node:crypto';
 import { ParseError } from './errors.js';
 
 /** A locally administered group address (bit 0 and 1 of the first octet): bridges flood it. */
@@ -84,13 +85,22 @@ export interface BlockedPath {
 
 const pathKey = (p: { address: string; vni: number }) => `${p.address} ${p.vni}`;
 
-/** The spec in one comparable string: goes into the table's marker comment. */
+/** nft refuses a longer rule comment, and with it the whole `nft -f` transaction. */
+export const NFT_COMMENT_MAX = 128;
+
+/**
+ * The spec in one comparable string that fits a rule comment (≤ NFT_COMMENT_MAX at any
+ * size): version, tunnel, port, path count and a digest of every path and bound. The
+ * paths themselves do not fit: at 4 paths the list passed 128 characters and nft refused
+ * the table.
+ */
 export function l2GuardMarker(spec: L2GuardSpec): string {
   const paths = [...spec.paths]
     .map((p) => `${p.address}/${p.vni}/${p.packetsPerSecond}/${p.burst}`)
     .sort()
     .join(',');
-  return `l2fed-l2 v${L2_GUARD_VERSION} wg=${spec.wgIfname} port=${spec.vxlanPort} paths=${paths}`;
+  const digest = createHash('sha256').update(paths).digest('hex').slice(0, 32);
+  return `l2fed-l2 v${L2_GUARD_VERSION} wg=${spec.wgIfname} port=${spec.vxlanPort} paths=${spec.paths.length} sha256=${digest}`;
 }
 
 /**

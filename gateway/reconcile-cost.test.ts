@@ -1,0 +1,83 @@
+/**
+ * What an apply costs in a big gateway (issue 15): a one-item change runs commands for
+ * that item only — O(networks of the peer), never O(peers × networks) — and a re-apply
+ * runs none. Counted with the fakes (one log entry per mutating backend call = one
+ * command on a real host), at 10 and 100 peers × 50 networks; the benchmark
+ * (bench/gateway-reconcile.ts) reports the same counts.
+ */
+import test from 'ava';
+import {
+  CHANGES,
+  FULL,
+  harness,
+  measureChange,
+  networksOf,
+  peerName,
+  type Shape,
+} from '../bench/gateway-reconcile.js';
+import { l2GuardScript } from './loop-guard.js';
+import { l2GuardSpec } from './loop-monitor.js';
+import { parseGatewayConfig } from './config.js';
+import { federation } from '../bench/gateway-reconcile.js';
+
+const SMALL: Shape = { ...FULL, peers: 10 };
+
+test('reconcile cost - apply from empty, then the same config: nothing runs the second time', async (t) => {
+  const h = await harness(FULL);
+  t.teardown(() => h.dispose());
+  const first = await h.apply(h.base);
+  t.true(first.mutating > FULL.networks * (FULL.peers / FULL.stride), 'from empty builds it all');
+  const again = await h.apply(h.base);
+  t.is(again.mutating, 0);
+  t.deepEqual(again.steps, []);
+});
+
+for (const change of CHANGES) {
+  test(`reconcile cost - ${change.label}: the same commands at 10 and 100 peers, within O(networks of that peer), and a re-apply runs none`, async (t) => {
+    const small = await measureChange(SMALL, change);
+    const full = await measureChange(FULL, change);
+    t.is(
+      full.change.mutating,
+      small.change.mutating,
+      `10 peers: ${small.change.steps.join(' ')}; 100 peers: ${full.change.steps.join(' ')}`,
+    );
+    t.true(
+      full.change.mutating <= change.bound(FULL),
+      `${full.change.mutating} commands > bound ${change.bound(FULL)}: ${full.change.steps.join(' ')}`,
+    );
+    t.is(full.reapply.mutating, 0, `re-apply ran ${full.reapply.steps.join(' ')}`);
+  });
+}
+
+test('reconcile cost - removing a peer touches only the flood lists of its own networks', async (t) => {
+  const h = await harness(FULL);
+  t.teardown(() => h.dispose());
+  await h.apply(h.base);
+  const c = CHANGES.find((x) => x.id === 'peer-removed')!.configs(h.base, FULL)[0]!;
+  await h.apply(c);
+  const devices = h.plane.log.mutations
+    .filter((m) => m.startsWith('fdb '))
+    .map((m) => m.split(' ')[2]);
+  t.deepEqual(
+    devices,
+    networksOf(FULL, 0).map((j) => `l2fv${1000 + j}`),
+  );
+  t.false(
+    h.plane.log.mutations.some((m) => / (link|segment) /.test(` ${m}`)),
+    'no device or port changes',
+  );
+  t.is(peerName(0), 'p0');
+});
+
+test('reconcile cost - the loop guard table of 100 peers × 50 networks is one nft can load: every comment ≤ 128 characters', (t) => {
+  // nft refuses a longer comment ("comment too long, 128 characters maximum allowed"),
+  // and with it the whole `nft -f` transaction.
+  const spec = l2GuardSpec(parseGatewayConfig(federation('/k', FULL)));
+  const comments = [...l2GuardScript(spec, []).matchAll(/comment "([^"]*)"/g)].map((m) => m[1]!);
+  t.true(comments.length > 0);
+  const long = comments.filter((c) => c.length > 128);
+  t.deepEqual(
+    long.map((c) => `${c.slice(0, 60)}… (${c.length} characters)`),
+    [],
+  );
+});
