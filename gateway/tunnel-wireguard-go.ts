@@ -10,7 +10,8 @@ import { ProcessStartError } from '../lib/errors.js';
 import type { DaemonLauncher } from './daemons.js';
 import type { Host } from './host.js';
 import { WgTunnel } from './wireguard.js';
-import { readUapiHandshakes, type PeerHandshake } from './uapi.js';
+import type { WgDump } from './tunnel.js';
+import { readUapiDump, readUapiHandshakes, type PeerHandshake } from './uapi.js';
 
 const READY_TIMEOUT_MS = 5000;
 /** wireguard-go's control sockets (machine-wide, shared by every namespace). */
@@ -21,8 +22,23 @@ export class WireguardGoTunnel extends WgTunnel {
   constructor(
     host: Host,
     private readonly launcher: DaemonLauncher,
+    /** Where wireguard-go's control sockets are (tests). */
+    private readonly socketDir = WG_SOCKET_DIR,
   ) {
     super(host);
+  }
+
+  /**
+   * The device from its control socket, as `wg show dump` would say (wg reads the same
+   * socket), without starting a process: every health check and apply reads the tunnel.
+   * Falls back to `wg show` when the socket does not answer (no device, daemon gone).
+   */
+  override async read(ifname: string): Promise<WgDump | undefined> {
+    return (await readUapiDump(this.socket(ifname))) ?? super.read(ifname);
+  }
+
+  private socket(ifname: string): string {
+    return `${this.socketDir}/${ifname}.sock`;
   }
 
   private key(ifname: string): string {
@@ -34,7 +50,7 @@ export class WireguardGoTunnel extends WgTunnel {
    * undefined when the socket does not answer (callers fall back to read()).
    */
   handshakes(ifname: string): Promise<readonly PeerHandshake[] | undefined> {
-    return readUapiHandshakes(`${WG_SOCKET_DIR}/${ifname}.sock`);
+    return readUapiHandshakes(this.socket(ifname));
   }
 
   /**
