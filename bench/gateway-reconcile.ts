@@ -265,8 +265,8 @@ function counting(b: Backends, counter: { reads: number }): Backends {
 }
 
 /** A gateway over fakes with the shape's bridges; dispose() removes its key folder. */
-export async function harness(shape: Shape) {
-  const dir = await mkdtemp(join(tmpdir(), 'l2fed-bench-gr-'));
+export async function harness(shape: Shape, prefix = 'l2fed-bgr') {
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   const plane = new FakeDataPlane({
     linuxBridge: Array.from({ length: shape.networks }, (_, j) => `br-n${j}`),
   });
@@ -308,8 +308,9 @@ export type Measured = Awaited<ReturnType<Awaited<ReturnType<typeof harness>>['a
 export async function measureChange(
   shape: Shape,
   change: Change,
+  prefix?: string,
 ): Promise<{ fromEmpty: Measured; change: Measured; reapply: Measured }> {
-  const h = await harness(shape);
+  const h = await harness(shape, prefix);
   try {
     const fromEmpty = await h.apply(h.base);
     const configs = change.configs(h.base, shape);
@@ -353,7 +354,7 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
   const byChange = new Map<string, { change: Measured[]; reapply: Measured[] }>();
   for (let r = 0; r < runs; r++) {
     for (const c of CHANGES) {
-      const m = await measureChange(FULL, c);
+      const m = await measureChange(FULL, c, opts.prefix);
       empty.push(m.fromEmpty);
       const e = byChange.get(c.id) ?? { change: [], reapply: [] };
       e.change.push(m.change);
@@ -436,7 +437,7 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
     for (const c of CHANGES.filter((x) =>
       ['peer-added', 'peer-removed', 'peer-key'].includes(x.id),
     )) {
-      const m = await measureChange(shape, c);
+      const m = await measureChange(shape, c, opts.prefix);
       if (c.id === 'peer-added')
         rows.push({ peers, commands: m.fromEmpty.mutating, case: 'apply from empty' });
       rows.push({ peers, commands: m.change.mutating, case: c.label });

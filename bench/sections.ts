@@ -27,4 +27,17 @@ export interface SectionEntry {
   readonly load: () => Promise<{ run(opts: SectionOptions): Promise<BenchSection> }>;
 }
 
-export const SECTIONS: readonly SectionEntry[] = [];
+export const SECTIONS: readonly SectionEntry[] = [
+  {
+    id: 'gateway-reconcile',
+    budgetMs: 60_000,
+    root: false, // fakes only
+    load: () => import('./gateway-reconcile.js'),
+  },
+  {
+    id: 'control-plane',
+    budgetMs: 300_000, // a 2-cluster lab; trials stop early to keep it (bench/control-plane.ts)
+    root: true,
+    load: () => import('./control-plane.js'),
+  },
+];
