@@ -1,0 +1,196 @@
+/**
+ * The four gateway metric series no other test saw move (issue 17): a peer's probe loss
+ * ratio, its received and sent bytes (from the health monitor), and the frames dropped
+ * on blocked paths (from the loop monitor). Each is driven through its monitor over
+ * fakes and read back from the registry as Prometheus text, as a scrape would.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { FakeRunner } from '../lib/runner-fake.js';
+import { parseGatewayConfig, type GatewayConfigInput } from './config.js';
+import { HealthMonitor } from './health-monitor.js';
+import type { LoopBeaconSender } from './loop-beacon.js';
+import { LoopMonitor } from './loop-monitor.js';
+import { GatewayMetrics } from './metrics.js';
+import { gatewayOverFakes, KEY_B, madridConfig } from '../test/fixtures/gateway-over-fakes.js';
+
+/** The value of one sample in Prometheus text; undefined when the series is absent. */
+function sample(text: string, name: string, labels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
+const CDN_B: GatewayConfigInput['networks'] = [
+  { name: 'cdn', vni: 100, segment: { type: 'linux-bridge', bridge: 'br-cdn' }, peers: ['b'] },
+];
+
+/** madrid over fakes with peer b (and c) applied; ping answers as `answered` says. */
+async function healthRig(t: ExecutionContext) {
+  const metrics = new GatewayMetrics('madrid');
+  const { dir, plane, runner, gw } = await gatewayOverFakes(t, { linuxBridge: ['br-cdn'] });
+  await gw.apply(madridConfig(`${dir}/k`, CDN_B));
+  const ping = { answered: 3 };
+  runner
+    .on(
+      (a) => a[0] === 'ping',
+      () => ({
+        exitCode: ping.answered > 0 ? 0 : 1,
+        stdout:
+          `3 packets transmitted, ${ping.answered} received, ` +
+          `${Math.round((100 * (3 - ping.answered)) / 3)}% packet loss\n` +
+          (ping.answered > 0 ? 'rtt min/avg/max/mdev = 1/2.0/3/0.5 ms\n' : ''),
+      }),
+    )
+    .on('ip -s -j link show', {
+      stdout: JSON.stringify([
+        { ifname: 'l2fv100', flags: ['UP'], stats64: { rx: { packets: 1 }, tx: { packets: 1 } } },
+      ]),
+    });
+  const peers = plane.tunnel.devices.get('l2fa')!.peers;
+  /** What WireGuard reports for peer b: handshake age 5 s, these byte counters. */
+  const wg = (rxBytes: number, txBytes: number) =>
+    peers.set(KEY_B, { ...peers.get(KEY_B)!, latestHandshake: 995, rxBytes, txBytes });
+  const monitor = new HealthMonitor({
+    gateway: gw,
+    runner,
+    metrics,
+    now: () => 1000,
+    helper: false,
+    prober: false,
+    failover: false,
+  });
+  const scrape = async (name: string) =>
+    sample(await metrics.registry.metrics(), name, 'peer="b",gateway="madrid"');
+  return { ping, wg, monitor, scrape, metrics };
+}
+
+test('metrics - a peer whose echoes stop answering: probe loss ratio 0 → 1 → 0', async (t) => {
+  const { ping, wg, monitor, scrape } = await healthRig(t);
+  wg(100, 100);
+  await monitor.check();
+  t.is(await scrape('l2fed_gateway_peer_probe_loss_ratio'), 0);
+  ping.answered = 0;
+  await monitor.check();
+  t.is(await scrape('l2fed_gateway_peer_probe_loss_ratio'), 1);
+  ping.answered = 2;
+  await monitor.check();
+  t.is((await scrape('l2fed_gateway_peer_probe_loss_ratio'))?.toFixed(3), '0.333');
+  ping.answered = 3;
+  await monitor.check();
+  t.is(await scrape('l2fed_gateway_peer_probe_loss_ratio'), 0);
+});
+
+test('metrics - received and sent bytes follow the tunnel counters of each peer', async (t) => {
+  const { wg, monitor, scrape, metrics } = await healthRig(t);
+  wg(0, 0);
+  await monitor.check();
+  t.is(await scrape('l2fed_gateway_peer_received_bytes'), 0);
+  t.is(await scrape('l2fed_gateway_peer_sent_bytes'), 0);
+  wg(1480, 92);
+  await monitor.check();
+  t.is(await scrape('l2fed_gateway_peer_received_bytes'), 1480);
+  t.is(await scrape('l2fed_gateway_peer_sent_bytes'), 92);
+  wg(1_000_000, 250_000);
+  await monitor.check();
+  t.is(await scrape('l2fed_gateway_peer_received_bytes'), 1_000_000);
+  t.is(await scrape('l2fed_gateway_peer_sent_bytes'), 250_000);
+  // Peer c carries no network and answers the same pings: its own series, its own bytes.
+  t.is(
+    sample(
+      await metrics.registry.metrics(),
+      'l2fed_gateway_peer_received_bytes',
+      'peer="c",gateway="madrid"',
+    ),
+    0,
+  );
+});
+
+/**
+ * `nft` for the loop monitor: `-f -` installs the script (or adds/deletes blocked
+ * elements), `-j list table` answers with one rule per comment of the script, the
+ * blocked-path drop rules (the marker rule in input, `blocked-out` in output) carrying the
+ * counters the test sets. A replaced table starts its counters at 0, as nft does.
+ */
+class BlockedCountersNft {
+  script: string | undefined;
+  blockedIn = 0;
+  blockedOut = 0;
+
+  constructor(runner: FakeRunner, nft: string) {
+    runner.on(
+      (a) => a[0] === nft && a[1] === '-j',
+      () =>
+        this.script === undefined
+          ? { exitCode: 1, stderr: 'Error: No such file or directory' }
+          : { stdout: this.json() },
+    );
+    runner.on(`${nft} -f -`, (_a, o) => {
+      const input = String(o.input);
+      if (input.includes('delete table inet l2fed_l2\ntable')) {
+        this.script = input;
+        this.blockedIn = 0;
+        this.blockedOut = 0;
+      }
+      return {};
+    });
+  }
+
+  private json(): string {
+    const rules = [...this.script!.matchAll(/comment "([^"]*)"/g)].map(([, comment]) => {
+      const packets = comment!.startsWith('l2fed-l2 ')
+        ? this.blockedIn
+        : comment === 'blocked-out'
+          ? this.blockedOut
+          : 0;
+      return { rule: { chain: 'x', comment, expr: [{ counter: { packets, bytes: 0 } }] } };
+    });
+    return JSON.stringify({ nftables: [{ set: { name: 'blocked', elem: [] } }, ...rules] });
+  }
+}
+
+const quietBeacon: LoopBeaconSender = {
+  send: (_identity, devices) => Promise.resolve({ sent: new Set(devices), failed: new Map() }),
+};
+
+test('metrics - frames dropped on blocked paths count up per direction, across a replaced table', async (t) => {
+  const runner = new FakeRunner();
+  const nft = new BlockedCountersNft(runner, '/usr/sbin/nft');
+  const metrics = new GatewayMetrics('madrid');
+  const gateway = { config: parseGatewayConfig(madridConfig('/k', CDN_B)) };
+  const monitor = new LoopMonitor({
+    gateway,
+    runner,
+    metrics,
+    beacon: quietBeacon,
+    nft: '/usr/sbin/nft',
+    settleMs: 0,
+  });
+  const dropped = async (direction: 'in' | 'out') =>
+    sample(
+      await metrics.registry.metrics(),
+      'l2fed_gateway_loop_blocked_frames_total',
+      `direction="${direction}",gateway="madrid"`,
+    );
+  await monitor.check();
+  t.is(await dropped('in'), 0);
+  t.is(await dropped('out'), 0);
+  nft.blockedIn = 7;
+  nft.blockedOut = 3;
+  await monitor.check();
+  t.is(await dropped('in'), 7);
+  t.is(await dropped('out'), 3);
+  nft.blockedIn = 10;
+  await monitor.check();
+  t.is(await dropped('in'), 10);
+  t.is(await dropped('out'), 3);
+  // A config change replaces the table (counters back to 0): the series keeps counting.
+  gateway.config = parseGatewayConfig({
+    ...madridConfig('/k', CDN_B),
+    bumLimit: { packetsPerSecond: 7, burst: 7 },
+  });
+  await monitor.check();
+  nft.blockedIn = 2;
+  nft.blockedOut = 1;
+  await monitor.check();
+  t.is(await dropped('in'), 12);
+  t.is(await dropped('out'), 4);
+});
