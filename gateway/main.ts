@@ -23,6 +23,7 @@ import { ExecaRunner } from '../lib/runner.js';
 import { DetachedLauncher, SupervisedLauncher, type DaemonLauncher } from './daemons.js';
 import { ConfigError } from './errors.js';
 import { startGatewayService } from './service.js';
+import { chooseTunnel } from './tunnel.js';
 
 const address = (defaultPort: number) =>
   z
@@ -155,6 +156,12 @@ export async function main(argv: string[]): Promise<void> {
   const config = parseGatewayProcessConfig(parseYaml(await readFile(values.config, 'utf8')));
   const log = createLogger('gateway').child({ identity: config.identity });
   const runner = new ExecaRunner();
+  // Chosen here, not at the first apply, so the log says which backend and why.
+  const tunnel =
+    config.tunnel === 'auto'
+      ? await chooseTunnel()
+      : { kind: config.tunnel, reason: `${config.tunnel}: set by the tunnel option` };
+  log.info({ tunnel: tunnel.kind }, tunnel.reason);
   if (config.netns) {
     // Fail at start with a clear message rather than on the first Apply.
     await runner.run(['true'], { netns: config.netns, timeoutMs: 5000 });
@@ -179,7 +186,7 @@ export async function main(argv: string[]): Promise<void> {
       launcher,
       ...(config.ovsDbSocket ? { ovsDbSocket: config.ovsDbSocket } : {}),
       ...(config.ovsPorts ? { ovsInterface: config.ovsPorts } : {}),
-      ...(config.tunnel === 'auto' ? {} : { tunnelKind: config.tunnel }),
+      tunnelKind: tunnel.kind,
       grpc: config.grpc,
       metrics: config.metrics,
       healthIntervalMs: config.healthIntervalMs,

@@ -55,15 +55,44 @@ export interface TunnelBackend {
   renewPeer(ifname: string, peer: DesiredPeer): Promise<void>;
 }
 
+/** Where the kernel shows its wireguard module, when loaded or built in. */
+export const WIREGUARD_MODULE_DIR = '/sys/module/wireguard';
+
+/** The tunnel backend a gateway picked, and why (logged at start). */
+export interface TunnelChoice {
+  readonly kind: Exclude<TunnelKind, 'fake'>;
+  readonly reason: string;
+}
+
+const pathExists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
 /**
- * Kernel WireGuard when the module is loaded or loadable (its sysfs dir exists),
- * else wireguard-go. Reads only the filesystem.
+ * Kernel WireGuard when the wireguard module is loaded or built in (WIREGUARD_MODULE_DIR
+ * exists), else wireguard-go. A module that is only installed has no sysfs dir yet, so it
+ * counts as absent: the reason says how to load it. Reads only the filesystem; `exists`
+ * is the seam tests replace.
  */
-export async function detectTunnelKind(): Promise<Exclude<TunnelKind, 'fake'>> {
-  try {
-    await access('/sys/module/wireguard');
-    return 'kernel';
-  } catch {
-    return 'wireguard-go';
+export async function chooseTunnel(exists = pathExists): Promise<TunnelChoice> {
+  if (await exists(WIREGUARD_MODULE_DIR)) {
+    return {
+      kind: 'kernel',
+      reason: `kernel WireGuard: the wireguard module is loaded (${WIREGUARD_MODULE_DIR} exists)`,
+    };
   }
+  return {
+    kind: 'wireguard-go',
+    reason:
+      `wireguard-go (userspace): the kernel has no wireguard module loaded ` +
+      `(${WIREGUARD_MODULE_DIR} is missing); \`modprobe wireguard\` on the node and a ` +
+      'restart use kernel WireGuard, `tunnel: wireguard-go` keeps this choice',
+  };
+}
+
+/** chooseTunnel's kind. */
+export async function detectTunnelKind(): Promise<Exclude<TunnelKind, 'fake'>> {
+  return (await chooseTunnel()).kind;
 }
