@@ -242,7 +242,7 @@ export const CHANGES: readonly Change[] = [
 const NOW = 1_800_000_000;
 
 /** Read calls of the backends (each one command on a real host: wg show, ip addr, …). */
-const READS = new Set(['read', 'list', 'fdb']);
+const READS = new Set(['read', 'list', 'fdb', 'fdbAll']);
 
 function counting(b: Backends, counter: { reads: number }): Backends {
   const wrap = <T extends object>(o: T): T =>

@@ -108,6 +108,57 @@ test('bridge fdb - only all-zero entries count as flood targets', async (t) => {
   t.deepEqual(fdb.remotes, ['198.19.255.2', '198.19.255.3']);
 });
 
+test('bridge fdb - one read of every device: entries grouped by device, bridge entries and other devices left out', async (t) => {
+  // `bridge -j fdb show` without `dev` names each entry's device (`ifname`).
+  const text = JSON.stringify([
+    { mac: '33:33:00:00:00:01', ifname: 'brx', flags: ['self'], state: 'permanent' },
+    { mac: '0e:6c:f5:ad:22:3d', ifname: 'l2fv7', master: 'brx', state: '' },
+    {
+      mac: '00:00:00:00:00:00',
+      ifname: 'l2fv7',
+      dst: '198.19.255.3',
+      flags: ['self'],
+      state: 'permanent',
+    },
+    { mac: '02:00:00:00:aa:01', ifname: 'l2fv7', dst: '198.19.255.3', flags: ['self'], state: '' },
+    {
+      mac: '00:00:00:00:00:00',
+      ifname: 'l2fv7',
+      dst: '198.19.255.2',
+      flags: ['self'],
+      state: 'permanent',
+    },
+    {
+      mac: '00:00:00:00:00:00',
+      ifname: 'l2fv9',
+      dst: '198.19.255.2',
+      flags: ['self'],
+      state: 'permanent',
+    },
+    {
+      mac: '00:00:00:00:00:00',
+      ifname: 'flannel.1',
+      dst: '10.0.0.9',
+      flags: ['self'],
+      state: 'permanent',
+    },
+  ]);
+  const runner = new FakeRunner().on('bridge -j fdb show', { stdout: text });
+  const all = await new IpLinks({ runner, netns: undefined }).fdbAll(['l2fv7', 'l2fv9', 'l2fv11']);
+  t.deepEqual(Object.fromEntries(all), {
+    l2fv7: {
+      remotes: ['198.19.255.2', '198.19.255.3'],
+      learned: [{ mac: '02:00:00:00:aa:01', dst: '198.19.255.3' }],
+    },
+    l2fv9: { remotes: ['198.19.255.2'], learned: [] },
+    l2fv11: { remotes: [], learned: [] },
+  });
+  t.deepEqual(
+    runner.calls.map((c) => c.argv.join(' ')),
+    ['bridge -j fdb show'],
+  );
+});
+
 test('linux bridge - attachments come from the master of l2fv ports only', async (t) => {
   const seg = new LinuxBridgeSegment({ runner: new FakeRunner(), netns: undefined });
   const view = await seg.read(parseIpAddr(IP_JSON));

@@ -42,6 +42,10 @@ export class FakeLinks implements LinkBackend {
     });
   }
 
+  async fdbAll(devs: readonly string[]): Promise<Map<string, VxlanFdb>> {
+    return new Map(await Promise.all(devs.map(async (d) => [d, await this.fdb(d)] as const)));
+  }
+
   private link(name: string): Mutable<LinkInfo> {
     const l = this.links.get(name);
     if (!l) throw new Error(`fake links: no device ${name}`);

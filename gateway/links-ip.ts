@@ -68,9 +68,19 @@ export function parseIpAddr(text: string): LinkInfo[] {
 
 interface FdbJson {
   mac: string;
+  /** Present only in a dump of every device (no `dev` filter). */
+  ifname?: string;
   dst?: string;
   master?: string;
   state?: string;
+}
+
+function fdbJson(text: string): FdbJson[] {
+  try {
+    return JSON.parse(text || '[]') as FdbJson[];
+  } catch (err) {
+    throw new ParseError('bridge -j fdb', 'not JSON', { cause: err });
+  }
 }
 
 /**
@@ -83,12 +93,21 @@ interface FdbJson {
  * @throws ParseError when the text is not JSON.
  */
 export function parseFdb(text: string): VxlanFdb {
-  let entries: FdbJson[];
-  try {
-    entries = JSON.parse(text || '[]') as FdbJson[];
-  } catch (err) {
-    throw new ParseError('bridge -j fdb', 'not JSON', { cause: err });
-  }
+  return splitFdb(fdbJson(text));
+}
+
+/**
+ * Parses `bridge -j fdb show` (every device) into the FDB of each of `devs`, by the
+ * entries' `ifname`, as parseFdb would for each device alone. Pure.
+ * @throws ParseError when the text is not JSON.
+ */
+export function parseFdbAll(text: string, devs: readonly string[]): Map<string, VxlanFdb> {
+  const byDev = new Map<string, FdbJson[]>(devs.map((d) => [d, []]));
+  for (const e of fdbJson(text)) if (e.ifname) byDev.get(e.ifname)?.push(e);
+  return new Map([...byDev].map(([dev, entries]) => [dev, splitFdb(entries)]));
+}
+
+function splitFdb(entries: readonly FdbJson[]): VxlanFdb {
   const own = entries.filter((e) => e.dst && !e.master);
   const isStatic = (e: FdbJson) => e.state === 'permanent' || e.state === 'static';
   return {
@@ -113,6 +132,14 @@ export class IpLinks implements LinkBackend {
   async fdb(dev: string): Promise<VxlanFdb> {
     const r = await read(this.host, ['bridge', '-j', 'fdb', 'show', 'dev', dev]);
     return parseFdb(r.stdout);
+  }
+
+  async fdbAll(devs: readonly string[]): Promise<Map<string, VxlanFdb>> {
+    if (devs.length === 0) return new Map();
+    // One device: its own dump is smaller than the whole namespace's (a node's bridges).
+    if (devs.length === 1) return new Map([[devs[0]!, await this.fdb(devs[0]!)]]);
+    const r = await read(this.host, ['bridge', '-j', 'fdb', 'show']);
+    return parseFdbAll(r.stdout, devs);
   }
 
   async createVxlan(name: string, vni: number, local: string, dstport: number): Promise<void> {

@@ -54,6 +54,12 @@ export interface LinkBackend {
   /** The FDB of a VXLAN device: its flood list and what it learned. */
   fdb(dev: string): Promise<VxlanFdb>;
   /**
+   * The FDBs of several VXLAN devices in one read (one command however many devices:
+   * an apply's reads do not grow with the network count). Every device asked for is in
+   * the map; one without entries has empty lists.
+   */
+  fdbAll(devs: readonly string[]): Promise<Map<string, VxlanFdb>>;
+  /**
    * Creates a VXLAN device that learns remote MACs from the tunnel, bounded to
    * VXLAN_FDB_LIMIT entries (see docs/gateway.md, "Known unicast").
    */

@@ -69,6 +69,17 @@ test('reconcile cost - removing a peer touches only the flood lists of its own n
   t.is(peerName(0), 'p0');
 });
 
+test('reconcile cost - an apply reads the same number of commands at 5 and 50 networks (one FDB read for all devices)', async (t) => {
+  const reads = async (networks: number) => {
+    const h = await harness({ ...FULL, peers: 10, networks });
+    t.teardown(() => h.dispose());
+    await h.apply(h.base);
+    return (await h.apply(h.base)).reads;
+  };
+  const [few, many] = [await reads(5), await reads(50)];
+  t.is(many, few, `reads at 5 networks: ${few}, at 50: ${many}`);
+});
+
 test('reconcile cost - the loop guard table of 100 peers × 50 networks is one nft can load: every comment ≤ 128 characters', (t) => {
   // nft refuses a longer comment ("comment too long, 128 characters maximum allowed"),
   // and with it the whole `nft -f` transaction.
