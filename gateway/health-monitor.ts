@@ -2,9 +2,9 @@
  * Gathers health: WireGuard peer state and VXLAN counters from the data plane, plus an
  * in-tunnel echo to every peer's transit address. One check at a time; start() runs
  * checks on a jittered interval until stop(). Subscribers (gRPC WatchHealth) get every
- * report. A check's process starts do not grow with peers (issue 18): one tunnel read,
- * one `ip -s -j link show` for all counters, and echoes and probe frames through one
- * long-lived helper (prober.ts) started once.
+ * report. A check starts no process while the probe helper runs (issue 18): the tunnel
+ * read goes to wireguard-go's control socket, the counters, echoes and probe frames
+ * through one long-lived helper (prober.ts) started once.
  * Each check also drives endpoint fail-over (endpoint-failover.ts): the one change a
  * check may make is moving a peer whose tunnel does not work to its next endpoint.
  */
@@ -32,7 +32,13 @@ import {
   type ProbeResult,
 } from './health.js';
 import { PythonL2Prober, type L2Prober } from './l2-probe.js';
-import { HelperProber, jitteredDelay, pingOnce, type EchoRequest } from './prober.js';
+import {
+  HelperProber,
+  jitteredDelay,
+  pingOnce,
+  readLinkStats,
+  type EchoRequest,
+} from './prober.js';
 import { withLoop } from './loop-guard.js';
 import type { GatewayMetrics } from './metrics.js';
 import { vxlanName, type ObservedPeer } from './model.js';
@@ -80,12 +86,6 @@ export interface HealthMonitorOptions {
   readonly jitter?: number;
   /** Loop state per network (loop-monitor.ts): a loop makes an ok network degraded. */
   readonly loops?: { network(name: string): { readonly reason: string } | undefined };
-}
-
-interface LinkStats {
-  ifname: string;
-  flags?: string[];
-  stats64?: { rx: { packets: number }; tx: { packets: number } };
 }
 
 export class HealthMonitor {
@@ -177,10 +177,9 @@ export class HealthMonitor {
       }),
     );
 
-    const stats = await this.o.runner.run(['ip', '-s', '-j', 'link', 'show'], { netns });
-    const links = new Map(
-      (JSON.parse(stats.stdout || '[]') as LinkStats[]).map((l) => [l.ifname, l]),
-    );
+    // Through the helper when it runs: a check then starts no process at all.
+    const stats = await readLinkStats(this.o.runner, helperUp ? this.helper : undefined, netns);
+    const links = new Map(stats.map((l) => [l.ifname, l]));
     const statusOf = new Map(peers.map((p) => [p.name, p.status]));
     const silenceLimit =
       this.o.prober !== false

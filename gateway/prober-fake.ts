@@ -21,6 +21,10 @@ export class FakeProbeHelper {
   answer: (address: string, bytes: number, df: boolean) => boolean = () => true;
   /** When set, echo requests get this error (a helper failing after it started). */
   failEchoes: string | undefined;
+  /** What the 'links' op reports (the helper reads /sys/class/net in its namespace). */
+  links: { ifname: string; up: boolean; rx: number; tx: number }[] = [];
+  /** 'links' requests seen. */
+  linkReads = 0;
   /** When set, the helper reports this and exits instead of becoming ready. */
   refuse: string | undefined;
 
@@ -55,6 +59,9 @@ export class FakeProbeHelper {
           return { sent: m.count, received: n, rtt: n ? 2 : null };
         });
         say({ id: m.id, results });
+      } else if (m.op === 'links') {
+        this.linkReads++;
+        say({ id: m.id, links: this.links });
       } else if (m.op === 'frames') {
         const devices = m.devices as string[];
         this.frames.push(devices);

@@ -8,6 +8,8 @@
  *   ← {"id", "sent": [device…], "failed": {device: why}}
  *   → {"id", "op": "beacons", "identity", "devices"}       the loop beacons (loop-beacon.ts)
  *   ← {"id", "sent": [device…], "failed": {device: why}}
+ *   → {"id", "op": "links"}      every device of the namespace, from /sys/class/net
+ *   ← {"id", "links": [{"ifname", "up", "rx", "tx"}…]}    up: IFF_UP; rx/tx: packets
  *
  * Echo is ICMP echo on one raw socket (the peer's kernel answers: no responder, nothing
  * to open in the firewall): for every probe of the batch, `count` requests `interval` s
@@ -128,6 +130,24 @@ def frames(m, beacons=False):
             failed[dev] = str(e).replace(chr(10), " ")
     out({"id": m["id"], "sent": sent, "failed": failed})
 
+def links(m):
+    # ip netns exec mounts the namespace's own sysfs, so these are the namespace's devices:
+    # the counters 'ip -s -j link show' printed (stats64), without a process per check.
+    res = []
+    for name in os.listdir("/sys/class/net"):
+        base = "/sys/class/net/" + name
+        try:
+            with open(base + "/flags") as f:
+                flags = int(f.read(), 16)
+            with open(base + "/statistics/rx_packets") as f:
+                rx = int(f.read())
+            with open(base + "/statistics/tx_packets") as f:
+                tx = int(f.read())
+        except (OSError, ValueError):
+            continue  # went away while read
+        res.append({"ifname": name, "up": bool(flags & 1), "rx": rx, "tx": tx})
+    out({"id": m["id"], "links": res})
+
 def start(m, now):
     entries = []
     for p in m["probes"]:
@@ -199,6 +219,8 @@ while True:
                         frames(m)
                     elif m.get("op") == "beacons":
                         frames(m, beacons=True)
+                    elif m.get("op") == "links":
+                        links(m)
                     else:
                         out({"id": m.get("id"), "error": "unknown op"})
                 except Exception as e:

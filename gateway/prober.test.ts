@@ -32,6 +32,7 @@ async function rig(t: ExecutionContext, n: number) {
         { ifname: 'l2fv100', flags: ['UP'], stats64: { rx: { packets: 1 }, tx: { packets: 1 } } },
       ]),
     });
+  runner.helper.links = [{ ifname: 'l2fv100', up: true, rx: 1, tx: 1 }];
   const gw = new Gateway({ runner, backends: () => plane.backends() });
   const peers = Array.from({ length: n }, (_, i) => ({
     name: `p${i}`,
@@ -87,6 +88,21 @@ test('health cost - process starts per check do not grow with peers (1, 10, 50)'
     one.counts.every((c) => c <= 1),
     `starts per check: ${one.counts.join(' ')}`,
   );
+});
+
+test('health cost - with the helper running a check starts no process: counters come from the helper', async (t) => {
+  const { counts, runner } = await startsPerCheck(t, 10);
+  t.deepEqual(counts, [0, 0, 0], 'process starts per check');
+  t.true(runner.helper.linkReads >= 3, 'one counter read per check through the helper');
+});
+
+test('health cost - counters from the helper judge a network as ip -s -j link did', async (t) => {
+  const { runner, monitor } = await rig(t, 1);
+  const first = await monitor.check();
+  t.like(first?.networks[0], { device: 'l2fv100', rxPackets: 1, txPackets: 1 });
+  runner.helper.links = [{ ifname: 'l2fv100', up: false, rx: 5, tx: 7 }];
+  const second = await monitor.check();
+  t.like(second?.networks[0], { rxPackets: 5, txPackets: 7, status: 'down' });
 });
 
 test('health cost - path MTU through the helper: same probes as with ping (needed DF, small, search from the last answer)', async (t) => {

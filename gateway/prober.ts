@@ -264,6 +264,20 @@ export class HelperProber implements Pinger, L2Prober {
     return { sent, failed };
   }
 
+  /**
+   * Every device of the namespace with its IFF_UP flag and packet counters, in the shape
+   * `ip -s -j link show` gives (LinkStats). Rejects when the helper does not run.
+   */
+  async links(netns: string | undefined): Promise<LinkStats[]> {
+    const m = await this.request(netns, { op: 'links' }, 5000);
+    const links = m.links as { ifname: string; up: boolean; rx: number; tx: number }[];
+    return links.map((l) => ({
+      ifname: l.ifname,
+      flags: l.up ? ['UP'] : [],
+      stats64: { rx: { packets: l.rx }, tx: { packets: l.tx } },
+    }));
+  }
+
   private stopRunning(): void {
     this.running?.proc.kill();
     this.running = undefined;
@@ -280,6 +294,33 @@ export class HelperProber implements Pinger, L2Prober {
     await Promise.race([r.proc.exited, new Promise((res) => (timer = setTimeout(res, 5000)))]);
     clearTimeout(timer);
   }
+}
+
+/** A device's state and packet counters, as `ip -s -j link show` prints them (the fields used). */
+export interface LinkStats {
+  readonly ifname: string;
+  readonly flags?: readonly string[];
+  readonly stats64?: { readonly rx: { packets: number }; readonly tx: { packets: number } };
+}
+
+/**
+ * All devices' counters: through the running helper (no process), else one
+ * `ip -s -j link show` (also when the helper fails mid-read).
+ */
+export async function readLinkStats(
+  runner: CommandRunner,
+  helper: HelperProber | undefined,
+  netns: string | undefined,
+): Promise<LinkStats[]> {
+  if (helper) {
+    try {
+      return await helper.links(netns);
+    } catch {
+      // fall through: one process for this check
+    }
+  }
+  const r = await runner.run(['ip', '-s', '-j', 'link', 'show'], { netns });
+  return JSON.parse(r.stdout || '[]') as LinkStats[];
 }
 
 /** The delay before the next check: interval × (1 − jitter × random), so never longer. */
