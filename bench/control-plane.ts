@@ -643,7 +643,7 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
     await phase('gateway restart trials', async () => {
       for (let i = 0; i < counts.restart && Date.now() < deadline; i++) {
         const cluster = CLUSTERS[i % 2]!;
-        const signal = i % 4 < 2 ? 'SIGTERM' : 'SIGKILL';
+        const signal = i < counts.restart / 2 ? 'SIGTERM' : 'SIGKILL';
         const trial = await acrossEvent(`gateway restart (${signal})`, async () => {
           const { st, proc } = await gatewayState(cluster);
           process.kill(proc.pid!, signal);
@@ -656,17 +656,15 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
               throw new Error(`gateway-${cluster} not restarted in 30 s`);
             await sleep(100);
           }
-          const gw = new GrpcGatewayClient(st.clusters.find((c) => c.id === cluster)!.gatewayGrpc!);
-          try {
-            for (;;) {
-              const s = await gw.getState().catch(() => undefined);
-              if (s?.report?.publicKey) break;
-              if (Date.now() - t > 45_000)
-                throw new Error(`gateway-${cluster} not serving in 45 s`);
-              await sleep(100);
-            }
-          } finally {
+          // A new client per attempt: grpc-js backs off its reconnects after a failure.
+          const address = st.clusters.find((c) => c.id === cluster)!.gatewayGrpc!;
+          for (;;) {
+            const gw = new GrpcGatewayClient(address, { readTimeoutMs: 2000 });
+            const s = await gw.getState().catch(() => undefined);
             gw.close();
+            if (s?.report?.publicKey) break;
+            if (Date.now() - t > 45_000) throw new Error(`gateway-${cluster} not serving in 45 s`);
+            await sleep(100);
           }
           log(
             `control-plane: gateway-${cluster} ${signal}: serving again after ${Date.now() - t} ms`,
