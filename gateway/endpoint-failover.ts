@@ -23,6 +23,20 @@
  * - A peer with one endpoint only moves when WireGuard roamed elsewhere (NAT) and that
  *   stopped working: it goes back to the advertised endpoint.
  *
+ * Fast rule (issue 15), for a peer on one of several listed endpoints when the health
+ * monitor runs its liveness echo (a small in-tunnel echo every 250 ms, `echoes`): the
+ * path is dead when every echo for deadPathSeconds (1.5 s, at least deadPathEchoes of
+ * them) went unanswered and no handshake completed in that time (the handshake time has
+ * 1 s resolution, so the count restarts after the second that held one). The handshake
+ * timers cannot tell this: a live session re-handshakes only 15 s after its data goes
+ * unanswered. The peer moves on at once; with a live session (handshake within 180 s)
+ * the keys move with it and the next packet flows, without a session the entry is
+ * renewed (`renew`) so WireGuard initiates at once instead of at its next 5 s retry.
+ * Losses sporadic enough to leave an answer every 1.5 s never move a peer. A peer down
+ * everywhere backs off: each full round doubles the time (1.5, 3, 6 … s, capped at
+ * maxDwellSeconds); an answer resets it. A roamed endpoint (unlisted) is left to the
+ * slow rule: it is the only address a NATed peer can be reached at.
+ *
  * NAT (endpointToKeep): WireGuard sets a peer's endpoint to the source of its last
  * authenticated packet, so behind a port-translating NAT it learns the translated address
  * (roaming). A handshake within REJECT_AFTER_TIME proves that endpoint; no rewrite of the
@@ -45,13 +59,29 @@ export interface FailoverPolicy {
   readonly maxDwellSeconds: number;
   /** A handshake older than this means no session. */
   readonly staleSeconds: number;
+  /** Fast rule: seconds of unanswered liveness echoes that make a path dead. */
+  readonly deadPathSeconds: number;
+  /** Fast rule: unanswered liveness echoes in a row needed as well (one loss never moves). */
+  readonly deadPathEchoes: number;
 }
 
 export const DEFAULT_FAILOVER_POLICY: FailoverPolicy = {
   dwellSeconds: 3 * REKEY_TIMEOUT_SECONDS,
   maxDwellSeconds: 120,
   staleSeconds: REJECT_AFTER_TIME_SECONDS,
+  deadPathSeconds: 1.5,
+  deadPathEchoes: 4,
 };
+
+/** The liveness echoes of one peer since the last switch (health-monitor.ts counts them). */
+export interface EchoRun {
+  /** The latest echo was answered: the path works. */
+  readonly answered: boolean;
+  /** Echoes unanswered in a row since the last answer (or switch). */
+  readonly lost: number;
+  /** Unix seconds the first of those was sent (meaningless while lost is 0). */
+  readonly lostSince: number;
+}
 
 /** One observation of one peer. */
 export interface FailoverInput {
@@ -65,6 +95,8 @@ export interface FailoverInput {
   readonly latestHandshake: number;
   /** The last in-tunnel probe got no answer at all (undefined = no probe yet). */
   readonly probeFailed?: boolean;
+  /** The liveness echoes (fast rule); undefined = not probed, only the slow rules apply. */
+  readonly echoes?: EchoRun;
 }
 
 /** What the fail-over remembers about one peer between checks. Plain data. */
@@ -87,6 +119,11 @@ export interface FailoverDecision {
   readonly switchTo: string | undefined;
   /** Whether the tunnel counts as working (handshake within staleSeconds). */
   readonly working: boolean;
+  /**
+   * With switchTo: there is no session to carry over, so renew the entry (remove + add)
+   * and WireGuard initiates a handshake at once instead of at its next retry.
+   */
+  readonly renew: boolean;
 }
 
 /** Whether a handshake at `latestHandshake` (0 = never) still holds a session at `now`. */
@@ -98,6 +135,20 @@ export function handshakeWorks(now: number, latestHandshake: number, staleSecond
 export function dwellFor(attempts: number, n: number, p: FailoverPolicy): number {
   const rounds = Math.floor(attempts / Math.max(1, n));
   return Math.min(p.maxDwellSeconds, p.dwellSeconds * 2 ** Math.min(rounds, 16));
+}
+
+/** Fast rule: seconds of unanswered echoes after `attempts` switches without an answer. */
+export function deadPathFor(attempts: number, n: number, p: FailoverPolicy): number {
+  const rounds = Math.floor(attempts / Math.max(1, n));
+  return Math.min(p.maxDwellSeconds, p.deadPathSeconds * 2 ** Math.min(rounds, 16));
+}
+
+/**
+ * Fast rule: when the unanswered run counts from (unix s): its first echo, or the second
+ * after the last handshake if that may be later (a handshake proves the path).
+ */
+export function deadSince(echoes: EchoRun, latestHandshake: number): number {
+  return latestHandshake > 0 ? Math.max(echoes.lostSince, latestHandshake + 1) : echoes.lostSince;
 }
 
 const sameList = (a: readonly string[], b: readonly string[]) =>
@@ -133,22 +184,47 @@ export function decideFailover(
   // WireGuard roamed (or someone set the peer) to another listed endpoint: that one
   // gets a full chance of its own. An unlisted endpoint (NAT, DNS) keeps our position.
   if (listed >= 0 && listed !== s.index) s = { ...s, index: listed, since: now };
+  const e = input.echoes;
+  if (e && endpoints.length >= 2 && listed >= 0) {
+    const session = handshakeWorks(now, input.latestHandshake, policy.staleSeconds);
+    if (e.answered) {
+      return {
+        state: { ...s, since: now, attempts: 0 },
+        switchTo: undefined,
+        working,
+        renew: false,
+      };
+    }
+    const dead =
+      e.lost >= policy.deadPathEchoes &&
+      now - deadSince(e, input.latestHandshake) >=
+        deadPathFor(s.attempts, endpoints.length, policy);
+    if (!dead) return { state: s, switchTo: undefined, working, renew: false };
+    const index = (s.index + 1) % endpoints.length;
+    return {
+      state: { ...s, index, since: now, attempts: s.attempts + 1, failovers: s.failovers + 1 },
+      switchTo: endpoints[index],
+      working,
+      renew: !session,
+    };
+  }
   // One endpoint in use: nowhere else to go. A roamed one (NAT) that stopped working goes
   // back to the advertised endpoint, after the same dwell and back-off.
   if (endpoints.length < 2 && (listed >= 0 || current === undefined)) {
-    return { state: s, switchTo: undefined, working };
+    return { state: s, switchTo: undefined, working, renew: false };
   }
   if (working) {
-    return { state: { ...s, since: now, attempts: 0 }, switchTo: undefined, working };
+    return { state: { ...s, since: now, attempts: 0 }, switchTo: undefined, working, renew: false };
   }
   if (now - s.since < dwellFor(s.attempts, endpoints.length, policy)) {
-    return { state: s, switchTo: undefined, working };
+    return { state: s, switchTo: undefined, working, renew: false };
   }
   const index = (s.index + 1) % endpoints.length;
   return {
     state: { ...s, index, since: now, attempts: s.attempts + 1, failovers: s.failovers + 1 },
     switchTo: endpoints[index],
     working,
+    renew: false,
   };
 }
 

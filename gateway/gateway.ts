@@ -9,7 +9,7 @@ import { access } from 'node:fs/promises';
 import type { CommandRunner } from '../lib/runner.js';
 import { parseGatewayConfig, type GatewayConfig, type SegmentConfig } from './config.js';
 import { SupervisedLauncher, type DaemonLauncher } from './daemons.js';
-import { endpointToKeep } from './endpoint-failover.js';
+import { REJECT_AFTER_TIME_SECONDS, endpointToKeep, handshakeWorks } from './endpoint-failover.js';
 import { ConfigError } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Host } from './host.js';
@@ -295,9 +295,16 @@ export class Gateway {
    * `wg set … endpoint`). Serialised with apply; does nothing and returns false when the
    * peer or the endpoint is no longer in the applied config or the peer is missing from
    * the tunnel (so it never creates a peer). A later apply keeps the endpoint, since it
-   * is one of the listed ones.
+   * is one of the listed ones. `renew`: when the peer holds no session (no handshake
+   * within 180 s), renew the entry on the new endpoint instead (remove + add, as the
+   * handshake watch does), so WireGuard initiates at once rather than at its next 5 s
+   * retry; a peer that does hold one is only moved, keeping its keys.
    */
-  setPeerEndpoint(publicKey: string, endpoint: string): Promise<boolean> {
+  setPeerEndpoint(
+    publicKey: string,
+    endpoint: string,
+    opts: { readonly renew?: boolean } = {},
+  ): Promise<boolean> {
     return this.serial(async () => {
       const b = this.backends;
       const config = this.last;
@@ -305,8 +312,18 @@ export class Gateway {
       if (!b || !config || !peer?.endpoints.includes(endpoint)) return false;
       const ifname = config.wireguard.ifname;
       const wg = await b.tunnel.read(ifname);
-      if (!wg?.peers.some((p) => p.publicKey === publicKey)) return false;
-      await b.tunnel.setPeerEndpoint(ifname, publicKey, endpoint);
+      const have = wg?.peers.find((p) => p.publicKey === publicKey);
+      if (!have) return false;
+      const want = opts.renew
+        ? desiredState(config, this.keys!.privateKey).tunnel.peers.find(
+            (p) => p.publicKey === publicKey,
+          )
+        : undefined;
+      if (want && !handshakeWorks(this.now(), have.latestHandshake, REJECT_AFTER_TIME_SECONDS)) {
+        await b.tunnel.renewPeer(ifname, { ...want, endpoint });
+      } else {
+        await b.tunnel.setPeerEndpoint(ifname, publicKey, endpoint);
+      }
       return true;
     });
   }

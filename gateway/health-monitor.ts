@@ -7,13 +7,18 @@
  * through one long-lived helper (prober.ts) started once.
  * Each check also drives endpoint fail-over (endpoint-failover.ts): the one change a
  * check may make is moving a peer whose tunnel does not work to its next endpoint.
+ * Between checks, peers with several endpoints get a small liveness echo every 250 ms
+ * (probeLiveness, through the same helper, no process) so a dead path is left within
+ * ~2 s of breaking (issue 15), not a health interval plus WireGuard's 15 s later.
  */
 import type { CommandRunner } from '../lib/runner.js';
 import type { GatewayConfig } from './config.js';
 import {
   DEFAULT_FAILOVER_POLICY,
+  deadPathFor,
   decideFailover,
   endpointSource,
+  type EchoRun,
   type FailoverPolicy,
   type FailoverState,
 } from './endpoint-failover.js';
@@ -86,6 +91,27 @@ export interface HealthMonitorOptions {
   readonly jitter?: number;
   /** Loop state per network (loop-monitor.ts): a loop makes an ok network degraded. */
   readonly loops?: { network(name: string): { readonly reason: string } | undefined };
+  /**
+   * Milliseconds between liveness echoes (fast endpoint fail-over) to peers with several
+   * endpoints; default 250; false turns them off (then only the health check's slow rules
+   * move a peer). They need the probe helper: with `helper: false`, or while it cannot
+   * run, there are none.
+   */
+  readonly livenessIntervalMs?: number | false;
+}
+
+/** Seconds a liveness echo waits for its answer at least (more for a slow path: 4 × RTT). */
+const LIVENESS_WAIT_S = 0.5;
+
+/** Liveness echoes of one peer, counted since the last switch or key change. */
+interface EchoTrack {
+  /** Our public key and the peer's: a key change starts counting afresh. */
+  readonly keys: string;
+  /** Unix s: echoes sent before this are ignored (sent before a switch or an answer). */
+  after: number;
+  answered: boolean;
+  lost: number;
+  lostSince: number;
 }
 
 export class HealthMonitor {
@@ -105,6 +131,12 @@ export class HealthMonitor {
   /** Path-MTU probing per peer name: did it answer last time, and the last size found. */
   private readonly paths = new Map<string, { answered: boolean; measured?: number }>();
   private readonly listeners = new Set<(h: HealthReport) => void>();
+  /** Liveness echo counts per peer name (fast fail-over). */
+  private readonly echoes = new Map<string, EchoTrack>();
+  /** Fail-over decisions run one at a time (the check and the liveness rounds). */
+  private deciding: Promise<unknown> = Promise.resolve();
+  private liveTimer: NodeJS.Timeout | undefined;
+  private readonly liveRounds = new Set<Promise<void>>();
   latest: HealthReport | undefined;
 
   constructor(private readonly o: HealthMonitorOptions) {
@@ -128,7 +160,8 @@ export class HealthMonitor {
     const tunnel = await this.o.gateway.observeTunnel();
     if (!config || !tunnel) return undefined;
     const netns = config.netns;
-    const now = (this.o.now ?? (() => Math.floor(Date.now() / 1000)))();
+    const exact = this.clock();
+    const now = Math.floor(exact);
     const ifname = config.wireguard.ifname;
     const wgPeers = new Map((tunnel.wg?.peers ?? []).map((p) => [p.publicKey, p]));
     const helperUp = (await this.helper?.ready(netns)) ?? false;
@@ -137,7 +170,7 @@ export class HealthMonitor {
       helperUp
         ? this.helper!.echo(req, netns).catch(() => pingOnce(this.o.runner, req, netns))
         : pingOnce(this.o.runner, req, netns);
-    const switched = await this.failOver(config.peers, wgPeers, now);
+    const switched = await this.failOver(config.peers, wgPeers, exact);
     const mtuOf = (name: string) =>
       this.o.gateway.lastReport?.networks.find((x) => x.name === name)?.mtu ?? 0;
     const networkNeeds = new Map<string, NetworkNeed[]>();
@@ -346,19 +379,33 @@ export class HealthMonitor {
    * Returns the endpoints switched to, by peer name. A failed switch is not stored, so
    * the next check tries it again.
    */
-  private async failOver(
+  private failOver(
     peers: GatewayConfig['peers'],
     wgPeers: ReadonlyMap<string, ObservedPeer>,
     now: number,
+    only?: ReadonlySet<string>,
+  ): Promise<Map<string, string>> {
+    const run = this.deciding.then(() => this.failOverNow(peers, wgPeers, now, only));
+    this.deciding = run.catch(() => undefined);
+    return run;
+  }
+
+  private async failOverNow(
+    peers: GatewayConfig['peers'],
+    wgPeers: ReadonlyMap<string, ObservedPeer>,
+    now: number,
+    only: ReadonlySet<string> | undefined,
   ): Promise<Map<string, string>> {
     const switched = new Map<string, string>();
     const names = new Set(peers.map((p) => p.name));
     for (const name of this.failover.keys()) if (!names.has(name)) this.failover.delete(name);
     for (const name of this.probeFailed) if (!names.has(name)) this.probeFailed.delete(name);
     for (const name of this.paths.keys()) if (!names.has(name)) this.paths.delete(name);
+    for (const name of this.echoes.keys()) if (!names.has(name)) this.echoes.delete(name);
     if (this.o.failover === false) return switched;
-    const policy = { ...DEFAULT_FAILOVER_POLICY, ...this.o.failover };
+    const policy = this.policy();
     for (const p of peers) {
+      if (only && !only.has(p.name)) continue;
       const wg = wgPeers.get(p.publicKey);
       if (!wg) continue; // not in the tunnel (yet): the next apply adds it
       const d = decideFailover(
@@ -369,25 +416,113 @@ export class HealthMonitor {
           current: wg.endpoint,
           latestHandshake: wg.latestHandshake,
           probeFailed: this.probeFailed.has(p.name),
+          echoes: this.echoRun(p.name),
         },
         policy,
       );
       if (d.switchTo !== undefined) {
         const done = await this.o.gateway
-          .setPeerEndpoint(p.publicKey, d.switchTo)
+          .setPeerEndpoint(p.publicKey, d.switchTo, { renew: d.renew })
           .catch(() => false);
         if (!done) continue;
         switched.set(p.name, d.switchTo);
         this.o.metrics?.observeFailover(p.name);
+        // The new endpoint is judged by echoes sent from now on only.
+        const track = this.echoes.get(p.name);
+        if (track) Object.assign(track, { after: this.clock(), answered: false, lost: 0 });
       }
       this.failover.set(p.name, d.state);
     }
     return switched;
   }
 
+  /** Unix seconds now, not rounded (the liveness echoes need sub-second times). */
+  private clock(): number {
+    return (this.o.now ?? (() => Date.now() / 1000))();
+  }
+
+  private policy(): FailoverPolicy {
+    return { ...DEFAULT_FAILOVER_POLICY, ...(this.o.failover || {}) };
+  }
+
+  /** The fast rule's input for a peer; undefined while it has no liveness echoes. */
+  private echoRun(name: string): EchoRun | undefined {
+    const t = this.echoes.get(name);
+    return t && { answered: t.answered, lost: t.lost, lostSince: t.lostSince };
+  }
+
+  /**
+   * One round of liveness echoes: one small in-tunnel echo to each peer with several
+   * endpoints (through the probe helper; a round of many peers is one request), then
+   * the fail-over decision for every peer whose echoes all went unanswered long enough
+   * (endpoint-failover.ts, fast rule); only then is the tunnel read (one `wg show`).
+   * Resolves once the answers are in (up to 0.5 s, or 4 × the peer's RTT) and any switch
+   * is made. start() runs one every livenessIntervalMs without waiting for the last;
+   * tests call it with a pinned clock. Does nothing without the helper.
+   */
+  async probeLiveness(): Promise<void> {
+    const config = this.o.gateway.config;
+    if (!config || this.o.failover === false || this.o.livenessIntervalMs === false) return;
+    const peers = config.peers.filter((p) => p.endpoints.length >= 2);
+    if (peers.length === 0 || !this.helper || !(await this.helper.ready(config.netns))) return;
+    const policy = this.policy();
+    const ours = this.o.gateway.lastReport?.publicKey ?? '';
+    const sent = this.clock();
+    const results = await Promise.all(
+      peers.map(async (p) => {
+        const rtt = this.latest?.peers.find((x) => x.name === p.name)?.probe.rttMs ?? 0;
+        const waitS = Math.min(policy.deadPathSeconds, Math.max(LIVENESS_WAIT_S, (4 * rtt) / 1000));
+        const r = await this.helper!.echo(
+          { address: p.transitAddress, count: 1, waitS },
+          config.netns,
+        ).catch(() => undefined);
+        return { p, answered: r === undefined ? undefined : r.received > 0 };
+      }),
+    );
+    const due = new Set<string>();
+    for (const { p, answered } of results) {
+      if (answered === undefined) continue; // the helper failed: no evidence either way
+      const keys = `${ours} ${p.publicKey}`;
+      let t = this.echoes.get(p.name);
+      if (!t || t.keys !== keys) {
+        // A key change (rotation) drops sessions on purpose: count from it.
+        t = { keys, after: sent, answered: false, lost: 0, lostSince: sent };
+        this.echoes.set(p.name, t);
+      }
+      if (sent < t.after) continue; // sent before a switch or a later answer
+      if (answered) {
+        Object.assign(t, { after: sent, answered: true, lost: 0 });
+        continue;
+      }
+      if (t.lost === 0) t.lostSince = sent;
+      t.lost += 1;
+      t.answered = false;
+      const attempts = this.failover.get(p.name)?.attempts ?? 0;
+      if (
+        t.lost >= policy.deadPathEchoes &&
+        this.clock() - t.lostSince >= deadPathFor(attempts, p.endpoints.length, policy)
+      ) {
+        due.add(p.name);
+      }
+    }
+    if (due.size === 0) return;
+    const tunnel = await this.o.gateway.observeTunnel().catch(() => undefined);
+    if (!tunnel?.wg) return;
+    const wgPeers = new Map(tunnel.wg.peers.map((p) => [p.publicKey, p]));
+    await this.failOver(config.peers, wgPeers, this.clock(), due);
+  }
+
   /** Starts periodic checks. Idempotent. A failed check is retried on the next tick. */
   start(): void {
     if (this.timer) return;
+    const every = this.o.livenessIntervalMs ?? 250;
+    if (every !== false && this.o.failover !== false) {
+      this.liveTimer = setInterval(() => {
+        const round = this.probeLiveness().catch(() => undefined);
+        this.liveRounds.add(round);
+        void round.finally(() => this.liveRounds.delete(round));
+      }, every);
+    }
     const tick = () => {
       this.running = this.check()
         .catch(() => undefined)
@@ -403,7 +538,10 @@ export class HealthMonitor {
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearInterval(this.liveTimer);
+    this.liveTimer = undefined;
     await this.running;
+    await Promise.all(this.liveRounds);
     await this.helper?.close();
   }
 }

@@ -185,6 +185,11 @@ out({"ready": True})
 buf = b""
 while True:
     now = time.monotonic()
+    # Answers already here count before any batch times out (a starved helper must not
+    # call a path dead whose replies sit in the socket).
+    if batches:
+        for fam, s in list(fams.values()):
+            receive(fam, s, now)
     timeout = None
     for b in list(batches):
         if b["rounds"] < b["count"]:

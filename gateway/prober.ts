@@ -18,6 +18,8 @@ export interface EchoRequest {
   readonly count: number;
   /** IP packet size in bytes, sent don't-fragment; undefined = ping's default, DF not forced. */
   readonly size?: number | undefined;
+  /** Seconds to wait for answers after the last packet; default 1. */
+  readonly waitS?: number;
 }
 
 /** Sends echo probes into the tunnel. */
@@ -38,7 +40,8 @@ export async function pingOnce(
 ): Promise<ProbeResult> {
   const { address, size, count } = req;
   const df = size === undefined ? [] : ['-M', 'do', '-s', String(size - echoOverhead(address))];
-  const argv = ['ping', '-q', '-n', '-c', String(count), '-i', String(INTERVAL_S), '-W', '1'];
+  const wait = String(Math.max(1, Math.ceil(req.waitS ?? WAIT_S)));
+  const argv = ['ping', '-q', '-n', '-c', String(count), '-i', String(INTERVAL_S), '-W', wait];
   const r = await runner.run([...argv, ...df, address], {
     netns,
     allowFailure: true,
@@ -184,7 +187,7 @@ export class HelperProber implements Pinger, L2Prober {
   private flushEchoes(): void {
     const groups = new Map<string, typeof this.echoes>();
     for (const e of this.echoes.splice(0)) {
-      const k = `${e.netns ?? ''} ${e.req.count}`;
+      const k = `${e.netns ?? ''} ${e.req.count} ${e.req.waitS ?? WAIT_S}`;
       groups.set(k, [...(groups.get(k) ?? []), e]);
     }
     for (const group of groups.values()) void this.echoBatch(group);
@@ -198,7 +201,7 @@ export class HelperProber implements Pinger, L2Prober {
           op: 'echo',
           count: group[0]!.req.count,
           interval: INTERVAL_S,
-          wait: WAIT_S,
+          wait: group[0]!.req.waitS ?? WAIT_S,
           probes: group.map(({ req }) => ({
             addr: req.address,
             data:
