@@ -6,6 +6,7 @@
  * (bench/gateway-reconcile.ts) reports the same counts.
  */
 import test from 'ava';
+import fc from 'fast-check';
 import {
   CHANGES,
   FULL,
@@ -15,6 +16,7 @@ import {
   peerName,
   type Shape,
 } from '../bench/gateway-reconcile.js';
+import { vxlanSources } from './firewall.js';
 import { l2GuardScript } from './loop-guard.js';
 import { l2GuardSpec } from './loop-monitor.js';
 import { parseGatewayConfig } from './config.js';
@@ -90,5 +92,21 @@ test('reconcile cost - the loop guard table of 100 peers × 50 networks is one n
   t.deepEqual(
     long.map((c) => `${c.slice(0, 60)}… (${c.length} characters)`),
     [],
+  );
+});
+
+test('reconcile cost - vxlanSources sorts by address (numerically), then VNI, without duplicates', (t) => {
+  const pair = fc.record({
+    address: fc.tuple(fc.nat(255), fc.nat(255)).map(([a, b]) => `198.${a}.${b}.1`),
+    vni: fc.integer({ min: 1, max: 20 }),
+  });
+  fc.assert(
+    fc.property(fc.array(pair, { maxLength: 60 }), (pairs) => {
+      const num = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+      const want = [...new Map(pairs.map((p) => [`${p.address} ${p.vni}`, p])).values()].sort(
+        (a, b) => num(a.address) - num(b.address) || a.vni - b.vni,
+      );
+      t.deepEqual(vxlanSources(pairs), want);
+    }),
   );
 });
