@@ -14,12 +14,30 @@ import { FakeBroker, fakeFederation } from './broker-link-fake.js';
 import { FakeGateway } from '../gateway/client-fake.js';
 import { CDN_WITH_BRISTOL, FakeSource } from './source-fake.js';
 import { PeerMapCache } from './peer-map-cache.js';
-import { FileStatusSink } from './status-sink.js';
+import { FileStatusSink, type StatusSink } from './status-sink.js';
+import type { Federation } from '../broker/federation.js';
+import type { HealthReport } from '../gateway/client.js';
+import { KEY_B } from '../test/fixtures/agent-settings.js';
 
-async function setup(t: ExecutionContext, settings: Partial<AgentSettings>) {
+async function setup(
+  t: ExecutionContext,
+  settings: Partial<AgentSettings>,
+  fed: Federation = fakeFederation(),
+) {
   const dir = (await makeRunDir('agent-idle')).path;
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const broker = new FakeBroker(fakeFederation(), 'madrid');
+  const broker = new FakeBroker(fed, 'madrid');
+  const files = new FileStatusSink(join(dir, 'status'));
+  const peeringWrites: string[] = [];
+  const status: StatusSink = {
+    writeNetwork: (n, st) => files.writeNetwork(n, st),
+    writePeering: (n, st, tunnel) => {
+      peeringWrites.push(`${n} ${st.reason}`);
+      return files.writePeering(n, st, tunnel);
+    },
+    prune: (k, keep) => files.prune(k, keep),
+    writeAgent: (a) => files.writeAgent(a),
+  };
   const gateway = new FakeGateway();
   const source = new FakeSource(CDN_WITH_BRISTOL);
   const agent = new Agent({
@@ -27,12 +45,12 @@ async function setup(t: ExecutionContext, settings: Partial<AgentSettings>) {
     source,
     broker,
     gateway,
-    status: new FileStatusSink(join(dir, 'status')),
+    status,
     cache: new PeerMapCache(join(dir, 'cache'), 'madrid'),
     log: silent,
   });
   t.teardown(() => agent.stop());
-  return { agent, broker, gateway, source };
+  return { agent, broker, gateway, source, peeringWrites };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,4 +95,66 @@ test('agent idle - a resync that repairs drift brings the resync interval back t
   const a1 = applies();
   await sleep(400);
   t.true(applies() - a1 >= 2, `re-applies within 400 ms after the repair: ${applies() - a1}`);
+});
+
+/** A health check of madrid's gateway: bristol `status`, with this RTT. */
+const check = (at: number, status: 'up' | 'down', rttMs: number): HealthReport => ({
+  at: new Date(at).toISOString(),
+  tunnelKind: 'wireguard-go',
+  tunnelIfname: 'l2fmad',
+  tunnelUp: true,
+  peers: [
+    {
+      name: 'bristol',
+      publicKey: KEY_B,
+      endpoint: '198.18.0.2:51820',
+      endpointSource: 'advertised',
+      pathMtuNeeded: 0,
+      pathMtuShortNetworks: [],
+      handshakeAgeSeconds: 5,
+      rxBytes: 1,
+      txBytes: 1,
+      probeSent: 3,
+      probeReceived: status === 'up' ? 3 : 0,
+      probeLoss: status === 'up' ? 0 : 1,
+      rttMs: status === 'up' ? rttMs : undefined,
+      status,
+      reason: status === 'up' ? '' : 'in-tunnel probe got no answer',
+    },
+  ],
+  networks: [],
+});
+
+test('agent idle - a new RTT alone does not rewrite the peering status every check; a state change is written at once', async (t) => {
+  const fed = fakeFederation();
+  await fed.register('bristol', {
+    publicKey: KEY_B,
+    endpoints: ['198.18.0.2:51820'],
+    capabilities: [],
+  });
+  await fed.setExports('bristol', ['cdn']);
+  await fed.setPeerings('bristol', [{ remoteCluster: 'madrid' }]);
+  const s = await setup(t, { healthPollMs: 10, resyncMs: 60_000 }, fed);
+  await s.agent.start();
+  let at = Date.parse('2026-01-31T12:00:00Z');
+  let rtt = 0.5;
+  s.gateway.health = check(at, 'up', rtt);
+  const until = async (what: string, fn: () => boolean) => {
+    const end = Date.now() + 5000;
+    while (!fn() && Date.now() < end) await sleep(5);
+    t.true(fn(), what);
+  };
+  await until('established', () => s.peeringWrites.at(-1) === 'bristol Established');
+  const written = s.peeringWrites.length;
+  // A check every ~10 ms, each with another RTT (as real probes give): 1 s of them.
+  const end = Date.now() + 1000;
+  while (Date.now() < end) {
+    s.gateway.health = check((at += 1000), 'up', (rtt += 0.01));
+    await sleep(10);
+  }
+  const rewrites = s.peeringWrites.length - written;
+  t.true(rewrites <= 1, `peering status rewritten ${rewrites} times for RTT changes alone`);
+  // The tunnel goes down: written at once, not after the measurement refresh.
+  s.gateway.health = check((at += 1000), 'down', 0);
+  await until('degraded written at once', () => s.peeringWrites.at(-1) === 'bristol Degraded');
 });

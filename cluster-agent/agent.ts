@@ -44,7 +44,8 @@ import { checkPeerMap } from './peer-map-schema.js';
 import { combine, DONE, ReconcileQueue, requeue, type Outcome } from './reconcile-queue.js';
 import type { DesiredStateSource, SourceEvent } from './source.js';
 import { buildStatuses } from './status-builder.js';
-import type { AgentSummary, StatusSink } from './status-sink.js';
+import type { AgentSummary, StatusSink, TunnelDetail } from './status-sink.js';
+import type { PeeringStatusInput } from './status-writer.js';
 import type { BackoffOptions } from './backoff.js';
 import { GatewayCallError } from '../gateway/client.js';
 
@@ -57,6 +58,11 @@ export interface AgentSettings extends GatewaySettings {
   readonly resyncMs: number;
   /** The most a resync interval backs off to while idle (ms); default 16 × resyncMs. */
   readonly resyncMaxMs?: number;
+  /**
+   * A peering status whose only change is a measurement (RTT, handshake time) is
+   * rewritten at most this often (ms); default 60 s. Any other change is written at once.
+   */
+  readonly measurementRefreshMs?: number;
   /** Rotate the gateway key this often; absent = only when asked (RotateKey on the gateway). */
   readonly keyRotationMs?: number;
   readonly backoff: BackoffOptions;
@@ -87,6 +93,26 @@ export function nextResyncDelay(
   o: { readonly minMs: number; readonly maxMs: number },
 ): number {
   return active ? o.minMs : Math.max(o.minMs, Math.min(o.maxMs, lastMs * 2));
+}
+
+/**
+ * A peering's status without what every health check measures anew (RTT, loss, handshake
+ * time, the RTT in TunnelHealthy's message): what must reach the status at once.
+ */
+function withoutMeasurements(p: {
+  readonly status: PeeringStatusInput;
+  readonly tunnel?: TunnelDetail;
+}): unknown {
+  const { rtt: _rtt, lastHandshake: _handshake, ...status } = p.status;
+  return {
+    status: {
+      ...status,
+      conditions: status.conditions.map((c) =>
+        c.reason === 'HandshakeAndProbeOk' ? { ...c, message: '' } : c,
+      ),
+    },
+    tunnel: p.tunnel && { state: p.tunnel.state, reason: p.tunnel.reason },
+  };
 }
 
 type Applied = { ok: true; report: GatewayReport } | { ok: false; error: string };
@@ -138,7 +164,8 @@ export class Agent {
   private brokerError: string | undefined;
   private gatewayError: string | undefined;
   private lastApply: { at: string; steps: number } | undefined;
-  private readonly written = new Map<string, string>();
+  /** What was last written per status key: its text, its text without measurements, when. */
+  private readonly written = new Map<string, { text: string; steady?: string; at: number }>();
   /** Something changed since the last resync (see nextResyncDelay). */
   private activeSinceResync = false;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -711,8 +738,11 @@ export class Agent {
         await this.writeIfChanged(`n/${name}`, st, () => this.d.status.writeNetwork(name, st));
       }
       for (const [name, st] of s.peerings) {
-        await this.writeIfChanged(`p/${name}`, st, () =>
-          this.d.status.writePeering(name, st.status, st.tunnel),
+        await this.writeIfChanged(
+          `p/${name}`,
+          st,
+          () => this.d.status.writePeering(name, st.status, st.tunnel),
+          withoutMeasurements(st),
         );
       }
       const names = `${[...s.networks.keys()].join(',')}|${[...s.peerings.keys()].join(',')}`;
@@ -726,14 +756,30 @@ export class Agent {
     }
   }
 
+  /**
+   * Writes when the value changed. With `steady` (the value without its measurements), a
+   * change of measurements alone is written at most every measurementRefreshMs: a new RTT
+   * each health check would otherwise rewrite every peering's status (a file, or a PATCH
+   * to the API server) every check while nothing changed.
+   */
   private async writeIfChanged(
     key: string,
     value: unknown,
     write: () => Promise<void>,
+    steady?: unknown,
   ): Promise<void> {
     const text = canonicalJson(value);
-    if (this.written.get(key) === text) return;
+    const last = this.written.get(key);
+    if (last?.text === text) return;
+    const steadyText = steady === undefined ? undefined : canonicalJson(steady);
+    const now = Date.now();
+    const refresh = this.d.settings.measurementRefreshMs ?? 60_000;
+    if (steadyText !== undefined && last?.steady === steadyText && now - last.at < refresh) return;
     await write();
-    this.written.set(key, text);
+    this.written.set(key, {
+      text,
+      ...(steadyText === undefined ? {} : { steady: steadyText }),
+      at: now,
+    });
   }
 }
