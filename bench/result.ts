@@ -57,6 +57,23 @@ export interface BenchSection {
   readonly tookMs: number;
 }
 
+/**
+ * What the runner hands a section's `run()`. It lives here, not in bench/sections.ts, so
+ * a section need not import the registry that imports it (an import cycle).
+ */
+export interface SectionOptions {
+  /** Fewer runs and smaller sizes (a smoke run); the published report uses full runs. */
+  readonly quick: boolean;
+  /** Progress lines for the operator (stderr). */
+  readonly log: (line: string) => void;
+  /**
+   * Name prefix (`l2fed-b<id>`, unique per run) for every namespace, temp dir and lab
+   * (L2FED_LAB_PREFIX) the section makes: the runner lists leftovers with it afterwards.
+   * `npm run bench` always sets it; a section run on its own may pick its own `l2fed-…`.
+   */
+  readonly prefix?: string;
+}
+
 /** Median/min/max (and optional percentiles) of samples; throws on an empty list. */
 export function stat(
   samples: readonly number[],
