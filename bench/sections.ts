@@ -40,4 +40,10 @@ export const SECTIONS: readonly SectionEntry[] = [
     root: true,
     load: () => import('./control-plane.js'),
   },
+  {
+    id: 'endpoint-failover',
+    budgetMs: 150_000, // 2 gateways, 9 trials of ~8 s (bench/endpoint-failover.ts)
+    root: true,
+    load: () => import('./endpoint-failover.js'),
+  },
 ];
