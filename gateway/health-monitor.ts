@@ -135,6 +135,11 @@ export class HealthMonitor {
   private readonly echoes = new Map<string, EchoTrack>();
   /** Fail-over decisions run one at a time (the check and the liveness rounds). */
   private deciding: Promise<unknown> = Promise.resolve();
+  /** Switches made so far, and the count at each peer's last one: a decision from a
+   * tunnel read older than a peer's last switch skips that peer (it would take the old
+   * endpoint for a roam). */
+  private switches = 0;
+  private readonly lastSwitch = new Map<string, number>();
   private liveTimer: NodeJS.Timeout | undefined;
   private readonly liveRounds = new Set<Promise<void>>();
   latest: HealthReport | undefined;
@@ -157,6 +162,7 @@ export class HealthMonitor {
    */
   async check(): Promise<HealthReport | undefined> {
     const config = this.o.gateway.config;
+    const seen = this.switches;
     const tunnel = await this.o.gateway.observeTunnel();
     if (!config || !tunnel) return undefined;
     const netns = config.netns;
@@ -170,7 +176,7 @@ export class HealthMonitor {
       helperUp
         ? this.helper!.echo(req, netns).catch(() => pingOnce(this.o.runner, req, netns))
         : pingOnce(this.o.runner, req, netns);
-    const switched = await this.failOver(config.peers, wgPeers, exact);
+    const switched = await this.failOver(() => ({ seen, wgPeers }), config.peers, exact);
     const mtuOf = (name: string) =>
       this.o.gateway.lastReport?.networks.find((x) => x.name === name)?.mtu ?? 0;
     const networkNeeds = new Map<string, NetworkNeed[]>();
@@ -380,12 +386,18 @@ export class HealthMonitor {
    * the next check tries it again.
    */
   private failOver(
+    read: () =>
+      | { seen: number; wgPeers: ReadonlyMap<string, ObservedPeer> }
+      | Promise<{ seen: number; wgPeers: ReadonlyMap<string, ObservedPeer> } | undefined>
+      | undefined,
     peers: GatewayConfig['peers'],
-    wgPeers: ReadonlyMap<string, ObservedPeer>,
     now: number,
     only?: ReadonlySet<string>,
   ): Promise<Map<string, string>> {
-    const run = this.deciding.then(() => this.failOverNow(peers, wgPeers, now, only));
+    const run = this.deciding.then(async () => {
+      const r = await read();
+      return r ? this.failOverNow(peers, r.wgPeers, now, r.seen, only) : new Map<string, string>();
+    });
     this.deciding = run.catch(() => undefined);
     return run;
   }
@@ -394,6 +406,7 @@ export class HealthMonitor {
     peers: GatewayConfig['peers'],
     wgPeers: ReadonlyMap<string, ObservedPeer>,
     now: number,
+    seen: number,
     only: ReadonlySet<string> | undefined,
   ): Promise<Map<string, string>> {
     const switched = new Map<string, string>();
@@ -402,10 +415,12 @@ export class HealthMonitor {
     for (const name of this.probeFailed) if (!names.has(name)) this.probeFailed.delete(name);
     for (const name of this.paths.keys()) if (!names.has(name)) this.paths.delete(name);
     for (const name of this.echoes.keys()) if (!names.has(name)) this.echoes.delete(name);
+    for (const name of this.lastSwitch.keys()) if (!names.has(name)) this.lastSwitch.delete(name);
     if (this.o.failover === false) return switched;
     const policy = this.policy();
     for (const p of peers) {
       if (only && !only.has(p.name)) continue;
+      if ((this.lastSwitch.get(p.name) ?? 0) > seen) continue; // read before its last switch
       const wg = wgPeers.get(p.publicKey);
       if (!wg) continue; // not in the tunnel (yet): the next apply adds it
       const d = decideFailover(
@@ -426,6 +441,7 @@ export class HealthMonitor {
           .catch(() => false);
         if (!done) continue;
         switched.set(p.name, d.switchTo);
+        this.lastSwitch.set(p.name, ++this.switches);
         this.o.metrics?.observeFailover(p.name);
         // The new endpoint is judged by echoes sent from now on only.
         const track = this.echoes.get(p.name);
@@ -506,10 +522,15 @@ export class HealthMonitor {
       }
     }
     if (due.size === 0) return;
-    const tunnel = await this.o.gateway.observeTunnel().catch(() => undefined);
-    if (!tunnel?.wg) return;
-    const wgPeers = new Map(tunnel.wg.peers.map((p) => [p.publicKey, p]));
-    await this.failOver(config.peers, wgPeers, this.clock(), due);
+    // Read in the decision's turn: a round that waited behind another's switch sees it.
+    const read = async () => {
+      const seen = this.switches;
+      const tunnel = await this.o.gateway.observeTunnel().catch(() => undefined);
+      return tunnel?.wg
+        ? { seen, wgPeers: new Map(tunnel.wg.peers.map((p) => [p.publicKey, p])) }
+        : undefined;
+    };
+    await this.failOver(read, config.peers, this.clock(), due);
   }
 
   /** Starts periodic checks. Idempotent. A failed check is retried on the next tick. */
