@@ -37,6 +37,15 @@ export interface LoopBeaconSender {
     devices: readonly string[],
     netns: string | undefined,
   ): Promise<ProbeSendResult>;
+  /**
+   * `nft -j list table FAMILY NAME` without a process (the probe helper's libnftables),
+   * as exit code, stdout and stderr; undefined when it cannot (the caller runs nft).
+   */
+  list?(
+    family: string,
+    table: string,
+    netns: string | undefined,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string } | undefined>;
 }
 
 export class PythonLoopBeacon implements LoopBeaconSender {
@@ -88,5 +97,14 @@ export class HelperLoopBeacon implements LoopBeaconSender {
       if (r.unavailable === undefined) return r;
     }
     return this.fallback.send(identity, devices, netns);
+  }
+
+  async list(
+    family: string,
+    table: string,
+    netns: string | undefined,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string } | undefined> {
+    if (!(await this.helper.ready(netns))) return undefined;
+    return this.helper.nftList(family, table, netns).catch(() => undefined);
   }
 }

@@ -25,10 +25,7 @@ class FakeNft {
   constructor(readonly runner: FakeRunner) {
     runner.on(
       (a) => a[0] === NFT && a[1] === '-j',
-      () =>
-        this.script === undefined
-          ? { exitCode: 1, stderr: 'Error: No such file or directory' }
-          : { stdout: this.json() },
+      () => this.listing(),
     );
     runner.on(
       (a) => a.join(' ') === `${NFT} -f -`,
@@ -37,6 +34,13 @@ class FakeNft {
         return {};
       },
     );
+  }
+
+  /** What `nft -j list table inet l2fed_l2` says. */
+  listing() {
+    return this.script === undefined
+      ? { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory' }
+      : { exitCode: 0, stdout: this.json(), stderr: '' };
   }
 
   private apply(input: string) {
@@ -90,6 +94,19 @@ class FakeBeacon implements LoopBeaconSender {
   }
 }
 
+/** A beacon sender that also lists the table without a process (the probe helper's way). */
+class ListingBeacon extends FakeBeacon {
+  lists = 0;
+  constructor(private readonly table: FakeNft) {
+    super(table);
+  }
+  list(family: string, name: string) {
+    this.lists++;
+    if (family !== 'inet' || name !== 'l2fed_l2') throw new Error(`listed ${family} ${name}`);
+    return Promise.resolve(this.table.listing());
+  }
+}
+
 // madrid (transit .1) with peers b (.2) and c (.3): "b" and "c" sort before "madrid", so
 // madrid is the higher id and is the side that blocks.
 const NETS: GatewayConfigInput['networks'] = [
@@ -135,6 +152,26 @@ test('loop monitor - a steady check costs one nft read: the last read is the nex
   for (let i = 0; i < 3; i++) await m.check();
   t.is(reads() - first, 3, 'one read per check (was two)');
   t.is(nft.replaced, 1, 'and no rebuild');
+});
+
+test('loop monitor - with the helper listing the table a steady check starts no process; a loop is still cut', async (t) => {
+  const runner = new FakeRunner();
+  const nft = new FakeNft(runner);
+  const beacon = new ListingBeacon(nft);
+  const config = parseGatewayConfig(madridConfig('/k', NETS));
+  const m = new LoopMonitor({ gateway: { config }, runner, beacon, nft: NFT, settleMs: 0 });
+  await m.check(); // installs the table: one nft -f -
+  const before = runner.calls.length;
+  for (let i = 0; i < 3; i++) await m.check();
+  t.deepEqual(
+    runner.calls.slice(before).map((c) => c.argv.join(' ')),
+    [],
+    'no process in steady checks',
+  );
+  t.true(beacon.lists >= 3, 'the table is listed through the helper');
+  beacon.loopVia = ['198.19.255.2 100'];
+  await m.check();
+  t.deepEqual([...nft.blocked].sort(), ['198.19.255.2 100', '198.19.255.3 100']);
 });
 
 test('loop monitor - a loop through a lower peer blocks that network to all its peers, once; quiet checks lift it', async (t) => {

@@ -104,7 +104,10 @@ export class LoopMonitor {
 
   private async read(netns: string | undefined): Promise<ObservedL2Guard | undefined> {
     const argv = [this.nft!, '-j', 'list', 'table', L2_GUARD_FAMILY, L2_GUARD_TABLE];
-    const r = await this.o.runner.run(argv, { netns, allowFailure: true });
+    // Through the probe helper when it can (no process per check), else nft itself.
+    const r =
+      (await this.beacon.list?.(L2_GUARD_FAMILY, L2_GUARD_TABLE, netns)) ??
+      (await this.o.runner.run(argv, { netns, allowFailure: true }));
     if (r.exitCode === 0) return parseL2Guard(r.stdout);
     if (r.exitCode === 1 && /No such file or directory/.test(r.stderr)) return undefined;
     throw new CommandError(argv, r.exitCode, r.stderr, false, { netns });

@@ -66,6 +66,8 @@ export class FakeProbeHelper {
         const devices = m.devices as string[];
         this.frames.push(devices);
         say({ id: m.id, sent: devices, failed: {} });
+      } else {
+        say({ id: m.id, error: 'unknown op' }); // as the real helper answers
       }
     });
     stdin.on('finish', () => finish(0));

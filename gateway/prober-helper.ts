@@ -10,6 +10,8 @@
  *   ← {"id", "sent": [device…], "failed": {device: why}}
  *   → {"id", "op": "links"}      every device of the namespace, from /sys/class/net
  *   ← {"id", "links": [{"ifname", "up", "rx", "tx"}…]}    up: IFF_UP; rx/tx: packets
+ *   → {"id", "op": "nft-list", "family", "table"}   nft -j list table, via libnftables
+ *   ← {"id", "exitCode", "stdout", "stderr"}
  *
  * Echo is ICMP echo on one raw socket (the peer's kernel answers: no responder, nothing
  * to open in the firewall): for every probe of the batch, `count` requests `interval` s
@@ -148,6 +150,36 @@ def links(m):
         res.append({"ifname": name, "up": bool(flags & 1), "rx": rx, "tx": tx})
     out({"id": m["id"], "links": res})
 
+def nft_list(m):
+    # libnftables (what the nft command runs) through ctypes: the loop monitor's table read
+    # every check without a process. A fresh context per call: a kept one caches the
+    # ruleset, counters included. Fails (an error answer) where the library is missing.
+    import ctypes
+    lib = ctypes.CDLL("libnftables.so.1")
+    lib.nft_ctx_new.restype = ctypes.c_void_p
+    lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+    for f in ("nft_ctx_buffer_output", "nft_ctx_buffer_error", "nft_ctx_free"):
+        getattr(lib, f).argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    for f in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
+        getattr(lib, f).argtypes = [ctypes.c_void_p]
+        getattr(lib, f).restype = ctypes.c_char_p
+    ctx = lib.nft_ctx_new(0)
+    if not ctx:
+        raise OSError("nft_ctx_new failed")
+    try:
+        lib.nft_ctx_output_set_flags(ctx, 1 << 4)  # NFT_CTX_OUTPUT_JSON, as nft -j
+        lib.nft_ctx_buffer_output(ctx)
+        lib.nft_ctx_buffer_error(ctx)
+        cmd = "list table %s %s" % (m["family"], m["table"])
+        rc = lib.nft_run_cmd_from_buffer(ctx, cmd.encode())
+        o = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+        e = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+    finally:
+        lib.nft_ctx_free(ctx)
+    out({"id": m["id"], "exitCode": 0 if rc == 0 else 1, "stdout": o, "stderr": e})
+
 def start(m, now):
     entries = []
     for p in m["probes"]:
@@ -226,6 +258,8 @@ while True:
                         frames(m, beacons=True)
                     elif m.get("op") == "links":
                         links(m)
+                    elif m.get("op") == "nft-list":
+                        nft_list(m)
                     else:
                         out({"id": m.get("id"), "error": "unknown op"})
                 except Exception as e:

@@ -281,6 +281,20 @@ export class HelperProber implements Pinger, L2Prober {
     }));
   }
 
+  /**
+   * `nft -j list table FAMILY NAME` in the helper's namespace through libnftables (a
+   * fresh context per call, so counters are read anew, as the nft command does).
+   * Rejects when the helper does not run or cannot load libnftables.
+   */
+  async nftList(
+    family: string,
+    table: string,
+    netns: string | undefined,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const m = await this.request(netns, { op: 'nft-list', family, table }, 5000);
+    return { exitCode: Number(m.exitCode), stdout: String(m.stdout), stderr: String(m.stderr) };
+  }
+
   private stopRunning(): void {
     this.running?.proc.kill();
     this.running = undefined;
