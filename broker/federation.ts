@@ -21,6 +21,7 @@ import {
   type ClusterRecord,
   type ExportsRecord,
   type HealthRecord,
+  type NetworkRecord,
   type NetworkRef,
   type PeeringDecl,
   type PeeringsRecord,
@@ -43,6 +44,30 @@ import { casLoop, done, nonce, retry, type Attempt } from './retry.js';
 
 const sameList = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
+
+const sameMtu = (a: NetworkRecord | undefined, b: NetworkRecord | undefined) =>
+  JSON.stringify(a?.mtu ?? null) === JSON.stringify(b?.mtu ?? null);
+
+/**
+ * Which networks' agreed MTU to rewrite in which members' maps, from the bindings
+ * before and after a change of `self` (whose own map is refreshed whole anyway).
+ */
+interface MtuChange {
+  readonly name: string;
+  readonly before?: NetworkRecord | undefined;
+  readonly after?: NetworkRecord | undefined;
+  /** Members of the network now (absent: not listed yet). */
+  readonly members?: readonly string[];
+}
+
+function mtuChanges(self: string, changes: readonly MtuChange[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const c of changes) {
+    if (sameMtu(c.before, c.after)) continue;
+    for (const m of c.members ?? []) if (m !== self) out.set(m, [...(out.get(m) ?? []), c.name]);
+  }
+  return out;
+}
 
 /** What one registration did; `replacedKey` is the old key a rejoin replaced. */
 interface Registered {
@@ -240,8 +265,11 @@ export class Federation {
   async deregister(id: string): Promise<Results['deregister']> {
     const decl = await this.store.get<PeeringsRecord>('peerings', id);
     const memberships = await this.memberships(id);
-    await Promise.all(memberships.map((name) => this.vnis.leave(name, id)));
-    const mtuChanged = await this.settleMtus(memberships);
+    const left = await Promise.all(
+      memberships.map((name) =>
+        this.vnis.leave(name, id, (net, members) => this.mtus.afterLeave(net, id, members)),
+      ),
+    );
     await this.store.delete('exports', id);
     await this.store.delete('peerings', id);
     await this.store.delete('health', id);
@@ -257,10 +285,17 @@ export class Federation {
       await this.keys.release(id, removed.publicKey);
       if (removed.nextKey) await this.keys.release(id, removed.nextKey.publicKey);
     }
-    await this.peerMaps.refreshAll([
-      id,
-      ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
-      ...mtuChanged,
+    await Promise.all([
+      this.peerMaps.refreshAround(
+        id,
+        (decl?.value.peerings ?? []).map((p) => p.remoteCluster),
+      ),
+      this.peerMaps.refreshMtus(
+        mtuChanges(
+          id,
+          left.map((l, i) => ({ name: memberships[i]!, ...l })),
+        ),
+      ),
     ]);
     return { deregistered: removed !== undefined };
   }
@@ -296,12 +331,22 @@ export class Federation {
       (await this.vnis.unbound(networks.filter((n) => !current.has(n)))).length,
     );
     // The ask goes into the member record before the join, so no recompute sees this
-    // member without it.
+    // member without it; the join's CAS on net.<name> then moves the agreement by this
+    // one member (network-mtu.ts), reading no other member's record.
     const askOf = new Map(mtu?.map(({ network, ...ask }) => [network, ask]));
-    await Promise.all(networks.map((name) => this.mtus.recordAsk(name, id, askOf.get(name))));
-    const refs: NetworkRef[] = await Promise.all(
-      [...networks].sort().map(async (name) => ({ name, vni: await this.vnis.join(name, id) })),
+    await Promise.all(
+      networks.map((name) => this.mtus.recordAsk(name, id, askOf.get(name), !current.has(name))),
     );
+    const sorted = [...networks].sort();
+    const joined = await Promise.all(
+      sorted.map((name) =>
+        this.vnis.joinWith(name, id, {
+          memberWritten: true,
+          edit: (net, fresh) => this.mtus.afterJoin(net, id, askOf.get(name), fresh),
+        }),
+      ),
+    );
+    const refs: NetworkRef[] = joined.map(({ record }) => ({ name: record.name, vni: record.vni }));
     const record: ExportsRecord = { networks: refs };
     // Only this cluster's requests write its exports record: last writer wins.
     await this.store.put('exports', id, record);
@@ -309,16 +354,31 @@ export class Federation {
     // requests come one at a time, so nothing else changed them.
     const keep = new Set(networks);
     const dropped = [...current].filter((n) => !keep.has(n));
-    await Promise.all(dropped.map((name) => this.vnis.leave(name, id)));
+    const left = await Promise.all(
+      dropped.map((name) =>
+        this.vnis.leave(name, id, (net, members) => this.mtus.afterLeave(net, id, members)),
+      ),
+    );
     // A changed agreement reaches every member of the network, peered with us or not.
-    const mtuChanged = await this.settleMtus([...networks, ...dropped]);
-    await this.refreshAround(id, mtuChanged);
-    const agreed = await this.mtus.agreed(refs.map((r) => r.name));
+    const changed: MtuChange[] = [
+      ...joined.map((j) => ({ name: j.record.name, before: j.before, after: j.record })),
+      ...left.map((l, i) => ({ name: dropped[i]!, ...l })),
+    ];
+    // Members of a network whose agreement moved (a leave listed them already).
+    const withMembers = await Promise.all(
+      changed.map(async (c) => ({
+        ...c,
+        members: c.members ?? (sameMtu(c.before, c.after) ? [] : await this.membersOf(c.name)),
+      })),
+    );
+    await Promise.all([
+      this.refreshAround(id),
+      this.peerMaps.refreshMtus(mtuChanges(id, withMembers)),
+    ]);
     return {
-      networks: refs.map((r) => {
-        const m = agreed.get(r.name);
-        return m ? { ...r, mtu: m } : r;
-      }),
+      networks: joined.map(({ record: r }) =>
+        r.mtu ? { name: r.name, vni: r.vni, mtu: r.mtu } : { name: r.name, vni: r.vni },
+      ),
     };
   }
 
@@ -350,19 +410,16 @@ export class Federation {
     const old = await this.store.get<PeeringsRecord>('peerings', id);
     const record: PeeringsRecord = { peerings: sorted };
     await this.store.put('peerings', id, record);
-    // Only registered remotes have a map to refresh: one record read per named remote
-    // (at most 2 x maxPeeringsPerCluster), never a listing of every cluster. Read after
-    // the write, so a remote registering now reads our record.
-    const named = [
-      ...new Set([
-        ...sorted.map((p) => p.remoteCluster),
-        ...(old?.value.peerings ?? []).map((p) => p.remoteCluster),
-      ]),
-    ];
-    const registered = await Promise.all(
-      named.map(async (r) => (await this.store.get<ClusterRecord>('clusters', r)) !== undefined),
+    // Only the remotes whose declaration changed can see their maps change (the entry of
+    // this cluster there); every other map is untouched. No listing of every cluster.
+    const before = new Map(
+      (old?.value.peerings ?? []).map((p) => [p.remoteCluster, JSON.stringify(p)]),
     );
-    await this.peerMaps.refreshAll([id, ...named.filter((_, i) => registered[i])]);
+    const after = new Map(sorted.map((p) => [p.remoteCluster, JSON.stringify(p)]));
+    const changed = [...new Set([...before.keys(), ...after.keys()])].filter(
+      (r) => before.get(r) !== after.get(r),
+    );
+    await this.peerMaps.refreshAround(id, changed);
     return { peerings: sorted };
   }
 
@@ -430,13 +487,19 @@ export class Federation {
     if (!(await this.store.get<ClusterRecord>('clusters', id))) throw new NotRegisteredError(id);
   }
 
-  private async refreshAround(id: string, also: readonly string[] = []): Promise<void> {
+  /** Refreshes `id`'s map and its entry in the maps of the clusters it declares. */
+  private async refreshAround(id: string): Promise<void> {
     const decl = await this.store.get<PeeringsRecord>('peerings', id);
-    await this.peerMaps.refreshAll([
+    await this.peerMaps.refreshAround(
       id,
-      ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster),
-      ...also,
-    ]);
+      (decl?.value.peerings ?? []).map((p) => p.remoteCluster),
+    );
+  }
+
+  /** Clusters recorded as exporting `name`. */
+  private async membersOf(name: string): Promise<string[]> {
+    const keys = await this.store.keys('networks', KEYS.membersOf(name));
+    return keys.map((k) => k.slice(KEYS.member(name, '').length));
   }
 
   /** Recomputes the agreed MTU of `names`; returns the members of those that changed. */

@@ -43,24 +43,84 @@ export interface NetworkMtuAsk extends MtuAsk {
  * `silent`. Undefined when no member sent an ask. Pure.
  */
 export function agreeMtu(members: readonly MemberAsk[]): AgreedMtu | undefined {
-  let best: { value: number; setBy: string; limit: 'requested' | 'capacity' } | undefined;
-  const better = (value: number, setBy: string, limit: 'requested' | 'capacity') =>
-    !best ||
-    value < best.value ||
-    (value === best.value && (limit !== best.limit ? limit === 'requested' : setBy < best.setBy));
+  let best: Best | undefined;
   const silent: string[] = [];
   for (const { cluster, ask } of members) {
     if (!ask) {
       silent.push(cluster);
       continue;
     }
-    if (ask.requested !== undefined && better(ask.requested, cluster, 'requested'))
-      best = { value: ask.requested, setBy: cluster, limit: 'requested' };
-    if (better(ask.capacity, cluster, 'capacity'))
-      best = { value: ask.capacity, setBy: cluster, limit: 'capacity' };
+    const m = smallest(cluster, ask);
+    if (!best || precedes(m, best)) best = m;
   }
+  return agreement(best, silent);
+}
+
+/** One candidate of an agreement: a member's number and which of its two it is. */
+interface Best {
+  readonly value: number;
+  readonly setBy: string;
+  readonly limit: 'requested' | 'capacity';
+}
+
+/** The order agreeMtu takes the smallest in: value, then `requested` first, then setBy. */
+function precedes(a: Best, b: Best): boolean {
+  if (a.value !== b.value) return a.value < b.value;
+  if (a.limit !== b.limit) return a.limit === 'requested';
+  return a.setBy < b.setBy;
+}
+
+/** The first of one member's candidates (its `requested`, if any, and its `capacity`). */
+function smallest(cluster: string, ask: MtuAsk): Best {
+  const cap: Best = { value: ask.capacity, setBy: cluster, limit: 'capacity' };
+  if (ask.requested === undefined) return cap;
+  const req: Best = { value: ask.requested, setBy: cluster, limit: 'requested' };
+  return precedes(req, cap) ? req : cap;
+}
+
+function agreement(best: Best | undefined, silent: readonly string[]): AgreedMtu | undefined {
   if (!best) return undefined;
-  return silent.length ? { ...best, silent: silent.sort() } : best;
+  const b = { value: best.value, setBy: best.setBy, limit: best.limit };
+  return silent.length ? { ...b, silent: [...silent].sort() } : b;
+}
+
+/**
+ * The agreement after `cluster` joins (or changes its ask to `ask`; undefined: silent),
+ * from `cur`, the agreement of the members before; 'recompute' when only reading every
+ * member can tell (the member that set it raised or dropped its ask, or the first ask of
+ * a network whose silent members `cur` does not name). Equal to agreeMtu over the new
+ * members whenever it answers. Pure.
+ */
+export function agreementAfterJoin(
+  cur: AgreedMtu | undefined,
+  cluster: string,
+  ask: MtuAsk | undefined,
+): AgreedMtu | undefined | 'recompute' {
+  if (!cur) return ask ? 'recompute' : undefined;
+  const others = (cur.silent ?? []).filter((c) => c !== cluster);
+  if (!ask) return cur.setBy === cluster ? 'recompute' : agreement(cur, [...others, cluster]);
+  const mine = smallest(cluster, ask);
+  if (cur.setBy === cluster) return precedes(cur, mine) ? 'recompute' : agreement(mine, others);
+  return agreement(precedes(mine, cur) ? mine : cur, others);
+}
+
+/** The agreement after `cluster` leaves, from `cur`; as agreementAfterJoin. Pure. */
+export function agreementAfterLeave(
+  cur: AgreedMtu | undefined,
+  cluster: string,
+): AgreedMtu | undefined | 'recompute' {
+  if (!cur) return undefined;
+  if (cur.setBy === cluster) return 'recompute';
+  return agreement(
+    cur,
+    (cur.silent ?? []).filter((c) => c !== cluster),
+  );
+}
+
+/** `net` with agreement `mtu` (absent: none). */
+function withAgreement(net: NetworkRecord, mtu: AgreedMtu | undefined): NetworkRecord {
+  const { mtu: _old, ...rest } = net;
+  return mtu ? { ...rest, mtu } : rest;
 }
 
 /**
@@ -122,13 +182,78 @@ export class NetworkMtu {
    * Stores `clusterId`'s ask for `name` in its member record (creating the record, as a
    * join would). Only this cluster's requests write its member key; unchanged = no write.
    */
-  async recordAsk(name: string, clusterId: string, ask: MtuAsk | undefined): Promise<void> {
+  async recordAsk(
+    name: string,
+    clusterId: string,
+    ask: MtuAsk | undefined,
+    /** Not a member yet: create the record (one write, no read); falls back if it exists. */
+    joining = false,
+  ): Promise<void> {
     const key = KEYS.member(name, clusterId);
+    if (joining) {
+      const since = new Date(this.now()).toISOString();
+      const rec: MemberRecord = ask ? { since, mtu: ask } : { since };
+      if ((await this.store.create('networks', key, rec)).type === 'ok') return;
+    }
     const cur = await this.store.get<MemberRecord>('networks', key);
     if (cur && JSON.stringify(cur.value.mtu ?? null) === JSON.stringify(ask ?? null)) return;
     const since = cur?.value.since ?? new Date(this.now()).toISOString();
     const next: MemberRecord = ask ? { since, mtu: ask } : { since };
     await this.store.put('networks', key, next);
+  }
+
+  /**
+   * `net` as the join (or new ask) of `clusterId` leaves it: the agreement moved by one
+   * member (agreementAfterJoin), reading no member record unless it must recompute.
+   * `fresh`: the binding is being created now, so every member is read (there are few,
+   * and one may have written its ask before the binding existed). For VniAllocator.join's
+   * CAS on `net.<name>`: the member record, with the ask, is written before.
+   */
+  async afterJoin(
+    net: NetworkRecord,
+    clusterId: string,
+    ask: MtuAsk | undefined,
+    fresh: boolean,
+  ): Promise<NetworkRecord> {
+    const next = fresh ? 'recompute' : agreementAfterJoin(net.mtu, clusterId, ask);
+    return withAgreement(net, next === 'recompute' ? await this.recompute(net.name) : next);
+  }
+
+  /**
+   * `net` after `clusterId` left (its member record is gone); `members` are the ones
+   * left. For VniAllocator.leave's CAS on `net.<name>`.
+   */
+  async afterLeave(
+    net: NetworkRecord,
+    clusterId: string,
+    members: readonly string[],
+  ): Promise<NetworkRecord> {
+    const next = agreementAfterLeave(net.mtu, clusterId);
+    return withAgreement(
+      net,
+      next === 'recompute' ? await this.recompute(net.name, members) : next,
+    );
+  }
+
+  /** The agreement of `name` from every member record (listed unless given). */
+  private async recompute(
+    name: string,
+    members?: readonly string[],
+  ): Promise<AgreedMtu | undefined> {
+    const ids =
+      members ??
+      (await this.store.keys('networks', KEYS.membersOf(name))).map((k) =>
+        k.slice(KEYS.member(name, '').length),
+      );
+    return agreeMtu(
+      await Promise.all(
+        ids.map(async (cluster) => ({
+          cluster,
+          ask: (await this.store.get<MemberRecord>('networks', KEYS.member(name, cluster)))?.value
+            .mtu,
+        })),
+      ),
+    );
   }
 
   /**

@@ -43,31 +43,57 @@ export class VniAllocator {
    * allocating one on the first export. Idempotent; safe under any concurrency.
    */
   async join(name: string, clusterId: string): Promise<number> {
-    const member: MemberRecord = { since: new Date(this.now()).toISOString() };
-    // Existing member key is fine (re-export); it may also be ours from a call whose
-    // reply was lost, which is why the bump below is unconditional.
-    await this.store.create('networks', KEYS.member(name, clusterId), member);
+    return (await this.joinWith(name, clusterId)).record.vni;
+  }
+
+  /**
+   * join, returning the binding as written and as it was before (undefined: bound by
+   * this call). `memberWritten`: the caller already wrote the member key. `edit` derives
+   * the record to write from the current one (the MTU agreement, network-mtu.ts); it runs
+   * inside the CAS on `net.<name>`, again on each retry, with `fresh` true when this call
+   * creates the binding.
+   */
+  async joinWith(
+    name: string,
+    clusterId: string,
+    opts: {
+      readonly memberWritten?: boolean;
+      readonly edit?: (net: NetworkRecord, fresh: boolean) => Promise<NetworkRecord>;
+    } = {},
+  ): Promise<{ record: NetworkRecord; before: NetworkRecord | undefined }> {
+    const edit = opts.edit ?? ((net: NetworkRecord) => Promise.resolve(net));
+    if (!opts.memberWritten) {
+      const member: MemberRecord = { since: new Date(this.now()).toISOString() };
+      // Existing member key is fine (re-export); it may also be ours from a call whose
+      // reply was lost, which is why the bump below is unconditional.
+      await this.store.create('networks', KEYS.member(name, clusterId), member);
+    }
     const myNonce = nonce();
-    return casLoop(KEYS.network(name), this.config.casAttempts, async () => {
+    type Joined = { record: NetworkRecord; before: NetworkRecord | undefined };
+    return casLoop<Joined>(KEYS.network(name), this.config.casAttempts, async () => {
       const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
       if (net) {
         // Invalidate any release that read this binding before our member key existed.
-        const r = await this.store.cas('networks', KEYS.network(name), net.value, net.revision);
-        return r.type === 'ok' ? done(net.value.vni) : retry;
+        const next = await edit(net.value, false);
+        const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
+        return r.type === 'ok' ? done({ record: next, before: net.value }) : retry;
       }
       const claim = await this.claim(name, myNonce);
       if (claim.type === 'busy') return retry;
-      const record: NetworkRecord = {
-        name,
-        vni: claim.vni,
-        createdAt: new Date(this.now()).toISOString(),
-        nonce: myNonce,
-      };
+      const record = await edit(
+        {
+          name,
+          vni: claim.vni,
+          createdAt: new Date(this.now()).toISOString(),
+          nonce: myNonce,
+        },
+        true,
+      );
       const bound = await this.store.create('networks', KEYS.network(name), record);
-      if (bound.type === 'ok') return done(claim.vni);
+      if (bound.type === 'ok') return done({ record, before: undefined });
       const winner = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
       // Our own write may have landed although the call failed (timeout on failover).
-      if (winner?.value.nonce === myNonce) return done(claim.vni);
+      if (winner?.value.nonce === myNonce) return done({ record: winner.value, before: undefined });
       await this.store.delete('networks', KEYS.vni(claim.vni), claim.revision);
       return retry;
     });
@@ -75,18 +101,33 @@ export class VniAllocator {
 
   /**
    * Removes `clusterId` from the exporters of `name`; when none remain, unbinds the
-   * name and quarantines its VNI. Idempotent; safe under any concurrency.
+   * name and quarantines its VNI. Idempotent; safe under any concurrency. With `edit`,
+   * a binding that stays is rewritten (CAS) with what edit derives from it and the
+   * members left; returns the binding before and after (after undefined: unbound).
    */
-  async leave(name: string, clusterId: string): Promise<void> {
+  async leave(
+    name: string,
+    clusterId: string,
+    edit?: (net: NetworkRecord, members: readonly string[]) => Promise<NetworkRecord>,
+  ): Promise<{ before?: NetworkRecord; after?: NetworkRecord; members: readonly string[] }> {
     await this.store.delete('networks', KEYS.member(name, clusterId));
-    await casLoop(KEYS.network(name), this.config.casAttempts, async () => {
+    type Left = { before?: NetworkRecord; after?: NetworkRecord; members: readonly string[] };
+    return casLoop<Left>(KEYS.network(name), this.config.casAttempts, async () => {
       const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
-      if (!net) return done(undefined);
-      const members = await this.store.keys('networks', KEYS.membersOf(name));
-      if (members.length > 0) return done(undefined);
+      if (!net) return done({ members: [] });
+      const members = (await this.store.keys('networks', KEYS.membersOf(name))).map((k) =>
+        k.slice(KEYS.member(name, '').length),
+      );
+      if (members.length > 0) {
+        if (!edit) return done({ before: net.value, after: net.value, members });
+        // Always written: a recompute that counted us must lose its CAS (network-mtu.ts).
+        const next = await edit(net.value, members);
+        const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
+        return r.type === 'ok' ? done({ before: net.value, after: next, members }) : retry;
+      }
       if (!(await this.store.delete('networks', KEYS.network(name), net.revision))) return retry;
       await this.quarantine(net.value.vni, name);
-      return done(undefined);
+      return done({ before: net.value, members });
     });
   }
 

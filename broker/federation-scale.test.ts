@@ -1,0 +1,278 @@
+/**
+ * Issue 15 (broker scale): a change costs what it touches, never the federation's size.
+ * A one-cluster change writes only the peer maps whose content it can change, reads each
+ * input once, and the MTU agreement is kept without reading every member. Fake KV wrapped
+ * to count calls; the last test checks that two replicas racing on the fake still leave
+ * every map equal to the locally computed expectation.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { FakeKvStore } from './kv-store-fake.js';
+import { Federation } from './federation.js';
+import { resolveConfig } from './config.js';
+import type { Store } from './kv-store.js';
+import { computePeerMap, type ClusterInputs } from './peer-map.js';
+import {
+  agreeMtu,
+  agreementAfterJoin,
+  agreementAfterLeave,
+  type MemberAsk,
+} from './network-mtu.js';
+import fc from 'fast-check';
+import { checkProperty } from '../test/fixtures/property.js';
+import {
+  KEYS,
+  type ClusterRecord,
+  type ExportsRecord,
+  type MemberRecord,
+  type NetworkRecord,
+  type PeeringsRecord,
+  type PeerMap,
+} from './records.js';
+
+/** A store that records every call as "<method> <bucket> <key or filter>". */
+function counted(fake = new FakeKvStore()): { store: Store; calls: string[] } {
+  const calls: string[] = [];
+  const store = new Proxy(fake, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        calls.push(`${String(prop)} ${String(args[0])} ${String(args[1])}`);
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { store, calls };
+}
+
+const keyOf = (i: number) => {
+  const b = Buffer.alloc(32, 0);
+  b.writeUInt32BE(i + 1);
+  return b.toString('base64');
+};
+const reg = (i: number) => ({
+  publicKey: keyOf(i),
+  endpoints: [`198.18.0.${(i % 250) + 1}:51820`],
+  capabilities: [],
+});
+
+const config = () => resolveConfig({ transitPool: '100.64.0.0/16' });
+const ask = (network: string) => ({ network, capacity: 1370 });
+const writesOf = (calls: readonly string[], bucket: string) =>
+  calls
+    .filter((c) => /^(cas|put|create|delete) /.test(c) && c.split(' ')[1] === bucket)
+    .map((c) => c.split(' ')[2]!)
+    .sort();
+
+test('scale - a peerings change writes only the maps whose content it changes', async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  const ids = ['c0', 'c1', 'c2', 'c3'];
+  for (const [i, id] of ids.entries()) await fed.register(id, reg(i));
+  for (const id of ids) await fed.setExports(id, ['cdn'], [ask('cdn')]);
+  for (const id of ['c1', 'c2', 'c3']) await fed.setPeerings(id, [{ remoteCluster: 'c0' }]);
+  await fed.setPeerings('c0', [{ remoteCluster: 'c1' }, { remoteCluster: 'c2' }]);
+  calls.length = 0;
+  // c0 keeps c1, drops c2, adds c3: c1's map does not change.
+  await fed.setPeerings('c0', [{ remoteCluster: 'c1' }, { remoteCluster: 'c3' }]);
+  t.deepEqual(writesOf(calls, 'peerMaps'), ['c0', 'c2', 'c3'], calls.join('\n'));
+  const map = async (id: string) =>
+    (await store.get<PeerMap>('peerMaps', id))?.value.peers.map((p) => p.cluster);
+  t.deepEqual(await map('c0'), ['c1', 'c3']);
+  t.deepEqual(await map('c2'), []);
+  t.deepEqual(await map('c3'), ['c0']);
+});
+
+/** KV calls of one peerings request naming c0, where c0 itself has `degree` other peers. */
+async function peeringCost(degree: number): Promise<{ calls: string[]; reads: number }> {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  const others = Array.from({ length: degree }, (_, i) => `p${i}`);
+  const all = ['c0', 'x', ...others];
+  for (const [i, id] of all.entries()) await fed.register(id, reg(i));
+  for (const id of all) await fed.setExports(id, ['cdn', 'web'], [ask('cdn'), ask('web')]);
+  for (const id of others) await fed.setPeerings(id, [{ remoteCluster: 'c0' }]);
+  await fed.setPeerings('c0', [
+    { remoteCluster: 'x' },
+    ...others.map((remoteCluster) => ({ remoteCluster })),
+  ]);
+  calls.length = 0;
+  // x consents: c0's map gains x; c0's other peers are not x's business.
+  await fed.setPeerings('x', [{ remoteCluster: 'c0' }]);
+  return { calls: [...calls], reads: calls.filter((c) => /^(get|read|keys) /.test(c)).length };
+}
+
+test("scale - a peerings request reads each input once, not the remote's other peers", async (t) => {
+  const small = await peeringCost(2);
+  const big = await peeringCost(40);
+  t.is(
+    big.reads,
+    small.reads,
+    `KV reads when the remote has 2 and 40 other peers: ${small.reads}, ${big.reads}\n${big.calls.join('\n')}`,
+  );
+  t.true(
+    small.reads <= 16,
+    `reads of one mutual peering: ${small.reads}\n${small.calls.join('\n')}`,
+  );
+});
+
+/** KV calls of one exports request joining a network that already has `members` members. */
+async function joinCost(members: number): Promise<{ calls: string[]; reads: number }> {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  for (let i = 0; i < members + 1; i++) await fed.register(`c${i}`, reg(i));
+  for (let i = 1; i <= members; i++) await fed.setExports(`c${i}`, ['cdn'], [ask('cdn')]);
+  calls.length = 0;
+  // c0 joins with the same ask: the agreement's value holds, its setBy moves to c0.
+  await fed.setExports('c0', ['cdn'], [ask('cdn')]);
+  return { calls: [...calls], reads: calls.filter((c) => /^(get|read) /.test(c)).length };
+}
+
+test('scale - joining a network reads no member records; the agreement moves incrementally', async (t) => {
+  const small = await joinCost(3);
+  const big = await joinCost(30);
+  // Every member's map gets the new agreement (setBy c0): one map read, one network read
+  // and one write each, and nothing else per member.
+  const perMember = (big.reads - small.reads) / 27;
+  t.true(
+    perMember <= 2,
+    `KV reads per extra member: ${perMember} (${small.reads} with 3, ${big.reads} with 30)\n${big.calls.join('\n')}`,
+  );
+  t.false(
+    big.calls.some((c) => c.startsWith('get networks member.')),
+    'no member record read',
+  );
+});
+
+test('scale - a member leaving that did not set the agreement reads no member records', async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  for (let i = 0; i < 6; i++) await fed.register(`c${i}`, reg(i));
+  for (let i = 0; i < 6; i++)
+    await fed.setExports(`c${i}`, ['cdn', 'web'], [ask('cdn'), ask('web')]);
+  calls.length = 0;
+  await fed.setExports('c5', ['web'], [ask('web')]);
+  // Its own record is read (is its ask unchanged?); no other member's.
+  t.false(
+    calls.some((c) => c.startsWith('get networks member.') && !c.endsWith('.c5')),
+    calls.filter((c) => c.includes('member.')).join('\n'),
+  );
+  // c0 set it (smallest id): its leaving recomputes from the members left.
+  await fed.setExports('c0', ['web'], [ask('web')]);
+  const net = await store.get<NetworkRecord>('networks', KEYS.network('cdn'));
+  t.deepEqual(net?.value.mtu, { value: 1370, setBy: 'c1', limit: 'capacity' });
+  const m = await store.get<PeerMap>('peerMaps', 'c3');
+  t.deepEqual(m?.value.networks.find((n) => n.name === 'cdn')?.mtu, net?.value.mtu);
+});
+
+/** Every map in `store` equals computePeerMap of the stored inputs; every agreement agreeMtu. */
+async function expectConverged(t: ExecutionContext, fake: FakeKvStore, ids: string[]) {
+  const inputs = new Map<string, ClusterInputs>();
+  for (const id of ids) {
+    inputs.set(id, {
+      cluster: (await fake.get<ClusterRecord>('clusters', id))?.value,
+      networks: (await fake.get<ExportsRecord>('exports', id))?.value.networks ?? [],
+      peerings: (await fake.get<PeeringsRecord>('peerings', id))?.value.peerings ?? [],
+    });
+  }
+  const names = (await fake.keys('networks', 'net.*')).map((k) => k.slice(4));
+  const mtus = new Map<string, NetworkRecord['mtu']>();
+  for (const name of names) {
+    const net = (await fake.get<NetworkRecord>('networks', KEYS.network(name)))!.value;
+    const members = await fake.keys('networks', KEYS.membersOf(name));
+    const asks = await Promise.all(
+      members.map(async (k) => ({
+        cluster: k.split('.')[2]!,
+        ask: (await fake.get<MemberRecord>('networks', k))?.value.mtu,
+      })),
+    );
+    t.deepEqual(net.mtu, agreeMtu(asks), `agreement of ${name}`);
+    mtus.set(name, net.mtu);
+  }
+  for (const id of ids) {
+    const self = inputs.get(id)!;
+    const got = (await fake.get<PeerMap>('peerMaps', id))?.value;
+    if (!self.cluster) {
+      t.is(got, undefined, `no map for unregistered ${id}`);
+      continue;
+    }
+    const want = computePeerMap(
+      { ...self, cluster: self.cluster },
+      inputs,
+      new Map(self.networks.map((n) => [n.name, mtus.get(n.name)])),
+    );
+    t.deepEqual(got, want, `peer map of ${id}`);
+  }
+}
+
+for (const seed0 of [7, 11, 23])
+  test(`scale - two replicas racing on joins, leaves and peerings leave every map correct (seed ${seed0})`, async (t) => {
+    const fake = new FakeKvStore();
+    const replicas = [new Federation(fake, config()), new Federation(fake, config())];
+    const n = 24;
+    const ids = Array.from({ length: n }, (_, i) => `c${i}`);
+    let seed = seed0;
+    const rnd = (k: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % k;
+    };
+    const names = ['a', 'b', 'c', 'd'];
+    const pick = <T>(xs: readonly T[], k: number) => xs.filter(() => rnd(k) === 0);
+    const on = () => replicas[rnd(2)]!;
+    await Promise.all(ids.map((id, i) => on().register(id, reg(i))));
+    // Each cluster's requests one at a time (the protocol's rule); clusters in parallel.
+    await Promise.all(
+      ids.map(async (id) => {
+        for (let step = 0; step < 6; step++) {
+          const r = on();
+          if (rnd(2) === 0) {
+            const nets = pick(names, 2);
+            await r.setExports(
+              id,
+              nets,
+              nets
+                .filter(() => rnd(3) > 0)
+                .map((network) => ({ network, capacity: 1300 + rnd(4) * 10 })),
+            );
+          } else {
+            const peers = pick(
+              ids.filter((o) => o !== id),
+              3,
+            ).map((remoteCluster) => ({ remoteCluster }));
+            await r.setPeerings(id, peers);
+          }
+        }
+      }),
+    );
+    await expectConverged(t, fake, ids);
+  });
+
+test('scale - the agreement moved by one member equals agreeMtu over the new members', async (t) => {
+  const mtuAsk = fc.option(
+    fc.record(
+      {
+        requested: fc.integer({ min: 1280, max: 1300 }),
+        capacity: fc.integer({ min: 1280, max: 1300 }),
+      },
+      { requiredKeys: ['capacity'] },
+    ),
+    { nil: undefined },
+  );
+  const cluster = fc.constantFrom('a', 'b', 'c', 'd', 'e');
+  const members = fc.uniqueArray(fc.record({ cluster, ask: mtuAsk }), {
+    selector: (m) => m.cluster,
+    maxLength: 5,
+  });
+  await checkProperty(
+    t,
+    'incremental agreement',
+    fc.property(members, cluster, mtuAsk, fc.boolean(), (list, who, ask, leaving) => {
+      const cur = agreeMtu(list);
+      const others = list.filter((m) => m.cluster !== who);
+      const next: MemberAsk[] = leaving ? others : [...others, { cluster: who, ask }];
+      const moved = leaving ? agreementAfterLeave(cur, who) : agreementAfterJoin(cur, who, ask);
+      if (moved === 'recompute') return true;
+      return JSON.stringify(moved) === JSON.stringify(agreeMtu(next));
+    }),
+  );
+});
