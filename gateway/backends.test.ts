@@ -1,7 +1,13 @@
 import test from 'ava';
 import { CommandError, MissingToolError } from '../lib/errors.js';
 import { FakeRunner } from '../lib/runner-fake.js';
-import { firewallMatches, firewallScript, parseNftTable } from './firewall.js';
+import {
+  firewallMatches,
+  firewallScript,
+  parseNftTable,
+  vxlanSourceChange,
+  vxlanSourceChangeScript,
+} from './firewall.js';
 import { NftFirewall, requireNft } from './firewall-nft.js';
 import { IpLinks, parseIpAddr } from './links-ip.js';
 import { interfaceMatches, OvsSegment, parseOvsView } from './segment-ovs.js';
@@ -539,6 +545,51 @@ test('nft - one atomic script: empty table, delete, the whole table', (t) => {
     firewallScript({ ...SPEC, vxlanFrom: [...SPEC.vxlanFrom, ...SPEC.vxlanFrom].reverse() }),
     firewallScript(SPEC),
   );
+});
+
+test('nft - a set that alone differs changes by its elements: one transaction, deletes and adds', async (t) => {
+  const have = { version: 4, spec: SPEC, intact: true };
+  const want = {
+    ...SPEC,
+    vxlanFrom: [
+      { address: '198.19.255.2', vni: 100 },
+      { address: '198.19.255.4', vni: 200 },
+      { address: '198.19.255.4', vni: 100 },
+    ],
+  };
+  const change = vxlanSourceChange(want, have);
+  t.deepEqual(change, {
+    add: [
+      { address: '198.19.255.4', vni: 100 },
+      { address: '198.19.255.4', vni: 200 },
+    ],
+    del: [
+      { address: '198.19.255.2', vni: 200 },
+      { address: '198.19.255.3', vni: 100 },
+    ],
+  });
+  t.is(
+    vxlanSourceChangeScript(change!),
+    [
+      'delete element inet l2fed vxlan_from { 198.19.255.2 . 200, 198.19.255.3 . 100 }',
+      'add element inet l2fed vxlan_from { 198.19.255.4 . 100, 198.19.255.4 . 200 }',
+      '',
+    ].join('\n'),
+  );
+  // Anything else differs: the whole table is replaced, not patched.
+  t.is(vxlanSourceChange(want, { ...have, intact: false }), undefined);
+  t.is(vxlanSourceChange(want, { ...have, version: 3 }), undefined);
+  t.is(vxlanSourceChange({ ...want, vxlanPort: 4790 }, have), undefined);
+  t.is(vxlanSourceChange({ ...want, wgIfname: 'l2fx' }, have), undefined);
+  t.is(vxlanSourceChange(SPEC, have), undefined, 'nothing differs');
+  const inputs: (string | undefined)[] = [];
+  const runner = new FakeRunner().on('/usr/sbin/nft -f -', (_a, o) => {
+    inputs.push(o.input);
+    return {};
+  });
+  await new NftFirewall({ runner, netns: 'ns1' }).set(want, change);
+  t.deepEqual(inputs, [vxlanSourceChangeScript(change!)]);
+  t.deepEqual(runner.mutatingCommands(), ['/usr/sbin/nft -f -']);
 });
 
 test('nft backend - argv, stdin, netns, mutates; an absent table is undefined', async (t) => {

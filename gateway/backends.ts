@@ -93,11 +93,10 @@ function segmentBackend(b: Backends, type: SegmentType): SegmentBackend {
 export async function executeStep(b: Backends, s: Step): Promise<void> {
   switch (s.kind) {
     case 'firewall-set':
-      return b.firewall.set({
-        wgIfname: s.wgIfname,
-        vxlanPort: s.vxlanPort,
-        vxlanFrom: s.vxlanFrom,
-      });
+      return b.firewall.set(
+        { wgIfname: s.wgIfname, vxlanPort: s.vxlanPort, vxlanFrom: s.vxlanFrom },
+        s.elements,
+      );
     case 'tunnel-create':
       return b.tunnel.create(s.ifname);
     case 'tunnel-set-key':

@@ -64,7 +64,7 @@ test('fdb - dropping a peer from a network forgets what was learned from it', as
   plane.log.clear();
   await gw.apply(config(['b']));
   t.deepEqual(plane.log.mutations, [
-    'firewall set wg=l2fa port=4789', // the guard stops admitting it first
+    'firewall set-elements +0 -1', // the guard stops admitting it first
     'fdb del l2fv100 198.19.255.3',
     'fdb forget l2fv100 02:00:00:00:00:0c 198.19.255.3',
   ]);

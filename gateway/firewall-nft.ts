@@ -9,9 +9,11 @@ import {
   firewallRemoveScript,
   firewallScript,
   parseNftTable,
+  vxlanSourceChangeScript,
   type FirewallBackend,
   type FirewallSpec,
   type ObservedFirewall,
+  type VxlanSourceChange,
 } from './firewall.js';
 
 /** `nft` is not installed: the gateway refuses to run VXLAN without its guard. */
@@ -76,8 +78,9 @@ export class NftFirewall implements FirewallBackend {
     throw new CommandError(argv, r.exitCode, r.stderr, false, { netns: this.host.netns });
   }
 
-  async set(spec: FirewallSpec): Promise<void> {
-    await change(this.host, [this.nft, '-f', '-'], { input: firewallScript(spec) });
+  async set(spec: FirewallSpec, elements?: VxlanSourceChange): Promise<void> {
+    const input = elements ? vxlanSourceChangeScript(elements) : firewallScript(spec);
+    await change(this.host, [this.nft, '-f', '-'], { input });
   }
 
   async remove(): Promise<void> {

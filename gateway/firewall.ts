@@ -71,6 +71,52 @@ const MARKER = /^l2fed v(\d+) wg=(\S+) port=(\d+)$/;
 /** The set's key: the outer source address and the VNI in the VXLAN header. */
 const SOURCE_KEY = 'ip saddr . @th,96,24';
 
+/** Pairs to add to and delete from the set, when only its elements differ. */
+export interface VxlanSourceChange {
+  readonly add: readonly VxlanSource[];
+  readonly del: readonly VxlanSource[];
+}
+
+/**
+ * When the observed table is current (intact, this version, tunnel and port) and only
+ * its set differs, the pairs to add and delete; undefined when the whole table must be
+ * replaced (or nothing differs). A one-peer change then writes that peer's pairs, not
+ * every pair of every peer.
+ */
+export function vxlanSourceChange(
+  want: FirewallSpec,
+  have: ObservedFirewall | undefined,
+): VxlanSourceChange | undefined {
+  if (
+    !have?.intact ||
+    have.version !== FIREWALL_VERSION ||
+    have.spec?.wgIfname !== want.wgIfname ||
+    have.spec.vxlanPort !== want.vxlanPort
+  ) {
+    return undefined;
+  }
+  const key = (p: VxlanSource) => `${p.address} ${p.vni}`;
+  const wanted = new Set(want.vxlanFrom.map(key));
+  const held = new Set(have.spec.vxlanFrom.map(key));
+  const add = vxlanSources(want.vxlanFrom.filter((p) => !held.has(key(p))));
+  const del = vxlanSources(have.spec.vxlanFrom.filter((p) => !wanted.has(key(p))));
+  return add.length || del.length ? { add, del } : undefined;
+}
+
+/**
+ * The set's changed pairs as one `nft -f` script: one transaction, so a packet sees
+ * the old set or the new one.
+ */
+export function vxlanSourceChangeScript(change: VxlanSourceChange): string {
+  const set = `${FIREWALL_FAMILY} ${FIREWALL_TABLE} ${VXLAN_FROM_SET}`;
+  const list = (ps: readonly VxlanSource[]) => ps.map((p) => `${p.address} . ${p.vni}`).join(', ');
+  return [
+    ...(change.del.length ? [`delete element ${set} { ${list(change.del)} }`] : []),
+    ...(change.add.length ? [`add element ${set} { ${list(change.add)} }`] : []),
+    '',
+  ].join('\n');
+}
+
 /** True when the observed table is exactly the desired one. */
 export function firewallMatches(want: FirewallSpec, have: ObservedFirewall | undefined): boolean {
   return (
@@ -270,11 +316,13 @@ export function parseNftTable(text: string): ObservedFirewall {
 
 /**
  * The guard's backend. read() is side-effect free; set() replaces the whole table in
- * one transaction; remove() deletes it and is a no-op when it is absent.
+ * one transaction, or with `elements` changes only those pairs of its set (one
+ * transaction too); remove() deletes it and is a no-op when it is absent.
  */
 export interface FirewallBackend {
   /** undefined = no table. */
   read(): Promise<ObservedFirewall | undefined>;
-  set(spec: FirewallSpec): Promise<void>;
+  /** @param elements only these pairs change (the table is otherwise current: vxlanSourceChange) */
+  set(spec: FirewallSpec, elements?: VxlanSourceChange): Promise<void>;
   remove(): Promise<void>;
 }

@@ -127,9 +127,9 @@ test('gateway - removing a peer removes exactly its state', async (t) => {
   c.peers = c.peers!.filter((p) => p.name !== 'c');
   c.networks![0]!.peers = ['b'];
   await gw.apply(c);
-  // The guard first stops admitting c's VXLAN.
+  // The guard first stops admitting c's VXLAN (its one pair, not the whole table).
   t.deepEqual(plane.log.mutations, [
-    'firewall set wg=l2fa port=4789',
+    'firewall set-elements +0 -1',
     `tunnel remove-peer l2fa ${KEY_C}`,
     'fdb del l2fv100 198.19.255.3',
   ]);
@@ -143,7 +143,7 @@ test('gateway - removing a network removes exactly its device and port', async (
   c.networks = c.networks!.filter((n) => n.name !== 'cdn');
   await gw.apply(c);
   t.deepEqual(plane.log.mutations, [
-    'firewall set wg=l2fa port=4789',
+    'firewall set-elements +0 -2', // cdn's pairs: b and c
     'segment detach l2fv100 br-cdn',
     'link del l2fv100',
   ]);

@@ -6,7 +6,15 @@
 import type { SegmentConfig } from './config.js';
 import { endpointToKeep } from './endpoint-failover.js';
 import { PreconditionError } from './errors.js';
-import { firewallMatches, FIREWALL_FAMILY, FIREWALL_TABLE, type FirewallSpec } from './firewall.js';
+import {
+  firewallMatches,
+  FIREWALL_FAMILY,
+  FIREWALL_TABLE,
+  VXLAN_FROM_SET,
+  vxlanSourceChange,
+  type FirewallSpec,
+  type VxlanSourceChange,
+} from './firewall.js';
 import { VXLAN_FDB_LIMIT } from './links.js';
 import {
   sameSegment,
@@ -19,7 +27,11 @@ import {
 
 /** One idempotent change. `kind` discriminates; every field is plain data. */
 export type Step =
-  | ({ readonly kind: 'firewall-set' } & FirewallSpec)
+  | ({
+      readonly kind: 'firewall-set';
+      /** Only these pairs of the set change; absent: the whole table is replaced. */
+      readonly elements?: VxlanSourceChange;
+    } & FirewallSpec)
   | { readonly kind: 'tunnel-create'; readonly ifname: string }
   | { readonly kind: 'tunnel-set-key'; readonly ifname: string; readonly privateKeyFile: string }
   | { readonly kind: 'tunnel-set-port'; readonly ifname: string; readonly listenPort: number }
@@ -61,6 +73,16 @@ function segmentText(s: SegmentConfig): string {
 export function describeStep(s: Step): string {
   switch (s.kind) {
     case 'firewall-set':
+      if (s.elements) {
+        const pairs = (ps: readonly { address: string; vni: number }[]) =>
+          ps.map((p) => `${p.address} vni ${p.vni}`).join(', ');
+        const { add, del } = s.elements;
+        const what = [
+          ...(add.length ? [`admit ${pairs(add)}`] : []),
+          ...(del.length ? [`stop admitting ${pairs(del)}`] : []),
+        ].join('; ');
+        return `guard vxlan port ${s.vxlanPort}: ${what} (nft set ${FIREWALL_FAMILY} ${FIREWALL_TABLE} ${VXLAN_FROM_SET}, those elements only)`;
+      }
       return `guard vxlan port ${s.vxlanPort}: only through ${s.wgIfname}, only from ${s.vxlanFrom.map((p) => `${p.address} vni ${p.vni}`).join(', ') || 'no peer'}, nothing to the stack through vxlan devices (nft table ${FIREWALL_FAMILY} ${FIREWALL_TABLE})`;
     case 'tunnel-create':
       return `create tunnel ${s.ifname}`;
@@ -221,9 +243,12 @@ export function planSteps(
   }
   for (const name of stale) removals.push({ kind: 'vxlan-delete', name });
 
+  // A table that is current but for its set gets only the changed pairs: a one-peer
+  // change writes that peer's pairs, not every (peer, VNI) pair.
+  const elements = vxlanSourceChange(desired.firewall, observed.firewall);
   const guard: Step[] = firewallMatches(desired.firewall, observed.firewall)
     ? []
-    : [{ kind: 'firewall-set', ...desired.firewall }];
+    : [{ kind: 'firewall-set', ...desired.firewall, ...(elements ? { elements } : {}) }];
   const steps: Step[] = [
     ...guard,
     ...removals,

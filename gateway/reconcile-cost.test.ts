@@ -49,6 +49,16 @@ for (const change of CHANGES) {
     );
     t.is(full.reapply.mutating, 0, `re-apply ran ${full.reapply.steps.join(' ')}`);
   });
+
+  test(`reconcile cost - ${change.label}: the guard's set gets only the pairs that change, the same at 10 and 100 peers`, async (t) => {
+    const small = await measureChange(SMALL, change);
+    const full = await measureChange(FULL, change);
+    t.is(full.change.guardElements, small.change.guardElements);
+    t.true(
+      full.change.guardElements <= networksOf(FULL, FULL.peers).length + networksOf(FULL, 0).length,
+      `${full.change.guardElements} pairs written`,
+    );
+  });
 }
 
 test('reconcile cost - removing a peer touches only the flood lists of its own networks', async (t) => {
