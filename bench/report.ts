@@ -290,7 +290,7 @@ export function chartSpec(c: Chart): vl.TopLevelSpec {
             ...(c.series ? { groupby: [c.series] } : {}),
           },
         ],
-        mark: { type: 'line', interpolate: 'step-after', point: true },
+        mark: { type: 'line', interpolate: 'step-after' },
         encoding: { x: xq, y: { ...yq, scale: { domain: [0, 1] } }, ...color },
       };
     case 'box':
