@@ -1,10 +1,12 @@
 import test from 'ava';
 import { run } from './gateway-reconcile.js';
+import { sectionSchema } from './report.js';
 
 test('gateway-reconcile section: every figure has a unit, every target is met, the chart has 10, 50 and 100 peers', async (t) => {
   const lines: string[] = [];
   const s = await run({ quick: true, log: (l) => lines.push(l), prefix: 'l2fed-bgrtest' });
   t.is(s.id, 'gateway-reconcile');
+  t.notThrows(() => sectionSchema.parse(s), 'the shape the report reads');
   t.true(lines.length > 0);
   t.true(s.figures.every((f) => f.stat.unit.length > 0 && f.stat.n > 0));
   t.deepEqual(
