@@ -16,6 +16,7 @@ import { BROKER_QUEUE_GROUP, SUBJECT_PREFIX } from './protocol.js';
 import { BUCKETS } from './records.js';
 import { inboxPrefix } from './auth-config.js';
 import { PeerMapForwarder } from './peer-map-forwarder.js';
+import { BrokerMetrics } from './metrics.js';
 
 async function openWithRetry(
   nc: NatsConnection,
@@ -48,6 +49,8 @@ export interface BrokerOptions {
    * ready yet (fresh NATS cluster still electing its meta leader). Default 30 s.
    */
   readonly startTimeoutMs?: number;
+  /** Where this replica records its metrics (broker/metrics.ts); default a new registry. */
+  readonly metrics?: BrokerMetrics;
 }
 
 export type BrokerState = 'running' | 'stopping' | 'stopped';
@@ -98,6 +101,7 @@ export class Broker {
     private readonly log: Logger,
     /** Publishes each peer-map change to its cluster (peer-map-forwarder.ts). */
     readonly forwarder: PeerMapForwarder,
+    readonly metrics: BrokerMetrics,
   ) {
     // The loop ends when the subscription closes; an error there (e.g. the
     // connection closed for good) is logged, never an unhandled rejection.
@@ -109,7 +113,7 @@ export class Broker {
 
   /** Recomputes every peer map now (see Federation.reconcile). Safe at any time. */
   async reconcile(): Promise<{ refreshed: number }> {
-    return this.federation.reconcile();
+    return this.metrics.reconcile(() => this.federation.reconcile());
   }
 
   private scheduleReconcile(): void {
@@ -151,14 +155,16 @@ export class Broker {
     let forwarder: PeerMapForwarder | undefined;
     try {
       const store = await openWithRetry(nc, config, opts.startTimeoutMs ?? 30_000, log);
-      const federation = new Federation(store, config);
+      const metrics = opts.metrics ?? new BrokerMetrics();
+      metrics.watchFederation(store);
+      const federation = new Federation(metrics.meterStore(store), config);
       forwarder = new PeerMapForwarder(nc, log);
       sub = nc.subscribe(`${SUBJECT_PREFIX}.>`, { queue: BROKER_QUEUE_GROUP });
       // Started means reachable: until the server has the subscription, a request that
       // races it gets "no responders" (seen when an agent was already waiting).
       await nc.flush();
       log.info({ buckets: Object.values(BUCKETS), replicas: config.replicas }, 'broker started');
-      return new Broker(nc, owns, config, federation, sub, log, forwarder);
+      return new Broker(nc, owns, config, federation, sub, log, forwarder, metrics);
     } catch (err) {
       sub?.unsubscribe();
       await forwarder?.stop();
@@ -176,6 +182,7 @@ export class Broker {
       if (msg.reply && !isOwnInbox(msg.subject, msg.reply)) {
         // Dropped before handling: a request nobody may be told about changes nothing.
         this.stats.repliesRefused++;
+        this.metrics.replyRefused();
         this.logRefused(msg.subject, msg.reply);
         continue;
       }
@@ -213,7 +220,9 @@ export class Broker {
     respond: (data: Uint8Array) => boolean,
   ): Promise<void> {
     const started = Date.now();
-    const out = await handleRequest(this.federation, subject, data, this.config.maxPayloadBytes);
+    const out = await this.metrics.request(subject, () =>
+      handleRequest(this.federation, subject, data, this.config.maxPayloadBytes),
+    );
     if (out.ok) this.stats.handled++;
     else this.stats.failed++;
     const level = out.ok ? 'debug' : out.error.code === 'INTERNAL' ? 'error' : 'info';

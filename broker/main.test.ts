@@ -38,6 +38,24 @@ test.serial('broker main - run refuses an admin setting before it connects to NA
   t.regex(err.message, /--insecure-admin .*only on a loopback address/);
 });
 
+test.serial(
+  'broker main - run refuses a bad metrics address before it connects to NATS',
+  async (t) => {
+    process.env.L2FED_NATS_URL = 'nats://127.0.0.1:1';
+    t.teardown(() => delete process.env.L2FED_NATS_URL);
+    const flag = await t.throwsAsync(main(['run', '--metrics-listen', '9466']));
+    t.regex(flag.message, /--metrics-listen "9466" is not HOST:PORT/);
+    const dir = await scratch(t);
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(dir, 'broker.yaml'), 'metrics: { listen: "127.0.0.1:99999" }\n');
+    const file = await t.throwsAsync(main(['run', '--config', join(dir, 'broker.yaml')]));
+    t.regex(file.message, /metrics\.listen "127\.0\.0\.1:99999" is not HOST:PORT/);
+    await writeFile(join(dir, 'broker.yaml'), 'metrics: { port: 9466 }\n');
+    const unknown = await t.throwsAsync(main(['run', '--config', join(dir, 'broker.yaml')]));
+    t.regex(unknown.message, /metrics/);
+  },
+);
+
 test.serial('broker main - --help prints the usage of run and gen-auth', async (t) => {
   for (const argv of [['--help'], ['gen-auth', '--help'], ['run', '-h']]) {
     const out = await printed(argv);

@@ -4,13 +4,15 @@
  *   l2fed broker run [--config broker.yaml] [--admin-listen host:port
  *                      (--admin-ca f --admin-cert f --admin-key f | --admin-token-file f |
  *                       --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after s]]
+ *                      [--metrics-listen host:port]
  *   l2fed broker gen-auth --clusters madrid,bristol --out ./nats-auth [--mode password]
  *                      [--tls-cert f --tls-key f [--tls-ca f --tls-verify]] [--force]
  *
  * `run` reads a YAML/JSON file `{ nats: { servers, credentials? }, broker: {...} }`
  * (or env L2FED_NATS_URL and L2FED_NATS_CREDENTIALS, a credentials JSON file written
  * by gen-auth) and runs until SIGINT/SIGTERM, then drains. With admin settings (file
- * section `admin:` or the --admin-* flags) it also serves the gRPC admin API. `gen-auth` writes the
+ * section `admin:` or the --admin-* flags) it also serves the gRPC admin API, with
+ * `metrics.listen` or --metrics-listen Prometheus metrics. `gen-auth` writes the
  * nats-server include file and one credentials file per cluster plus the broker's; it
  * refuses to replace existing ones without --force.
  */
@@ -29,6 +31,8 @@ import { genAuth } from './gen-auth.js';
 import { adminFileSchema, resolveAdmin, type AdminFlags } from './admin/config.js';
 import { startBrokerAdmin } from './admin/api.js';
 import { createLogger } from '../lib/log.js';
+import { parseListen, serveMetrics, type MetricsServer } from '../lib/metrics-http.js';
+import { BrokerMetrics } from './metrics.js';
 
 const fileSchema = z.strictObject({
   nats: z
@@ -42,13 +46,37 @@ const fileSchema = z.strictObject({
     .default({ servers: ['nats://127.0.0.1:4222'] }),
   broker: brokerConfigSchema.optional(),
   admin: adminFileSchema.optional(),
+  /**
+   * Prometheus metrics (broker/metrics.ts) on GET /metrics at HOST:PORT. Off unless set:
+   * the endpoint has no authentication and tells anyone who reaches it the federation's
+   * size; in a pod, listen on 0.0.0.0 and keep the port off the Service.
+   */
+  metrics: z.strictObject({ listen: z.string() }).optional(),
 });
+
+/** The metrics address from the flag (first) or the file; undefined: off. */
+function metricsListen(
+  file: z.output<typeof fileSchema>,
+  flag: string | undefined,
+): { host: string; port: number } | undefined {
+  const [text, what] =
+    flag !== undefined ? [flag, '--metrics-listen'] : [file.metrics?.listen, 'metrics.listen'];
+  if (text === undefined) return undefined;
+  try {
+    return parseListen(text, what);
+  } catch (err) {
+    throw new BrokerConfigError((err as Error).message);
+  }
+}
 
 async function readCredential(path: string): Promise<Credential> {
   return credentialSchema.parse(JSON.parse(await readFile(path, 'utf8')));
 }
 
-async function run(configPath: string | undefined, flags: AdminFlags): Promise<void> {
+async function run(
+  configPath: string | undefined,
+  flags: AdminFlags & { readonly 'metrics-listen'?: string },
+): Promise<void> {
   const raw: unknown = configPath ? parseYaml(await readFile(configPath, 'utf8')) : {};
   const parsed = fileSchema.safeParse(raw ?? {});
   if (!parsed.success) {
@@ -61,8 +89,11 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
   const auth = credPath ? connectOptionsFor(await readCredential(credPath)) : {};
   // Checked before connecting: a refused admin setting must not hide behind a NATS error.
   const adminCfg = await resolveAdmin(file.admin, flags);
+  const metricsAt = metricsListen(file, flags['metrics-listen']);
+  const metrics = new BrokerMetrics();
   const broker = await Broker.start({
     name: process.env.HOSTNAME,
+    metrics,
     config: file.broker ?? {},
     connect: {
       servers,
@@ -85,7 +116,18 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
   });
   console.log(`l2fed broker serving on ${servers.join(',')}`);
   let admin: Awaited<ReturnType<typeof startBrokerAdmin>> | undefined;
+  let http: MetricsServer | undefined;
   try {
+    if (metricsAt) {
+      http = await serveMetrics(metrics.registry, metricsAt).catch((err: unknown) => {
+        throw new BrokerConfigError(
+          `cannot serve metrics on ${metricsAt.host}:${metricsAt.port} (--metrics-listen / metrics.listen): ${(err as Error).message}`,
+          undefined,
+          { cause: err },
+        );
+      });
+      console.log(`l2fed broker metrics on http://${metricsAt.host}:${http.port}/metrics`);
+    }
     if (adminCfg) {
       admin = await startBrokerAdmin(broker, { ...adminCfg, log: createLogger('broker-admin') });
       console.log(`l2fed admin API (${adminCfg.auth.type}) on ${admin.address}`);
@@ -93,6 +135,7 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
       console.log('admin API off: give --admin-listen with --admin-ca/--admin-cert/--admin-key');
     }
   } catch (err) {
+    await http?.close();
     await broker.stop();
     throw err;
   }
@@ -102,6 +145,7 @@ async function run(configPath: string | undefined, flags: AdminFlags): Promise<v
   });
   await admin?.stop();
   await broker.stop();
+  await http?.close();
 }
 
 /**
@@ -132,11 +176,12 @@ const USAGE = `usage:
   l2fed broker run [--config FILE] [--admin-listen HOST:PORT
       (--admin-ca F --admin-cert F --admin-key F | --admin-token-file F [--admin-cert F --admin-key F]
        | --insecure-admin) [--admin-writers cn:alice,…] [--admin-stale-after SECONDS]]
+      [--metrics-listen HOST:PORT]
   l2fed broker gen-auth --clusters a,b --out DIR [--mode nkey|password]
       [--tls-cert F --tls-key F [--tls-ca F --tls-verify]] [--force]
   l2fed broker gen-auth --add-clusters c --out DIR      (only c's file and nats-auth.conf change)
   l2fed broker gen-auth --remove-clusters c --out DIR
-docs/broker.md (Deployment, Auth model) and docs/admin-api.md (Authentication) explain each.`;
+docs/broker.md (Deployment, Auth model, Metrics) and docs/admin-api.md (Authentication) explain each.`;
 
 /** `run …` / `gen-auth …`; the CLI wires `l2fed broker` to this. */
 /** The verbs and flags `l2fed broker` takes (docs are checked against it: cli/doc-commands.test.ts). */
@@ -162,6 +207,7 @@ export const COMMAND_LINE = {
     'insecure-admin': { type: 'boolean' },
     'admin-writers': { type: 'string' },
     'admin-stale-after': { type: 'string' },
+    'metrics-listen': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 } as const satisfies DaemonCommandLine;

@@ -2,8 +2,6 @@
  * Prometheus metrics of one gateway (prom-client, on its own Registry so several
  * gateways in one process, as in tests, never collide), and a tiny HTTP server for them.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HealthReport } from './health.js';
 import type { LoopReport } from './loop-guard.js';
@@ -240,38 +238,5 @@ function increment(last: Map<string, number>, key: string, now: number): number 
   return now >= before ? now - before : now;
 }
 
-/** A started metrics endpoint. close() is idempotent. */
-export interface MetricsServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-/** Serves `GET /metrics` (Prometheus text) on host:port; port 0 picks a free one. */
-export async function serveMetrics(
-  registry: Registry,
-  opts: { host?: string; port?: number } = {},
-): Promise<MetricsServer> {
-  const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end('not found\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500).end(String(err)),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  let closed: Promise<void> | undefined;
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      (closed ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      })),
-  };
-}
+// The endpoint lives in lib/ so the broker and the agent serve theirs the same way.
+export { serveMetrics, type MetricsServer } from '../lib/metrics-http.js';

@@ -56,6 +56,7 @@ export async function startBrokerAdmin(
     address: opts.address,
     auth: opts.auth,
     services: brokerAdminServices(ctx),
+    onCallEnd: (method, code) => broker.metrics.adminCall(method, code),
     ...(opts.log ? { log: opts.log } : {}),
   });
   return {

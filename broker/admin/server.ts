@@ -22,6 +22,7 @@ import {
   validateAdminAuth,
   type AdminAuth,
 } from './auth.js';
+import { callMetricsInterceptor, type CallEndObserver } from './call-metrics.js';
 
 export interface AdminService {
   readonly definition: ServiceDefinition;
@@ -35,6 +36,8 @@ export interface AdminServerOptions {
   /** Services beyond InfoService (the federation API adds its own). */
   readonly services?: readonly AdminService[];
   readonly log?: Logger;
+  /** Told the method and status name of every call that ends (metrics). */
+  readonly onCallEnd?: CallEndObserver;
 }
 
 export interface AdminServer {
@@ -80,7 +83,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     if (options.log) options.log.warn(msg);
     else console.warn(`warning: ${msg}`);
   }
-  const server = new Server({ interceptors: serverInterceptors(options.auth) });
+  const server = new Server({
+    interceptors: [
+      ...(options.onCallEnd ? [callMetricsInterceptor(options.onCallEnd)] : []),
+      ...serverInterceptors(options.auth),
+    ],
+  });
   server.addService(InfoServiceService, info);
   const names = ['l2fed.admin.v1.InfoService'];
   for (const s of options.services ?? []) {

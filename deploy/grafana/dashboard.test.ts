@@ -1,8 +1,9 @@
 /**
- * Offline checks of the Grafana dashboard deploy/grafana/l2fed-gateways.json against the
- * metrics the code really exports. The exported names, types and labels come from the
- * prom-client registries themselves (a fresh `GatewayMetrics`), never from a list kept
- * here; every PromQL `expr` (panels and template variables) is parsed with the Prometheus
+ * Offline checks of the Grafana dashboards in deploy/grafana/ (every *.json there:
+ * l2fed-gateways.json, l2fed-control-plane.json) against the metrics the code really
+ * exports. The exported names, types and labels come from the prom-client registries
+ * themselves (a fresh `GatewayMetrics`, `BrokerMetrics`, `AgentMetrics`), never from a
+ * list kept here; every PromQL `expr` (panels and template variables) is parsed with the Prometheus
  * project's own grammar (@prometheus-io/lezer-promql). Each check collects every problem
  * and compares the list with [], so a failure names all of them.
  */
@@ -14,9 +15,15 @@ import { isDeepStrictEqual as isDeepEqual } from 'node:util';
 import { parser } from '@prometheus-io/lezer-promql';
 import type { Registry } from 'prom-client';
 import { GatewayMetrics } from '../../gateway/metrics.js';
+import { BrokerMetrics } from '../../broker/metrics.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const DASHBOARD_FILE = 'deploy/grafana/l2fed-gateways.json';
+const DASHBOARD_DIR = 'deploy/grafana';
+/** Every dashboard file; each is checked on its own, and together they show every metric. */
+const DASHBOARD_FILES = readdirSync(join(ROOT, DASHBOARD_DIR))
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .map((f) => `${DASHBOARD_DIR}/${f}`);
 
 /**
  * Every prom-client registry of the production code, by the file that builds it. The
@@ -25,6 +32,7 @@ const DASHBOARD_FILE = 'deploy/grafana/l2fed-gateways.json';
  */
 const REGISTRIES: Record<string, () => Registry> = {
   'gateway/metrics.ts': () => new GatewayMetrics('dashboard-test').registry,
+  'broker/metrics.ts': () => new BrokerMetrics().registry,
 };
 const PRODUCTION_DIRS = ['cli', 'lab', 'cluster-agent', 'broker', 'gateway', 'lib'];
 
@@ -34,8 +42,16 @@ const TARGET_LABELS = ['job', 'instance'];
 /** Grafana's built-in interval variables: only ever used as a range, e.g. `[$__rate_interval]`. */
 const INTERVAL_VARIABLES = new Set(['__rate_interval', '__interval', '__range']);
 
-/** Template variable → the label it selects on; every selector of a metric with that label must use it. */
-const SCOPE: Record<string, string> = { gateway: 'cluster', peer: 'peer', network: 'network' };
+/**
+ * Label → the template variable that selects on it; every selector of a metric with that
+ * label must use it (the gateway's `gateway` and the agent's `cluster` are both the cluster id).
+ */
+const SCOPE: Record<string, string> = {
+  gateway: 'cluster',
+  cluster: 'cluster',
+  peer: 'peer',
+  network: 'network',
+};
 
 /**
  * Unit ids from Grafana's packages/grafana-data/src/valueFormats/categories.ts (the
@@ -129,9 +145,12 @@ interface Dashboard {
   templating: { list: Variable[] };
 }
 
-function loadDashboard(): Dashboard {
-  return JSON.parse(readFileSync(join(ROOT, DASHBOARD_FILE), 'utf8')) as Dashboard;
+function loadDashboard(file: string): Dashboard {
+  return JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as Dashboard;
 }
+
+/** Every dashboard with its file name, the prefix of each problem found in it. */
+const dashboards = () => DASHBOARD_FILES.map((file) => ({ file, d: loadDashboard(file) }));
 
 /** Rows and their nested (collapsed) panels, flattened. */
 function allPanels(d: Dashboard): Panel[] {
@@ -329,32 +348,34 @@ function variableQuery(v: Variable): string | undefined {
 }
 
 test('dashboard - the data source is a Prometheus template variable used by every panel and query', (t) => {
-  const d = loadDashboard();
   const problems: string[] = [];
-  const ds = d.templating.list.find((v) => v.name === 'datasource');
-  if (ds?.type !== 'datasource' || ds.query !== 'prometheus') {
-    problems.push('templating: no variable "datasource" of type datasource with query prometheus');
-  }
-  for (const p of allPanels(d)) {
-    if (p.type === 'row') {
-      if (p.targets?.length) problems.push(`${describe(p)}: a row has queries`);
-      continue;
+  for (const { file, d } of dashboards()) {
+    const say = (m: string) => problems.push(`${file}: ${m}`);
+    const ds = d.templating.list.find((v) => v.name === 'datasource');
+    if (ds?.type !== 'datasource' || ds.query !== 'prometheus') {
+      say('templating: no variable "datasource" of type datasource with query prometheus');
     }
-    if (!isDeepEqual(p.datasource, PROMETHEUS_DS)) {
-      problems.push(`${describe(p)}: datasource ${JSON.stringify(p.datasource)}`);
-    }
-    if (!p.targets?.length) problems.push(`${describe(p)}: no queries`);
-    for (const target of p.targets ?? []) {
-      if (target.datasource !== undefined && !isDeepEqual(target.datasource, PROMETHEUS_DS)) {
-        problems.push(
-          `${describe(p)} ${String(target.refId)}: datasource ${JSON.stringify(target.datasource)}`,
-        );
+    for (const p of allPanels(d)) {
+      if (p.type === 'row') {
+        if (p.targets?.length) say(`${describe(p)}: a row has queries`);
+        continue;
+      }
+      if (!isDeepEqual(p.datasource, PROMETHEUS_DS)) {
+        say(`${describe(p)}: datasource ${JSON.stringify(p.datasource)}`);
+      }
+      if (!p.targets?.length) say(`${describe(p)}: no queries`);
+      for (const target of p.targets ?? []) {
+        if (target.datasource !== undefined && !isDeepEqual(target.datasource, PROMETHEUS_DS)) {
+          say(
+            `${describe(p)} ${String(target.refId)}: datasource ${JSON.stringify(target.datasource)}`,
+          );
+        }
       }
     }
-  }
-  for (const v of d.templating.list) {
-    if (v.type === 'query' && !isDeepEqual(v.datasource, PROMETHEUS_DS)) {
-      problems.push(`variable ${v.name}: datasource ${JSON.stringify(v.datasource)}`);
+    for (const v of d.templating.list) {
+      if (v.type === 'query' && !isDeepEqual(v.datasource, PROMETHEUS_DS)) {
+        say(`variable ${v.name}: datasource ${JSON.stringify(v.datasource)}`);
+      }
     }
   }
   t.deepEqual(problems, []);
@@ -362,17 +383,25 @@ test('dashboard - the data source is a Prometheus template variable used by ever
 
 test('dashboard - panel ids are unique and every panel has a Grafana unit', (t) => {
   const problems: string[] = [];
-  const seen = new Map<number, string>();
-  for (const p of allPanels(loadDashboard())) {
-    if (typeof p.id !== 'number') problems.push(`${describe(p)}: no numeric id`);
-    else if (seen.has(p.id)) problems.push(`${describe(p)}: id also used by ${seen.get(p.id)}`);
-    else seen.set(p.id, describe(p));
-    if (p.type === 'row') continue; // a row shows no values
-    const unit = p.fieldConfig?.defaults?.unit;
-    if (typeof unit !== 'string' || unit === '') {
-      problems.push(`${describe(p)}: fieldConfig.defaults.unit is not set`);
-    } else if (!GRAFANA_UNITS.has(unit) && !CUSTOM_UNIT.test(unit)) {
-      problems.push(`${describe(p)}: unit "${unit}" is not a Grafana unit id (see GRAFANA_UNITS)`);
+  const uids = new Map<unknown, string>();
+  for (const { file, d } of dashboards()) {
+    const say = (m: string) => problems.push(`${file}: ${m}`);
+    const uid = (d as { uid?: unknown }).uid;
+    if (typeof uid !== 'string' || uid === '') say('no uid');
+    else if (uids.has(uid)) say(`uid ${uid} also used by ${uids.get(uid)}`);
+    else uids.set(uid, file);
+    const seen = new Map<number, string>();
+    for (const p of allPanels(d)) {
+      if (typeof p.id !== 'number') say(`${describe(p)}: no numeric id`);
+      else if (seen.has(p.id)) say(`${describe(p)}: id also used by ${seen.get(p.id)}`);
+      else seen.set(p.id, describe(p));
+      if (p.type === 'row') continue; // a row shows no values
+      const unit = p.fieldConfig?.defaults?.unit;
+      if (typeof unit !== 'string' || unit === '') {
+        say(`${describe(p)}: fieldConfig.defaults.unit is not set`);
+      } else if (!GRAFANA_UNITS.has(unit) && !CUSTOM_UNIT.test(unit)) {
+        say(`${describe(p)}: unit "${unit}" is not a Grafana unit id (see GRAFANA_UNITS)`);
+      }
     }
   }
   t.deepEqual(problems, []);
@@ -380,57 +409,63 @@ test('dashboard - panel ids are unique and every panel has a Grafana unit', (t) 
 
 test('dashboard - every query names metrics and labels the code exports', async (t) => {
   const exported = await exportedSeries();
-  const d = loadDashboard();
-  const variables = new Set(d.templating.list.map((v) => v.name));
   const problems: string[] = [];
-  let queries = 0;
-  for (const p of allPanels(d)) {
-    for (const target of p.targets ?? []) {
-      const where = `${describe(p)} ${String(target.refId)}`;
-      if (typeof target.expr !== 'string' || target.expr.trim() === '') {
-        problems.push(`${where}: no expr`);
+  for (const { file, d } of dashboards()) {
+    const variables = new Set(d.templating.list.map((v) => v.name));
+    let queries = 0;
+    for (const p of allPanels(d)) {
+      for (const target of p.targets ?? []) {
+        const where = `${file}: ${describe(p)} ${String(target.refId)}`;
+        if (typeof target.expr !== 'string' || target.expr.trim() === '') {
+          problems.push(`${where}: no expr`);
+          continue;
+        }
+        queries += 1;
+        problems.push(
+          ...queryProblems(where, target.expr, exported, variables, {
+            scoped: true,
+            legend: typeof target.legendFormat === 'string' ? target.legendFormat : '',
+          }),
+        );
+      }
+    }
+    for (const v of d.templating.list.filter((x) => x.type === 'query')) {
+      const where = `${file}: variable ${v.name}`;
+      const q = variableQuery(v);
+      const m = q === undefined ? null : /^label_values\((.+),\s*(\w+)\s*\)$/s.exec(q);
+      if (!m) {
+        problems.push(
+          `${where}: query is not label_values(<selector>, <label>): ${JSON.stringify(q)}`,
+        );
         continue;
       }
+      if (v.definition !== q) problems.push(`${where}: definition differs from the query`);
       queries += 1;
       problems.push(
-        ...queryProblems(where, target.expr, exported, variables, {
-          scoped: true,
-          legend: typeof target.legendFormat === 'string' ? target.legendFormat : '',
+        ...queryProblems(where, m[1]!, exported, variables, {
+          scoped: false,
+          extraLabels: [m[2]!],
         }),
       );
     }
-  }
-  for (const v of d.templating.list.filter((x) => x.type === 'query')) {
-    const where = `variable ${v.name}`;
-    const q = variableQuery(v);
-    const m = q === undefined ? null : /^label_values\((.+),\s*(\w+)\s*\)$/s.exec(q);
-    if (!m) {
-      problems.push(
-        `${where}: query is not label_values(<selector>, <label>): ${JSON.stringify(q)}`,
-      );
-      continue;
-    }
-    if (v.definition !== q) problems.push(`${where}: definition differs from the query`);
-    queries += 1;
-    problems.push(
-      ...queryProblems(where, m[1]!, exported, variables, { scoped: false, extraLabels: [m[2]!] }),
-    );
+    if (queries === 0) problems.push(`${file}: the dashboard has no queries`);
   }
   t.deepEqual(problems, []);
-  t.true(queries > 0, 'the dashboard has no queries');
+  t.true(DASHBOARD_FILES.length >= 2, `dashboards found: ${DASHBOARD_FILES.join(', ')}`);
 });
 
-test('dashboard - every metric the code exports is on the dashboard', async (t) => {
+test('dashboard - every metric the code exports is on a dashboard', async (t) => {
   const exported = await exportedSeries();
-  const d = loadDashboard();
-  const variables = new Set(d.templating.list.map((v) => v.name));
   const shown = new Set<string>();
-  for (const p of allPanels(d)) {
-    for (const target of p.targets ?? []) {
-      if (typeof target.expr !== 'string') continue;
-      for (const s of parseQuery(interpolate(target.expr, variables, [])).selectors) {
-        const series = s.name === undefined ? undefined : exported.get(s.name);
-        if (series) shown.add(series.metric);
+  for (const { d } of dashboards()) {
+    const variables = new Set(d.templating.list.map((v) => v.name));
+    for (const p of allPanels(d)) {
+      for (const target of p.targets ?? []) {
+        if (typeof target.expr !== 'string') continue;
+        for (const s of parseQuery(interpolate(target.expr, variables, [])).selectors) {
+          const series = s.name === undefined ? undefined : exported.get(s.name);
+          if (series) shown.add(series.metric);
+        }
       }
     }
   }
@@ -438,7 +473,7 @@ test('dashboard - every metric the code exports is on the dashboard', async (t) 
   t.deepEqual(
     [...metrics].filter((m) => !shown.has(m)).sort(),
     [],
-    `metrics with no panel in ${DASHBOARD_FILE}: add a panel (and document it in docs/)`,
+    `metrics with no panel in ${DASHBOARD_FILES.join(' or ')}: add a panel (and document it in docs/)`,
   );
 });
 
@@ -465,8 +500,9 @@ test('dashboard - the prom-client users of the production code are the registrie
 });
 
 test('dashboard - the query check catches a misspelt metric, an unknown label and an unfiltered selector', async (t) => {
-  // The checks above pass on the real dashboard; this proves they can fail.
+  // The checks above pass on the real dashboards; this proves they can fail.
   const exported = await exportedSeries();
+  const SOURCES = Object.keys(REGISTRIES).join(', ');
   const variables = new Set(['cluster', 'peer', 'network']);
   const check = (expr: string, legend = '') =>
     queryProblems('q', expr, exported, variables, { scoped: true, legend });
@@ -475,12 +511,12 @@ test('dashboard - the query check catches a misspelt metric, an unknown label an
     check(
       'rate(l2fed_gateway_peer_sent_byte{gateway=~"$cluster",peer=~"$peer"}[$__rate_interval])',
     ),
-    ['q: l2fed_gateway_peer_sent_byte is not exported by the code (gateway/metrics.ts)'],
+    [`q: l2fed_gateway_peer_sent_byte is not exported by the code (${SOURCES})`],
   );
   t.deepEqual(
     check('sum by (le) (rate(l2fed_gateway_reconcile_duration_seconds{gateway=~"$cluster"}[5m]))'),
     [
-      'q: l2fed_gateway_reconcile_duration_seconds is not exported by the code (gateway/metrics.ts)',
+      `q: l2fed_gateway_reconcile_duration_seconds is not exported by the code (${SOURCES})`,
       'q: label le is on none of the selected metrics',
     ],
   );
