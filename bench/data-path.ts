@@ -277,14 +277,18 @@ export async function measureSegment(
     const [g0, g1] = lab.sites as [LabSite, LabSite];
     const tunnel: PathSample[] = [];
     const path: PathSample[] = [];
-    for (let i = 0; i < o.runs; i++) {
+    const viaTunnel = async () => {
       freezeOvs(true);
       try {
         tunnel.push(await sample(lab, g0.ns, g1.ns, g1.transitAddress, o));
       } finally {
         freezeOvs(false);
       }
-      path.push(await sample(lab, a.ns, b.ns, b.ip, o));
+    };
+    const viaPods = async () => void path.push(await sample(lab, a.ns, b.ns, b.ip, o));
+    for (let i = 0; i < o.runs; i++) {
+      // Alternate which goes first, so neither always meets a warmer (or busier) machine.
+      for (const step of i % 2 ? [viaPods, viaTunnel] : [viaTunnel, viaPods]) await step();
       o.log?.(
         `${kind} round ${i + 1}/${o.runs}: tunnel ${tunnel.at(-1)!.mbps.toFixed(0)} Mbit/s, pod ${path.at(-1)!.mbps.toFixed(0)} Mbit/s`,
       );
@@ -312,19 +316,20 @@ export async function measureFanOut(
   sizes: readonly number[],
   o: DataPathOptions,
 ): Promise<FanOutResult> {
+  const created: GatewayLab[] = [];
   const labs: { n: number; lab: GatewayLab; pods: [LabPod, LabPod] }[] = [];
   try {
     for (const n of sizes) {
-      // One short id per lab keeps the WireGuard ifnames apart; the prefix, the leftovers.
       const lab = await GatewayLab.create(n, 'linux-bridge', { prefix: o.prefix });
-      labs.push({ n, lab, pods: [undefined, undefined] as unknown as [LabPod, LabPod] });
-      labs.at(-1)!.pods = await setUp(lab);
+      created.push(lab);
+      labs.push({ n, lab, pods: await setUp(lab) });
       o.log?.(`fan-out: ${n}-site lab up`);
     }
     const bySites = new Map<number, Transfer[]>(sizes.map((n) => [n, []]));
     const bystanderBytes = new Map<number, number[]>(sizes.map((n) => [n, []]));
     for (let i = 0; i < o.runs; i++) {
-      for (const { n, lab, pods } of labs) {
+      // Alternate the order, so no lab size always runs first.
+      for (const { n, lab, pods } of i % 2 ? [...labs].reverse() : labs) {
         const bystanders = lab.sites.slice(2);
         const before = await Promise.all(bystanders.map((s) => rxBytes(s.ns, s.ifname)));
         const t = await transfer(lab, pods[0].ns, pods[1].ns, pods[1].ip, o.seconds);
@@ -338,7 +343,7 @@ export async function measureFanOut(
     }
     return { bySites, bystanderBytes };
   } finally {
-    for (const { lab } of labs) await lab.dispose();
+    for (const lab of created) await lab.dispose();
   }
 }
 
