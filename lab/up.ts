@@ -58,19 +58,24 @@ async function runnerFailure(reason: string, log: string): Promise<Error> {
   return new Error(`${reason}\n  ${shown}`);
 }
 
-/** Waits for the runner to report ready (or fail), echoing its progress lines. */
-async function followRunner(
+/**
+ * Waits for the runner to report ready (or fail), echoing its progress lines. Fails when
+ * no new progress line came for `timeoutMs`: a large lab starts its daemons one after
+ * another, so the whole start may take much longer than one step (issue 18: 32 clusters).
+ */
+export async function followRunner(
   timeoutMs: number,
   out: (l: string) => void,
   exited: () => number | null | undefined,
 ): Promise<LabState> {
   const paths = labPaths();
-  const deadline = Date.now() + timeoutMs;
+  let deadline = Date.now() + timeoutMs;
   let shown = 0;
   for (;;) {
     const st = await readState(paths.state);
     if (st) {
       for (const line of st.progress.slice(shown)) out(`  \u2022 ${line}`);
+      if (st.progress.length > shown) deadline = Date.now() + timeoutMs;
       shown = st.progress.length;
       if (st.phase === 'ready') return st;
       if (st.phase === 'failed') {
@@ -86,7 +91,7 @@ async function followRunner(
       );
     }
     if (Date.now() > deadline) {
-      throw await runnerFailure(`lab not ready after ${timeoutMs / 1000} s`, paths.log);
+      throw await runnerFailure(`lab not ready: no progress for ${timeoutMs / 1000} s`, paths.log);
     }
     await sleep(300);
   }
