@@ -3,7 +3,7 @@
  * daemons one after another, which on a loaded 2-core machine takes longer than a fixed
  * overall timeout, though every start goes well (issue 18).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { followRunner } from './up.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function labDir(t: import('ava').ExecutionContext) {
+async function labDir(t: ExecutionContext) {
   const dir = await mkdtemp(join(tmpdir(), 'l2fed-follow-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   process.env.L2FED_LAB_DIR = dir;
