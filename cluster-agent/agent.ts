@@ -48,6 +48,7 @@ import type { AgentSummary, StatusSink, TunnelDetail } from './status-sink.js';
 import type { PeeringStatusInput } from './status-writer.js';
 import type { BackoffOptions } from './backoff.js';
 import { GatewayCallError } from '../gateway/client.js';
+import type { AgentObserver } from './metrics.js';
 
 export interface AgentSettings extends GatewaySettings {
   /** Endpoints other gateways dial, sent to the broker. */
@@ -78,6 +79,8 @@ export interface AgentDeps {
   readonly log: Logger;
   readonly random?: () => number;
   readonly clock?: () => Date;
+  /** Told of every pass and peer-map confirmation (cluster-agent/metrics.ts). */
+  readonly metrics?: AgentObserver;
 }
 
 /**
@@ -172,7 +175,8 @@ export class Agent {
   private resyncDueAt = 0;
 
   constructor(private readonly d: AgentDeps) {
-    this.queue = new ReconcileQueue(() => this.pass(), {
+    const pass = () => this.pass();
+    this.queue = new ReconcileQueue(() => d.metrics?.timePass(pass) ?? pass(), {
       backoff: d.settings.backoff,
       random: d.random,
       onPass: (o, attempt, delay) => {
@@ -189,6 +193,7 @@ export class Agent {
     if (cached.type === 'hit') {
       this.peerMap = cached.state.peerMap;
       this.peerMapFrom = cached.state.peerMap ? 'cache' : 'none';
+      if (cached.state.peerMap) this.d.metrics?.peerMapConfirmed(new Date(cached.state.savedAt));
       this.cachedConfig = cached.state.gatewayConfig;
       this.registeredKey = cached.state.registeredKey;
       this.d.log.info({ savedAt: cached.state.savedAt }, 'starting from the peer-map cache');
@@ -241,6 +246,7 @@ export class Agent {
       peerMapFrom: this.peerMapFrom,
       applied: this.applied,
       failures: this.queue.failures,
+      rotationWaiting: this.rotationStatus !== undefined,
     };
   }
 
@@ -302,6 +308,7 @@ export class Agent {
       if (!r.ok) return this.refusePeerMap(r.message);
       const wasRefused = this.peerMapError !== undefined;
       this.peerMapError = undefined;
+      this.d.metrics?.peerMapConfirmed();
       if (canonicalJson(r.peerMap) === canonicalJson(this.peerMap)) {
         this.peerMapFrom = 'broker';
         if (wasRefused) this.queue.trigger(); // the status changes

@@ -16,6 +16,7 @@ import { parser } from '@prometheus-io/lezer-promql';
 import type { Registry } from 'prom-client';
 import { GatewayMetrics } from '../../gateway/metrics.js';
 import { BrokerMetrics } from '../../broker/metrics.js';
+import { AgentMetrics } from '../../cluster-agent/metrics.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DASHBOARD_DIR = 'deploy/grafana';
@@ -33,6 +34,7 @@ const DASHBOARD_FILES = readdirSync(join(ROOT, DASHBOARD_DIR))
 const REGISTRIES: Record<string, () => Registry> = {
   'gateway/metrics.ts': () => new GatewayMetrics('dashboard-test').registry,
   'broker/metrics.ts': () => new BrokerMetrics().registry,
+  'cluster-agent/metrics.ts': () => new AgentMetrics('dashboard-test').registry,
 };
 const PRODUCTION_DIRS = ['cli', 'lab', 'cluster-agent', 'broker', 'gateway', 'lib'];
 
@@ -526,6 +528,13 @@ test('dashboard - the query check catches a misspelt metric, an unknown label an
   t.deepEqual(check('l2fed_gateway_tunnel_up{peer=~"$peer"}', '{{gateway}} {{peers}}'), [
     'q: l2fed_gateway_tunnel_up is not filtered by gateway=~"$cluster"',
     'q: legend {{peers}}: label is on none of the selected metrics',
+  ]);
+  // The agent's series carry `cluster`; the broker's carry no cluster label at all.
+  t.deepEqual(check('l2fed_agent_peer_map_age_seconds{source="broker"}', '{{cluster}}'), [
+    'q: l2fed_agent_peer_map_age_seconds is not filtered by cluster=~"$cluster"',
+  ]);
+  t.deepEqual(check('sum by (cluster) (rate(l2fed_broker_requests_total{verb="get"}[5m]))'), [
+    'q: label cluster is on none of the selected metrics',
   ]);
   t.deepEqual(check('{__name__="l2fed_gateway_tunnel_up"}'), [
     'q: a selector without a plain metric name ({__name__=…}): name the metric',
