@@ -119,6 +119,16 @@ export const agentConfigSchema = z.strictObject({
   backoff: z
     .strictObject({ initialMs: z.int().min(10), maxMs: z.int().min(10) })
     .default({ initialMs: 500, maxMs: 30_000 }),
+  /**
+   * Prometheus metrics (cluster-agent/metrics.ts) on GET /metrics; absent = not served.
+   * Port 9465: in the member pod (host network) the gateway's metrics have 9464.
+   */
+  metrics: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.int().min(0).max(65_535).default(9465),
+    })
+    .optional(),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;

@@ -41,6 +41,15 @@ test('agent config - defaults filled in; typos and missing fields named', (t) =>
   t.throws(() => parseAgentConfig(vx), { message: /wireguard.ifname: .*l2fv<VNI>/ });
   const vienna = { ...config('/x', 1), wireguard: { ifname: 'l2fvienna', privateKeyFile: '/k' } };
   t.is(parseAgentConfig(vienna).wireguard.ifname, 'l2fvienna');
+  // Metrics: off unless the section is there; then loopback port 9465 by default.
+  t.is(c.metrics, undefined);
+  t.deepEqual(parseAgentConfig({ ...config('/x', 1), metrics: {} }).metrics, {
+    host: '127.0.0.1',
+    port: 9465,
+  });
+  t.throws(() => parseAgentConfig({ ...config('/x', 1), metrics: { port: 70_000 } }), {
+    message: /metrics.port/,
+  });
 });
 
 test('agent process - runs with nothing reachable, reports why, exits 0 on SIGTERM', async (t) => {
@@ -49,7 +58,11 @@ test('agent process - runs with nothing reachable, reports why, exits 0 on SIGTE
   const port = await freePort(); // nothing listens: NATS and gateway both unreachable
   await mkdir(join(dir.path, 'manifests'));
   const file = join(dir.path, 'agent.yaml');
-  await writeFile(file, stringify(config(dir.path, port)));
+  const metricsPort = await freePort();
+  await writeFile(
+    file,
+    stringify({ ...config(dir.path, port), metrics: { host: '127.0.0.1', port: metricsPort } }),
+  );
   t.is((await loadAgentConfig(file)).clusterId, 'madrid');
   const child = spawn(
     process.execPath,
@@ -70,6 +83,14 @@ test('agent process - runs with nothing reachable, reports why, exits 0 on SIGTE
   }
   t.regex(summary?.gateway?.lastError ?? '', /UNAVAILABLE/);
   t.false(summary?.broker?.connected);
+  // The metrics section serves GET /metrics: the same story in numbers.
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  t.regex(text, /^l2fed_agent_broker_connected\{cluster="madrid"\} 0$/m);
+  t.regex(text, /^l2fed_agent_peer_map_source\{source="none",cluster="madrid"\} 1$/m);
+  t.regex(
+    text,
+    /^l2fed_agent_reconcile_duration_seconds_count\{(?=[^}]*result="requeue")(?=[^}]*cluster="madrid")[^}]*\} [1-9]/m,
+  );
   child.kill('SIGTERM');
   t.is(await exited, 0);
 });

@@ -24,9 +24,15 @@ import { FolderSource } from './source-folder.js';
 import { KubernetesSource } from './source-kubernetes.js';
 import type { DesiredStateSource } from './source.js';
 import { FileStatusSink, KubeStatusSink, type StatusSink } from './status-sink.js';
+import { AgentMetrics } from './metrics.js';
+import { serveMetrics, type MetricsServer } from '../lib/metrics-http.js';
 
-/** Builds an Agent from a validated config. Starts nothing. */
-export async function createAgent(config: AgentConfig, log: Logger): Promise<Agent> {
+/** Builds an Agent from a validated config, recording into `metrics`. Starts nothing. */
+export async function createAgent(
+  config: AgentConfig,
+  log: Logger,
+  metrics = new AgentMetrics(config.clusterId),
+): Promise<Agent> {
   let source: DesiredStateSource;
   let status: StatusSink;
   if ('folder' in config.source) {
@@ -54,7 +60,7 @@ export async function createAgent(config: AgentConfig, log: Logger): Promise<Age
   const gateway = new GrpcGatewayClient(config.gateway.address, {
     applyTimeoutMs: config.gateway.applyTimeoutMs,
   });
-  return new Agent({
+  const agent = new Agent({
     settings: {
       clusterId: config.clusterId,
       ...(config.gateway.netns ? { netns: config.gateway.netns } : {}),
@@ -74,11 +80,14 @@ export async function createAgent(config: AgentConfig, log: Logger): Promise<Age
     },
     source,
     broker,
-    gateway,
+    gateway: metrics.gateway(gateway),
     status,
     cache: new PeerMapCache(config.cacheDir, config.clusterId),
     log,
+    metrics,
   });
+  metrics.watch({ agent, broker });
+  return agent;
 }
 
 /** Resolves when the process is asked to stop. */
@@ -121,8 +130,20 @@ export async function main(argv: string[]): Promise<void> {
   process.on('unhandledRejection', onRejection);
   // Signal listeners do not keep Node alive; this does, until we are told to stop.
   const keepAlive = setInterval(() => undefined, 1 << 30);
+  let http: MetricsServer | undefined;
   try {
-    const agent = await createAgent(config, log);
+    const metrics = new AgentMetrics(config.clusterId);
+    const agent = await createAgent(config, log, metrics);
+    if (config.metrics) {
+      const { host, port } = config.metrics;
+      http = await serveMetrics(metrics.registry, config.metrics).catch((err: unknown) => {
+        throw new Error(
+          `cannot serve metrics on ${host}:${port} (metrics in ${values.config}): ${(err as Error).message}`,
+          { cause: err },
+        );
+      });
+      log.info({ metrics: `http://${host}:${http.port}/metrics` }, 'serving metrics');
+    }
     const stopping = termination();
     await agent.start();
     log.info({ source: config.source, gateway: config.gateway.address }, 'agent running');
@@ -130,6 +151,7 @@ export async function main(argv: string[]): Promise<void> {
     log.info({ signal }, 'stopping');
     await agent.stop();
   } finally {
+    await http?.close();
     clearInterval(keepAlive);
     process.off('unhandledRejection', onRejection);
   }

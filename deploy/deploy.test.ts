@@ -244,6 +244,7 @@ function documentedSecrets(): Map<string, Set<string>> {
 
 interface BrokerFile {
   nats?: { servers?: string[]; credentials?: string; tlsCa?: string };
+  metrics?: { listen?: string };
   broker?: Parameters<typeof resolveConfig>[0];
   admin?: {
     listen?: string;
@@ -556,7 +557,7 @@ test.serial(
 
         for (const { c, p } of parsed.values()) {
           if (p.daemon === 'broker') {
-            const { nats, admin } = p.config;
+            const { nats, admin, metrics } = p.config;
             needFile(c, nats?.credentials, 'nats.credentials');
             needFile(c, nats?.tlsCa, 'nats.tlsCa');
             for (const k of ['ca', 'cert', 'key', 'tokenFile'] as const)
@@ -565,6 +566,13 @@ test.serial(
             if (port(c, 'admin')?.containerPort !== listen)
               problems.push(
                 `${where} ${c.name}: admin.listen ${admin?.listen} is not container port "admin"`,
+              );
+            if (
+              metrics?.listen !== undefined &&
+              port(c, 'metrics')?.containerPort !== Number(metrics.listen.split(':').pop())
+            )
+              problems.push(
+                `${where} ${c.name}: metrics.listen ${metrics.listen} is not container port "metrics"`,
               );
           } else if (p.daemon === 'gateway') {
             const g = p.config;
@@ -583,6 +591,10 @@ test.serial(
             needFile(c, a.nats.credentials, 'nats.credentials');
             needFile(c, a.nats.tlsCa, 'nats.tlsCa');
             needWritableDir(c, a.cacheDir, 'cacheDir');
+            if (a.metrics && port(c, 'agent-metrics')?.containerPort !== a.metrics.port)
+              problems.push(
+                `${where} ${c.name}: metrics.port ${a.metrics.port} is not container port "agent-metrics"`,
+              );
             if (volumeOf(c, a.wireguard.privateKeyFile))
               problems.push(`${where} ${c.name}: the agent must not mount the private key file`);
             if ('kubernetes' in a.source && !a.source.kubernetes.kubeconfig) {
@@ -626,6 +638,11 @@ test.serial(
             posix.dirname(a.wireguard.privateKeyFile),
             'wireguard.privateKeyFile directory',
           );
+          // Host network: one port space for both containers.
+          if (a.metrics?.port === g.metrics.port)
+            problems.push(
+              `${where}: the agent's metrics.port ${a.metrics.port} is the gateway's metrics port`,
+            );
           const wg = port(gw.c, 'wireguard');
           if (wg?.containerPort !== a.wireguard.listenPort || wg.protocol !== 'UDP')
             problems.push(
