@@ -1,5 +1,7 @@
 import test from 'ava';
+import { sectionSchema, renderChartSvg } from './report.js';
 import {
+  dataPathSection,
   fanOutFigures,
   parseCpuTicks,
   parseMachineTicks,
@@ -104,4 +106,53 @@ test('fan-out figures: each size against the 2-site pair of the same round', (t)
   t.throws(() => fanOutFigures({ bySites: new Map([[3, [tr(1)]]]), bystanderBytes: new Map() }), {
     message: /2-site lab as its baseline/,
   });
+});
+
+test('the whole section from fake measurements passes the results schema and draws', async (t) => {
+  const tr = (mbps: number, busy: number): Transfer => ({
+    mbps,
+    bytes: 2 ** 20 * 40,
+    seconds: 2,
+    cpu: { ...cpu, machineBusy: busy },
+  });
+  const section = dataPathSection({
+    o: { runs: 2, seconds: 2, pings: 3 },
+    sizes: [2, 3],
+    segs: [
+      {
+        segment: 'linux-bridge',
+        kind: 'linux-bridge',
+        tunnel: [sample(200, [1, 1, 2]), sample(190, [1, 2, 2])],
+        path: [
+          { ...sample(180, [2, 2, 3]), cpu: { ...cpu, machineBusy: 3900 } },
+          { ...sample(170, [2, 3, 3]), cpu: { ...cpu, machineBusy: 3700 } },
+        ],
+      },
+    ],
+    fan: {
+      bySites: new Map([
+        [2, [tr(100, 1), tr(100, 1)]],
+        [3, [tr(95, 1), tr(99, 1)]],
+      ]),
+      bystanderBytes: new Map([
+        [2, [0, 0]],
+        [3, [500, 700]],
+      ]),
+    },
+    perf: 'not-supported',
+    tookMs: 1234,
+  });
+  t.true(sectionSchema.safeParse(section).success);
+  t.deepEqual(
+    section.charts.map((c) => [c.id, c.rows.length]),
+    [
+      ['tcp-ratio', 2],
+      ['rtt-cdf', 12],
+      ['fanout-ratio', 4],
+    ],
+  );
+  // 3.9 and 3.7 s of machine CPU over 2 s transfers: median 1.9 cores busy, so CPU-bound.
+  t.regex(section.notes![0]!, /^Bound: CPU\. The machine was 1\.9 of 2 cores busy/);
+  t.regex(section.notes!.at(-1)!, /no hardware counters/);
+  for (const c of section.charts) t.regex(await renderChartSvg(c), /<svg /);
 });

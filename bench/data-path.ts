@@ -348,7 +348,7 @@ export async function measureFanOut(
 }
 
 /** Whether perf can count cycles here (a VM often exposes no hardware counters). */
-async function perfCycles(): Promise<'supported' | 'not-supported' | 'no-perf'> {
+async function perfCycles(): Promise<PerfSupport> {
   const r = await runner
     .run(['perf', 'stat', '-e', 'cycles', '--', 'true'], { allowFailure: true })
     .catch(() => undefined);
@@ -528,6 +528,71 @@ function charts(segs: readonly SegmentResult[], f: FanOutResult | undefined): Ch
   return out;
 }
 
+export type PerfSupport = 'supported' | 'not-supported' | 'no-perf';
+
+/** What one run of the section measured, with the settings it used. */
+export interface DataPathMeasurements {
+  readonly o: DataPathOptions;
+  readonly sizes: readonly number[];
+  readonly segs: readonly SegmentResult[];
+  readonly fan: FanOutResult;
+  readonly perf: PerfSupport;
+  readonly tookMs: number;
+}
+
+const PERF_NOTE: Record<PerfSupport, string> = {
+  supported: 'perf counts cycles here, but CPU is given as time: the same unit for every process.',
+  'not-supported':
+    'perf is installed, but this VM exposes no hardware counters (`perf stat -e cycles`: not supported), so CPU per byte is CPU time (user + system from /proc/<pid>/stat, what perf task-clock counts), not cycles.',
+  'no-perf':
+    'perf is not installed, so CPU per byte is CPU time from /proc/<pid>/stat, not cycles.',
+};
+
+/** Median cores the whole machine was busy over the transfers. */
+const machineCores = (ts: readonly Transfer[]) =>
+  median(ts.map((t) => cores(t.cpu.machineBusy, t)));
+
+/** The section's figures, charts and notes from its measurements. */
+export function dataPathSection(m: DataPathMeasurements): BenchSection {
+  const { o, sizes, segs, fan } = m;
+  const lb = segs.find((s) => s.kind === 'linux-bridge');
+  const ovs = segs.find((s) => s.kind === 'ovs');
+  const paths = segs.flatMap((s) => s.path);
+  const busy = round(machineCores(paths), 2);
+  const bound =
+    busy >= 1.8
+      ? `Bound: CPU. The machine was ${busy} of 2 cores busy (median) during the pod-path transfers: both sites, both iperf3 ends and every daemon share the 2 cores of one VM, with other engineers' tests running, and wireguard-go encrypts in userspace.`
+      : `The machine was ${busy} of 2 cores busy (median) during the pod-path transfers, so not saturated: one TCP stream through userspace wireguard-go (its queues and the crossings into and out of the TUN device) bounds it, with other engineers' tests sharing the same 2 cores.`;
+  const cpu = [
+    cpuNote(
+      'Raw tunnel',
+      segs.flatMap((s) => s.tunnel),
+      false,
+    ),
+    ...(lb ? [cpuNote('Pod path, Linux bridge', lb.path, false)] : []),
+    ...(ovs ? [cpuNote('Pod path, OVS', ovs.path, true)] : []),
+  ];
+  return {
+    id: 'data-path',
+    title: 'Data path',
+    method:
+      `Two gateway namespaces on one underlay bridge (test/fixtures/gateway-testbed.ts), WireGuard by wireguard-go (userspace), one network (VXLAN in WireGuard) with a pod namespace at each site. ` +
+      `${o.runs} rounds per segment backend, each ${o.seconds} s of iperf3 TCP (one stream) and ${o.pings} pings (every 20 ms) over the raw tunnel between the gateways' transit addresses (ovs-vswitchd frozen meanwhile) and the same pod to pod, which goes first alternating; each ratio is pod / tunnel of the same round. ` +
+      `Fan-out: ${sizes.join(', ')}-site testbeds on one Linux-bridge network, all up at once; each round runs ${o.seconds} s of iperf3 between the pods of sites 0 and 1 in each, and reads the bystanders' WireGuard byte counters. ` +
+      `CPU: wireguard-go and ovs-vswitchd time from /proc/<pid>/stat over each transfer, iperf3's from its JSON, the machine's from /proc/stat.`,
+    figures: [...segs.flatMap(segmentFigures), ...fanOutFigures(fan)],
+    charts: charts(segs, fan),
+    notes: [
+      `${bound} ${cpu.join('. ')}.`,
+      "OVS runs the userspace datapath (netdev; no openvswitch kernel module on these machines), reading its ports with AF_PACKET in the vswitchd main thread: every frame crosses into userspace once more than on the Linux bridge, and the pods' TX checksum offload is off (OVS netdev does not fill it in). On a node with the kernel datapath OVS switches in the kernel like the bridge does.",
+      "On a real node each site has its own cores and kernel WireGuard (no userspace crossing): the tunnel baseline is then much faster, and the pod path's extra cost (bridge + VXLAN encapsulation, 50 bytes a frame) is a smaller share; the ratios here describe this shared 2-core box, not a node.",
+      "Fan-out: known unicast is learned by the VXLAN devices (docs/gateway.md, Known unicast), so after the first ARP a pair's transfer is sent to one peer only; the bystander figure shows what still reaches the others (WireGuard keepalives and handshakes count too).",
+      PERF_NOTE[m.perf],
+    ],
+    tookMs: m.tookMs,
+  };
+}
+
 /** The `data-path` section (bench/sections.ts). */
 export async function run(opts: SectionOptions): Promise<BenchSection> {
   const started = performance.now();
@@ -543,39 +608,12 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
   const segs: SegmentResult[] = [];
   for (const kind of ['linux-bridge', 'ovs'] as const) segs.push(await measureSegment(kind, o));
   const fan = await measureFanOut(sizes, o);
-  const lb = segs.find((s) => s.kind === 'linux-bridge')!;
-  const ovs = segs.find((s) => s.kind === 'ovs')!;
-  const perfNote = {
-    supported:
-      'perf counts cycles here, but CPU is given as time: the same unit for every process.',
-    'not-supported':
-      'perf is installed, but this VM exposes no hardware counters (`perf stat -e cycles`: not supported), so CPU per byte is CPU time (user + system from /proc/<pid>/stat, what perf task-clock counts), not cycles.',
-    'no-perf':
-      'perf is not installed, so CPU per byte is CPU time from /proc/<pid>/stat, not cycles.',
-  }[perf];
-  return {
-    id: 'data-path',
-    title: 'Data path',
-    method:
-      `Two gateway namespaces on one underlay bridge (test/fixtures/gateway-testbed.ts), WireGuard by wireguard-go (userspace), one network (VXLAN in WireGuard) with a pod namespace at each site. ` +
-      `${o.runs} alternating rounds per segment backend: ${o.seconds} s of iperf3 TCP and ${o.pings} pings (every 20 ms) over the raw tunnel between the gateways' transit addresses (ovs-vswitchd frozen meanwhile), then the same pod to pod; each ratio is pod / tunnel of the same round. ` +
-      `Fan-out: ${sizes.join(', ')}-site testbeds on one Linux-bridge network, all up at once; each round runs ${o.seconds} s of iperf3 between the pods of sites 0 and 1 in each, and reads the bystanders' WireGuard byte counters. ` +
-      `CPU: wireguard-go and ovs-vswitchd time from /proc/<pid>/stat over each transfer, iperf3's from its JSON, the machine's from /proc/stat.`,
-    figures: [...segs.flatMap(segmentFigures), ...fanOutFigures(fan)],
-    charts: charts(segs, fan),
-    notes: [
-      "Bound: CPU. Both sites, both iperf3 ends and every daemon share the 2 cores of one VM (with other engineers' tests running); wireguard-go encrypts in userspace. " +
-        cpuNote('Raw tunnel', [...lb.tunnel, ...ovs.tunnel], false) +
-        '. ' +
-        cpuNote('Pod path, Linux bridge', lb.path, false) +
-        '. ' +
-        cpuNote('Pod path, OVS', ovs.path, true) +
-        '.',
-      "OVS runs the userspace datapath (netdev; no openvswitch kernel module on these machines), reading its ports with AF_PACKET in the vswitchd main thread: every frame crosses into userspace once more than on the Linux bridge, and the pods' TX checksum offload is off (OVS netdev does not fill it in). On a node with the kernel datapath OVS switches in the kernel like the bridge does.",
-      "On a real node each site has its own cores and kernel WireGuard (no userspace crossing): the tunnel baseline is then much faster, and the pod path's extra cost (bridge + VXLAN encapsulation, 50 bytes a frame) is a smaller share; the ratios here describe this shared 2-core box, not a node.",
-      "Fan-out: known unicast is learned by the VXLAN devices (docs/gateway.md, Known unicast), so after the first ARP a pair's transfer is sent to one peer only; the bystander figure shows what still reaches the others (WireGuard keepalives and handshakes count too).",
-      perfNote,
-    ],
+  return dataPathSection({
+    o,
+    sizes,
+    segs,
+    fan,
+    perf,
     tookMs: Math.round(performance.now() - started),
-  };
+  });
 }
