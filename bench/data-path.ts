@@ -369,7 +369,7 @@ const cores = (ms: number, t: Transfer) => ms / (t.seconds * 1000);
 
 export function segmentFigures(r: SegmentResult): Figure[] {
   const seg = r.kind;
-  const label = r.kind === 'ovs' ? `OVS (${r.segment.slice(4)}, userspace netdev)` : 'Linux bridge';
+  const label = r.kind === 'ovs' ? `OVS userspace, ${r.segment.slice(4)} ports` : 'Linux bridge';
   const ratios = r.path.map((p, i) => p.mbps / r.tunnel[i]!.mbps);
   const rttRatio = (p: number) =>
     r.path.map((s, i) => percentile(s.rttMs, p) / percentile(r.tunnel[i]!.rttMs, p));
@@ -463,12 +463,12 @@ export function fanOutFigures(f: FanOutResult): Figure[] {
       }),
       figure({
         id: `fanout-bystander-${n}`,
-        label: `bytes reaching the ${n - 2} bystander sites' WireGuard interfaces per byte transferred, ${n} sites`,
+        label: `bytes reaching the ${n - 2} bystander site${n > 3 ? 's' : ''} (their WireGuard interfaces) per MiB transferred, ${n} sites`,
         stat: stat(
-          f.bystanderBytes.get(n)!.map((b, i) => b / ts[i]!.bytes),
-          'ratio',
+          f.bystanderBytes.get(n)!.map((b, i) => b / (ts[i]!.bytes / MIB)),
+          'B/MiB',
         ),
-        baseline: 'before learning (issue 11) every bystander received a full copy: 1 each',
+        baseline: 'before learning (issue 11) every bystander received a full copy: 1 MiB each',
       }),
     );
   }
