@@ -150,8 +150,40 @@ export function withMtus(map: PeerMap, mtus: ReadonlyMap<string, AgreedMtu | und
   };
 }
 
-/** Reads and publishes peer maps; holds no state of its own. */
+/** What one queued refresh of a map must redo; several requests merge into one. */
+interface Job {
+  /** The whole map (its own inputs changed, or no map yet). */
+  full: boolean;
+  /** Entries of these peers (their inputs changed). */
+  readonly peers: Set<string>;
+  /** Agreed MTU of these own networks. */
+  readonly mtus: Set<string>;
+  readonly done: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function newJob(): Job {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A job nobody awaits any more (its requester failed on another) must not be unhandled.
+  done.catch(() => undefined);
+  return { full: false, peers: new Set(), mtus: new Set(), done, resolve, reject };
+}
+
+/**
+ * Reads and publishes peer maps. Holds no federation state: only, per map, the refresh
+ * running in this replica and at most one queued behind it, into which later requests
+ * merge. Requests in one replica thus never race each other's CAS on a map, and a busy
+ * map is recomputed once for many changes, not once per change.
+ */
 export class PeerMapPublisher {
+  private readonly lanes = new Map<string, { queued: Job | undefined }>();
+
   constructor(
     private readonly store: Store,
     private readonly casAttempts: number,
@@ -177,15 +209,10 @@ export class PeerMapPublisher {
    * before the inputs and the write is a CAS on it, so a write based on inputs
    * older than the previous write always loses and is redone with fresh inputs.
    * The write happens even when the map is unchanged, for the same reason.
+   * Resolves once a refresh that started after this call has written.
    */
-  async refresh(clusterId: string): Promise<PeerMap | undefined> {
-    return casLoop(`peermap ${clusterId}`, this.casAttempts, async () => {
-      const cur = await this.store.read<PeerMap>('peerMaps', clusterId);
-      const self = await this.inputs(clusterId);
-      const remotes = await this.inputsOf(self.peerings.map((p) => p.remoteCluster));
-      const r = await this.writeFull(clusterId, cur, self, remotes);
-      return r.ok ? done(r.map) : retry;
-    });
+  async refresh(clusterId: string): Promise<void> {
+    await this.enqueue(clusterId, (j) => (j.full = true));
   }
 
   /** Refreshes several maps; each one independently (no ordering between them). */
@@ -196,10 +223,8 @@ export class PeerMapPublisher {
   /**
    * After a change of `center`'s own inputs (record, exports, declared peerings):
    * recomputes `center`'s whole map and, in each of `targets`, only the entry of
-   * `center` — the only part of their maps that a change of `center` can alter. Reads
-   * every input once: all map revisions first, then the inputs of `center` and of its
-   * declared peers and targets, then one CAS per map; a lost CAS redoes that one map
-   * alone with fresh reads. Cost: O(peers of `center` + networks of `center`), never the
+   * `center` — the only part of their maps that a change of `center` can alter. Cost:
+   * O(peers of `center` + its networks) reads for its map, a few per target; never the
    * targets' own peers.
    *
    * Why carrying the rest of a target's map over is safe: every part of a map has its
@@ -211,31 +236,10 @@ export class PeerMapPublisher {
    */
   async refreshAround(center: string, targets: Iterable<string>): Promise<void> {
     const others = [...new Set(targets)].filter((id) => id !== center);
-    // Revisions first: every input below is read after them (see refresh()).
-    const [cur, ...curs] = await Promise.all(
-      [center, ...others].map((id) => this.store.read<PeerMap>('peerMaps', id)),
-    );
-    const self = await this.inputs(center);
-    const remotes = await this.inputsOf([...self.peerings.map((p) => p.remoteCluster), ...others]);
     await Promise.all([
-      this.writeFull(center, cur!, self, remotes).then((r) =>
-        r.ok ? undefined : this.refresh(center),
-      ),
-      ...others.map((id, i) =>
-        this.writePeer(id, curs[i]!, remotes.get(id)!, center, self).then((ok) =>
-          ok ? undefined : this.refreshPeer(id, center),
-        ),
-      ),
+      this.refresh(center),
+      ...others.map((id) => this.enqueue(id, (j) => j.peers.add(center))),
     ]);
-  }
-
-  /** The entry of `center` in `clusterId`'s map, redone with fresh reads until its CAS wins. */
-  private async refreshPeer(clusterId: string, center: string): Promise<void> {
-    await casLoop(`peermap ${clusterId}`, this.casAttempts, async () => {
-      const cur = await this.store.read<PeerMap>('peerMaps', clusterId);
-      const [self, remote] = await Promise.all([this.inputs(clusterId), this.inputs(center)]);
-      return (await this.writePeer(clusterId, cur, self, center, remote)) ? done(undefined) : retry;
-    });
   }
 
   /**
@@ -246,20 +250,78 @@ export class PeerMapPublisher {
    */
   async refreshMtus(names: ReadonlyMap<string, readonly string[]>): Promise<void> {
     await Promise.all(
-      [...names].map(([id, nets]) =>
-        casLoop(`peermap ${id}`, this.casAttempts, async () => {
-          const cur = await this.store.read<PeerMap>('peerMaps', id);
-          // No map yet (its first refresh is under way) or a tombstone: a full refresh.
-          if (cur.value === undefined) return done(await this.refresh(id));
-          const recs = await Promise.all(
-            nets.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n))),
-          );
-          const map = withMtus(cur.value, new Map(nets.map((n, i) => [n, recs[i]?.value.mtu])));
-          const r = await this.store.cas('peerMaps', id, map, cur.revision);
-          return r.type === 'ok' ? done(map) : retry;
-        }),
-      ),
+      [...names].map(([id, nets]) => this.enqueue(id, (j) => nets.forEach((n) => j.mtus.add(n)))),
     );
+  }
+
+  /**
+   * Adds work to the job queued for `id` (a new one if none is queued; the running one
+   * started before this call, so it may have read older inputs) and starts the lane.
+   */
+  private enqueue(id: string, add: (job: Job) => void): Promise<void> {
+    let lane = this.lanes.get(id);
+    if (!lane) {
+      lane = { queued: undefined };
+      this.lanes.set(id, lane);
+      const l = lane;
+      void Promise.resolve().then(() => this.drain(id, l));
+    }
+    lane.queued ??= newJob();
+    add(lane.queued);
+    return lane.queued.done;
+  }
+
+  private async drain(id: string, lane: { queued: Job | undefined }): Promise<void> {
+    for (let job = lane.queued; job; job = lane.queued) {
+      lane.queued = undefined;
+      try {
+        await this.execute(id, job);
+        job.resolve();
+      } catch (err) {
+        job.reject(err);
+      }
+    }
+    this.lanes.delete(id);
+  }
+
+  /** One job: read the map's revision, then the inputs it needs, then CAS; retried. */
+  private async execute(id: string, job: Job): Promise<void> {
+    await casLoop(`peermap ${id}`, this.casAttempts, async () => {
+      const cur = await this.store.read<PeerMap>('peerMaps', id);
+      // Only MTUs to replace in a map that exists: the map and those networks suffice.
+      const mtusOnly = !job.full && job.peers.size === 0 && cur.value !== undefined;
+      const self = mtusOnly ? undefined : await this.inputs(id);
+      if (self && !self.cluster) {
+        if (cur.value === undefined) return done(undefined);
+        return (await this.store.delete('peerMaps', id, cur.revision)) ? done(undefined) : retry;
+      }
+      let map: PeerMap;
+      if (job.full || cur.value === undefined) {
+        const s = { ...self!, cluster: self!.cluster! };
+        const remotes = await this.inputsOf(s.peerings.map((p) => p.remoteCluster));
+        const nets = await Promise.all(
+          s.networks.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n.name))),
+        );
+        const mtus = new Map(s.networks.map((n, i) => [n.name, nets[i]?.value.mtu]));
+        map = computePeerMap(s, remotes, mtus);
+      } else {
+        map = cur.value;
+        if (job.peers.size > 0) {
+          const s = { ...self!, cluster: self!.cluster! };
+          const remotes = await this.inputsOf([...job.peers]);
+          for (const [peer, remote] of remotes) map = withPeer(map, s, peer, remote);
+        }
+        if (job.mtus.size > 0) {
+          const names = [...job.mtus];
+          const recs = await Promise.all(
+            names.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n))),
+          );
+          map = withMtus(map, new Map(names.map((n, i) => [n, recs[i]?.value.mtu])));
+        }
+      }
+      const r = await this.store.cas('peerMaps', id, map, cur.revision);
+      return r.type === 'ok' ? done(undefined) : retry;
+    });
   }
 
   private async inputsOf(ids: readonly string[]): Promise<Map<string, ClusterInputs>> {
@@ -267,48 +329,5 @@ export class PeerMapPublisher {
     return new Map(
       await Promise.all(unique.map(async (id) => [id, await this.inputs(id)] as const)),
     );
-  }
-
-  /** One CAS of the whole map of `id` (or its delete when unregistered). */
-  private async writeFull(
-    id: string,
-    cur: { value: PeerMap | undefined; revision: number },
-    self: ClusterInputs,
-    remotes: ReadonlyMap<string, ClusterInputs>,
-  ): Promise<{ ok: boolean; map?: PeerMap }> {
-    if (!self.cluster) {
-      if (cur.value === undefined) return { ok: true };
-      return { ok: await this.store.delete('peerMaps', id, cur.revision) };
-    }
-    const nets = await Promise.all(
-      self.networks.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n.name))),
-    );
-    const mtus = new Map(self.networks.map((n, i) => [n.name, nets[i]?.value.mtu]));
-    const map = computePeerMap({ ...self, cluster: self.cluster }, remotes, mtus);
-    const r = await this.store.cas('peerMaps', id, map, cur.revision);
-    return r.type === 'ok' ? { ok: true, map } : { ok: false };
-  }
-
-  /**
-   * One CAS of `id`'s map with the entry of `center` recomputed (see refreshAround); a
-   * map not written yet gets a full refresh instead.
-   */
-  private async writePeer(
-    id: string,
-    cur: { value: PeerMap | undefined; revision: number },
-    self: ClusterInputs,
-    center: string,
-    remote: ClusterInputs,
-  ): Promise<boolean> {
-    if (!self.cluster) {
-      if (cur.value === undefined) return true;
-      return this.store.delete('peerMaps', id, cur.revision);
-    }
-    if (cur.value === undefined) {
-      await this.refresh(id);
-      return true;
-    }
-    const map = withPeer(cur.value, { ...self, cluster: self.cluster }, center, remote);
-    return (await this.store.cas('peerMaps', id, map, cur.revision)).type === 'ok';
   }
 }
