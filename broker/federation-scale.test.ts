@@ -307,3 +307,24 @@ test('scale - requests in one replica merge their refreshes of a busy map instea
     [...others].sort(),
   );
 });
+
+test('scale - joins of one network in one replica take turns instead of racing its CAS', async (t) => {
+  const fake = new FakeKvStore();
+  const fed = new Federation(fake, config());
+  const ids = Array.from({ length: 30 }, (_, i) => `c${i}`);
+  for (const [i, id] of ids.entries()) await fed.register(id, reg(i));
+  let conflicts = 0;
+  let writes = 0;
+  const cas = fake.cas.bind(fake);
+  fake.cas = async (bucket, key, value, revision) => {
+    const r = await cas(bucket, key, value, revision);
+    if (bucket === 'networks' && key === KEYS.network('cdn')) {
+      writes++;
+      if (r.type === 'conflict') conflicts++;
+    }
+    return r;
+  };
+  await Promise.all(ids.map((id) => fed.setExports(id, ['cdn'], [ask('cdn')])));
+  t.is(conflicts, 0, `lost CAS on net.cdn: ${conflicts} of ${writes}`);
+  await expectConverged(t, fake, ids);
+});

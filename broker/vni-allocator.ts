@@ -32,6 +32,9 @@ type Claim =
   | { readonly type: 'busy' };
 
 export class VniAllocator {
+  /** Per name, the tail of this replica's queue of CAS loops on `net.<name>`. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly store: Store,
     private readonly config: BrokerConfig,
@@ -70,33 +73,36 @@ export class VniAllocator {
     }
     const myNonce = nonce();
     type Joined = { record: NetworkRecord; before: NetworkRecord | undefined };
-    return casLoop<Joined>(KEYS.network(name), this.config.casAttempts, async () => {
-      const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
-      if (net) {
-        // Invalidate any release that read this binding before our member key existed.
-        const next = await edit(net.value, false);
-        const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
-        return r.type === 'ok' ? done({ record: next, before: net.value }) : retry;
-      }
-      const claim = await this.claim(name, myNonce);
-      if (claim.type === 'busy') return retry;
-      const record = await edit(
-        {
-          name,
-          vni: claim.vni,
-          createdAt: new Date(this.now()).toISOString(),
-          nonce: myNonce,
-        },
-        true,
-      );
-      const bound = await this.store.create('networks', KEYS.network(name), record);
-      if (bound.type === 'ok') return done({ record, before: undefined });
-      const winner = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
-      // Our own write may have landed although the call failed (timeout on failover).
-      if (winner?.value.nonce === myNonce) return done({ record: winner.value, before: undefined });
-      await this.store.delete('networks', KEYS.vni(claim.vni), claim.revision);
-      return retry;
-    });
+    return this.inTurn(name, () =>
+      casLoop<Joined>(KEYS.network(name), this.config.casAttempts, async () => {
+        const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+        if (net) {
+          // Invalidate any release that read this binding before our member key existed.
+          const next = await edit(net.value, false);
+          const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
+          return r.type === 'ok' ? done({ record: next, before: net.value }) : retry;
+        }
+        const claim = await this.claim(name, myNonce);
+        if (claim.type === 'busy') return retry;
+        const record = await edit(
+          {
+            name,
+            vni: claim.vni,
+            createdAt: new Date(this.now()).toISOString(),
+            nonce: myNonce,
+          },
+          true,
+        );
+        const bound = await this.store.create('networks', KEYS.network(name), record);
+        if (bound.type === 'ok') return done({ record, before: undefined });
+        const winner = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+        // Our own write may have landed although the call failed (timeout on failover).
+        if (winner?.value.nonce === myNonce)
+          return done({ record: winner.value, before: undefined });
+        await this.store.delete('networks', KEYS.vni(claim.vni), claim.revision);
+        return retry;
+      }),
+    );
   }
 
   /**
@@ -112,23 +118,41 @@ export class VniAllocator {
   ): Promise<{ before?: NetworkRecord; after?: NetworkRecord; members: readonly string[] }> {
     await this.store.delete('networks', KEYS.member(name, clusterId));
     type Left = { before?: NetworkRecord; after?: NetworkRecord; members: readonly string[] };
-    return casLoop<Left>(KEYS.network(name), this.config.casAttempts, async () => {
-      const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
-      if (!net) return done({ members: [] });
-      const members = (await this.store.keys('networks', KEYS.membersOf(name))).map((k) =>
-        k.slice(KEYS.member(name, '').length),
-      );
-      if (members.length > 0) {
-        if (!edit) return done({ before: net.value, after: net.value, members });
-        // Always written: a recompute that counted us must lose its CAS (network-mtu.ts).
-        const next = await edit(net.value, members);
-        const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
-        return r.type === 'ok' ? done({ before: net.value, after: next, members }) : retry;
-      }
-      if (!(await this.store.delete('networks', KEYS.network(name), net.revision))) return retry;
-      await this.quarantine(net.value.vni, name);
-      return done({ before: net.value, members });
+    return this.inTurn(name, () =>
+      casLoop<Left>(KEYS.network(name), this.config.casAttempts, async () => {
+        const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+        if (!net) return done({ members: [] });
+        const members = (await this.store.keys('networks', KEYS.membersOf(name))).map((k) =>
+          k.slice(KEYS.member(name, '').length),
+        );
+        if (members.length > 0) {
+          if (!edit) return done({ before: net.value, after: net.value, members });
+          // Always written: a recompute that counted us must lose its CAS (network-mtu.ts).
+          const next = await edit(net.value, members);
+          const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
+          return r.type === 'ok' ? done({ before: net.value, after: next, members }) : retry;
+        }
+        if (!(await this.store.delete('networks', KEYS.network(name), net.revision))) return retry;
+        await this.quarantine(net.value.vni, name);
+        return done({ before: net.value, members });
+      }),
+    );
+  }
+
+  /**
+   * Runs `fn` after this replica's earlier CAS loops on `net.<name>` have ended: joins of
+   * one name in one replica then never lose a CAS to each other (each one still bumps
+   * the binding; other replicas are handled by the CAS itself).
+   */
+  private inTurn<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(name) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.queues.set(name, tail);
+    void tail.then(() => {
+      if (this.queues.get(name) === tail) this.queues.delete(name);
     });
+    return run;
   }
 
   /**
