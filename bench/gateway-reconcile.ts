@@ -27,7 +27,17 @@ import { l2GuardMarker, l2GuardScript } from '../gateway/loop-guard.js';
 import { l2GuardSpec } from '../gateway/loop-monitor.js';
 import { keyRunner } from '../test/fixtures/gateway-over-fakes.js';
 import { figure, stat, type BenchSection, type Chart, type Figure } from './result.js';
-import type { SectionOptions } from './sections.js';
+
+/**
+ * SectionOptions of bench/sections.ts, restated: sections.ts imports this module, so
+ * importing its type back would be a cycle (npm run deps).
+ */
+export interface SectionOptions {
+  readonly quick: boolean;
+  readonly log: (line: string) => void;
+  /** Prefix of the temp dirs this section makes (the runner checks for leftovers). */
+  readonly prefix?: string;
+}
 
 /** The federation one gateway sees. Peer i carries network j when (i + j) % stride = 0. */
 export interface Shape {
