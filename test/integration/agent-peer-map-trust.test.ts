@@ -79,7 +79,7 @@ test('agent over NATS - junk or malformed peer map refused with a status, gatewa
     clusterId: 'madrid',
     servers: [nats.url],
     credential: nats.auth.clusters.madrid!,
-    requestTimeoutMs: 10_000,
+    requestTimeoutMs: 2000,
     pollMs: 500,
     log: pino({ level: 'silent' }),
   });

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { testWith } from '../fixtures/privileges.js';
 import {
@@ -36,11 +37,14 @@ const dataPath = test.macro({
     const [a, b] = pods;
     const [g0] = lab.sites as [(typeof lab.sites)[0]];
 
-    // Capture the underlay of site 0 while traffic flows: only WireGuard may appear.
+    // Capture every frame on site 0's underlay while traffic flows, to a file, until the
+    // test stops it after the last frame it sends: only WireGuard may appear. (It stopped
+    // at 2,000 packets before, which the iperf3 run used up before the non-IP frame.)
+    const pcap = join(lab.dir.path, 'underlay.pcap');
     const cap = await lab.spawn(
       'tcpdump',
       g0.ns,
-      ['tcpdump', '-i', 'ul0', '-nn', '-l', '-c', '2000', 'ip or ip6'],
+      ['tcpdump', '-i', 'ul0', '-nn', '-U', '-s', '128', '-Z', 'root', '-w', pcap],
       /listening on/,
     );
 
@@ -76,23 +80,33 @@ const dataPath = test.macro({
     // A non-IP Ethernet frame crosses (unicast to b's MAC).
     const mac = /lladdr ([0-9a-f:]{17})/.exec(neigh.stdout)![1]!;
     const rx = await lab.spawn('rx', b.ns, receiverArgv('eth1', 'l2fed-nonip'), /ready/);
+    const nonIpSentAt = Date.now() / 1000;
     await lab.runner.run(senderArgv('eth1', mac, 'l2fed-nonip'), { netns: a.ns });
     t.is(await receivedCount(rx), 1);
 
     await cap.stop();
-    const lines = cap
-      .output()
-      .split('\n')
-      .filter((l) => / IP6? /.test(l));
-    t.true(lines.length > 10, `captured ${lines.length} underlay packets`);
-    const wg = new RegExp(`\\.${WG_PORT} > .*\\.${WG_PORT}: UDP`);
+    // `-tt`: each line starts with its time in unix seconds.
+    const read = async (filter: string, ...opts: string[]) =>
+      (await lab.runner.run(['tcpdump', '-r', pcap, '-nn', '-tt', ...opts, filter])).stdout
+        .split('\n')
+        .filter(Boolean);
+    const wgFilter = `udp src port ${WG_PORT} and udp dst port ${WG_PORT}`;
+    const tunnel = await read(wgFilter, '-q');
+    t.true(tunnel.length > 10, `captured ${tunnel.length} WireGuard packets`);
+    // The capture covers the whole window: the non-IP frame crossed in WireGuard too.
+    const last = Number(tunnel.at(-1)?.split(' ')[0]);
+    t.true(last >= nonIpSentAt, `last WireGuard packet at ${last}, frame sent at ${nonIpSentAt}`);
+    // Everything else, IP or not: only the underlay's own link control may be there.
+    const lines = await read(`not (${wgFilter})`);
+    const underlayArp =
+      /ARP, (Request who-has 198\.18\.0\.\d+ tell 198\.18\.0\.\d+|Reply 198\.18\.0\.\d+ is-at )/;
     // The underlay links' own IPv6 link-local control traffic (router solicitations,
     // neighbour discovery, MLD) is not tunnel traffic and carries no pod payload. MLD
     // reports carry a hop-by-hop header, which tcpdump prints as "HBH". Before a link has
     // its link-local address (duplicate address detection), it sends from "::".
     const linkControl =
       /IP6 (fe80::\S+|::) > \S+: (HBH )?ICMP6, (router solicitation|router advertisement|neighbor (solicitation|advertisement)|multicast listener)/;
-    const other = lines.filter((l) => !wg.test(l) && !linkControl.test(l));
+    const other = lines.filter((l) => !linkControl.test(l) && !underlayArp.test(l));
     t.deepEqual(other, [], 'underlay carries only WireGuard');
     t.false(lines.some((l) => /VXLAN|\.4789[ :]/.test(l)));
     // No pod or transit address (198.19.0.0/16) ever appears in clear.
