@@ -8,6 +8,7 @@ import { ExecaRunner, RecordingRunner } from '../../lib/runner.js';
 import { NetnsSet } from '../../lib/netns.js';
 import { shortId } from '../../lib/short-id.js';
 import { HelperProber } from '../../gateway/prober.js';
+import { requireNft } from '../../gateway/firewall-nft.js';
 import { testWith } from '../fixtures/privileges.js';
 
 const test = testWith({ netAdmin: true, tools: ['ip', 'python3'] });
@@ -72,4 +73,57 @@ test('prober helper - echoes, DF sizes, IPv6, frames: one process; restarts; clo
   await helper.close();
   const after = await runner.run(['ip', 'netns', 'pids', a]);
   t.is(after.stdout.trim(), '', 'close() leaves no process behind');
+});
+
+test('prober helper - counters and the nft table as ip -s -j link and nft -j list say, in its namespace, with no process', async (t) => {
+  t.timeout(60_000);
+  const runner = new RecordingRunner(new ExecaRunner());
+  const netns = new NetnsSet(runner, `l2fed-pr${shortId()}`);
+  t.teardown(() => netns.dispose());
+  const a = await netns.add('a');
+  const b = await netns.add('b');
+  await netns.veth({ ns: a, ifname: 'pa' }, { ns: b, ifname: 'pb' });
+  await netns.addr(a, 'pa', '198.19.255.1/24');
+  await netns.addr(b, 'pb', '198.19.255.2/24');
+  // The absolute path: under npx, a bare `nft` is node_modules/.bin/nft (@vercel/nft).
+  const nftBin = await requireNft();
+  await runner.run([nftBin, '-f', '-'], {
+    netns: a,
+    input:
+      'table inet l2fed_t {\n chain c {\n  type filter hook output priority 0;\n  meta l4proto icmp counter comment "echo out"\n }\n}\n',
+  });
+  const helper = new HelperProber(runner);
+  t.teardown(() => helper.close());
+  t.true(await helper.ready(a), helper.lastError);
+  await helper.echo({ address: '198.19.255.2', count: 3 }, a); // counters and the nft counter move
+  runner.clear();
+  const links = await helper.links(a);
+  const table = await helper.nftList('inet', 'l2fed_t', a);
+  const missing = await helper.nftList('inet', 'l2fed_nope', a);
+  t.deepEqual(runner.calls, [], 'no process started');
+  const ip = JSON.parse(
+    (await runner.run(['ip', '-s', '-j', 'link', 'show'], { netns: a })).stdout,
+  ) as {
+    ifname: string;
+    flags: string[];
+    stats64: { rx: { packets: number }; tx: { packets: number } };
+  }[];
+  t.deepEqual(
+    links.map((l) => l.ifname).sort(),
+    ip.map((l) => l.ifname).sort(),
+    'the namespace’s devices',
+  );
+  for (const l of ip) {
+    const h = links.find((x) => x.ifname === l.ifname)!;
+    t.is(h.flags?.includes('UP'), l.flags.includes('UP'), `${l.ifname} up`);
+    // Read before ip's read: never more (pa may send an IPv6 router solicitation between).
+    t.true((h.stats64?.tx.packets ?? -1) <= l.stats64.tx.packets, `${l.ifname} tx`);
+    if (l.ifname !== 'pa') t.is(h.stats64?.tx.packets, l.stats64.tx.packets, `${l.ifname} tx`);
+  }
+  t.true((links.find((l) => l.ifname === 'pa')?.stats64?.tx.packets ?? 0) >= 3);
+  const nft = await runner.run([nftBin, '-j', 'list', 'table', 'inet', 'l2fed_t'], { netns: a });
+  t.is(table.exitCode, 0, table.stderr);
+  t.deepEqual(JSON.parse(table.stdout), JSON.parse(nft.stdout), 'the same JSON as nft -j list');
+  t.is(missing.exitCode, 1);
+  t.regex(missing.stderr, /No such file or directory/);
 });
