@@ -17,6 +17,7 @@ const sample = (mbps: number, rttMs: number[]): PathSample => ({
   mbps,
   bytes: 64 * 2 ** 20,
   seconds: 2,
+  wallMs: 2000,
   cpu,
   rttMs,
 });
@@ -78,7 +79,13 @@ test('segment figures are per-round ratios to the tunnel, with the issue targets
 });
 
 test('fan-out figures: each size against the 2-site pair of the same round', (t) => {
-  const tr = (mbps: number): Transfer => ({ mbps, bytes: 1_000_000, seconds: 2, cpu });
+  const tr = (mbps: number): Transfer => ({
+    mbps,
+    bytes: 1_000_000,
+    seconds: 2,
+    wallMs: 2000,
+    cpu,
+  });
   const figs = fanOutFigures({
     bySites: new Map([
       [2, [tr(100), tr(200)]],
@@ -113,6 +120,7 @@ test('the whole section from fake measurements passes the results schema and dra
     mbps,
     bytes: 2 ** 20 * 40,
     seconds: 2,
+    wallMs: 2000,
     cpu: { ...cpu, machineBusy: busy },
   });
   const section = dataPathSection({
