@@ -92,17 +92,19 @@ test('agent federation - peering, degraded peer, folder edit, NATS outage with r
     netns: bristolSite.ns,
     mutates: true,
   });
-  await until(
+  const againMs = await until(
     'Established again',
     async () => (await peeringStatus('madrid', 'bristol'))?.status.reason === 'Established',
   );
+  t.log(`Established again ${againMs} ms after the link came back`);
 
   // 3. Folder edit removing the peering stops traffic; restoring it brings it back.
   await rm(join(dirs.get('madrid')!.manifests, 'peering.yaml'));
   await until('traffic stops', async () => !(await ping('cdn')).ok, 15_000);
   t.false((await ping('cdn', 3)).ok, 'no pings pass without the peering');
   await writeFile(join(dirs.get('madrid')!.manifests, 'peering.yaml'), peering('bristol'));
-  await until('traffic back', async () => (await ping('cdn')).ok);
+  const backMs = await until('traffic back', async () => (await ping('cdn')).ok);
+  t.log(`traffic back ${backMs} ms after the peering was restored`);
 
   // 4. NATS down: pings keep flowing; madrid's agent and gateway restart from cache.
   await nats.server.kill();
