@@ -178,7 +178,9 @@ export class LabRunner {
 
   private async keep(name: string, argv: string[], readyWhen?: RegExp): Promise<KeptProcess> {
     const p = await KeptProcess.start(
-      { name, argv, readyWhen, readyTimeoutMs: 30_000 },
+      // 120 s: a 32-cluster lab on a loaded 2-core box (load ~90 while 63 daemons
+      // converge) took over 30 s for its last agent to say it runs (issue 18).
+      { name, argv, readyWhen, readyTimeoutMs: 120_000 },
       {
         onRestart: (n, out) =>
           out === 'restarted'
