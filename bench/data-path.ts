@@ -602,9 +602,10 @@ export function dataPathSection(m: DataPathMeasurements): BenchSection {
 export async function run(opts: SectionOptions): Promise<BenchSection> {
   const started = performance.now();
   const o: DataPathOptions = {
-    runs: opts.quick ? 1 : 4,
-    seconds: opts.quick ? 1 : 3,
-    pings: opts.quick ? 20 : 50,
+    // Sized for its budget in bench/sections.ts: ~100 s at load average 30 on 2 cores.
+    runs: opts.quick ? 1 : 3,
+    seconds: opts.quick ? 1 : 2,
+    pings: opts.quick ? 20 : 40,
     prefix: opts.prefix ?? 'l2fed-bdp',
     log: opts.log,
   };

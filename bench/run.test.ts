@@ -23,10 +23,12 @@ const fake = (id: string, root = false): SectionEntry => ({
 });
 const all = [fake('a'), fake('b', true), fake('c', true)];
 
-test('the registered sections fit the 15 min bound and have unique ids', (t) => {
-  const total = SECTIONS.reduce((s, e) => s + e.budgetMs, 0);
-  t.true(total <= RUN_BOUND_MS, `budgets add up to ${total} ms`);
+test('the registered sections have unique ids and budgets within the 15 min bound', (t) => {
+  // Each budget is a section's own worst case; the runner enforces the whole run's bound
+  // (a section that would start past it is recorded as not run), so the sum may exceed it.
+  for (const e of SECTIONS) t.true(e.budgetMs > 0 && e.budgetMs <= RUN_BOUND_MS, e.id);
   t.is(new Set(SECTIONS.map((e) => e.id)).size, SECTIONS.length);
+  t.log(`budgets add up to ${SECTIONS.reduce((s, e) => s + e.budgetMs, 0) / 1000} s`);
 });
 
 test('--only picks sections in registry order and names unknown ones', (t) => {
