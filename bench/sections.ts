@@ -3,20 +3,10 @@
  * `run(opts: SectionOptions): Promise<BenchSection>`; it is imported only when run, so
  * one section's tools need not be present for another's `--only` run.
  */
-import type { BenchSection } from './result.js';
+import type { BenchSection, SectionOptions } from './result.js';
 
-export interface SectionOptions {
-  /** Fewer runs and smaller sizes (a smoke run); the published report uses full runs. */
-  readonly quick: boolean;
-  /** Progress lines for the operator (stderr). */
-  readonly log: (line: string) => void;
-  /**
-   * Name prefix (`l2fed-b<id>`, unique per run) for every namespace, temp dir and lab
-   * (L2FED_LAB_PREFIX) the section makes: the runner lists leftovers with it afterwards.
-   * `npm run bench` always sets it; a section run on its own may pick its own `l2fed-…`.
-   */
-  readonly prefix?: string;
-}
+/** Import it from './result.js' in a section: importing this registry makes a cycle. */
+export type { SectionOptions } from './result.js';
 
 export interface SectionEntry {
   readonly id: string;
@@ -45,5 +35,11 @@ export const SECTIONS: readonly SectionEntry[] = [
     budgetMs: 150_000, // 2 gateways, 9 trials of ~8 s (bench/endpoint-failover.ts)
     root: true,
     load: () => import('./endpoint-failover.js'),
+  },
+  {
+    id: 'data-path',
+    budgetMs: 150_000, // 2 × 2-site testbeds, then 2-, 3-, 5-site ones; ~100 s at load average 30 (bench/data-path.ts)
+    root: true,
+    load: () => import('./data-path.js'),
   },
 ];
