@@ -1,5 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
+import { tmpdir } from 'node:os';
 import { checkProperty } from '../test/fixtures/property.js';
 import {
   assemble,
@@ -7,6 +8,7 @@ import {
   firstArrivalAfter,
   lastArrival,
   parseArrival,
+  sectionNames,
   streamLoss,
   type Arrival,
 } from './control-plane.js';
@@ -135,4 +137,29 @@ test('assemble: figures with n, p50/p99 and targets; charts; no figure for an em
     { event: 'key rotation', stat: 'max', ms: 400 },
   ]);
   t.true(s.notes!.includes('x'));
+});
+
+test('sectionNames: the lab lives under the run prefix; the manifests are out of reach of the lab cleanup', (t) => {
+  const n = sectionNames('l2fed-bab12');
+  t.is(n.prefix, 'l2fed-bab12-cp');
+  const base = (p: string) => p.slice(tmpdir().length + 1);
+  // lab up starts with lab down, whose cleanup removes every temp dir named like the lab
+  // prefix: the work dir (manifests) must not be one of them, or lab up finds none.
+  t.false(base(n.workPrefix).startsWith(n.prefix), `${n.workPrefix} starts with ${n.prefix}`);
+  t.true(base(n.workPrefix).startsWith('l2fed-bab12'));
+  t.true(base(n.labDir).startsWith(n.prefix), 'the lab dir is found by its own cleanup');
+});
+
+test('assemble: figures are rounded to 0.1 ms (the median of an even count is a mean)', (t) => {
+  const s = assemble({
+    peeringMs: [603.8, 649.9, 468.7, 651.8],
+    withdrawMs: [],
+    attachMs: [],
+    restarts: [],
+    rotations: [],
+    upMs: 0,
+    notes: [],
+    started: Date.now(),
+  });
+  t.like(s.figures[0]!.stat, { median: 626.8, min: 468.7, max: 651.8 });
 });

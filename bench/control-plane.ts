@@ -18,8 +18,15 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { shortId } from '../lib/short-id.js';
-import { figure, stat, type BenchSection, type Chart, type Figure } from './result.js';
-import type { SectionOptions } from './sections.js';
+import {
+  figure,
+  stat,
+  type BenchSection,
+  type Chart,
+  type Figure,
+  type SectionOptions,
+  type Stat,
+} from './result.js';
 
 // ---------------------------------------------------------------------------------------
 // Pure helpers (unit-tested in control-plane.test.ts)
@@ -423,6 +430,28 @@ export const CONTROL_PLANE_BUDGET_MS = 300_000;
 /** Kept back from the budget for `lab down` and the report. */
 const TEARDOWN_RESERVE_MS = 25_000;
 
+/**
+ * Names of this section's lab under the run's prefix (so the bench runner's leftover check
+ * sees everything): the lab prefix (namespaces, L2FED_LAB_PREFIX), its dir, and the prefix
+ * of the work dir with the manifests.
+ */
+export function sectionNames(runPrefix: string): {
+  runPrefix: string;
+  prefix: string;
+  labDir: string;
+  workPrefix: string;
+} {
+  const prefix = `${runPrefix}-cp`;
+  return {
+    runPrefix,
+    prefix,
+    labDir: join(tmpdir(), `${prefix}-lab`),
+    // Not `${prefix}-…`: lab up starts with lab down, whose cleanup removes every temp
+    // dir named like the lab prefix, manifests included.
+    workPrefix: join(tmpdir(), `${runPrefix}-work-cp-`),
+  };
+}
+
 /** Runs `f` with console output (lab apply/remove/down print there) sent to `log`. */
 async function quietly<T>(log: (l: string) => void, f: () => Promise<T>): Promise<T> {
   const { log: l0, error: e0 } = console;
@@ -450,12 +479,10 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
   const log = opts.log;
   const notes: string[] = [];
 
-  // This section's own lab: never a developer's (or another run's or section's) lab dir
-  // or prefix; under the run's prefix, so the runner's leftover check sees it.
-  const prefix = `${opts.prefix ?? `l2fed-b${shortId(4)}`}-cp`;
-  const root = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  const { prefix, labDir, workPrefix } = sectionNames(opts.prefix ?? `l2fed-b${shortId(4)}`);
+  const root = await mkdtemp(workPrefix);
   const saved = { dir: process.env.L2FED_LAB_DIR, prefix: process.env.L2FED_LAB_PREFIX };
-  process.env.L2FED_LAB_DIR = join(root, 'lab');
+  process.env.L2FED_LAB_DIR = labDir;
   process.env.L2FED_LAB_PREFIX = prefix;
   const { labUp } = await import('../lab/up.js');
   const { labDown } = await import('../lab/down.js');
@@ -747,12 +774,19 @@ export function assemble(r: {
 }): BenchSection {
   const pct = [50, 99];
   const figures: Figure[] = [];
-  const ms = (xs: readonly number[]) =>
-    stat(
-      xs.map((x) => round(x)),
-      'ms',
-      pct,
-    );
+  // Rounded to 0.1 ms: the median of an even count is a mean (float noise otherwise).
+  const ms = (xs: readonly number[]): Stat => {
+    const st = stat(xs, 'ms', pct);
+    return {
+      ...st,
+      median: round(st.median),
+      min: round(st.min),
+      max: round(st.max),
+      percentiles: Object.fromEntries(
+        Object.entries(st.percentiles ?? {}).map(([k, v]) => [k, round(v)]),
+      ),
+    };
+  };
   if (r.peeringMs.length)
     figures.push(
       figure({
@@ -846,7 +880,9 @@ export function assemble(r: {
       series: 'stat',
       rows: bars,
     });
-  const pauses = [...r.restarts, ...r.rotations].map((t) => t.senderPauseMs);
+  const pauses = [...byKind]
+    .map(([k, ts]) => `${k} ${round(Math.max(...ts.map((t) => t.senderPauseMs)))} ms`)
+    .join(', ');
   return {
     id: 'control-plane',
     title: 'Control plane',
@@ -869,7 +905,7 @@ export function assemble(r: {
       'Resolution: one probe interval (10 ms); with n ≤ 20 trials p99 is the maximum.',
       'Both clusters share this 2-core machine with other engineers’ tests: a slow trial is ' +
         'as likely CPU starvation as the product; the sender reports its own longest pause ' +
-        `between sends (max over restart/rotation trials: ${pauses.length ? round(Math.max(...pauses)) : '–'} ms), which bounds how much of a gap is ours.`,
+        `between sends (worst per event: ${pauses || 'none'}); a gap that long may be the machine, not l2fed.`,
       'Gateway restarts: the lab runner starts the gateway again 1 s after it exits; the data ' +
         'plane (wireguard-go, bridges, VXLAN) does not depend on the process, so the gap ' +
         'measures whether the new process disturbs it.',
