@@ -35,15 +35,14 @@ const test = testWith({
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A bounded tcpdump (-e: link-level headers) on one interface of a namespace: at most
- * `count` frames, killed after `maxMs` at the latest. Resolves once it listens.
+ * A tcpdump (-e: link-level headers) on one interface of a namespace until stop(), killed
+ * after `maxMs` at the latest: bounded by time, not by a frame count that could run out
+ * before the frames that matter. Resolves once it listens.
  */
-async function linkCapture(ns: string, ifname: string, count = 400, maxMs = 30_000) {
-  const p = spawn(
-    'ip',
-    ['netns', 'exec', ns, 'tcpdump', '-i', ifname, '-e', '-n', '-l', '-c', String(count)],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+async function linkCapture(ns: string, ifname: string, maxMs = 30_000) {
+  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', ifname, '-e', '-n', '-l'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const timer = setTimeout(() => p.kill('SIGKILL'), maxMs);
   let out = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -391,8 +390,7 @@ test.serial(
         'ulbr',
         '-n',
         '-l',
-        '-c',
-        '200',
+        // No packet count: the capture covers the whole window and is stopped after it.
         'udp or icmp or arp',
       ],
       { stdio: ['ignore', 'pipe', 'ignore'] },
