@@ -166,6 +166,8 @@ interface ChildOutcome {
   readonly error?: string;
   /** Processes of the section still running when run() resolved (then killed on exit). */
   readonly leftovers?: string[];
+  /** The child's own helpers, in its group before the section ran (end with it). */
+  readonly runnerPids?: number[];
 }
 
 /**
@@ -233,9 +235,12 @@ async function runSection(
     const leftovers = [...(outcome.leftovers ?? [])];
     if (child.pid) {
       const group = await processesInGroup(child.pid);
+      const runner = new Set(outcome.runnerPids ?? []);
       const named = (pid: number) => leftovers.some((l) => l.startsWith(`process ${pid}:`));
       leftovers.push(
-        ...group.filter((p) => !named(p.pid)).map((p) => `process ${p.pid}: ${p.command}`),
+        ...group
+          .filter((p) => !named(p.pid) && !runner.has(p.pid))
+          .map((p) => `process ${p.pid}: ${p.command}`),
       );
       // Ours (same process group): end them so they do not disturb the next section.
       for (const p of group) signalPid(p.pid, 'SIGKILL');
@@ -312,10 +317,13 @@ async function child(
   try {
     if (!entry) throw new Error(`no section "${id}" in bench/sections.ts`);
     const mod = await entry.load();
+    // Processes already in the group (tsx's esbuild service) are the runner's, not the section's.
+    const before = (await processesInGroup(process.pid)).map((p) => p.pid);
     const result = await mod.run({ quick, log, prefix });
-    const still = await processesInGroup(process.pid, [process.pid]);
+    const still = await processesInGroup(process.pid, [process.pid, ...before]);
     outcome = {
       result,
+      runnerPids: before,
       leftovers: still.map(
         (p) => `process ${p.pid}: ${p.command} (still running when the section returned)`,
       ),
