@@ -288,3 +288,21 @@ test('fast fail-over - monitor: no session on a dead first endpoint: renewed on 
   t.deepEqual(tunnelPeer().allowedIps, ['198.19.255.2/32'], 'renewed with its allowed IPs');
   t.deepEqual(plane.log.mutations, ['tunnel renew-peer l2fa bristol']);
 });
+
+test('fast fail-over - monitor: an answer resets the back-off at once (no health check needed): every new break is left within 2 s', async (t) => {
+  const { plane, runner, tick, tunnelPeer, setClock } = await rig(t, [A, B]);
+  plane.tunnel.handshake('l2fa', KEY_B, 995);
+  let reachable = A;
+  runner.helper.answer = () => tunnelPeer().endpoint === reachable;
+  let clock = 1000;
+  for (const next of [B, A, B, A]) {
+    t.is(await tick(clock + 5), undefined, 'the working endpoint stays');
+    clock += 5;
+    reachable = next; // the endpoint in use dies; the other works
+    const at = await tick(clock + 10);
+    t.truthy(at, `no move to ${next}`);
+    t.true(at! - clock <= 2, `moved to ${next} ${at! - clock} s after the break`);
+    clock = at!;
+    setClock(clock);
+  }
+});

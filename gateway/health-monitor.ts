@@ -508,6 +508,10 @@ export class HealthMonitor {
       if (sent < t.after) continue; // sent before a switch or a later answer
       if (answered) {
         Object.assign(t, { after: sent, answered: true, lost: 0 });
+        // The path works: the back-off ends now, not at the next health check (the
+        // fast rule's own reset, decideFailover with an answered run).
+        const f = this.failover.get(p.name);
+        if (f && f.attempts > 0) this.failover.set(p.name, { ...f, since: sent, attempts: 0 });
         continue;
       }
       if (t.lost === 0) t.lostSince = sent;
