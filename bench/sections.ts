@@ -37,6 +37,12 @@ export const SECTIONS: readonly SectionEntry[] = [
     load: () => import('./endpoint-failover.js'),
   },
   {
+    id: 'broker-scale',
+    budgetMs: 300_000, // nats-server + 2 replicas; 100, 300, 1,000 clusters once, churn 10 s (bench/broker-scale.ts)
+    root: false,
+    load: () => import('./broker-scale.js'),
+  },
+  {
     id: 'data-path',
     budgetMs: 150_000, // 2 × 2-site testbeds, then 2-, 3-, 5-site ones; ~100 s at load average 30 (bench/data-path.ts)
     root: true,
