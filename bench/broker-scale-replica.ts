@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     name: `l2fed-broker-${args.name}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+    noAsyncTraces: true, // as Broker.start's own connection
     timeout: 60_000,
     ...connectOptionsFor(args.credential),
   });

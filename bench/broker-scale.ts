@@ -226,7 +226,14 @@ async function startReplica(args: ReplicaArgs): Promise<Replica> {
   const proc = fork(REPLICA, [], {
     cwd: REPO,
     env: { ...process.env, L2FED_BENCH_REPLICA: JSON.stringify(args) },
-    execArgv: ['--import', 'tsx'],
+    // L2FED_BENCH_CPU_PROF=<dir>: each replica writes a V8 CPU profile there on exit.
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(process.env.L2FED_BENCH_CPU_PROF
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env.L2FED_BENCH_CPU_PROF]
+        : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waitFor = <T>(type: string, timeoutMs: number) =>
