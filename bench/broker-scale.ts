@@ -41,8 +41,14 @@ import {
   type PeerMap,
 } from '../broker/records.js';
 import type { BrokerConfigInput } from '../broker/config.js';
-import { figure, stat, type BenchSection, type Chart, type Figure } from './result.js';
-import type { SectionOptions } from './sections.js';
+import {
+  figure,
+  stat,
+  type BenchSection,
+  type Chart,
+  type Figure,
+  type SectionOptions,
+} from './result.js';
 import type { ReplicaArgs, ReplicaStats } from './broker-scale-replica.js';
 
 const REPLICA = fileURLToPath(new URL('./broker-scale-replica.ts', import.meta.url));
