@@ -10,14 +10,14 @@ export function quietTlsIpServerNameWarning(): void {
   if (patched) return;
   patched = true;
   const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
-  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+  process.emitWarning = (warning: unknown, ...rest: unknown[]) => {
     const code =
       typeof rest[0] === 'object' && rest[0] !== null
         ? (rest[0] as { code?: unknown }).code
         : rest[1];
     if (code === 'DEP0123') return;
     emit(warning, ...rest);
-  });
+  };
 }
 
 let patched = false;
