@@ -74,6 +74,28 @@ async function findProcesses(prefix: string): Promise<{ pid: number; command: st
   return out;
 }
 
+/** Whether pid has exited: no /proc entry, or a zombie waiting for its parent. */
+export async function processExited(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state …": comm may hold spaces and parentheses; the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** Waits (bounded by ms) until every pid has exited. */
+async function waitUntilGone(pids: readonly number[], ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let left = [...pids];
+  while (left.length > 0 && Date.now() < deadline) {
+    const still = await Promise.all(left.map(async (pid) => !(await processExited(pid))));
+    left = left.filter((_, i) => still[i]);
+    if (left.length > 0) await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function nodeMarker(prefix: string): string {
   return join(tmpdir(), prefix);
 }
@@ -130,6 +152,10 @@ export async function cleanup(runner: CommandRunner, prefix = NETNS_PREFIX): Pro
       // gone
     }
   }
+  // SIGKILL is delivered asynchronously: a process tearing down (a large Node heap on a
+  // busy machine) still shows its command line for a moment, so a caller that checks
+  // right after would count it as left behind.
+  await waitUntilGone(found.processes.map((p) => p.pid));
   for (const s of found.wgSockets) await rm(s, { force: true });
   for (const d of found.runDirs) await rm(d, { recursive: true, force: true });
   for (const d of found.netnsEtc) await rm(d, { recursive: true, force: true });

@@ -46,7 +46,11 @@ async function snapshot(lab: GatewayLab, site: LabSite): Promise<Record<string, 
   const state: Record<string, string> = {
     'ip -d addr': await json(['ip', '-d', '-j', 'addr', 'show']),
     'ip route': await json(['ip', '-j', 'route', 'show', 'table', 'all']),
-    'bridge fdb': fdb
+    // Entries the gateway or the bridge made (state "permanent"/"static"); learned ones
+    // (state "") come and go with the pods' own traffic and the kernel's ageing — a CI run
+    // saw one vanish at the other site between two snapshots with no command anywhere.
+    'bridge fdb': (fdb as { state?: string }[])
+      .filter((e) => e.state !== '')
       .map((e) => JSON.stringify(e))
       .sort()
       .join('\n'),

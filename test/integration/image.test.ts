@@ -52,40 +52,28 @@ test('the image runs the CLI and each daemon entry point (--help, version) as ui
   const bad = await run(plain(['gateway', 'run', '--config', '/nonexistent/gateway.yaml']));
   t.not(bad.exitCode, 0);
   t.regex(bad.stdout + bad.stderr, /nonexistent\/gateway\.yaml/);
-  const id = await run([
-    'podman',
-    ...PODMAN_GLOBAL,
-    'run',
-    '--rm',
-    '--name',
-    name,
-    '--ulimit',
-    'nofile=1024:1024',
-    '--ulimit',
-    'nproc=1024:1024',
-    '--entrypoint',
-    'id',
-    image,
-    '-u',
-  ]);
+  /** The image with another entrypoint, as the default user. */
+  const withEntrypoint = (entrypoint: string, args: string[]) =>
+    run([
+      'podman',
+      ...PODMAN_GLOBAL,
+      'run',
+      '--rm',
+      '--name',
+      name,
+      '--ulimit',
+      'nofile=1024:1024',
+      '--ulimit',
+      'nproc=1024:1024',
+      '--entrypoint',
+      entrypoint,
+      image,
+      ...args,
+    ]);
+  const id = await withEntrypoint('id', ['-u']);
   t.is(id.stdout.trim(), '1000', 'non-root by default');
   // `kubectl exec … -- l2fed …` (docs/install.md): the CLI is on the PATH, not only the entrypoint.
-  const onPath = await run([
-    'podman',
-    ...PODMAN_GLOBAL,
-    'run',
-    '--rm',
-    '--name',
-    name,
-    '--ulimit',
-    'nofile=1024:1024',
-    '--ulimit',
-    'nproc=1024:1024',
-    '--entrypoint',
-    'l2fed',
-    image,
-    'version',
-  ]);
+  const onPath = await withEntrypoint('l2fed', ['version']);
   t.is(onPath.exitCode, 0, onPath.stderr);
   t.true(onPath.stdout.startsWith(`l2fed ${pkg.version} `), onPath.stdout);
 });
