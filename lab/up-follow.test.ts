@@ -36,24 +36,26 @@ test.serial(
     const { state } = await labDir(t);
     const lines: string[] = [];
     await state('starting', []);
-    // Progress every 100 ms for 600 ms, then ready: 2× the 300 ms timeout in all.
+    // Progress every 50 ms for 1.5 s, then ready: 1.5× the 1 s timeout in all, with each
+    // step 20× inside it (a CI run on a loaded machine stalled this process past a 300 ms
+    // timeout with 100 ms steps).
     const writer = (async () => {
       const progress: string[] = [];
-      for (let i = 0; i < 6; i++) {
-        await sleep(100);
+      for (let i = 0; i < 30; i++) {
+        await sleep(50);
         progress.push(`cluster c${i}: started`);
         await state('starting', progress);
       }
       await state('ready', [...progress, 'lab is up']);
     })();
     const st = await followRunner(
-      300,
+      1000,
       (l) => lines.push(l),
       () => undefined,
-    );
+    ).finally(() => writer.catch(() => undefined));
     await writer;
     t.is(st.phase, 'ready');
-    t.is(lines.length, 7);
+    t.is(lines.length, 31);
   },
 );
 
