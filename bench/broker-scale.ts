@@ -851,9 +851,8 @@ export async function measure(o: BrokerScaleOptions): Promise<BenchSection> {
             kind: 'cdf' as const,
             x: { field: 'ms', title: 'delay, ms' },
             y: { field: 'fraction', title: 'fraction of changes' },
-            rows: [...delays]
-              .sort((a, b) => a - b)
-              .map((ms, i, all) => ({ ms: Math.round(ms), fraction: (i + 1) / all.length })),
+            // bench/report.ts derives the cumulative fraction (cume_dist) from the samples.
+            rows: delays.map((ms) => ({ ms: Math.round(ms) })),
           },
         ]
       : []),

@@ -96,13 +96,15 @@ export function streamLoss(
   return { received: seen.size, lost: sent - seen.size, longestGapMs: gap };
 }
 
-/** CDF rows of one series: each sample with the fraction of samples ≤ it. */
+/**
+ * Rows of a `cdf` chart for one series: one per sample (ms, rounded). bench/report.ts
+ * computes the cumulative fraction itself (vega-lite cume_dist), so rows carry none.
+ */
 export function cdfRows(
   series: string,
   samples: readonly number[],
-): { series: string; ms: number; fraction: number }[] {
-  const s = [...samples].sort((a, b) => a - b);
-  return s.map((ms, i) => ({ series, ms: round(ms), fraction: round((i + 1) / s.length, 3) }));
+): { series: string; ms: number }[] {
+  return samples.map((ms) => ({ series, ms: round(ms) }));
 }
 
 export const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
