@@ -17,7 +17,7 @@ import { PeerMapCache } from './peer-map-cache.js';
 import { FileStatusSink, type StatusSink } from './status-sink.js';
 import type { Federation } from '../broker/federation.js';
 import type { HealthReport } from '../gateway/client.js';
-import { KEY_B } from '../test/fixtures/agent-settings.js';
+import { bristolHealth, KEY_B } from '../test/fixtures/agent-settings.js';
 
 async function setup(
   t: ExecutionContext,
@@ -98,32 +98,14 @@ test('agent idle - a resync that repairs drift brings the resync interval back t
 });
 
 /** A health check of madrid's gateway: bristol `status`, with this RTT. */
-const check = (at: number, status: 'up' | 'down', rttMs: number): HealthReport => ({
-  at: new Date(at).toISOString(),
-  tunnelKind: 'wireguard-go',
-  tunnelIfname: 'l2fmad',
-  tunnelUp: true,
-  peers: [
-    {
-      name: 'bristol',
-      publicKey: KEY_B,
-      endpoint: '198.18.0.2:51820',
-      endpointSource: 'advertised',
-      pathMtuNeeded: 0,
-      pathMtuShortNetworks: [],
-      handshakeAgeSeconds: 5,
-      rxBytes: 1,
-      txBytes: 1,
-      probeSent: 3,
-      probeReceived: status === 'up' ? 3 : 0,
-      probeLoss: status === 'up' ? 0 : 1,
-      rttMs: status === 'up' ? rttMs : undefined,
-      status,
-      reason: status === 'up' ? '' : 'in-tunnel probe got no answer',
-    },
-  ],
-  networks: [],
-});
+const check = (at: number, status: 'up' | 'down', rttMs: number): HealthReport =>
+  bristolHealth({
+    status,
+    at: new Date(at).toISOString(),
+    rttMs,
+    handshakeAgeSeconds: 5,
+    bytes: 1,
+  });
 
 test('agent idle - a new RTT alone does not rewrite the peering status every check; a state change is written at once', async (t) => {
   const fed = fakeFederation();

@@ -2,7 +2,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
-import { agentSettings, KEY_B, silent } from '../test/fixtures/agent-settings.js';
+import { agentSettings, bristolHealth, KEY_B, silent } from '../test/fixtures/agent-settings.js';
 import { Agent, type AgentSettings } from './agent.js';
 import { FakeBroker, fakeFederation } from './broker-link-fake.js';
 import { FakeGateway, FAKE_NEXT_PUBLIC_KEY, FAKE_PUBLIC_KEY } from '../gateway/client-fake.js';
@@ -231,32 +231,8 @@ test('agent - a failing apply is retried with backoff; health goes to the broker
   (s.source as FakeSource).set(CDN_WITH_BRISTOL);
   await s.agent.start();
   await waitFor('applied after retry', () => peersOf(s.gateway).includes('bristol'));
-  const health = (status: 'up' | 'down', at: string) => ({
-    at,
-    tunnelKind: 'wireguard-go',
-    tunnelIfname: 'l2fmad',
-    tunnelUp: true,
-    peers: [
-      {
-        name: 'bristol',
-        publicKey: KEY_B,
-        endpoint: '198.18.0.2:51820',
-        endpointSource: 'advertised',
-        pathMtuNeeded: 0,
-        pathMtuShortNetworks: [],
-        handshakeAgeSeconds: 5,
-        rxBytes: 1,
-        txBytes: 1,
-        probeSent: 3,
-        probeReceived: status === 'up' ? 3 : 0,
-        probeLoss: status === 'up' ? 0 : 1,
-        rttMs: status === 'up' ? 0.9 : undefined,
-        status,
-        reason: status === 'up' ? '' : 'in-tunnel probe got no answer',
-      },
-    ],
-    networks: [],
-  });
+  const health = (status: 'up' | 'down', at: string) =>
+    bristolHealth({ status, at, rttMs: 0.9, handshakeAgeSeconds: 5, bytes: 1 });
   s.gateway.health = health('up', '2026-01-31T12:00:00.000Z');
   await waitFor(
     'established',

@@ -2,6 +2,7 @@ import test from 'ava';
 import type { PeerMap } from '../broker/records.js';
 import { CDN_WITH_BRISTOL } from './source-fake.js';
 import type { HealthReport } from '../gateway/client.js';
+import { bristolHealth } from '../test/fixtures/agent-settings.js';
 import { buildGatewayConfig } from './gateway-config.js';
 import { buildStatuses, formatRtt, type StatusInputs } from './status-builder.js';
 
@@ -35,32 +36,14 @@ const REPORT = {
   tunnelMtu: 1420,
   networks: [{ name: 'cdn', vni: 4096, device: 'l2fv4096', mtu: 1370 }],
 };
-const health = (status: 'up' | 'down', age?: number): HealthReport => ({
-  at: '2026-01-31T12:00:00.000Z',
-  tunnelKind: 'wireguard-go',
-  tunnelIfname: 'l2fmad',
-  tunnelUp: true,
-  peers: [
-    {
-      name: 'bristol',
-      publicKey: KEY_B,
-      endpoint: '198.18.0.2:51820',
-      endpointSource: 'advertised',
-      pathMtuNeeded: 0,
-      pathMtuShortNetworks: [],
-      handshakeAgeSeconds: age,
-      rxBytes: 0,
-      txBytes: 0,
-      probeSent: 3,
-      probeReceived: status === 'up' ? 3 : 0,
-      probeLoss: status === 'up' ? 0 : 1,
-      rttMs: status === 'up' ? 1.25 : undefined,
-      status,
-      reason: status === 'up' ? '' : 'in-tunnel probe got no answer',
-    },
-  ],
-  networks: [],
-});
+const health = (status: 'up' | 'down', age?: number): HealthReport =>
+  bristolHealth({
+    status,
+    at: '2026-01-31T12:00:00.000Z',
+    rttMs: 1.25,
+    handshakeAgeSeconds: age,
+    bytes: 0,
+  });
 
 function inputs(over: Partial<StatusInputs>): StatusInputs {
   const peerMap = 'peerMap' in over ? over.peerMap : mapWith([BRISTOL]);
