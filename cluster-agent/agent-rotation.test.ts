@@ -57,6 +57,7 @@ async function cluster(
   key: string,
   peers: string[],
   n: number,
+  extra: Partial<Parameters<typeof agentSettings>[0]> = {},
 ) {
   const dir = (await makeRunDir(`agent-${id}`)).path;
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -72,6 +73,7 @@ async function cluster(
         clusterId: id,
         endpoints: [`198.18.0.${n}:51820`],
         wireguard: { ifname: `l2f${id.slice(0, 3)}`, listenPort: 51820, privateKeyFile: '/k' },
+        ...extra,
       }),
       source,
       broker,
@@ -86,7 +88,7 @@ async function cluster(
   const agent = start();
   const summary = async () =>
     (await readStatusFile(join(dir, 'status', AGENT_STATUS_FILE))) as unknown as {
-      gateway: { rotation?: string };
+      gateway: { rotation?: string; outdated?: string };
     };
   /** The peer entry of `peer` in the last applied config. */
   const entry = (peer: string) => gateway.last?.peers?.find((p) => p.name === peer);
@@ -260,4 +262,55 @@ test('agent rotation - while waiting, the rotating side still applies other chan
   t.is(madrid.gateway.activeKey, FAKE_PUBLIC_KEY, 'madrid still on its old key');
   t.is(madrid.gateway.pendingKey, FAKE_NEXT_PUBLIC_KEY);
   t.true(madrid.gateway.last?.wireguard.keepKey, 'applied with keepKey');
+});
+
+// A gateway older than standby keys (gateway.v1 API revision 0) drops `nextPublicKey` and
+// `keepKey` unread over gRPC (proto3 skips unknown fields); the fake does the same.
+test('agent rotation - a peer whose gateway is too old to hold a next key (API revision 0) does not acknowledge it; the rotating side waits naming it, the peer says to upgrade its gateway', async (t) => {
+  const fed = fakeFederation();
+  const madrid = await cluster(t, fed, 'madrid', FAKE_PUBLIC_KEY, ['bristol'], 1);
+  const bristol = await cluster(t, fed, 'bristol', BRISTOL_KEY, ['madrid'], 2);
+  bristol.gateway.apiRevision = 0;
+  for (const c of [madrid, bristol]) await c.agent.start();
+  await waitFor('peered', async () => {
+    await pump(madrid, bristol);
+    return bristol.entry('madrid') !== undefined && madrid.entry('bristol') !== undefined;
+  });
+  await madrid.gateway.rotateKey();
+  await waitFor('announced', async () => {
+    await pump(madrid);
+    return (await fed.get('bristol')).peerMap?.peers[0]?.nextPublicKey === FAKE_NEXT_PUBLIC_KEY;
+  });
+  const before = bristol.gateway.applied.length;
+  await waitFor('bristol applied the map with the next key', async () => {
+    await pump(bristol);
+    return bristol.gateway.applied.length > before;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  await pump(madrid, bristol);
+  const held = (await fed.get('madrid')).peerMap?.nextKey?.heldBy ?? [];
+  t.deepEqual(held, [], 'no acknowledgement for a key the gateway dropped');
+  t.is(madrid.gateway.activeKey, FAKE_PUBLIC_KEY, 'madrid did not switch');
+  await waitFor('bristol names its gateway', async () =>
+    /API revision 0/.test((await bristol.summary()).gateway.outdated ?? ''),
+  );
+  t.regex((await bristol.summary()).gateway.outdated ?? '', /upgrade the gateway/);
+  await waitFor('madrid names bristol', async () => {
+    await pump(madrid);
+    return /rotation waiting for: bristol/.test((await madrid.summary()).gateway.rotation ?? '');
+  });
+});
+
+test('agent rotation - a scheduled rotation does not start on a gateway too old to keep its key while peers catch up (API revision 0)', async (t) => {
+  const fed = fakeFederation();
+  const madrid = await cluster(t, fed, 'madrid', FAKE_PUBLIC_KEY, [], 1, { keyRotationMs: 50 });
+  madrid.gateway.apiRevision = 0;
+  await madrid.agent.start();
+  await waitFor('applied', () => madrid.gateway.applied.length > 0);
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(madrid.gateway.pendingKey, undefined, 'no RotateKey on the old gateway');
+  t.is(madrid.gateway.activeKey, FAKE_PUBLIC_KEY);
+  await waitFor('status says why', async () =>
+    /key rotation/.test((await madrid.summary()).gateway.outdated ?? ''),
+  );
 });

@@ -50,6 +50,13 @@ import type { BackoffOptions } from './backoff.js';
 import { GatewayCallError } from '../gateway/client.js';
 import type { AgentObserver } from './metrics.js';
 
+/**
+ * The gateway.v1 API revision (ApplyResponse.api_revision) that honours `keepKey` and
+ * peers' `nextPublicKey`. An older gateway drops both unread (proto3), so acknowledging a
+ * next key it was sent, or rotating with keepKey, would break tunnels without a word.
+ */
+const STANDBY_KEYS_REVISION = 1;
+
 export interface AgentSettings extends GatewaySettings {
   /** Endpoints other gateways dial, sent to the broker. */
   readonly endpoints: readonly string[];
@@ -154,6 +161,8 @@ export class Agent {
   /** While our tunnel waits for peers to hold our next key: whom, for status. */
   private rotationStatus: string | undefined;
   private tunnelKind: string | undefined;
+  /** API revision of the gateway's last Apply reply; undefined before the first. */
+  private gatewayRevision: number | undefined;
   private registeredAs: string | undefined;
   private transitAddress: string | undefined;
   private publishedVersion: string | undefined;
@@ -415,6 +424,10 @@ export class Agent {
   private noteApplied(config: GatewayConfigInput, r: GatewayApplyResult): void {
     this.key = afterApply(this.key, r.report.publicKey);
     this.tunnelKind = r.report.tunnelKind;
+    if (r.apiRevision < STANDBY_KEYS_REVISION && this.gatewayRevision !== r.apiRevision) {
+      this.d.log.warn({ apiRevision: r.apiRevision }, gatewayTooOld(r.apiRevision));
+    }
+    this.gatewayRevision = r.apiRevision;
     this.appliedKey = canonicalJson(config);
     this.applied = { ok: true, report: r.report };
     this.gatewayError = undefined;
@@ -455,6 +468,12 @@ export class Agent {
   /** Handler: on schedule, have the gateway write a new key (it stays pending). */
   private async startRotation(): Promise<Outcome> {
     if (!this.rotationDue || this.key.phase !== 'in-use') return DONE;
+    // Only a gateway known to keep its key while peers catch up (keepKey) may rotate.
+    if (this.gatewayRevision === undefined) return DONE; // the next apply tells
+    if (this.gatewayRevision < STANDBY_KEYS_REVISION) {
+      this.rotationDue = false; // gatewayTooOld, in the log and status, says why
+      return DONE;
+    }
     try {
       const { publicKey } = await this.d.gateway.rotateKey();
       this.key = gatewayKey(this.key.active, publicKey);
@@ -518,7 +537,9 @@ export class Agent {
    */
   private async ackNextKeys(): Promise<Outcome> {
     const config = this.applied?.ok ? this.cachedConfig : undefined;
-    const held = (config?.peers ?? []).flatMap((p) =>
+    // A gateway older than standby keys dropped them: it holds none, so nothing to ack.
+    const standby = (this.gatewayRevision ?? 0) >= STANDBY_KEYS_REVISION;
+    const held = (standby ? (config?.peers ?? []) : []).flatMap((p) =>
       p.nextPublicKey ? [{ cluster: p.name, nextKey: p.nextPublicKey }] : [],
     );
     const current = new Set(held.map((h) => `${h.cluster} ${h.nextKey}`));
@@ -717,6 +738,9 @@ export class Agent {
             : {}),
           ...(this.lastApply ? { lastApply: this.lastApply } : {}),
           ...(this.gatewayError ? { lastError: this.gatewayError } : {}),
+          ...(this.gatewayRevision !== undefined && this.gatewayRevision < STANDBY_KEYS_REVISION
+            ? { outdated: gatewayTooOld(this.gatewayRevision) }
+            : {}),
         },
         peerMapFrom: this.peerMapFrom,
         ...(this.desired ? { desiredVersion: this.desired.version } : {}),
@@ -789,4 +813,14 @@ export class Agent {
       at: now,
     });
   }
+}
+
+/** What an agent does not do with a gateway older than standby keys, and the fix. */
+function gatewayTooOld(revision: number): string {
+  return (
+    `the gateway answers with API revision ${revision}, older than this agent: it drops ` +
+    "peers' next keys and keepKey unread, so this cluster acknowledges no peer's next key " +
+    '(their rotations wait for it) and starts no scheduled key rotation; upgrade the ' +
+    'gateway (docs/upgrading.md, Compatibility)'
+  );
 }

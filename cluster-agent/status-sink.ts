@@ -44,6 +44,8 @@ export interface AgentSummary {
     readonly rotation?: string;
     readonly lastApply?: { readonly at: string; readonly steps: number };
     readonly lastError?: string;
+    /** The gateway is older than this agent in a way that matters: what is off, the fix. */
+    readonly outdated?: string;
   };
   /** Where the peer map in force came from. */
   readonly peerMapFrom: 'broker' | 'cache' | 'none';

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseGatewayConfig, type GatewayConfigInput } from './config.js';
 import { effectiveNetworkMtu, tunnelMtu } from './mtu.js';
+import { GATEWAY_API_REVISION } from './grpc-convert.js';
 import {
   GatewayCallError,
   type GatewayApi,
@@ -29,6 +30,12 @@ export class FakeGateway implements GatewayApi {
   /** Keys the next RotateKey calls return, in order; then random ones. */
   readonly nextKeys = [FAKE_NEXT_PUBLIC_KEY];
   down = false;
+  /**
+   * The API revision it reports (grpc-convert.ts). Set 0 for a gateway older than the
+   * field: like a real one over gRPC it then drops `keepKey` and peers' `nextPublicKey`
+   * unread (proto3 skips unknown fields).
+   */
+  apiRevision = GATEWAY_API_REVISION;
   health: HealthReport | undefined;
   private failOnce: GatewayCallError | undefined;
   private reportValue: GatewayApplyResult['report'] | undefined;
@@ -48,7 +55,8 @@ export class FakeGateway implements GatewayApi {
     return this.applied.at(-1);
   }
 
-  apply(input: GatewayConfigInput): Promise<GatewayApplyResult> {
+  apply(asked: GatewayConfigInput): Promise<GatewayApplyResult> {
+    const input = this.apiRevision >= 1 ? asked : withoutRevision1Fields(asked);
     if (this.down)
       return Promise.reject(new GatewayCallError('Apply', 'UNAVAILABLE', 'connect refused'));
     const fail = this.failOnce;
@@ -86,7 +94,12 @@ export class FakeGateway implements GatewayApi {
         mtu: effectiveNetworkMtu(c.underlayMtu, n.mtu),
       })),
     };
-    return Promise.resolve({ steps, durationMs: 1, report: this.reportValue });
+    return Promise.resolve({
+      steps,
+      durationMs: 1,
+      report: this.reportValue,
+      apiRevision: this.apiRevision,
+    });
   }
 
   getState(): Promise<GatewayStateView> {
@@ -115,4 +128,14 @@ export class FakeGateway implements GatewayApi {
   }
 
   close(): void {}
+}
+
+/** What a revision-0 gateway reads of a config: no keepKey, no peer's nextPublicKey. */
+function withoutRevision1Fields(c: GatewayConfigInput): GatewayConfigInput {
+  const { keepKey: _keep, ...wireguard } = c.wireguard;
+  return {
+    ...c,
+    wireguard,
+    peers: c.peers?.map(({ nextPublicKey: _next, ...p }) => p),
+  };
 }

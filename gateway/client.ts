@@ -20,6 +20,11 @@ export interface GatewayApplyResult {
   readonly steps: readonly string[];
   readonly durationMs: number;
   readonly report: GatewayReport;
+  /**
+   * The gateway's API revision (GATEWAY_API_REVISION in grpc-convert.ts); 0 = a gateway
+   * older than the field, which dropped `keepKey` and peers' `nextPublicKey` unread.
+   */
+  readonly apiRevision: number;
 }
 
 export interface GatewayStateView {
@@ -70,7 +75,12 @@ export class GrpcGatewayClient implements GatewayApi {
           if (!res.report) {
             return reject(new GatewayCallError('Apply', 'INTERNAL', 'reply carried no report'));
           }
-          resolve({ steps: res.steps, durationMs: res.durationMs, report: res.report });
+          resolve({
+            steps: res.steps,
+            durationMs: res.durationMs,
+            report: res.report,
+            apiRevision: res.apiRevision,
+          });
         },
       );
     });

@@ -9,6 +9,15 @@ import type { GatewayConfigInput } from './config.js';
 import type { GatewayReport } from './gateway.js';
 import type { HealthReport } from './health.js';
 
+/**
+ * The gateway.v1 revision this gateway implements (ApplyResponse.api_revision). proto3
+ * drops fields a server does not know without a word, so the agent reads this to know
+ * whether `wireguard.keep_key` and peers' `next_public_key` were acted on. 0 (absent) =
+ * an older gateway that ignored both; 1 = both honoured. Raise it with every field whose
+ * loss an agent must not mistake for success.
+ */
+export const GATEWAY_API_REVISION = 1;
+
 /** Unset = the default; zeros are passed on for the validation to refuse by name. */
 function bumLimitFrom(b: pb.BumLimit | undefined): unknown {
   return b && { packetsPerSecond: b.packetsPerSecond, burst: b.burst };

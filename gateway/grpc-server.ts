@@ -27,7 +27,12 @@ import {
 } from '../proto/gen/l2fed/gateway/v1/gateway.js';
 import { ConfigError, PreconditionError } from './errors.js';
 import type { Gateway } from './gateway.js';
-import { configFromProto, healthToProto, reportToProto } from './grpc-convert.js';
+import {
+  configFromProto,
+  GATEWAY_API_REVISION,
+  healthToProto,
+  reportToProto,
+} from './grpc-convert.js';
 import { toGrpcStatus } from './grpc-status.js';
 import type { HealthMonitor } from './health-monitor.js';
 import { describeStep } from './plan.js';
@@ -50,13 +55,19 @@ export function gatewayService(gateway: Gateway, monitor?: HealthMonitor): Gatew
       const input = configFromProto(req.config);
       if (req.dryRun) {
         const plan = await gateway.plan(input);
-        return { steps: [...plan.lines], durationMs: 0, report: undefined };
+        return {
+          steps: [...plan.lines],
+          durationMs: 0,
+          report: undefined,
+          apiRevision: GATEWAY_API_REVISION,
+        };
       }
       const r = await gateway.apply(input);
       return {
         steps: r.steps.map(describeStep),
         durationMs: r.durationMs,
         report: reportToProto(r.report),
+        apiRevision: GATEWAY_API_REVISION,
       };
     }),
     getState: unary<GetStateRequest, GetStateResponse>(() => {

@@ -144,7 +144,16 @@ export interface ApplyResponse {
   steps: string[];
   durationMs: number;
   /** Absent for dry_run. */
-  report: GatewayReport | undefined;
+  report:
+    | GatewayReport
+    | undefined;
+  /**
+   * Revision of this API the gateway implements, so the agent knows which fields it
+   * acted on (proto3 drops fields a server does not know, silently). 0 = a gateway older
+   * than this field: it ignored wireguard.keep_key and peers' next_public_key. 1 = both
+   * are honoured. See docs/upgrading.md (Compatibility).
+   */
+  apiRevision: number;
 }
 
 /** What the gateway is after an Apply. */
@@ -1397,7 +1406,7 @@ export const ApplyRequest: MessageFns<ApplyRequest> = {
 };
 
 function createBaseApplyResponse(): ApplyResponse {
-  return { steps: [], durationMs: 0, report: undefined };
+  return { steps: [], durationMs: 0, report: undefined, apiRevision: 0 };
 }
 
 export const ApplyResponse: MessageFns<ApplyResponse> = {
@@ -1410,6 +1419,9 @@ export const ApplyResponse: MessageFns<ApplyResponse> = {
     }
     if (message.report !== undefined) {
       GatewayReport.encode(message.report, writer.uint32(26).fork()).join();
+    }
+    if (message.apiRevision !== 0) {
+      writer.uint32(32).uint32(message.apiRevision);
     }
     return writer;
   },
@@ -1451,6 +1463,14 @@ export const ApplyResponse: MessageFns<ApplyResponse> = {
             message.report = GatewayReport.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.apiRevision = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1472,6 +1492,11 @@ export const ApplyResponse: MessageFns<ApplyResponse> = {
         ? globalThis.Number(object.duration_ms)
         : 0,
       report: isSet(object.report) ? GatewayReport.fromJSON(object.report) : undefined,
+      apiRevision: isSet(object.apiRevision)
+        ? globalThis.Number(object.apiRevision)
+        : isSet(object.api_revision)
+        ? globalThis.Number(object.api_revision)
+        : 0,
     };
   },
 
@@ -1486,6 +1511,9 @@ export const ApplyResponse: MessageFns<ApplyResponse> = {
     if (message.report !== undefined) {
       obj.report = GatewayReport.toJSON(message.report);
     }
+    if (message.apiRevision !== 0) {
+      obj.apiRevision = Math.round(message.apiRevision);
+    }
     return obj;
   },
 
@@ -1499,6 +1527,7 @@ export const ApplyResponse: MessageFns<ApplyResponse> = {
     message.report = (object.report !== undefined && object.report !== null)
       ? GatewayReport.fromPartial(object.report)
       : undefined;
+    message.apiRevision = object.apiRevision ?? 0;
     return message;
   },
 };
