@@ -8,92 +8,30 @@
  */
 import test from 'ava';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from 'commander';
 import { CommanderError } from 'commander';
-import { parse as shellParse } from 'shell-quote';
 import { buildProgram } from './program.js';
 import { COMMAND_LINE as BROKER } from '../broker/main.js';
 import { COMMAND_LINE as GATEWAY } from '../gateway/main.js';
 import { COMMAND_LINE as AGENT } from '../cluster-agent/main.js';
 import type { DaemonCommandLine } from '../lib/command-line.js';
+import {
+  argvOf,
+  commandsIn,
+  docKey,
+  documentedCommands,
+  ROOT,
+  type DocCommand,
+} from '../test/fixtures/doc-commands.js';
+import { classOf, DOC_COMMAND_CLASSES } from '../test/fixtures/doc-command-classes.js';
 
-const ROOT = join(import.meta.dirname, '..');
 const DAEMONS: Record<string, DaemonCommandLine> = {
   broker: BROKER,
   gateway: GATEWAY,
   agent: AGENT,
 };
-
-interface DocCommand {
-  readonly where: string;
-  readonly text: string;
-  /**
-   * Inline code in prose may name a command without its required arguments ("run
-   * `l2fed validate` first"); it must still name real commands and options.
-   */
-  readonly excerpt?: boolean;
-}
-
-function markdownFiles(): string[] {
-  const found = ['README.md'];
-  for (const dir of ['docs', 'deploy']) {
-    for (const f of readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }))
-      if (f.endsWith('.md')) found.push(join(dir, f));
-  }
-  return found.sort();
-}
-
-const COMMAND_START =
-  /^(?:\$\s+)?(?:sudo\s+)?((?:l2fed|node bin\/l2fed\.js|npm run|npx tsx|tsx)\s.*)$/;
-
-/** Command lines of one Markdown file: code blocks (joined continuations) and inline code. */
-export function commandsIn(markdown: string, file: string): DocCommand[] {
-  const out: DocCommand[] = [];
-  const lines = markdown.split('\n');
-  let fence = false;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (/^\s*```/.test(line)) {
-      fence = !fence;
-      continue;
-    }
-    if (fence) {
-      let text = line.trim();
-      const first = i;
-      while (text.endsWith('\\') && i + 1 < lines.length)
-        text = `${text.slice(0, -1)} ${lines[++i]!.trim()}`;
-      const m = COMMAND_START.exec(text);
-      if (m) out.push({ where: `${file}:${first + 1}`, text: m[1]! });
-      continue;
-    }
-    for (const span of line.matchAll(/`([^`]+)`/g)) {
-      const m = COMMAND_START.exec(span[1]!.trim());
-      if (m) out.push({ where: `${file}:${i + 1}`, text: m[1]!, excerpt: true });
-    }
-  }
-  return out;
-}
-
-/**
- * The argv a documented line stands for: shell words up to the first operator or
- * comment; usage notation made concrete (`[--force]` → `--force`, `a|b` → `a`,
- * `<id>` → `id`, `…` dropped).
- */
-export function argvOf(text: string): string[] {
-  const words: string[] = [];
-  const concrete = text
-    .replace(/\[([^\]]*)\]/g, ' $1 ')
-    .replace(/<([^>]+)>/g, '$1')
-    .replace(/…|\.\.\./g, ' ');
-  for (const w of shellParse(concrete)) {
-    if (typeof w !== 'string') break; // an operator (|, >, &&) or a comment ends the command
-    // `a|b` inside one word (quoted alternatives) and `A|B` alternatives: take the first.
-    words.push(w.split('|')[0]!);
-  }
-  return words.filter((w) => w !== '');
-}
 
 class ReachedAction extends Error {}
 
@@ -133,11 +71,42 @@ const packageScripts = Object.keys(
   (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: object }).scripts,
 );
 
+/** Does `pattern` (a path, `*` within one name) name an existing file or folder? */
+function pathExists(pattern: string): boolean {
+  if (!pattern.includes('*')) return existsSync(join(ROOT, pattern));
+  const dir = pattern.slice(0, pattern.lastIndexOf('/') + 1);
+  const name = new RegExp(
+    `^${pattern
+      .slice(dir.length)
+      .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')}$`,
+  );
+  return existsSync(join(ROOT, dir)) && readdirSync(join(ROOT, dir)).some((f) => name.test(f));
+}
+
+/** l2fed commands inside another tool's line: `$(l2fed …)`, `<(l2fed …)`, `exec … -- l2fed …`. */
+const EMBEDDED = /(?:\$\(|<\(|--\s+)((?:l2fed|node bin\/l2fed\.js)\s[^)]*)/g;
+
 async function check(c: DocCommand): Promise<string | undefined> {
   const argv = argvOf(c.text);
   try {
+    if (['kubectl', 'grpcurl', 'source', 'export'].includes(argv[0]!)) {
+      // Not ours to parse; the l2fed commands inside are.
+      for (const m of c.text.matchAll(EMBEDDED)) {
+        const why = await check({ where: c.where, text: m[1]!.trim(), excerpt: true });
+        if (why) return why;
+      }
+      return undefined;
+    }
     if (argv[0] === 'npm') {
-      return packageScripts.includes(argv[2]!) ? undefined : `no npm script "${argv[2]}"`;
+      const script = argv[1] === 'test' ? 'test' : argv[2]!;
+      return packageScripts.includes(script) ? undefined : `no npm script "${script}"`;
+    }
+    if (argv[0] === 'bash')
+      return existsSync(join(ROOT, argv[1]!)) ? undefined : `no file ${argv[1]}`;
+    if (argv[0] === 'npx' && argv[1] === 'ava') {
+      const missing = argv.slice(2).filter((a) => !a.startsWith('-') && !pathExists(a));
+      return missing.length ? `no test file or folder ${missing.join(', ')}` : undefined;
     }
     if (argv[0] === 'npx' || argv[0] === 'tsx') {
       const file = argv[argv[0] === 'npx' ? 2 : 1]!;
@@ -161,9 +130,7 @@ async function check(c: DocCommand): Promise<string | undefined> {
   }
 }
 
-const documented = markdownFiles().flatMap((f) =>
-  commandsIn(readFileSync(join(ROOT, f), 'utf8'), relative(ROOT, join(ROOT, f))),
-);
+const documented = documentedCommands();
 
 test('doc commands - the docs hold the commands this test is about', (t) => {
   // A broken extractor would pass everything; these must be among the lines it finds.
@@ -234,4 +201,80 @@ test('doc commands - extraction: continuations, prompts, inline code, comments',
     '--client',
     'alice',
   ]);
+});
+
+test('doc commands - extraction: inline code wrapped onto the next line, tools around l2fed', async (t) => {
+  const md = [
+    'First `l2fed broker gen-auth',
+    '--add-clusters oslo --out auth`, then',
+    '',
+    '```sh',
+    'kubectl --kubeconfig "$(l2fed lab kubeconfig madrid)" get fednet',
+    'source <(l2fed completion bash)',
+    '```',
+  ].join('\n');
+  t.deepEqual(commandsIn(md, 'x.md'), [
+    {
+      where: 'x.md:1',
+      text: 'l2fed broker gen-auth --add-clusters oslo --out auth',
+      excerpt: true,
+    },
+    { where: 'x.md:5', text: 'kubectl --kubeconfig "$(l2fed lab kubeconfig madrid)" get fednet' },
+    { where: 'x.md:6', text: 'source <(l2fed completion bash)' },
+  ]);
+  // The l2fed command inside another tool's line is parsed too.
+  t.is(
+    await check({
+      where: 'x',
+      text: 'kubectl --kubeconfig "$(l2fed lab kubeconfig madrid)" get fednet',
+    }),
+    undefined,
+  );
+  t.truthy(
+    await check({
+      where: 'x',
+      text: 'kubectl --kubeconfig "$(l2fed lab kubeconfg madrid)" get fednet',
+    }),
+  );
+  t.truthy(await check({ where: 'x', text: 'source <(l2fed completon bash)' }));
+  t.truthy(await check({ where: 'x', text: 'npx ava test/integration/no-such.test.ts' }));
+  t.is(await check({ where: 'x', text: 'npx ava test/integration/lab-*.test.ts' }), undefined);
+  t.is(docKey('l2fed status   # tables  and more'), 'l2fed status');
+});
+
+test('doc commands - every documented command is classified (test/fixtures/doc-command-classes.ts)', (t) => {
+  const unclassified = documented
+    .filter((c) => classOf(docKey(c.text)) === undefined)
+    .map((c) => `${c.where}: ${docKey(c.text)}`);
+  t.deepEqual(
+    unclassified,
+    [],
+    `documented commands with no class: add each to DOC_COMMAND_CLASSES in ` +
+      `test/fixtures/doc-command-classes.ts (runs against the lab, offline, or why not), ` +
+      `so test/integration/doc-commands-lab.test.ts runs it:\n${unclassified.join('\n')}`,
+  );
+  const keys = new Set(documented.map((c) => docKey(c.text)));
+  const stale = DOC_COMMAND_CLASSES.filter((e) => !keys.has(e.doc)).map((e) => e.doc);
+  t.deepEqual(stale, [], 'entries no doc holds any more: remove them or fix their text');
+  const dup = DOC_COMMAND_CLASSES.filter(
+    (e, i) => DOC_COMMAND_CLASSES.findIndex((x) => x.doc === e.doc) !== i,
+  ).map((e) => e.doc);
+  t.deepEqual(dup, [], 'entries given twice');
+  for (const e of DOC_COMMAND_CLASSES) {
+    if (e.is.class !== 'excerpt') continue;
+    const covered = classOf(e.is.covered);
+    t.true(
+      covered !== undefined &&
+        !['excerpt', 'daemon', 'real-cluster', 'own-lab', 'dev', 'not-here'].includes(
+          covered.class,
+        ),
+      `"${e.doc}" is covered by "${e.is.covered}", which must be an entry that runs`,
+    );
+  }
+  t.is(DOC_COMMAND_CLASSES.filter((e) => e.is.class === 'lab-up' && e.is.start).length, 1);
+  t.is(
+    classOf('l2fed some-new-verb --flag'),
+    undefined,
+    'a new command has no class until given one',
+  );
 });
