@@ -12,9 +12,17 @@ const FROM_SOURCE = HERE.endsWith('.ts');
 // lab/ sits one level below the package root in source, two in dist/ (dist/lab).
 const ROOT = FROM_SOURCE ? join(dirname(HERE), '..') : join(dirname(HERE), '..', '..');
 
-/** argv that runs `l2fed <args…>` with the current Node. */
+/** argv that runs `l2fed <args…>` with the current Node, from any working directory. */
 export function l2fedArgv(...args: string[]): string[] {
+  // tsx by its resolved URL: a bare `--import tsx` is resolved from the child's cwd,
+  // which fails outside the checkout.
   return FROM_SOURCE
-    ? [process.execPath, '--import', 'tsx', join(ROOT, 'cli', 'main.ts'), ...args]
+    ? [
+        process.execPath,
+        '--import',
+        import.meta.resolve('tsx'),
+        join(ROOT, 'cli', 'main.ts'),
+        ...args,
+      ]
     : [process.execPath, join(ROOT, 'dist', 'cli', 'main.js'), ...args];
 }
