@@ -5,6 +5,7 @@
  * `lab up` starts it detached and watches the state file; `lab down` signals it.
  */
 import { cp, mkdir, rm, writeFile, readdir, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { ExecaRunner } from '../lib/runner.js';
@@ -19,7 +20,10 @@ import { validate } from '../cluster-agent/validate.js';
 import { FolderSource } from '../cluster-agent/source-folder.js';
 import type { DesiredState } from '../cluster-agent/desired-state.js';
 import { formatProblem } from '../cluster-agent/problems.js';
+import { GrpcGatewayClient } from '../gateway/client.js';
 import { KeptProcess } from './kept-process.js';
+import { describePending, waitForConvergence } from './convergence.js';
+import { pool } from './pool.js';
 import {
   BROKER_MOUNTS,
   labAgentArgv,
@@ -62,6 +66,12 @@ export const LAB_HEALTH_MS = 2000;
 /** Transit addresses (inside WireGuard) come from here; lab-only, like the underlay. */
 export const LAB_TRANSIT_POOL = '198.19.0.0/16';
 
+/**
+ * Daemons started at once: starting one is mostly CPU (Node loading l2fed), so about
+ * two per core; more only makes each start slower on a busy machine.
+ */
+export const labStartParallel = (): number => Math.max(2, Math.min(8, 2 * availableParallelism()));
+
 export class LabRunner {
   private readonly paths = labPaths();
   private readonly runner = new ExecaRunner();
@@ -74,6 +84,8 @@ export class LabRunner {
   private nats: NatsServer | undefined;
   private admin: { address: string; tokenFile: string } | undefined;
   private topology: LabTopology | undefined;
+  private convergence: LabState['convergence'];
+  private saving: Promise<void> = Promise.resolve();
   plan: LabPlan | undefined;
 
   constructor(private readonly opts: LabRunOptions) {}
@@ -84,7 +96,18 @@ export class LabRunner {
     await this.save();
   }
 
-  private async save(): Promise<void> {
+  /**
+   * Writes the state file; writes queue one behind the other (concurrent starts report
+   * at once, and two writers of the one temp file would lose a rename), each with the
+   * state as it is when its turn comes.
+   */
+  private save(): Promise<void> {
+    const next = this.saving.then(() => writeState(this.paths.state, this.snapshot()));
+    this.saving = next.catch(() => undefined);
+    return next;
+  }
+
+  private snapshot(): LabState {
     const plan = this.plan;
     const state: LabState = {
       phase: this.phase,
@@ -109,10 +132,14 @@ export class LabRunner {
       })),
       processes: this.procs.map((p) => ({ name: p.name, pid: p.pid, restarts: p.restarts })),
       progress: this.progressLines,
+      ...(this.convergence ? { convergence: this.convergence } : {}),
       ...(this.error ? { error: this.error } : {}),
     };
-    await writeState(this.paths.state, state);
+    return state;
   }
+
+  private readonly startedAt = Date.now();
+  private secondsSinceStart = () => ((Date.now() - this.startedAt) / 1000).toFixed(0);
 
   /** Builds and starts everything; on failure records the error and cleans up. */
   async start(): Promise<void> {
@@ -143,12 +170,10 @@ export class LabRunner {
       if (this.opts.kubernetes) await this.startControlPlanes(this.plan.clusters);
       await this.startNats();
       await this.startBroker();
-      for (const c of this.plan.clusters) {
-        await this.startGateway(c);
-        await this.startAgent(c);
-      }
+      await this.startDaemons(this.plan.clusters);
+      await this.awaitConvergence();
       this.phase = 'ready';
-      await this.progress('lab is up');
+      await this.progress(`lab is up (${this.secondsSinceStart()} s after the runner started)`);
       await this.watchPods();
     } catch (err) {
       this.phase = 'failed';
@@ -158,6 +183,56 @@ export class LabRunner {
       await this.progress(`failed: ${this.error}`);
       await this.stop();
       throw err;
+    }
+  }
+
+  /**
+   * Every gateway, then every agent, a few at a time (labStartParallel). Not one cluster
+   * after another: each agent that joins changes the peer maps of all that joined before,
+   * which apply it, so a serial start cost O(N²) applies spread over N slow starts (issue
+   * 18: 32 clusters took ~880 s). Agents joining in one burst see the changes together,
+   * and each agent's reconcile queue folds them into few applies.
+   */
+  private async startDaemons(clusters: readonly LabCluster[]): Promise<void> {
+    const parallel = labStartParallel();
+    const t0 = Date.now();
+    const took = () => ((Date.now() - t0) / 1000).toFixed(0);
+    await pool(clusters, parallel, (c) => this.startGateway(c));
+    await this.progress(`${clusters.length} gateways started (${parallel} at a time, ${took()} s)`);
+    await pool(clusters, parallel, (c) => this.startAgent(c));
+    await this.progress(`${clusters.length} agents started (${took()} s since the first gateway)`);
+  }
+
+  /**
+   * Ready means converged: every gateway holds exactly the peers the manifests make active
+   * and reports each answering (lab/convergence.ts), read from each gateway's GetState.
+   * A lab that stops improving for 180 s is declared ready anyway, marked not converged,
+   * so `lab up` shows what differs and the lab stays up to look at.
+   */
+  private async awaitConvergence(): Promise<void> {
+    const plan = this.plan!;
+    const gateways = new Map(
+      plan.clusters.map((c) => [
+        c.id,
+        new GrpcGatewayClient(this.grpc.get(c.id)!, { readTimeoutMs: 10_000 }),
+      ]),
+    );
+    try {
+      const r = await waitForConvergence(plan, gateways, {
+        pollMs: this.opts.healthMs ?? LAB_HEALTH_MS,
+        onProgress: (l) => void this.progress(l),
+      });
+      const s = (r.ms / 1000).toFixed(0);
+      this.convergence = r.converged
+        ? { converged: true, ms: r.ms }
+        : { converged: false, ms: r.ms, waiting: describePending(r.pending, 5) };
+      await this.progress(
+        r.converged
+          ? `converged: every gateway holds its expected peers, all answering (${s} s after the agents started)`
+          : `NOT converged: no more peers answering for 180 s (${s} s after the agents started); waiting for ${describePending(r.pending, 5)}`,
+      );
+    } finally {
+      for (const g of gateways.values()) g.close();
     }
   }
 

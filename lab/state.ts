@@ -36,6 +36,12 @@ export interface LabState {
     pods: readonly { name: string; ns: string }[];
   }[];
   readonly processes: readonly LabProcessInfo[];
+  /**
+   * Whether every gateway held its expected peers, all answering, before the runner said
+   * ready (lab/convergence.ts); `ms` from the last agent's start until then (or until it
+   * gave up), `waiting` what was still missing.
+   */
+  readonly convergence?: { converged: boolean; ms: number; waiting?: string };
   /** Progress lines, newest last (bounded). */
   readonly progress: readonly string[];
   readonly error?: string;

@@ -14,6 +14,7 @@ import { planLab, labPrefix, LAB_UNDERLAY_MTU, type LabPlan, type LabSegmentKind
 import { expectedChecks, peeringVerdict } from './expectations.js';
 import {
   expectedTunnels,
+  REACH_RETRY_MS,
   renderMatrix,
   runChecks,
   runTunnelChecks,
@@ -106,11 +107,15 @@ export async function currentPlan(st: LabState): Promise<LabPlan> {
   );
 }
 
-/** Runs the connectivity checks of the running lab: pings, then WireGuard peers. */
-export async function verifyLab(st: LabState, deadlineMs = 60_000): Promise<Verification> {
+/**
+ * Runs the connectivity checks of the running lab: pings, then WireGuard peers. A reach
+ * check that fails is retried until `retryMs` after every check was tried once (see
+ * runChecks), so the wait grows with the number of checks.
+ */
+export async function verifyLab(st: LabState, retryMs = REACH_RETRY_MS): Promise<Verification> {
   const plan = await currentPlan(st);
   const runner = new ExecaRunner();
-  const pings = await runChecks(runner, expectedChecks(plan), { deadlineMs });
+  const pings = await runChecks(runner, expectedChecks(plan), { retryMs });
   return { pings, tunnels: await runTunnelChecks(runner, expectedTunnels(plan)) };
 }
 
@@ -222,6 +227,8 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   if (o.image) args.push('--image', o.image);
   if (o.kubernetes) args.push('--kubernetes');
   const argv = l2fedArgv(...args);
+  const started = Date.now();
+  const since = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
   const child = spawn(argv[0]!, argv.slice(1), {
     detached: true,
     stdio: ['ignore', log.fd, log.fd],
@@ -242,6 +249,12 @@ export async function labUp(o: LabUpOptions): Promise<number> {
     out(`  the run folder is kept: ${paths.dir} ("l2fed lab down" removes it)`);
     return 1;
   }
+  const converged = st.convergence?.converged !== false;
+  out(
+    converged
+      ? `\u25b6 ready after ${since()}: every gateway holds its expected peers, all answering`
+      : `\u2718 ready after ${since()} but NOT converged: ${st.convergence?.waiting ?? '?'}`,
+  );
   const plan = await currentPlan(st);
   if (st.admin) {
     out('\u25b6 federation status (l2fed status, through the broker admin API)');
@@ -250,12 +263,13 @@ export async function labUp(o: LabUpOptions): Promise<number> {
   }
   out('\u25b6 peerings declared in the manifests');
   for (const l of renderPeerings(plan)) out(l);
-  let ok = true;
+  let ok = converged;
   if (o.verify !== false) {
     out('\u25b6 verifying connectivity (pings from inside the pods)');
     const results = await verifyLab(st);
     out(renderMatrix(results, process.stdout.isTTY));
-    ok = verificationOk(results);
+    out(`\u25b6 verified after ${since()} (from the start of lab up)`);
+    ok = ok && verificationOk(results);
   }
   if (o.once) {
     out('\u25b6 tearing the lab down (--once)');

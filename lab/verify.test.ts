@@ -1,6 +1,7 @@
 import test from 'ava';
 import { validate } from '../cluster-agent/validate.js';
 import { FakeRunner } from '../lib/runner-fake.js';
+import type { CommandRunner } from '../lib/runner.js';
 import { expectedChecks } from './expectations.js';
 import { planLab } from './plan.js';
 import {
@@ -61,7 +62,7 @@ test('verify - isolation is checked only after every reach check is done', async
     runner,
     [isolated[0]!, reach[0]!, isolated[1]!, reach[1]!, reach[2]!],
     {
-      deadlineMs: 10_000,
+      retryMs: 10_000,
     },
   );
   t.true(results.every((r) => r.ok));
@@ -117,5 +118,53 @@ test('verify - WireGuard peers: required for active peerings, forbidden for the 
   t.deepEqual(
     (await runTunnelChecks(down, checks)).map((r) => r.ok),
     [true, false, false],
+  );
+});
+
+/** The runner, with every command taking `ms` (a loaded machine; many checks). */
+function slow(runner: FakeRunner, ms: number): CommandRunner {
+  return {
+    run: async (argv, o) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return runner.run(argv, o);
+    },
+  };
+}
+
+test('verify - a reach check late in a long run still gets its retries (issue 18)', async (t) => {
+  const plan = await examplesPlan();
+  const base = expectedChecks(plan).find((c) => c.expect === 'reach')!;
+  // 40 paths that each answer from their second ping on; the first pass over them
+  // (40 × 20 ms, 4 at once ≥ 200 ms) outlasts the 100 ms retry window.
+  const checks = Array.from({ length: 40 }, (_, i) => ({ ...base, address: `10.9.0.${i + 1}` }));
+  const tries = new Map<string, number>();
+  const fake = new FakeRunner().on(
+    (a) => a[0] === 'ping',
+    (argv) => {
+      const n = (tries.get(argv.at(-1)!) ?? 0) + 1;
+      tries.set(argv.at(-1)!, n);
+      return { exitCode: n >= 2 ? 0 : 1 };
+    },
+  );
+  const results = await runChecks(slow(fake, 20), checks, { retryMs: 100 });
+  t.deepEqual(
+    results.filter((r) => !r.ok).map((r) => r.check.address),
+    [],
+    'every path answered its second ping',
+  );
+});
+
+test('verify - paths that never answer are each retried once more, then the run ends', async (t) => {
+  const plan = await examplesPlan();
+  const base = expectedChecks(plan).find((c) => c.expect === 'reach')!;
+  const checks = Array.from({ length: 20 }, (_, i) => ({ ...base, address: `10.9.1.${i + 1}` }));
+  const fake = new FakeRunner().on((a) => a[0] === 'ping', { exitCode: 1 });
+  const results = await runChecks(slow(fake, 10), checks, { retryMs: 50 });
+  t.true(results.every((r) => !r.reached && !r.ok));
+  const per = new Map<string, number>();
+  for (const c of fake.calls) per.set(c.argv.at(-1)!, (per.get(c.argv.at(-1)!) ?? 0) + 1);
+  t.true(
+    [...per.values()].every((n) => n >= 2),
+    'each tried again after the first pass',
   );
 });

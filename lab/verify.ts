@@ -12,6 +12,7 @@ import type { CommandRunner } from '../lib/runner.js';
 import type { PingCheck } from './expectations.js';
 import { peeringVerdict } from './expectations.js';
 import type { LabCluster, LabPlan } from './plan.js';
+import { pool } from './pool.js';
 
 export interface CheckResult {
   readonly check: PingCheck;
@@ -41,40 +42,49 @@ async function pingOnce(runner: CommandRunner, c: PingCheck, count: number): Pro
   return r.exitCode === 0;
 }
 
-/** Runs `fn` over `items`, at most `parallel` at once. */
-async function pool<T>(items: readonly T[], parallel: number, fn: (x: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, parallel) }, worker));
-}
+/** How long failed reach checks are retried after the first pass over all of them (ms). */
+export const REACH_RETRY_MS = 30_000;
 
 /**
- * Runs checks: first every "reach" one (retrying until `deadlineMs` from now, at most
- * `parallel` at once), then every "isolated" one (ISOLATION_PACKETS each, at most
- * `isolationParallel` at once). Results keep the order of `checks`.
+ * Runs checks: first every "reach" one (at most `parallel` at once), each pinged once;
+ * then the ones that did not answer, again and again, until `retryMs` after that first
+ * pass ended (every failed check is retried at least once). Then every "isolated" one
+ * (ISOLATION_PACKETS each, at most `isolationParallel` at once). Results keep the order
+ * of `checks`.
+ *
+ * The retry window starts after the first pass, not before it: with thousands of checks
+ * (32 clusters) the first pass alone outlasts any fixed deadline, and the checks late in
+ * the queue got a single try (issue 18). So the whole run takes the first pass (which
+ * grows with the number of checks), plus at most `retryMs`, plus one last round.
  */
 export async function runChecks(
   runner: CommandRunner,
   checks: readonly PingCheck[],
-  opts: { deadlineMs?: number; parallel?: number; isolationParallel?: number } = {},
+  opts: { retryMs?: number; parallel?: number; isolationParallel?: number } = {},
 ): Promise<CheckResult[]> {
-  const deadline = Date.now() + (opts.deadlineMs ?? 30_000);
+  const parallel = opts.parallel ?? 4;
   const results: CheckResult[] = new Array<CheckResult>(checks.length);
   const indexed = checks.map((check, i) => ({ check, i }));
-  await pool(
-    indexed.filter((x) => x.check.expect === 'reach'),
-    opts.parallel ?? 4,
-    async ({ check, i }) => {
-      let reached = await pingOnce(runner, check, 2);
-      while (!reached && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 500));
-        reached = await pingOnce(runner, check, 1);
-      }
-      results[i] = { check, reached, ok: reached };
-    },
-  );
+  const answered = new Set<number>();
+  const tryAll = (xs: readonly { check: PingCheck; i: number }[], count: number) =>
+    pool(xs, parallel, async ({ check, i }) => {
+      if (await pingOnce(runner, check, count)) answered.add(i);
+    });
+  const reach = indexed.filter((x) => x.check.expect === 'reach');
+  await tryAll(reach, 2);
+  const deadline = Date.now() + (opts.retryMs ?? REACH_RETRY_MS);
+  let pending = reach.filter((x) => !answered.has(x.i));
+  let rounds = 0;
+  while (pending.length > 0 && (rounds === 0 || Date.now() < deadline)) {
+    await new Promise((r) => setTimeout(r, 500));
+    await tryAll(pending, 1);
+    pending = pending.filter((x) => !answered.has(x.i));
+    rounds++;
+  }
+  for (const { check, i } of reach) {
+    const reached = answered.has(i);
+    results[i] = { check, reached, ok: reached };
+  }
   await pool(
     indexed.filter((x) => x.check.expect === 'isolated'),
     opts.isolationParallel ?? 16,

@@ -36,7 +36,7 @@ for (const kind of ['ovs', 'bridge'] as const) {
     const local = checks.filter((c) => c.from.cluster === c.to.cluster);
     const remote = checks.filter((c) => c.from.cluster !== c.to.cluster).slice(0, 4);
     t.true(local.length >= 2, 'examples have same-cluster pairs');
-    const results = await runChecks(runner, [...local, ...remote], { deadlineMs: 5000 });
+    const results = await runChecks(runner, [...local, ...remote], { retryMs: 5000 });
     for (const r of results) {
       const c = r.check;
       const label = `${c.from.cluster}/${c.from.name} -> ${c.to.cluster}/${c.to.name} ${c.address}`;
