@@ -304,7 +304,11 @@ test('ovs - read lists Interface only when interface settings are managed', asyn
   const runner = new FakeRunner().on(() => true, { stdout: empty });
   await new OvsSegment({ runner, netns: undefined }).read([]);
   t.false(runner.calls.some((c) => c.argv.includes('Interface')));
-  const managed = new FakeRunner().on(() => true, { stdout: empty });
+  const managed = new FakeRunner()
+    .on((a) => a.includes('Open_vSwitch'), {
+      stdout: ovsTable(['iface_types'], [[['set', ['afxdp', 'system']]]]),
+    })
+    .on(() => true, { stdout: empty });
   await new OvsSegment(
     { runner: managed, netns: undefined },
     { interface: { type: 'afxdp' } },

@@ -10,7 +10,7 @@
  * option, through AF_XDP (`type=afxdp`, see docs/gateway.md).
  */
 import type { SegmentConfig } from './config.js';
-import { ParseError } from './errors.js';
+import { ParseError, PreconditionError } from './errors.js';
 import { change, read, type Host } from './host.js';
 import type { LinkInfo } from './links.js';
 import { VXLAN_PREFIX, type ObservedAttachment } from './model.js';
@@ -129,6 +129,33 @@ export function parseOvsView(
   return { bridges, attachments };
 }
 
+/**
+ * Why the OVS cannot carry ports of type `want.type`, or undefined when it can. `types`
+ * is the Open_vSwitch row's `iface_types`, which ovs-vswitchd fills at start with what
+ * its build and datapath support (afxdp only where built with AF_XDP). Pure.
+ */
+export function ovsPortTypeProblem(
+  types: readonly string[],
+  want: OvsInterfaceSettings,
+): string | undefined {
+  const type = want.type === '' ? 'system' : want.type;
+  if (type === 'system') return undefined; // what every OVS port is by default
+  if (types.length === 0) {
+    return (
+      'this Open vSwitch lists no port types (Open_vSwitch iface_types is empty): ' +
+      'ovs-vswitchd has not started; start it, the next apply checks again'
+    );
+  }
+  if (types.includes(type)) return undefined;
+  const build = type.startsWith('afxdp')
+    ? 'an Open vSwitch built with AF_XDP (configure --enable-afxdp, needs libxdp/libbpf)'
+    : `an Open vSwitch that offers ${type} ports`;
+  return (
+    `"${type}" is not a port type of this Open vSwitch (iface_types: ${types.join(', ')}); ` +
+    `remove ovsPorts from the gateway config to use the default (system) ports, or run ${build}`
+  );
+}
+
 export interface OvsSegmentOptions {
   /** OVSDB socket path; default: ovs-vsctl's own default. */
   readonly dbSocket?: string;
@@ -149,6 +176,8 @@ function interfaceArgs(port: string, want: OvsInterfaceSettings | undefined): st
 
 export class OvsSegment implements SegmentBackend {
   readonly type = 'ovs' as const;
+  /** The configured port type was found in iface_types (checked until it is). */
+  private typeChecked = false;
   constructor(
     private readonly host: Host,
     private readonly options: OvsSegmentOptions = {},
@@ -163,6 +192,7 @@ export class OvsSegment implements SegmentBackend {
     const list = (table: string, columns: string) =>
       read(this.host, this.vsctl('--format=json', `--columns=${columns}`, 'list', table));
     const want = this.options.interface;
+    if (want && !this.typeChecked) await this.checkPortType(want);
     const [b, p, i] = await Promise.all([
       list('Bridge', 'name,ports'),
       list('Port', '_uuid,name,tag,vlan_mode'),
@@ -175,6 +205,29 @@ export class OvsSegment implements SegmentBackend {
       i && want ? { json: i.stdout, want } : undefined,
       devices,
     );
+  }
+
+  /**
+   * Refuses a port type this OVS does not offer, before the plan runs anything: else
+   * ovs-vsctl would add the port and vswitchd fail to open it (a port that carries
+   * nothing, its error only in the Interface row and the vswitchd log).
+   * @throws PreconditionError naming `ovsPorts.type` and the fix
+   */
+  private async checkPortType(want: OvsInterfaceSettings): Promise<void> {
+    if ((want.type === '' ? 'system' : want.type) === 'system') {
+      this.typeChecked = true;
+      return;
+    }
+    const r = await read(
+      this.host,
+      this.vsctl('--format=json', '--columns=iface_types', 'list', 'Open_vSwitch'),
+    );
+    const types = rows(r.stdout, 'Open_vSwitch').flatMap((row) =>
+      elements(row.iface_types).map(String),
+    );
+    const problem = ovsPortTypeProblem(types, want);
+    if (problem) throw new PreconditionError('ovsPorts.type', problem);
+    this.typeChecked = true;
   }
 
   /**
