@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   BEGIN_MARKER,
+  chartSpec,
   END_MARKER,
   fmtValue,
   parseBenchRun,
@@ -214,6 +215,44 @@ test('a box chart and a line chart draw', async (t) => {
   });
   t.regex(line, /KV operations per added cluster/);
   t.regex(line, /aria-label="clusters: 300; KV operations: 12"/);
+});
+
+test('a line chart may have a log y axis, for curves of very different sizes', async (t) => {
+  const c = {
+    id: 'cpu',
+    title: 'CPU per check',
+    kind: 'line' as const,
+    x: { field: 'peers', title: 'peers' },
+    y: { field: 'ms', title: 'CPU ms (log scale)', scale: 'log' as const },
+    series: 'mode',
+    rows: [
+      { peers: 1, ms: 110, mode: 'before' },
+      { peers: 100, ms: 750, mode: 'before' },
+      { peers: 1, ms: 12, mode: 'after' },
+      { peers: 100, ms: 14, mode: 'after' },
+    ],
+  };
+  const yScale = (spec: unknown) =>
+    (spec as { encoding: { y: { scale?: unknown } } }).encoding.y.scale;
+  t.deepEqual(yScale(chartSpec(c)), { type: 'log' });
+  t.is(yScale(chartSpec({ ...c, y: { field: 'ms', title: 'CPU ms' } })), undefined);
+  t.regex(
+    await renderChartSvg(c),
+    /aria-label="peers: 100; CPU ms \(log scale\): 750; mode: before"/,
+  );
+  // A log axis cannot show 0: refused when the results file is read.
+  const run = fixture();
+  const result = run.sections[0]!.result!;
+  const bad = {
+    ...run,
+    sections: [
+      {
+        ...run.sections[0]!,
+        result: { ...result, charts: [{ ...c, rows: [{ peers: 1, ms: 0, mode: 'after' }] }] },
+      },
+    ],
+  };
+  t.throws(() => parseBenchRun(JSON.stringify(bad), 'r.json'), { message: /log scale.*ms/s });
 });
 
 test('a Markdown file without the markers is refused and left unchanged', async (t) => {

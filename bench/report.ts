@@ -9,6 +9,7 @@
  * no canvas on the server. Chart kinds (bench/result.ts `Chart`):
  * - `bar`: one bar per x value (nominal, in row order), one colour per series value.
  * - `line`: x and y quantitative, one line per series value (a scaling curve).
+ * - `y.scale: 'log'` (line, bar, box): for curves of very different sizes; every y > 0.
  * - `cdf`: each row is one sample, its value in the x field; y (the cumulative fraction of
  *   samples ≤ x, 0–1) is computed here, so rows need no y field.
  * - `box`: rows are samples; one box (min, quartiles, max) per x value.
@@ -47,15 +48,28 @@ const figureSchema = z.object({
   target: z.object({ op: z.enum(['<=', '>=']), value: z.number(), met: z.boolean() }).optional(),
 });
 
-const chartSchema = z.object({
-  id,
-  title: z.string().min(1),
-  kind: z.enum(['bar', 'line', 'cdf', 'box']),
-  x: z.object({ field: z.string().min(1), title: z.string() }),
-  y: z.object({ field: z.string().min(1), title: z.string() }),
-  series: z.string().optional(),
-  rows: z.array(z.record(z.string(), z.union([z.string(), z.number()]))).min(1),
-});
+const chartSchema = z
+  .object({
+    id,
+    title: z.string().min(1),
+    kind: z.enum(['bar', 'line', 'cdf', 'box']),
+    x: z.object({ field: z.string().min(1), title: z.string() }),
+    y: z.object({
+      field: z.string().min(1),
+      title: z.string(),
+      scale: z.literal('log').optional(),
+    }),
+    series: z.string().optional(),
+    rows: z.array(z.record(z.string(), z.union([z.string(), z.number()]))).min(1),
+  })
+  .superRefine((c, ctx) => {
+    if (c.y.scale === 'log' && !c.rows.every((r) => Number(r[c.y.field]) > 0))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rows'],
+        message: `a log scale cannot draw values ≤ 0: every row's ${c.y.field} must be > 0 (or drop the log scale)`,
+      });
+  });
 
 /** What a section returns (bench/result.ts `BenchSection`), checked: no NaN, no Infinity. */
 export const sectionSchema = z.object({
@@ -264,7 +278,12 @@ export function chartSpec(c: Chart): vl.TopLevelSpec {
     data: { values: c.rows.map((r) => ({ ...r })) },
   };
   const xq = { field: c.x.field, type: 'quantitative' as const, title: c.x.title };
-  const yq = { field: c.y.field, type: 'quantitative' as const, title: c.y.title };
+  const yq = {
+    field: c.y.field,
+    type: 'quantitative' as const,
+    title: c.y.title,
+    ...(c.y.scale === 'log' && c.kind !== 'cdf' ? { scale: { type: 'log' as const } } : {}),
+  };
   const xn = { field: c.x.field, type: 'nominal' as const, title: c.x.title, sort: null };
   switch (c.kind) {
     case 'bar':

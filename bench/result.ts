@@ -37,7 +37,8 @@ export interface Chart {
   readonly title: string;
   readonly kind: 'bar' | 'line' | 'cdf' | 'box';
   readonly x: { readonly field: string; readonly title: string };
-  readonly y: { readonly field: string; readonly title: string };
+  /** `scale: 'log'` for curves of very different sizes (line, bar, box; every y > 0). */
+  readonly y: { readonly field: string; readonly title: string; readonly scale?: 'log' };
   /** Optional series field (one colour per value). */
   readonly series?: string;
   readonly rows: readonly Readonly<Record<string, string | number>>[];
@@ -72,6 +73,13 @@ export interface SectionOptions {
    * `npm run bench` always sets it; a section run on its own may pick its own `l2fed-…`.
    */
   readonly prefix?: string;
+  /**
+   * Wall time the section has, ms: its budget in bench/sections.ts, or less when the
+   * run's 15 min bound is nearer. Past it the runner stops the section, so a section with
+   * a variable number of trials stops starting new ones in time. `npm run bench` always
+   * sets it; a section run on its own falls back to its own default.
+   */
+  readonly budgetMs?: number;
 }
 
 /** Median/min/max (and optional percentiles) of samples; throws on an empty list. */

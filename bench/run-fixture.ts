@@ -43,7 +43,7 @@ helper.unref();
 process.once('exit', () => helper.kill('SIGKILL'));
 
 export const SECTIONS: readonly SectionEntry[] = [
-  entry('ok', () => Promise.resolve(section('ok'))),
+  entry('ok', (o) => Promise.resolve({ ...section('ok'), notes: [`budgetMs ${o.budgetMs}`] })),
   entry('throws', () => Promise.reject(new Error('broken on purpose'))),
   entry('leaves', async (o) => {
     spawn('sleep', ['300'], { stdio: 'ignore' }).unref();

@@ -9,6 +9,7 @@ import {
   checkRoot,
   mergeSections,
   parseStat,
+  HARNESS_RESERVE_MS,
   RUN_BOUND_MS,
   selectSections,
   UsageError,
@@ -24,11 +25,39 @@ const fake = (id: string, root = false): SectionEntry => ({
 const all = [fake('a'), fake('b', true), fake('c', true)];
 
 test('the registered sections have unique ids and budgets within the 15 min bound', (t) => {
-  // Each budget is a section's own worst case; the runner enforces the whole run's bound
-  // (a section that would start past it is recorded as not run), so the sum may exceed it.
   for (const e of SECTIONS) t.true(e.budgetMs > 0 && e.budgetMs <= RUN_BOUND_MS, e.id);
   t.is(new Set(SECTIONS.map((e) => e.id)).size, SECTIONS.length);
-  t.log(`budgets add up to ${SECTIONS.reduce((s, e) => s + e.budgetMs, 0) / 1000} s`);
+});
+
+test('the budgets of all sections plus the harness reserve fit the 15 min bound', (t) => {
+  // A full run must never reach the bound that stops the last sections unrun.
+  const sum = SECTIONS.reduce((s, e) => s + e.budgetMs, 0);
+  t.true(
+    sum + HARNESS_RESERVE_MS <= RUN_BOUND_MS,
+    `budgets ${sum / 1000} s + harness reserve ${HARNESS_RESERVE_MS / 1000} s > ${RUN_BOUND_MS / 1000} s`,
+  );
+  t.log(
+    `budgets ${sum / 1000} s + reserve ${HARNESS_RESERVE_MS / 1000} s of ${RUN_BOUND_MS / 1000} s`,
+  );
+});
+
+test('the gateway idle cost (issue 18) is a section of npm run bench', (t) => {
+  const e = SECTIONS.find((s) => s.id === 'gateway-idle');
+  t.truthy(e);
+  t.true(e?.root); // namespaces
+});
+
+test('--help names the options and the registered sections with their budgets', async (t) => {
+  const r = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', 'bench/run.ts', '--registry', 'bench/run-fixture.ts', '--help'],
+    { timeout: 30_000 },
+  );
+  t.regex(r.stdout, /--only <id>\[,<id>\]/);
+  t.regex(r.stdout, /--quick/);
+  t.regex(r.stdout, /^ {2}ok +60 s/m);
+  t.regex(r.stdout, /^ {2}slow +3 s/m);
+  t.regex(r.stdout, /npm run bench -- --only ok$/m);
 });
 
 test('--only picks sections in registry order and names unknown ones', (t) => {
@@ -119,6 +148,8 @@ test('each section runs on its own: failures, leftovers and overruns are recorde
   t.is(ok.status, 'ok');
   t.deepEqual(ok.leftovers, []); // the runner's helper (sleep 301) is not the section's
   t.deepEqual(ok.result?.figures[0]?.target, { op: '>=', value: 40, met: true });
+  // The section is told the time it has (its budget here: the run's bound is far).
+  t.deepEqual(ok.result?.notes, ['budgetMs 60000']);
 
   t.is(by.get('throws')!.status, 'failed');
   t.regex(by.get('throws')!.error ?? '', /^Error: broken on purpose/);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only id[,id]] [--quick]`: runs the benchmark sections of
+ * `npm run bench [-- --only id[,id]] [--quick] [--help]`: runs the benchmark sections of
  * bench/sections.ts, writes bench/results/<YYYY-MM-DD>.json (UTC date; a `--quick` smoke
  * run writes <date>-quick.json and leaves docs/ alone) and renders docs/benchmarks.md and
  * its charts (bench/report.ts).
@@ -42,6 +42,14 @@ import { z } from 'zod';
 export const RUN_BOUND_MS = 15 * 60_000;
 /** After SIGTERM, how long a section's process has to finish its cleanup. */
 const KILL_GRACE_MS = 20_000;
+/**
+ * What a run needs beyond its sections' budgets, which must leave it free within
+ * RUN_BOUND_MS (bench/run.test.ts): one overrunning section's kill grace, and the
+ * runner's own work — machine facts, the leftover check after each section (not under
+ * its deadline), rendering the report and charts (0.9 s on a quiet box) — with room for
+ * a loaded one.
+ */
+export const HARNESS_RESERVE_MS = KILL_GRACE_MS + 40_000;
 const SELF = fileURLToPath(import.meta.url);
 
 export class UsageError extends Error {
@@ -205,6 +213,8 @@ async function runSection(
         prefix,
         '--out',
         outFile,
+        '--budget-ms',
+        String(o.timeoutMs),
         ...(o.quick ? ['--quick'] : []),
         ...(o.registry ? ['--registry', o.registry] : []),
       ],
@@ -310,6 +320,7 @@ async function child(
   prefix: string,
   out: string,
   quick: boolean,
+  budgetMs: number | undefined,
 ): Promise<number> {
   const entry = sections.find((e) => e.id === id);
   const log = (line: string) => void process.stderr.write(`[${id}] ${line}\n`);
@@ -319,7 +330,7 @@ async function child(
     const mod = await entry.load();
     // Processes already in the group (tsx's esbuild service) are the runner's, not the section's.
     const before = (await processesInGroup(process.pid)).map((p) => p.pid);
-    const result = await mod.run({ quick, log, prefix });
+    const result = await mod.run({ quick, log, prefix, ...(budgetMs ? { budgetMs } : {}) });
     const still = await processesInGroup(process.pid, [process.pid, ...before]);
     outcome = {
       result,
@@ -333,6 +344,33 @@ async function child(
   }
   await writeFile(out, JSON.stringify(outcome));
   return outcome.error ? 1 : 0;
+}
+
+/** The `--help` text: options, and each section with its budget. */
+export function usage(sections: readonly SectionEntry[]): string {
+  const w = Math.max(0, ...sections.map((e) => e.id.length));
+  const total = sections.reduce((s, e) => s + e.budgetMs, 0);
+  const sudo = sections.some((e) => e.root) ? 'sudo ' : '';
+  return [
+    'usage: npm run bench [-- --only <id>[,<id>]] [--quick]',
+    '',
+    'Runs the benchmark sections below, each in its own process within its budget and the',
+    `whole run within ${RUN_BOUND_MS / 60_000} min; writes bench/results/<UTC date>.json and renders`,
+    'docs/benchmarks.md and its charts.',
+    '',
+    '  --only <id>[,<id>]  only these sections; the same day’s other sections are kept',
+    '  --quick             smoke run (fewer runs, smaller sizes): <date>-quick.json, docs/ untouched',
+    '  -h, --help          this text',
+    '',
+    `Sections (budget; root: needs sudo), ${Math.round(total / 1000)} s in all:`,
+    ...sections.map(
+      (e) => `  ${e.id.padEnd(w)}  ${Math.round(e.budgetMs / 1000)} s${e.root ? ', root' : ''}`,
+    ),
+    '',
+    'One section:',
+    `  ${sudo}npm run bench -- --only ${sections[0]?.id ?? '<id>'}`,
+    '',
+  ].join('\n');
 }
 
 async function loadRegistry(path: string | undefined): Promise<readonly SectionEntry[]> {
@@ -350,6 +388,8 @@ async function main(argv: string[]): Promise<number> {
       child: { type: 'string' },
       prefix: { type: 'string' },
       out: { type: 'string' },
+      'budget-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
       // For the runner's own tests: another registry module, another results folder.
       registry: { type: 'string' },
       'results-dir': { type: 'string' },
@@ -357,9 +397,14 @@ async function main(argv: string[]): Promise<number> {
   });
   const registry = values.registry ? resolve(values.registry) : undefined;
   const sections = await loadRegistry(registry);
+  if (values.help) {
+    process.stdout.write(usage(sections));
+    return 0;
+  }
   if (values.child) {
     if (!values.prefix || !values.out) throw new UsageError('--child needs --prefix and --out');
-    return child(sections, values.child, values.prefix, values.out, values.quick);
+    const budget = values['budget-ms'] ? Number(values['budget-ms']) : undefined;
+    return child(sections, values.child, values.prefix, values.out, values.quick, budget);
   }
   const selected = selectSections(sections, values.only);
   checkRoot(selected, process.getuid?.() === 0);

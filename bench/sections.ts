@@ -17,34 +17,48 @@ export interface SectionEntry {
   readonly load: () => Promise<{ run(opts: SectionOptions): Promise<BenchSection> }>;
 }
 
+/*
+ * Budgets: each section's longest measured run with ~20–40 % to spare, so that all of
+ * them plus the runner's reserve (HARNESS_RESERVE_MS) fit the 15 min bound
+ * (bench/run.test.ts). Measured in bench/results/2026-11-30.json, quiet box (load 0.5–3.5,
+ * 222a9ef) / loaded box (load 30–66, cffb632): gateway-reconcile 2 / 16 s, control-plane
+ * 89 / 215 s, endpoint-failover 65 / 72 s, broker-scale 53 / 148 s, data-path 61 / 99 s.
+ * A section with a variable number of trials reads its time from SectionOptions.budgetMs.
+ */
 export const SECTIONS: readonly SectionEntry[] = [
   {
     id: 'gateway-reconcile',
-    budgetMs: 60_000,
+    budgetMs: 30_000,
     root: false, // fakes only
     load: () => import('./gateway-reconcile.js'),
   },
   {
+    id: 'gateway-idle',
+    budgetMs: 90_000, // 2 namespaces, up to 5 runs × 4 peer counts × 2 shapes; runs stop early to keep it (bench/gateway-idle.ts)
+    root: true,
+    load: () => import('./gateway-idle.js'),
+  },
+  {
     id: 'control-plane',
-    budgetMs: 300_000, // a 2-cluster lab; trials stop early to keep it (bench/control-plane.ts)
+    budgetMs: 240_000, // a 2-cluster lab; trials stop early to keep it (bench/control-plane.ts)
     root: true,
     load: () => import('./control-plane.js'),
   },
   {
     id: 'endpoint-failover',
-    budgetMs: 150_000, // 2 gateways, 9 trials of ~8 s (bench/endpoint-failover.ts)
+    budgetMs: 100_000, // 2 gateways, 9 trials of ~8 s (bench/endpoint-failover.ts)
     root: true,
     load: () => import('./endpoint-failover.js'),
   },
   {
     id: 'broker-scale',
-    budgetMs: 300_000, // nats-server + 2 replicas; 100, 300, 1,000 clusters once, churn 10 s (bench/broker-scale.ts)
+    budgetMs: 180_000, // nats-server + 2 replicas; 100, 300, 1,000 clusters once, churn 10 s (bench/broker-scale.ts)
     root: false,
     load: () => import('./broker-scale.js'),
   },
   {
     id: 'data-path',
-    budgetMs: 150_000, // 2 × 2-site testbeds, then 2-, 3-, 5-site ones; ~100 s at load average 30 (bench/data-path.ts)
+    budgetMs: 130_000, // 2 × 2-site testbeds, then 2-, 3-, 5-site ones; ~100 s at load average 30-50 (bench/data-path.ts)
     root: true,
     load: () => import('./data-path.js'),
   },

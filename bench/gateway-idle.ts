@@ -1,0 +1,468 @@
+/**
+ * Benchmark section "gateway-idle" (issue 18): the idle cost of one gateway's health check
+ * as a function of its peer count (1, 10, 50, 100). Simulated peers: the gateway's
+ * namespace reaches 100 transit addresses that a second namespace answers (ICMP echo by
+ * its kernel), and one device in the gateway's namespace takes the probe frames. The
+ * tunnel state comes from the fakes (no WireGuard), so what is measured is what a check
+ * itself does: echoes, counter reads, probe frames.
+ *
+ * Two shapes of the same HealthMonitor, alternated within each run so both see the same
+ * load:
+ *   before  `helper: false`: a `ping` per echo, a python3 run per check for the probe
+ *           frames, an `ip -s -j link show` per check (the probing before issue 18)
+ *   after   the long-lived probe helper (the default)
+ * Per (shape, peers) and run: process starts per check (every run and spawn through the
+ * monitor's runner) and CPU per check (this process, its reaped children and every
+ * process in the gateway's namespace, i.e. the helper), after one warm-up check.
+ *
+ * Runs alone: `npx tsx bench/gateway-idle.ts [--quick]` (root) prints the section.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { FakeDataPlane } from '../gateway/dataplane-fake.js';
+import { Gateway } from '../gateway/gateway.js';
+import { HealthMonitor } from '../gateway/health-monitor.js';
+import { NetnsSet } from '../lib/netns.js';
+import { ExecaRunner, RecordingRunner } from '../lib/runner.js';
+import { shortId } from '../lib/short-id.js';
+import { keyRunner } from '../test/fixtures/gateway-over-fakes.js';
+import { figure, stat, type BenchSection, type Chart, type Figure } from './result.js';
+import type { SectionOptions } from './result.js';
+
+export type Mode = 'before' | 'after';
+
+export const MODE_LABEL: Readonly<Record<Mode, string>> = {
+  before: 'before: a ping per echo (helper: false)',
+  after: 'after: probe helper',
+};
+
+/** Peer counts, the first is the baseline of every ratio. */
+export const PEERS: readonly number[] = [1, 10, 50, 100];
+
+/** Its budget in bench/sections.ts, for a run on its own. */
+export const DEFAULT_BUDGET_MS = 90_000;
+/** Kept back from the budget for the last run's teardown and the report. */
+const TEARDOWN_RESERVE_MS = 10_000;
+/** Linux USER_HZ: /proc/<pid>/stat times are in 1/100 s. */
+const TICK_MS = 10;
+
+/** Runs and measured checks per sample (a warm-up check comes before each sample). */
+export function plan(quick: boolean): { runs: number; checks: Record<Mode, number> } {
+  // "before" costs ~0.1–0.75 s of CPU per check (1–100 peers, 2 cores), "after" ~15 ms.
+  return quick
+    ? { runs: 2, checks: { before: 2, after: 5 } }
+    : { runs: 5, checks: { before: 4, after: 15 } };
+}
+
+/** `checks` health checks of one gateway with `peers` peers, in one run. */
+export interface IdleSample {
+  readonly run: number;
+  readonly mode: Mode;
+  readonly peers: number;
+  readonly checks: number;
+  /** Processes started over the checks (runs and spawns through the monitor's runner). */
+  readonly starts: number;
+  /** CPU over the checks, ms: this process, its reaped children, the helper. */
+  readonly cpuMs: number;
+  /** The helper's share of cpuMs (processes in the gateway's namespace). */
+  readonly helperMs: number;
+  readonly wallMs: number;
+  /** Peer results other than `up` over the checks (0: every echo was answered). */
+  readonly notUp: number;
+}
+
+/** cutime + cstime of a /proc/<pid>/stat line, ms: CPU of the children waited for. */
+export function parseChildCpuMs(statLine: string): number {
+  const close = statLine.lastIndexOf(')');
+  if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${statLine.slice(0, 60)}`);
+  // After "pid (comm) ": state is field 3, so cutime (16) and cstime (17) are 13 and 14.
+  const f = statLine.slice(close + 2).split(' ');
+  const [cu, cs] = [Number(f[13]), Number(f[14])];
+  if (!Number.isFinite(cu) || !Number.isFinite(cs))
+    throw new Error(`no cutime/cstime in /proc/<pid>/stat line: ${statLine.slice(0, 60)}`);
+  return (cu + cs) * TICK_MS;
+}
+
+const median = (xs: readonly number[]) => stat(xs, '').median;
+
+/**
+ * The section from the samples of complete runs: figures are counts and ratios against
+ * the 1-peer case of the same shape in the same run; "flat within noise" is judged
+ * against how far two 1-peer measurements of the same run differ.
+ */
+export function idleSection(
+  samples: readonly IdleSample[],
+  o: {
+    readonly peers: readonly number[];
+    readonly runs: number;
+    readonly checks: Readonly<Record<Mode, number>>;
+    readonly tookMs: number;
+    readonly notes?: readonly string[];
+  },
+): BenchSection {
+  const base = o.peers[0]!;
+  const top = o.peers[o.peers.length - 1]!;
+  const modes: Mode[] = ['after', 'before'];
+  const at = (mode: Mode, peers: number, run: number) =>
+    samples.find((s) => s.mode === mode && s.peers === peers && s.run === run);
+  const runs = [...new Set(samples.map((s) => s.run))]
+    .filter((r) => modes.every((m) => o.peers.every((p) => at(m, p, r))))
+    .sort((a, b) => a - b);
+  if (runs.length === 0)
+    throw new Error('gateway-idle: no complete run (every shape at every peer count)');
+  const per = (mode: Mode, peers: number, f: (s: IdleSample) => number) =>
+    runs.map((r) => {
+      const s = at(mode, peers, r)!;
+      return f(s) / s.checks;
+    });
+  const cpu = (mode: Mode, peers: number) => per(mode, peers, (s) => s.cpuMs);
+  const starts = (mode: Mode, peers: number) => per(mode, peers, (s) => s.starts);
+  const paired = (a: number[], b: number[], f: (x: number, y: number) => number) =>
+    a.map((x, i) => f(x, b[i]!));
+
+  // Every ordered pair of runs' 1-peer CPU (after): what "the same" measures as here.
+  const baseCpu = cpu('after', base);
+  const pairs = baseCpu.flatMap((x, i) => baseCpu.flatMap((y, j) => (i === j ? [] : [x / y])));
+  const noise = pairs.length ? stat(pairs, 'ratio') : undefined;
+  const notes: string[] = [...(o.notes ?? [])];
+  if (!noise)
+    notes.push('One complete run: no noise estimate, so the flatness target is not judged.');
+
+  const figures: Figure[] = [];
+  for (const mode of modes) {
+    const after = mode === 'after';
+    figures.push(
+      figure({
+        id: `idle-starts-per-check-${mode}-${top}`,
+        label: `${MODE_LABEL[mode]}: process starts per check, ${top} peers`,
+        stat: stat(starts(mode, top), 'process starts'),
+      }),
+      figure({
+        id: `idle-starts-growth-${mode}`,
+        label: `${MODE_LABEL[mode]}: process starts per check, ${top} peers − ${base} peer`,
+        stat: stat(
+          paired(starts(mode, top), starts(mode, base), (x, y) => x - y),
+          'process starts',
+        ),
+        baseline: `${base} peer, same shape, same run`,
+        ...(after ? { target: { op: '<=' as const, value: 0 } } : {}),
+      }),
+    );
+    for (const p of o.peers.slice(1)) {
+      figures.push(
+        figure({
+          id: `idle-cpu-ratio-${mode}-${p}`,
+          label: `${MODE_LABEL[mode]}: CPU per check, ${p} peers / ${base} peer`,
+          stat: stat(
+            paired(cpu(mode, p), cpu(mode, base), (x, y) => x / y),
+            'ratio',
+          ),
+          baseline: `${base} peer, same shape, same run`,
+          ...(after && noise ? { target: { op: '<=' as const, value: noise.max } } : {}),
+        }),
+      );
+    }
+  }
+  if (noise) {
+    figures.push(
+      figure({
+        id: 'idle-cpu-noise',
+        label: `${MODE_LABEL.after}, ${base} peer: CPU per check of one run / of another (every pair of runs): the noise`,
+        stat: noise,
+        baseline: 'its max is the target of the CPU ratios above',
+      }),
+    );
+  }
+  figures.push(
+    figure({
+      id: `idle-cpu-ms-after-${base}`,
+      label: `${MODE_LABEL.after}: CPU per check, ${base} peer (context: absolute)`,
+      stat: stat(cpu('after', base), 'ms'),
+    }),
+    figure({
+      id: `idle-cpu-ms-after-${top}`,
+      label: `${MODE_LABEL.after}: CPU per check, ${top} peers (context: absolute)`,
+      stat: stat(cpu('after', top), 'ms'),
+    }),
+    figure({
+      id: `idle-helper-ms-after-${top}`,
+      label: `${MODE_LABEL.after}: the helper's share of CPU per check, ${top} peers`,
+      stat: stat(
+        per('after', top, (s) => s.helperMs),
+        'ms',
+      ),
+    }),
+    figure({
+      id: `idle-cpu-after-over-before-${top}`,
+      label: `CPU per check, ${top} peers: after / before`,
+      stat: stat(
+        paired(cpu('after', top), cpu('before', top), (x, y) => x / y),
+        'ratio',
+      ),
+      baseline: 'before (helper: false), same peers, same run',
+    }),
+    figure({
+      id: 'idle-peers-not-up',
+      label: 'peer results other than up, all checks of a run (both shapes, every peer count)',
+      stat: stat(
+        runs.map((r) => samples.filter((s) => s.run === r).reduce((n, s) => n + s.notUp, 0)),
+        'peer results',
+      ),
+      target: { op: '<=', value: 0 },
+    }),
+  );
+
+  const rows = (f: (m: Mode, p: number) => number[], field: string) =>
+    modes.flatMap((m) =>
+      o.peers.map((p) => ({ peers: p, [field]: round2(median(f(m, p))), shape: MODE_LABEL[m] })),
+    );
+  const cpuRows = rows(cpu, 'cpuMs');
+  const charts: Chart[] = [
+    {
+      id: 'cpu-per-check-vs-peers',
+      title: 'CPU per health check vs peers (median of runs)',
+      kind: 'line',
+      x: { field: 'peers', title: 'peers' },
+      y: {
+        field: 'cpuMs',
+        title: 'CPU ms per check (log scale)',
+        ...(cpuRows.every((r) => Number(r.cpuMs) > 0) ? { scale: 'log' as const } : {}),
+      },
+      series: 'shape',
+      rows: cpuRows,
+    },
+    {
+      id: 'starts-per-check-vs-peers',
+      title: 'Process starts per health check vs peers (median of runs)',
+      kind: 'line',
+      x: { field: 'peers', title: 'peers' },
+      y: { field: 'starts', title: 'process starts per check' },
+      series: 'shape',
+      rows: rows(starts, 'starts'),
+    },
+  ];
+
+  return {
+    id: 'gateway-idle',
+    title: 'Gateway idle: health check cost vs peers',
+    method: [
+      'One gateway (`HealthMonitor` over `gateway/*-fake.ts` backends: no WireGuard) in a',
+      `network namespace that reaches ${o.peers.join(', ')} simulated peers: transit addresses a`,
+      "second namespace answers with its kernel's ICMP echo; a veth end in the gateway's",
+      'namespace takes the probe frames. Both shapes of the check alternate in each run,',
+      'fresh monitor per sample, one warm-up check (helper start, path-MTU search) not',
+      `counted: **before** (\`helper: false\`: a \`ping\` per echo, a \`python3\` per check for the`,
+      'probe frames, `ip -s -j link show` per check — the probing before issue 18) and',
+      `**after** (the long-lived probe helper). ${runs.length} runs of ${o.checks.before} checks`,
+      `(before) and ${o.checks.after} (after) per peer count, back to back. Per check: process`,
+      "starts through the monitor's runner, and CPU: this process (`process.cpuUsage`), its",
+      'reaped children (`cutime`/`cstime`), every process in the gateway namespace (the',
+      'helper, `schedstat`). Figures are ratios to the 1-peer case of the same shape in the',
+      'same run; "flat within noise" means a CPU ratio no larger than two 1-peer measurements',
+      'of the same run differ (`idle-cpu-noise`).',
+    ].join(' '),
+    figures,
+    charts,
+    notes: [
+      'What grows with peers "after": one echo per peer per check in one request to the ' +
+        'helper (all in flight at once on one select loop) and the per-peer judgement in ' +
+        'Node; no process starts. "Before" starts one `ping` per peer per check.',
+      'Before is the same code forced onto the fallback path, so it is a lower bound of the ' +
+        'pre-issue-18 cost: that code also read links, `wg`, nft, one FDB per network and ' +
+        'the segments through ~8 `ip netns exec` per check (observe()), which the fakes ' +
+        'here leave out. Measured on real namespaces with `scripts/bench-idle.ts` ' +
+        '(docs/status.md, commit 26173f5, load 7–20): before 3 / 12 / 52 / 102 process ' +
+        'starts per check at 1 / 10 / 50 / 100 peers and 102–116 → 730–773 ms CPU; after ' +
+        '1 / 1 / 1 / 1 starts and 11–14 → 14–17 ms.',
+      'Absolute CPU is per check on a 2-core machine shared with other work; the ratios ' +
+        'pair samples of the same run, taken back to back.',
+      ...notes,
+    ],
+    tookMs: o.tookMs,
+  };
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** CPU ms of a process so far (schedstat: ns on CPU); 0 when it is gone. */
+async function cpuOfPid(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => '0');
+  return Number(s.split(' ')[0]) / 1e6;
+}
+
+/** CPU ms of this process and of the children it waited for. */
+async function cpuOfSelf(): Promise<number> {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000 + parseChildCpuMs(await readFile('/proc/self/stat', 'utf8'));
+}
+
+interface Testbed {
+  readonly exec: ExecaRunner;
+  readonly netns: NetnsSet;
+  readonly gw: string;
+  /** Transit addresses the far namespace answers, one per simulated peer. */
+  readonly addrs: readonly string[];
+  readonly dir: string;
+}
+
+/** Two namespaces and `maxPeers` answering addresses, named with `prefix`. */
+async function testbed(prefix: string, maxPeers: number): Promise<Testbed> {
+  const exec = new ExecaRunner();
+  const netns = new NetnsSet(exec, `${prefix}-gi`);
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}-gi-`));
+  try {
+    const gw = await netns.add('gw');
+    const far = await netns.add('far');
+    await netns.veth({ ns: gw, ifname: 'tun0' }, { ns: far, ifname: 'tun1' });
+    await netns.addr(gw, 'tun0', '198.19.255.1/24');
+    const addrs = Array.from({ length: maxPeers }, (_, i) => `198.19.255.${i + 2}`);
+    // One `ip -batch` for all of them, not a process per address.
+    await exec.run(['ip', '-n', far, '-batch', '-'], {
+      input: addrs.map((a) => `addr add ${a}/24 dev tun1\n`).join(''),
+      mutates: true,
+    });
+    // The network's device (a veth end: no dummy module needed) takes the probe frames.
+    await netns.veth({ ns: gw, ifname: 'l2fv100' }, { ns: gw, ifname: 'l2fv100p' });
+    return { exec, netns, gw, addrs, dir };
+  } catch (err) {
+    await netns.dispose();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** One sample: a fresh gateway and monitor with `peers` peers, a warm-up check, `checks` checks. */
+async function measure(
+  bed: Testbed,
+  run: number,
+  mode: Mode,
+  peers: number,
+  checks: number,
+): Promise<IdleSample> {
+  const addrs = bed.addrs.slice(0, peers);
+  const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
+  const gateway = new Gateway({ runner: keyRunner(), backends: () => plane.backends() });
+  const config = {
+    identity: 'bench',
+    netns: bed.gw,
+    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(bed.dir, 'k') },
+    transitAddress: '198.19.255.1/24',
+    peers: addrs.map((a, i) => ({
+      name: `p${i}`,
+      publicKey: Buffer.alloc(32, i + 1).toString('base64'),
+      endpoints: [`198.18.0.${i + 2}:51820`],
+      transitAddress: a,
+    })),
+    networks: [
+      {
+        name: 'cdn',
+        vni: 100,
+        segment: { type: 'linux-bridge' as const, bridge: 'br-cdn' },
+        peers: addrs.map((_, i) => `p${i}`),
+      },
+    ],
+  };
+  await gateway.apply(config);
+  const now = Math.floor(Date.now() / 1000);
+  for (const p of config.peers) plane.tunnel.handshake('l2fa', p.publicKey, now);
+  const runner = new RecordingRunner(bed.exec);
+  const monitor = new HealthMonitor({
+    gateway,
+    runner,
+    failover: false,
+    ...(mode === 'before' ? { helper: false as const } : {}),
+  });
+  try {
+    const first = await monitor.check();
+    const up = first?.peers.filter((p) => p.status === 'up').length;
+    if (up !== peers)
+      throw new Error(`${mode}, ${peers} peers: ${up} of ${peers} peers up in the warm-up check`);
+    // The helper, if any (a helper of an earlier sample that is still exiting adds ~0).
+    const pids = (await bed.exec.run(['ip', 'netns', 'pids', bed.gw])).stdout
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+    const helperCpu = async () =>
+      (await Promise.all(pids.map(cpuOfPid))).reduce((a, b) => a + b, 0);
+    runner.clear();
+    const h0 = await helperCpu();
+    const c0 = await cpuOfSelf();
+    const t0 = performance.now();
+    let notUp = 0;
+    for (let i = 0; i < checks; i++) {
+      const h = await monitor.check();
+      notUp += h ? h.peers.filter((p) => p.status !== 'up').length : peers;
+    }
+    const wallMs = performance.now() - t0;
+    const c1 = await cpuOfSelf();
+    const h1 = await helperCpu();
+    return {
+      run,
+      mode,
+      peers,
+      checks,
+      starts: runner.calls.length,
+      cpuMs: c1 - c0 + (h1 - h0),
+      helperMs: h1 - h0,
+      wallMs,
+      notUp,
+    };
+  } finally {
+    await monitor.stop();
+  }
+}
+
+export async function run(opts: SectionOptions): Promise<BenchSection> {
+  const started = Date.now();
+  const stopBy = started + (opts.budgetMs ?? DEFAULT_BUDGET_MS) - TEARDOWN_RESERVE_MS;
+  const { runs, checks } = plan(opts.quick);
+  const prefix = opts.prefix ?? `l2fed-b${shortId(4)}`;
+  const samples: IdleSample[] = [];
+  const notes: string[] = [];
+  const bed = await testbed(prefix, Math.max(...PEERS));
+  try {
+    let lastRunMs = 0;
+    for (let r = 0; r < runs; r++) {
+      if (r > 0 && Date.now() + lastRunMs > stopBy) {
+        notes.push(`${r} of ${runs} runs: the next would not have ended within the budget.`);
+        break;
+      }
+      const t0 = Date.now();
+      for (const peers of PEERS) {
+        // Alternate which shape goes first, so neither always follows the other.
+        const order: Mode[] =
+          (r + PEERS.indexOf(peers)) % 2 ? ['after', 'before'] : ['before', 'after'];
+        for (const mode of order) {
+          const s = await measure(bed, r, mode, peers, checks[mode]);
+          samples.push(s);
+          opts.log(
+            `gateway-idle: run ${r + 1}/${runs}, ${mode}, ${peers} peers: ` +
+              `${(s.starts / s.checks).toFixed(1)} starts, ${(s.cpuMs / s.checks).toFixed(1)} CPU ms ` +
+              `(helper ${(s.helperMs / s.checks).toFixed(1)}), ${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
+          );
+        }
+      }
+      lastRunMs = Date.now() - t0;
+    }
+  } finally {
+    await bed.netns.dispose();
+    await rm(bed.dir, { recursive: true, force: true });
+  }
+  return idleSection(samples, { peers: PEERS, runs, checks, tookMs: Date.now() - started, notes });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  run({
+    quick: process.argv.includes('--quick'),
+    log: (l) => process.stderr.write(`${l}\n`),
+    prefix: `l2fed-b${shortId(4)}`,
+  }).then(
+    (s) => process.stdout.write(`${JSON.stringify(s, null, 2)}\n`),
+    (err: unknown) => {
+      process.stderr.write(`gateway-idle: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
