@@ -51,9 +51,15 @@ test('cost - a peerings request touches only the clusters it names, however many
       calls.some((c) => c.startsWith('keys clusters')),
       `no listing of every cluster: ${calls.filter((c) => c.startsWith('keys')).join(', ')}`,
     );
-    counts.push(calls.length);
+    // Distinct calls: how often a key is read depends on timing (Federation merges
+    // concurrent reads of one key), which keys are read does not.
+    counts.push(new Set(calls).size);
   }
-  t.is(counts[1], counts[0], `KV calls with 5 and 60 clusters registered: ${counts.join(', ')}`);
+  t.is(
+    counts[1],
+    counts[0],
+    `distinct KV calls with 5 and 60 clusters registered: ${counts.join(', ')}`,
+  );
 });
 
 test('cost - an exports request lists its memberships once', async (t) => {

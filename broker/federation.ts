@@ -6,7 +6,7 @@
  * concurrently on any number of replicas. Requests of one cluster are expected one at
  * a time (see docs/broker.md, limits).
  */
-import type { Store } from './kv-store.js';
+import { coalesceReads, type Store } from './kv-store.js';
 import type { BrokerConfig } from './config.js';
 import type {
   AckKeyRequest,
@@ -85,11 +85,16 @@ export class Federation {
   readonly rotation: KeyRotation;
   readonly mtus: NetworkMtu;
 
+  private readonly store: Store;
+
   constructor(
-    private readonly store: Store,
+    store: Store,
     private readonly config: BrokerConfig,
     private readonly now: () => number = Date.now,
   ) {
+    // Many requests in flight read the same hot keys at once (coalesceReads).
+    store = coalesceReads(store);
+    this.store = store;
     this.vnis = new VniAllocator(store, config, now);
     this.transit = new TransitAllocator(store, config, now);
     this.peerMaps = new PeerMapPublisher(store, config.casAttempts);
@@ -324,12 +329,11 @@ export class Federation {
       );
     checkMtuAsks(id, networks, mtu ?? []);
     await this.requireRegistered(id);
-    // Charge new VNIs up front, so a refusal leaves nothing half-joined.
+    // Charge new VNIs up front, so a refusal leaves nothing half-joined. The bindings
+    // read for it also start each join's CAS (joinWith `known`).
     const current = new Set(await this.memberships(id));
-    await this.vnis.charge(
-      id,
-      (await this.vnis.unbound(networks.filter((n) => !current.has(n)))).length,
-    );
+    const bindings = await this.vnis.bindings(networks);
+    await this.vnis.charge(id, networks.filter((n) => !current.has(n) && !bindings.get(n)).length);
     // The ask goes into the member record before the join, so no recompute sees this
     // member without it; the join's CAS on net.<name> then moves the agreement by this
     // one member (network-mtu.ts), reading no other member's record.
@@ -342,6 +346,7 @@ export class Federation {
       sorted.map((name) =>
         this.vnis.joinWith(name, id, {
           memberWritten: true,
+          known: bindings.get(name),
           edit: (net, fresh) => this.mtus.afterJoin(net, id, askOf.get(name), fresh),
         }),
       ),

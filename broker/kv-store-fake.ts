@@ -13,6 +13,15 @@ interface Slot {
   revision: number;
 }
 
+/** Frozen all the way down: a caller that mutates a value read (shared by coalesceReads) throws. */
+function frozen<T>(v: T): T {
+  if (v && typeof v === 'object') {
+    for (const x of Object.values(v)) frozen(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
 function matches(filter: string, key: string): boolean {
   const f = filter.split('.');
   const k = key.split('.');
@@ -64,7 +73,7 @@ export class FakeKvStore implements Store {
     const s = this.slot(bucket, key);
     return s?.value === undefined
       ? undefined
-      : { value: JSON.parse(s.value) as T, revision: s.revision };
+      : { value: frozen(JSON.parse(s.value) as T), revision: s.revision };
   }
 
   async read<T>(
@@ -75,7 +84,7 @@ export class FakeKvStore implements Store {
     const s = this.slot(bucket, key);
     if (!s) return { value: undefined, revision: 0 };
     return {
-      value: s.value === undefined ? undefined : (JSON.parse(s.value) as T),
+      value: s.value === undefined ? undefined : frozen(JSON.parse(s.value) as T),
       revision: s.revision,
     };
   }

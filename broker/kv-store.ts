@@ -163,3 +163,65 @@ export class KvStore {
     return { value: JSON.parse(new TextDecoder().decode(e.value)) as T, revision: e.revision };
   }
 }
+
+/**
+ * `store` with concurrent reads of one key merged: a read that finds another read of
+ * the same key in flight waits for it and then shares the one read issued right after
+ * it with every other caller that arrived meanwhile. That read starts after each of its
+ * callers did, so each still sees every write that finished before its call (what the
+ * CAS protocols rely on: a map's revision is read before its inputs), and a burst of N
+ * reads of a hot key (a network record read by each member's map, a cluster's inputs
+ * read by each peer's map) costs two round trips, not N. Callers share the value
+ * returned: it must not be mutated. Writes and listings pass through.
+ */
+export function coalesceReads(store: Store): Store {
+  interface Slot {
+    inFlight: boolean;
+    next?: { run: () => void; result: Promise<{ value: unknown; revision: number }> };
+  }
+  const slots = new Map<string, Slot>();
+  const read = (bucket: BucketId, key: string): Promise<{ value: unknown; revision: number }> => {
+    const id = `${bucket}/${key}`;
+    let slot = slots.get(id);
+    if (!slot) {
+      slot = { inFlight: false };
+      slots.set(id, slot);
+    }
+    const s = slot;
+    const issue = (): Promise<{ value: unknown; revision: number }> => {
+      s.inFlight = true;
+      const p = store.read<unknown>(bucket, key);
+      void p
+        .catch(() => undefined)
+        .then(() => {
+          s.inFlight = false;
+          const next = s.next;
+          s.next = undefined;
+          if (next) next.run();
+          else if (slots.get(id) === s) slots.delete(id);
+        });
+      return p;
+    };
+    if (!s.inFlight) return issue();
+    if (!s.next) {
+      let run!: () => void;
+      const result = new Promise<{ value: unknown; revision: number }>((resolve, reject) => {
+        run = () => void issue().then(resolve, reject);
+      });
+      s.next = { run, result };
+    }
+    return s.next.result;
+  };
+  return {
+    read: read as Store['read'],
+    get: (async (bucket: BucketId, key: string) => {
+      const r = await read(bucket, key);
+      return r.value === undefined ? undefined : { value: r.value, revision: r.revision };
+    }) as Store['get'],
+    cas: (...a) => store.cas(...a),
+    create: (...a) => store.create(...a),
+    put: (...a) => store.put(...a),
+    delete: (...a) => store.delete(...a),
+    keys: (...a) => store.keys(...a),
+  };
+}

@@ -34,6 +34,11 @@ type Claim =
 export class VniAllocator {
   /** Per name, the tail of this replica's queue of CAS loops on `net.<name>`. */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /**
+   * Per name with a queue, the binding this replica last wrote or read: the next join in
+   * turn CASes on it without reading first (a stale one only loses its CAS).
+   */
+  private readonly latest = new Map<string, { value: NetworkRecord; revision: number }>();
 
   constructor(
     private readonly store: Store,
@@ -54,7 +59,8 @@ export class VniAllocator {
    * this call). `memberWritten`: the caller already wrote the member key. `edit` derives
    * the record to write from the current one (the MTU agreement, network-mtu.ts); it runs
    * inside the CAS on `net.<name>`, again on each retry, with `fresh` true when this call
-   * creates the binding.
+   * creates the binding. `known`: the binding as the caller read it (bindings()); the
+   * first CAS uses it, or what this replica wrote since, instead of reading again.
    */
   async joinWith(
     name: string,
@@ -62,6 +68,7 @@ export class VniAllocator {
     opts: {
       readonly memberWritten?: boolean;
       readonly edit?: (net: NetworkRecord, fresh: boolean) => Promise<NetworkRecord>;
+      readonly known?: { readonly value: NetworkRecord; readonly revision: number };
     } = {},
   ): Promise<{ record: NetworkRecord; before: NetworkRecord | undefined }> {
     const edit = opts.edit ?? ((net: NetworkRecord) => Promise.resolve(net));
@@ -74,13 +81,21 @@ export class VniAllocator {
     const myNonce = nonce();
     type Joined = { record: NetworkRecord; before: NetworkRecord | undefined };
     return this.inTurn(name, () =>
-      casLoop<Joined>(KEYS.network(name), this.config.casAttempts, async () => {
-        const net = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+      casLoop<Joined>(KEYS.network(name), this.config.casAttempts, async (n) => {
+        // A CAS checks the revision, so where the binding came from does not matter.
+        const net =
+          (n === 0 ? this.freshest(name, opts.known) : undefined) ??
+          (await this.store.get<NetworkRecord>('networks', KEYS.network(name)));
         if (net) {
           // Invalidate any release that read this binding before our member key existed.
           const next = await edit(net.value, false);
           const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
-          return r.type === 'ok' ? done({ record: next, before: net.value }) : retry;
+          if (r.type !== 'ok') {
+            this.latest.delete(name);
+            return retry;
+          }
+          this.remember(name, next, r.revision);
+          return done({ record: next, before: net.value });
         }
         const claim = await this.claim(name, myNonce);
         if (claim.type === 'busy') return retry;
@@ -94,7 +109,10 @@ export class VniAllocator {
           true,
         );
         const bound = await this.store.create('networks', KEYS.network(name), record);
-        if (bound.type === 'ok') return done({ record, before: undefined });
+        if (bound.type === 'ok') {
+          this.remember(name, record, bound.revision);
+          return done({ record, before: undefined });
+        }
         const winner = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
         // Our own write may have landed although the call failed (timeout on failover).
         if (winner?.value.nonce === myNonce)
@@ -150,9 +168,36 @@ export class VniAllocator {
     const tail = run.catch(() => undefined);
     this.queues.set(name, tail);
     void tail.then(() => {
-      if (this.queues.get(name) === tail) this.queues.delete(name);
+      if (this.queues.get(name) !== tail) return;
+      this.queues.delete(name);
+      this.latest.delete(name);
     });
     return run;
+  }
+
+  /** Notes the binding of `name` as this replica wrote it, while joins of it are queued. */
+  private remember(name: string, value: NetworkRecord, revision: number): void {
+    if (this.queues.has(name)) this.latest.set(name, { value, revision });
+  }
+
+  /** Of what this replica wrote and what the caller read, the newer binding (if any). */
+  private freshest(
+    name: string,
+    known: { readonly value: NetworkRecord; readonly revision: number } | undefined,
+  ): { value: NetworkRecord; revision: number } | undefined {
+    const mine = this.latest.get(name);
+    if (!mine) return known;
+    return known && known.revision > mine.revision ? known : mine;
+  }
+
+  /** The binding of each name now (absent: unbound), as read. */
+  async bindings(
+    names: readonly string[],
+  ): Promise<Map<string, { value: NetworkRecord; revision: number } | undefined>> {
+    const bound = await Promise.all(
+      names.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n))),
+    );
+    return new Map(names.map((n, i) => [n, bound[i]]));
   }
 
   /**
@@ -190,10 +235,8 @@ export class VniAllocator {
 
   /** Of `names`, those not bound to a VNI now (their first export allocates one). */
   async unbound(names: readonly string[]): Promise<string[]> {
-    const bound = await Promise.all(
-      names.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n))),
-    );
-    return names.filter((_, i) => bound[i] === undefined);
+    const bound = await this.bindings(names);
+    return names.filter((n) => bound.get(n) === undefined);
   }
 
   private async quarantine(vni: number, name: string): Promise<void> {
