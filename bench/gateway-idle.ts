@@ -414,31 +414,38 @@ async function measure(
   }
 }
 
-export async function run(opts: SectionOptions): Promise<BenchSection> {
-  const started = Date.now();
-  const stopBy = started + (opts.budgetMs ?? DEFAULT_BUDGET_MS) - TEARDOWN_RESERVE_MS;
-  const { runs, checks } = plan(opts.quick);
-  const prefix = opts.prefix ?? `l2fed-b${shortId(4)}`;
+/**
+ * Measures `runs` runs of every shape at every peer count (one testbed, named with
+ * `prefix`, removed before it returns or throws). Stops starting runs when the next would
+ * end after `stopBy` (epoch ms); the notes say so.
+ */
+export async function measureIdle(o: {
+  readonly prefix: string;
+  readonly peers: readonly number[];
+  readonly runs: number;
+  readonly checks: Readonly<Record<Mode, number>>;
+  readonly stopBy?: number;
+  readonly log: (line: string) => void;
+}): Promise<{ samples: IdleSample[]; notes: string[] }> {
   const samples: IdleSample[] = [];
   const notes: string[] = [];
-  const bed = await testbed(prefix, Math.max(...PEERS));
+  const bed = await testbed(o.prefix, Math.max(...o.peers));
   try {
     let lastRunMs = 0;
-    for (let r = 0; r < runs; r++) {
-      if (r > 0 && Date.now() + lastRunMs > stopBy) {
-        notes.push(`${r} of ${runs} runs: the next would not have ended within the budget.`);
+    for (let r = 0; r < o.runs; r++) {
+      if (r > 0 && o.stopBy !== undefined && Date.now() + lastRunMs > o.stopBy) {
+        notes.push(`${r} of ${o.runs} runs: the next would not have ended within the budget.`);
         break;
       }
       const t0 = Date.now();
-      for (const peers of PEERS) {
+      for (const [k, peers] of o.peers.entries()) {
         // Alternate which shape goes first, so neither always follows the other.
-        const order: Mode[] =
-          (r + PEERS.indexOf(peers)) % 2 ? ['after', 'before'] : ['before', 'after'];
+        const order: Mode[] = (r + k) % 2 ? ['after', 'before'] : ['before', 'after'];
         for (const mode of order) {
-          const s = await measure(bed, r, mode, peers, checks[mode]);
+          const s = await measure(bed, r, mode, peers, o.checks[mode]);
           samples.push(s);
-          opts.log(
-            `gateway-idle: run ${r + 1}/${runs}, ${mode}, ${peers} peers: ` +
+          o.log(
+            `gateway-idle: run ${r + 1}/${o.runs}, ${mode}, ${peers} peers: ` +
               `${(s.starts / s.checks).toFixed(1)} starts, ${(s.cpuMs / s.checks).toFixed(1)} CPU ms ` +
               `(helper ${(s.helperMs / s.checks).toFixed(1)}), ${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
           );
@@ -450,6 +457,20 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
     await bed.netns.dispose();
     await rm(bed.dir, { recursive: true, force: true });
   }
+  return { samples, notes };
+}
+
+export async function run(opts: SectionOptions): Promise<BenchSection> {
+  const started = Date.now();
+  const { runs, checks } = plan(opts.quick);
+  const { samples, notes } = await measureIdle({
+    prefix: opts.prefix ?? `l2fed-b${shortId(4)}`,
+    peers: PEERS,
+    runs,
+    checks,
+    stopBy: started + (opts.budgetMs ?? DEFAULT_BUDGET_MS) - TEARDOWN_RESERVE_MS,
+    log: opts.log,
+  });
   return idleSection(samples, { peers: PEERS, runs, checks, tookMs: Date.now() - started, notes });
 }
 
