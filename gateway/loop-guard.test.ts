@@ -8,14 +8,20 @@ import test from 'ava';
 import fc from 'fast-check';
 import { ConfigError } from './errors.js';
 import { parseGatewayConfig, DEFAULT_BUM_LIMIT } from './config.js';
+import { FakeRunner } from '../lib/runner-fake.js';
+import { FakeL2GuardNft } from './loop-guard-fake.js';
 import {
   L2_GUARD_VERSION,
+  NFT_COMMENT_MAX,
   blockScript,
   blockedPaths,
   decideLoops,
+  l2GuardChange,
+  l2GuardChangeScript,
   l2GuardMarker,
   l2GuardScript,
   parseL2Guard,
+  type GuardedPath,
   withLoop,
   type LoopNetwork,
   type NetworkLoopState,
@@ -118,73 +124,126 @@ const SPEC = {
   ],
 };
 
-test('nft script - blocked set, beacon repeat per path, bound per path and direction', (t) => {
+test('nft script - one vmap lookup per direction to the path chains; blocked, beacon repeat, control budget and bound per path, in order', (t) => {
   const s = l2GuardScript(SPEC, [{ address: '198.19.255.2', vni: 100 }]);
   t.true(s.startsWith('table inet l2fed_l2 {}\ndelete table inet l2fed_l2\n'), 'one transaction');
-  t.regex(s, /elements = \{ 198\.19\.255\.2 \. 100 \}/);
+  t.regex(s, /add element inet l2fed_l2 blocked \{ 198\.19\.255\.2 \. 100 \}/);
   t.regex(
     s,
-    /iifname "l2fwx" udp dport 4789 ip saddr 198\.19\.255\.3 @th,96,24 100 @th,128,8 & 0x1 == 0x1 limit rate over 50\/second burst 20 packets counter drop comment "bum-in 198\.19\.255\.3 100"/,
+    /add rule inet l2fed_l2 input iifname "l2fwx" udp dport 4789 ip saddr \. @th,96,24 vmap @paths_in comment "l2fed-l2 v\d+ wg=l2fwx port=4789"/,
   );
   t.regex(
     s,
-    /@th,128,48 0x036c32666c70 @th,224,16 0x88b5 ip daddr \. @th,96,24 \. @th,240,32 @beacons_out counter drop comment "repeat 198\.19\.255\.2 100"/,
+    /add rule inet l2fed_l2 output oifname "l2fwx" udp dport 4789 ip daddr \. @th,96,24 vmap @paths_out comment "l2fed-l2 /,
   );
-  // The repeat check comes before the record, and both before the block; beacons and
-  // probes have their own budget ahead of the bound, in both directions.
-  t.true(s.indexOf('comment "control-in') < s.indexOf('comment "bum-in'));
   t.regex(
     s,
-    /ip daddr 198\.19\.255\.2 @th,96,24 100 @th,128,48 \{ 0x036c32666c70, 0x0180c200000e \} @th,224,16 0x88b5 limit rate 10\/second burst 10 packets accept comment "control-out 198\.19\.255\.2 100"/,
+    /add element inet l2fed_l2 paths_in \{ 198\.19\.255\.3 \. 100 : goto in-198\.19\.255\.3-100 \}/,
   );
-  const order = [
-    'comment "repeat',
-    'add @beacons_out',
-    'comment "blocked-out"',
-    'comment "control-out',
-    'comment "bum-out',
-  ];
-  const at = order.map((x) => s.indexOf(x));
-  t.deepEqual(
-    [...at].sort((a, b) => a - b),
-    at,
+  t.regex(
+    s,
+    /add rule inet l2fed_l2 in-198\.19\.255\.3-100 @th,128,8 & 0x1 == 0x1 limit rate over 50\/second burst 20 packets counter drop comment "bum-in 50\/20 198\.19\.255\.3 100"/,
   );
-  t.false(at.includes(-1));
+  t.regex(
+    s,
+    /add rule inet l2fed_l2 out-198\.19\.255\.2-100 @th,128,48 0x036c32666c70 @th,224,16 0x88b5 ip daddr \. @th,96,24 \. @th,240,32 @beacons_out counter drop comment "repeat 198\.19\.255\.2 100"/,
+  );
+  t.regex(
+    s,
+    /add rule inet l2fed_l2 out-198\.19\.255\.2-100 @th,128,48 \{ 0x036c32666c70, 0x0180c200000e \} @th,224,16 0x88b5 limit rate 10\/second burst 10 packets accept comment "control-out 198\.19\.255\.2 100"/,
+  );
+  // Within a path's chain: blocked first, then beacons and probes on their own budget,
+  // then the bound; out: the repeat check before the record, both before the block.
+  const order = (chain: string) => {
+    const lines = s.split('\n').filter((l) => l.startsWith(`add rule inet l2fed_l2 ${chain} `));
+    return lines.map((l) => /comment "([a-z-]+)/.exec(l)?.[1]);
+  };
+  t.deepEqual(order('in-198.19.255.2-100'), ['blocked-in', 'control-in', 'bum-in']);
+  t.deepEqual(order('out-198.19.255.2-100'), [
+    'repeat',
+    'record',
+    'blocked-out',
+    'control-out',
+    'bum-out',
+  ]);
+  t.true(
+    s.indexOf('add chain inet l2fed_l2 in-198.19.255.2-100') <
+      s.indexOf('paths_in { 198.19.255.2 . 100 : goto'),
+    'a chain exists before its map entry',
+  );
   t.is(
     blockScript([{ address: '198.19.255.2', vni: 100 }], [{ address: '198.19.255.3', vni: 7 }]),
     'add element inet l2fed_l2 blocked { 198.19.255.2 . 100 }\ndelete element inet l2fed_l2 blocked { 198.19.255.3 . 7 }\n',
   );
 });
 
-test('nft parse - a table captured from nft 1.0.6: marker, blocked set, counters per path', (t) => {
+/** The fake nft after `script`, and its table as the monitor parses it. */
+async function observe(script: string) {
+  const runner = new FakeRunner();
+  const nft = new FakeL2GuardNft(runner);
+  await runner.run([nft.nft, '-f', '-'], { input: script, mutates: true });
+  return { nft, runner, read: () => parseL2Guard(nft.listing().stdout) };
+}
+
+test('nft change - path by path: nothing, a new bound, a new path, a path gone, a half-made path', async (t) => {
+  const { nft, runner, read } = await observe(l2GuardScript(SPEC, []));
+  const have = read();
+  t.is(have.marker, l2GuardMarker(SPEC));
+  t.deepEqual([...have.paths.values()], [...SPEC.paths]);
+  t.is(l2GuardChange(SPEC, have), undefined, 'nothing differs: nothing to write');
+  const [a, b] = SPEC.paths as [GuardedPath, GuardedPath];
+  const c = { ...a, address: '198.19.255.9' };
+  const next = { ...SPEC, paths: [{ ...a, burst: 21 }, c] };
+  const change = l2GuardChange(next, have);
+  t.deepEqual(change, { put: [{ ...a, burst: 21 }, c], del: [{ address: b.address, vni: 100 }] });
+  await runner.run([nft.nft, '-f', '-'], {
+    input: l2GuardChangeScript(change!, { add: [], del: [] }),
+    mutates: true,
+  });
+  const after = read();
+  t.deepEqual(
+    [...after.paths.values()].sort((x, y) => x.address.localeCompare(y.address)),
+    next.paths,
+  );
+  t.is(l2GuardChange(next, after), undefined);
+  // A rule deleted by hand: that path only is rewritten.
+  const chain = nft.table!.chains.get(`in-${c.address}-100`)!;
+  chain.pop();
+  const broken = read();
+  t.deepEqual([...broken.partial], [`${c.address} 100`]);
+  t.deepEqual(l2GuardChange(next, broken), { put: [c], del: [] });
+  // A half-made path no longer wanted is removed, whatever is left of it.
+  t.deepEqual(l2GuardChange({ ...next, paths: [next.paths[0]!] }, broken)?.del, [
+    { address: c.address, vni: 100 },
+  ]);
+  await runner.run([nft.nft, '-f', '-'], {
+    input: l2GuardChangeScript(l2GuardChange({ ...next, paths: [next.paths[0]!] }, broken)!, {
+      add: [],
+      del: [],
+    }),
+    mutates: true,
+  });
+  t.deepEqual(nft.paths, [`${a.address} 100`]);
+  t.false(
+    [...nft.table!.chains.keys()].some((k) => k.includes(c.address)),
+    'its chains are gone',
+  );
+});
+
+test('nft parse - a table of an older version (v1, captured from nft 1.0.6) has no current marker and no whole path: it is replaced whole', (t) => {
   const o = parseL2Guard(CAPTURED);
-  t.is(
-    o.marker,
-    'l2fed-l2 v1 wg=l2fwx port=4789 paths=198.19.255.2/100/50/20,198.19.255.3/100/50/20',
-  );
-  // Captured from a v1 table: the current marker differs, so it is replaced.
-  t.not(l2GuardMarker(SPEC), o.marker);
-  t.regex(
-    l2GuardMarker(SPEC),
-    new RegExp(`^l2fed-l2 v${L2_GUARD_VERSION} wg=l2fwx port=4789 paths=2 sha256=[0-9a-f]{32}$`),
-  );
-  t.not(L2_GUARD_VERSION, 1);
-  t.deepEqual(o.blocked, [{ address: '198.19.255.2', vni: 100 }]);
-  t.is(o.counters.repeats.get('198.19.255.2 100'), 3);
-  t.is(o.counters.repeats.get('198.19.255.3 100'), 0);
-  t.is(o.counters.bumDroppedIn.get('198.19.255.3 100'), 7);
-  t.is(o.counters.bumDroppedOut.get('198.19.255.2 100'), 11);
-  t.is(o.counters.blockedIn, 5);
-  t.is(o.counters.blockedOut, 2);
+  t.not(o.marker, l2GuardMarker(SPEC));
+  t.is(o.paths.size, 0);
+  t.deepEqual(o.blocked, [{ address: '198.19.255.2', vni: 100 }], 'its blocks are adopted');
   t.throws(() => parseL2Guard('not json'), { message: /not nftables JSON/ });
 });
 
-test('nft marker - any change of the bound, the paths, the tunnel or the port changes it', (t) => {
+test('nft marker - the tunnel, the port and the version only: paths and bounds are compared path by path', (t) => {
   const m = l2GuardMarker(SPEC);
-  t.is(l2GuardMarker({ ...SPEC, paths: [...SPEC.paths].reverse() }), m, 'order-free');
+  t.is(m, `l2fed-l2 v${L2_GUARD_VERSION} wg=l2fwx port=4789`);
   t.not(l2GuardMarker({ ...SPEC, vxlanPort: 4790 }), m);
   t.not(l2GuardMarker({ ...SPEC, wgIfname: 'l2fwy' }), m);
-  t.not(l2GuardMarker({ ...SPEC, paths: [{ ...SPEC.paths[0]!, burst: 21 }, SPEC.paths[1]!] }), m);
+  t.true(m.length <= NFT_COMMENT_MAX);
 });
 
 test('health - a loop makes an ok network degraded with its reason; a worse status keeps its status', (t) => {
@@ -254,7 +313,16 @@ test('metrics - loop and block per network; drops as counters that survive a rep
         quietTicks: 0,
         reason: '',
         beaconError: '',
-        paths: [{ peer: 'site0', address: '198.19.255.1', bumDroppedIn: 0, bumDroppedOut: out }],
+        paths: [
+          {
+            peer: 'site0',
+            address: '198.19.255.1',
+            bumDroppedIn: 0,
+            bumDroppedOut: out,
+            blockedDroppedIn: 0,
+            blockedDroppedOut: 0,
+          },
+        ],
       },
     ],
     blockedDroppedIn: 0,
@@ -272,7 +340,70 @@ test('metrics - loop and block per network; drops as counters that survive a rep
   t.regex(text, /l2fed_gateway_loop_detected\{network="cdn",gateway="site1"\} 0/);
 });
 
-/** `nft -j list table inet l2fed_l2` of l2GuardScript(SPEC, [.2 . 100]), counters set by hand. */
+test('metrics - frames dropped on blocked paths are counted per network and direction; one path restarting its counter does not disturb the others', async (t) => {
+  const m = new GatewayMetrics('site1');
+  const path = (peer: string, blockedIn: number, blockedOut: number) => ({
+    peer,
+    address: `198.19.255.${peer.slice(-1)}`,
+    bumDroppedIn: 0,
+    bumDroppedOut: 0,
+    blockedDroppedIn: blockedIn,
+    blockedDroppedOut: blockedOut,
+  });
+  const net = (name: string, vni: number, paths: ReturnType<typeof path>[]) => ({
+    name,
+    vni,
+    loopPeers: [],
+    blocked: true,
+    quietTicks: 0,
+    reason: '',
+    beaconError: '',
+    paths,
+  });
+  const report = (cdn: [number, number][], tel: [number, number]): LoopReport => {
+    const networks = [
+      net('cdn', 100, [path('site2', ...cdn[0]!), path('site3', ...cdn[1]!)]),
+      net('tel', 200, [path('site2', ...tel)]),
+    ];
+    const all = networks.flatMap((n) => n.paths);
+    return {
+      at: '2026-01-01T00:00:00Z',
+      networks,
+      blockedDroppedIn: all.reduce((a, p) => a + p.blockedDroppedIn, 0),
+      blockedDroppedOut: all.reduce((a, p) => a + p.blockedDroppedOut, 0),
+    };
+  };
+  const series = async (network: string, direction: string) => {
+    const re = new RegExp(
+      `l2fed_gateway_loop_blocked_frames_total\\{network="${network}",direction="${direction}",gateway="site1"\\} (\\d+)`,
+    );
+    return Number(re.exec(await m.registry.metrics())?.[1]);
+  };
+  m.observeLoops(
+    report(
+      [
+        [5, 1],
+        [3, 0],
+      ],
+      [0, 0],
+    ),
+  );
+  m.observeLoops(
+    report(
+      [
+        [9, 1],
+        [0, 2], // site3's chain was remade (a new bound): its counter restarted
+      ],
+      [4, 7],
+    ),
+  );
+  t.is(await series('cdn', 'in'), 9 + 3, 'site2 5 → 9, site3 3 then 0 again');
+  t.is(await series('cdn', 'out'), 1 + 2);
+  t.is(await series('tel', 'in'), 4);
+  t.is(await series('tel', 'out'), 7);
+});
+
+/** `nft -j list table inet l2fed_l2` of a v1 table (SPEC, [.2 . 100]), counters set by hand. */
 const CAPTURED = `{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "l2fed_l2", "handle": 2}}, {"set": {"family": "inet", "name": "blocked", "table": "l2fed_l2", "type": ["ipv4_addr", "integer"], "handle": 3, "elem": [{"concat": ["198.19.255.2", 100]}]}}, {"set": {"family": "inet", "name": "beacons_out", "table": "l2fed_l2", "type": ["ipv4_addr", "integer", "integer"], "handle": 4, "size": 65536, "flags": ["timeout"], "timeout": 60}}, {"chain": {"family": "inet", "table": "l2fed_l2", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": -20, "policy": "accept"}}, {"chain": {"family": "inet", "table": "l2fed_l2", "name": "output", "handle": 2, "type": "filter", "hook": "output", "prio": -20, "policy": "accept"}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "input", "handle": 5, "comment": "l2fed-l2 v1 wg=l2fwx port=4789 paths=198.19.255.2/100/50/20,198.19.255.3/100/50/20", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"base": "th", "offset": 96, "len": 24}}]}, "right": "@blocked"}}, {"counter": {"packets": 5, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "input", "handle": 6, "comment": "bum-in 198.19.255.2 100", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "198.19.255.2"}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 96, "len": 24}}, "right": 100}}, {"match": {"op": "==", "left": {"&": [{"payload": {"base": "th", "offset": 128, "len": 8}}, 1]}, "right": 1}}, {"limit": {"rate": 50, "burst": 20, "per": "second", "inv": true}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "input", "handle": 7, "comment": "bum-in 198.19.255.3 100", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "198.19.255.3"}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 96, "len": 24}}, "right": 100}}, {"match": {"op": "==", "left": {"&": [{"payload": {"base": "th", "offset": 128, "len": 8}}, 1]}, "right": 1}}, {"limit": {"rate": 50, "burst": 20, "per": "second", "inv": true}}, {"counter": {"packets": 7, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "output", "handle": 8, "comment": "repeat 198.19.255.2 100", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "198.19.255.2"}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 96, "len": 24}}, "right": 100}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 128, "len": 48}}, "right": 3763236924528}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 224, "len": 16}}, "right": 34997}}, {"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"base": "th", "offset": 96, "len": 24}}, {"payload": {"base": "th", "offset": 240, "len": 32}}]}, "right": "@beacons_out"}}, {"counter": {"packets": 3, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "output", "handle": 9, "comment": "repeat 198.19.255.3 100", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "198.19.255.3"}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 96, "len": 24}}, "right": 100}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 128, "len": 48}}, "right": 3763236924528}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 224, "len": 16}}, "right": 34997}}, {"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"base": "th", "offset": 96, "len": 24}}, {"payload": {"base": "th", "offset": 240, "len": 32}}]}, "right": "@beacons_out"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "output", "handle": 10, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 128, "len": 48}}, "right": 3763236924528}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 224, "len": 16}}, "right": 34997}}, {"set": {"op": "add", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"base": "th", "offset": 96, "len": 24}}, {"payload": {"base": "th", "offset": 240, "len": 32}}]}, "set": "@beacons_out"}}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "output", "handle": 11, "comment": "blocked-out", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"payload": {"base": "th", "offset": 96, "len": 24}}]}, "right": "@blocked"}}, {"match": {"op": "!=", "left": {"payload": {"base": "th", "offset": 128, "len": 48}}, "right": 3763236924528}}, {"counter": {"packets": 2, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "output", "handle": 12, "comment": "bum-out 198.19.255.2 100", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "198.19.255.2"}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 96, "len": 24}}, "right": 100}}, {"match": {"op": "==", "left": {"&": [{"payload": {"base": "th", "offset": 128, "len": 8}}, 1]}, "right": 1}}, {"limit": {"rate": 50, "burst": 20, "per": "second", "inv": true}}, {"counter": {"packets": 11, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "l2fed_l2", "chain": "output", "handle": 13, "comment": "bum-out 198.19.255.3 100", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "l2fwx"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "198.19.255.3"}}, {"match": {"op": "==", "left": {"payload": {"base": "th", "offset": 96, "len": 24}}, "right": 100}}, {"match": {"op": "==", "left": {"&": [{"payload": {"base": "th", "offset": 128, "len": 8}}, 1]}, "right": 1}}, {"limit": {"rate": 50, "burst": 20, "per": "second", "inv": true}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}]}`;
 
 test('gRPC - bumLimit per gateway and per network crosses gateway.v1 both ways; unset stays the default', (t) => {

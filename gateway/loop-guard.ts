@@ -27,7 +27,6 @@
  * dropped and counted. Unknown unicast is not bounded: in the tunnel it cannot be told
  * from known unicast (docs/gateway.md, "Loops and storms").
  */
-import { createHash } from 'node:crypto';
 import { ParseError } from './errors.js';
 
 /** A locally administered group address (bit 0 and 1 of the first octet): bridges flood it. */
@@ -37,7 +36,7 @@ export const LOOP_BEACON_ETHERTYPE = 0x88b5;
 export const L2_GUARD_FAMILY = 'inet';
 export const L2_GUARD_TABLE = 'l2fed_l2';
 /** Bumped when the rules change; part of the marker, so older tables are replaced. */
-export const L2_GUARD_VERSION = 3;
+export const L2_GUARD_VERSION = 4;
 
 /** Quiet checks (beacon sent, no repeat) before a block lifts. */
 export const DEFAULT_HOLD_TICKS = 3;
@@ -89,118 +88,200 @@ const pathKey = (p: { address: string; vni: number }) => `${p.address} ${p.vni}`
 export const NFT_COMMENT_MAX = 128;
 
 /**
- * The spec in one comparable string that fits a rule comment (≤ NFT_COMMENT_MAX at any
- * size): version, tunnel, port, path count and a digest of every path and bound. The
- * paths themselves do not fit: at 4 paths the list passed 128 characters and nft refused
- * the table.
+ * The table's fixed part in one comparable string (a rule comment): version, tunnel and
+ * port. The paths are not in it: each has its own chains, compared one by one
+ * (l2GuardChange), so a one-path change rewrites that path only.
  */
-export function l2GuardMarker(spec: L2GuardSpec): string {
-  const paths = [...spec.paths]
-    .map((p) => `${p.address}/${p.vni}/${p.packetsPerSecond}/${p.burst}`)
-    .sort()
-    .join(',');
-  const digest = createHash('sha256').update(paths).digest('hex').slice(0, 32);
-  return `l2fed-l2 v${L2_GUARD_VERSION} wg=${spec.wgIfname} port=${spec.vxlanPort} paths=${spec.paths.length} sha256=${digest}`;
+export function l2GuardMarker(spec: Pick<L2GuardSpec, 'wgIfname' | 'vxlanPort'>): string {
+  return `l2fed-l2 v${L2_GUARD_VERSION} wg=${spec.wgIfname} port=${spec.vxlanPort}`;
+}
+
+const TABLE = `${L2_GUARD_FAMILY} ${L2_GUARD_TABLE}`;
+/** Verdict maps (peer address . VNI) → goto the path's chain, one per direction. */
+const PATHS_IN = 'paths_in';
+const PATHS_OUT = 'paths_out';
+
+/** The path's chains: `in-198.19.0.3-1000`, `out-198.19.0.3-1000`. */
+const chainOf = (dir: 'in' | 'out', p: BlockedPath) => `${dir}-${p.address}-${p.vni}`;
+
+const BEACON = `${INNER_DST} ${BEACON_MAC_HEX} ${INNER_TYPE} 0x${LOOP_BEACON_ETHERTYPE.toString(16)}`;
+const GROUP = `${INNER_GROUP_BYTE} & 0x1 == 0x1`;
+const CONTROL = `${INNER_DST} { ${BEACON_MAC_HEX}, ${PROBE_MAC_HEX} } ${INNER_TYPE} 0x${LOOP_BEACON_ETHERTYPE.toString(16)}`;
+const bound = (p: GuardedPath) => `${p.packetsPerSecond}/${p.burst}`;
+
+/**
+ * One path's two chains, their rules and map entries. `fresh`: the chains are new in
+ * this transaction (a full table); otherwise they may exist (a changed bound, or a path
+ * left half-made by hand) and are flushed first, so they end up exactly these rules.
+ * The map entries are added either way (an entry already there with the same verdict is
+ * no error).
+ */
+function pathLines(p: GuardedPath, fresh: boolean): string[] {
+  const k = pathKey(p);
+  const [cin, cout] = [chainOf('in', p), chainOf('out', p)];
+  const rule = (chain: string, body: string, comment: string) =>
+    `add rule ${TABLE} ${chain} ${body} comment "${comment} ${k}"`;
+  const limit = `limit rate over ${p.packetsPerSecond}/second burst ${p.burst} packets`;
+  return [
+    `add chain ${TABLE} ${cin}`,
+    ...(fresh ? [] : [`flush chain ${TABLE} ${cin}`]),
+    rule(cin, `ip saddr . ${VNI} @blocked counter drop`, 'blocked-in'),
+    rule(cin, `${CONTROL} ${CONTROL_LIMIT} accept`, 'control-in'),
+    rule(cin, `${GROUP} ${limit} counter drop`, `bum-in ${bound(p)}`),
+    `add chain ${TABLE} ${cout}`,
+    ...(fresh ? [] : [`flush chain ${TABLE} ${cout}`]),
+    // A beacon leaving a second time came back through a segment: count it, drop it.
+    rule(cout, `${BEACON} ip daddr . ${VNI} . ${NONCE} @beacons_out counter drop`, 'repeat'),
+    rule(cout, `${BEACON} add @beacons_out { ip daddr . ${VNI} . ${NONCE} }`, 'record'),
+    // Blocked: everything but a first-time beacon (a forged one passes once, no more).
+    rule(
+      cout,
+      `ip daddr . ${VNI} @blocked ${INNER_DST} != ${BEACON_MAC_HEX} counter drop`,
+      'blocked-out',
+    ),
+    rule(cout, `${CONTROL} ${CONTROL_LIMIT} accept`, 'control-out'),
+    rule(cout, `${GROUP} ${limit} counter drop`, `bum-out ${bound(p)}`),
+    `add element ${TABLE} ${PATHS_IN} { ${p.address} . ${p.vni} : goto ${cin} }`,
+    `add element ${TABLE} ${PATHS_OUT} { ${p.address} . ${p.vni} : goto ${cout} }`,
+  ];
 }
 
 /**
+ * Removes one path: its map entries, then its chains. The entries are added first, so
+ * the delete cannot fail on a path that was only half there.
+ */
+function pathRemoveLines(p: BlockedPath): string[] {
+  const [cin, cout] = [chainOf('in', p), chainOf('out', p)];
+  const elem = `${p.address} . ${p.vni}`;
+  return [
+    `add chain ${TABLE} ${cin}`,
+    `add chain ${TABLE} ${cout}`,
+    `add element ${TABLE} ${PATHS_IN} { ${elem} : goto ${cin} }`,
+    `add element ${TABLE} ${PATHS_OUT} { ${elem} : goto ${cout} }`,
+    `delete element ${TABLE} ${PATHS_IN} { ${elem} }`,
+    `delete element ${TABLE} ${PATHS_OUT} { ${elem} }`,
+    `flush chain ${TABLE} ${cin}`,
+    `delete chain ${TABLE} ${cin}`,
+    `flush chain ${TABLE} ${cout}`,
+    `delete chain ${TABLE} ${cout}`,
+  ];
+}
+
+const sortPaths = <P extends BlockedPath>(ps: readonly P[]) =>
+  [...ps].sort((a, b) => pathKey(a).localeCompare(pathKey(b)));
+
+/**
  * The whole table as one `nft -f` script (one transaction, replacing an older table
- * atomically; counters and the beacon record restart). `blocked` is carried over so a
- * replaced table keeps the blocks in force.
+ * atomically; counters and the beacon record restart). Used when there is no table or
+ * its fixed part (marker) differs; path changes go through l2GuardChangeScript.
+ * `blocked` is carried over so a replaced table keeps the blocks in force.
+ *
+ * A VXLAN packet through the tunnel is looked up once by (peer address, VNI) in a
+ * verdict map and goes to its path's chain (a handful of rules), so neither the per
+ * packet cost nor a one-path change grows with the number of paths.
  */
 export function l2GuardScript(spec: L2GuardSpec, blocked: readonly BlockedPath[]): string {
-  const t = `${L2_GUARD_FAMILY} ${L2_GUARD_TABLE}`;
   const wg = spec.wgIfname;
-  const port = spec.vxlanPort;
-  const vx = `udp dport ${port}`;
-  const beacon = `${INNER_DST} ${BEACON_MAC_HEX} ${INNER_TYPE} 0x${LOOP_BEACON_ETHERTYPE.toString(16)}`;
-  const group = `${INNER_GROUP_BYTE} & 0x1 == 0x1`;
-  const control = `${INNER_DST} { ${BEACON_MAC_HEX}, ${PROBE_MAC_HEX} } ${INNER_TYPE} 0x${LOOP_BEACON_ETHERTYPE.toString(16)}`;
-  const elems = blocked.map((b) => `${b.address} . ${b.vni}`);
-  const paths = [...spec.paths].sort((a, b) => pathKey(a).localeCompare(pathKey(b)));
+  const vx = `udp dport ${spec.vxlanPort}`;
+  const marker = l2GuardMarker(spec);
+  const elems = sortPaths(blocked).map((b) => `${b.address} . ${b.vni}`);
   return [
-    `table ${t} {}`,
-    `delete table ${t}`,
-    `table ${t} {`,
-    '  set blocked {',
-    `    typeof ip saddr . ${VNI}`,
-    ...(elems.length ? [`    elements = { ${elems.join(', ')} }`] : []),
-    '  }',
+    `table ${TABLE} {}`,
+    `delete table ${TABLE}`,
+    `add table ${TABLE}`,
+    `add set ${TABLE} blocked { typeof ip saddr . ${VNI}; }`,
     // A beacon comes back within ms of its first passage; 10 s is plenty, and keeps the
     // set small: one element per network per peer per check.
-    '  set beacons_out {',
-    `    typeof ip daddr . ${VNI} . ${NONCE}`,
-    '    size 262144',
-    '    flags timeout',
-    '    timeout 10s',
-    '  }',
-    '  chain input {',
-    '    type filter hook input priority filter - 20; policy accept;',
-    `    iifname "${wg}" ${vx} ip saddr . ${VNI} @blocked counter drop comment "${l2GuardMarker(spec)}"`,
-    ...paths.map(
-      (p) =>
-        `    iifname "${wg}" ${vx} ip saddr ${p.address} ${VNI} ${p.vni} ${control} ${CONTROL_LIMIT} accept comment "control-in ${p.address} ${p.vni}"`,
-    ),
-    ...paths.map(
-      (p) =>
-        `    iifname "${wg}" ${vx} ip saddr ${p.address} ${VNI} ${p.vni} ${group} limit rate over ${p.packetsPerSecond}/second burst ${p.burst} packets counter drop comment "bum-in ${p.address} ${p.vni}"`,
-    ),
-    '  }',
-    '  chain output {',
-    '    type filter hook output priority filter - 20; policy accept;',
-    // A beacon leaving a second time came back through a segment: count it per path, drop.
-    ...paths.map(
-      (p) =>
-        `    oifname "${wg}" ${vx} ip daddr ${p.address} ${VNI} ${p.vni} ${beacon} ip daddr . ${VNI} . ${NONCE} @beacons_out counter drop comment "repeat ${p.address} ${p.vni}"`,
-    ),
-    `    oifname "${wg}" ${vx} ${beacon} add @beacons_out { ip daddr . ${VNI} . ${NONCE} }`,
-    // Blocked: everything but a first-time beacon (a forged one passes once, no more).
-    `    oifname "${wg}" ${vx} ip daddr . ${VNI} @blocked ${INNER_DST} != ${BEACON_MAC_HEX} counter drop comment "blocked-out"`,
-    ...paths.map(
-      (p) =>
-        `    oifname "${wg}" ${vx} ip daddr ${p.address} ${VNI} ${p.vni} ${control} ${CONTROL_LIMIT} accept comment "control-out ${p.address} ${p.vni}"`,
-    ),
-    ...paths.map(
-      (p) =>
-        `    oifname "${wg}" ${vx} ip daddr ${p.address} ${VNI} ${p.vni} ${group} limit rate over ${p.packetsPerSecond}/second burst ${p.burst} packets counter drop comment "bum-out ${p.address} ${p.vni}"`,
-    ),
-    '  }',
-    '}',
+    `add set ${TABLE} beacons_out { typeof ip daddr . ${VNI} . ${NONCE}; size 262144; flags timeout; timeout 10s; }`,
+    `add map ${TABLE} ${PATHS_IN} { typeof ip saddr . ${VNI} : verdict; }`,
+    `add map ${TABLE} ${PATHS_OUT} { typeof ip daddr . ${VNI} : verdict; }`,
+    `add chain ${TABLE} input { type filter hook input priority filter - 20; policy accept; }`,
+    `add chain ${TABLE} output { type filter hook output priority filter - 20; policy accept; }`,
+    `add rule ${TABLE} input iifname "${wg}" ${vx} ip saddr . ${VNI} vmap @${PATHS_IN} comment "${marker}"`,
+    `add rule ${TABLE} output oifname "${wg}" ${vx} ip daddr . ${VNI} vmap @${PATHS_OUT} comment "${marker}"`,
+    ...(elems.length ? [`add element ${TABLE} blocked { ${elems.join(', ')} }`] : []),
+    ...sortPaths(spec.paths).flatMap((p) => pathLines(p, true)),
     '',
+  ].join('\n');
+}
+
+/** Paths to (re)write and to remove, when the table's fixed part is current. */
+export interface L2GuardChange {
+  /** Missing, with another bound, or not whole: written afresh. */
+  readonly put: readonly GuardedPath[];
+  /** In the table (whole or in part), not in the spec. */
+  readonly del: readonly BlockedPath[];
+}
+
+/**
+ * What differs path by path; undefined when nothing does. Call only when
+ * `have.marker === l2GuardMarker(want)` (else the whole table is replaced). Pure.
+ */
+export function l2GuardChange(want: L2GuardSpec, have: ObservedL2Guard): L2GuardChange | undefined {
+  const wanted = new Map(want.paths.map((p) => [pathKey(p), p]));
+  const put = sortPaths(
+    [...wanted.values()].filter((p) => {
+      const h = have.paths.get(pathKey(p));
+      return h?.packetsPerSecond !== p.packetsPerSecond || h.burst !== p.burst;
+    }),
+  );
+  const del = sortPaths(
+    [...new Set([...have.paths.keys(), ...have.partial])]
+      .filter((k) => !wanted.has(k))
+      .map(parsePathKey),
+  );
+  return put.length || del.length ? { put, del } : undefined;
+}
+
+/**
+ * One transaction for a path change and the blocked elements that go with it (a new
+ * path of a blocked network is blocked in the same step; a removed path's element goes).
+ */
+export function l2GuardChangeScript(
+  change: L2GuardChange,
+  blocked: { readonly add: readonly BlockedPath[]; readonly del: readonly BlockedPath[] },
+): string {
+  return [
+    ...change.del.flatMap(pathRemoveLines),
+    ...change.put.flatMap((p) => pathLines(p, false)),
+    blockScript(blocked.add, blocked.del),
   ].join('\n');
 }
 
 export function l2GuardRemoveScript(): string {
-  const t = `${L2_GUARD_FAMILY} ${L2_GUARD_TABLE}`;
-  return `table ${t} {}\ndelete table ${t}\n`;
+  return `table ${TABLE} {}\ndelete table ${TABLE}\n`;
 }
 
 /** `nft add/delete element` script for the blocked set. */
 export function blockScript(add: readonly BlockedPath[], del: readonly BlockedPath[]): string {
-  const t = `${L2_GUARD_FAMILY} ${L2_GUARD_TABLE}`;
   const list = (ps: readonly BlockedPath[]) => ps.map((p) => `${p.address} . ${p.vni}`).join(', ');
   return [
-    ...(add.length ? [`add element ${t} blocked { ${list(add)} }`] : []),
-    ...(del.length ? [`delete element ${t} blocked { ${list(del)} }`] : []),
+    ...(add.length ? [`add element ${TABLE} blocked { ${list(add)} }`] : []),
+    ...(del.length ? [`delete element ${TABLE} blocked { ${list(del)} }`] : []),
     '',
   ].join('\n');
 }
 
-/** Frames counted by one rule since the table was (re)made. */
+/** Frames counted by the path rules since each path's chains were (re)made, by "address vni". */
 export interface PathCounters {
-  /** Own beacons that came back (loop evidence), by "address vni". */
+  /** Own beacons that came back (loop evidence). */
   readonly repeats: ReadonlyMap<string, number>;
-  /** BUM frames dropped by the bound, from the peer / to the peer, by "address vni". */
+  /** BUM frames dropped by the bound, from the peer / to the peer. */
   readonly bumDroppedIn: ReadonlyMap<string, number>;
   readonly bumDroppedOut: ReadonlyMap<string, number>;
-  /** Frames dropped on blocked paths (all paths together). */
-  readonly blockedIn: number;
-  readonly blockedOut: number;
+  /** Frames dropped because the path is blocked, from the peer / to the peer. */
+  readonly blockedDroppedIn: ReadonlyMap<string, number>;
+  readonly blockedDroppedOut: ReadonlyMap<string, number>;
 }
 
 export interface ObservedL2Guard {
+  /** The fixed part (both base rules carry it); undefined when either is missing. */
   readonly marker: string | undefined;
   readonly blocked: readonly BlockedPath[];
+  /** Whole paths (both chains with all their rules, both map entries), with their bound. */
+  readonly paths: ReadonlyMap<string, GuardedPath>;
+  /** Paths of which only some part is there (chains, rules or map entries), by key. */
+  readonly partial: ReadonlySet<string>;
   readonly counters: PathCounters;
 }
 
@@ -216,52 +297,123 @@ interface NftSet {
   elem?: unknown[];
 }
 
+/** Every rule a whole path has, by the first word of its comment, and the chain it sits in. */
+const PATH_RULES: Readonly<Record<string, 'in' | 'out'>> = {
+  'blocked-in': 'in',
+  'control-in': 'in',
+  'bum-in': 'in',
+  repeat: 'out',
+  record: 'out',
+  'blocked-out': 'out',
+  'control-out': 'out',
+  'bum-out': 'out',
+};
+const PATH_COMMENT = /^([a-z-]+)(?: (\d+)\/(\d+))? (\d{1,3}(?:\.\d{1,3}){3}) (\d+)$/;
+
+/** An element of a set ({concat: [a, v]}, maybe wrapped in {elem: {val}}) as a pair. */
+function pairOf(e: unknown): BlockedPath | undefined {
+  const val = (e as { elem?: { val?: unknown } }).elem?.val ?? e;
+  const c = (val as { concat?: unknown[] }).concat;
+  return Array.isArray(c) && typeof c[0] === 'string' && typeof c[1] === 'number'
+    ? { address: c[0], vni: c[1] }
+    : undefined;
+}
+
+/** A verdict map's elements, [key, {goto: {target}}] in nft -j, as key → chain. */
+function gotoTargets(elems: readonly unknown[] | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of elems ?? []) {
+    if (!Array.isArray(e) || e.length !== 2) continue;
+    const p = pairOf(e[0]);
+    const target = (e[1] as { goto?: { target?: unknown } } | undefined)?.goto?.target;
+    if (p && typeof target === 'string') out.set(pathKey(p), target);
+  }
+  return out;
+}
+
 /**
- * Parses `nft -j list table inet l2fed_l2`. Pure.
+ * Parses `nft -j list table inet l2fed_l2`. Pure. A path counts as whole only with both
+ * chains holding all their rules (one each, the same bound in and out) and both map
+ * entries pointing at them; anything less is `partial` and gets rewritten.
  * @throws ParseError when the text is not nft JSON.
  */
 export function parseL2Guard(text: string): ObservedL2Guard {
-  let objects: { rule?: NftRule; set?: NftSet }[];
+  let objects: { rule?: NftRule; set?: NftSet; map?: NftSet }[];
   try {
     objects = (JSON.parse(text) as { nftables: { rule?: NftRule; set?: NftSet }[] }).nftables;
     if (!Array.isArray(objects)) throw new Error('no "nftables" array');
   } catch (err) {
     throw new ParseError('nft -j list table', 'not nftables JSON', { cause: err });
   }
-  const repeats = new Map<string, number>();
-  const bumIn = new Map<string, number>();
-  const bumOut = new Map<string, number>();
-  let marker: string | undefined;
-  let blockedIn = 0;
-  let blockedOut = 0;
+  const counters = {
+    repeat: new Map<string, number>(),
+    'bum-in': new Map<string, number>(),
+    'bum-out': new Map<string, number>(),
+    'blocked-in': new Map<string, number>(),
+    'blocked-out': new Map<string, number>(),
+  };
+  const markers = {
+    input: undefined as string | undefined,
+    output: undefined as string | undefined,
+  };
+  // Per path: the rules seen (kind → how many) and the bounds they carry.
+  const seen = new Map<string, { kinds: Map<string, number>; bounds: Set<string> }>();
   for (const o of objects) {
     const r = o.rule;
     if (!r?.comment) continue;
-    const n = r.expr?.find((e) => e.counter)?.counter?.packets ?? 0;
-    const m = /^(repeat|bum-in|bum-out) (\S+ \d+)$/.exec(r.comment);
-    if (m) {
-      const map = m[1] === 'repeat' ? repeats : m[1] === 'bum-in' ? bumIn : bumOut;
-      map.set(m[2]!, n);
-    } else if (r.comment.startsWith('l2fed-l2 ')) {
-      marker = r.comment;
-      blockedIn = n;
-    } else if (r.comment === 'blocked-out') {
-      blockedOut = n;
+    if (r.comment.startsWith('l2fed-l2 ')) {
+      if (r.chain === 'input' || r.chain === 'output') markers[r.chain] = r.comment;
+      continue;
     }
+    const m = PATH_COMMENT.exec(r.comment);
+    const dir = m && PATH_RULES[m[1]!];
+    if (!m || !dir) continue;
+    const p = { address: m[4]!, vni: Number(m[5]) };
+    const k = pathKey(p);
+    const s = seen.get(k) ?? { kinds: new Map<string, number>(), bounds: new Set<string>() };
+    seen.set(k, s);
+    // A rule in another path's chain does not make this one whole.
+    if (r.chain !== chainOf(dir, p)) continue;
+    s.kinds.set(m[1]!, (s.kinds.get(m[1]!) ?? 0) + 1);
+    if (m[2] !== undefined) s.bounds.add(`${m[2]}/${m[3]}`);
+    const n = r.expr?.find((e) => e.counter)?.counter?.packets ?? 0;
+    const c = counters[m[1] as keyof typeof counters] as Map<string, number> | undefined;
+    c?.set(k, n);
+  }
+  const mapped = (name: string) =>
+    gotoTargets(objects.find((o) => o.map?.name === name)?.map?.elem);
+  const [ins, outs] = [mapped(PATHS_IN), mapped(PATHS_OUT)];
+  const paths = new Map<string, GuardedPath>();
+  const partial = new Set<string>([...ins.keys(), ...outs.keys(), ...seen.keys()]);
+  for (const [k, s] of seen) {
+    const p = parsePathKey(k);
+    const whole =
+      Object.keys(PATH_RULES).every((kind) => s.kinds.get(kind) === 1) &&
+      s.bounds.size === 1 &&
+      ins.get(k) === chainOf('in', p) &&
+      outs.get(k) === chainOf('out', p);
+    if (!whole) continue;
+    const [pps, burst] = [...s.bounds][0]!.split('/').map(Number) as [number, number];
+    paths.set(k, { ...p, packetsPerSecond: pps, burst });
+    partial.delete(k);
   }
   const set = objects.find((o) => o.set?.name === 'blocked')?.set;
-  const blocked: BlockedPath[] = [];
-  for (const e of set?.elem ?? []) {
-    const val = (e as { elem?: { val?: unknown } }).elem?.val ?? e;
-    const c = (val as { concat?: unknown[] }).concat;
-    if (Array.isArray(c) && typeof c[0] === 'string' && typeof c[1] === 'number') {
-      blocked.push({ address: c[0], vni: c[1] });
-    }
-  }
+  const blocked = (set?.elem ?? []).flatMap((e) => {
+    const p = pairOf(e);
+    return p ? [p] : [];
+  });
   return {
-    marker,
+    marker: markers.input === markers.output ? markers.input : undefined,
     blocked,
-    counters: { repeats, bumDroppedIn: bumIn, bumDroppedOut: bumOut, blockedIn, blockedOut },
+    paths,
+    partial,
+    counters: {
+      repeats: counters.repeat,
+      bumDroppedIn: counters['bum-in'],
+      bumDroppedOut: counters['bum-out'],
+      blockedDroppedIn: counters['blocked-in'],
+      blockedDroppedOut: counters['blocked-out'],
+    },
   };
 }
 
@@ -341,9 +493,14 @@ export function decideLoops(input: {
 export interface PathReport {
   readonly peer: string;
   readonly address: string;
-  /** BUM frames dropped by the bound since the table was made: from / to the peer. */
+  /**
+   * Frames dropped since the path's chains were made (a new table, or a new bound on the
+   * path), from / to the peer: by the BUM bound, and because the path is blocked.
+   */
   readonly bumDroppedIn: number;
   readonly bumDroppedOut: number;
+  readonly blockedDroppedIn: number;
+  readonly blockedDroppedOut: number;
 }
 
 export interface NetworkLoopReport extends NetworkLoopState {
@@ -357,7 +514,7 @@ export interface NetworkLoopReport extends NetworkLoopState {
 export interface LoopReport {
   readonly at: string;
   readonly networks: readonly NetworkLoopReport[];
-  /** Frames dropped on blocked paths since the table was made (all paths). */
+  /** The paths' blockedDropped counts added up (all networks). */
   readonly blockedDroppedIn: number;
   readonly blockedDroppedOut: number;
 }

@@ -3,82 +3,18 @@
  * out) and a fake beacon that can make beacons come back: what it changes and when.
  * Steady state changes nothing; a loop adds the network's paths to the blocked set once;
  * quiet checks remove them; a restarted monitor keeps blocks it cannot judge; a config
- * change replaces the table with the blocks carried over.
+ * change rewrites the paths it changes only, with their blocks.
  */
 import test from 'ava';
 import { FakeRunner } from '../lib/runner-fake.js';
 import { parseGatewayConfig, type GatewayConfig, type GatewayConfigInput } from './config.js';
 import type { ProbeSendResult } from './l2-probe.js';
 import type { LoopBeaconSender } from './loop-beacon.js';
+import { FakeL2GuardNft as FakeNft } from './loop-guard-fake.js';
 import { LoopMonitor } from './loop-monitor.js';
 import { madridConfig } from '../test/fixtures/gateway-over-fakes.js';
 
 const NFT = '/usr/sbin/nft';
-
-/** The table as nft holds it: the script's marker, the blocked set, per-rule counters. */
-class FakeNft {
-  script: string | undefined;
-  blocked = new Set<string>();
-  repeats = new Map<string, number>();
-  replaced = 0;
-
-  constructor(readonly runner: FakeRunner) {
-    runner.on(
-      (a) => a[0] === NFT && a[1] === '-j',
-      () => this.listing(),
-    );
-    runner.on(
-      (a) => a.join(' ') === `${NFT} -f -`,
-      (_a, o) => {
-        this.apply(String(o.input));
-        return {};
-      },
-    );
-  }
-
-  /** What `nft -j list table inet l2fed_l2` says. */
-  listing() {
-    return this.script === undefined
-      ? { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory' }
-      : { exitCode: 0, stdout: this.json(), stderr: '' };
-  }
-
-  private apply(input: string) {
-    if (input.startsWith('table inet l2fed_l2 {}\ndelete table inet l2fed_l2\ntable')) {
-      this.script = input;
-      this.replaced++;
-      this.repeats.clear();
-      const elems = /elements = \{ ([^}]*) \}/.exec(input)?.[1];
-      this.blocked = new Set(elems ? elems.split(', ').map((e) => e.replace(' . ', ' ')) : []);
-      return;
-    }
-    for (const line of input.split('\n').filter(Boolean)) {
-      const m = /^(add|delete) element inet l2fed_l2 blocked \{ (.*) \}$/.exec(line);
-      if (!m) throw new Error(`fake nft: unexpected ${line}`);
-      for (const e of m[2]!.split(', ')) {
-        const k = e.replace(' . ', ' ');
-        if (m[1] === 'add') this.blocked.add(k);
-        else this.blocked.delete(k);
-      }
-    }
-  }
-
-  private json(): string {
-    const comments = [...this.script!.matchAll(/comment "([^"]*)"/g)].map((m) => m[1]!);
-    const rules = comments.map((comment) => {
-      const k = /^repeat (.*)$/.exec(comment)?.[1];
-      const packets = k ? (this.repeats.get(k) ?? 0) : 0;
-      return { rule: { chain: 'x', comment, expr: [{ counter: { packets, bytes: 0 } }] } };
-    });
-    const elem = [...this.blocked].map((k) => {
-      const [a, v] = k.split(' ');
-      return { concat: [a, Number(v)] };
-    });
-    return JSON.stringify({
-      nftables: [{ set: { name: 'blocked', type: ['ipv4_addr', 'integer'], elem } }, ...rules],
-    });
-  }
-}
 
 /** Sends "beacons"; while `loopVia` names a path ("address vni"), each comes back there. */
 class FakeBeacon implements LoopBeaconSender {
@@ -89,7 +25,7 @@ class FakeBeacon implements LoopBeaconSender {
     if (this.unavailable) {
       return Promise.resolve({ sent: new Set(), failed: new Map(), unavailable: this.unavailable });
     }
-    for (const k of this.loopVia) this.nft.repeats.set(k, (this.nft.repeats.get(k) ?? 0) + 1);
+    for (const k of this.loopVia) this.nft.count('repeat', k);
     return Promise.resolve({ sent: new Set(devices), failed: new Map() });
   }
 }
@@ -190,9 +126,9 @@ test('loop monitor - a loop through a lower peer blocks that network to all its 
   beacon.loopVia = [];
   await m.check();
   await m.check();
-  t.is(nft.blocked.size, 2, 'two quiet checks: still blocked');
+  t.is(nft.blocked.length, 2, 'two quiet checks: still blocked');
   await m.check();
-  t.is(nft.blocked.size, 0, 'third quiet check: lifted');
+  t.is(nft.blocked.length, 0, 'third quiet check: lifted');
   t.is(mutations(runner), before + 1);
   t.is(m.network('cdn')?.reason, '');
 });
@@ -203,32 +139,108 @@ test('loop monitor - a restarted monitor keeps the blocks it finds while it cann
   await first.check();
   beacon.loopVia = ['198.19.255.3 100'];
   await first.check();
-  t.is(nft.blocked.size, 2);
+  t.is(nft.blocked.length, 2);
   beacon.loopVia = [];
   beacon.unavailable = 'python3 is not installed';
   const second = monitor();
   for (let i = 0; i < 5; i++) await second.check();
-  t.is(nft.blocked.size, 2, 'no beacon out: no evidence either way, the block stays');
+  t.is(nft.blocked.length, 2, 'no beacon out: no evidence either way, the block stays');
   t.true(second.network('cdn')?.blocked);
   t.is(second.network('cdn')?.beaconError, 'python3 is not installed');
   t.is(nft.replaced, 1, 'the table itself was not replaced');
 });
 
-test('loop monitor - a changed bound replaces the table and carries the blocks over', async (t) => {
+const withNets = (nets: GatewayConfigInput['networks']) =>
+  parseGatewayConfig(madridConfig('/k', nets));
+
+test('loop monitor - a changed bound on one network rewrites only its paths, in one command; blocks and the other paths stay', async (t) => {
   const s = setup();
   const m = s.monitor();
   await m.check();
   s.beacon.loopVia = ['198.19.255.2 200'];
   await m.check();
-  t.deepEqual([...s.nft.blocked], ['198.19.255.2 200']);
-  s.gateway.config = parseGatewayConfig({
-    ...madridConfig('/k', NETS),
-    bumLimit: { packetsPerSecond: 50, burst: 10 },
-  });
+  t.deepEqual(s.nft.blocked, ['198.19.255.2 200']);
+  s.beacon.loopVia = [];
+  s.nft.count('bum-out', '198.19.255.3 100', 5); // cdn's counters must survive
+  const before = s.nft.bytes.length;
+  s.gateway.config = withNets(
+    NETS.map((n) =>
+      n.name === 'tel' ? { ...n, bumLimit: { packetsPerSecond: 50, burst: 10 } } : n,
+    ),
+  );
   await m.check();
-  t.is(s.nft.replaced, 2);
-  t.regex(s.nft.script!, /limit rate over 50\/second burst 10 packets/);
-  t.deepEqual([...s.nft.blocked], ['198.19.255.2 200'], 'the block survived the replacement');
+  t.is(s.nft.replaced, 1, 'the table was not replaced');
+  t.is(s.nft.bytes.length - before, 1, 'one nft -f');
+  t.regex(s.nft.rule('bum-out', '198.19.255.2 200').body, /limit rate over 50\/second burst 10/);
+  t.regex(s.nft.rule('bum-in', '198.19.255.2 200').body, /limit rate over 50\/second burst 10/);
+  t.regex(s.nft.rule('bum-out', '198.19.255.3 100').body, /limit rate over 1000\/second/);
+  t.is(
+    s.nft.rule('bum-out', '198.19.255.3 100').packets,
+    5,
+    'an untouched path keeps its counters',
+  );
+  t.is(m.network('cdn')?.paths[1]?.bumDroppedOut, 5);
+  t.deepEqual(s.nft.blocked, ['198.19.255.2 200'], 'the block stays');
+  t.true(m.network('tel')?.blocked);
+  const again = s.nft.bytes.length;
+  await m.check();
+  t.is(s.nft.bytes.length, again, 'then nothing to write');
+});
+
+test('loop monitor - a peer joining a blocked network is blocked in the same command that adds its path; a peer leaving takes its path and block along', async (t) => {
+  const s = setup();
+  const m = s.monitor();
+  await m.check();
+  s.beacon.loopVia = ['198.19.255.2 200'];
+  await m.check();
+  s.beacon.loopVia = ['198.19.255.2 200']; // the loop lasts: tel stays blocked
+  const from = s.nft.scripts.length;
+  s.gateway.config = withNets(
+    NETS.map((n) => (n.name === 'tel' ? { ...n, peers: ['b', 'c'] } : n)),
+  );
+  await m.check();
+  const joined = s.nft.scripts.slice(from);
+  t.is(joined.length, 1, joined.join('\n---\n'));
+  t.regex(joined[0]!, /add element inet l2fed_l2 blocked \{ 198\.19\.255\.3 \. 200 \}/);
+  t.false(/198\.19\.255\.[23] \. 100|-100\b/.test(joined[0]!), 'cdn untouched');
+  t.deepEqual(s.nft.paths, [
+    '198.19.255.2 100',
+    '198.19.255.2 200',
+    '198.19.255.3 100',
+    '198.19.255.3 200',
+  ]);
+  t.deepEqual(s.nft.blocked, ['198.19.255.2 200', '198.19.255.3 200']);
+
+  const left = s.nft.scripts.length;
+  s.gateway.config = withNets(NETS.map((n) => (n.name === 'tel' ? { ...n, peers: ['b'] } : n)));
+  await m.check();
+  const gone = s.nft.scripts.slice(left);
+  t.is(gone.length, 1, gone.join('\n---\n'));
+  t.regex(gone[0]!, /delete element inet l2fed_l2 blocked \{ 198\.19\.255\.3 \. 200 \}/);
+  t.deepEqual(s.nft.paths, ['198.19.255.2 100', '198.19.255.2 200', '198.19.255.3 100']);
+  t.deepEqual(s.nft.blocked, ['198.19.255.2 200']);
+  t.is(s.nft.replaced, 1);
+});
+
+test('loop monitor - a path broken by hand (a rule deleted) is made whole again, and only it', async (t) => {
+  const s = setup();
+  const m = s.monitor();
+  await m.check();
+  const chain = s.nft.table!.chains.get('out-198.19.255.3-100')!;
+  chain.splice(
+    chain.findIndex((r) => r.comment?.startsWith('repeat ')),
+    1,
+  );
+  const from = s.nft.scripts.length;
+  // The first check's "before" is the previous check's read; its own read sees the hole.
+  await m.check();
+  await m.check();
+  const fixed = s.nft.scripts.slice(from);
+  t.is(fixed.length, 1);
+  t.regex(fixed[0]!, /flush chain inet l2fed_l2 out-198\.19\.255\.3-100/);
+  t.false(fixed[0]!.includes('198.19.255.2'), 'the other paths untouched');
+  t.notThrows(() => s.nft.rule('repeat', '198.19.255.3 100'));
+  t.is(s.nft.replaced, 1);
 });
 
 test('loop monitor - the lower id reports a loop and blocks nothing', async (t) => {
@@ -238,7 +250,7 @@ test('loop monitor - the lower id reports a loop and blocks nothing', async (t) 
   await m.check();
   beacon.loopVia = ['198.19.255.2 100'];
   await m.check();
-  t.is(nft.blocked.size, 0);
+  t.is(nft.blocked.length, 0);
   t.deepEqual(m.network('cdn')?.loopPeers, ['b']);
   t.regex(m.network('cdn')?.reason ?? '', /the gateway with the higher id \(b\) blocks it/);
 });
@@ -267,7 +279,8 @@ test('loop monitor - a new applied config gets its bound within a few hundred ms
     bumLimit: { packetsPerSecond: 70, burst: 7 },
   });
   const applied = Date.now();
-  t.true(await until(() => s.nft.replaced === 2), 'replaced after the apply');
+  const bound = () =>
+    /over 70\/second burst 7 /.test(s.nft.rule('bum-in', '198.19.255.2 100').body);
+  t.true(await until(bound), 'the new bound is in place');
   t.true(Date.now() - applied < 1500, `${Date.now() - applied} ms`);
-  t.regex(s.nft.script!, /limit rate over 70\/second burst 7 packets/);
 });

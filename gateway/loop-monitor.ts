@@ -2,9 +2,10 @@
  * Runs the loop guard and the broadcast bound (loop-guard.ts) next to a Gateway: every
  * check it keeps the `inet l2fed_l2` table in step with the applied config, sends one
  * beacon per network, reads which beacons came back, and blocks or unblocks networks.
- * The table's one dynamic part is its `blocked` set; the rest follows the config and is
- * replaced (one nft transaction) only when the config changes. A restarted monitor
- * adopts the blocks it finds, so a restart does not reopen a loop.
+ * The table's one dynamic part is its `blocked` set; the rest follows the config: a
+ * changed path (peer, network, bound) rewrites that path's chains and map entries only
+ * (one nft transaction), and only a new tunnel, port or rule version replaces the table.
+ * A restarted monitor adopts the blocks it finds, so a restart does not reopen a loop.
  */
 import type { CommandRunner } from '../lib/runner.js';
 import { CommandError } from '../lib/errors.js';
@@ -18,6 +19,8 @@ import {
   blockScript,
   blockedPaths,
   decideLoops,
+  l2GuardChange,
+  l2GuardChangeScript,
   l2GuardMarker,
   l2GuardRemoveScript,
   l2GuardScript,
@@ -142,9 +145,25 @@ export class LoopMonitor {
       }
     }
     this.adopted = true;
+    const holding = blockedPaths(networks, this.state);
     if (observed?.marker !== l2GuardMarker(spec)) {
-      await this.nftScript(netns, l2GuardScript(spec, blockedPaths(networks, this.state)));
+      await this.nftScript(netns, l2GuardScript(spec, holding));
       observed = await this.read(netns);
+    } else {
+      const change = l2GuardChange(spec, observed);
+      if (change) {
+        // New paths of a blocked network are blocked in the same transaction; a removed
+        // path's element goes with it.
+        const put = new Set(change.put.map(pathKey));
+        const gone = new Set(change.del.map(pathKey));
+        const have = new Set(observed.blocked.map(pathKey));
+        const blocked = {
+          add: holding.filter((p) => put.has(pathKey(p)) && !have.has(pathKey(p))),
+          del: observed.blocked.filter((p) => gone.has(pathKey(p))),
+        };
+        await this.nftScript(netns, l2GuardChangeScript(change, blocked));
+        observed = await this.read(netns);
+      }
     }
     const before = observed?.counters.repeats ?? new Map<string, number>();
     const targets = networks.filter((n) => n.peers.length > 0);
@@ -183,28 +202,32 @@ export class LoopMonitor {
     this.state = next;
 
     const c = after?.counters;
+    const reported: NetworkLoopReport[] = networks.map((n) => ({
+      name: n.name,
+      vni: n.vni,
+      ...next.get(n.name)!,
+      paths: n.peers.map((p) => {
+        const k = pathKey({ address: p.address, vni: n.vni });
+        return {
+          peer: p.name,
+          address: p.address,
+          bumDroppedIn: c?.bumDroppedIn.get(k) ?? 0,
+          bumDroppedOut: c?.bumDroppedOut.get(k) ?? 0,
+          blockedDroppedIn: c?.blockedDroppedIn.get(k) ?? 0,
+          blockedDroppedOut: c?.blockedDroppedOut.get(k) ?? 0,
+        };
+      }),
+      beaconError:
+        n.peers.length === 0 || beaconSent.has(n.name)
+          ? ''
+          : (sent.unavailable ?? sent.failed.get(vxlanName(n.vni)) ?? 'not sent'),
+    }));
+    const paths = reported.flatMap((n) => n.paths);
     const report: LoopReport = {
       at: new Date().toISOString(),
-      networks: networks.map((n) => ({
-        name: n.name,
-        vni: n.vni,
-        ...next.get(n.name)!,
-        paths: n.peers.map((p) => {
-          const k = pathKey({ address: p.address, vni: n.vni });
-          return {
-            peer: p.name,
-            address: p.address,
-            bumDroppedIn: c?.bumDroppedIn.get(k) ?? 0,
-            bumDroppedOut: c?.bumDroppedOut.get(k) ?? 0,
-          };
-        }),
-        beaconError:
-          n.peers.length === 0 || beaconSent.has(n.name)
-            ? ''
-            : (sent.unavailable ?? sent.failed.get(vxlanName(n.vni)) ?? 'not sent'),
-      })),
-      blockedDroppedIn: c?.blockedIn ?? 0,
-      blockedDroppedOut: c?.blockedOut ?? 0,
+      networks: reported,
+      blockedDroppedIn: paths.reduce((a, p) => a + p.blockedDroppedIn, 0),
+      blockedDroppedOut: paths.reduce((a, p) => a + p.blockedDroppedOut, 0),
     };
     this.latest = report;
     this.o.metrics?.observeLoops(report);
