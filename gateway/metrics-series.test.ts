@@ -1,8 +1,8 @@
 /**
  * The four gateway metric series no other test saw move (issue 17): a peer's probe loss
- * ratio, its received and sent bytes (from the health monitor), and the frames dropped
- * on blocked paths (from the loop monitor). Each is driven through its monitor over
- * fakes and read back from the registry as Prometheus text, as a scrape would.
+ * ratio (with its state), its received and sent bytes (from the health monitor), and the
+ * frames dropped on blocked paths (from the loop monitor). Each is driven through its
+ * monitor over fakes and read back from the registry as Prometheus text, as a scrape would.
  */
 import test, { type ExecutionContext } from 'ava';
 import { FakeRunner } from '../lib/runner-fake.js';
@@ -64,45 +64,58 @@ async function healthRig(t: ExecutionContext) {
   return { ping, wg, monitor, scrape, metrics };
 }
 
-test('metrics - a peer whose echoes stop answering: probe loss ratio 0 → 1 → 0', async (t) => {
-  const { ping, wg, monitor, scrape } = await healthRig(t);
+test('metrics - a peer whose echoes stop answering: probe loss ratio 0 → 1 → 0, state up → down → degraded → up', async (t) => {
+  const { ping, wg, monitor, scrape, metrics } = await healthRig(t);
+  /** The peer_state series of b that is 1 (the user's `l2fed_gateway_peer_state == 1`). */
+  const state = async () => {
+    const text = await metrics.registry.metrics();
+    return ['up', 'degraded', 'down'].filter(
+      (s) =>
+        sample(text, 'l2fed_gateway_peer_state', `peer="b",state="${s}",gateway="madrid"`) === 1,
+    );
+  };
   wg(100, 100);
   await monitor.check();
   t.is(await scrape('l2fed_gateway_peer_probe_loss_ratio'), 0);
+  t.deepEqual(await state(), ['up']);
   ping.answered = 0;
   await monitor.check();
   t.is(await scrape('l2fed_gateway_peer_probe_loss_ratio'), 1);
+  t.deepEqual(await state(), ['down']);
   ping.answered = 2;
   await monitor.check();
   t.is((await scrape('l2fed_gateway_peer_probe_loss_ratio'))?.toFixed(3), '0.333');
+  t.deepEqual(await state(), ['degraded']);
+  t.is(await scrape('l2fed_gateway_tunnel_up'), 1);
   ping.answered = 3;
   await monitor.check();
   t.is(await scrape('l2fed_gateway_peer_probe_loss_ratio'), 0);
+  t.deepEqual(await state(), ['up']);
 });
 
-test('metrics - received and sent bytes follow the tunnel counters of each peer', async (t) => {
+test('metrics - received and sent bytes count what the tunnel counters of each peer add, across a rebuilt tunnel', async (t) => {
   const { wg, monitor, scrape, metrics } = await healthRig(t);
+  const rx = 'l2fed_gateway_peer_received_bytes_total';
+  const tx = 'l2fed_gateway_peer_sent_bytes_total';
   wg(0, 0);
   await monitor.check();
-  t.is(await scrape('l2fed_gateway_peer_received_bytes'), 0);
-  t.is(await scrape('l2fed_gateway_peer_sent_bytes'), 0);
+  t.is(await scrape(rx), 0);
+  t.is(await scrape(tx), 0);
   wg(1480, 92);
   await monitor.check();
-  t.is(await scrape('l2fed_gateway_peer_received_bytes'), 1480);
-  t.is(await scrape('l2fed_gateway_peer_sent_bytes'), 92);
+  t.is(await scrape(rx), 1480);
+  t.is(await scrape(tx), 92);
   wg(1_000_000, 250_000);
   await monitor.check();
-  t.is(await scrape('l2fed_gateway_peer_received_bytes'), 1_000_000);
-  t.is(await scrape('l2fed_gateway_peer_sent_bytes'), 250_000);
+  t.is(await scrape(rx), 1_000_000);
+  t.is(await scrape(tx), 250_000);
+  // The tunnel is recreated: WireGuard counts from 0 again; the Prometheus counters go on.
+  wg(500, 100);
+  await monitor.check();
+  t.is(await scrape(rx), 1_000_500);
+  t.is(await scrape(tx), 250_100);
   // Peer c carries no network and answers the same pings: its own series, its own bytes.
-  t.is(
-    sample(
-      await metrics.registry.metrics(),
-      'l2fed_gateway_peer_received_bytes',
-      'peer="c",gateway="madrid"',
-    ),
-    0,
-  );
+  t.is(sample(await metrics.registry.metrics(), rx, 'peer="c",gateway="madrid"'), 0);
 });
 
 const quietBeacon: LoopBeaconSender = {

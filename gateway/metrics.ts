@@ -3,16 +3,19 @@
  * gateways in one process, as in tests, never collide), and a tiny HTTP server for them.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { HealthReport } from './health.js';
+import { PEER_STATUSES, type HealthReport } from './health.js';
 import type { LoopReport } from './loop-guard.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly peerUp: Gauge<'peer'>;
+  private readonly peerState: Gauge<'peer' | 'state'>;
   private readonly rtt: Gauge<'peer'>;
   private readonly loss: Gauge<'peer'>;
-  private readonly rx: Gauge<'peer'>;
-  private readonly tx: Gauge<'peer'>;
+  private readonly rx: Counter<'peer'>;
+  private readonly tx: Counter<'peer'>;
+  /** Per peer: the WireGuard entry (key) and its byte counters at the last check. */
+  private readonly wgLast = new Map<string, { key: string; rx: number; tx: number }>();
   private readonly handshakeAge: Gauge<'peer'>;
   private readonly pathMtu: Gauge<'peer'>;
   private readonly pathMtuNeeded: Gauge<'peer'>;
@@ -39,6 +42,12 @@ export class GatewayMetrics {
       labelNames: ['peer'],
       registers,
     });
+    this.peerState = new Gauge({
+      name: 'l2fed_gateway_peer_state',
+      help: 'Health of the peer, one series per state, 1 for the current one: up, degraded (passes the probe, but a stale handshake, probe loss or a path MTU below the needed one), down',
+      labelNames: ['peer', 'state'],
+      registers,
+    });
     this.rtt = new Gauge({
       name: 'l2fed_gateway_peer_rtt_seconds',
       help: 'Average RTT of the last in-tunnel probe',
@@ -51,15 +60,15 @@ export class GatewayMetrics {
       labelNames: ['peer'],
       registers,
     });
-    this.rx = new Gauge({
-      name: 'l2fed_gateway_peer_received_bytes',
-      help: 'Bytes received from the peer, as WireGuard counts them (resets when the tunnel is recreated)',
+    this.rx = new Counter({
+      name: 'l2fed_gateway_peer_received_bytes_total',
+      help: "Bytes received from the peer through the tunnel (WireGuard's counter; keeps counting when the tunnel is recreated)",
       labelNames: ['peer'],
       registers,
     });
-    this.tx = new Gauge({
-      name: 'l2fed_gateway_peer_sent_bytes',
-      help: 'Bytes sent to the peer, as WireGuard counts them (resets when the tunnel is recreated)',
+    this.tx = new Counter({
+      name: 'l2fed_gateway_peer_sent_bytes_total',
+      help: "Bytes sent to the peer through the tunnel (WireGuard's counter; keeps counting when the tunnel is recreated)",
       labelNames: ['peer'],
       registers,
     });
@@ -189,10 +198,9 @@ export class GatewayMetrics {
   observeHealth(h: HealthReport): void {
     for (const g of [
       this.peerUp,
+      this.peerState,
       this.rtt,
       this.loss,
-      this.rx,
-      this.tx,
       this.handshakeAge,
       this.pathMtu,
       this.pathMtuNeeded,
@@ -204,10 +212,20 @@ export class GatewayMetrics {
     for (const p of h.peers) {
       const peer = p.name;
       this.peerUp.set({ peer }, p.status === 'down' ? 0 : 1);
+      for (const state of PEER_STATUSES) {
+        this.peerState.set({ peer, state }, p.status === state ? 1 : 0);
+      }
       if (p.probe.rttMs !== undefined) this.rtt.set({ peer }, p.probe.rttMs / 1000);
       this.loss.set({ peer }, p.probe.loss);
-      this.rx.set({ peer }, p.rxBytes);
-      this.tx.set({ peer }, p.txBytes);
+      // WireGuard's counters restart at 0 with a new peer entry (a new key) or a
+      // recreated device; the Prometheus counters add what they grew by since the last
+      // check, or all of it after a restart. A restart whose new count already passed the
+      // old one between two checks (and kept the key) is under-counted, never negative.
+      const last = this.wgLast.get(peer);
+      const same = last?.key === p.publicKey;
+      this.rx.inc({ peer }, grown(same ? last.rx : 0, p.rxBytes));
+      this.tx.inc({ peer }, grown(same ? last.tx : 0, p.txBytes));
+      this.wgLast.set(peer, { key: p.publicKey, rx: p.rxBytes, tx: p.txBytes });
       if (p.handshakeAgeSeconds !== undefined) {
         this.handshakeAge.set({ peer }, p.handshakeAgeSeconds);
       }
@@ -216,10 +234,16 @@ export class GatewayMetrics {
         if (p.pathMtu.measured !== undefined) this.pathMtu.set({ peer }, p.pathMtu.measured);
       }
     }
-    // The counter keeps counting; it starts at 0 for every peer and goes with the peer.
+    // The counters keep counting; they start for every peer and go with the peer.
     const present = new Set(h.peers.map((p) => p.name));
     for (const peer of this.failoverPeers) {
       if (!present.has(peer)) this.failovers.remove({ peer });
+    }
+    for (const peer of this.wgLast.keys()) {
+      if (present.has(peer)) continue;
+      this.rx.remove({ peer });
+      this.tx.remove({ peer });
+      this.wgLast.delete(peer);
     }
     for (const peer of present) this.failovers.inc({ peer }, 0);
     this.failoverPeers.clear();
@@ -235,6 +259,11 @@ export class GatewayMetrics {
 function increment(last: Map<string, number>, key: string, now: number): number {
   const before = last.get(key) ?? 0;
   last.set(key, now);
+  return grown(before, now);
+}
+
+/** What a counter that restarts at 0 added since it read `before`. */
+function grown(before: number, now: number): number {
   return now >= before ? now - before : now;
 }
 

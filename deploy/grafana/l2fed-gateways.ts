@@ -17,10 +17,21 @@ import {
   type DashboardSpec,
   type Query,
 } from './panels.js';
+import type { PeerStatus } from '../../gateway/health.js';
 
 /** A gateway metric, filtered by the cluster picker and the pickers of its labels. */
 function gw(metric: string, ...labels: ('network' | 'peer')[]): string {
   return selector(metric, picked('gateway', 'cluster'), ...labels.map((l) => picked(l)));
+}
+
+/** The peer-state series of one state (1 while the peer is in it, else 0). */
+function peerState(state: PeerStatus): string {
+  return selector(
+    'l2fed_gateway_peer_state',
+    picked('gateway', 'cluster'),
+    picked('peer'),
+    `state="${state}"`,
+  );
 }
 
 const RATE = '[$__rate_interval]';
@@ -69,19 +80,41 @@ export const gatewaysDashboard: DashboardSpec = {
       title: 'Overview',
       cells: [
         {
-          w: 4,
+          w: 3,
+          h: 4,
+          panel: stat({
+            title: 'Peers',
+            description: 'Tunnels to peers, over the gateways picked.',
+            unit: 'short',
+            expr: `count(${gw('l2fed_gateway_tunnel_up', 'peer')}) or vector(0)`,
+          }),
+        },
+        {
+          w: 3,
           h: 4,
           panel: stat({
             title: 'Peers down',
             description:
-              'Peers whose tunnel fails the in-tunnel probe (l2fed_gateway_tunnel_up == 0). A degraded peer (stale handshake, probe loss, path MTU too small) still counts as up: see the Peers row.',
+              'Peers whose tunnel fails the in-tunnel probe or never shook hands (l2fed_gateway_peer_state{state="down"}; l2fed_gateway_tunnel_up == 0).',
             unit: 'short',
-            expr: countOf(`${gw('l2fed_gateway_tunnel_up', 'peer')} == 0`),
+            expr: countOf(`${peerState('down')} == 1`),
             steps: nonZero(),
           }),
         },
         {
-          w: 4,
+          w: 3,
+          h: 4,
+          panel: stat({
+            title: 'Peers degraded',
+            description:
+              'Peers whose tunnel passes the probe but not cleanly: a stale handshake, probe loss, or a path MTU below what their networks need (l2fed_gateway_peer_state{state="degraded"}; l2fed status says which).',
+            unit: 'short',
+            expr: countOf(`${peerState('degraded')} == 1`),
+            steps: nonZero('orange'),
+          }),
+        },
+        {
+          w: 3,
           h: 4,
           panel: stat({
             title: 'Stale handshakes',
@@ -93,7 +126,7 @@ export const gatewaysDashboard: DashboardSpec = {
           }),
         },
         {
-          w: 4,
+          w: 3,
           h: 4,
           panel: stat({
             title: 'Paths below needed MTU',
@@ -107,7 +140,7 @@ export const gatewaysDashboard: DashboardSpec = {
           }),
         },
         {
-          w: 4,
+          w: 3,
           h: 4,
           panel: stat({
             title: 'Networks not ok',
@@ -119,7 +152,7 @@ export const gatewaysDashboard: DashboardSpec = {
           }),
         },
         {
-          w: 4,
+          w: 3,
           h: 4,
           panel: stat({
             title: 'Networks with a loop',
@@ -133,7 +166,7 @@ export const gatewaysDashboard: DashboardSpec = {
           }),
         },
         {
-          w: 4,
+          w: 3,
           h: 4,
           panel: stat({
             title: 'Reconcile errors (1 h)',
@@ -152,14 +185,18 @@ export const gatewaysDashboard: DashboardSpec = {
           w: 24,
           h: 7,
           panel: stateTimeline({
-            title: 'Tunnel state',
+            title: 'Peer state',
             description:
-              'Per gateway → peer: up when the in-tunnel probe answers, down otherwise. There is no degraded state in the metrics; see handshake age, probe loss and path MTU below.',
+              'Per gateway → peer (l2fed_gateway_peer_state): up; degraded when the in-tunnel probe answers but the handshake is stale, some probes are lost or the path MTU is below what the networks need (see the panels below; l2fed status gives the reason); down when the probe fails or the peers never shook hands.',
             states: [
               { text: 'down', color: 'red' },
+              { text: 'degraded', color: 'orange' },
               { text: 'up', color: 'green' },
             ],
-            queries: one(gw('l2fed_gateway_tunnel_up', 'peer')),
+            // 2 up, 1 degraded, 0 down: the state-set as one value per peer.
+            queries: one(
+              `max by (gateway, peer) (2 * ${peerState('up')} or ${peerState('degraded')})`,
+            ),
           }),
         },
         {
@@ -184,15 +221,15 @@ export const gatewaysDashboard: DashboardSpec = {
           panel: series({
             title: 'Tunnel throughput',
             description:
-              'WireGuard bytes per second to (tx, below the axis) and from (rx) each peer, in bits/s. The byte gauges restart at 0 when the tunnel is recreated; rate() treats that as a reset.',
+              'WireGuard traffic to (tx, below the axis) and from (rx) each peer, in bits/s (l2fed_gateway_peer_sent_bytes_total, …_received_bytes_total: counters that keep counting when the tunnel is recreated).',
             unit: 'bps',
             queries: [
               {
-                expr: `rate(${gw('l2fed_gateway_peer_received_bytes', 'peer')}${RATE}) * 8`,
+                expr: `rate(${gw('l2fed_gateway_peer_received_bytes_total', 'peer')}${RATE}) * 8`,
                 legend: '{{gateway}} ← {{peer}} rx',
               },
               {
-                expr: `rate(${gw('l2fed_gateway_peer_sent_bytes', 'peer')}${RATE}) * 8`,
+                expr: `rate(${gw('l2fed_gateway_peer_sent_bytes_total', 'peer')}${RATE}) * 8`,
                 legend: '{{gateway}} → {{peer}} tx',
               },
             ],
@@ -357,12 +394,12 @@ export const gatewaysDashboard: DashboardSpec = {
           panel: series({
             title: 'Frames dropped on blocked paths',
             description:
-              'Frames per second dropped on paths blocked to cut a loop, by direction (all networks: this metric has no network label).',
+              'Frames per second dropped on paths blocked to cut a loop, by the network whose loop is cut and direction (in: from a peer, out: to a peer).',
             unit: 'pps',
             min: 0,
             queries: one(
-              `sum by (gateway, direction) (rate(${gw('l2fed_gateway_loop_blocked_frames_total')}${RATE}))`,
-              '{{gateway}} {{direction}}',
+              `sum by (gateway, network, direction) (rate(${gw('l2fed_gateway_loop_blocked_frames_total', 'network')}${RATE}))`,
+              '{{gateway}} {{network}} {{direction}}',
             ),
           }),
         },

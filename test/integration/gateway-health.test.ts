@@ -41,6 +41,15 @@ test('gateway health - handshake, probe, metrics, and "connected but nothing pas
   const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
   t.regex(text, /l2fed_gateway_tunnel_up\{peer="site1",gateway="site0"\} 1/);
   t.regex(text, /l2fed_gateway_peer_handshake_age_seconds\{peer="site1",gateway="site0"\} \d+/);
+  t.regex(text, /l2fed_gateway_peer_state\{peer="site1",state="up",gateway="site0"\} 1\n/);
+  t.regex(text, /l2fed_gateway_peer_state\{peer="site1",state="degraded",gateway="site0"\} 0\n/);
+  // The pings above crossed the tunnel: WireGuard counted them, and so does the counter.
+  for (const name of ['received', 'sent']) {
+    const m = new RegExp(
+      `l2fed_gateway_peer_${name}_bytes_total\\{peer="site1",gateway="site0"\\} (\\d+)`,
+    ).exec(text);
+    t.true(Number(m?.[1]) > 0, `${name} bytes: ${m?.[0]}`);
+  }
 
   // A fault outside the gateway's knowledge: the far VXLAN device goes down. The tunnel
   // still answers, but frames sent into the network never come back.
