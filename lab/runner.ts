@@ -66,6 +66,9 @@ export const LAB_HEALTH_MS = 2000;
 /** Transit addresses (inside WireGuard) come from here; lab-only, like the underlay. */
 export const LAB_TRANSIT_POOL = '198.19.0.0/16';
 
+/** A lab whose gateways gain no answering peer for this long is called not converged. */
+export const LAB_CONVERGE_STALL_MS = 180_000;
+
 /**
  * Daemons started at once: starting one is mostly CPU (Node loading l2fed), so about
  * two per core; more only makes each start slower on a busy machine.
@@ -220,6 +223,7 @@ export class LabRunner {
     try {
       const r = await waitForConvergence(plan, gateways, {
         pollMs: this.opts.healthMs ?? LAB_HEALTH_MS,
+        stallMs: LAB_CONVERGE_STALL_MS,
         onProgress: (l) => void this.progress(l),
       });
       const s = (r.ms / 1000).toFixed(0);
@@ -229,7 +233,7 @@ export class LabRunner {
       await this.progress(
         r.converged
           ? `converged: every gateway holds its expected peers, all answering (${s} s after the agents started)`
-          : `NOT converged: no more peers answering for 180 s (${s} s after the agents started); waiting for ${describePending(r.pending, 5)}`,
+          : `NOT converged: no more peers answering for ${LAB_CONVERGE_STALL_MS / 1000} s (${s} s after the agents started); waiting for ${describePending(r.pending, 5)}`,
       );
     } finally {
       for (const g of gateways.values()) g.close();
