@@ -272,10 +272,11 @@ export function idleSection(
       'Before is the same code forced onto the fallback path, so it is a lower bound of the ' +
         'pre-issue-18 cost: that code also read links, `wg`, nft, one FDB per network and ' +
         'the segments through ~8 `ip netns exec` per check (observe()), which the fakes ' +
-        'here leave out. Measured on real namespaces with `scripts/bench-idle.ts` ' +
-        '(docs/status.md, commit 26173f5, load 7–20): before 3 / 12 / 52 / 102 process ' +
-        'starts per check at 1 / 10 / 50 / 100 peers and 102–116 → 730–773 ms CPU; after ' +
-        '1 / 1 / 1 / 1 starts and 11–14 → 14–17 ms.',
+        'here leave out; the old code itself was measured only lab-wide (a 16-cluster lab ' +
+        'at 100 % CPU idle, docs/gateway.md). The same measurement earlier ' +
+        '(`scripts/bench-idle.ts` as of e635150, docs/status.md row of 26173f5, load 7–20): ' +
+        'before 3 / 12 / 52 / 102 process starts per check at 1 / 10 / 50 / 100 peers and ' +
+        '102–116 → 730–773 ms CPU; after 1 / 1 / 1 / 1 starts and 11–14 → 14–17 ms.',
       'Absolute CPU is per check on a 2-core machine shared with other work; the ratios ' +
         'pair samples of the same run, taken back to back.',
       ...notes,
