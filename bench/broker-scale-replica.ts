@@ -33,6 +33,33 @@ export interface ReplicaStats {
   readonly rssBytes: number;
   readonly handled: number;
   readonly failed: number;
+  /** KV operations by "<bucket> <op> <result>" (the replica's own metrics, broker/metrics.ts). */
+  readonly kvOps: Record<string, number>;
+  /** Requests by verb: count and summed handling time (s), from the replica's metrics. */
+  readonly verbs: Record<string, { count: number; seconds: number }>;
+}
+
+type MetricValues = {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}[];
+
+/** The replica's KV operation counts and per-verb request times. */
+async function fromMetrics(broker: Broker): Promise<Pick<ReplicaStats, 'kvOps' | 'verbs'>> {
+  const values = async (name: string): Promise<MetricValues> =>
+    ((await broker.metrics.registry.getSingleMetric(name)?.get())?.values ?? []) as MetricValues;
+  const kvOps: Record<string, number> = {};
+  for (const v of await values('l2fed_broker_kv_operations_total'))
+    if (v.value > 0) kvOps[`${v.labels.bucket} ${v.labels.op} ${v.labels.result}`] = v.value;
+  const verbs: Record<string, { count: number; seconds: number }> = {};
+  for (const v of await values('l2fed_broker_request_duration_seconds')) {
+    const verb = String(v.labels.verb);
+    const e = (verbs[verb] ??= { count: 0, seconds: 0 });
+    if (v.metricName?.endsWith('_count')) e.count = v.value;
+    else if (v.metricName?.endsWith('_sum')) e.seconds = v.value;
+  }
+  return { kvOps, verbs };
 }
 
 function countRequests(nc: NatsConnection) {
@@ -65,14 +92,17 @@ async function main(): Promise<void> {
   process.on('message', (m: { type?: string }) => {
     if (m.type === 'stats') {
       const cpu = process.cpuUsage();
-      const stats: ReplicaStats = {
-        ...counts,
-        cpuMs: (cpu.user + cpu.system) / 1000,
-        rssBytes: process.memoryUsage().rss,
-        handled: broker.stats.handled,
-        failed: broker.stats.failed,
-      };
-      send({ type: 'stats', stats });
+      void fromMetrics(broker).then((metrics) => {
+        const stats: ReplicaStats = {
+          ...counts,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          rssBytes: process.memoryUsage().rss,
+          handled: broker.stats.handled,
+          failed: broker.stats.failed,
+          ...metrics,
+        };
+        send({ type: 'stats', stats });
+      });
     } else if (m.type === 'stop') {
       void broker
         .stop()

@@ -279,6 +279,35 @@ async function startReplica(args: ReplicaArgs): Promise<Replica> {
   };
 }
 
+/** CPU time (user + system, ms) of a process so far; NaN when unreadable. */
+async function cpuMsOf(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/** Per cluster, what changed between two stats snapshots of every replica (sum). */
+function perCluster(
+  before: readonly ReplicaStats[],
+  after: readonly ReplicaStats[],
+  size: number,
+  f: (s: ReplicaStats) => Record<string, number>,
+): [string, number][] {
+  const out = new Map<string, number>();
+  for (const [list, sign] of [
+    [after, 1],
+    [before, -1],
+  ] as const)
+    for (const s of list)
+      for (const [k, v] of Object.entries(f(s))) out.set(k, (out.get(k) ?? 0) + sign * v);
+  return [...out]
+    .map(([k, v]) => [k, v / size] as [string, number])
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1]);
+}
+
 async function rssBytes(pid: number | undefined): Promise<number> {
   if (pid === undefined) return NaN;
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
@@ -418,7 +447,17 @@ async function buildOnce(
       peers[x]!.add(ids[y]!);
       peers[y]!.add(ids[x]!);
     }
+    const sum = (xs: ReplicaStats[], f: (s: ReplicaStats) => number) =>
+      xs.reduce((a, s) => a + f(s), 0);
     const before = await Promise.all(replicas.map((r) => r.stats()));
+    const natsCpu0 = await cpuMsOf(server.pid);
+    const ownCpu0 = process.cpuUsage();
+    // When each cluster's requests were answered (ms after t0), per verb: the phases.
+    const answered = {
+      register: [] as number[],
+      exports: [] as number[],
+      peerings: [] as number[],
+    };
     const t0 = performance.now();
     await Promise.all(
       sims.map(async (s, i) => {
@@ -427,14 +466,17 @@ async function buildOnce(
           endpoints: [`198.18.${i >> 8}.${i & 255}:51820`],
           capabilities: [],
         });
+        answered.register.push(performance.now() - t0);
         model.records.set(s.id, reg.cluster);
         const nets = plannedExports[i]!;
         const asks = nets.map((network) => ({ network, capacity: capacityOf[i]! }));
         const exp = await s.client.request('exports', { networks: nets, mtu: asks });
+        answered.exports.push(performance.now() - t0);
         for (const n of exp.networks) model.vnis.set(n.name, n.vni);
         model.setExports(s.id, nets, asks);
         const decl = [...peers[i]!].sort().map((remoteCluster) => ({ remoteCluster }));
         await s.client.request('peerings', { peerings: decl });
+        answered.peerings.push(performance.now() - t0);
         model.decls.set(s.id, decl);
       }),
     );
@@ -444,8 +486,39 @@ async function buildOnce(
     const correctAt = await untilCorrect(sims, want, admin, check);
     const buildMs = correctAt - t0;
     const after = await Promise.all(replicas.map((r) => r.stats()));
-    const sum = (xs: ReplicaStats[], f: (s: ReplicaStats) => number) =>
-      xs.reduce((a, s) => a + f(s), 0);
+    const natsCpuMs = (await cpuMsOf(server.pid)) - natsCpu0;
+    const ownCpu = process.cpuUsage(ownCpu0);
+    const at = (xs: number[], q: number) => stat(xs, 'ms', [q]).percentiles![`p${q}`]!;
+    log(
+      `phases (ms after the first request, p50 / last answered): ` +
+        Object.entries(answered)
+          .map(([v, xs]) => `${v} ${at(xs, 50).toFixed(0)} / ${Math.max(...xs).toFixed(0)}`)
+          .join(', ') +
+        `; maps correct ${Math.round(buildMs)}`,
+    );
+    const verbTotal = (xs: readonly ReplicaStats[], verb: string, k: 'count' | 'seconds') =>
+      sum([...xs], (x) => x.verbs[verb]?.[k] ?? 0);
+    log(
+      `handling time per request (broker, mean ms): ` +
+        ['register', 'exports', 'peerings']
+          .map((v) => {
+            const n = verbTotal(after, v, 'count') - verbTotal(before, v, 'count');
+            const sec = verbTotal(after, v, 'seconds') - verbTotal(before, v, 'seconds');
+            return `${v} ${((sec * 1000) / n).toFixed(1)}`;
+          })
+          .join(', '),
+    );
+    log(
+      `CPU during the build: broker replicas ${Math.round(sum(after, (x) => x.cpuMs) - sum(before, (x) => x.cpuMs))} ms, ` +
+        `nats-server ${Math.round(natsCpuMs)} ms, simulated clusters ${Math.round((ownCpu.user + ownCpu.system) / 1000)} ms ` +
+        `(wall ${Math.round(buildMs)} ms, 2 cores)`,
+    );
+    log(
+      `KV ops per cluster by bucket/op/result: ` +
+        perCluster(before, after, size, (s) => s.kvOps)
+          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+          .join(', '),
+    );
     const delta = (f: (s: ReplicaStats) => number) => (sum(after, f) - sum(before, f)) / size;
     const result: BuildResult = {
       size,

@@ -398,3 +398,37 @@ test('scale - joins of one network queued in one replica start from the binding 
   t.true(reads <= 2, `reads of net.cdn for 19 joins in turn: ${reads}\n${calls.join('\n')}`);
   t.is((await fed.vnis.join('cdn', 'c0')) > 0, true);
 });
+
+test("scale - a peerings request reads each new peer's inputs once for both maps that need them", async (t) => {
+  // No jitter: calls complete in order, so the count is exact.
+  const { store, calls } = counted(new FakeKvStore({ jitter: false }));
+  const fed = new Federation(store, config());
+  const others = Array.from({ length: 6 }, (_, i) => `p${i}`);
+  for (const [i, id] of ['c0', ...others].entries()) await fed.register(id, reg(i));
+  for (const id of others) await fed.setPeerings(id, [{ remoteCluster: 'c0' }]);
+  calls.length = 0;
+  await fed.setPeerings(
+    'c0',
+    others.map((remoteCluster) => ({ remoteCluster })),
+  );
+  // p<i>'s own map (its entry of c0) and c0's map (the entry of p<i>) both need p<i>'s
+  // inputs, read after each map's revision: one read serves both (before: one each).
+  for (const bucket of ['clusters', 'exports', 'peerings'])
+    t.is(
+      calls.filter((c) => new RegExp(`^(get|read) ${bucket} p\\d$`).test(c)).length,
+      6,
+      `${bucket}\n${calls.join('\n')}`,
+    );
+  for (const id of others) {
+    const map = await store.get<PeerMap>('peerMaps', id);
+    t.deepEqual(
+      map?.value.peers.map((p) => p.cluster),
+      ['c0'],
+    );
+  }
+  const own = await store.get<PeerMap>('peerMaps', 'c0');
+  t.deepEqual(
+    own?.value.peers.map((p) => p.cluster),
+    others,
+  );
+});

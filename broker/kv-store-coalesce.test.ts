@@ -5,10 +5,12 @@
 import test from 'ava';
 import { coalesceReads, type Store } from './kv-store.js';
 import { FakeKvStore } from './kv-store-fake.js';
+import type { BucketId } from './records.js';
 
 /** A fake whose reads wait until released, to order them against writes by hand. */
 function gated() {
-  const fake = new FakeKvStore();
+  // No jitter: a read takes its value one turn after it is issued, in call order.
+  const fake = new FakeKvStore({ jitter: false });
   const gates: (() => void)[] = [];
   let reads = 0;
   const store: Store = {
@@ -18,13 +20,13 @@ function gated() {
         (...a: unknown[]) => (fake[m] as (...x: unknown[]) => unknown).apply(fake, a),
       ]),
     ) as Omit<Store, 'read'>),
-    read: async (bucket, key) => {
+    read: (async (bucket: BucketId, key: string) => {
       reads++;
       // The value is taken when the read is issued, as a server would serve it.
       const r = fake.read(bucket, key);
       await new Promise<void>((resolve) => gates.push(resolve));
       return r;
-    },
+    }) as Store['read'],
   };
   const open = async () => {
     await new Promise((r) => setImmediate(r));

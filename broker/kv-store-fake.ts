@@ -44,8 +44,11 @@ export class FakeKvStore implements Store {
     this.failNext = { key, applied };
   }
 
+  /** `jitter: false`: every call yields exactly once, so call order is deterministic. */
+  constructor(private readonly opts: { readonly jitter?: boolean } = {}) {}
+
   private async jitter(): Promise<void> {
-    const n = Math.floor(Math.random() * 3);
+    const n = this.opts.jitter === false ? 1 : Math.floor(Math.random() * 3);
     for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
   }
 

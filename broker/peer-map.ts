@@ -3,8 +3,8 @@
  * peerings. `computePeerMap` is pure; `PeerMapPublisher` reads inputs from KV and
  * writes the result with compare-and-set so concurrent replicas converge.
  */
-import type { Store } from './kv-store.js';
-import { KEYS } from './records.js';
+import type { Store, Versioned } from './kv-store.js';
+import { KEYS, type BucketId } from './records.js';
 import type {
   AgreedMtu,
   ClusterRecord,
@@ -16,7 +16,7 @@ import type {
   PeeringsRecord,
   NetworkRecord,
 } from './records.js';
-import { casLoop, done, retry } from './retry.js';
+import { casLoop, done, retry, type Attempt } from './retry.js';
 
 /** What one cluster contributes to peer maps. */
 export interface ClusterInputs {
@@ -183,6 +183,15 @@ function newJob(): Job {
  */
 export class PeerMapPublisher {
   private readonly lanes = new Map<string, { queued: Job | undefined }>();
+  /**
+   * Input reads of running jobs, for other jobs to share: `tick` orders this replica's
+   * events; a read stamped after a job read its map's revision is as good as the job's
+   * own read (it started later), so a job uses it instead of reading again.
+   */
+  private tick = 0;
+  private readonly shared = new Map<string, { stamp: number; value: Promise<unknown> }>();
+  /** `since` of each running job attempt, to drop reads nobody can share. */
+  private readonly running = new Set<number>();
 
   constructor(
     private readonly store: Store,
@@ -191,16 +200,63 @@ export class PeerMapPublisher {
 
   /** Current inputs of one cluster, straight from KV. */
   async inputs(clusterId: string): Promise<ClusterInputs> {
+    return this.inputsSince(clusterId, Infinity);
+  }
+
+  /** Inputs of one cluster as read after `since` (a tick): shared reads or new ones. */
+  private async inputsSince(clusterId: string, since: number): Promise<ClusterInputs> {
     const [cluster, exp, peer] = await Promise.all([
-      this.store.get<ClusterRecord>('clusters', clusterId),
-      this.store.get<ExportsRecord>('exports', clusterId),
-      this.store.get<PeeringsRecord>('peerings', clusterId),
+      this.readSince<ClusterRecord>('clusters', clusterId, since),
+      this.readSince<ExportsRecord>('exports', clusterId, since),
+      this.readSince<PeeringsRecord>('peerings', clusterId, since),
     ]);
     return {
       cluster: cluster?.value,
       networks: exp?.value.networks ?? [],
       peerings: peer?.value.peerings ?? [],
     };
+  }
+
+  /**
+   * `store.get`, or a get of the same key that another job started after `since`
+   * (Infinity: never shared). Values are shared, so never mutated.
+   */
+  private readSince<T>(
+    bucket: BucketId,
+    key: string,
+    since: number,
+  ): Promise<Versioned<T> | undefined> {
+    const id = `${bucket}/${key}`;
+    const hit = this.shared.get(id);
+    if (hit && hit.stamp > since) return hit.value as Promise<Versioned<T> | undefined>;
+    const value = this.store.get<T>(bucket, key);
+    if (since !== Infinity) {
+      this.shared.set(id, { stamp: ++this.tick, value });
+      if (this.shared.size > 4096) this.prune();
+    }
+    return value;
+  }
+
+  /** Drops shared reads that no running job may use (stamped before every `since`). */
+  private prune(): void {
+    const oldest = Math.min(...this.running);
+    for (const [id, e] of this.shared) if (e.stamp <= oldest) this.shared.delete(id);
+  }
+
+  /** Runs one attempt of a job with its `since` registered (see `shared`). */
+  private async attempt<T>(fn: (since: () => number) => Promise<T>): Promise<T> {
+    let since: number | undefined;
+    const mark = () => {
+      since = ++this.tick;
+      this.running.add(since);
+      return since;
+    };
+    try {
+      return await fn(mark);
+    } finally {
+      if (since !== undefined) this.running.delete(since);
+      if (this.running.size === 0) this.shared.clear();
+    }
   }
 
   /**
@@ -286,48 +342,63 @@ export class PeerMapPublisher {
 
   /** One job: read the map's revision, then the inputs it needs, then CAS; retried. */
   private async execute(id: string, job: Job): Promise<void> {
-    await casLoop(`peermap ${id}`, this.casAttempts, async () => {
-      const cur = await this.store.read<PeerMap>('peerMaps', id);
-      // Only MTUs to replace in a map that exists: the map and those networks suffice.
-      const mtusOnly = !job.full && job.peers.size === 0 && cur.value !== undefined;
-      const self = mtusOnly ? undefined : await this.inputs(id);
-      if (self && !self.cluster) {
-        if (cur.value === undefined) return done(undefined);
-        return (await this.store.delete('peerMaps', id, cur.revision)) ? done(undefined) : retry;
-      }
-      let map: PeerMap;
-      if (job.full || cur.value === undefined) {
-        const s = { ...self!, cluster: self!.cluster! };
-        const remotes = await this.inputsOf(s.peerings.map((p) => p.remoteCluster));
-        const nets = await Promise.all(
-          s.networks.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n.name))),
-        );
-        const mtus = new Map(s.networks.map((n, i) => [n.name, nets[i]?.value.mtu]));
-        map = computePeerMap(s, remotes, mtus);
-      } else {
-        map = cur.value;
-        if (job.peers.size > 0) {
-          const s = { ...self!, cluster: self!.cluster! };
-          const remotes = await this.inputsOf([...job.peers]);
-          for (const [peer, remote] of remotes) map = withPeer(map, s, peer, remote);
-        }
-        if (job.mtus.size > 0) {
-          const names = [...job.mtus];
-          const recs = await Promise.all(
-            names.map((n) => this.store.get<NetworkRecord>('networks', KEYS.network(n))),
-          );
-          map = withMtus(map, new Map(names.map((n, i) => [n, recs[i]?.value.mtu])));
-        }
-      }
-      const r = await this.store.cas('peerMaps', id, map, cur.revision);
-      return r.type === 'ok' ? done(undefined) : retry;
-    });
+    await casLoop(`peermap ${id}`, this.casAttempts, () =>
+      this.attempt((mark) => this.once(id, job, mark)),
+    );
   }
 
-  private async inputsOf(ids: readonly string[]): Promise<Map<string, ClusterInputs>> {
+  /** One attempt of a job; `mark()` right after the map's revision is read gives its `since`. */
+  private async once(id: string, job: Job, mark: () => number): Promise<Attempt<undefined>> {
+    const cur = await this.store.read<PeerMap>('peerMaps', id);
+    // Every input read from here on is newer than the revision: shared ones too.
+    const since = mark();
+    // Only MTUs to replace in a map that exists: the map and those networks suffice.
+    const mtusOnly = !job.full && job.peers.size === 0 && cur.value !== undefined;
+    const self = mtusOnly ? undefined : await this.inputsSince(id, since);
+    if (self && !self.cluster) {
+      if (cur.value === undefined) return done(undefined);
+      return (await this.store.delete('peerMaps', id, cur.revision)) ? done(undefined) : retry;
+    }
+    let map: PeerMap;
+    if (job.full || cur.value === undefined) {
+      const s = { ...self!, cluster: self!.cluster! };
+      const remotes = await this.inputsOf(
+        s.peerings.map((p) => p.remoteCluster),
+        since,
+      );
+      const nets = await Promise.all(
+        s.networks.map((n) =>
+          this.readSince<NetworkRecord>('networks', KEYS.network(n.name), since),
+        ),
+      );
+      const mtus = new Map(s.networks.map((n, i) => [n.name, nets[i]?.value.mtu]));
+      map = computePeerMap(s, remotes, mtus);
+    } else {
+      map = cur.value;
+      if (job.peers.size > 0) {
+        const s = { ...self!, cluster: self!.cluster! };
+        const remotes = await this.inputsOf([...job.peers], since);
+        for (const [peer, remote] of remotes) map = withPeer(map, s, peer, remote);
+      }
+      if (job.mtus.size > 0) {
+        const names = [...job.mtus];
+        const recs = await Promise.all(
+          names.map((n) => this.readSince<NetworkRecord>('networks', KEYS.network(n), since)),
+        );
+        map = withMtus(map, new Map(names.map((n, i) => [n, recs[i]?.value.mtu])));
+      }
+    }
+    const r = await this.store.cas('peerMaps', id, map, cur.revision);
+    return r.type === 'ok' ? done(undefined) : retry;
+  }
+
+  private async inputsOf(
+    ids: readonly string[],
+    since: number,
+  ): Promise<Map<string, ClusterInputs>> {
     const unique = [...new Set(ids)];
     return new Map(
-      await Promise.all(unique.map(async (id) => [id, await this.inputs(id)] as const)),
+      await Promise.all(unique.map(async (id) => [id, await this.inputsSince(id, since)] as const)),
     );
   }
 }
