@@ -8,7 +8,7 @@
 import test from 'ava';
 import { FakeRunner } from '../lib/runner-fake.js';
 import { PreconditionError } from './errors.js';
-import { OvsSegment } from './segment-ovs.js';
+import { OvsSegment, parseOvsView } from './segment-ovs.js';
 
 const table = (headings: string[], data: unknown[][]) => JSON.stringify({ headings, data });
 const EMPTY = table(['name'], []);
@@ -78,4 +78,46 @@ test('ovs ports - an offered type is checked once; system ports are never checke
     [],
   );
   t.false(plain.calls.some((c) => c.argv.includes('Open_vSwitch')));
+});
+
+/** ovs-vsctl's words when vswitchd could not open a port it added (exit status 0). */
+const SETUP_ERROR =
+  "ovs-vsctl: Error detected while setting up 'l2fv7': could not open network device l2fv7 (Operation not supported).  See ovs-vswitchd log for details.\n" +
+  'ovs-vsctl: The default log directory is "/var/log/openvswitch".\n';
+
+test('ovs ports - a port vswitchd could not open fails the attach with its reason and the fix, not a silent success', async (t) => {
+  const runner = new FakeRunner().on(() => true, { stderr: SETUP_ERROR });
+  const seg = new OvsSegment(
+    { runner, netns: undefined },
+    { interface: { type: 'afxdp', options: { 'xdp-mode': 'native' } } },
+  );
+  const err = await t.throwsAsync(seg.attach('l2fv7', { type: 'ovs', bridge: 'br-cdn' }));
+  t.regex(err.message, /OVS could not open port l2fv7 \(type=afxdp xdp-mode=native\)/);
+  t.regex(err.message, /could not open network device l2fv7 \(Operation not supported\)/);
+  t.regex(err.message, /ovsPorts/);
+  t.regex(err.message, /ovs-vswitchd log/);
+});
+
+test('ovs ports - a port whose Interface has an error is not attached (re-plugged, so the error shows again)', (t) => {
+  const bridges = table(['name', 'ports'], [['br-cdn', ['set', [['uuid', 'p1']]]]]);
+  const ports = table(
+    ['_uuid', 'name', 'tag', 'vlan_mode'],
+    [[['uuid', 'p1'], 'l2fv7', 0, 'access']],
+  );
+  const row = (error: unknown) =>
+    table(
+      ['name', 'type', 'options', 'error'],
+      [['l2fv7', 'afxdp', ['map', [['xdp-mode', 'generic']]], error]],
+    );
+  const want = { type: 'afxdp', options: { 'xdp-mode': 'generic' } };
+  const devices = new Set(['l2fv7']);
+  const ok = parseOvsView(bridges, ports, { json: row(['set', []]), want }, devices);
+  t.is(ok.attachments.length, 1);
+  const broken = parseOvsView(
+    bridges,
+    ports,
+    { json: row('could not open network device l2fv7 (Operation not supported)'), want },
+    devices,
+  );
+  t.deepEqual(broken.attachments, []);
 });

@@ -94,7 +94,12 @@ export function parseOvsView(
     iface
       ? rows(iface.json, 'Interface').map((r) => [
           String(r.name),
-          { type: String(r.type), options: mapOf(r.options) },
+          {
+            type: String(r.type),
+            options: mapOf(r.options),
+            // Set by vswitchd when it could not open the port (ofport -1).
+            error: elements(r.error).map(String).join(''),
+          },
         ])
       : [],
   );
@@ -117,7 +122,7 @@ export function parseOvsView(
       const p = ports.get(uuid);
       if (!p?.name.startsWith(VXLAN_PREFIX)) continue;
       const have = interfaces.get(p.name);
-      const ifaceOk = !iface || !have || interfaceMatches(have, iface.want);
+      const ifaceOk = !iface || !have || (interfaceMatches(have, iface.want) && !have.error);
       const access = p.mode === 'access' && p.tag !== undefined;
       if (exists(p.name) && (!ifaceOk || !access)) continue;
       const segment: SegmentConfig = p.tag
@@ -167,6 +172,29 @@ export interface OvsSegmentOptions {
   readonly interface?: OvsInterfaceSettings;
 }
 
+/**
+ * vswitchd added a port but could not open it (Interface `error`, ofport -1): it would
+ * carry nothing. Raised by attach; the plan re-plugs such a port, so it shows again.
+ */
+export class OvsPortError extends Error {
+  override name = 'OvsPortError';
+  constructor(
+    readonly port: string,
+    readonly settings: OvsInterfaceSettings | undefined,
+    readonly reason: string | undefined,
+  ) {
+    const how = settings
+      ? ` (type=${[settings.type, ...Object.entries(settings.options ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ')})`
+      : '';
+    const fix = settings
+      ? 'fix ovsPorts in the gateway config, or remove it to use the default (system) ports'
+      : 'check that the device exists and the bridge datapath can open it';
+    super(
+      `OVS could not open port ${port}${how}: ${reason ?? 'no reason given'}; ${fix} (details in the ovs-vswitchd log)`,
+    );
+  }
+}
+
 /** `-- set Interface PORT type=… options:k=v` arguments for attach. */
 function interfaceArgs(port: string, want: OvsInterfaceSettings | undefined): string[] {
   if (!want) return [];
@@ -196,7 +224,7 @@ export class OvsSegment implements SegmentBackend {
     const [b, p, i] = await Promise.all([
       list('Bridge', 'name,ports'),
       list('Port', '_uuid,name,tag,vlan_mode'),
-      want ? list('Interface', 'name,type,options') : undefined,
+      want ? list('Interface', 'name,type,options,error') : undefined,
     ]);
     const devices = new Set(links.map((l) => l.name));
     return parseOvsView(
@@ -238,7 +266,7 @@ export class OvsSegment implements SegmentBackend {
    */
   async attach(port: string, segment: SegmentConfig): Promise<void> {
     const vlan = segment.type === 'ovs' ? (segment.vlan ?? 0) : 0;
-    await change(
+    const r = await change(
       this.host,
       this.vsctl(
         '--',
@@ -254,6 +282,9 @@ export class OvsSegment implements SegmentBackend {
         ...interfaceArgs(port, this.options.interface),
       ),
     );
+    // vswitchd could not open the port: ovs-vsctl says so on stderr but exits 0.
+    const failed = /Error detected while setting up '[^']*'(?:: (.*?))?\. {2}See/.exec(r.stderr);
+    if (failed) throw new OvsPortError(port, this.options.interface, failed[1]);
   }
 
   async detach(port: string, segment: SegmentConfig): Promise<void> {
