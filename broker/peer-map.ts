@@ -232,15 +232,20 @@ export class PeerMapPublisher {
     const value = this.store.get<T>(bucket, key);
     if (since !== Infinity) {
       this.shared.set(id, { stamp: ++this.tick, value });
-      if (this.shared.size > 4096) this.prune();
+      if (this.shared.size > this.pruneAt) this.prune();
     }
     return value;
   }
 
+  /** Size of `shared` that triggers the next prune (doubles past what a prune kept). */
+  private pruneAt = 4096;
+
   /** Drops shared reads that no running job may use (stamped before every `since`). */
   private prune(): void {
-    const oldest = Math.min(...this.running);
+    let oldest = Infinity;
+    for (const since of this.running) oldest = Math.min(oldest, since);
     for (const [id, e] of this.shared) if (e.stamp <= oldest) this.shared.delete(id);
+    this.pruneAt = Math.max(4096, 2 * this.shared.size);
   }
 
   /** Runs one attempt of a job with its `since` registered (see `shared`). */
