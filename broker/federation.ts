@@ -328,11 +328,16 @@ export class Federation {
         'networks',
       );
     checkMtuAsks(id, networks, mtu ?? []);
-    await this.requireRegistered(id);
+    // Read at once (one round trip, not three); registration is checked first.
+    const [registered, memberships, bindings] = await Promise.all([
+      this.store.get<ClusterRecord>('clusters', id),
+      this.memberships(id),
+      this.vnis.bindings(networks),
+    ]);
+    if (!registered) throw new NotRegisteredError(id);
     // Charge new VNIs up front, so a refusal leaves nothing half-joined. The bindings
     // read for it also start each join's CAS (joinWith `known`).
-    const current = new Set(await this.memberships(id));
-    const bindings = await this.vnis.bindings(networks);
+    const current = new Set(memberships);
     await this.vnis.charge(id, networks.filter((n) => !current.has(n) && !bindings.get(n)).length);
     // The ask goes into the member record before the join, so no recompute sees this
     // member without it; the join's CAS on net.<name> then moves the agreement by this
@@ -398,6 +403,9 @@ export class Federation {
         `a cluster may declare at most ${maxPeerings} peerings, the request lists ${peerings.length}`,
         'peerings',
       );
+    // Read with the registration check (one round trip, not two).
+    const oldDecl = this.store.get<PeeringsRecord>('peerings', id);
+    oldDecl.catch(() => undefined); // awaited below unless refused first
     await this.requireRegistered(id);
     peerings.forEach((p, i) => {
       if (p.remoteCluster === id)
@@ -412,7 +420,7 @@ export class Federation {
           : { remoteCluster: p.remoteCluster, networks: [...p.networks].sort() },
       )
       .sort((a, b) => (a.remoteCluster < b.remoteCluster ? -1 : 1));
-    const old = await this.store.get<PeeringsRecord>('peerings', id);
+    const old = await oldDecl;
     const record: PeeringsRecord = { peerings: sorted };
     await this.store.put('peerings', id, record);
     // Only the remotes whose declaration changed can see their maps change (the entry of
