@@ -360,6 +360,9 @@ export class Federation {
     const record: ExportsRecord = { networks: refs };
     // Only this cluster's requests write its exports record: last writer wins.
     await this.store.put('exports', id, record);
+    // Its own map needs nothing below (dropped names are not in the record any more).
+    const own = this.refreshAround(id);
+    own.catch(() => undefined); // awaited below; not unhandled if a leave fails first
     // Memberships read above: the joins only added kept names, and this cluster's
     // requests come one at a time, so nothing else changed them.
     const keep = new Set(networks);
@@ -381,10 +384,7 @@ export class Federation {
         members: c.members ?? (sameMtu(c.before, c.after) ? [] : await this.membersOf(c.name)),
       })),
     );
-    await Promise.all([
-      this.refreshAround(id),
-      this.peerMaps.refreshMtus(mtuChanges(id, withMembers)),
-    ]);
+    await Promise.all([own, this.peerMaps.refreshMtus(mtuChanges(id, withMembers))]);
     return {
       networks: joined.map(({ record: r }) =>
         r.mtu ? { name: r.name, vni: r.vni, mtu: r.mtu } : { name: r.name, vni: r.vni },
