@@ -60,6 +60,19 @@ test('--help names the options and the registered sections with their budgets', 
   t.regex(r.stdout, /npm run bench -- --only ok$/m);
 });
 
+test('a usage error exits 2, changes nothing and points at --help', async (t) => {
+  const r = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', 'bench/run.ts', '--registry', 'bench/run-fixture.ts', '--onyl', 'ok'],
+    { timeout: 30_000 },
+  ).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  t.is(r.code, 2);
+  t.regex(r.stderr, /Unknown option '--onyl'.*npm run bench -- --help/s);
+});
+
 test('--only picks sections in registry order and names unknown ones', (t) => {
   t.deepEqual(
     selectSections(all, 'c, a').map((e) => e.id),

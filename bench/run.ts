@@ -502,12 +502,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
-      process.exit(
-        err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-          ? 2
-          : 1,
+      const usage =
+        err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+      console.error(
+        `bench: ${err instanceof Error ? err.message : String(err)}` +
+          (usage ? '\n(options and sections: npm run bench -- --help)' : ''),
       );
+      process.exit(usage ? 2 : 1);
     },
   );
 }
