@@ -14,6 +14,14 @@ export async function labStatus(o: { verify: boolean }): Promise<number> {
   console.log(
     `lab ${st.phase} (runner pid ${st.runnerPid}, segments: ${st.segmentKind}, NATS ${st.natsUrl ?? '?'})`,
   );
+  const conv = st.convergence;
+  if (conv) {
+    console.log(
+      conv.converged
+        ? `  converged ${(conv.ms / 1000).toFixed(0)} s after the agents started: every gateway held its expected peers, all answering`
+        : `  NOT converged when called ready (${(conv.ms / 1000).toFixed(0)} s): ${conv.waiting ?? '?'}`,
+    );
+  }
   for (const p of st.processes) {
     console.log(
       `  ${p.name.padEnd(20)} pid ${String(p.pid ?? '-').padEnd(8)} restarts ${p.restarts}`,
