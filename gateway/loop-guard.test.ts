@@ -5,6 +5,7 @@
  * 1.0.6, the health fold-in, the metrics.
  */
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { ConfigError } from './errors.js';
 import { parseGatewayConfig, DEFAULT_BUM_LIMIT } from './config.js';
@@ -228,6 +229,23 @@ test('nft change - path by path: nothing, a new bound, a new path, a path gone, 
     [...nft.table!.chains.keys()].some((k) => k.includes(c.address)),
     'its chains are gone',
   );
+});
+
+test('nft parse - a table captured from nft 1.0.6 (l2GuardScript(SPEC, [.2 . 100]), counters set by hand): marker, whole paths with their bound, blocked set, counters per path', (t) => {
+  const o = parseL2Guard(readFileSync('test/fixtures/nft-l2guard-v4.json', 'utf8'));
+  t.is(o.marker, l2GuardMarker(SPEC));
+  t.deepEqual([...o.paths.values()], [...SPEC.paths]);
+  t.is(o.partial.size, 0);
+  t.is(l2GuardChange(SPEC, o), undefined, 'the table nft holds is the spec: nothing to write');
+  t.deepEqual(o.blocked, [{ address: '198.19.255.2', vni: 100 }]);
+  const c = o.counters;
+  t.is(c.repeats.get('198.19.255.2 100'), 3);
+  t.is(c.repeats.get('198.19.255.3 100'), 0);
+  t.is(c.bumDroppedIn.get('198.19.255.3 100'), 7);
+  t.is(c.bumDroppedOut.get('198.19.255.2 100'), 11);
+  t.is(c.blockedDroppedIn.get('198.19.255.2 100'), 5);
+  t.is(c.blockedDroppedOut.get('198.19.255.2 100'), 2);
+  t.is(c.blockedDroppedOut.get('198.19.255.3 100'), 0);
 });
 
 test('nft parse - a table of an older version (v1, captured from nft 1.0.6) has no current marker and no whole path: it is replaced whole', (t) => {
