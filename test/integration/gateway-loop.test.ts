@@ -149,6 +149,19 @@ const loop = test.macro({
     const text = await metrics[1]!.registry.metrics();
     t.regex(text, /l2fed_gateway_loop_blocked\{network="cdn",gateway="site1"\} 1/);
     t.regex(text, /l2fed_gateway_loop_detected\{network="cdn",gateway="site1"\} 1/);
+    // What the cut drops is counted against the network whose loop it cuts: site0's
+    // frames (the broadcast above, beacons) arriving on cdn's blocked path.
+    const droppedIn = async () => {
+      const m =
+        /l2fed_gateway_loop_blocked_frames_total\{network="cdn",direction="in",gateway="site1"\} (\d+)/.exec(
+          await metrics[1]!.registry.metrics(),
+        );
+      return Number(m?.[1] ?? 0);
+    };
+    for (const end = Date.now() + 3 * INTERVAL_MS; Date.now() < end && (await droppedIn()) === 0;) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.true((await droppedIn()) > 0, 'blocked drops counted for cdn');
     t.regex(
       await metrics[0]!.registry.metrics(),
       /l2fed_gateway_loop_blocked\{network="cdn",gateway="site0"\} 0/,
