@@ -432,3 +432,52 @@ test("scale - a peerings request reads each new peer's inputs once for both maps
     others,
   );
 });
+
+test('scale - an exports request lists no keys when no agreement moves (a listing scans the whole bucket)', async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  for (let i = 0; i < 4; i++) await fed.register(`c${i}`, reg(i));
+  for (const id of ['c1', 'c2', 'c3'])
+    await fed.setExports(id, ['cdn', 'web'], [ask('cdn'), ask('web')]);
+  const jumbo = (names: string[]) => names.map((network) => ({ network, capacity: 8870 }));
+  calls.length = 0;
+  await fed.setExports('c0', ['cdn', 'web'], jumbo(['cdn', 'web'])); // first export
+  await fed.setExports('c0', ['cdn', 'web'], jumbo(['cdn', 'web'])); // the same again
+  t.deepEqual(
+    calls.filter((c) => c.startsWith('keys ')),
+    [],
+    calls.join('\n'),
+  );
+  calls.length = 0;
+  // Dropping web: its leave lists web's members (is c0 the last?), nothing else.
+  await fed.setExports('c0', ['cdn'], jumbo(['cdn']));
+  t.deepEqual(
+    calls.filter((c) => c.startsWith('keys ')),
+    ['keys networks member.web.*'],
+    calls.join('\n'),
+  );
+  t.deepEqual(await store.keys('networks', KEYS.membershipsOf('c0')), ['member.cdn.c0']);
+  t.deepEqual(
+    (await fed.get('c0')).networks.map((n) => n.name),
+    ['cdn'],
+  );
+});
+
+test('scale - a name joined by an exports request that failed midway is left by the next request without it', async (t) => {
+  const fake = new FakeKvStore();
+  const fed = new Federation(fake, config());
+  for (let i = 0; i < 2; i++) await fed.register(`c${i}`, reg(i));
+  await fed.setExports('c1', ['cdn', 'web'], [ask('cdn'), ask('web')]);
+  // c0's join of web lands, then its reply is lost: the request fails before its exports
+  // record names web.
+  fake.failNextWrite(KEYS.network('web'), true);
+  await t.throwsAsync(fed.setExports('c0', ['cdn', 'web'], [ask('cdn'), ask('web')]));
+  t.deepEqual((await fake.keys('networks', KEYS.membershipsOf('c0'))).sort(), [
+    'member.cdn.c0',
+    'member.web.c0',
+  ]);
+  await fed.setExports('c0', ['cdn'], [ask('cdn')]);
+  t.deepEqual(await fake.keys('networks', KEYS.membershipsOf('c0')), ['member.cdn.c0']);
+  await fed.deregister('c1');
+  t.is(await fake.get('networks', KEYS.network('web')), undefined, 'web released');
+});

@@ -329,16 +329,30 @@ export class Federation {
       );
     checkMtuAsks(id, networks, mtu ?? []);
     // Read at once (one round trip, not three); registration is checked first.
-    const [registered, memberships, bindings] = await Promise.all([
+    const [registered, previous, bindings] = await Promise.all([
       this.store.get<ClusterRecord>('clusters', id),
-      this.memberships(id),
+      this.store.get<ExportsRecord>('exports', id),
       this.vnis.bindings(networks),
     ]);
     if (!registered) throw new NotRegisteredError(id);
+    // Every name this cluster may be a member of (ExportsRecord.pending): no key listing.
+    const current = new Set([
+      ...(previous?.value.networks ?? []).map((n) => n.name),
+      ...(previous?.value.pending ?? []),
+    ]);
     // Charge new VNIs up front, so a refusal leaves nothing half-joined. The bindings
     // read for it also start each join's CAS (joinWith `known`).
-    const current = new Set(memberships);
     await this.vnis.charge(id, networks.filter((n) => !current.has(n) && !bindings.get(n)).length);
+    const added = networks.filter((n) => !current.has(n));
+    if (added.length > 0) {
+      // Named before any member key of them exists, so a request that fails midway
+      // leaves no membership the next one cannot see.
+      const intent: ExportsRecord = {
+        networks: previous?.value.networks ?? [],
+        pending: [...new Set([...(previous?.value.pending ?? []), ...added])].sort(),
+      };
+      await this.store.put('exports', id, intent);
+    }
     // The ask goes into the member record before the join, so no recompute sees this
     // member without it; the join's CAS on net.<name> then moves the agreement by this
     // one member (network-mtu.ts), reading no other member's record.
@@ -357,21 +371,26 @@ export class Federation {
       ),
     );
     const refs: NetworkRef[] = joined.map(({ record }) => ({ name: record.name, vni: record.vni }));
-    const record: ExportsRecord = { networks: refs };
-    // Only this cluster's requests write its exports record: last writer wins.
+    // Memberships read above: the joins only added kept names, and this cluster's
+    // requests come one at a time, so nothing else changed them.
+    const keep = new Set(networks);
+    const dropped = [...current].filter((n) => !keep.has(n)).sort();
+    // Only this cluster's requests write its exports record: last writer wins. Names
+    // still to leave stay pending until they are left.
+    const record: ExportsRecord = {
+      networks: refs,
+      ...(dropped.length > 0 ? { pending: dropped } : {}),
+    };
     await this.store.put('exports', id, record);
     // Its own map needs nothing below (dropped names are not in the record any more).
     const own = this.refreshAround(id);
     own.catch(() => undefined); // awaited below; not unhandled if a leave fails first
-    // Memberships read above: the joins only added kept names, and this cluster's
-    // requests come one at a time, so nothing else changed them.
-    const keep = new Set(networks);
-    const dropped = [...current].filter((n) => !keep.has(n));
     const left = await Promise.all(
       dropped.map((name) =>
         this.vnis.leave(name, id, (net, members) => this.mtus.afterLeave(net, id, members)),
       ),
     );
+    if (dropped.length > 0) await this.store.put('exports', id, { networks: refs });
     // A changed agreement reaches every member of the network, peered with us or not.
     const changed: MtuChange[] = [
       ...joined.map((j) => ({ name: j.record.name, before: j.before, after: j.record })),

@@ -123,6 +123,13 @@ export interface AgreedMtu {
 
 export interface ExportsRecord {
   readonly networks: readonly NetworkRef[];
+  /**
+   * Names this cluster may hold member keys of besides `networks`: written before an
+   * exports request joins a new name, cleared once it left the names it dropped. With
+   * `networks` it bounds the cluster's memberships, so a request needs no key listing
+   * (one scans the whole networks bucket on the server).
+   */
+  readonly pending?: readonly string[];
 }
 
 export interface PeeringDecl {
