@@ -118,6 +118,43 @@ const storm = test.macro({
       `${segment}: ${sentU.sent} unicast frames in ${sentU.seconds.toFixed(3)} s, ${gotU} arrived`,
     );
     t.true(gotU >= 490, `unicast is not bounded: ${gotU} of 500`);
+
+    // A new bound for the network: the monitor rewrites that path's chains only (the
+    // table and its base chains stay: same handles), and the new bound holds.
+    const handles = async () => {
+      const r = await lab.runner.run(
+        [DEFAULT_NFT, '-j', '-a', 'list', 'table', 'inet', 'l2fed_l2'],
+        { netns: lab.sites[0]!.ns },
+      );
+      const objects = (
+        JSON.parse(r.stdout) as { nftables: { chain?: { name: string; handle: number } }[] }
+      ).nftables;
+      return objects.flatMap((o) =>
+        o.chain && ['input', 'output'].includes(o.chain.name) ? [o.chain.handle] : [],
+      );
+    };
+    const tableBefore = await handles();
+    const TIGHT = { packetsPerSecond: 40, burst: 10 };
+    await lab.sites[0]!.gateway.apply({ ...lab.config(lab.sites[0]!, [CDN]), bumLimit: TIGHT });
+    await m0.check();
+    t.deepEqual(await handles(), tableBefore, 'the table was not replaced');
+    const marker2 = `l2fed-storm2-${Date.now()}`;
+    const rx2 = await lab.spawn('rx-b2', b.ns, receiverArgv('eth1', marker2, 4, 20), /ready/);
+    const sent2 = parseBurst(
+      (
+        await lab.runner.run(burstSenderArgv('eth1', 'ff:ff:ff:ff:ff:ff', marker2, 1500, PPS), {
+          netns: a.ns,
+          timeoutMs: 60_000,
+        })
+      ).stdout,
+    );
+    const got2 = await receivedCount(rx2);
+    const bound2 = TIGHT.burst + TIGHT.packetsPerSecond * (sent2.seconds + 0.5);
+    t.log(
+      `${segment}: new bound ${TIGHT.packetsPerSecond}/s burst ${TIGHT.burst}: ${sent2.sent} broadcasts in ${sent2.seconds.toFixed(3)} s, ${got2} received (bound ${bound2.toFixed(0)})`,
+    );
+    t.true(got2 <= bound2, `received ${got2} > ${bound2}`);
+    t.true(got2 >= TIGHT.burst / 2, `the bound passes some broadcasts: ${got2}`);
   },
   title: (_p, segment: SegmentKind) =>
     `gateway storm - ${segment}: broadcasts to a peer are bounded per network, counted, unicast flows`,
