@@ -12,32 +12,36 @@ import { renderChartSvg, sectionSchema } from './report.js';
 const PEERS = [1, 10, 50, 100];
 const checks = { before: 4, after: 10 };
 
-/** Samples of `runs` runs: before grows with peers, after by `afterSlope` ms per peer. */
+/**
+ * Samples of `runs` runs: before grows with peers, after by `afterSlope` ms per peer; each
+ * run ends with a repeated 1-peer "after" sample, 2 % slower than the run's first.
+ */
 function samples(
   runs: number,
   afterSlope: number,
   jitter: number[] = [1, 1.1, 0.95],
 ): IdleSample[] {
   const out: IdleSample[] = [];
+  const one = (run: number, mode: Mode, peers: number, j: number): IdleSample => {
+    const n = checks[mode];
+    const perCheck = mode === 'before' ? 100 + 6.5 * peers : 12 + afterSlope * peers;
+    return {
+      run,
+      mode,
+      peers,
+      checks: n,
+      starts: mode === 'before' ? (peers + 2) * n : 0,
+      cpuMs: perCheck * j * n,
+      helperMs: mode === 'after' ? 0.05 * peers * n : 0,
+      wallMs: 50 * n,
+      notUp: 0,
+    };
+  };
   for (let run = 0; run < runs; run++) {
     const j = jitter[run % jitter.length]!;
-    for (const peers of PEERS) {
-      for (const mode of ['before', 'after'] as Mode[]) {
-        const n = checks[mode];
-        const perCheck = mode === 'before' ? 100 + 6.5 * peers : 12 + afterSlope * peers;
-        out.push({
-          run,
-          mode,
-          peers,
-          checks: n,
-          starts: mode === 'before' ? (peers + 2) * n : 0,
-          cpuMs: perCheck * j * n,
-          helperMs: mode === 'after' ? 0.05 * peers * n : 0,
-          wallMs: 50 * n,
-          notUp: 0,
-        });
-      }
-    }
+    for (const peers of PEERS)
+      for (const mode of ['before', 'after'] as Mode[]) out.push(one(run, mode, peers, j));
+    out.push({ ...one(run, 'after', 1, j * 1.02), repeat: true });
   }
   return out;
 }
@@ -69,26 +73,39 @@ test('the section has the shape the report reads, figures per check against 1 pe
   t.deepEqual(fig(s, 'idle-peers-not-up').target, { op: '<=', value: 0, met: true });
 });
 
-test('flat within noise: the CPU ratio is judged against how much two 1-peer runs differ', (t) => {
-  const flat = section(samples(3, 0.005)); // +0.5 ms at 100 peers on 12: within 1.1 / 0.95
+test('flat within noise: the CPU ratio is judged against how much two 1-peer samples differ', (t) => {
+  const flat = section(samples(3, 0.005)); // +0.5 ms at 100 peers on 12: within the noise
   const noise = fig(flat, 'idle-cpu-noise').stat;
-  t.is(noise.n, 6); // every ordered pair of 3 runs
-  t.is(Number(noise.max.toFixed(4)), Number((1.1 / 0.95).toFixed(4)));
+  t.is(noise.n, 30); // every ordered pair of 6 samples: 3 runs, first and repeat
+  t.is(noise.max.toFixed(6), ((1.1 * 1.02) / 0.95).toFixed(6));
+  // What a peer adds to a check: 0.005 ms after, 6.5 ms before (run 0; the median run).
+  t.is(fig(flat, 'idle-cpu-per-peer-after').stat.median.toFixed(6), '0.005000');
+  t.is(
+    fig(flat, 'idle-cpu-per-peer-after-over-before').stat.median.toFixed(6),
+    (0.005 / 6.5).toFixed(6),
+  );
   const r100 = fig(flat, 'idle-cpu-ratio-after-100');
   t.deepEqual(r100.target, { op: '<=', value: noise.max, met: true });
   const growing = section(samples(3, 0.1)); // 12 → 22 ms: not noise
   t.false(fig(growing, 'idle-cpu-ratio-after-100').target!.met);
-  t.true(fig(growing, 'idle-cpu-ratio-after-10').target!.met); // 13.2 / 12 = 1.1
+  t.true(fig(growing, 'idle-cpu-ratio-after-10').target!.met); // 13 / 12 = 1.08
   t.is(fig(growing, 'idle-cpu-ratio-before-100').target, undefined);
 });
 
-test('only complete runs count; one run gives no noise estimate and says so', (t) => {
+test('only complete runs count; the repeat is noise only; a lone 1-peer sample gives no noise estimate', (t) => {
   const partial = samples(2, 0).filter((s) => !(s.run === 1 && s.peers === 100));
   const one = idleSection(partial, { peers: PEERS, runs: 2, checks, tookMs: 1 });
   t.is(fig(one, 'idle-starts-growth-after').stat.n, 1);
-  t.false(one.figures.some((f) => f.id === 'idle-cpu-noise'));
-  t.is(fig(one, 'idle-cpu-ratio-after-100').target, undefined);
-  t.true(one.notes?.some((n) => /no noise estimate/.test(n)));
+  // The repeat (2 % slower) is not a run's baseline: the 1-peer ratios stay exact.
+  t.is(fig(one, 'idle-cpu-ratio-after-100').stat.median, 1);
+  t.is(fig(one, 'idle-cpu-noise').stat.n, 2); // run 0's first and repeat
+  const lone = idleSection(
+    partial.filter((s) => !s.repeat),
+    { peers: PEERS, runs: 2, checks, tookMs: 1 },
+  );
+  t.false(lone.figures.some((f) => f.id === 'idle-cpu-noise'));
+  t.is(fig(lone, 'idle-cpu-ratio-after-100').target, undefined);
+  t.true(lone.notes?.some((n) => /no noise estimate/.test(n)));
   t.throws(() => idleSection([], { peers: PEERS, runs: 1, checks, tookMs: 1 }), {
     message: /no complete run/,
   });

@@ -13,7 +13,9 @@
  *   after   the long-lived probe helper (the default)
  * Per (shape, peers) and run: process starts per check (every run and spawn through the
  * monitor's runner) and CPU per check (this process, its reaped children and every
- * process in the gateway's namespace, i.e. the helper), after one warm-up check.
+ * process in the gateway's namespace, i.e. the helper). Each run ends with a second
+ * 1-peer sample of "after": two measurements of the same thing, whose difference is the
+ * noise the flatness is judged against.
  *
  * Runs alone: `npx tsx bench/gateway-idle.ts [--quick]` (root) prints the section.
  */
@@ -48,12 +50,17 @@ const TEARDOWN_RESERVE_MS = 10_000;
 /** Linux USER_HZ: /proc/<pid>/stat times are in 1/100 s. */
 const TICK_MS = 10;
 
-/** Runs and measured checks per sample (a warm-up check comes before each sample). */
+/**
+ * Runs (as many as the budget allows) and measured checks per sample. A check is bound by
+ * wall time, not CPU: 3 echoes 0.2 s apart per peer make an "after" check ~0.42 s, and
+ * "before" at 100 peers (a `ping` each) took ~4 s on a 2-core box (2026-11-30). A run is
+ * then ~25 s at load 28; "before" costs 0.1–1 s of CPU per check, so one check is well
+ * above the 10 ms tick of the children's CPU count.
+ */
 export function plan(quick: boolean): { runs: number; checks: Record<Mode, number> } {
-  // "before" costs ~0.1–0.75 s of CPU per check (1–100 peers, 2 cores), "after" ~15 ms.
   return quick
-    ? { runs: 2, checks: { before: 2, after: 5 } }
-    : { runs: 5, checks: { before: 4, after: 15 } };
+    ? { runs: 2, checks: { before: 1, after: 3 } }
+    : { runs: 4, checks: { before: 1, after: 5 } };
 }
 
 /** `checks` health checks of one gateway with `peers` peers, in one run. */
@@ -71,6 +78,8 @@ export interface IdleSample {
   readonly wallMs: number;
   /** Peer results other than `up` over the checks (0: every echo was answered). */
   readonly notUp: number;
+  /** The run's second 1-peer "after" sample, taken last: for the noise estimate only. */
+  readonly repeat?: boolean;
 }
 
 /** cutime + cstime of a /proc/<pid>/stat line, ms: CPU of the children waited for. */
@@ -90,7 +99,8 @@ const median = (xs: readonly number[]) => stat(xs, '').median;
 /**
  * The section from the samples of complete runs: figures are counts and ratios against
  * the 1-peer case of the same shape in the same run; "flat within noise" is judged
- * against how far two 1-peer measurements of the same run differ.
+ * against how far two 1-peer "after" measurements differ (each run's first and its
+ * repeat, all runs).
  */
 export function idleSection(
   samples: readonly IdleSample[],
@@ -106,7 +116,7 @@ export function idleSection(
   const top = o.peers[o.peers.length - 1]!;
   const modes: Mode[] = ['after', 'before'];
   const at = (mode: Mode, peers: number, run: number) =>
-    samples.find((s) => s.mode === mode && s.peers === peers && s.run === run);
+    samples.find((s) => !s.repeat && s.mode === mode && s.peers === peers && s.run === run);
   const runs = [...new Set(samples.map((s) => s.run))]
     .filter((r) => modes.every((m) => o.peers.every((p) => at(m, p, r))))
     .sort((a, b) => a - b);
@@ -121,14 +131,18 @@ export function idleSection(
   const starts = (mode: Mode, peers: number) => per(mode, peers, (s) => s.starts);
   const paired = (a: number[], b: number[], f: (x: number, y: number) => number) =>
     a.map((x, i) => f(x, b[i]!));
+  const slope = (mode: Mode) =>
+    paired(cpu(mode, top), cpu(mode, base), (x, y) => (x - y) / (top - base));
 
-  // Every ordered pair of runs' 1-peer CPU (after): what "the same" measures as here.
-  const baseCpu = cpu('after', base);
+  // Every ordered pair of 1-peer "after" samples: how far the same measurement spreads.
+  const baseCpu = samples
+    .filter((s) => s.mode === 'after' && s.peers === base && runs.includes(s.run))
+    .map((s) => s.cpuMs / s.checks);
   const pairs = baseCpu.flatMap((x, i) => baseCpu.flatMap((y, j) => (i === j ? [] : [x / y])));
   const noise = pairs.length ? stat(pairs, 'ratio') : undefined;
   const notes: string[] = [...(o.notes ?? [])];
   if (!noise)
-    notes.push('One complete run: no noise estimate, so the flatness target is not judged.');
+    notes.push('One 1-peer sample only: no noise estimate, so the flatness target is not judged.');
 
   const figures: Figure[] = [];
   for (const mode of modes) {
@@ -169,7 +183,7 @@ export function idleSection(
     figures.push(
       figure({
         id: 'idle-cpu-noise',
-        label: `${MODE_LABEL.after}, ${base} peer: CPU per check of one run / of another (every pair of runs): the noise`,
+        label: `${MODE_LABEL.after}, ${base} peer: CPU per check of one sample / of another (each run's first and last, every pair): the noise`,
         stat: noise,
         baseline: 'its max is the target of the CPU ratios above',
       }),
@@ -193,6 +207,20 @@ export function idleSection(
         per('after', top, (s) => s.helperMs),
         'ms',
       ),
+    }),
+    figure({
+      id: 'idle-cpu-per-peer-after',
+      label: `${MODE_LABEL.after}: CPU per check added per peer ((${top} peers − ${base}) / ${top - base})`,
+      stat: stat(slope('after'), 'ms'),
+    }),
+    figure({
+      id: 'idle-cpu-per-peer-after-over-before',
+      label: 'CPU per check added per peer: after / before',
+      stat: stat(
+        paired(slope('after'), slope('before'), (x, y) => x / y),
+        'ratio',
+      ),
+      baseline: 'before (helper: false), same run',
     }),
     figure({
       id: `idle-cpu-after-over-before-${top}`,
@@ -251,24 +279,26 @@ export function idleSection(
       'One gateway (`HealthMonitor` over `gateway/*-fake.ts` backends: no WireGuard) in a',
       `network namespace that reaches ${o.peers.join(', ')} simulated peers: transit addresses a`,
       "second namespace answers with its kernel's ICMP echo; a veth end in the gateway's",
-      'namespace takes the probe frames. Both shapes of the check alternate in each run,',
-      'fresh monitor per sample, one warm-up check (helper start, path-MTU search) not',
-      `counted: **before** (\`helper: false\`: a \`ping\` per echo, a \`python3\` per check for the`,
-      'probe frames, `ip -s -j link show` per check — the probing before issue 18) and',
-      `**after** (the long-lived probe helper). ${runs.length} runs of ${o.checks.before} checks`,
-      `(before) and ${o.checks.after} (after) per peer count, back to back. Per check: process`,
+      'namespace takes the probe frames. Both shapes of the check alternate in each run, a',
+      'fresh monitor per sample: **before** (`helper: false`: a `ping` per echo, a `python3`',
+      'per check for the probe frames, `ip -s -j link show` per check — the probing before',
+      'issue 18) and **after** (the long-lived probe helper; one warm-up check, which starts',
+      'it, is not counted). One uncounted sample of each shape first warms up the process.',
+      `${runs.length} run${runs.length > 1 ? 's' : ''} of ${o.checks.before} checks (before) and ${o.checks.after} (after) per peer count,`,
+      'back to back; each run ends with a second 1-peer "after" sample. Per check: process',
       "starts through the monitor's runner, and CPU: this process (`process.cpuUsage`), its",
       'reaped children (`cutime`/`cstime`), every process in the gateway namespace (the',
       'helper, `schedstat`). Figures are ratios to the 1-peer case of the same shape in the',
-      'same run; "flat within noise" means a CPU ratio no larger than two 1-peer measurements',
-      'of the same run differ (`idle-cpu-noise`).',
+      'same run; "flat within noise" means a CPU ratio no larger than two 1-peer "after"',
+      'measurements differ (`idle-cpu-noise`, its max).',
     ].join(' '),
     figures,
     charts,
     notes: [
-      'What grows with peers "after": one echo per peer per check in one request to the ' +
-        'helper (all in flight at once on one select loop) and the per-peer judgement in ' +
-        'Node; no process starts. "Before" starts one `ping` per peer per check.',
+      'What grows with peers "after": 3 echoes per peer per check (probeCount), all in one ' +
+        'request to the helper and in flight at once on its select loop (the helper share ' +
+        'figure), and the per-peer JSON and judgement in Node; no process starts. "Before" ' +
+        'starts one `ping -c 3` per peer per check.',
       'Before is the same code forced onto the fallback path, so it is a lower bound of the ' +
         'pre-issue-18 cost: that code also read links, `wg`, nft, one FDB per network and ' +
         'the segments through ~8 `ip netns exec` per check (observe()), which the fakes ' +
@@ -334,7 +364,7 @@ async function testbed(prefix: string, maxPeers: number): Promise<Testbed> {
   }
 }
 
-/** One sample: a fresh gateway and monitor with `peers` peers, a warm-up check, `checks` checks. */
+/** One sample: a fresh gateway and monitor with `peers` peers; `checks` checks measured. */
 async function measure(
   bed: Testbed,
   run: number,
@@ -376,10 +406,13 @@ async function measure(
     ...(mode === 'before' ? { helper: false as const } : {}),
   });
   try {
-    const first = await monitor.check();
-    const up = first?.peers.filter((p) => p.status === 'up').length;
-    if (up !== peers)
-      throw new Error(`${mode}, ${peers} peers: ${up} of ${peers} peers up in the warm-up check`);
+    if (mode === 'after') {
+      // Starts the helper; "before" has nothing to start (and notUp shows a peer not up).
+      const first = await monitor.check();
+      const up = first?.peers.filter((p) => p.status === 'up').length;
+      if (up !== peers)
+        throw new Error(`${mode}, ${peers} peers: ${up} of ${peers} peers up in the warm-up check`);
+    }
     // The helper, if any (a helper of an earlier sample that is still exiting adds ~0).
     const pids = (await bed.exec.run(['ip', 'netns', 'pids', bed.gw])).stdout
       .split(/\s+/)
@@ -432,6 +465,9 @@ export async function measureIdle(o: {
   const notes: string[] = [];
   const bed = await testbed(o.prefix, Math.max(...o.peers));
   try {
+    // Uncounted: the first sample of a process pays for loading and compiling its code.
+    const warm = Math.min(10, Math.max(...o.peers));
+    for (const mode of ['after', 'before'] as const) await measure(bed, -1, mode, warm, 1);
     let lastRunMs = 0;
     for (let r = 0; r < o.runs; r++) {
       if (r > 0 && o.stopBy !== undefined && Date.now() + lastRunMs > o.stopBy) {
@@ -452,6 +488,12 @@ export async function measureIdle(o: {
           );
         }
       }
+      const again = await measure(bed, r, 'after', o.peers[0]!, o.checks.after);
+      samples.push({ ...again, repeat: true });
+      o.log(
+        `gateway-idle: run ${r + 1}/${o.runs}, after, ${o.peers[0]} peer again: ` +
+          `${(again.cpuMs / again.checks).toFixed(1)} CPU ms per check`,
+      );
       lastRunMs = Date.now() - t0;
     }
   } finally {
