@@ -20,7 +20,7 @@ import { vxlanSources } from './firewall.js';
 import { l2GuardScript } from './loop-guard.js';
 import { l2GuardSpec } from './loop-monitor.js';
 import { parseGatewayConfig } from './config.js';
-import { federation, measureGuardChange } from '../bench/gateway-reconcile.js';
+import { changedGuardPaths, federation, measureGuardChange } from '../bench/gateway-reconcile.js';
 
 const SMALL: Shape = { ...FULL, peers: 10 };
 
@@ -61,25 +61,11 @@ for (const change of CHANGES) {
   });
 }
 
-/** Guarded paths (with their bound) in one config and not the other: what a change touches. */
-function changedPaths(shape: Shape, change: (typeof CHANGES)[number]): number {
-  const base = federation('/k', shape);
-  const after = change.configs(base, shape).at(-1)!;
-  const paths = (c: typeof base) =>
-    new Set(
-      l2GuardSpec(parseGatewayConfig(c)).paths.map(
-        (p) => `${p.address}/${p.vni}/${p.packetsPerSecond}/${p.burst}`,
-      ),
-    );
-  const [a, b] = [paths(base), paths(after)];
-  return [...a].filter((x) => !b.has(x)).length + [...b].filter((x) => !a.has(x)).length;
-}
-
 for (const change of CHANGES) {
   test(`reconcile cost - ${change.label}: the loop guard table gets bytes for the paths that change only, the same per path at 10 and 100 peers (100 and 1,000 paths); a check after writes nothing`, async (t) => {
     const small = await measureGuardChange(SMALL, change);
     const full = await measureGuardChange(FULL, change);
-    const paths = [changedPaths(SMALL, change), changedPaths(FULL, change)] as const;
+    const paths = [changedGuardPaths(SMALL, change), changedGuardPaths(FULL, change)] as const;
     t.log(
       `${change.label}: ${small.change.bytes} bytes for ${paths[0]} paths (of 100), ${full.change.bytes} bytes for ${paths[1]} paths (of 1,000)`,
     );
