@@ -152,10 +152,8 @@ test('loop guard - 1,000 paths: a path added, removed or re-bounded is one small
       p.vni === p0.vni ? { ...p, packetsPerSecond: 50, burst: 10 } : p,
     ),
   });
-  t.true(
-    one.ms < whole.ms,
-    `a one-path change (${one.ms} ms) is quicker than the table (${whole.ms} ms)`,
-  );
+  // Times are logged, not asserted (a shared box); the bytes are what the change costs.
+  t.true(one.bytes < whole.bytes / 500);
   t.true(rebound.bytes < whole.bytes / 20);
   t.deepEqual((await read()).table.blocked, blocked, 'blocks untouched');
 });
