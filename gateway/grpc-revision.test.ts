@@ -7,6 +7,7 @@ import test from 'ava';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { ApplyResponse, WireGuard } from '../proto/gen/l2fed/gateway/v1/gateway.js';
 import { gatewayOverGrpc } from '../test/fixtures/gateway-grpc.js';
+import { GrpcGatewayClient } from './client.js';
 import { configToProto, GATEWAY_API_REVISION } from './grpc-convert.js';
 
 test('grpc revision - a field the decoder does not know is dropped without an error (what an older gateway does with keep_key)', (t) => {
@@ -30,10 +31,14 @@ test('grpc revision - a field the decoder does not know is dropped without an er
 });
 
 test('grpc revision - Apply and dry-run replies carry the API revision', async (t) => {
-  const { config, apply } = await gatewayOverGrpc(t);
+  const { config, apply, address } = await gatewayOverGrpc(t);
   t.is(GATEWAY_API_REVISION, 1);
   const dry = await apply({ config: configToProto(config), dryRun: true });
   t.is(dry.apiRevision, GATEWAY_API_REVISION);
   const done = await apply({ config: configToProto(config), dryRun: false });
   t.is(done.apiRevision, GATEWAY_API_REVISION);
+  // The agent's client hands it on.
+  const client = new GrpcGatewayClient(address);
+  t.teardown(() => client.close());
+  t.is((await client.apply(config)).apiRevision, GATEWAY_API_REVISION);
 });
