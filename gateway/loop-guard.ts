@@ -10,7 +10,7 @@
  * Detection: every check each gateway sends one beacon per network through its VXLAN
  * device (loop-beacon.ts): group address LOOP_BEACON_MAC (bridges flood it), EtherType
  * 0x88B5, a random 32-bit nonce. Head-end replication sends one VXLAN copy per peer.
- * The output chain records each (peer, VNI, nonce) the first time it leaves; a beacon
+ * The path's out chain records each (peer, VNI, nonce) the first time it leaves; a beacon
  * leaving again with a recorded triple came back through some segment: a loop through
  * that peer's path on that network. It is dropped (so beacons never circulate) and
  * counted in that pair's rule counter, which the monitor reads.
@@ -26,6 +26,10 @@
  * has the group bit (broadcast, multicast) over `packetsPerSecond` (burst `burst`) are
  * dropped and counted. Unknown unicast is not bounded: in the tunnel it cannot be told
  * from known unicast (docs/gateway.md, "Loops and storms").
+ *
+ * Layout (issue 15): every path has its own two chains, reached by one verdict-map
+ * lookup per direction, so a path added, removed or re-bounded is a small transaction of
+ * that path's chains and map entries, whatever the number of paths.
  */
 import { ParseError } from './errors.js';
 
