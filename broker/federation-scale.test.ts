@@ -481,3 +481,22 @@ test('scale - a name joined by an exports request that failed midway is left by 
   await fed.deregister('c1');
   t.is(await fake.get('networks', KEYS.network('web')), undefined, 'web released');
 });
+
+test('scale - an exports request that moves an agreement finds the members to tell in the binding, not by listing keys', async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  for (let i = 0; i < 4; i++) await fed.register(`c${i}`, reg(i));
+  for (const id of ['c1', 'c2', 'c3']) await fed.setExports(id, ['cdn'], [ask('cdn')]);
+  calls.length = 0;
+  // c0 asks less: the agreement moves to c0, every member's map is told.
+  await fed.setExports('c0', ['cdn'], [{ network: 'cdn', capacity: 1300 }]);
+  t.deepEqual(
+    calls.filter((c) => c.startsWith('keys ')),
+    [],
+    calls.join('\n'),
+  );
+  for (const id of ['c0', 'c1', 'c2', 'c3']) {
+    const m = await store.get<PeerMap>('peerMaps', id);
+    t.deepEqual(m?.value.networks[0]?.mtu, { value: 1300, setBy: 'c0', limit: 'capacity' }, id);
+  }
+});

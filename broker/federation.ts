@@ -396,11 +396,14 @@ export class Federation {
       ...joined.map((j) => ({ name: j.record.name, before: j.before, after: j.record })),
       ...left.map((l, i) => ({ name: dropped[i]!, ...l })),
     ];
-    // Members of a network whose agreement moved (a leave listed them already).
+    // Members of a network whose agreement moved (a leave listed them already; a join
+    // wrote them into the binding, listed only for a binding older than that list).
     const withMembers = await Promise.all(
       changed.map(async (c) => ({
         ...c,
-        members: c.members ?? (sameMtu(c.before, c.after) ? [] : await this.membersOf(c.name)),
+        members:
+          c.members ??
+          (sameMtu(c.before, c.after) ? [] : (c.after?.members ?? (await this.membersOf(c.name)))),
       })),
     );
     await Promise.all([own, this.peerMaps.refreshMtus(mtuChanges(id, withMembers))]);

@@ -148,6 +148,14 @@ export interface NetworkRecord {
   readonly nonce: string;
   /** Recomputed from the member records after every export change (network-mtu.ts). */
   readonly mtu?: AgreedMtu;
+  /**
+   * Clusters whose join of this binding went through (sorted): each join and leave
+   * edits it in its CAS on the binding. Tells whom an agreement change reaches without
+   * listing member keys (a listing scans the whole bucket). Absent on bindings written
+   * before it existed until their next join or leave; member keys stay the source of
+   * truth for release.
+   */
+  readonly members?: readonly string[];
 }
 
 /** A VNI claim. `quarantined` claims become free once `releasedAt + quarantine` passes. */

@@ -27,6 +27,12 @@ import { casLoop, done, nonce, retry } from './retry.js';
 import { fnv1a } from './ipv4.js';
 import type { BrokerConfig } from './config.js';
 
+/** `net` with `clusterId` among its members (a binding without the list keeps none). */
+function withMember(net: NetworkRecord, clusterId: string): NetworkRecord {
+  if (!net.members || net.members.includes(clusterId)) return net;
+  return { ...net, members: [...net.members, clusterId].sort() };
+}
+
 type Claim =
   | { readonly type: 'claimed'; readonly vni: number; readonly revision: number }
   | { readonly type: 'busy' };
@@ -88,7 +94,7 @@ export class VniAllocator {
           (await this.store.get<NetworkRecord>('networks', KEYS.network(name)));
         if (net) {
           // Invalidate any release that read this binding before our member key existed.
-          const next = await edit(net.value, false);
+          const next = withMember(await edit(net.value, false), clusterId);
           const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
           if (r.type !== 'ok') {
             this.latest.delete(name);
@@ -105,6 +111,7 @@ export class VniAllocator {
             vni: claim.vni,
             createdAt: new Date(this.now()).toISOString(),
             nonce: myNonce,
+            members: [clusterId],
           },
           true,
         );
@@ -146,7 +153,11 @@ export class VniAllocator {
         if (members.length > 0) {
           if (!edit) return done({ before: net.value, after: net.value, members });
           // Always written: a recompute that counted us must lose its CAS (network-mtu.ts).
-          const next = await edit(net.value, members);
+          const edited = await edit(net.value, members);
+          const next: NetworkRecord = {
+            ...edited,
+            members: (net.value.members ?? members).filter((m) => m !== clusterId),
+          };
           const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
           return r.type === 'ok' ? done({ before: net.value, after: next, members }) : retry;
         }
