@@ -286,7 +286,7 @@ export function idleSection(
       'per check for the probe frames, `ip -s -j link show` per check — the probing before',
       'issue 18) and **after** (the long-lived probe helper; one warm-up check, which starts',
       'it, is not counted). One uncounted sample of each shape first warms up the process.',
-      `${runs.length} run${runs.length > 1 ? 's' : ''} of ${o.checks.before} checks (before) and ${o.checks.after} (after) per peer count,`,
+      `${runs.length} run${runs.length > 1 ? 's' : ''} of ${o.checks.before} check${o.checks.before > 1 ? 's' : ''} (before) and ${o.checks.after} (after) per peer count,`,
       'back to back; each run ends with a second 1-peer "after" sample. Per check: process',
       "starts through the monitor's runner, and CPU: this process (`process.cpuUsage`), its",
       'reaped children (`cutime`/`cstime`), every process in the gateway namespace (the',
