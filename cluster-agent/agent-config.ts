@@ -102,7 +102,10 @@ export const agentConfigSchema = z.strictObject({
     .default({ l2sm: {} }),
   /** Holds the peer-map cache (0700). */
   cacheDir: absolutePath('cacheDir'),
-  /** Folder/lab mode: one status JSON per object here. Ignored with the Kubernetes source. */
+  /**
+   * Folder/lab mode: one status JSON per object here, plus `agent.json`. With the
+   * Kubernetes source (status in the CRDs) only `agent.json`, the agent's own summary.
+   */
   statusDir: absolutePath('statusDir').optional(),
   source: z.union([
     z.strictObject({ folder: absolutePath('source.folder') }),

@@ -43,7 +43,10 @@ export async function createAgent(
     if (config.source.kubernetes.kubeconfig) kc.loadFromFile(config.source.kubernetes.kubeconfig);
     else kc.loadFromDefault();
     source = new KubernetesSource({ kubeConfig: kc });
-    status = new KubeStatusSink(kc);
+    status = new KubeStatusSink(kc, {
+      log: log.child({ part: 'status' }),
+      ...(config.statusDir ? { summaryDir: config.statusDir } : {}),
+    });
   }
   const credential = config.nats.credentials
     ? await readCredentials(config.nats.credentials)

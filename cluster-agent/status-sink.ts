@@ -2,8 +2,9 @@
  * Where the agent writes status. With the Kubernetes source: the CRDs' status
  * subresources (status-writer.ts). In folder/lab mode: one JSON file per object in a
  * status dir (`federatednetwork.<name>.json`, `clusterpeering.<name>.json`) plus
- * `agent.json`, the agent's own summary, so `l2fed` and tests can read them. Files are
- * replaced atomically (temp + rename), so a reader never sees half a file.
+ * `agent.json`, the agent's own summary, so `l2fed` and tests can read them (with the
+ * Kubernetes source, `agent.json` only, when a statusDir is set). Files are replaced
+ * atomically (temp + rename), so a reader never sees half a file.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -170,12 +171,30 @@ export async function readStatusFile(path: string): Promise<StatusFile | undefin
   }
 }
 
-/** CRD status subresources through KubeStatusWriter; the agent summary goes to the log only. */
+/** What KubeStatusSink does with the agent's own summary (no CRD holds it). */
+export interface KubeSummaryOptions {
+  /** Logs the summary when what an operator acts on changes (not on every apply). */
+  readonly log?: { info(obj: object, msg: string): void };
+  /** `statusDir` of the config: `agent.json` is written here too, as in folder mode. */
+  readonly summaryDir?: string;
+}
+
+/**
+ * CRD status subresources through KubeStatusWriter. The agent summary (rotation wait,
+ * refused peer map, dropped peers, errors) has no CRD, so it goes to the log, and to
+ * `statusDir/agent.json` when the config names a statusDir.
+ */
 export class KubeStatusSink implements StatusSink {
   private readonly writer: KubeStatusWriter;
+  private readonly summaryFile: FileStatusSink | undefined;
+  private lastLogged: string | undefined;
 
-  constructor(kubeConfig: KubeConfig) {
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly summary: KubeSummaryOptions = {},
+  ) {
     this.writer = new KubeStatusWriter(kubeConfig);
+    this.summaryFile = summary.summaryDir ? new FileStatusSink(summary.summaryDir) : undefined;
   }
 
   async writeNetwork(name: string, status: NetworkStatusInput): Promise<void> {
@@ -190,7 +209,16 @@ export class KubeStatusSink implements StatusSink {
     return Promise.resolve(); // a deleted object takes its status with it
   }
 
-  writeAgent(): Promise<void> {
-    return Promise.resolve();
+  async writeAgent(summary: AgentSummary): Promise<void> {
+    // The time of the last apply moves on every apply; the rest changes when something
+    // an operator acts on does.
+    const { lastApply: _lastApply, ...gateway } = summary.gateway;
+    const actionable = { ...summary, gateway };
+    const key = JSON.stringify(actionable);
+    if (key !== this.lastLogged) {
+      this.lastLogged = key;
+      this.summary.log?.info({ agentStatus: actionable }, 'agent status');
+    }
+    await this.summaryFile?.writeAgent(summary);
   }
 }

@@ -718,16 +718,10 @@ async function ovsScenario(t: ExecutionContext, mode: SourceMode): Promise<void>
       bristolKeys.includes(next),
       `bristol's tunnel holds no standby for madrid's next key ${next}: ${bristolKeys}`,
     );
-    if (kube) {
-      // Not checkable with --kubernetes: the agent's summary (where "rotation waiting for"
-      // lives) is written nowhere with the API server as source (KubeStatusSink.writeAgent
-      // does nothing; agent.json is folder mode only, docs/cluster-agent.md), so the wait
-      // is asserted on the gateways alone, above.
-      waiting = '(no agent summary with the API server as source)';
-    } else {
-      waiting = (await madridStatus()).gateway?.rotation;
-      t.regex(waiting ?? '', /rotation waiting for: bristol\b/);
-    }
+    // Both modes: the lab gives every agent a statusDir, and with the API server as
+    // source the agent writes its summary (agent.json) there too.
+    waiting = (await madridStatus()).gateway?.rotation;
+    t.regex(waiting ?? '', /rotation waiting for: bristol\b/);
   } finally {
     process.kill(bristolAgent, 'SIGCONT');
   }
