@@ -25,6 +25,9 @@ export interface StoreOptions {
   readonly storage: 'file' | 'memory';
 }
 
+/** One decoder for every read (a TextDecoder per read showed in the broker's CPU profile). */
+const utf8 = new TextDecoder();
+
 function isWrongLastSequence(err: unknown): boolean {
   const e = err as { api_error?: { err_code?: number }; message?: unknown };
   return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(String(e?.message));
@@ -160,7 +163,7 @@ export class KvStore {
   }
 
   private decode<T>(e: KvEntry): Versioned<T> {
-    return { value: JSON.parse(new TextDecoder().decode(e.value)) as T, revision: e.revision };
+    return { value: JSON.parse(utf8.decode(e.value)) as T, revision: e.revision };
   }
 }
 
