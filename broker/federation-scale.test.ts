@@ -500,3 +500,19 @@ test('scale - an exports request that moves an agreement finds the members to te
     t.deepEqual(m?.value.networks[0]?.mtu, { value: 1300, setBy: 'c0', limit: 'capacity' }, id);
   }
 });
+
+test('scale - an exports request writes its exports record once, naming what it exports (admin events show every write)', async (t) => {
+  const fake = new FakeKvStore();
+  const written: string[] = [];
+  const put = fake.put.bind(fake);
+  fake.put = async (bucket, key, value) => {
+    if (bucket === 'exports')
+      written.push((value as ExportsRecord).networks.map((n) => n.name).join(','));
+    return put(bucket, key, value);
+  };
+  const fed = new Federation(fake, config());
+  await fed.register('c0', reg(0));
+  await fed.setExports('c0', ['cdn', 'web'], [ask('cdn'), ask('web')]);
+  await fed.setExports('c0', ['cdn'], [ask('cdn')]);
+  t.deepEqual(written, ['cdn,web', 'cdn']);
+});

@@ -328,31 +328,23 @@ export class Federation {
         'networks',
       );
     checkMtuAsks(id, networks, mtu ?? []);
-    // Read at once (one round trip, not three); registration is checked first.
-    const [registered, previous, bindings] = await Promise.all([
+    // Read at once (one round trip, not four); registration is checked first.
+    const [registered, previous, pending, bindings] = await Promise.all([
       this.store.get<ClusterRecord>('clusters', id),
       this.store.get<ExportsRecord>('exports', id),
+      this.vnis.pending(id),
       this.vnis.bindings(networks),
     ]);
     if (!registered) throw new NotRegisteredError(id);
-    // Every name this cluster may be a member of (ExportsRecord.pending): no key listing.
-    const current = new Set([
-      ...(previous?.value.networks ?? []).map((n) => n.name),
-      ...(previous?.value.pending ?? []),
-    ]);
-    // Charge new VNIs up front, so a refusal leaves nothing half-joined. The bindings
-    // read for it also start each join's CAS (joinWith `known`).
-    await this.vnis.charge(id, networks.filter((n) => !current.has(n) && !bindings.get(n)).length);
+    // Every name this cluster may be a member of (QuotaRecord.pending): no key listing.
+    const exported = (previous?.value.networks ?? []).map((n) => n.name);
+    const current = new Set([...exported, ...pending]);
+    // Charge new VNIs up front, so a refusal leaves nothing half-joined; new names become
+    // pending in the same write, before any member key of them exists, so a request that
+    // fails midway leaves no membership the next one cannot see. The bindings read for
+    // it also start each join's CAS (joinWith `known`).
     const added = networks.filter((n) => !current.has(n));
-    if (added.length > 0) {
-      // Named before any member key of them exists, so a request that fails midway
-      // leaves no membership the next one cannot see.
-      const intent: ExportsRecord = {
-        networks: previous?.value.networks ?? [],
-        pending: [...new Set([...(previous?.value.pending ?? []), ...added])].sort(),
-      };
-      await this.store.put('exports', id, intent);
-    }
+    await this.vnis.charge(id, added.filter((n) => !bindings.get(n)).length, { add: added });
     // The ask goes into the member record before the join, so no recompute sees this
     // member without it; the join's CAS on net.<name> then moves the agreement by this
     // one member (network-mtu.ts), reading no other member's record.
@@ -377,10 +369,7 @@ export class Federation {
     const dropped = [...current].filter((n) => !keep.has(n)).sort();
     // Only this cluster's requests write its exports record: last writer wins. Names
     // still to leave stay pending until they are left.
-    const record: ExportsRecord = {
-      networks: refs,
-      ...(dropped.length > 0 ? { pending: dropped } : {}),
-    };
+    const record: ExportsRecord = { networks: refs };
     await this.store.put('exports', id, record);
     // Its own map needs nothing below (dropped names are not in the record any more).
     const own = this.refreshAround(id);
@@ -390,7 +379,9 @@ export class Federation {
         this.vnis.leave(name, id, (net, members) => this.mtus.afterLeave(net, id, members)),
       ),
     );
-    if (dropped.length > 0) await this.store.put('exports', id, { networks: refs });
+    // Pending names now exported or left are pending no more (kept: a cheap no-op).
+    const settled = [...current, ...added].filter((n) => keep.has(n) || dropped.includes(n));
+    if (dropped.length > 0 || pending.length > 0) await this.vnis.charge(id, 0, { drop: settled });
     // A changed agreement reaches every member of the network, peered with us or not.
     const changed: MtuChange[] = [
       ...joined.map((j) => ({ name: j.record.name, before: j.before, after: j.record })),

@@ -123,13 +123,6 @@ export interface AgreedMtu {
 
 export interface ExportsRecord {
   readonly networks: readonly NetworkRef[];
-  /**
-   * Names this cluster may hold member keys of besides `networks`: written before an
-   * exports request joins a new name, cleared once it left the names it dropped. With
-   * `networks` it bounds the cluster's memberships, so a request needs no key listing
-   * (one scans the whole networks bucket on the server).
-   */
-  readonly pending?: readonly string[];
 }
 
 export interface PeeringDecl {
@@ -185,6 +178,15 @@ export interface MemberRecord {
  */
 export interface QuotaRecord {
   readonly allocations: readonly string[];
+  /**
+   * Names this cluster may hold member keys of besides its exports record's networks:
+   * written (with the charge, one CAS) before an exports request joins a new name,
+   * dropped once the name is exported or left. With the exports record it bounds the
+   * cluster's memberships, so a request needs no key listing (one scans the whole
+   * networks bucket on the server). Here, not in the exports record, so that record
+   * (and its admin events) only ever names what the cluster exports.
+   */
+  readonly pending?: readonly string[];
 }
 
 /** Who holds a WireGuard public key (l2fed_pubkeys); see key-registry.ts. */

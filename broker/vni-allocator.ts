@@ -219,8 +219,15 @@ export class VniAllocator {
    * one cluster cannot overshoot. A charge is never refunded (a rival binding the same
    * name first, or a failed export, errs on the safe side).
    */
-  async charge(clusterId: string, count: number): Promise<void> {
-    if (count === 0) return;
+  async charge(
+    clusterId: string,
+    count: number,
+    /** Names to add to (`add`) and remove from (`drop`) QuotaRecord.pending in the same CAS. */
+    pending: { readonly add?: readonly string[]; readonly drop?: readonly string[] } = {},
+  ): Promise<void> {
+    const add = pending.add ?? [];
+    const drop = new Set(pending.drop ?? []);
+    if (count === 0 && add.length === 0 && drop.size === 0) return;
     const max = this.config.maxVniAllocationsPerCluster;
     const window = this.config.vniQuarantineMs;
     await casLoop(`quota ${clusterId}`, this.config.casAttempts, async () => {
@@ -237,11 +244,23 @@ export class VniAllocator {
             `networks, or wait for older allocations to leave the window`,
           'networks',
         );
+      const was = cur.value?.pending ?? [];
+      const names = [...new Set([...was, ...add])].filter((n) => !drop.has(n)).sort();
+      // Nothing to allocate and the pending names as they are: nothing to write.
+      if (count === 0 && names.join() === [...was].sort().join()) return done(undefined);
       const at = new Date(now).toISOString();
-      const next: QuotaRecord = { allocations: [...recent, ...Array<string>(count).fill(at)] };
+      const next: QuotaRecord = {
+        allocations: [...recent, ...Array<string>(count).fill(at)],
+        ...(names.length > 0 ? { pending: names } : {}),
+      };
       const r = await this.store.cas('quotas', clusterId, next, cur.revision);
       return r.type === 'ok' ? done(undefined) : retry;
     });
+  }
+
+  /** Names `clusterId` may hold member keys of beyond its exports (QuotaRecord.pending). */
+  async pending(clusterId: string): Promise<string[]> {
+    return [...((await this.store.get<QuotaRecord>('quotas', clusterId))?.value.pending ?? [])];
   }
 
   /** Of `names`, those not bound to a VNI now (their first export allocates one). */
