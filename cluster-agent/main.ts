@@ -12,7 +12,6 @@
 import { parseArgs } from 'node:util';
 import type { DaemonCommandLine } from '../lib/command-line.js';
 import { pathToFileURL } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../lib/log.js';
 import { describeError } from '../lib/errors.js';
 import { Agent } from './agent.js';
@@ -21,9 +20,8 @@ import { NatsBrokerLink } from './broker-link.js';
 import { GrpcGatewayClient } from '../gateway/client.js';
 import { PeerMapCache } from './peer-map-cache.js';
 import { FolderSource } from './source-folder.js';
-import { KubernetesSource } from './source-kubernetes.js';
 import type { DesiredStateSource } from './source.js';
-import { FileStatusSink, KubeStatusSink, type StatusSink } from './status-sink.js';
+import { FileStatusSink, type StatusSink } from './status-sink.js';
 import { AgentMetrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from '../lib/metrics-http.js';
 
@@ -39,6 +37,12 @@ export async function createAgent(
     source = new FolderSource({ dir: config.source.folder, clusterId: config.clusterId });
     status = new FileStatusSink(config.statusDir!);
   } else {
+    // Loaded only here: an agent reading a folder (the lab) skips the Kubernetes client.
+    const [{ KubeConfig }, { KubernetesSource }, { KubeStatusSink }] = await Promise.all([
+      import('@kubernetes/client-node'),
+      import('./source-kubernetes.js'),
+      import('./status-sink-kube.js'),
+    ]);
     const kc = new KubeConfig();
     if (config.source.kubernetes.kubeconfig) kc.loadFromFile(config.source.kubernetes.kubeconfig);
     else kc.loadFromDefault();

@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { AGENT_STATUS_FILE, KubeStatusSink, type AgentSummary } from './status-sink.js';
+import { AGENT_STATUS_FILE, type AgentSummary } from './status-sink.js';
+import { KubeStatusSink } from './status-sink-kube.js';
 
 const summary = (rotation?: string, at = '2026-11-30T10:00:00.000Z'): AgentSummary => ({
   clusterId: 'madrid',

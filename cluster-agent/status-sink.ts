@@ -1,6 +1,6 @@
 /**
  * Where the agent writes status. With the Kubernetes source: the CRDs' status
- * subresources (status-writer.ts). In folder/lab mode: one JSON file per object in a
+ * subresources (status-sink-kube.ts). In folder/lab mode: one JSON file per object in a
  * status dir (`federatednetwork.<name>.json`, `clusterpeering.<name>.json`) plus
  * `agent.json`, the agent's own summary, so `l2fed` and tests can read them (with the
  * Kubernetes source, `agent.json` only, when a statusDir is set). Files are replaced
@@ -8,15 +8,10 @@
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { API_GROUP_VERSION, type CustomKind } from './constants.js';
 import { mergeConditions } from './conditions.js';
 import type { Condition } from './schema-common.js';
-import {
-  KubeStatusWriter,
-  type NetworkStatusInput,
-  type PeeringStatusInput,
-} from './status-writer.js';
+import type { NetworkStatusInput, PeeringStatusInput } from './status-writer.js';
 
 /** Per-peer tunnel details beyond the CRD status (file sink only; for people and tests). */
 export interface TunnelDetail {
@@ -168,57 +163,5 @@ export async function readStatusFile(path: string): Promise<StatusFile | undefin
     return JSON.parse(await readFile(path, 'utf8')) as StatusFile;
   } catch {
     return undefined;
-  }
-}
-
-/** What KubeStatusSink does with the agent's own summary (no CRD holds it). */
-export interface KubeSummaryOptions {
-  /** Logs the summary when what an operator acts on changes (not on every apply). */
-  readonly log?: { info(obj: object, msg: string): void };
-  /** `statusDir` of the config: `agent.json` is written here too, as in folder mode. */
-  readonly summaryDir?: string;
-}
-
-/**
- * CRD status subresources through KubeStatusWriter. The agent summary (rotation wait,
- * refused peer map, dropped peers, errors) has no CRD, so it goes to the log, and to
- * `statusDir/agent.json` when the config names a statusDir.
- */
-export class KubeStatusSink implements StatusSink {
-  private readonly writer: KubeStatusWriter;
-  private readonly summaryFile: FileStatusSink | undefined;
-  private lastLogged: string | undefined;
-
-  constructor(
-    kubeConfig: KubeConfig,
-    private readonly summary: KubeSummaryOptions = {},
-  ) {
-    this.writer = new KubeStatusWriter(kubeConfig);
-    this.summaryFile = summary.summaryDir ? new FileStatusSink(summary.summaryDir) : undefined;
-  }
-
-  async writeNetwork(name: string, status: NetworkStatusInput): Promise<void> {
-    await this.writer.writeNetworkStatus(name, status);
-  }
-
-  async writePeering(name: string, status: PeeringStatusInput): Promise<void> {
-    await this.writer.writePeeringStatus(name, status);
-  }
-
-  prune(): Promise<void> {
-    return Promise.resolve(); // a deleted object takes its status with it
-  }
-
-  async writeAgent(summary: AgentSummary): Promise<void> {
-    // The time of the last apply moves on every apply; the rest changes when something
-    // an operator acts on does.
-    const { lastApply: _lastApply, ...gateway } = summary.gateway;
-    const actionable = { ...summary, gateway };
-    const key = JSON.stringify(actionable);
-    if (key !== this.lastLogged) {
-      this.lastLogged = key;
-      this.summary.log?.info({ agentStatus: actionable }, 'agent status');
-    }
-    await this.summaryFile?.writeAgent(summary);
   }
 }
