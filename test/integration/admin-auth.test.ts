@@ -1,6 +1,8 @@
 /**
  * Admin API auth defaults with the real processes (`broker/main.ts run` against a real
- * nats-server, the `l2fed` CLI, openssl certificates; run from source with tsx):
+ * nats-server configured as deployed, with the accounts `broker gen-auth` makes and the
+ * broker on its generated credentials; the `l2fed` CLI, openssl certificates; run from
+ * source with tsx):
  * insecure mode and clear-text tokens only on loopback, conflicting options refused
  * at start, and the CLI never sends a bearer token in clear to a non-loopback address.
  */
@@ -10,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { testWith } from '../fixtures/privileges.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
-import { startNats } from '../fixtures/nats.js';
+import { startAuthedNats, type AuthedNats } from '../fixtures/broker.js';
 import { freePort } from '../../lib/ports.js';
 import { ExecaRunner } from '../../lib/runner.js';
 import { ensureCa, issueCert } from '../../lib/pki.js';
@@ -32,10 +34,10 @@ interface Started {
  * Starts `broker run ARGS` and waits until it either exits or prints that its admin API
  * serves (bounded); a serving broker is stopped at teardown.
  */
-async function brokerRun(t: ExecutionContext, natsUrl: string, args: string[]): Promise<Started> {
+async function brokerRun(t: ExecutionContext, nats: Nats, args: string[]): Promise<Started> {
   const p = execa('node', ['--import', 'tsx', join(root, 'broker', 'main.ts'), 'run', ...args], {
     cwd: root,
-    env: { L2FED_NATS_URL: natsUrl },
+    env: { L2FED_NATS_URL: nats.url, L2FED_NATS_CREDENTIALS: nats.creds },
     reject: false,
     timeout: 60_000,
   });
@@ -66,11 +68,19 @@ const cli = (args: string[]) =>
     timeout: 30_000,
   });
 
+/** The server and the path of the broker's generated credentials. */
+interface Nats {
+  readonly fed: AuthedNats;
+  readonly url: string;
+  readonly creds: string;
+}
+
 async function setup(t: ExecutionContext) {
-  const nats = await startNats();
-  t.teardown(() => nats.dispose());
+  const fed = await startAuthedNats(['madrid']);
+  t.teardown(() => fed.dispose());
   const dir = await makeRunDir('admin-auth');
   t.teardown(() => dir.remove());
+  const nats: Nats = { fed, url: fed.url, creds: await fed.writeBrokerCredentials(dir.path) };
   const tokenFile = join(dir.path, 'admin.token');
   await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   return { nats, dir: dir.path, tokenFile };
@@ -79,7 +89,7 @@ async function setup(t: ExecutionContext) {
 test('admin auth - broker run refuses insecure mode and clear-text tokens on a non-loopback address', async (t) => {
   const { nats, tokenFile } = await setup(t);
   const port = await freePort();
-  const insecure = await brokerRun(t, nats.url, [
+  const insecure = await brokerRun(t, nats, [
     '--admin-listen',
     `0.0.0.0:${port}`,
     '--insecure-admin',
@@ -89,7 +99,7 @@ test('admin auth - broker run refuses insecure mode and clear-text tokens on a n
     insecure.stderr,
     /--insecure-admin \(no authentication\) is allowed only on a loopback address; listen on one \(--admin-listen 127\.0\.0\.1:7443\)/,
   );
-  const clear = await brokerRun(t, nats.url, [
+  const clear = await brokerRun(t, nats, [
     '--admin-listen',
     `0.0.0.0:${port}`,
     '--admin-token-file',
@@ -104,7 +114,7 @@ test('admin auth - broker run refuses a token file with mTLS files, naming both 
   const runner = new ExecaRunner();
   const ca = await ensureCa(runner, join(dir, 'pki'));
   const server = await issueCert(runner, ca, join(dir, 'pki'), 'broker', 'server', ['localhost']);
-  const r = await brokerRun(t, nats.url, [
+  const r = await brokerRun(t, nats, [
     '--admin-listen',
     `127.0.0.1:${await freePort()}`,
     '--admin-token-file',
@@ -128,7 +138,7 @@ test('admin auth - the CLI sends a token only over TLS or to loopback; tokens ov
   // Token without TLS on loopback (the lab's setup): loopback clients get through, and
   // the CLI refuses 0.0.0.0 (which reaches this very server) rather than send in clear.
   // Port 0: the broker binds and prints the port, so no other process can take it first.
-  const lab = await brokerRun(t, nats.url, [
+  const lab = await brokerRun(t, nats, [
     '--admin-listen',
     '127.0.0.1:0',
     '--admin-token-file',
@@ -151,7 +161,7 @@ test('admin auth - the CLI sends a token only over TLS or to loopback; tokens ov
   const runner = new ExecaRunner();
   const ca = await ensureCa(runner, join(dir, 'pki'));
   const server = await issueCert(runner, ca, join(dir, 'pki'), 'broker', 'server', ['localhost']);
-  const tls = await brokerRun(t, nats.url, [
+  const tls = await brokerRun(t, nats, [
     '--admin-listen',
     '0.0.0.0:0',
     '--admin-token-file',
@@ -177,4 +187,5 @@ test('admin auth - the CLI sends a token only over TLS or to loopback; tokens ov
   ]);
   t.is(overTls.exitCode, 0, overTls.stderr);
   t.regex(overTls.stdout, /\(broker, api l2fed\.admin\.v1/);
+  t.deepEqual(nats.fed.brokerViolations(), [], 'the brokers needed no NATS right they lack');
 });

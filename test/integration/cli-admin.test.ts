@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { testWith } from '../fixtures/privileges.js';
 import { seedScenario, startAdminFixture } from '../fixtures/admin.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
+import { startAuthedNats } from '../fixtures/broker.js';
 
 const test = testWith({ tools: ['nats-server'] });
 const root = join(import.meta.dirname, '..', '..');
@@ -253,9 +254,15 @@ test('cli - actions, audit, topology, watch, completion and error messages', asy
 });
 
 test('cli - broker main run serves the admin API with --insecure-admin (and warns)', async (t) => {
-  const { startNats } = await import('../fixtures/nats.js');
-  const nats = await startNats();
+  // As deployed: the accounts `broker gen-auth` makes, the broker on its credentials.
+  const nats = await startAuthedNats(['madrid']);
   t.teardown(() => nats.dispose());
+  const credsDir = await makeRunDir('cli-creds');
+  t.teardown(() => credsDir.remove());
+  const natsEnv = {
+    L2FED_NATS_URL: nats.url,
+    L2FED_NATS_CREDENTIALS: await nats.writeBrokerCredentials(credsDir.path),
+  };
   const broker = execa(
     'node',
     [
@@ -267,7 +274,7 @@ test('cli - broker main run serves the admin API with --insecure-admin (and warn
       '--insecure-admin',
     ],
     {
-      env: { L2FED_NATS_URL: nats.url },
+      env: natsEnv,
       reject: false,
       timeout: 60_000,
     },
@@ -290,12 +297,13 @@ test('cli - broker main run serves the admin API with --insecure-admin (and warn
   t.regex(v.stdout, /\(broker, api l2fed\.admin\.v1/);
   const none = await l2fed(['get', 'clusters'], { L2FED_SERVER: `127.0.0.1:${port}` });
   t.is(none.stdout, 'no clusters');
+  t.deepEqual(nats.brokerViolations(), [], 'the broker needed no NATS right it lacks');
 
   const refused = await execa(
     'node',
     [join(root, 'dist', 'broker', 'main.js'), 'run', '--admin-listen', '127.0.0.1:0'],
     {
-      env: { L2FED_NATS_URL: nats.url },
+      env: natsEnv,
       reject: false,
       timeout: 30_000,
     },
