@@ -71,7 +71,7 @@ test.serial(
         .mutatingCommands()
         .includes(`bridge fdb del 00:00:00:00:00:00 dev l2fv100 dst ${s0.transitAddress}`),
     );
-    t.false(await lab.ping(a.ns, b.ip, 1));
+    t.false(await lab.ping(a.ns, b.ip, 10), 'no reply to any of 10 pings');
 
     // And putting it back restores the path.
     await s1.gateway.apply(lab.config(s1, [CDN]));
@@ -193,7 +193,7 @@ test.serial('gateway - two networks on the same gateways are isolated', async (t
     netns: vodA.ns,
     mutates: true,
   });
-  t.false(await lab.ping(vodA.ns, cdnB.ip, 1));
+  t.false(await lab.ping(vodA.ns, cdnB.ip, 10), 'no reply to any of 10 pings');
 });
 
 test.serial('gateway - lab cleanup leaves no wireguard-go socket behind', async (t) => {
