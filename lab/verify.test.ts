@@ -37,10 +37,43 @@ test('verify - a leak that answers one ping in five is not called isolated', asy
   const [r] = await runChecks(runner, [leak]);
   t.true(r!.reached, 'the leak is seen');
   t.false(r!.ok);
-  t.is(countOf(runner.calls[0]!.argv), ISOLATION_PACKETS);
+  t.is(countOf(runner.calls.at(-1)!.argv), ISOLATION_PACKETS);
 });
 
-test('verify - isolation is checked only after every reach check is done', async (t) => {
+test('verify - a leak that answers only while the reach checks run is seen (issue 17)', async (t) => {
+  const plan = await examplesPlan();
+  const checks = expectedChecks(plan);
+  const leak = checks.find(
+    (c) => c.expect === 'isolated' && c.from.cluster === 'athens' && c.to.cluster === 'bristol',
+  )!;
+  const base = checks.find((c) => c.expect === 'reach')!;
+  const reach = Array.from({ length: 6 }, (_, i) => ({ ...base, address: `10.9.2.${i + 1}` }));
+  // Reach paths answer from their second try; the leak answers until the last reach path
+  // has answered, and never after (a path that closes once the federation converges).
+  const tries = new Map<string, number>();
+  let reachDone = 0;
+  const runner = new FakeRunner().on(
+    (a) => a[0] === 'ping',
+    (argv) => {
+      const key = argv.at(-1)!;
+      if (key === leak.address) return { exitCode: reachDone < reach.length ? 0 : 1 };
+      const n = (tries.get(key) ?? 0) + 1;
+      tries.set(key, n);
+      if (n === 2) reachDone++;
+      return { exitCode: n >= 2 ? 0 : 1 };
+    },
+  );
+  const results = await runChecks(runner, [...reach, leak], { retryMs: 10_000 });
+  t.true(
+    results.slice(0, reach.length).every((r) => r.ok),
+    'every reach path answered',
+  );
+  const r = results.at(-1)!;
+  t.true(r.reached, 'the leak during the reach window is seen');
+  t.false(r.ok);
+});
+
+test('verify - the isolation stream runs only after every reach check is done', async (t) => {
   const plan = await examplesPlan();
   const checks = expectedChecks(plan);
   const reach = checks.filter((c) => c.expect === 'reach').slice(0, 3);
@@ -54,7 +87,8 @@ test('verify - isolation is checked only after every reach check is done', async
       const n = (tries.get(key) ?? 0) + 1;
       tries.set(key, n);
       // A reach path converges on the third try; isolated paths never answer.
-      return { exitCode: countOf(argv) === ISOLATION_PACKETS ? 1 : n >= 3 ? 0 : 1 };
+      const isolatedPath = isolated.some((c) => c.address === argv.at(-1));
+      return { exitCode: isolatedPath ? 1 : n >= 3 ? 0 : 1 };
     },
   );
   // Interleaved on purpose: the order of the input must not matter.

@@ -3,10 +3,11 @@
  * namespaces, and renders the connectivity matrix. Bounded: every ping has a count and
  * a deadline, and "reach" checks retry only until the overall deadline.
  *
- * An isolation verdict is as strong as a reach verdict: isolation checks run only after
- * every reach check is done (the federation has converged), each sends a stream of
- * ISOLATION_PACKETS over a window (any reply is a leak), and for every pair of clusters
- * the manifests keep apart neither gateway may hold a WireGuard peer for the other.
+ * An isolation verdict is as strong as a reach verdict: isolated pairs are pinged as often
+ * as reach pairs, over the same window, and once every reach check is done (the
+ * federation has converged) each also sends a stream of ISOLATION_PACKETS (any reply,
+ * at any time, is a leak); and for every pair of clusters the manifests keep apart
+ * neither gateway may hold a WireGuard peer for the other.
  */
 import type { CommandRunner } from '../lib/runner.js';
 import type { PingCheck } from './expectations.js';
@@ -46,11 +47,32 @@ async function pingOnce(runner: CommandRunner, c: PingCheck, count: number): Pro
 export const REACH_RETRY_MS = 30_000;
 
 /**
+ * Spreads `b` evenly through `a` (both kept in order), so probes of `b` span the time
+ * a pool takes over `a`.
+ */
+function interleave<T>(a: readonly T[], b: readonly T[]): T[] {
+  if (b.length === 0) return [...a];
+  const out: T[] = [];
+  const every = Math.max(1, Math.floor(a.length / b.length));
+  let j = 0;
+  a.forEach((x, i) => {
+    if (i % every === 0 && j < b.length) out.push(b[j++]!);
+    out.push(x);
+  });
+  return [...out, ...b.slice(j)];
+}
+
+/**
  * Runs checks: first every "reach" one (at most `parallel`, default 8, at once), each
  * pinged once; then the ones that did not answer, again and again, until `retryMs` after
- * that first pass ended (every failed check is retried at least once). Then every "isolated" one
- * (ISOLATION_PACKETS each, at most `isolationParallel` at once). Results keep the order
- * of `checks`.
+ * that first pass ended (every failed check is retried at least once). Then every
+ * "isolated" one (ISOLATION_PACKETS each, at most `isolationParallel` at once). Results
+ * keep the order of `checks`.
+ *
+ * Isolation is also watched over the reach window itself: every isolated check is pinged
+ * in the first pass (spread among the reach pings) and once in every retry round, so it
+ * is tried as often, and over the same time, as a reach check (issue 17); any reply in
+ * the window or in the final stream is a leak.
  *
  * The retry window starts after the first pass, not before it: with thousands of checks
  * (32 clusters) the first pass alone outlasts any fixed deadline, and the checks late in
@@ -73,13 +95,14 @@ export async function runChecks(
       if (await pingOnce(runner, check, count)) answered.add(i);
     });
   const reach = indexed.filter((x) => x.check.expect === 'reach');
-  await tryAll(reach, 2);
+  const isolated = indexed.filter((x) => x.check.expect === 'isolated');
+  await tryAll(interleave(reach, isolated), 2);
   const deadline = Date.now() + (opts.retryMs ?? REACH_RETRY_MS);
   let pending = reach.filter((x) => !answered.has(x.i));
   let rounds = 0;
   while (pending.length > 0 && (rounds === 0 || Date.now() < deadline)) {
     await new Promise((r) => setTimeout(r, 500));
-    await tryAll(pending, 1);
+    await tryAll(interleave(pending, isolated), 1);
     pending = pending.filter((x) => !answered.has(x.i));
     rounds++;
   }
@@ -87,14 +110,10 @@ export async function runChecks(
     const reached = answered.has(i);
     results[i] = { check, reached, ok: reached };
   }
-  await pool(
-    indexed.filter((x) => x.check.expect === 'isolated'),
-    opts.isolationParallel ?? 16,
-    async ({ check, i }) => {
-      const reached = await pingOnce(runner, check, ISOLATION_PACKETS);
-      results[i] = { check, reached, ok: !reached };
-    },
-  );
+  await pool(isolated, opts.isolationParallel ?? 16, async ({ check, i }) => {
+    const reached = answered.has(i) || (await pingOnce(runner, check, ISOLATION_PACKETS));
+    results[i] = { check, reached, ok: !reached };
+  });
   return results;
 }
 
