@@ -17,10 +17,21 @@ import type { GatewayConfigInput } from '../../gateway/config.js';
 import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { describeStep } from '../../gateway/plan.js';
 import { EXPERIMENTAL_ETHERTYPE, receivedCount, receiverArgv } from '../fixtures/frames.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
 
 const test = testWith({
   netAdmin: true,
-  tools: ['ip', 'wg', 'wireguard-go', DEFAULT_NFT, 'python3', 'ovs-vsctl', 'ethtool'],
+  tools: [
+    'ip',
+    'bridge',
+    'wg',
+    'wireguard-go',
+    DEFAULT_NFT,
+    'python3',
+    'ovs-vsctl',
+    'ovs-ofctl',
+    'ethtool',
+  ],
 });
 
 const RED: LabNetwork = { name: 'red', vni: 120, subnet: 12 };
@@ -93,10 +104,13 @@ test.serial(
     const red1 = await lab.addPod(s1, RED, 12, 1370);
     const blue1 = await lab.addPod(s1, BLUE, 12, 1370);
 
-    // Declarative: a re-apply at site 0 changes nothing.
+    // Declarative: a re-apply at site 0 changes nothing, by its commands and by what the
+    // data plane looks like.
+    const before = await dataPlaneSnapshots(lab.runner, lab.sites);
     s0.runner.clear();
     t.deepEqual((await s0.gateway.apply(config(s0))).steps, []);
     t.deepEqual(s0.runner.mutatingCommands(), []);
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'data plane unchanged');
 
     /** Sends FRAMES from one pod and counts them at each receiver pod. */
     async function send(from: Pod, tags: string[], marker: string, to: Record<string, Pod>) {
