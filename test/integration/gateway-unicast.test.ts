@@ -5,6 +5,7 @@
  * 2 s (the bound the issue sets). Real wireguard-go, VXLAN and bridges in namespaces.
  */
 import type { ExecutionContext } from 'ava';
+import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { testWith } from '../fixtures/privileges.js';
 import {
   GatewayLab,
@@ -19,10 +20,22 @@ import {
   receiverArgv,
   senderArgv,
 } from '../fixtures/frames.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
 
 const test = testWith({
   netAdmin: true,
-  tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping', 'iperf3', 'tcpdump', 'ethtool', 'sysctl'],
+  tools: [
+    'ip',
+    'bridge',
+    'wg',
+    'wireguard-go',
+    'ping',
+    'iperf3',
+    'tcpdump',
+    'ethtool',
+    'sysctl',
+    DEFAULT_NFT,
+  ],
 });
 
 const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
@@ -241,16 +254,19 @@ const unicast = test.macro({
     t.is(await receivedCount(rxB), 1);
     t.is(await receivedCount(rxC), 1);
 
-    // Re-apply with learned entries present: zero mutating commands; a restarted
-    // gateway adopts them too.
+    // Re-apply with learned entries present: zero mutating commands and the data plane
+    // as it was; a restarted gateway adopts them too.
+    const before = await dataPlaneSnapshots(lab.runner, lab.sites);
     for (const site of lab.sites) {
       site.runner.clear();
       t.deepEqual((await site.gateway.apply(config(site))).steps, []);
       t.deepEqual(site.runner.mutatingCommands(), []);
     }
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 're-apply: unchanged');
     const fresh = lab.restartGateway(s0);
     t.deepEqual((await fresh.apply(config(s0))).steps, []);
     t.deepEqual(s0.runner.mutatingCommands(), []);
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'adopt: unchanged');
     t.is((await learned(lab, s0)).get(macB), s1.transitAddress, 'restart kept what was learned');
 
     // b's MAC moves to site 2. a streams to it all along; b sends one broadcast frame
@@ -339,9 +355,11 @@ test.serial(
     }[];
     t.is(vx?.linkinfo.info_data.learning, true);
     t.is(vx?.linkinfo.info_data.limit, 4096);
+    const before = await dataPlaneSnapshots(lab.runner, lab.sites);
     s0.runner.clear();
     t.deepEqual((await s0.gateway.apply(lab.config(s0, [CDN]))).steps, []);
     t.deepEqual(s0.runner.mutatingCommands(), []);
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'data plane unchanged');
   },
 );
 
