@@ -10,10 +10,12 @@ import { GatewayMetrics } from '../../gateway/metrics.js';
 import { GatewayLab, WG_PORT, type LabNetwork, type LabSite } from '../fixtures/gateway-testbed.js';
 import { pingThroughBreak } from '../fixtures/endpoint-break.js';
 import { testWith } from '../fixtures/privileges.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
+import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 
 const test = testWith({
   netAdmin: true,
-  tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping', 'nft'],
+  tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping', DEFAULT_NFT],
 });
 
 const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
@@ -139,6 +141,7 @@ test('gateway endpoint fail-over - a dead first endpoint is left for the working
 
   // Re-applying the same configs changes nothing: both in-use endpoints are listed ones
   // (A's by fail-over, B's by WireGuard roaming to A's handshake).
+  const before = await dataPlaneSnapshots(lab.runner, lab.sites);
   a.runner.clear();
   b.runner.clear();
   const again = await a.gateway.apply(configA);
@@ -147,6 +150,7 @@ test('gateway endpoint fail-over - a dead first endpoint is left for the working
   const againB = await b.gateway.apply(configB);
   t.deepEqual(againB.steps, []);
   t.deepEqual(b.runner.mutatingCommands(), []);
+  t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'data plane unchanged');
 });
 
 /** A second underlay address for a site: its next endpoint. */

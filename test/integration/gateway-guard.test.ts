@@ -18,6 +18,7 @@ import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { receivedCount, receiverArgv } from '../fixtures/frames.js';
 import { injectorArgv } from '../fixtures/vxlan-inject.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
 
 const test = testWith({
   netAdmin: true,
@@ -110,11 +111,14 @@ const guard = test.macro({
     const victim = await lab.addPod(s1, TELEMETRY, 12, 1370);
     t.true(await ping(lab, attacker.ns, peer.ip), 'cdn works');
 
-    // The guard is declarative: a re-apply and a restarted gateway change nothing.
+    // The guard is declarative: a re-apply and a restarted gateway change nothing, by
+    // their commands and by what the data plane looks like.
+    const before = await dataPlaneSnapshots(lab.runner, lab.sites);
     s1.runner.clear();
     t.deepEqual((await s1.gateway.apply(lab.config(s1, [CDN, TELEMETRY]))).steps, []);
     t.deepEqual((await lab.restartGateway(s1).apply(lab.config(s1, [CDN, TELEMETRY]))).steps, []);
     t.deepEqual(s1.runner.mutatingCommands(), []);
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'data plane unchanged');
 
     // The attack: site 1's transit address through the pod's own segment.
     await lab.runner.run(['ip', 'route', 'add', `${s1.transitAddress}/32`, 'dev', 'eth1'], {

@@ -5,8 +5,13 @@ import { DetachedLauncher } from '../../gateway/daemons.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { GatewayLab, type LabNetwork } from '../fixtures/gateway-testbed.js';
 import { testWith } from '../fixtures/privileges.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
+import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 
-const test = testWith({ netAdmin: true, tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping'] });
+const test = testWith({
+  netAdmin: true,
+  tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping', DEFAULT_NFT],
+});
 
 const CDN: LabNetwork = { name: 'cdn', vni: 100, subnet: 10 };
 
@@ -52,11 +57,14 @@ test('gateway - killing the gateway process (SIGKILL) keeps the tunnel; a new pr
   t.false(child.running);
 
   // A new gateway (here: in the test process) with the same launcher dir adopts it all.
+  // Its commands and the data plane it finds are compared: nothing is redone.
+  const before = await dataPlaneSnapshots(lab.runner, lab.sites);
   const runner = new RecordingRunner(new ExecaRunner());
   const fresh = new Gateway({ runner, launcher: detached, tunnelKind: 'wireguard-go' });
   const r = await fresh.apply(lab.config(s0, [CDN]));
   t.deepEqual(r.steps, []);
   t.deepEqual(runner.mutatingCommands(), []);
+  t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'data plane unchanged');
   t.is(detached.get(key)?.pid, wgPid, 'the same wireguard-go kept running');
   await ping.exited;
   t.regex(ping.output(), /80 packets transmitted, 80 received/, ping.output());
