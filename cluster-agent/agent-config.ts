@@ -76,8 +76,9 @@ export const agentConfigSchema = z.strictObject({
   bootstrapTransitAddress: z.cidrv4().default('192.0.0.8/32'),
   underlayMtu: z.int().min(1410).max(65_535).default(1500),
   /**
-   * UDP port of the gateway's VXLAN devices (default 4789). Must be the same in every
-   * cluster of the federation and unused by the CNI: Calico's and Antrea's VXLAN use 4789.
+   * UDP port of the gateway's VXLAN devices; unset = the gateway's DEFAULT_VXLAN_PORT
+   * (4797, no CNI's). Must be the same in every cluster of the federation and unused by
+   * the CNI (Calico's and Antrea's VXLAN use 4789, Flannel's and Cilium's 8472).
    */
   vxlanPort: z.int().min(1).max(65_535).optional(),
   /**

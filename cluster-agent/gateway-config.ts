@@ -57,7 +57,7 @@ export interface GatewaySettings {
   };
   readonly transitPrefixLength: number;
   readonly underlayMtu: number;
-  /** VXLAN UDP port; undefined = the gateway's default (4789). */
+  /** VXLAN UDP port; undefined = the gateway's default (DEFAULT_VXLAN_PORT, 4797). */
   readonly vxlanPort?: number;
   /** Broadcast/multicast bound per network per peer; undefined = the gateway's default. */
   readonly bumLimit?: { readonly packetsPerSecond: number; readonly burst: number };

@@ -31,6 +31,34 @@ test('config - a good config gets defaults', (t) => {
   t.is(c.peers[0]?.persistentKeepalive, 25);
 });
 
+test("config - the default VXLAN port is no network plugin's and not ephemeral", (t) => {
+  // Default UDP ports on a Kubernetes node's host namespace (sources: docs/install.md,
+  // "The VXLAN port"): a VXLAN socket on any of them clashes or is cut off by the guard.
+  const taken = new Map([
+    [4789, 'VXLAN (IANA): Calico, Antrea, Kube-OVN, OVN-Kubernetes hybrid overlay'],
+    [4790, 'VXLAN-GPE (IANA)'],
+    [4791, 'RoCEv2 (IANA)'],
+    [4490, 'Submariner NAT discovery'],
+    [4500, 'IPsec NAT-T: Submariner, Antrea IPsec'],
+    [4800, 'Submariner intra-cluster VXLAN'],
+    [6081, 'Geneve: Antrea, Cilium, OVN-Kubernetes, Kube-OVN'],
+    [6091, 'Liqo Geneve'],
+    [6783, 'Weave Net'],
+    [6784, 'Weave Net fast datapath'],
+    [8285, 'Flannel UDP backend'],
+    [8472, 'Flannel, Canal, Cilium VXLAN'],
+    [51820, 'WireGuard: Calico, Flannel, Antrea'],
+    [51821, 'WireGuard: Calico IPv6, Antrea Multi-cluster'],
+    [51840, 'Liqo gateway'],
+    [51871, 'Cilium WireGuard'],
+  ]);
+  const port = parseGatewayConfig(base()).vxlanPort;
+  t.is(taken.get(port), undefined, `default vxlanPort ${port} is ${taken.get(port)}'s`);
+  // net.ipv4.ip_local_port_range defaults to 32768-60999: outside it, no outgoing socket
+  // is ever bound to the port before the gateway's VXLAN device is.
+  t.true(port >= 1024 && port < 32_768, `default vxlanPort ${port} is outside 1024-32767`);
+});
+
 type Case = [title: string, edit: (c: GatewayConfigInput) => unknown, path: string, msg: RegExp];
 
 const cases: Case[] = [

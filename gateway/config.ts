@@ -13,12 +13,15 @@ export const VNI_MIN = 1;
 export const VNI_MAX = 16_777_215;
 
 /**
- * The VXLAN UDP port, used inside the tunnel only, so any free port works; 4789 is the
- * IANA one. It must be the same on every gateway of a federation, and no other VXLAN or
- * Geneve device in the namespace may use it (the guard drops that port outside the
- * tunnel: a CNI's overlay on the same port would break; Calico and Antrea use 4789).
+ * The VXLAN UDP port (default of config `vxlanPort`). VXLAN travels inside the tunnel
+ * only, so any port works, but the member-cluster gateway shares the node's namespace
+ * with the network plugin and the guard drops the port outside the tunnel: IANA's 4789
+ * is Calico's and Antrea's, 8472 Flannel's and Cilium's, 6081 Geneve's. 4797 is no
+ * plugin's or multi-cluster tool's default, unassigned at IANA and below the ephemeral
+ * range (docs/install.md, "The VXLAN port", has the sources). Every gateway of a
+ * federation must use the same port; no other VXLAN or Geneve device in the namespace may.
  */
-export const DEFAULT_VXLAN_PORT = 4789;
+export const DEFAULT_VXLAN_PORT = 4797;
 
 /** WireGuard keys are 32 bytes, base64 with one "=" of padding (44 characters). */
 export const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;

@@ -7,7 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { FakeRunner } from '../lib/runner-fake.js';
-import type { GatewayConfigInput } from './config.js';
+import { DEFAULT_VXLAN_PORT, type GatewayConfigInput } from './config.js';
 import { IpLinks, parseFdb, parseIpAddr } from './links-ip.js';
 import { VXLAN_FDB_LIMIT } from './links.js';
 import { gatewayOverFakes, madridConfig } from '../test/fixtures/gateway-over-fakes.js';
@@ -29,13 +29,18 @@ test('fdb - the planned VXLAN device learns from the tunnel, bounded', async (t)
   t.deepEqual(plane.links.links.get('l2fv100')?.vxlan, {
     vni: 100,
     local: '198.19.255.1',
-    dstport: 4789,
+    dstport: DEFAULT_VXLAN_PORT,
     learning: true,
     limit: VXLAN_FDB_LIMIT,
   });
   // The real backend asks the kernel for exactly that.
   const runner = new FakeRunner().on(() => true, { stdout: '' });
-  await new IpLinks({ runner, netns: 'l2fed-x' }).createVxlan('l2fv100', 100, '198.19.255.1', 4789);
+  await new IpLinks({ runner, netns: 'l2fed-x' }).createVxlan(
+    'l2fv100',
+    100,
+    '198.19.255.1',
+    DEFAULT_VXLAN_PORT,
+  );
   t.deepEqual(runner.calls[0]?.argv.slice(-3), ['learning', 'maxaddress', String(VXLAN_FDB_LIMIT)]);
 });
 

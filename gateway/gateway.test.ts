@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MissingToolError } from '../lib/errors.js';
-import type { GatewayConfigInput } from './config.js';
+import { DEFAULT_VXLAN_PORT, type GatewayConfigInput } from './config.js';
 import { ApplyError, ConfigError, PreconditionError } from './errors.js';
 import { Gateway } from './gateway.js';
 import {
@@ -52,7 +52,7 @@ test('gateway - first apply builds, second apply changes nothing', async (t) => 
   t.is(first.steps[0]?.kind, 'firewall-set');
   t.deepEqual(plane.firewall.table?.spec, {
     wgIfname: 'l2fa',
-    vxlanPort: 4789,
+    vxlanPort: DEFAULT_VXLAN_PORT,
     // c carries only cdn (100), b also vod (200).
     vxlanFrom: [
       { address: '198.19.255.2', vni: 100 },
@@ -77,7 +77,7 @@ test('gateway - a guard removed behind its back is restored by exactly one step'
     r.steps.map((s) => s.kind),
     ['firewall-set'],
   );
-  t.deepEqual(plane.log.mutations, ['firewall set wg=l2fa port=4789']);
+  t.deepEqual(plane.log.mutations, [`firewall set wg=l2fa port=${DEFAULT_VXLAN_PORT}`]);
 });
 
 test('gateway - a failed guard stops the apply before any VXLAN device exists', async (t) => {

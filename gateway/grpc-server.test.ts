@@ -31,7 +31,7 @@ test('grpc - dry run, apply, re-apply over the wire', async (t) => {
   const again = await apply({ config: configToProto(config), dryRun: false });
   t.deepEqual(again.steps, []);
   t.deepEqual(plane.log.mutations, []);
-  // vxlanPort crosses the wire (0 = the default, so unset above kept 4789).
+  // vxlanPort crosses the wire (0 = the default, so unset above kept DEFAULT_VXLAN_PORT).
   const moved = await apply({
     config: configToProto({ ...config, vxlanPort: 4790 }),
     dryRun: true,

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseGatewayConfig } from './config.js';
+import { DEFAULT_VXLAN_PORT, parseGatewayConfig } from './config.js';
 import { PreconditionError } from './errors.js';
 import { FIREWALL_VERSION } from './firewall.js';
 import { VXLAN_FDB_LIMIT } from './links.js';
@@ -39,14 +39,14 @@ const tunnel: ObservedTunnel = {
 };
 
 const NOARP = `no ARP on l2fv100 (the gateway's stack answers nothing through it)`;
-const GUARD = `guard vxlan port 4789: only through l2fa, only from 198.19.255.2 vni 100, 198.19.255.3 vni 100, nothing to the stack through vxlan devices (nft table inet l2fed)`;
+const GUARD = `guard vxlan port ${DEFAULT_VXLAN_PORT}: only through l2fa, only from 198.19.255.2 vni 100, 198.19.255.3 vni 100, nothing to the stack through vxlan devices (nft table inet l2fed)`;
 const CDN_FROM = [
   { address: '198.19.255.2', vni: 100 },
   { address: '198.19.255.3', vni: 100 },
 ];
 const firewall = {
   version: FIREWALL_VERSION,
-  spec: { wgIfname: 'l2fa', vxlanPort: 4789, vxlanFrom: CDN_FROM },
+  spec: { wgIfname: 'l2fa', vxlanPort: DEFAULT_VXLAN_PORT, vxlanFrom: CDN_FROM },
   intact: true,
 };
 
@@ -59,7 +59,7 @@ const converged: ObservedDataplane = {
       name: 'l2fv100',
       vni: 100,
       local: '198.19.255.1',
-      dstport: 4789,
+      dstport: DEFAULT_VXLAN_PORT,
       learning: true,
       limit: VXLAN_FDB_LIMIT,
       noarp: true,
@@ -84,7 +84,7 @@ const empty: ObservedDataplane = {
 
 /** The steps that build network cdn's device from nothing (or after a delete). */
 const BUILD_CDN = [
-  'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4789 learning maxaddress 4096',
+  `create vxlan l2fv100 id 100 local 198.19.255.1 dstport ${DEFAULT_VXLAN_PORT} learning maxaddress 4096`,
   'flood l2fv100 to 198.19.255.2',
   'flood l2fv100 to 198.19.255.3',
   'set mtu of l2fv100 to 1370',
@@ -144,7 +144,7 @@ const cases: Case[] = [
       },
     },
     want: [
-      'guard vxlan port 4789: stop admitting 198.19.255.3 vni 200 (nft set inet l2fed vxlan_from, those elements only)',
+      `guard vxlan port ${DEFAULT_VXLAN_PORT}: stop admitting 198.19.255.3 vni 200 (nft set inet l2fed vxlan_from, those elements only)`,
     ],
   },
   {
@@ -154,7 +154,7 @@ const cases: Case[] = [
       firewall: { ...firewall, spec: { ...firewall.spec, vxlanFrom: CDN_FROM.slice(1) } },
     },
     want: [
-      'guard vxlan port 4789: admit 198.19.255.2 vni 100 (nft set inet l2fed vxlan_from, those elements only)',
+      `guard vxlan port ${DEFAULT_VXLAN_PORT}: admit 198.19.255.2 vni 100 (nft set inet l2fed vxlan_from, those elements only)`,
     ],
   },
   {
@@ -354,8 +354,10 @@ test('plan - a missing segment bridge fails before any step', (t) => {
 });
 
 test('plan - another VXLAN/Geneve device on our port is refused before any step', (t) => {
+  // Calico's and Antrea's VXLAN port, set here on purpose.
+  const on4789 = desiredState(parseGatewayConfig({ ...config, vxlanPort: 4789 }), PRIV);
   const calico = { name: 'vxlan.calico', kind: 'vxlan', port: 4789 };
-  const err = t.throws(() => planSteps(desired, { ...converged, foreignTunnels: [calico] }), {
+  const err = t.throws(() => planSteps(on4789, { ...empty, foreignTunnels: [calico] }), {
     instanceOf: PreconditionError,
   });
   t.regex(err?.message ?? '', /vxlanPort: vxlan device vxlan\.calico already uses UDP 4789/);
@@ -366,12 +368,28 @@ test('plan - another VXLAN/Geneve device on our port is refused before any step'
   // Moving l2fed off the port clears it: guard and devices follow the new port.
   const moved = desiredState(parseGatewayConfig({ ...config, vxlanPort: 4790 }), PRIV);
   const steps = planSteps(moved, { ...converged, foreignTunnels: [calico] }).map(describeStep);
-  t.is(steps[0], GUARD.replace('4789', '4790'));
+  t.is(steps[0], GUARD.replace(`port ${DEFAULT_VXLAN_PORT}:`, 'port 4790:'));
   t.true(steps.includes('delete vxlan l2fv100'));
   t.true(
     steps.includes(
       'create vxlan l2fv100 id 100 local 198.19.255.1 dstport 4790 learning maxaddress 4096',
     ),
+  );
+});
+
+test("plan - the default port sits beside the CNIs' VXLAN and Geneve devices", (t) => {
+  // The member-cluster gateway runs in the node's namespace: Calico and Antrea (VXLAN)
+  // use 4789, Flannel, Canal and Cilium 8472, Geneve CNIs 6081, Liqo 6091.
+  const cni = [
+    { name: 'vxlan.calico', kind: 'vxlan', port: 4789 },
+    { name: 'flannel.1', kind: 'vxlan', port: 8472 },
+    { name: 'genev_sys_6081', kind: 'geneve', port: 6081 },
+    { name: 'liqo.geneve', kind: 'geneve', port: 6091 },
+  ];
+  t.deepEqual(planSteps(desired, { ...converged, foreignTunnels: cni }), []);
+  t.deepEqual(
+    planSteps(desired, { ...empty, foreignTunnels: cni }).map(describeStep),
+    planSteps(desired, empty).map(describeStep),
   );
 });
 

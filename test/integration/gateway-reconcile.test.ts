@@ -117,14 +117,21 @@ test.serial('gateway - bad config is rejected before any command runs', async (t
   const after = await lab.runner.run(['wg', 'show', s0.ifname, 'dump'], { netns: s0.ns });
   t.is(after.stdout, before.stdout);
 
-  // A CNI's VXLAN on the same port (Calico's is 4789) would be cut off by the guard:
-  // refused before any change, named, and fixed by moving l2fed to another port.
+  // A CNI's VXLAN beside the gateway (Calico's and Antrea's use 4789): the default port
+  // is another, so the gateway leaves it alone.
   await lab.runner.run(
     ['ip', 'link', 'add', 'vx-cni', 'type', 'vxlan', 'id', '4096', 'dstport', '4789'],
     { netns: s0.ns, mutates: true },
   );
   s0.runner.clear();
-  const clash = await t.throwsAsync(s0.gateway.apply(good), { instanceOf: PreconditionError });
+  const beside = await s0.gateway.apply(good);
+  t.deepEqual(beside.steps, []);
+  t.deepEqual(s0.runner.mutatingCommands(), []);
+  // vxlanPort set to the CNI's port would cut it off by the guard: refused before any
+  // change, named, and fixed by moving l2fed to another port.
+  const clash = await t.throwsAsync(s0.gateway.apply({ ...good, vxlanPort: 4789 }), {
+    instanceOf: PreconditionError,
+  });
   t.regex(clash?.message ?? '', /vxlan device vx-cni already uses UDP 4789/);
   t.deepEqual(s0.runner.mutatingCommands(), []);
   const moved = await s0.gateway.apply({ ...good, vxlanPort: 4790 });

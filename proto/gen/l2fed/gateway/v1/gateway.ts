@@ -41,7 +41,7 @@ export interface GatewayConfig {
   peers: Peer[];
   networks: Network[];
   /**
-   * UDP port of the VXLAN devices; 0 = 4789. The same on every gateway of a federation,
+   * UDP port of the VXLAN devices; 0 = 4797. The same on every gateway of a federation,
    * and used by no other VXLAN or Geneve device in the namespace.
    */
   vxlanPort: number;
