@@ -2,8 +2,9 @@
  * Issue 15 (broker scale): a change costs what it touches, never the federation's size.
  * A one-cluster change writes only the peer maps whose content it can change, reads each
  * input once, and the MTU agreement is kept without reading every member. Fake KV wrapped
- * to count calls; the last test checks that two replicas racing on the fake still leave
- * every map equal to the locally computed expectation.
+ * to count calls; the racing tests check that two replicas on the fake still leave every
+ * map equal both to computePeerMap over the stored inputs (incremental = from scratch) and
+ * to the documented rules applied to what the test sent (test/fixtures/peer-map-oracle.ts).
  */
 import test, { type ExecutionContext } from 'ava';
 import { FakeKvStore } from './kv-store-fake.js';
@@ -20,11 +21,19 @@ import {
 import fc from 'fast-check';
 import { checkProperty } from '../test/fixtures/property.js';
 import {
+  expectedAgreement,
+  expectedPeerMap,
+  type OracleCluster,
+} from '../test/fixtures/peer-map-oracle.js';
+import {
   KEYS,
   type ClusterRecord,
+  type CordonRecord,
   type ExportsRecord,
   type MemberRecord,
+  type MtuAsk,
   type NetworkRecord,
+  type PeeringDecl,
   type PeeringsRecord,
   type PeerMap,
 } from './records.js';
@@ -167,8 +176,63 @@ test('scale - a member leaving that did not set the agreement reads no member re
   t.deepEqual(m?.value.networks.find((n) => n.name === 'cdn')?.mtu, net?.value.mtu);
 });
 
-/** Every map in `store` equals computePeerMap of the stored inputs; every agreement agreeMtu. */
-async function expectConverged(t: ExecutionContext, fake: FakeKvStore, ids: string[]) {
+/** What the test sent for each cluster (its last request of each kind), and admin actions. */
+class Sent {
+  private readonly clusters = new Map<string, Omit<OracleCluster, 'transitAddress'>>();
+
+  register(id: string, i: number): void {
+    const { publicKey, endpoints } = reg(i);
+    this.clusters.set(id, {
+      id,
+      publicKey,
+      endpoints,
+      cordoned: false,
+      exports: [],
+      asks: new Map(),
+      peerings: [],
+    });
+  }
+  exports(id: string, names: readonly string[], asks: readonly (MtuAsk & { network: string })[]) {
+    const c = this.clusters.get(id)!;
+    const byName = new Map(asks.map(({ network, ...a }) => [network, a]));
+    this.clusters.set(id, { ...c, exports: [...names], asks: byName });
+  }
+  peerings(id: string, peerings: readonly PeeringDecl[]): void {
+    this.clusters.set(id, { ...this.clusters.get(id)!, peerings: [...peerings] });
+  }
+  cordon(id: string): void {
+    this.clusters.set(id, { ...this.clusters.get(id)!, cordoned: true });
+  }
+  /** Evict = deregister: exports, peerings and the registration go. */
+  evict(id: string): void {
+    this.clusters.delete(id);
+  }
+  get(id: string) {
+    return this.clusters.get(id);
+  }
+  /** Registered clusters exporting `name`. */
+  members(name: string): string[] {
+    return [...this.clusters.values()].filter((c) => c.exports.includes(name)).map((c) => c.id);
+  }
+}
+
+/** Cordons `id` as the admin API does (broker/admin/release.ts setCordon): CAS, then refresh. */
+async function cordon(fake: FakeKvStore, fed: Federation, id: string): Promise<void> {
+  const cur = (await fake.get<ClusterRecord>('clusters', id))!;
+  const mark: CordonRecord = { by: 'cn:test', reason: 'scale test', at: '2026-01-01T00:00:00Z' };
+  const r = await fake.cas('clusters', id, { ...cur.value, cordon: mark }, cur.revision);
+  if (r.type !== 'ok') throw new Error(`cordon of ${id} lost its CAS`);
+  const decl = (await fake.get<PeeringsRecord>('peerings', id))?.value.peerings ?? [];
+  await fed.peerMaps.refreshAll([id, ...decl.map((p) => p.remoteCluster)]);
+}
+
+/**
+ * Every map in `store` equals both computePeerMap of the stored inputs (the differential
+ * check) and the documented rules over what the test sent (`sent`; transit addresses and
+ * VNIs are the broker's to choose, so they are read from the cluster and network
+ * records). Every agreement equals agreeMtu over the member records and the rules.
+ */
+async function expectConverged(t: ExecutionContext, fake: FakeKvStore, ids: string[], sent: Sent) {
   const inputs = new Map<string, ClusterInputs>();
   for (const id of ids) {
     inputs.set(id, {
@@ -191,9 +255,29 @@ async function expectConverged(t: ExecutionContext, fake: FakeKvStore, ids: stri
     t.deepEqual(net.mtu, agreeMtu(asks), `agreement of ${name}`);
     mtus.set(name, net.mtu);
   }
+  const vnis = new Map<string, number>();
+  for (const name of names)
+    vnis.set(name, (await fake.get<NetworkRecord>('networks', KEYS.network(name)))!.value.vni);
+  const oracle = {
+    cluster: (id: string): OracleCluster | undefined => {
+      const c = sent.get(id);
+      const rec = inputs.get(id)?.cluster;
+      return c && rec && { ...c, transitAddress: rec.transitAddress };
+    },
+    vni: (name: string) => {
+      const vni = vnis.get(name);
+      if (vni === undefined) throw new Error(`network ${name} is exported but has no binding`);
+      return vni;
+    },
+    members: (name: string) => sent.members(name),
+  };
+  for (const name of new Set([...names, ...ids.flatMap((id) => sent.get(id)?.exports ?? [])]))
+    t.deepEqual(mtus.get(name), expectedAgreement(oracle, name), `documented agreement of ${name}`);
   for (const id of ids) {
     const self = inputs.get(id)!;
     const got = (await fake.get<PeerMap>('peerMaps', id))?.value;
+    t.is(self.cluster !== undefined, sent.get(id) !== undefined, `${id} registered`);
+    t.deepEqual(got, expectedPeerMap(oracle, id), `peer map of ${id} by the documented rules`);
     if (!self.cluster) {
       t.is(got, undefined, `no map for unregistered ${id}`);
       continue;
@@ -208,8 +292,9 @@ async function expectConverged(t: ExecutionContext, fake: FakeKvStore, ids: stri
 }
 
 for (const seed0 of [7, 11, 23])
-  test(`scale - two replicas racing on joins, leaves and peerings leave every map correct (seed ${seed0})`, async (t) => {
+  test(`scale - two replicas racing on joins, leaves and peerings, then a cordon and an eviction, leave every map correct (seed ${seed0})`, async (t) => {
     const fake = new FakeKvStore();
+    const sent = new Sent();
     const replicas = [new Federation(fake, config()), new Federation(fake, config())];
     const n = 24;
     const ids = Array.from({ length: n }, (_, i) => `c${i}`);
@@ -222,6 +307,7 @@ for (const seed0 of [7, 11, 23])
     const pick = <T>(xs: readonly T[], k: number) => xs.filter(() => rnd(k) === 0);
     const on = () => replicas[rnd(2)]!;
     await Promise.all(ids.map((id, i) => on().register(id, reg(i))));
+    ids.forEach((id, i) => sent.register(id, i));
     // Each cluster's requests one at a time (the protocol's rule); clusters in parallel.
     await Promise.all(
       ids.map(async (id) => {
@@ -229,24 +315,35 @@ for (const seed0 of [7, 11, 23])
           const r = on();
           if (rnd(2) === 0) {
             const nets = pick(names, 2);
-            await r.setExports(
-              id,
-              nets,
-              nets
-                .filter(() => rnd(3) > 0)
-                .map((network) => ({ network, capacity: 1300 + rnd(4) * 10 })),
-            );
+            const asks = nets
+              .filter(() => rnd(3) > 0)
+              .map((network) => ({ network, capacity: 1300 + rnd(4) * 10 }));
+            await r.setExports(id, nets, asks);
+            sent.exports(id, nets, asks);
           } else {
+            // A third of the declarations offer only some networks.
             const peers = pick(
               ids.filter((o) => o !== id),
               3,
-            ).map((remoteCluster) => ({ remoteCluster }));
+            ).map((remoteCluster) =>
+              rnd(3) === 0 ? { remoteCluster, networks: pick(names, 2) } : { remoteCluster },
+            );
             await r.setPeerings(id, peers);
+            sent.peerings(id, peers);
           }
         }
       }),
     );
-    await expectConverged(t, fake, ids);
+    await expectConverged(t, fake, ids, sent);
+    // An operator cordons two clusters, then evicts one of them (deregister).
+    const [a, b] = [ids[rnd(n)]!, ids[rnd(n)]!];
+    for (const id of new Set([a, b])) {
+      await cordon(fake, on(), id);
+      sent.cordon(id);
+    }
+    await on().deregister(a);
+    sent.evict(a);
+    await expectConverged(t, fake, ids, sent);
   });
 
 test('scale - the agreement moved by one member equals agreeMtu over the new members', async (t) => {
@@ -328,7 +425,9 @@ test('scale - joins of one network in one replica take turns instead of racing i
   };
   await Promise.all(ids.map((id) => fed.setExports(id, ['cdn'], [ask('cdn')])));
   t.is(conflicts, 0, `lost CAS on net.cdn: ${conflicts} of ${writes}`);
-  await expectConverged(t, fake, ids);
+  const sent = new Sent();
+  ids.forEach((id, i) => (sent.register(id, i), sent.exports(id, ['cdn'], [ask('cdn')])));
+  await expectConverged(t, fake, ids, sent);
 });
 
 test("scale - a peerings request reads the declaring cluster's inputs about once, not once per map it refreshes", async (t) => {
@@ -515,4 +614,65 @@ test('scale - an exports request writes its exports record once, naming what it 
   await fed.setExports('c0', ['cdn', 'web'], [ask('cdn'), ask('web')]);
   await fed.setExports('c0', ['cdn'], [ask('cdn')]);
   t.deepEqual(written, ['cdn,web', 'cdn']);
+});
+
+test('scale - a peerings request leaves alone the maps of clusters that have not declared it back', async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  const others = Array.from({ length: 6 }, (_, i) => `p${i}`);
+  for (const [i, id] of ['c0', ...others].entries()) await fed.register(id, reg(i));
+  // p0 and p1 declare c0 first; p2..p5 have not declared it (yet).
+  for (const id of ['p0', 'p1']) await fed.setPeerings(id, [{ remoteCluster: 'c0' }]);
+  calls.length = 0;
+  await fed.setPeerings(
+    'c0',
+    others.map((remoteCluster) => ({ remoteCluster })),
+  );
+  // A map lists c0 only if its cluster declares c0: p2..p5's maps cannot change, and are
+  // not written (a write costs a CAS and wakes their agents for nothing).
+  t.deepEqual(writesOf(calls, 'peerMaps'), ['c0', 'p0', 'p1'], calls.join('\n'));
+  // When p3 declares c0 later, its own request puts c0 in its map.
+  await fed.setPeerings('p3', [{ remoteCluster: 'c0' }]);
+  const map = async (id: string) =>
+    (await store.get<PeerMap>('peerMaps', id))?.value.peers.map((p) => p.cluster);
+  t.deepEqual(await map('c0'), ['p0', 'p1', 'p3']);
+  t.deepEqual(await map('p3'), ['c0']);
+  t.deepEqual(await map('p2'), []);
+});
+
+test('scale - a peerings request redoes only the entries it changes in its own map (no network record read)', async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  const ids = ['c0', 'c1', 'c2', 'c3'];
+  for (const [i, id] of ids.entries()) await fed.register(id, reg(i));
+  for (const id of ids) await fed.setExports(id, ['cdn', 'web'], [ask('cdn'), ask('web')]);
+  for (const id of ['c1', 'c2', 'c3']) await fed.setPeerings(id, [{ remoteCluster: 'c0' }]);
+  await fed.setPeerings('c0', [{ remoteCluster: 'c1' }, { remoteCluster: 'c2' }]);
+  calls.length = 0;
+  // c0 drops c2 and adds c3: c1's entry in c0's map and c0's networks stay as they are.
+  await fed.setPeerings('c0', [{ remoteCluster: 'c1' }, { remoteCluster: 'c3' }]);
+  t.deepEqual(
+    calls.filter((c) => /^(get|read) networks /.test(c) || /^(get|read) \w+ c1$/.test(c)),
+    [],
+    calls.join('\n'),
+  );
+  const own = (await store.get<PeerMap>('peerMaps', 'c0'))?.value;
+  t.deepEqual(
+    own?.peers.map((p) => [p.cluster, p.networks.map((n) => n.name)]),
+    [
+      ['c1', ['cdn', 'web']],
+      ['c3', ['cdn', 'web']],
+    ],
+  );
+  t.deepEqual(
+    own?.networks.map((n) => [n.name, n.mtu?.value]),
+    [
+      ['cdn', 1370],
+      ['web', 1370],
+    ],
+  );
+  // The same request again (a replica may have died before refreshing): the whole map.
+  calls.length = 0;
+  await fed.setPeerings('c0', [{ remoteCluster: 'c1' }, { remoteCluster: 'c3' }]);
+  t.true(calls.includes('cas peerMaps c0'), calls.join('\n'));
 });

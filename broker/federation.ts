@@ -445,7 +445,7 @@ export class Federation {
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter(
       (r) => before.get(r) !== after.get(r),
     );
-    await this.peerMaps.refreshAround(id, changed);
+    await this.peerMaps.refreshPeerings(id, changed);
     return { peerings: sorted };
   }
 

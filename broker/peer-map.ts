@@ -156,6 +156,11 @@ interface Job {
   full: boolean;
   /** Entries of these peers (their inputs changed). */
   readonly peers: Set<string>;
+  /**
+   * The entries in `peers` are there because this cluster's own declarations changed
+   * (not only the peers' inputs): the job may not end early when it declares none of them.
+   */
+  own: boolean;
   /** Agreed MTU of these own networks. */
   readonly mtus: Set<string>;
   readonly done: Promise<void>;
@@ -172,7 +177,7 @@ function newJob(): Job {
   });
   // A job nobody awaits any more (its requester failed on another) must not be unhandled.
   done.catch(() => undefined);
-  return { full: false, peers: new Set(), mtus: new Set(), done, resolve, reject };
+  return { full: false, peers: new Set(), own: false, mtus: new Set(), done, resolve, reject };
 }
 
 /**
@@ -250,16 +255,17 @@ export class PeerMapPublisher {
 
   /** Runs one attempt of a job with its `since` registered (see `shared`). */
   private async attempt<T>(fn: (since: () => number) => Promise<T>): Promise<T> {
-    let since: number | undefined;
+    const marks: number[] = [];
     const mark = () => {
-      since = ++this.tick;
+      const since = ++this.tick;
       this.running.add(since);
+      marks.push(since);
       return since;
     };
     try {
       return await fn(mark);
     } finally {
-      if (since !== undefined) this.running.delete(since);
+      for (const since of marks) this.running.delete(since);
       if (this.running.size === 0) this.shared.clear();
     }
   }
@@ -299,6 +305,27 @@ export class PeerMapPublisher {
     const others = [...new Set(targets)].filter((id) => id !== center);
     await Promise.all([
       this.refresh(center),
+      ...others.map((id) => this.enqueue(id, (j) => j.peers.add(center))),
+    ]);
+  }
+
+  /**
+   * After `center` changed its declared peerings toward `changed` (the remotes whose
+   * declaration it added, removed or edited): in `center`'s map only the entries of
+   * `changed`, in each of theirs only the entry of `center` (refreshAround's reasoning).
+   * `center`'s networks, record and other entries have their own refreshers, so a
+   * peerings request reads no network record. A map whose cluster declares none of
+   * the peers asked about is left unread (see once()). With nothing changed (the same
+   * request again, perhaps after a replica died before refreshing), `center`'s whole map.
+   */
+  async refreshPeerings(center: string, changed: Iterable<string>): Promise<void> {
+    const others = [...new Set(changed)].filter((id) => id !== center);
+    if (others.length === 0) return this.refresh(center);
+    await Promise.all([
+      this.enqueue(center, (j) => {
+        j.own = true;
+        others.forEach((id) => j.peers.add(id));
+      }),
       ...others.map((id) => this.enqueue(id, (j) => j.peers.add(center))),
     ]);
   }
@@ -357,6 +384,16 @@ export class PeerMapPublisher {
     const cur = await this.store.read<PeerMap>('peerMaps', id);
     // Every input read from here on is newer than the revision: shared ones too.
     const since = mark();
+    if (!job.full && !job.own && job.mtus.size === 0 && cur.value !== undefined) {
+      // Only entries of peers whose inputs changed, and an entry exists only while this
+      // cluster declares that peer. Its declarations are read after the peer's change was
+      // written; it writes its own before refreshing its own map, which reads the peer's
+      // inputs after: if it declares none of them now, its own refresh removes or adds
+      // their entries. Nothing to write here (nor its record and exports to read).
+      const decl = await this.readSince<PeeringsRecord>('peerings', id, since);
+      const declared = new Set(decl?.value.peerings.map((p) => p.remoteCluster));
+      if (![...job.peers].some((p) => declared.has(p))) return done(undefined);
+    }
     // Only MTUs to replace in a map that exists: the map and those networks suffice.
     const mtusOnly = !job.full && job.peers.size === 0 && cur.value !== undefined;
     const self = mtusOnly ? undefined : await this.inputsSince(id, since);
