@@ -5,6 +5,7 @@
  * 2 s (the bound the issue sets). Real wireguard-go, VXLAN and bridges in namespaces.
  */
 import type { ExecutionContext } from 'ava';
+import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { testWith } from '../fixtures/privileges.js';
 import {
@@ -319,7 +320,9 @@ test.serial(
     const sh = (argv: string[]) => lab.runner.run(argv, { netns: s0.ns, mutates: true });
     await sh(['ip', 'link', 'del', 'l2fv100']);
     await sh(
-      'ip link add l2fv100 type vxlan id 100 local 198.19.255.1 dstport 4789 nolearning'.split(' '),
+      `ip link add l2fv100 type vxlan id 100 local 198.19.255.1 dstport ${DEFAULT_VXLAN_PORT} nolearning`.split(
+        ' ',
+      ),
     );
     await sh([
       'bridge',
