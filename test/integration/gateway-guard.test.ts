@@ -2,7 +2,7 @@
  * The VXLAN guard (gateway/firewall.ts, docs/gateway.md "VXLAN only through the tunnel").
  * A pod of network cdn at site 0 routes site 1's transit address through its own segment
  * and sends hand-made VXLAN packets (VNI of network telemetry) to it. Without the guard
- * site 1's VXLAN socket (bound to INADDR_ANY:4789) takes them and the frames flood into
+ * site 1's VXLAN socket (bound to INADDR_ANY:vxlanPort) takes them and the frames flood into
  * telemetry; with the guard nothing arrives. The test shows both: it deletes the table
  * behind the gateway's back, injects again and sees the frames, then re-applies.
  */
