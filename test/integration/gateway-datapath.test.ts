@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { testWith } from '../fixtures/privileges.js';
 import {
   GatewayLab,
@@ -108,7 +109,8 @@ const dataPath = test.macro({
       /IP6 (fe80::\S+|::) > \S+: (HBH )?ICMP6, (router solicitation|router advertisement|neighbor (solicitation|advertisement)|multicast listener)/;
     const other = lines.filter((l) => !linkControl.test(l) && !underlayArp.test(l));
     t.deepEqual(other, [], 'underlay carries only WireGuard');
-    t.false(lines.some((l) => /VXLAN|\.4789[ :]/.test(l)));
+    const vxlan = new RegExp(`VXLAN|\\.${DEFAULT_VXLAN_PORT}[ :]`);
+    t.false(lines.some((l) => vxlan.test(l)));
     // No pod or transit address (198.19.0.0/16) ever appears in clear.
     t.false(lines.some((l) => /198\.19\./.test(l)));
   },

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { CONTAINER_PREFIX, PODMAN_GLOBAL, removeContainer } from '../../lib/containers.js';
 import { cleanup, findLeftovers } from '../../lib/cleanup.js';
 import { ExecaRunner } from '../../lib/runner.js';
@@ -87,7 +88,7 @@ wg genkey > /tmp/wg.key
 wg set "$WG" private-key /tmp/wg.key listen-port 51820
 ip addr add 10.99.0.1/24 dev "$WG"
 ip link set "$WG" up
-ip link add vx42 type vxlan id 42 dstport 4789 local 10.99.0.1 nolearning
+ip link add vx42 type vxlan id 42 dstport ${DEFAULT_VXLAN_PORT} local 10.99.0.1 nolearning
 ip link set vx42 up
 nft add table inet l2fedcap
 python3 -c 'import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(("vx42", 0))'

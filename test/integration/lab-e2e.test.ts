@@ -14,6 +14,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { ExecaRunner } from '../../lib/runner.js';
 import { listNamespaces } from '../../lib/netns.js';
 import { findLeftovers } from '../../lib/cleanup.js';
@@ -547,7 +548,7 @@ async function ovsScenario(t: ExecutionContext, mode: SourceMode): Promise<void>
     'WireGuard packets seen on the underlay',
   );
   t.false(
-    packets.some((l) => /\.4789\b/.test(l)),
+    packets.some((l) => new RegExp(`\\.${DEFAULT_VXLAN_PORT}\\b`).test(l)),
     'no plaintext VXLAN on the underlay',
   );
   t.false(
