@@ -205,9 +205,11 @@ export class NetworkMtu {
   /**
    * `net` as the join (or new ask) of `clusterId` leaves it: the agreement moved by one
    * member (agreementAfterJoin), reading no member record unless it must recompute.
-   * `fresh`: the binding is being created now, so every member is read (there are few,
-   * and one may have written its ask before the binding existed). For VniAllocator.join's
-   * CAS on `net.<name>`: the member record, with the ask, is written before.
+   * `fresh`: the binding is being created now; the agreement is this member's ask alone
+   * (no listing): a member that wrote its ask before the binding existed joins after
+   * and moves the agreement in its own CAS, like any other join. For
+   * VniAllocator.join's CAS on `net.<name>`: the member record, with the ask, is written
+   * before.
    */
   async afterJoin(
     net: NetworkRecord,
@@ -215,7 +217,9 @@ export class NetworkMtu {
     ask: MtuAsk | undefined,
     fresh: boolean,
   ): Promise<NetworkRecord> {
-    const next = fresh ? 'recompute' : agreementAfterJoin(net.mtu, clusterId, ask);
+    const next = fresh
+      ? agreeMtu([{ cluster: clusterId, ask }])
+      : agreementAfterJoin(net.mtu, clusterId, ask);
     return withAgreement(net, next === 'recompute' ? await this.recompute(net.name) : next);
   }
 
