@@ -7,8 +7,9 @@
  * credentials and follows its peer map as the agent does (`watchPeerMap`).
  *
  * Measures, per federation size (100, 300, 1,000 clusters):
- *  - time from the first request until every peer map equals the map computed locally
- *    from what the clusters sent and the broker answered (computePeerMap, agreeMtu);
+ *  - time from the first request until every peer map equals the map expected from what
+ *    the clusters sent and the broker answered (transit addresses, VNIs), by the documented
+ *    rules (test/fixtures/peer-map-oracle.ts, not the broker's computePeerMap/agreeMtu);
  *  - KV operations and broker CPU-ms per cluster of that build, so growth shows as a curve;
  *  - broker and nats-server memory (RSS) after it;
  * and at the largest size, peer-map update delay under churn: changes (peering withdrawn
@@ -30,11 +31,9 @@ import { NatsServer } from '../lib/nats-process.js';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
 import { connectOptionsFor, generateFederationAuth } from '../broker/auth-config.js';
 import { BrokerClient, decodePeerMap, type PeerMapWatch } from '../broker/client.js';
-import { computePeerMap, type ClusterInputs } from '../broker/peer-map.js';
-import { agreeMtu } from '../broker/network-mtu.js';
+import { expectedPeerMap, type OracleCluster } from '../test/fixtures/peer-map-oracle.js';
 import {
   BUCKETS,
-  type AgreedMtu,
   type ClusterRecord,
   type MtuAsk,
   type PeeringDecl,
@@ -153,33 +152,33 @@ class Model {
     }
   }
 
-  agreement(name: string): AgreedMtu | undefined {
-    return agreeMtu(
-      [...(this.members.get(name) ?? [])].map((c) => ({
-        cluster: c,
-        ask: this.asks.get(c)?.get(name),
-      })),
-    );
-  }
-
-  inputs(id: string): ClusterInputs {
+  /** One cluster as the oracle reads it; O(1) but its exports list. */
+  private cluster(id: string): OracleCluster | undefined {
+    const rec = this.records.get(id);
+    if (!rec) return undefined;
     return {
-      cluster: this.records.get(id),
-      networks: [...(this.exports.get(id) ?? [])]
-        .sort()
-        .map((name) => ({ name, vni: this.vnis.get(name)! })),
+      id,
+      publicKey: rec.publicKey,
+      endpoints: rec.endpoints,
+      transitAddress: rec.transitAddress,
+      cordoned: rec.cordon !== undefined,
+      ...(rec.nextKey ? { nextKey: rec.nextKey } : {}),
+      exports: [...(this.exports.get(id) ?? [])],
+      asks: this.asks.get(id) ?? new Map<string, MtuAsk>(),
       peerings: this.decls.get(id) ?? [],
     };
   }
 
+  /** O(peers × networks + networks × members), as the broker's own map. */
   expected(id: string): PeerMap | undefined {
-    const self = this.inputs(id);
-    if (!self.cluster) return undefined;
-    const remotes = new Map(
-      self.peerings.map((p) => [p.remoteCluster, this.inputs(p.remoteCluster)]),
+    return expectedPeerMap(
+      {
+        cluster: (c) => this.cluster(c),
+        vni: (name) => this.vnis.get(name)!,
+        members: (name) => this.members.get(name) ?? [],
+      },
+      id,
     );
-    const mtus = new Map(self.networks.map((n) => [n.name, this.agreement(n.name)]));
-    return computePeerMap({ ...self, cluster: self.cluster }, remotes, mtus);
   }
 }
 
