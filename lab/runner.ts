@@ -45,6 +45,8 @@ import {
   type LabSegmentKind,
 } from './plan.js';
 import { LabTopology } from './topology.js';
+import { ensureNeighbourLimits } from './neighbour-table.js';
+import { ProcSysctl } from '../lib/sysctl.js';
 import { writeState, type LabPhase, type LabState } from './state.js';
 import { rewriteForBridge } from './segment-rewrite.js';
 import { kubeApply, kubeObjects, startLabControlPlane, type LabControlPlane } from './kube.js';
@@ -168,6 +170,8 @@ export class LabRunner {
       await this.progress(
         `plan: ${this.plan.clusters.length} clusters, segments: ${this.opts.segmentKind}`,
       );
+      for (const line of await ensureNeighbourLimits(this.plan, new ProcSysctl()))
+        await this.progress(line);
       this.topology = new LabTopology(this.runner, this.plan, join(this.paths.dir, 'run'));
       await this.topology.build((m) => void this.progress(m));
       if (this.opts.kubernetes) await this.startControlPlanes(this.plan.clusters);
@@ -510,6 +514,8 @@ export class LabRunner {
       plan.clusters.map((c) => ({ id: c.id, state: c.id === clusterId ? state : c.state })),
       { id: plan.id, segmentKind: this.opts.segmentKind, prefix: plan.prefix },
     );
+    for (const line of await ensureNeighbourLimits(next, new ProcSysctl()))
+      await this.progress(line);
     const changes = await this.topology.sync(next);
     this.plan = next;
     for (const c of changes) await this.progress(c);
