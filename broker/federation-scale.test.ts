@@ -709,3 +709,33 @@ test('scale - the first export of a network lists no keys and reads no member re
   t.deepEqual(after?.value.mtu, { value: 1370, setBy: 'c1', limit: 'capacity' });
   t.deepEqual(after?.value.members, ['c0', 'c1']);
 });
+
+test('scale - joins of one network waiting in one replica are written in one CAS', async (t) => {
+  // No jitter: the requests reach their joins together, as a burst does in a busy replica.
+  const fake = new FakeKvStore({ jitter: false });
+  const fed = new Federation(fake, config());
+  const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);
+  const sent = new Sent();
+  for (const [i, id] of ids.entries()) {
+    await fed.register(id, reg(i));
+    sent.register(id, i);
+  }
+  await fed.setExports('c0', ['cdn'], [ask('cdn')]);
+  sent.exports('c0', ['cdn'], [ask('cdn')]);
+  let writes = 0;
+  const cas = fake.cas.bind(fake);
+  fake.cas = (bucket, key, value, revision) => {
+    if (bucket === 'networks' && key === KEYS.network('cdn')) writes++;
+    return cas(bucket, key, value, revision);
+  };
+  // Nineteen members join at once, each asking less (the agreement moves by each in turn).
+  const asks = ids.slice(1).map((id, i) => [id, [{ network: 'cdn', capacity: 1369 - i }]] as const);
+  await Promise.all(asks.map(([id, a]) => fed.setExports(id, ['cdn'], a)));
+  asks.forEach(([id, a]) => sent.exports(id, ['cdn'], a));
+  // Before: one CAS per join (19), each waiting for the previous one.
+  t.true(writes <= 2, `CAS writes of net.cdn for 19 joins: ${writes}`);
+  const net = await fake.get<NetworkRecord>('networks', KEYS.network('cdn'));
+  t.deepEqual(net?.value.members, [...ids].sort());
+  t.deepEqual(net?.value.mtu, { value: 1351, setBy: 'c19', limit: 'capacity' });
+  await expectConverged(t, fake, ids, sent);
+});

@@ -384,7 +384,9 @@ export class Federation {
     if (dropped.length > 0 || pending.length > 0) await this.vnis.charge(id, 0, { drop: settled });
     // A changed agreement reaches every member of the network, peered with us or not.
     const changed: MtuChange[] = [
-      ...joined.map((j) => ({ name: j.record.name, before: j.before, after: j.record })),
+      // Each join tells the members as of its own step; later joins of its batch
+      // refresh their own maps whole.
+      ...joined.map((j) => ({ name: j.record.name, before: j.before, after: j.after })),
       ...left.map((l, i) => ({ name: dropped[i]!, ...l })),
     ];
     // Members of a network whose agreement moved (a leave listed them already; a join

@@ -33,6 +33,25 @@ function withMember(net: NetworkRecord, clusterId: string): NetworkRecord {
   return { ...net, members: [...net.members, clusterId].sort() };
 }
 
+/** One join waiting for its turn on `net.<name>` (see joinWith). */
+interface Joiner {
+  readonly clusterId: string;
+  readonly edit: (net: NetworkRecord, fresh: boolean) => Promise<NetworkRecord>;
+  readonly known?: { readonly value: NetworkRecord; readonly revision: number } | undefined;
+  resolve(r: Joined): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * What one join did: `record` as written (with every join of its batch), `before` and
+ * `after` the binding around this join's own step (`before` undefined: bound by it).
+ */
+export interface Joined {
+  readonly record: NetworkRecord;
+  readonly before: NetworkRecord | undefined;
+  readonly after: NetworkRecord;
+}
+
 type Claim =
   | { readonly type: 'claimed'; readonly vni: number; readonly revision: number }
   | { readonly type: 'busy' };
@@ -45,6 +64,8 @@ export class VniAllocator {
    * turn CASes on it without reading first (a stale one only loses its CAS).
    */
   private readonly latest = new Map<string, { value: NetworkRecord; revision: number }>();
+  /** Per name, the joins queued behind the running CAS loop, not started: one batch. */
+  private readonly waiting = new Map<string, Joiner[]>();
 
   constructor(
     private readonly store: Store,
@@ -61,12 +82,15 @@ export class VniAllocator {
   }
 
   /**
-   * join, returning the binding as written and as it was before (undefined: bound by
-   * this call). `memberWritten`: the caller already wrote the member key. `edit` derives
-   * the record to write from the current one (the MTU agreement, network-mtu.ts); it runs
-   * inside the CAS on `net.<name>`, again on each retry, with `fresh` true when this call
-   * creates the binding. `known`: the binding as the caller read it (bindings()); the
-   * first CAS uses it, or what this replica wrote since, instead of reading again.
+   * join, returning the binding as written (`record`) and around this join's own step
+   * (`before`, undefined when this call bound it, and `after`): joins of one name that
+   * wait in this replica while its CAS on `net.<name>` is in flight are written together
+   * by the next one, each edit applied to the record the previous left. `memberWritten`:
+   * the caller already wrote the member key. `edit` derives the record to write from the
+   * current one (the MTU agreement, network-mtu.ts); it runs inside the CAS, again on each
+   * retry, with `fresh` true when this call creates the binding. `known`: the binding as
+   * the caller read it (bindings()); the first CAS uses it, or what this replica wrote
+   * since, instead of reading again. A failed CAS loop fails every join of its batch.
    */
   async joinWith(
     name: string,
@@ -76,58 +100,100 @@ export class VniAllocator {
       readonly edit?: (net: NetworkRecord, fresh: boolean) => Promise<NetworkRecord>;
       readonly known?: { readonly value: NetworkRecord; readonly revision: number };
     } = {},
-  ): Promise<{ record: NetworkRecord; before: NetworkRecord | undefined }> {
-    const edit = opts.edit ?? ((net: NetworkRecord) => Promise.resolve(net));
+  ): Promise<Joined> {
     if (!opts.memberWritten) {
       const member: MemberRecord = { since: new Date(this.now()).toISOString() };
       // Existing member key is fine (re-export); it may also be ours from a call whose
       // reply was lost, which is why the bump below is unconditional.
       await this.store.create('networks', KEYS.member(name, clusterId), member);
     }
+    return new Promise<Joined>((resolve, reject) => {
+      const joiner: Joiner = {
+        clusterId,
+        edit: opts.edit ?? ((net: NetworkRecord) => Promise.resolve(net)),
+        known: opts.known,
+        resolve,
+        reject,
+      };
+      // Joins arriving while this replica's CAS on net.<name> is in flight wait in one
+      // batch, written by one CAS: fewer writes of a hot binding, fewer lost to the
+      // other replicas.
+      const batch = this.waiting.get(name);
+      if (batch) {
+        batch.push(joiner);
+        return;
+      }
+      const joiners = [joiner];
+      this.waiting.set(name, joiners);
+      void this.inTurn(name, () => {
+        if (this.waiting.get(name) === joiners) this.waiting.delete(name);
+        return this.joinAll(name, joiners);
+      }).then(
+        (results) => joiners.forEach((j, i) => j.resolve(results[i]!)),
+        (err: unknown) => joiners.forEach((j) => j.reject(err)),
+      );
+    });
+  }
+
+  /**
+   * One CAS loop on `net.<name>` for `joiners` (each one's member key already written):
+   * each edit runs on the record as the previous one left it, and the last is written.
+   */
+  private async joinAll(name: string, joiners: readonly Joiner[]): Promise<Joined[]> {
     const myNonce = nonce();
-    type Joined = { record: NetworkRecord; before: NetworkRecord | undefined };
-    return this.inTurn(name, () =>
-      casLoop<Joined>(KEYS.network(name), this.config.casAttempts, async (n) => {
-        // A CAS checks the revision, so where the binding came from does not matter.
-        const net =
-          (n === 0 ? this.freshest(name, opts.known) : undefined) ??
-          (await this.store.get<NetworkRecord>('networks', KEYS.network(name)));
-        if (net) {
-          // Invalidate any release that read this binding before our member key existed.
-          const next = withMember(await edit(net.value, false), clusterId);
-          const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
-          if (r.type !== 'ok') {
-            this.latest.delete(name);
-            return retry;
-          }
-          this.remember(name, next, r.revision);
-          return done({ record: next, before: net.value });
+    const apply = async (start: NetworkRecord, fresh: boolean) => {
+      const steps: { before: NetworkRecord | undefined; after: NetworkRecord }[] = [];
+      let rec = start;
+      for (const [i, j] of joiners.entries()) {
+        const first = fresh && i === 0;
+        const after = withMember(await j.edit(rec, first), j.clusterId);
+        steps.push({ before: first ? undefined : rec, after });
+        rec = after;
+      }
+      return { record: rec, joined: steps.map((st) => ({ ...st, record: rec })) };
+    };
+    const known = joiners
+      .map((j) => j.known)
+      .reduce((a, b) => (b && (!a || b.revision > a.revision) ? b : a), undefined);
+    return casLoop<Joined[]>(KEYS.network(name), this.config.casAttempts, async (n) => {
+      // A CAS checks the revision, so where the binding came from does not matter.
+      const net =
+        (n === 0 ? this.freshest(name, known) : undefined) ??
+        (await this.store.get<NetworkRecord>('networks', KEYS.network(name)));
+      if (net) {
+        // Invalidate any release that read this binding before our member keys existed.
+        const { record, joined } = await apply(net.value, false);
+        const r = await this.store.cas('networks', KEYS.network(name), record, net.revision);
+        if (r.type !== 'ok') {
+          this.latest.delete(name);
+          return retry;
         }
-        const claim = await this.claim(name, myNonce);
-        if (claim.type === 'busy') return retry;
-        const record = await edit(
-          {
-            name,
-            vni: claim.vni,
-            createdAt: new Date(this.now()).toISOString(),
-            nonce: myNonce,
-            members: [clusterId],
-          },
-          true,
-        );
-        const bound = await this.store.create('networks', KEYS.network(name), record);
-        if (bound.type === 'ok') {
-          this.remember(name, record, bound.revision);
-          return done({ record, before: undefined });
-        }
-        const winner = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
-        // Our own write may have landed although the call failed (timeout on failover).
-        if (winner?.value.nonce === myNonce)
-          return done({ record: winner.value, before: undefined });
-        await this.store.delete('networks', KEYS.vni(claim.vni), claim.revision);
-        return retry;
-      }),
-    );
+        this.remember(name, record, r.revision);
+        return done(joined);
+      }
+      const claim = await this.claim(name, myNonce);
+      if (claim.type === 'busy') return retry;
+      const { record, joined } = await apply(
+        {
+          name,
+          vni: claim.vni,
+          createdAt: new Date(this.now()).toISOString(),
+          nonce: myNonce,
+          members: [],
+        },
+        true,
+      );
+      const bound = await this.store.create('networks', KEYS.network(name), record);
+      if (bound.type === 'ok') {
+        this.remember(name, record, bound.revision);
+        return done(joined);
+      }
+      const winner = await this.store.get<NetworkRecord>('networks', KEYS.network(name));
+      // Our own write may have landed although the call failed (timeout on failover).
+      if (winner?.value.nonce === myNonce) return done(joined);
+      await this.store.delete('networks', KEYS.vni(claim.vni), claim.revision);
+      return retry;
+    });
   }
 
   /**
