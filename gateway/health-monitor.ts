@@ -177,15 +177,16 @@ export class HealthMonitor {
         ? this.helper!.echo(req, netns).catch(() => pingOnce(this.o.runner, req, netns))
         : pingOnce(this.o.runner, req, netns);
     const switched = await this.failOver(() => ({ seen, wgPeers }), config.peers, exact);
-    const mtuOf = (name: string) =>
-      this.o.gateway.lastReport?.networks.find((x) => x.name === name)?.mtu ?? 0;
+    // Lookups built once per check: per-peer work below stays O(1) per peer and network.
+    const mtus = new Map((this.o.gateway.lastReport?.networks ?? []).map((x) => [x.name, x.mtu]));
+    const mtuOf = (name: string) => mtus.get(name) ?? 0;
     const networkNeeds = new Map<string, NetworkNeed[]>();
     for (const n of config.networks) {
+      const need = { name: n.name, mtu: mtuOf(n.name) };
       for (const peer of n.peers) {
-        networkNeeds.set(peer, [
-          ...(networkNeeds.get(peer) ?? []),
-          { name: n.name, mtu: mtuOf(n.name) },
-        ]);
+        const needs = networkNeeds.get(peer);
+        if (needs) needs.push(need);
+        else networkNeeds.set(peer, [need]);
       }
     }
 
@@ -219,7 +220,7 @@ export class HealthMonitor {
     // Through the helper when it runs: a check then starts no process at all.
     const stats = await readLinkStats(this.o.runner, helperUp ? this.helper : undefined, netns);
     const links = new Map(stats.map((l) => [l.ifname, l]));
-    const statusOf = new Map(peers.map((p) => [p.name, p.status]));
+    const byName = new Map(peers.map((p) => [p.name, p]));
     const silenceLimit =
       this.o.prober !== false
         ? (this.o.silenceLimitMs ?? defaultSilenceLimitMs(this.o.intervalMs ?? 10_000)) / 1000
@@ -232,7 +233,7 @@ export class HealthMonitor {
         txPackets: l?.stats64?.tx.packets ?? 0,
       };
       const before = this.before.get(device);
-      const peerStates = n.peers.map((name) => statusOf.get(name) ?? 'down');
+      const peerStates = n.peers.map((name) => byName.get(name)?.status ?? 'down');
       // Silence counts only while some peer is reachable, and restarts when the counter
       // moves or goes backwards (device re-created).
       const anyPeerUp = peerStates.some((p) => p !== 'down');
@@ -242,8 +243,10 @@ export class HealthMonitor {
       const silentSeconds = now - (this.lastRx.get(device) ?? now);
       const deviceUp = (l?.flags ?? []).includes('UP');
       const mtu = mtuOf(n.name);
+      // In config order, as before (the reason lists them in this order).
+      const inNetwork = new Set(n.peers);
       const shortPaths = peers.flatMap((p) =>
-        n.peers.includes(p.name) &&
+        inNetwork.has(p.name) &&
         pathTooSmall(p.pathMtu) &&
         p.pathMtu.measured < tunnelPacketFor(mtu)
           ? [{ peer: p.name, measured: p.pathMtu.measured, needed: tunnelPacketFor(mtu) }]
@@ -314,41 +317,59 @@ export class HealthMonitor {
     needs: readonly NetworkNeed[],
     echo: (req: EchoRequest) => Promise<ProbeResult>,
   ): Promise<{ probe: ProbeResult; measured: number | undefined }> {
-    const ping = (size: number | undefined, count: number) => echo({ address, size, count });
     const count = this.o.probeCount ?? 3;
-    const known = needs.filter((n) => n.mtu > 0);
-    if (known.length === 0) return { probe: await ping(undefined, count), measured: undefined };
-    const needed = Math.max(...known.map((n) => tunnelPacketFor(n.mtu)));
+    let needed = 0;
+    for (const n of needs) if (n.mtu > 0) needed = Math.max(needed, tunnelPacketFor(n.mtu));
+    if (needed === 0) {
+      return { probe: await echo({ address, size: undefined, count }), measured: undefined };
+    }
     const last = this.paths.get(name);
-    const answered = (probe: ProbeResult, measured?: number) => {
-      this.paths.set(name, { answered: true, measured });
-      return { probe, measured };
-    };
-    const silent = (probe: ProbeResult) => {
-      this.paths.set(name, { answered: false, measured: last?.measured });
-      return { probe, measured: undefined };
-    };
     let small: ProbeResult;
     if (last?.answered === false) {
-      small = await ping(undefined, count);
-      if (small.received === 0) return silent(small);
-      const big = await ping(needed, count);
-      if (big.received > 0) return answered(big, needed);
+      small = await echo({ address, size: undefined, count });
+      if (small.received === 0) return this.pathSilent(name, last, small);
+      const big = await echo({ address, size: needed, count });
+      if (big.received > 0) return this.pathAnswered(name, last, big, needed);
     } else {
-      const big = await ping(needed, count);
-      if (big.received > 0) return answered(big, needed);
-      small = await ping(undefined, count);
-      if (small.received === 0) return silent(small);
+      const big = await echo({ address, size: needed, count });
+      if (big.received > 0) return this.pathAnswered(name, last, big, needed);
+      small = await echo({ address, size: undefined, count });
+      if (small.received === 0) return this.pathSilent(name, last, small);
     }
     // Up to `needed` itself: if it passes after all (e.g. the first packets waited for a
     // handshake), the search ends there and no fault is reported.
     const measured = await searchLargest(
       SMALL_PROBE_PACKET,
       needed,
-      async (size) => (await ping(size, 2)).received > 0,
+      async (size) => (await echo({ address, size, count: 2 })).received > 0,
       last?.measured,
     );
-    return answered(small, measured);
+    return this.pathAnswered(name, last, small, measured);
+  }
+
+  /** The peer answered: its path state, updated in place when there is one (no churn). */
+  private pathAnswered(
+    name: string,
+    last: { answered: boolean; measured?: number } | undefined,
+    probe: ProbeResult,
+    measured: number,
+  ): { probe: ProbeResult; measured: number } {
+    if (last) {
+      last.answered = true;
+      last.measured = measured;
+    } else this.paths.set(name, { answered: true, measured });
+    return { probe, measured };
+  }
+
+  /** The peer answered nothing: not measured; the last size found is kept as the hint. */
+  private pathSilent(
+    name: string,
+    last: { answered: boolean; measured?: number } | undefined,
+    probe: ProbeResult,
+  ): { probe: ProbeResult; measured: undefined } {
+    if (last) last.answered = false;
+    else this.paths.set(name, { answered: false, measured: undefined });
+    return { probe, measured: undefined };
   }
 
   /**

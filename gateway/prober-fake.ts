@@ -14,6 +14,8 @@ export class FakeProbeHelper {
   readonly echoes: string[] = [];
   /** Echo batches seen (one request line each). */
   batches = 0;
+  /** Per echo batch: bytes of its request line and its number of probes (the pipe's cost). */
+  readonly echoLines: { bytes: number; probes: number }[] = [];
   /** Frame requests seen: the devices of each. */
   readonly frames: string[][] = [];
   /** Processes started. */
@@ -51,12 +53,16 @@ export class FakeProbeHelper {
         say({ id: m.id, error: this.failEchoes });
       } else if (m.op === 'echo') {
         this.batches++;
-        const probes = m.probes as { addr: string; data: number; df: boolean }[];
-        const results = probes.map(({ addr, data, df }) => {
+        this.echoLines.push({
+          bytes: Buffer.byteLength(line),
+          probes: (m.probes as unknown[]).length,
+        });
+        const probes = m.probes as [addr: string, data: number, df: 0 | 1][];
+        const results = probes.map(([addr, data, df]) => {
           const bytes = data + echoOverhead(addr);
           this.echoes.push(`${addr} ${bytes}${df ? ' DF' : ''}`);
-          const n = this.answer(addr, bytes, df) ? Number(m.count) : 0;
-          return { sent: m.count, received: n, rtt: n ? 2 : null };
+          const n = this.answer(addr, bytes, df === 1) ? Number(m.count) : 0;
+          return [m.count, n, n ? 2 : null];
         });
         say({ id: m.id, results });
       } else if (m.op === 'links') {

@@ -2,8 +2,9 @@
  * The long-lived probe helper's program (python3, started once per gateway inside its
  * network namespace; see prober.ts). One JSON object per line each way:
  *
- *   → {"id", "op": "echo", "count", "interval", "wait", "probes": [{"addr", "data", "df"}…]}
- *   ← {"id", "results": [{"sent", "received", "rtt"}…]}   rtt: average ms, null if none came
+ *   → {"id", "op": "echo", "count", "interval", "wait", "probes": [[addr, data, df]…]}
+ *   ← {"id", "results": [[sent, received, rtt]…]}   rtt: average ms (3 decimals), null if none came
+ *   (echo as arrays, not objects: the per-peer part of a check's two lines, issue 18)
  *   → {"id", "op": "frames", "identity", "devices"}
  *   ← {"id", "sent": [device…], "failed": {device: why}}
  *   → {"id", "op": "beacons", "identity", "devices"}       the loop beacons (loop-beacon.ts)
@@ -34,11 +35,11 @@ SO_RCVBUFFORCE = 33
 DST = bytes.fromhex("${PROBE_DST_MAC.replaceAll(':', '')}")
 BEACON_DST = bytes.fromhex("${LOOP_BEACON_MAC.replaceAll(':', '')}")
 ident = random.randrange(1, 0xFFFF)
-socks, fams, pending, batches, payloads = {}, {}, {}, [], {}
+socks, fams, pending, batches, payloads, dfs = {}, {}, {}, [], {}, {}
 seq = 0
 
 def out(m):
-    sys.stdout.write(json.dumps(m) + "\\n")
+    sys.stdout.write(json.dumps(m, separators=(",", ":")) + "\\n")
     sys.stdout.flush()
 
 def payload(n):
@@ -70,22 +71,30 @@ def sock(fam):
         fams[s.fileno()] = (fam, s)
     return s
 
+def set_df(s, fam, df):
+    # The socket keeps the option: a syscall only when it changes (a check's echoes mostly
+    # share it), not one per echo.
+    if dfs.get(s) is not df:
+        if fam == socket.AF_INET:
+            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTU_DO if df else PMTU_WANT)
+        else:
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTU_DO if df else PMTU_WANT)
+        dfs[s] = df
+
 def send_one(e, b, now):
     global seq
     seq = (seq + 1) & 0xFFFF
-    s = sock(e["fam"])
-    d, dsum = payload(e["data"])
+    s = e["sock"]
     try:
+        set_df(s, e["fam"], e["df"])
         if e["fam"] == socket.AF_INET:
-            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTU_DO if e["df"] else PMTU_WANT)
-            c = 0x0800 + ident + seq + dsum
+            c = e["sum"] + seq
             c = (c >> 16) + (c & 0xFFFF)
             c = ~(c + (c >> 16)) & 0xFFFF
-            pkt = struct.pack("!BBHHH", 8, 0, c, ident, seq) + d
+            pkt = struct.pack("!BBHHH", 8, 0, c, ident, seq) + e["payload"]
         else:
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTU_DO if e["df"] else PMTU_WANT)
-            pkt = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + d  # the kernel sums ICMPv6
-        s.sendto(pkt, (e["addr"], 0))
+            pkt = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + e["payload"]  # the kernel sums ICMPv6
+        s.sendto(pkt, e["to"])
     except OSError:
         pass  # e.g. EMSGSIZE: a DF packet over the route MTU; sent, never answered
     pending[seq] = (e, b, now)
@@ -104,7 +113,7 @@ def receive(fam, s, now):
         if t != (0 if fam == socket.AF_INET else 129) or i != ident or sq not in pending:
             continue
         e, b, at = pending[sq]
-        if socket.inet_pton(fam, src[0]) != e["bin"]:
+        if src[0] != e["addr"] and socket.inet_pton(fam, src[0]) != e["bin"]:
             continue
         del pending[sq]
         e["rtts"].append((now - at) * 1000)
@@ -182,11 +191,12 @@ def nft_list(m):
 
 def start(m, now):
     entries = []
-    for p in m["probes"]:
-        addr = p["addr"]
+    for addr, data, df in m["probes"]:
         fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        entries.append(dict(addr=addr, fam=fam, bin=socket.inet_pton(fam, addr),
-                            data=int(p["data"]), df=bool(p["df"]), sent=0, rtts=[]))
+        d, dsum = payload(int(data))
+        entries.append(dict(addr=addr, fam=fam, bin=socket.inet_pton(fam, addr), to=(addr, 0),
+                            sock=sock(fam), payload=d, sum=0x0800 + ident + dsum,
+                            df=bool(df), sent=0, rtts=[]))
     b = dict(id=m["id"], entries=entries, count=int(m["count"]), interval=float(m["interval"]),
              wait=float(m["wait"]), rounds=0, last=now, outstanding=0)
     batches.append(b)
@@ -205,7 +215,7 @@ def done(b):
     res = []
     for e in b["entries"]:
         r = e["rtts"]
-        res.append({"sent": e["sent"], "received": len(r), "rtt": sum(r) / len(r) if r else None})
+        res.append([e["sent"], len(r), round(sum(r) / len(r), 3) if r else None])
     out({"id": b["id"], "results": res})
 
 try:

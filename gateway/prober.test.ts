@@ -149,3 +149,21 @@ test('health cost - echoes failing in a running helper fall back to ping for tha
   t.is(h?.peers.filter((p) => p.status === 'up').length, 3);
   t.is(runner.calls.filter((c) => c.argv[0] === 'ping').length, 3);
 });
+
+test('health cost - the echo request to the helper costs ≤ 26 bytes per IPv4 peer (compact arrays, not objects)', async (t) => {
+  // 1 and 100 peers: what a check writes to the helper grows with peers by this much only.
+  const line = async (n: number) => {
+    const { runner, monitor } = await rig(t, n);
+    await monitor.check();
+    runner.helper.echoLines.length = 0;
+    await monitor.check();
+    t.is(runner.helper.echoLines.length, 1, 'one echo request per check');
+    return runner.helper.echoLines[0]!;
+  };
+  const one = await line(1);
+  const many = await line(100);
+  t.is(many.probes, 100);
+  const perPeer = (many.bytes - one.bytes) / 99;
+  // ["198.19.255.2",1392,1], is 24 B; {"addr":"198.19.255.2","data":1392,"df":true}, was 47.
+  t.true(perPeer <= 26, `${perPeer.toFixed(1)} B per peer`);
+});

@@ -188,7 +188,9 @@ export class HelperProber implements Pinger, L2Prober {
     const groups = new Map<string, typeof this.echoes>();
     for (const e of this.echoes.splice(0)) {
       const k = `${e.netns ?? ''} ${e.req.count} ${e.req.waitS ?? WAIT_S}`;
-      groups.set(k, [...(groups.get(k) ?? []), e]);
+      const g = groups.get(k);
+      if (g) g.push(e);
+      else groups.set(k, [e]);
     }
     for (const group of groups.values()) void this.echoBatch(group);
   }
@@ -202,27 +204,23 @@ export class HelperProber implements Pinger, L2Prober {
           count: group[0]!.req.count,
           interval: INTERVAL_S,
           wait: group[0]!.req.waitS ?? WAIT_S,
-          probes: group.map(({ req }) => ({
-            addr: req.address,
-            data:
-              req.size === undefined
-                ? DEFAULT_DATA
-                : Math.max(0, req.size - echoOverhead(req.address)),
-            df: req.size !== undefined,
-          })),
+          // [addr, data, df]: arrays keep the per-peer bytes each way small (helper protocol).
+          probes: group.map(({ req }) =>
+            req.size === undefined
+              ? [req.address, DEFAULT_DATA, 0]
+              : [req.address, Math.max(0, req.size - echoOverhead(req.address)), 1],
+          ),
         },
         10_000,
       );
-      const results = m.results as { sent: number; received: number; rtt: number | null }[];
+      const results = m.results as [sent: number, received: number, rtt: number | null][];
       group.forEach(({ resolve }, i) => {
-        const r = results[i];
-        const sent = r?.sent ?? 0;
-        const received = r?.received ?? 0;
+        const [sent = 0, received = 0, rtt] = results[i] ?? [];
         resolve({
           sent,
           received,
           loss: sent === 0 ? 1 : (sent - received) / sent,
-          rttMs: typeof r?.rtt === 'number' ? Math.round(r.rtt * 1000) / 1000 : undefined,
+          rttMs: typeof rtt === 'number' ? Math.round(rtt * 1000) / 1000 : undefined,
         });
       });
     } catch (err) {

@@ -8,6 +8,8 @@ import { ExecaRunner, RecordingRunner } from '../../lib/runner.js';
 import { NetnsSet } from '../../lib/netns.js';
 import { shortId } from '../../lib/short-id.js';
 import { HelperProber } from '../../gateway/prober.js';
+import { HELPER_SCRIPT } from '../../gateway/prober-helper.js';
+import { createInterface } from 'node:readline';
 import { requireNft } from '../../gateway/firewall-nft.js';
 import { testWith } from '../fixtures/privileges.js';
 
@@ -126,4 +128,60 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
   t.deepEqual(JSON.parse(table.stdout), JSON.parse(nft.stdout), 'the same JSON as nft -j list');
   t.is(missing.exitCode, 1);
   t.regex(missing.stderr, /No such file or directory/);
+});
+
+/** Counts the helper's don't-fragment setsockopt calls; prints the count when it exits. */
+const COUNT_DF_SETS = `
+import atexit, socket, sys
+_df_sets = [0]
+_setsockopt = socket.socket.setsockopt
+def _counted(self, level, opt, *a):
+    if (level, opt) in ((socket.IPPROTO_IP, 10), (socket.IPPROTO_IPV6, 23)):
+        _df_sets[0] += 1
+    return _setsockopt(self, level, opt, *a)
+socket.socket.setsockopt = _counted
+atexit.register(lambda: sys.stderr.write("df-sets %d\\n" % _df_sets[0]))
+`;
+
+test('prober helper - per-peer cost of a batch: one DF setsockopt per change, not per echo; ≤ 16 reply bytes per peer', async (t) => {
+  t.timeout(60_000);
+  const runner = new ExecaRunner();
+  const netns = new NetnsSet(runner, `l2fed-pr${shortId()}`);
+  t.teardown(() => netns.dispose());
+  const a = await netns.add('a');
+  const b = await netns.add('b');
+  await netns.veth({ ns: a, ifname: 'pa' }, { ns: b, ifname: 'pb' });
+  await netns.addr(a, 'pa', '198.19.255.1/24');
+  const peers = Array.from({ length: 20 }, (_, i) => `198.19.255.${i + 2}`);
+  for (const addr of peers) await netns.addr(b, 'pb', `${addr}/24`);
+  // The real program, with setsockopt counted (what the helper does per echo).
+  const proc = runner.spawn(['python3', '-u', '-c', COUNT_DF_SETS + HELPER_SCRIPT], { netns: a });
+  t.teardown(() => proc.kill());
+  let stderr = '';
+  proc.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+  const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const next = async () => String((await lines.next()).value);
+  t.like(JSON.parse(await next()), { ready: true });
+  const ask = async (id: number, df: boolean) => {
+    const probes = peers.map((addr) => [addr, df ? 1372 : 56, df ? 1 : 0]);
+    const req = { id, op: 'echo', count: 3, interval: 0.05, wait: 1, probes };
+    proc.stdin.write(JSON.stringify(req) + '\n');
+    return next();
+  };
+  await ask(1, false); // neighbours resolved: the counted batches are answered in full
+  const line = await ask(2, true);
+  const reply = JSON.parse(line) as { results: [number, number, number | null][] };
+  t.deepEqual(
+    reply.results.map(([sent, received]) => [sent, received]),
+    peers.map(() => [3, 3]),
+  );
+  t.true(reply.results.every(([, , rtt]) => typeof rtt === 'number' && rtt > 0));
+  // [3,3,0.123], per peer: the reply grows by this much, not by {"sent": 3, …} (~50 B).
+  const empty = JSON.stringify({ id: 2, results: [] }).length;
+  t.true((line.length - empty) / peers.length <= 16, `${line.length} B for ${peers.length}`);
+  await ask(3, true);
+  proc.stdin.end();
+  await proc.exited;
+  // 3 batches × 20 peers × 3 echoes = 180 sends; DF changed twice (off, then on).
+  t.is(/df-sets (\d+)/.exec(stderr)?.[1], '2', stderr);
 });
