@@ -739,3 +739,20 @@ test('scale - joins of one network waiting in one replica are written in one CAS
   t.deepEqual(net?.value.mtu, { value: 1351, setBy: 'c19', limit: 'capacity' });
   await expectConverged(t, fake, ids, sent);
 });
+
+test("scale - a first registration and an exports request read the cluster's declarations and quota once", async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  await fed.register('c0', reg(0));
+  // A new cluster declares nobody yet (deregistering deletes declarations first): its
+  // own map is all there is to refresh, and that reads its declarations.
+  t.is(calls.filter((c) => /^(get|read) peerings c0$/.test(c)).length, 1, calls.join('\n'));
+  calls.length = 0;
+  await fed.setExports('c0', ['cdn', 'web'], [ask('cdn'), ask('web')]);
+  // Its pending names are read with the quota record the charge then CASes on.
+  t.is(calls.filter((c) => /^(get|read) quotas c0$/.test(c)).length, 1, calls.join('\n'));
+  t.deepEqual(
+    (await fed.get('c0')).networks.map((n) => n.name),
+    ['cdn', 'web'],
+  );
+});

@@ -159,7 +159,10 @@ export class Federation {
       // The old gateway's last report says nothing about the new one.
       await this.store.delete('health', id);
     }
-    if (result.changed) await this.refreshAround(id);
+    // A new cluster declares nobody yet (deregister deletes the declarations before the
+    // record), so its own map is all there is to refresh.
+    if (result.created) await this.peerMaps.refresh(id);
+    else if (result.changed) await this.refreshAround(id);
     return { cluster: result.cluster, created: result.created };
   }
 
@@ -329,12 +332,13 @@ export class Federation {
       );
     checkMtuAsks(id, networks, mtu ?? []);
     // Read at once (one round trip, not four); registration is checked first.
-    const [registered, previous, pending, bindings] = await Promise.all([
+    const [registered, previous, quota, bindings] = await Promise.all([
       this.store.get<ClusterRecord>('clusters', id),
       this.store.get<ExportsRecord>('exports', id),
-      this.vnis.pending(id),
+      this.vnis.quota(id),
       this.vnis.bindings(networks),
     ]);
+    const pending = [...(quota.value?.pending ?? [])];
     if (!registered) throw new NotRegisteredError(id);
     // Every name this cluster may be a member of (QuotaRecord.pending): no key listing.
     const exported = (previous?.value.networks ?? []).map((n) => n.name);
@@ -344,7 +348,7 @@ export class Federation {
     // fails midway leaves no membership the next one cannot see. The bindings read for
     // it also start each join's CAS (joinWith `known`).
     const added = networks.filter((n) => !current.has(n));
-    await this.vnis.charge(id, added.filter((n) => !bindings.get(n)).length, { add: added });
+    await this.vnis.charge(id, added.filter((n) => !bindings.get(n)).length, { add: added }, quota);
     // The ask goes into the member record before the join, so no recompute sees this
     // member without it; the join's CAS on net.<name> then moves the agreement by this
     // one member (network-mtu.ts), reading no other member's record.

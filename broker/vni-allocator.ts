@@ -290,14 +290,17 @@ export class VniAllocator {
     count: number,
     /** Names to add to (`add`) and remove from (`drop`) QuotaRecord.pending in the same CAS. */
     pending: { readonly add?: readonly string[]; readonly drop?: readonly string[] } = {},
+    /** The quota record as the caller read it (quota()): the first CAS uses it. */
+    known?: { readonly value: QuotaRecord | undefined; readonly revision: number },
   ): Promise<void> {
     const add = pending.add ?? [];
     const drop = new Set(pending.drop ?? []);
     if (count === 0 && add.length === 0 && drop.size === 0) return;
     const max = this.config.maxVniAllocationsPerCluster;
     const window = this.config.vniQuarantineMs;
-    await casLoop(`quota ${clusterId}`, this.config.casAttempts, async () => {
-      const cur = await this.store.read<QuotaRecord>('quotas', clusterId);
+    await casLoop(`quota ${clusterId}`, this.config.casAttempts, async (n) => {
+      const cur =
+        n === 0 && known ? known : await this.store.read<QuotaRecord>('quotas', clusterId);
       const now = this.now();
       const recent = (cur.value?.allocations ?? []).filter((at) => now - Date.parse(at) < window);
       if (recent.length + count > max)
@@ -324,9 +327,12 @@ export class VniAllocator {
     });
   }
 
-  /** Names `clusterId` may hold member keys of beyond its exports (QuotaRecord.pending). */
-  async pending(clusterId: string): Promise<string[]> {
-    return [...((await this.store.get<QuotaRecord>('quotas', clusterId))?.value.pending ?? [])];
+  /**
+   * `clusterId`'s quota record and revision (0: none): its `pending` names are those it
+   * may hold member keys of beyond its exports; charge() takes it as `known`.
+   */
+  async quota(clusterId: string): Promise<{ value: QuotaRecord | undefined; revision: number }> {
+    return this.store.read<QuotaRecord>('quotas', clusterId);
   }
 
   /** Of `names`, those not bound to a VNI now (their first export allocates one). */
