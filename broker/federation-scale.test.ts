@@ -756,3 +756,27 @@ test("scale - a first registration and an exports request read the cluster's dec
     ['cdn', 'web'],
   );
 });
+
+test("scale - a map reads a declared peer's record and exports only when that peer declares it back", async (t) => {
+  const { store, calls } = counted();
+  const fed = new Federation(store, config());
+  const others = Array.from({ length: 6 }, (_, i) => `p${i}`);
+  for (const [i, id] of ['c0', ...others].entries()) await fed.register(id, reg(i));
+  await fed.setPeerings('p0', [{ remoteCluster: 'c0' }]);
+  calls.length = 0;
+  await fed.setPeerings(
+    'c0',
+    others.map((remoteCluster) => ({ remoteCluster })),
+  );
+  // Without consent back there is no entry, whatever p1..p5's record and exports say.
+  t.deepEqual(
+    calls.filter((c) => /^(get|read) (clusters|exports) p[1-5]$/.test(c)),
+    [],
+    calls.join('\n'),
+  );
+  const own = await store.get<PeerMap>('peerMaps', 'c0');
+  t.deepEqual(
+    own?.value.peers.map((p) => p.cluster),
+    ['p0'],
+  );
+});

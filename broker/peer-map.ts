@@ -405,6 +405,7 @@ export class PeerMapPublisher {
     if (job.full || cur.value === undefined) {
       const s = { ...self!, cluster: self!.cluster! };
       const remotes = await this.inputsOf(
+        id,
         s.peerings.map((p) => p.remoteCluster),
         since,
       );
@@ -419,7 +420,7 @@ export class PeerMapPublisher {
       map = cur.value;
       if (job.peers.size > 0) {
         const s = { ...self!, cluster: self!.cluster! };
-        const remotes = await this.inputsOf([...job.peers], since);
+        const remotes = await this.inputsOf(id, [...job.peers], since);
         for (const [peer, remote] of remotes) map = withPeer(map, s, peer, remote);
       }
       if (job.mtus.size > 0) {
@@ -434,13 +435,27 @@ export class PeerMapPublisher {
     return r.type === 'ok' ? done(undefined) : retry;
   }
 
+  /**
+   * Inputs of the remotes `ids` as far as the map of `self` needs them: a remote's record
+   * and exports only when it declares `self` back (else it has no entry, see peerEntry).
+   */
   private async inputsOf(
+    self: string,
     ids: readonly string[],
     since: number,
   ): Promise<Map<string, ClusterInputs>> {
     const unique = [...new Set(ids)];
-    return new Map(
-      await Promise.all(unique.map(async (id) => [id, await this.inputsSince(id, since)] as const)),
-    );
+    const remote = async (id: string): Promise<ClusterInputs> => {
+      const decl = await this.readSince<PeeringsRecord>('peerings', id, since);
+      const peerings = decl?.value.peerings ?? [];
+      if (!peerings.some((p) => p.remoteCluster === self))
+        return { cluster: undefined, networks: [], peerings };
+      const [cluster, exp] = await Promise.all([
+        this.readSince<ClusterRecord>('clusters', id, since),
+        this.readSince<ExportsRecord>('exports', id, since),
+      ]);
+      return { cluster: cluster?.value, networks: exp?.value.networks ?? [], peerings };
+    };
+    return new Map(await Promise.all(unique.map(async (id) => [id, await remote(id)] as const)));
   }
 }
