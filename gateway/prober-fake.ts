@@ -29,6 +29,8 @@ export class FakeProbeHelper {
   linkReads = 0;
   /** When set, the helper reports this and exits instead of becoming ready. */
   refuse: string | undefined;
+  /** When set, the helper says it is ready only after this many ms (a loaded machine). */
+  helloDelayMs: number | undefined;
 
   spawn(): SpawnedProcess {
     this.started++;
@@ -46,6 +48,9 @@ export class FakeProbeHelper {
     if (this.refuse !== undefined) {
       say({ ready: false, error: this.refuse });
       setImmediate(() => finish(1));
+    } else if (this.helloDelayMs !== undefined) {
+      const timer = setTimeout(() => say({ ready: true }), this.helloDelayMs);
+      void exited.then(() => clearTimeout(timer));
     } else say({ ready: true });
     createInterface({ input: stdin }).on('line', (line) => {
       const m = JSON.parse(line) as Record<string, unknown>;

@@ -61,6 +61,16 @@ interface Running {
 const RETRY_MS = 60_000;
 
 /**
+ * How long a starting helper may take to say it is ready before it is given up (ms).
+ * Long on purpose: giving up means one `ping` process per peer per check (the fallback),
+ * and a helper is late only when the machine is overloaded, so an early give-up fed the
+ * overload: a 32-cluster lab at load ~100 had 10 of 32 gateways on the fallback, 115
+ * `ping` processes alive, and its gateways missing their 10 s API deadlines (issue 18).
+ * A helper that cannot run at all (no python3, raw sockets refused) says so at once.
+ */
+export const HELPER_HELLO_TIMEOUT_MS = 60_000;
+
+/**
  * The long-lived helper: echo probes (Pinger) and probe frames (L2Prober) over one
  * process. ready(netns) starts it (once; again after it died, or for another namespace)
  * and says whether it runs; echo/send reject when it does not. close() ends it.
@@ -68,6 +78,8 @@ const RETRY_MS = 60_000;
 export class HelperProber implements Pinger, L2Prober {
   private running: Running | undefined;
   private starting: Promise<Running | undefined> | undefined;
+  /** The process being started, so close() need not wait for its hello. */
+  private spawned: SpawnedProcess | undefined;
   private retryAt = 0;
   private nextId = 1;
   /** Why the helper is not running, when it could not start ('' while it runs). */
@@ -96,6 +108,7 @@ export class HelperProber implements Pinger, L2Prober {
     } catch (err) {
       return this.failed(String(err));
     }
+    this.spawned = proc;
     const r: Running = { proc, netns, waiting: new Map(), alive: true };
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => (stderr = (stderr + String(d)).slice(-2000)));
@@ -121,9 +134,10 @@ export class HelperProber implements Pinger, L2Prober {
       for (const w of r.waiting.values()) w(why);
       r.waiting.clear();
     });
-    const timer = setTimeout(() => onReady(undefined), 5000);
+    const timer = setTimeout(() => onReady(undefined), HELPER_HELLO_TIMEOUT_MS);
     const hello = await first;
     clearTimeout(timer);
+    this.spawned = undefined;
     if (hello?.ready !== true) {
       proc.kill();
       const why = typeof hello?.error === 'string' ? hello.error : stderr || 'no answer';
@@ -300,6 +314,8 @@ export class HelperProber implements Pinger, L2Prober {
 
   /** Ends the helper and waits for it to exit. Idempotent. */
   async close(): Promise<void> {
+    // A helper still starting is ended, not waited for (its hello may be a minute away).
+    this.spawned?.kill();
     await this.starting;
     const r = this.running;
     this.stopRunning();
