@@ -144,3 +144,14 @@ test('plan: several runs, fewer checks for the costly before shape', (t) => {
   t.true(full.checks.before < full.checks.after);
   t.true(plan(true).runs >= 2);
 });
+
+test("V8 worker threads' share per check, 1 and 100 peers, when samples carry it (they are part of CPU, often its noise)", (t) => {
+  const withWorkers = samples(2, 0).map((s) => ({
+    ...s,
+    workersMs: s.peers === 100 ? 3 * s.checks : s.checks,
+  }));
+  const sec = section(withWorkers);
+  t.is(fig(sec, 'idle-workers-ms-after-1').stat.median, 1);
+  t.is(fig(sec, 'idle-workers-ms-after-100').stat.median, 3);
+  t.false(section(samples(2, 0)).figures.some((f) => f.id.startsWith('idle-workers')));
+});

@@ -19,7 +19,7 @@
  *
  * Runs alone: `npx tsx bench/gateway-idle.ts [--quick]` (root) prints the section.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -77,6 +77,8 @@ export interface IdleSample {
   readonly cpuMs: number;
   /** The helper's share of cpuMs (processes in the gateway's namespace). */
   readonly helperMs: number;
+  /** V8's worker threads' share of cpuMs (concurrent GC and compilation). */
+  readonly workersMs?: number;
   readonly wallMs: number;
   /** Peer results other than `up` over the checks (0: every echo was answered). */
   readonly notUp: number;
@@ -210,6 +212,18 @@ export function idleSection(
         'ms',
       ),
     }),
+    ...(samples.some((s) => s.workersMs !== undefined)
+      ? [base, top].map((p) =>
+          figure({
+            id: `idle-workers-ms-after-${p}`,
+            label: `${MODE_LABEL.after}: V8 worker threads' share of CPU per check (GC, compilation), ${p} peer${p > 1 ? 's' : ''}`,
+            stat: stat(
+              per('after', p, (s) => s.workersMs ?? 0),
+              'ms',
+            ),
+          }),
+        )
+      : []),
     figure({
       id: 'idle-cpu-per-peer-after',
       label: `${MODE_LABEL.after}: CPU per check added per peer ((${top} peers − ${base}) / ${top - base})`,
@@ -290,7 +304,9 @@ export function idleSection(
       'back to back; each run ends with a second 1-peer "after" sample. Per check: process',
       "starts through the monitor's runner, and CPU: this process (`process.cpuUsage`), its",
       'reaped children (`cutime`/`cstime`), every process in the gateway namespace (the',
-      'helper, `schedstat`), from a collected heap (a full GC before each sample). Figures are ratios to the 1-peer case of the same shape in the',
+      'helper, `schedstat`), from a collected heap (a full GC before each sample, then a wait until',
+      "V8's worker threads are idle, so no sample pays for the sweeping of the one before; their",
+      'share is a figure of its own). Figures are ratios to the 1-peer case of the same shape in the',
       'same run; "flat within noise" means a CPU ratio no larger than two 1-peer "after"',
       'measurements differ (`idle-cpu-noise`, its max).',
     ].join(' '),
@@ -301,6 +317,11 @@ export function idleSection(
         'request to the helper and in flight at once on its select loop (the helper share ' +
         'figure), and the per-peer JSON and judgement in Node; no process starts. "Before" ' +
         'starts one `ping -c 3` per peer per check.',
+      "The helper's share includes the simulated peers' own work: veth hands an echo to the far " +
+        "namespace and its kernel's reply back within the helper's sendto, so the reply is " +
+        "counted as the gateway's. By hand (2026-11-30, the helper alone, 100 vs 1 peer): " +
+        '~35 µs per peer per check with replies, ~20 µs with the far side not replying ' +
+        '(icmp_echo_ignore_all); of the 35, ~15 µs user time (Python), ~20 µs kernel.',
       'Before is the same code forced onto the fallback path, so it is a lower bound of the ' +
         'pre-issue-18 cost: that code also read links, `wg`, nft, one FDB per network and ' +
         'the segments through ~8 `ip netns exec` per check (observe()), which the fakes ' +
@@ -337,6 +358,37 @@ const collectGarbage: () => void = (() => {
 async function cpuOfPid(pid: number): Promise<number> {
   const s = await readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => '0');
   return Number(s.split(' ')[0]) / 1e6;
+}
+
+/** CPU ms so far of this process's threads other than the main one (V8's GC and compiler workers). */
+async function workerThreadsCpu(): Promise<number> {
+  const tids = (await readdir('/proc/self/task')).filter((t) => t !== String(process.pid));
+  const ms = await Promise.all(
+    tids.map(async (t) =>
+      Number(
+        (await readFile(`/proc/self/task/${t}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0],
+      ),
+    ),
+  );
+  return ms.reduce((a, b) => a + b, 0) / 1e6;
+}
+
+/**
+ * Waits until V8's worker threads are idle (≤ 0.2 ms of CPU in 50 ms; at most 3 s), so a
+ * sample does not pay for the concurrent sweeping of the sample before: a "before" sample
+ * at 50–100 peers leaves that much garbage that its sweeping went on into the next one.
+ * Returns the ms waited.
+ */
+async function settleWorkers(): Promise<number> {
+  const t0 = performance.now();
+  let last = await workerThreadsCpu();
+  while (performance.now() - t0 < 3000) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = await workerThreadsCpu();
+    if (now - last <= 0.2) break;
+    last = now;
+  }
+  return performance.now() - t0;
 }
 
 /** CPU ms of this process and of the children it waited for. */
@@ -438,7 +490,9 @@ async function measure(
       (await Promise.all(pids.map(cpuOfPid))).reduce((a, b) => a + b, 0);
     runner.clear();
     collectGarbage();
+    await settleWorkers();
     const h0 = await helperCpu();
+    const w0 = await workerThreadsCpu();
     const c0 = await cpuOfSelf();
     const t0 = performance.now();
     let notUp = 0;
@@ -448,6 +502,7 @@ async function measure(
     }
     const wallMs = performance.now() - t0;
     const c1 = await cpuOfSelf();
+    const w1 = await workerThreadsCpu();
     const h1 = await helperCpu();
     return {
       run,
@@ -457,6 +512,7 @@ async function measure(
       starts: runner.calls.length,
       cpuMs: c1 - c0 + (h1 - h0),
       helperMs: h1 - h0,
+      workersMs: w1 - w0,
       wallMs,
       notUp,
     };
@@ -501,7 +557,8 @@ export async function measureIdle(o: {
           o.log(
             `gateway-idle: run ${r + 1}/${o.runs}, ${mode}, ${peers} peers: ` +
               `${(s.starts / s.checks).toFixed(1)} starts, ${(s.cpuMs / s.checks).toFixed(1)} CPU ms ` +
-              `(helper ${(s.helperMs / s.checks).toFixed(1)}), ${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
+              `(helper ${(s.helperMs / s.checks).toFixed(1)}, V8 workers ${((s.workersMs ?? 0) / s.checks).toFixed(1)}), ` +
+              `${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
           );
         }
       }
