@@ -374,7 +374,7 @@ async function workerThreadsCpu(): Promise<number> {
 }
 
 /**
- * Waits until V8's worker threads are idle (≤ 0.2 ms of CPU in 50 ms; at most 3 s), so a
+ * Waits until V8's worker threads are idle (≤ 0.2 ms of CPU in 50 ms; at most 1 s), so a
  * sample does not pay for the concurrent sweeping of the sample before: a "before" sample
  * at 50–100 peers leaves that much garbage that its sweeping went on into the next one.
  * Returns the ms waited.
@@ -382,7 +382,7 @@ async function workerThreadsCpu(): Promise<number> {
 async function settleWorkers(): Promise<number> {
   const t0 = performance.now();
   let last = await workerThreadsCpu();
-  while (performance.now() - t0 < 3000) {
+  while (performance.now() - t0 < 1000) {
     await new Promise((r) => setTimeout(r, 50));
     const now = await workerThreadsCpu();
     if (now - last <= 0.2) break;
