@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { credentialSchema, type Credential } from '../broker/auth-config.js';
+import { DEFAULT_WIREGUARD_PORT } from '../gateway/config.js';
 import { isVxlanDeviceName } from '../gateway/names.js';
 import { AgentConfigError } from './errors.js';
 import { dnsLabel, ifName } from './schema-common.js';
@@ -59,7 +60,12 @@ export const agentConfigSchema = z.strictObject({
         (n) => !isVxlanDeviceName(n),
         'ifname must not be "l2fv" followed by digits (the VXLAN devices are l2fv<VNI>); pick another, e.g. l2fwg0',
       ),
-    listenPort: z.int().min(1).max(65_535).default(51820),
+    /**
+     * UDP port of the tunnel; default DEFAULT_WIREGUARD_PORT (17820: not 51820, which the
+     * CNI's WireGuard may hold). Must match the port of advertise.endpoints (or what a
+     * NAT in front forwards to it); clusters may use different ports.
+     */
+    listenPort: z.int().min(1).max(65_535).default(DEFAULT_WIREGUARD_PORT),
     /** Where the gateway keeps the private key; the agent never reads it. */
     privateKeyFile: absolutePath('wireguard.privateKeyFile'),
   }),

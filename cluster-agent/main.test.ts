@@ -5,6 +5,7 @@ import test from 'ava';
 import { stringify } from 'yaml';
 import { makeRunDir } from '../test/fixtures/run-dir.js';
 import { freePort } from '../lib/ports.js';
+import { DEFAULT_VXLAN_PORT, DEFAULT_WIREGUARD_PORT } from '../gateway/config.js';
 import { loadAgentConfig, parseAgentConfig } from './agent-config.js';
 import { AgentConfigError } from './errors.js';
 import { AGENT_STATUS_FILE } from './status-sink.js';
@@ -23,9 +24,34 @@ function config(dir: string, port: number) {
   };
 }
 
+test("agent config - the default WireGuard port is no network plugin's, not ephemeral", (t) => {
+  // Default UDP ports on a Kubernetes node's host namespace, where the gateway runs
+  // (sources: docs/install.md, "The WireGuard port"): a tunnel there cannot bind them.
+  const taken = new Map([
+    [51820, 'WireGuard: Calico, Flannel, Antrea, Kilo, k3s/RKE2 (Flannel)'],
+    [51821, 'WireGuard IPv6: Calico, Flannel; Netmaker'],
+    [51840, 'Liqo gateway'],
+    [51871, 'Cilium WireGuard'],
+    [41641, 'Tailscale'],
+    [4242, 'Nebula'],
+    [4500, 'IPsec NAT-T: Submariner, Antrea IPsec'],
+    [4490, 'Submariner NAT discovery'],
+    [4800, 'Submariner intra-cluster VXLAN'],
+    [4789, 'VXLAN (IANA)'],
+    [8472, 'Flannel, Canal, Cilium VXLAN'],
+    [6081, 'Geneve'],
+  ]);
+  const port = parseAgentConfig(config('/x', 1)).wireguard.listenPort;
+  t.is(taken.get(port), undefined, `default listenPort ${port} is ${taken.get(port)}'s`);
+  t.not(port, DEFAULT_VXLAN_PORT, 'the VXLAN devices bind vxlanPort in the same namespace');
+  // Below net.ipv4.ip_local_port_range (32768-60999), so no outgoing socket takes it
+  // first, and below Kubernetes' NodePort range (30000-32767).
+  t.true(port >= 1024 && port < 30_000, `default listenPort ${port} is outside 1024-29999`);
+});
+
 test('agent config - defaults filled in; typos and missing fields named', (t) => {
   const c = parseAgentConfig(config('/x', 1));
-  t.is(c.wireguard.listenPort, 51820);
+  t.is(c.wireguard.listenPort, DEFAULT_WIREGUARD_PORT);
   t.is(c.transitPrefixLength, 16);
   t.is(c.bootstrapTransitAddress, '192.0.0.8/32');
   const bad = t.throws(

@@ -648,6 +648,12 @@ test.serial(
             problems.push(
               `${where}: wireguard.listenPort ${a.wireguard.listenPort} is not UDP port "wireguard"`,
             );
+          // Peers dial what is advertised; the example has no NAT between them.
+          for (const e of a.advertise.endpoints)
+            if (!e.endsWith(`:${a.wireguard.listenPort}`))
+              problems.push(
+                `${where}: advertised endpoint ${e} is not on wireguard.listenPort ${a.wireguard.listenPort}`,
+              );
         }
       }
     }

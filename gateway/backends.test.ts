@@ -9,7 +9,7 @@ import {
   vxlanSourceChangeScript,
 } from './firewall.js';
 import { NftFirewall, requireNft } from './firewall-nft.js';
-import { IpLinks, parseIpAddr } from './links-ip.js';
+import { IpLinks, parseIpAddr, parseSsUdp } from './links-ip.js';
 import { interfaceMatches, OvsSegment, parseOvsView } from './segment-ovs.js';
 import { LinuxBridgeSegment } from './segment-linux-bridge.js';
 import { parseWgDump } from './wireguard.js';
@@ -101,6 +101,28 @@ test('ip addr - links, vxlan attributes and addresses (link-local skipped)', (t)
   t.deepEqual(vx?.addresses, []);
   t.is(br?.kind, 'bridge');
   t.deepEqual(wg?.addresses, ['198.19.255.1/24']);
+});
+
+test('ss - the UDP sockets on a port and who holds them (none: a kernel socket)', async (t) => {
+  const text = [
+    'UNCONN 0      0            0.0.0.0:51820      0.0.0.0:*    users:(("calico-node",pid=812,fd=31),("calico-node",pid=813,fd=31))',
+    'UNCONN 0      0               [::]:51820         [::]:*',
+    '',
+  ].join('\n');
+  const runner = new FakeRunner().on('ss -H -u -a -n -p sport = :51820', { stdout: text });
+  const got = await new IpLinks({ runner, netns: 'l2fed-x' }).udpSockets(51820);
+  t.deepEqual(got, [
+    {
+      local: '0.0.0.0:51820',
+      processes: [
+        { name: 'calico-node', pid: 812 },
+        { name: 'calico-node', pid: 813 },
+      ],
+    },
+    { local: '[::]:51820', processes: [] },
+  ]);
+  t.deepEqual(runner.mutatingCommands(), [], 'a read');
+  t.deepEqual(parseSsUdp(''), []);
 });
 
 test('bridge fdb - only all-zero entries count as flood targets', async (t) => {

@@ -25,13 +25,26 @@ export interface Backends {
   readonly segments: Partial<Record<SegmentType, SegmentBackend>>;
 }
 
-/** Reads everything the planner compares. Side-effect free; safe to run concurrently. */
-export async function observe(b: Backends, ifname: string): Promise<ObservedDataplane> {
+/**
+ * Reads everything the planner compares. Side-effect free; safe to run concurrently.
+ * `listenPort`: the port the tunnel is to listen on; when the tunnel is not on it
+ * already, the sockets on it are read too (one more read, on a first apply or a port
+ * change only), so the plan can refuse a port someone else holds.
+ */
+export async function observe(
+  b: Backends,
+  ifname: string,
+  listenPort?: number,
+): Promise<ObservedDataplane> {
   const [links, wg, firewall] = await Promise.all([
     b.links.list(),
     b.tunnel.read(ifname),
     b.firewall.read(),
   ]);
+  const listenPortHolders =
+    listenPort !== undefined && wg?.listenPort !== listenPort && b.links.udpSockets
+      ? await b.links.udpSockets(listenPort)
+      : undefined;
   const tl = links.find((l) => l.name === ifname);
   const foreignTunnels = links.flatMap((l) =>
     (l.kind === 'vxlan' || l.kind === 'geneve') && !isVxlanDeviceName(l.name) && l.udpPort
@@ -61,6 +74,7 @@ export async function observe(b: Backends, ifname: string): Promise<ObservedData
   );
   return {
     foreignTunnels,
+    ...(listenPortHolders ? { listenPortHolders } : {}),
     firewall,
     tunnel: wg && {
       ifname,

@@ -23,6 +23,18 @@ export const VNI_MAX = 16_777_215;
  */
 export const DEFAULT_VXLAN_PORT = 4797;
 
+/**
+ * The WireGuard UDP port the cluster agent asks for unless its config sets
+ * `wireguard.listenPort`. Not WireGuard's customary 51820: the member-cluster gateway
+ * shares the node's namespace with the network plugin, and Calico, Flannel, Antrea and
+ * Kilo listen on 51820 (Calico and Flannel also 51821), Cilium on 51871, Liqo 51840.
+ * 17820 is no plugin's or multi-cluster tool's default, unassigned at IANA, below the
+ * ephemeral range (32768-60999) and Kubernetes' NodePort range (30000-32767);
+ * docs/install.md, "The WireGuard port", has the sources. Each cluster announces its
+ * own port in its endpoints, so clusters may differ.
+ */
+export const DEFAULT_WIREGUARD_PORT = 17820;
+
 /** WireGuard keys are 32 bytes, base64 with one "=" of padding (44 characters). */
 export const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 

@@ -209,7 +209,7 @@ export class Gateway {
   plan(input: unknown): Promise<PlanResult> {
     return this.serial(async () => {
       const { config: asked, backends } = await this.prepare(input);
-      const observed = await observe(backends, asked.wireguard.ifname);
+      const observed = await observe(backends, asked.wireguard.ifname, asked.wireguard.listenPort);
       const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
       const key = await this.tunnelKey(config, observed.tunnel);
       const steps = planSteps(desiredState(config, key.privateKey), observed, this.now());
@@ -228,7 +228,11 @@ export class Gateway {
       let steps: Step[] = [];
       try {
         const { config: asked, backends } = await this.prepare(input);
-        const observed = await observe(backends, asked.wireguard.ifname);
+        const observed = await observe(
+          backends,
+          asked.wireguard.ifname,
+          asked.wireguard.listenPort,
+        );
         const config = promoteStandby(asked, observed.tunnel); // an applied promotion stays
         const key = await this.tunnelKey(config, observed.tunnel);
         steps = planSteps(desiredState(config, key.privateKey), observed, this.now());

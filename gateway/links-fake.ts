@@ -5,6 +5,7 @@ import {
   type LearnedFdbEntry,
   type LinkBackend,
   type LinkInfo,
+  type UdpSocketHolder,
   type VxlanFdb,
 } from './links.js';
 
@@ -16,7 +17,14 @@ export class FakeLinks implements LinkBackend {
   /** What each VXLAN device learned; tests write here as the kernel would. */
   readonly learned = new Map<string, LearnedFdbEntry[]>();
 
+  /** UDP sockets by port that are not the tunnel's (a CNI's WireGuard); tests write here. */
+  readonly udp = new Map<number, UdpSocketHolder[]>();
+
   constructor(private readonly log: FakeLog) {}
+
+  udpSockets(port: number): Promise<UdpSocketHolder[]> {
+    return Promise.resolve([...(this.udp.get(port) ?? [])]);
+  }
 
   /** Adds a device the gateway did not make (a bridge, a pod port, the tunnel's TUN). */
   seed(link: Partial<LinkInfo> & { name: string }): void {

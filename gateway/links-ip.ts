@@ -7,6 +7,7 @@ import {
   ZERO_MAC,
   type LinkBackend,
   type LinkInfo,
+  type UdpSocketHolder,
   type VxlanFdb,
 } from './links.js';
 
@@ -122,11 +123,40 @@ function splitFdb(entries: readonly FdbJson[]): VxlanFdb {
   };
 }
 
+/**
+ * Parses `ss -H -u -a -n -p` lines: `STATE RECV-Q SEND-Q LOCAL PEER [users:(("name",pid=N,fd=M),…)]`.
+ * A socket without `users:` is the kernel's (a WireGuard or VXLAN device's) or one whose
+ * process `ss` cannot see. Pure.
+ */
+export function parseSsUdp(text: string): UdpSocketHolder[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 5)
+    .map((f) => ({
+      local: f[3]!,
+      processes: [
+        ...f
+          .slice(5)
+          .join(' ')
+          .matchAll(/\("([^"]*)",pid=(\d+)/g),
+      ].map((m) => ({
+        name: m[1]!,
+        pid: Number(m[2]),
+      })),
+    }));
+}
+
 export class IpLinks implements LinkBackend {
   constructor(private readonly host: Host) {}
 
   async list(): Promise<LinkInfo[]> {
     return parseIpAddr((await read(this.host, ['ip', '-d', '-j', 'addr', 'show'])).stdout);
+  }
+
+  async udpSockets(port: number): Promise<UdpSocketHolder[]> {
+    const r = await read(this.host, ['ss', '-H', '-u', '-a', '-n', '-p', 'sport', '=', `:${port}`]);
+    return parseSsUdp(r.stdout);
   }
 
   async fdb(dev: string): Promise<VxlanFdb> {

@@ -27,6 +27,13 @@ export interface VxlanFdb {
   readonly learned: LearnedFdbEntry[];
 }
 
+/** A UDP socket in the namespace and the processes that hold it (none: a kernel socket). */
+export interface UdpSocketHolder {
+  /** Local address:port as `ss` prints it, e.g. 0.0.0.0:51820 or [::]:51820. */
+  readonly local: string;
+  readonly processes: readonly { readonly name: string; readonly pid: number }[];
+}
+
 /** One device as the kernel reports it. */
 export interface LinkInfo {
   readonly name: string;
@@ -51,6 +58,12 @@ export interface LinkInfo {
  */
 export interface LinkBackend {
   list(): Promise<LinkInfo[]>;
+  /**
+   * UDP sockets bound to `port` in the namespace (IPv4 and IPv6), with the processes
+   * holding them when the system says (root: `ss -p`). A read. Optional: without it the
+   * gateway does not check its listen port before using it.
+   */
+  udpSockets?(port: number): Promise<UdpSocketHolder[]>;
   /** The FDB of a VXLAN device: its flood list and what it learned. */
   fdb(dev: string): Promise<VxlanFdb>;
   /**

@@ -5,7 +5,7 @@
  */
 import { addressOf, type GatewayConfig, type SegmentConfig } from './config.js';
 import { vxlanSources, type FirewallSpec, type ObservedFirewall } from './firewall.js';
-import type { LearnedFdbEntry } from './links.js';
+import type { LearnedFdbEntry, UdpSocketHolder } from './links.js';
 import { effectiveNetworkMtu, tunnelMtu } from './mtu.js';
 import { vxlanName } from './names.js';
 
@@ -177,6 +177,11 @@ export interface ObservedDataplane {
   readonly segments: ObservedSegments;
   /** VXLAN and Geneve devices that are not the gateway's (a CNI's overlay, say). */
   readonly foreignTunnels?: readonly ForeignTunnel[];
+  /**
+   * UDP sockets on the wanted WireGuard listen port, read only when the tunnel is not
+   * already on it (a CNI's WireGuard, say); undefined when not read.
+   */
+  readonly listenPortHolders?: readonly UdpSocketHolder[];
 }
 
 /** Another UDP tunnel device in the namespace, with the port its socket listens on. */

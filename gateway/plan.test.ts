@@ -393,6 +393,44 @@ test("plan - the default port sits beside the CNIs' VXLAN and Geneve devices", (
   );
 });
 
+test('plan - a listenPort another socket holds is refused before any step', (t) => {
+  // A CNI's WireGuard (Calico, Flannel, Antrea: 51820) on the port, in this namespace.
+  const port = desired.tunnel.listenPort;
+  const held = {
+    ...empty,
+    listenPortHolders: [
+      { local: `0.0.0.0:${port}`, processes: [{ name: 'calico-node', pid: 42 }] },
+    ],
+  };
+  const err = t.throws(() => planSteps(desired, held), { instanceOf: PreconditionError });
+  t.is(err?.subject, 'wireguard.listenPort');
+  t.regex(
+    err?.message ?? '',
+    new RegExp(`UDP ${port} is already in use .*calico-node \\(pid 42\\)`),
+  );
+  t.regex(err?.message ?? '', /set wireguard\.listenPort to a free port/);
+  // A kernel socket has no process: said so, and the fix is the same.
+  const kernel = { ...empty, listenPortHolders: [{ local: `[::]:${port}`, processes: [] }] };
+  t.throws(() => planSteps(desired, kernel), {
+    instanceOf: PreconditionError,
+    message: /a kernel socket \(no process; another WireGuard device\?\)/,
+  });
+  // Moving a running tunnel onto a held port: refused too.
+  t.throws(
+    () =>
+      planSteps(desired, {
+        ...converged,
+        tunnel: { ...tunnel, listenPort: 1 },
+        listenPortHolders: held.listenPortHolders,
+      }),
+    {
+      instanceOf: PreconditionError,
+    },
+  );
+  // The tunnel's own socket on its own port is no clash.
+  t.deepEqual(planSteps(desired, { ...converged, listenPortHolders: held.listenPortHolders }), []);
+});
+
 test('plan - no step ever prints the private key', (t) => {
   const text = planSteps(desired, empty).map(describeStep).join('\n');
   t.false(text.includes(PRIV));

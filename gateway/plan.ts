@@ -193,8 +193,10 @@ function tunnelSteps(
  * and its segment port.
  * `now` (unix s, default the current time) judges handshake ages: a peer endpoint that
  * WireGuard roamed to is kept while a handshake within REJECT_AFTER_TIME proves it.
- * @throws PreconditionError when a network's segment bridge does not exist: the
- * gateway plugs into local segments, it does not invent them.
+ * @throws PreconditionError when a network's segment bridge does not exist (the
+ * gateway plugs into local segments, it does not invent them), when another VXLAN or
+ * Geneve device uses vxlanPort, or when another socket holds the tunnel's listen port
+ * (`observed.listenPortHolders`) and the tunnel is not on that port already.
  */
 export function planSteps(
   desired: DesiredDataplane,
@@ -206,6 +208,21 @@ export function planSteps(
     throw new PreconditionError(
       'vxlanPort',
       `${clash.kind} device ${clash.name} already uses UDP ${clash.port} in this namespace, and the gateway's guard drops that port outside the tunnel, which would cut ${clash.name} off; set vxlanPort to a port nothing else uses (the same on every gateway of the federation)`,
+    );
+  }
+  const port = desired.tunnel.listenPort;
+  const holders = observed.tunnel?.listenPort === port ? [] : (observed.listenPortHolders ?? []);
+  if (holders.length > 0) {
+    const who = holders
+      .map((h) =>
+        h.processes.length > 0
+          ? h.processes.map((p) => `${p.name} (pid ${p.pid})`).join(', ')
+          : 'a kernel socket (no process; another WireGuard device?)',
+      )
+      .join('; ');
+    throw new PreconditionError(
+      'wireguard.listenPort',
+      `UDP ${port} is already in use in this namespace by ${who}, so the tunnel cannot listen on it (the node's network plugin may use it: Calico's, Flannel's, Antrea's and Kilo's WireGuard take 51820, Calico and Flannel 51821 for IPv6); set wireguard.listenPort to a free port, and the port of advertise.endpoints with it`,
     );
   }
   for (const v of desired.vxlans) {
