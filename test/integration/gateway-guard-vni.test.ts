@@ -17,6 +17,7 @@ import {
 } from '../fixtures/gateway-testbed.js';
 import type { GatewayConfigInput } from '../../gateway/config.js';
 import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
 import { DEFAULT_VXLAN_PORT } from '../../gateway/config.js';
 import { receivedCount, receiverArgv } from '../fixtures/frames.js';
 import { injectorArgv } from '../fixtures/vxlan-inject.js';
@@ -70,10 +71,12 @@ test.serial(
     const alphaPod = await lab.addPod(s1, ALPHA, 12, 1370);
     const betaPod = await lab.addPod(s1, BETA, 12, 1370);
 
-    // Declarative: a re-apply runs no mutating command.
+    // Declarative: a re-apply runs no mutating command and leaves the data plane as it was.
+    const before = await dataPlaneSnapshots(lab.runner, lab.sites);
     s1.runner.clear();
     t.deepEqual((await s1.gateway.apply(config(lab, s1))).steps, []);
     t.deepEqual(s1.runner.mutatingCommands(), []);
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'data plane unchanged');
 
     /** Sends from `from`'s gateway namespace (through its tunnel) and counts what reached `pod`. */
     async function inject(from: LabSite, net: LabNetwork, pod: LabPod, marker: string) {

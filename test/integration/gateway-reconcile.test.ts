@@ -3,6 +3,7 @@ import { ConfigError, PreconditionError } from '../../gateway/errors.js';
 import { testWith } from '../fixtures/privileges.js';
 import { GatewayLab, type LabNetwork } from '../fixtures/gateway-testbed.js';
 import { receivedCount, receiverArgv, senderArgv } from '../fixtures/frames.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
 
 const test = testWith({
   netAdmin: true,
@@ -31,12 +32,14 @@ test.serial(
     // The key file stays private.
     t.is((await stat(s0.keyFile)).mode & 0o777, 0o600);
 
-    // Re-apply: reads only.
+    // Re-apply: reads only, by its commands and by what the data plane looks like.
+    const before = await dataPlaneSnapshots(lab.runner, lab.sites);
     s0.runner.clear();
     const again = await s0.gateway.apply(lab.config(s0, [CDN]));
     t.deepEqual(again.steps, []);
     t.deepEqual(s0.runner.mutatingCommands(), []);
     t.true(s0.runner.calls.length > 0, 'it did read the state');
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, lab.sites), before, 'data plane unchanged');
 
     // Restart: drop the Gateway object; a fresh one adopts the running data plane.
     const wgPid = lab.launcher.get(`wireguard-go:${s0.ifname}`)?.pid;
@@ -55,6 +58,11 @@ test.serial(
     t.is(lab.launcher.get(`wireguard-go:${s0.ifname}`)?.pid, wgPid);
     await flood.exited;
     t.regex(flood.output(), /60 packets transmitted, 60 received/, flood.output());
+    t.deepEqual(
+      await dataPlaneSnapshots(lab.runner, lab.sites),
+      before,
+      'data plane unchanged by the adopt',
+    );
 
     // Removing the peer from the network removes exactly its flood entry, the MACs the
     // VXLAN device learned from it and its VNI from the guard; nothing else.
@@ -123,10 +131,12 @@ test.serial('gateway - bad config is rejected before any command runs', async (t
     ['ip', 'link', 'add', 'vx-cni', 'type', 'vxlan', 'id', '4096', 'dstport', '4789'],
     { netns: s0.ns, mutates: true },
   );
+  const plane = await dataPlaneSnapshots(lab.runner, [s0]);
   s0.runner.clear();
   const beside = await s0.gateway.apply(good);
   t.deepEqual(beside.steps, []);
   t.deepEqual(s0.runner.mutatingCommands(), []);
+  t.deepEqual(await dataPlaneSnapshots(lab.runner, [s0]), plane, 'data plane unchanged');
   // vxlanPort set to the CNI's port would cut it off by the guard: refused before any
   // change, named, and fixed by moving l2fed to another port.
   const clash = await t.throwsAsync(s0.gateway.apply({ ...good, vxlanPort: 4789 }), {
@@ -134,6 +144,7 @@ test.serial('gateway - bad config is rejected before any command runs', async (t
   });
   t.regex(clash?.message ?? '', /vxlan device vx-cni already uses UDP 4789/);
   t.deepEqual(s0.runner.mutatingCommands(), []);
+  t.deepEqual(await dataPlaneSnapshots(lab.runner, [s0]), plane, 'the refusal changed nothing');
   const moved = await s0.gateway.apply({ ...good, vxlanPort: 4790 });
   t.is(moved.steps[0]?.kind, 'firewall-set');
   const link = await lab.runner.run(['ip', '-d', '-j', 'link', 'show', 'dev', 'l2fv100'], {
