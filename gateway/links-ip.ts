@@ -126,7 +126,8 @@ function splitFdb(entries: readonly FdbJson[]): VxlanFdb {
 /**
  * Parses `ss -H -u -a -n -p` lines: `STATE RECV-Q SEND-Q LOCAL PEER [users:(("name",pid=N,fd=M),…)]`.
  * A socket without `users:` is the kernel's (a WireGuard or VXLAN device's) or one whose
- * process `ss` cannot see. Pure.
+ * process `ss` cannot see (another PID namespace: the gateway container does not share
+ * the node's). Pure.
  */
 export function parseSsUdp(text: string): UdpSocketHolder[] {
   return text

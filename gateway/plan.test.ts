@@ -409,11 +409,11 @@ test('plan - a listenPort another socket holds is refused before any step', (t) 
     new RegExp(`UDP ${port} is already in use .*calico-node \\(pid 42\\)`),
   );
   t.regex(err?.message ?? '', /set wireguard\.listenPort to a free port/);
-  // A kernel socket has no process: said so, and the fix is the same.
+  // A kernel socket (or a process in another PID namespace) shows no process: said so.
   const kernel = { ...empty, listenPortHolders: [{ local: `[::]:${port}`, processes: [] }] };
   t.throws(() => planSteps(desired, kernel), {
     instanceOf: PreconditionError,
-    message: /a kernel socket \(no process; another WireGuard device\?\)/,
+    message: /a socket with no process in sight \(a kernel one, such as another WireGuard device's/,
   });
   // Moving a running tunnel onto a held port: refused too.
   t.throws(

@@ -217,7 +217,7 @@ export function planSteps(
       .map((h) =>
         h.processes.length > 0
           ? h.processes.map((p) => `${p.name} (pid ${p.pid})`).join(', ')
-          : 'a kernel socket (no process; another WireGuard device?)',
+          : "a socket with no process in sight (a kernel one, such as another WireGuard device's, or one of a process in another PID namespace)",
       )
       .join('; ');
     throw new PreconditionError(
