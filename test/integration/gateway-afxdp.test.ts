@@ -12,6 +12,7 @@ import { DEFAULT_NFT } from '../../gateway/firewall-nft.js';
 import { ApplyError, PreconditionError } from '../../gateway/errors.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { RecordingRunner } from '../../lib/runner.js';
+import { dataPlaneSnapshots } from '../fixtures/data-plane-snapshot.js';
 
 const test = testWith({
   netAdmin: true,
@@ -172,12 +173,14 @@ test.serial(
       tunnelKind: 'wireguard-go',
       ovsInterface: { type: 'dpdk' },
     });
+    const before = await dataPlaneSnapshots(lab.runner, [site]);
     const err = await t.throwsAsync(gateway.apply(lab.config(site, [CDN], [])), {
       instanceOf: PreconditionError,
     });
     t.regex(err.message, /^ovsPorts\.type: "dpdk" is not a port type of this Open vSwitch/);
     t.regex(err.message, /iface_types: .*afxdp/);
     t.deepEqual(runner.mutatingCommands(), [], 'nothing changed');
+    t.deepEqual(await dataPlaneSnapshots(lab.runner, [site]), before, 'data plane unchanged');
     const rows = await interfaces(lab, site);
     t.false(rows.has(`l2fv${CDN.vni}`), 'no VXLAN port plugged');
   },
