@@ -780,3 +780,24 @@ test("scale - a map reads a declared peer's record and exports only when that pe
     ['p0'],
   );
 });
+
+test('scale - a join in a replica starts from the binding that replica last wrote, when newer than the one its request read', async (t) => {
+  const fake = new FakeKvStore();
+  const fed = new Federation(fake, config());
+  for (let i = 0; i < 3; i++) await fed.register(`c${i}`, reg(i));
+  await fed.setExports('c0', ['cdn'], [ask('cdn')]);
+  // c2's request read the binding, then c1's join went through in this replica.
+  const known = (await fake.get<NetworkRecord>('networks', KEYS.network('cdn')))!;
+  await fed.setExports('c1', ['cdn'], [ask('cdn')]);
+  let conflicts = 0;
+  const cas = fake.cas.bind(fake);
+  fake.cas = async (bucket, key, value, revision) => {
+    const r = await cas(bucket, key, value, revision);
+    if (key === KEYS.network('cdn') && r.type === 'conflict') conflicts++;
+    return r;
+  };
+  await fed.vnis.joinWith('cdn', 'c2', { known });
+  t.is(conflicts, 0, 'a CAS on the binding as the request read it loses to c1 join');
+  const net = await fake.get<NetworkRecord>('networks', KEYS.network('cdn'));
+  t.deepEqual(net?.value.members, ['c0', 'c1', 'c2']);
+});

@@ -33,6 +33,9 @@ function withMember(net: NetworkRecord, clusterId: string): NetworkRecord {
   return { ...net, members: [...net.members, clusterId].sort() };
 }
 
+/** Names whose last written binding a replica keeps (VniAllocator.latest): ~1 KiB each. */
+const LATEST_MAX = 4096;
+
 /** One join waiting for its turn on `net.<name>` (see joinWith). */
 interface Joiner {
   readonly clusterId: string;
@@ -60,8 +63,11 @@ export class VniAllocator {
   /** Per name, the tail of this replica's queue of CAS loops on `net.<name>`. */
   private readonly queues = new Map<string, Promise<unknown>>();
   /**
-   * Per name with a queue, the binding this replica last wrote or read: the next join in
-   * turn CASes on it without reading first (a stale one only loses its CAS).
+   * Per name, the binding this replica last wrote (at most LATEST_MAX names, oldest
+   * dropped): the next join CASes on it, or on what its request read if newer, without
+   * reading first (a stale one only loses its CAS). Kept after the queue ends: a request
+   * reads the binding a few round trips before its join, and this replica's own joins
+   * in between would otherwise make that read lose.
    */
   private readonly latest = new Map<string, { value: NetworkRecord; revision: number }>();
   /** Per name, the joins queued behind the running CAS loop, not started: one batch. */
@@ -225,8 +231,11 @@ export class VniAllocator {
             members: (net.value.members ?? members).filter((m) => m !== clusterId),
           };
           const r = await this.store.cas('networks', KEYS.network(name), next, net.revision);
-          return r.type === 'ok' ? done({ before: net.value, after: next, members }) : retry;
+          if (r.type !== 'ok') return retry;
+          this.remember(name, next, r.revision);
+          return done({ before: net.value, after: next, members });
         }
+        this.latest.delete(name);
         if (!(await this.store.delete('networks', KEYS.network(name), net.revision))) return retry;
         await this.quarantine(net.value.vni, name);
         return done({ before: net.value, members });
@@ -247,14 +256,15 @@ export class VniAllocator {
     void tail.then(() => {
       if (this.queues.get(name) !== tail) return;
       this.queues.delete(name);
-      this.latest.delete(name);
     });
     return run;
   }
 
-  /** Notes the binding of `name` as this replica wrote it, while joins of it are queued. */
+  /** Notes the binding of `name` as this replica wrote it. */
   private remember(name: string, value: NetworkRecord, revision: number): void {
-    if (this.queues.has(name)) this.latest.set(name, { value, revision });
+    this.latest.delete(name); // re-inserted last: the map's order is oldest first
+    this.latest.set(name, { value, revision });
+    if (this.latest.size > LATEST_MAX) this.latest.delete(this.latest.keys().next().value!);
   }
 
   /** Of what this replica wrote and what the caller read, the newer binding (if any). */
