@@ -145,6 +145,12 @@ const cases: Case[] = [
     /duplicate segment br-cdn/,
   ],
   ['identity not a label', (c) => (c.identity = 'Madrid_1'), 'identity', /DNS-1123/],
+  [
+    'the VXLAN port equal to the WireGuard port',
+    (c) => (c.vxlanPort = c.wireguard.listenPort),
+    'vxlanPort',
+    /also wireguard\.listenPort.*own UDP port/,
+  ],
 ];
 
 for (const [title, edit, path, msg] of cases) {

@@ -236,6 +236,13 @@ function duplicates<T>(items: readonly T[], key: (t: T) => string): Map<string, 
 /** Cross-field rules that a per-field schema cannot express. */
 function crossCheck(c: GatewayConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
+  // One namespace, one UDP port: the VXLAN socket and the tunnel's cannot share it.
+  if (c.vxlanPort === c.wireguard.listenPort) {
+    issues.push({
+      path: 'vxlanPort',
+      message: `vxlanPort ${c.vxlanPort} is also wireguard.listenPort: the VXLAN devices and the tunnel each need their own UDP port; set vxlanPort back to its default (${DEFAULT_VXLAN_PORT}) or another free port`,
+    });
+  }
   // Every holder of a duplicate gets an issue naming the others (by name too), so a caller
   // can tell which entries clash and drop all of them rather than guess the genuine one.
   const dup = <T extends { name: string }>(
