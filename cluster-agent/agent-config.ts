@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { credentialSchema, type Credential } from '../broker/auth-config.js';
-import { DEFAULT_WIREGUARD_PORT } from '../gateway/config.js';
+import { DEFAULT_VXLAN_PORT, DEFAULT_WIREGUARD_PORT } from '../gateway/config.js';
 import { isVxlanDeviceName } from '../gateway/names.js';
 import { AgentConfigError } from './errors.js';
 import { dnsLabel, ifName } from './schema-common.js';
@@ -153,6 +153,13 @@ export function parseAgentConfig(raw: unknown, file = '(config)'): AgentConfig {
   }
   if (r.data.source && 'folder' in r.data.source && r.data.statusDir === undefined) {
     throw new AgentConfigError(file, ['statusDir: required with source.folder']);
+  }
+  // The gateway refuses it too, but only once the agent programs it: say so at load.
+  const vxlanPort = r.data.vxlanPort ?? DEFAULT_VXLAN_PORT;
+  if (vxlanPort === r.data.wireguard.listenPort) {
+    throw new AgentConfigError(file, [
+      `vxlanPort: ${vxlanPort} is also wireguard.listenPort; the VXLAN devices and the tunnel each need their own UDP port`,
+    ]);
   }
   return r.data;
 }

@@ -49,6 +49,17 @@ test("agent config - the default WireGuard port is no network plugin's, not ephe
   t.true(port >= 1024 && port < 30_000, `default listenPort ${port} is outside 1024-29999`);
 });
 
+test('agent config - a vxlanPort equal to the WireGuard port is refused at load, naming both', (t) => {
+  const base = config('/x', 1);
+  for (const c of [
+    { ...base, vxlanPort: 30_000, wireguard: { ...base.wireguard, listenPort: 30_000 } },
+    { ...base, wireguard: { ...base.wireguard, listenPort: DEFAULT_VXLAN_PORT } },
+  ]) {
+    const err = t.throws(() => parseAgentConfig(c), { instanceOf: AgentConfigError });
+    t.regex(err.message, /vxlanPort: \d+ is also wireguard\.listenPort/);
+  }
+});
+
 test('agent config - defaults filled in; typos and missing fields named', (t) => {
   const c = parseAgentConfig(config('/x', 1));
   t.is(c.wireguard.listenPort, DEFAULT_WIREGUARD_PORT);
