@@ -4,7 +4,8 @@
  * at the asked size (a size over the route MTU fails with DF, passes without); IPv6;
  * restarted after it dies; gone after close().
  */
-import { ExecaRunner, RecordingRunner } from '../../lib/runner.js';
+import type { ExecutionContext } from 'ava';
+import { ExecaRunner, RecordingRunner, type CommandRunner } from '../../lib/runner.js';
 import { NetnsSet } from '../../lib/netns.js';
 import { shortId } from '../../lib/short-id.js';
 import { HelperProber } from '../../gateway/prober.js';
@@ -14,6 +15,18 @@ import { requireNft } from '../../gateway/firewall-nft.js';
 import { testWith } from '../fixtures/privileges.js';
 
 const test = testWith({ netAdmin: true, tools: ['ip', 'python3'] });
+
+/** Two throwaway namespaces joined by a veth (pa 198.19.255.1/24 in a; pb in b, no address). */
+async function pair(t: ExecutionContext, runner: CommandRunner) {
+  t.timeout(60_000);
+  const netns = new NetnsSet(runner, `l2fed-pr${shortId()}`);
+  t.teardown(() => netns.dispose());
+  const a = await netns.add('a');
+  const b = await netns.add('b');
+  await netns.veth({ ns: a, ifname: 'pa' }, { ns: b, ifname: 'pb' });
+  await netns.addr(a, 'pa', '198.19.255.1/24');
+  return { netns, a, b };
+}
 
 test('prober helper - echoes, DF sizes, IPv6, frames: one process; restarts; closes', async (t) => {
   t.timeout(60_000);
@@ -78,14 +91,8 @@ test('prober helper - echoes, DF sizes, IPv6, frames: one process; restarts; clo
 });
 
 test('prober helper - counters and the nft table as ip -s -j link and nft -j list say, in its namespace, with no process', async (t) => {
-  t.timeout(60_000);
   const runner = new RecordingRunner(new ExecaRunner());
-  const netns = new NetnsSet(runner, `l2fed-pr${shortId()}`);
-  t.teardown(() => netns.dispose());
-  const a = await netns.add('a');
-  const b = await netns.add('b');
-  await netns.veth({ ns: a, ifname: 'pa' }, { ns: b, ifname: 'pb' });
-  await netns.addr(a, 'pa', '198.19.255.1/24');
+  const { netns, a, b } = await pair(t, runner);
   await netns.addr(b, 'pb', '198.19.255.2/24');
   // The absolute path: under npx, a bare `nft` is node_modules/.bin/nft (@vercel/nft).
   const nftBin = await requireNft();
@@ -144,14 +151,8 @@ atexit.register(lambda: sys.stderr.write("df-sets %d\\n" % _df_sets[0]))
 `;
 
 test('prober helper - per-peer cost of a batch: one DF setsockopt per change, not per echo; ≤ 16 reply bytes per peer', async (t) => {
-  t.timeout(60_000);
   const runner = new ExecaRunner();
-  const netns = new NetnsSet(runner, `l2fed-pr${shortId()}`);
-  t.teardown(() => netns.dispose());
-  const a = await netns.add('a');
-  const b = await netns.add('b');
-  await netns.veth({ ns: a, ifname: 'pa' }, { ns: b, ifname: 'pb' });
-  await netns.addr(a, 'pa', '198.19.255.1/24');
+  const { netns, a, b } = await pair(t, runner);
   const peers = Array.from({ length: 20 }, (_, i) => `198.19.255.${i + 2}`);
   for (const addr of peers) await netns.addr(b, 'pb', `${addr}/24`);
   // The real program, with setsockopt counted (what the helper does per echo).
