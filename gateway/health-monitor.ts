@@ -120,6 +120,8 @@ export class HealthMonitor {
   private before = new Map<string, Counters>();
   /** Per VXLAN device: when its receive counter last moved (unix s), for the silence check. */
   private readonly lastRx = new Map<string, number>();
+  /** Per VXLAN device: its tx_dropped at the last check (when the read gives it). */
+  private readonly txDropped = new Map<string, number>();
   /** Per VXLAN device: frames our last probe put on it (to tell tenant tx from probes). */
   private readonly probeTx = new Map<string, number>();
   private readonly prober: L2Prober | undefined;
@@ -233,6 +235,15 @@ export class HealthMonitor {
         txPackets: l?.stats64?.tx.packets ?? 0,
       };
       const before = this.before.get(device);
+      // tx_dropped since the last check; none on the first read or after a re-create.
+      const droppedNow = l?.stats64?.tx.dropped;
+      const droppedBefore = this.txDropped.get(device);
+      const txDropped =
+        droppedNow !== undefined && droppedBefore !== undefined
+          ? Math.max(0, droppedNow - droppedBefore)
+          : 0;
+      if (droppedNow === undefined) this.txDropped.delete(device);
+      else this.txDropped.set(device, droppedNow);
       const peerStates = n.peers.map((name) => byName.get(name)?.status ?? 'down');
       // Silence counts only while some peer is reachable, and restarts when the counter
       // moves or goes backwards (device re-created).
@@ -262,6 +273,7 @@ export class HealthMonitor {
           silentSeconds,
           silenceLimitSeconds: silenceLimit,
           shortPaths,
+          txDropped,
         }),
         this.o.loops?.network(n.name),
       );
@@ -273,7 +285,7 @@ export class HealthMonitor {
       };
     });
     const devices = new Set(networks.map((n) => n.health.device));
-    for (const m of [this.before, this.lastRx]) {
+    for (const m of [this.before, this.lastRx, this.txDropped]) {
       for (const d of m.keys()) if (!devices.has(d)) m.delete(d);
     }
     const l2 =

@@ -95,7 +95,26 @@ const netCases: [string, Parameters<typeof judgeNetwork>[0], NetworkStatus][] = 
     { ...quiet, peers: ['down'], silentSeconds: 99, silenceLimitSeconds: 30 },
     'down',
   ],
+  [
+    'frames dropped by the kernel before the tunnel, peers up, traffic both ways',
+    { deviceUp: true, peers: ['up'], now: c(9, 9), before: c(1, 1), txDropped: 3 },
+    'degraded',
+  ],
 ];
+test('health - network: frames the kernel dropped on the VXLAN device are named with the likely cause', (t) => {
+  const r = judgeNetwork({
+    deviceUp: true,
+    peers: ['up', 'up'],
+    now: c(9, 9),
+    before: c(1, 1),
+    txDropped: 13_924,
+  });
+  t.is(r.status, 'degraded');
+  t.regex(
+    r.reason,
+    /dropped 13924 frames on their way to peers.*neighbor table overflow.*gc_thresh3/,
+  );
+});
 test('health - network: idle says so in the reason, traffic clears it', (t) => {
   const idle = judgeNetwork({ deviceUp: true, peers: ['up'], now: c(1, 1), before: c(1, 1) });
   t.regex(idle.reason, /^idle/);

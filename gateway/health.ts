@@ -228,6 +228,8 @@ export function judgeNetwork(input: {
     readonly measured: number;
     readonly needed: number;
   }[];
+  /** Frames the kernel dropped on the VXLAN device's transmit since `before` (tx_dropped). */
+  readonly txDropped?: number;
 }): { status: NetworkStatus; reason: string } {
   if (!input.deviceUp) return { status: 'down', reason: 'VXLAN device missing or down' };
   if (input.peers.length === 0) return { status: 'ok', reason: 'no peers carry this network' };
@@ -256,6 +258,19 @@ export function judgeNetwork(input: {
     return {
       status: 'degraded',
       reason: `full-size frames (${short[0]!.needed} B in the tunnel) do not fit the path MTU to ${paths}`,
+    };
+  }
+  // Dropped before WireGuard saw them, with no error anywhere else (issue 18: a full host
+  // neighbour table dropped 13,924 frames on one device while every peer answered probes).
+  const dropped = input.txDropped ?? 0;
+  if (dropped > 0) {
+    return {
+      status: 'degraded',
+      reason:
+        `the kernel dropped ${dropped} frames on their way to peers since the last check ` +
+        `(tx_dropped of the VXLAN device): a full host neighbour table (dmesg "neighbor table ` +
+        `overflow"; raise net.ipv4.neigh.default.gc_thresh3, docs/install.md) or a tunnel that ` +
+        `cannot keep up`,
     };
   }
   if (down > 0)

@@ -24,7 +24,7 @@ export class FakeProbeHelper {
   /** When set, echo requests get this error (a helper failing after it started). */
   failEchoes: string | undefined;
   /** What the 'links' op reports (the helper reads /sys/class/net in its namespace). */
-  links: { ifname: string; up: boolean; rx: number; tx: number }[] = [];
+  links: { ifname: string; up: boolean; rx: number; tx: number; txd?: number }[] = [];
   /** 'links' requests seen. */
   linkReads = 0;
   /** When set, the helper reports this and exits instead of becoming ready. */

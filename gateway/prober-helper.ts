@@ -10,7 +10,8 @@
  *   → {"id", "op": "beacons", "identity", "devices"}       the loop beacons (loop-beacon.ts)
  *   ← {"id", "sent": [device…], "failed": {device: why}}
  *   → {"id", "op": "links"}      every device of the namespace, from /sys/class/net
- *   ← {"id", "links": [{"ifname", "up", "rx", "tx"}…]}    up: IFF_UP; rx/tx: packets
+ *   ← {"id", "links": [{"ifname", "up", "rx", "tx", "txd"?}…]}   up: IFF_UP; rx/tx: packets;
+ *                                        txd: tx_dropped, VXLAN devices (l2fv…) only
  *   → {"id", "op": "nft-list", "family", "table"}   nft -j list table, via libnftables
  *   ← {"id", "exitCode", "stdout", "stderr"}
  *
@@ -154,9 +155,14 @@ def links(m):
                 rx = int(f.read())
             with open(base + "/statistics/tx_packets") as f:
                 tx = int(f.read())
+            entry = {"ifname": name, "up": bool(flags & 1), "rx": rx, "tx": tx}
+            if name.startswith("l2fv"):
+                # VXLAN devices only: frames the kernel dropped on their way to peers.
+                with open(base + "/statistics/tx_dropped") as f:
+                    entry["txd"] = int(f.read())
         except (OSError, ValueError):
             continue  # went away while read
-        res.append({"ifname": name, "up": bool(flags & 1), "rx": rx, "tx": tx})
+        res.append(entry)
     out({"id": m["id"], "links": res})
 
 def nft_list(m):

@@ -105,6 +105,19 @@ test('health cost - counters from the helper judge a network as ip -s -j link di
   t.like(second?.networks[0], { rxPackets: 5, txPackets: 7, status: 'down' });
 });
 
+test('health - tx_dropped of a VXLAN device (read by the helper) degrades its network while it grows', async (t) => {
+  const { runner, monitor } = await rig(t, 1);
+  runner.helper.links = [{ ifname: 'l2fv100', up: true, rx: 1, tx: 1, txd: 40 }];
+  const first = await monitor.check();
+  t.is(first?.networks[0]?.status, 'ok', "drops before the first read are not this check's");
+  runner.helper.links = [{ ifname: 'l2fv100', up: true, rx: 9, tx: 9, txd: 52 }];
+  const second = await monitor.check();
+  t.is(second?.networks[0]?.status, 'degraded');
+  t.regex(second?.networks[0]?.reason ?? '', /dropped 12 frames on their way to peers/);
+  runner.helper.links = [{ ifname: 'l2fv100', up: true, rx: 20, tx: 20, txd: 52 }];
+  t.is((await monitor.check())?.networks[0]?.status, 'ok', 'no new drops: ok again');
+});
+
 test('health cost - path MTU through the helper: same probes as with ping (needed DF, small, search from the last answer)', async (t) => {
   const { runner, monitor } = await rig(t, 1);
   const B = '198.19.255.2';

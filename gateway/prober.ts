@@ -285,11 +285,20 @@ export class HelperProber implements Pinger, L2Prober {
    */
   async links(netns: string | undefined): Promise<LinkStats[]> {
     const m = await this.request(netns, { op: 'links' }, 5000);
-    const links = m.links as { ifname: string; up: boolean; rx: number; tx: number }[];
+    const links = m.links as {
+      ifname: string;
+      up: boolean;
+      rx: number;
+      tx: number;
+      txd?: number;
+    }[];
     return links.map((l) => ({
       ifname: l.ifname,
       flags: l.up ? ['UP'] : [],
-      stats64: { rx: { packets: l.rx }, tx: { packets: l.tx } },
+      stats64: {
+        rx: { packets: l.rx },
+        tx: { packets: l.tx, ...(l.txd === undefined ? {} : { dropped: l.txd }) },
+      },
     }));
   }
 
@@ -331,7 +340,11 @@ export class HelperProber implements Pinger, L2Prober {
 export interface LinkStats {
   readonly ifname: string;
   readonly flags?: readonly string[];
-  readonly stats64?: { readonly rx: { packets: number }; readonly tx: { packets: number } };
+  readonly stats64?: {
+    readonly rx: { packets: number };
+    /** dropped: frames the kernel dropped on transmit (through the helper: VXLAN devices only). */
+    readonly tx: { packets: number; dropped?: number };
+  };
 }
 
 /**

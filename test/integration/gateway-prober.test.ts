@@ -101,6 +101,16 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
     input:
       'table inet l2fed_t {\n chain c {\n  type filter hook output priority 0;\n  meta l4proto icmp counter comment "echo out"\n }\n}\n',
   });
+  // A VXLAN device with no destination at all: the kernel drops what it would send
+  // (tx_dropped), here the IPv6 router solicitations of its link-local address.
+  await runner.run(['ip', 'link', 'add', 'l2fv7', 'type', 'vxlan', 'id', '7', 'dstport', '4797'], {
+    netns: a,
+  });
+  await runner.run(['ip', 'link', 'set', 'l2fv7', 'up'], { netns: a });
+  await runner.run(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '1', '-I', 'l2fv7', 'ff02::1'], {
+    netns: a,
+    allowFailure: true,
+  });
   const helper = new HelperProber(runner);
   t.teardown(() => helper.close());
   t.true(await helper.ready(a), helper.lastError);
@@ -115,7 +125,7 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
   ) as {
     ifname: string;
     flags: string[];
-    stats64: { rx: { packets: number }; tx: { packets: number } };
+    stats64: { rx: { packets: number }; tx: { packets: number; dropped: number } };
   }[];
   t.deepEqual(
     links.map((l) => l.ifname).sort(),
@@ -130,6 +140,11 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
     if (l.ifname !== 'pa') t.is(h.stats64?.tx.packets, l.stats64.tx.packets, `${l.ifname} tx`);
   }
   t.true((links.find((l) => l.ifname === 'pa')?.stats64?.tx.packets ?? 0) >= 3);
+  // tx_dropped: read for VXLAN devices only, as ip reads it.
+  const vx = links.find((l) => l.ifname === 'l2fv7')?.stats64?.tx.dropped ?? -1;
+  t.true(vx > 0, `l2fv7 tx_dropped ${vx}`);
+  t.true(vx <= ip.find((l) => l.ifname === 'l2fv7')!.stats64.tx.dropped);
+  t.is(links.find((l) => l.ifname === 'pa')?.stats64?.tx.dropped, undefined);
   const nft = await runner.run([nftBin, '-j', 'list', 'table', 'inet', 'l2fed_t'], { netns: a });
   t.is(table.exitCode, 0, table.stderr);
   t.deepEqual(JSON.parse(table.stdout), JSON.parse(nft.stdout), 'the same JSON as nft -j list');
