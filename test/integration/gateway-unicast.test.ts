@@ -215,18 +215,7 @@ const unicast = test.macro({
     const vx0 = await rx(lab, s2.ns, 'l2fv100');
     const wg0 = await rx(lab, s2.ns, s2.ifname);
     const pod0 = await rx(lab, c.ns, 'eth1');
-    await lab.spawn(
-      'iperf3',
-      b.ns,
-      ['iperf3', '-s', '-1', '--forceflush', '-B', b.ip],
-      /Server listening/,
-    );
-    const perf = await lab.runner.run(['iperf3', '-c', b.ip, '-n', '10M', '-J'], {
-      netns: a.ns,
-      timeoutMs: 90_000,
-    });
-    const sent = (JSON.parse(perf.stdout) as { end: { sum_sent: { bytes: number } } }).end.sum_sent
-      .bytes;
+    const sent = (await lab.tcpTransfer(a.ns, b, { bytes: '10M' })).sum_sent.bytes;
     const vx1 = await rx(lab, s2.ns, 'l2fv100');
     const wg1 = await rx(lab, s2.ns, s2.ifname);
     const pod1 = await rx(lab, c.ns, 'eth1');
