@@ -10,6 +10,7 @@
  * IPC: sends {type: 'ready'}; answers {type: 'stats'} with ReplicaStats; on
  * {type: 'stop'} drains and exits.
  */
+import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from 'nats';
 import { Broker } from '../broker/broker.js';
 import { connectOptionsFor, type Credential } from '../broker/auth-config.js';
@@ -31,6 +32,9 @@ export interface ReplicaStats {
   /** process.cpuUsage() user + system, ms. */
   readonly cpuMs: number;
   readonly rssBytes: number;
+  /** read/write system calls of the process (/proc/self/io syscr, syscw; 0 where absent). */
+  readonly readSyscalls: number;
+  readonly writeSyscalls: number;
   readonly handled: number;
   readonly failed: number;
   /** KV operations by "<bucket> <op> <result>" (the replica's own metrics, broker/metrics.ts). */
@@ -75,6 +79,17 @@ function countRequests(nc: NatsConnection) {
   return n;
 }
 
+/** syscr and syscw of /proc/self/io: mostly socket reads and writes here. */
+function syscalls(): { readSyscalls: number; writeSyscalls: number } {
+  try {
+    const io = readFileSync('/proc/self/io', 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? 0);
+    return { readSyscalls: field('syscr'), writeSyscalls: field('syscw') };
+  } catch {
+    return { readSyscalls: 0, writeSyscalls: 0 };
+  }
+}
+
 async function main(): Promise<void> {
   const args = JSON.parse(process.env.L2FED_BENCH_REPLICA ?? '') as ReplicaArgs;
   const nc = await connect({
@@ -97,6 +112,7 @@ async function main(): Promise<void> {
           ...counts,
           cpuMs: (cpu.user + cpu.system) / 1000,
           rssBytes: process.memoryUsage().rss,
+          ...syscalls(),
           handled: broker.stats.handled,
           failed: broker.stats.failed,
           ...metrics,

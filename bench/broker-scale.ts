@@ -526,6 +526,14 @@ async function buildOnce(
         `nats-server ${Math.round(natsCpuMs)} ms, simulated clusters ${Math.round((ownCpu.user + ownCpu.system) / 1000)} ms ` +
         `(wall ${Math.round(buildMs)} ms, 2 cores)`,
     );
+    const ops =
+      sum(after, (s) => s.reads + s.writes + s.listings + s.other) -
+      sum(before, (s) => s.reads + s.writes + s.listings + s.other);
+    log(
+      `broker replicas' system calls per KV operation: ` +
+        `write ${((sum(after, (s) => s.writeSyscalls) - sum(before, (s) => s.writeSyscalls)) / ops).toFixed(2)}, ` +
+        `read ${((sum(after, (s) => s.readSyscalls) - sum(before, (s) => s.readSyscalls)) / ops).toFixed(2)}`,
+    );
     log(
       `KV ops per cluster by bucket/op/result: ` +
         perCluster(before, after, size, (s) => s.kvOps)
