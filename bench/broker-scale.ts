@@ -238,12 +238,15 @@ async function startReplica(args: ReplicaArgs): Promise<Replica> {
     cwd: REPO,
     env: { ...process.env, L2FED_BENCH_REPLICA: JSON.stringify(args) },
     // L2FED_BENCH_CPU_PROF=<dir>: each replica writes a V8 CPU profile there on exit.
+    // L2FED_BENCH_REPLICA_NODE_ARGS: more node options for the replicas only, to try a
+    // runtime setting on the broker alone (e.g. '--stack-trace-limit=0').
     execArgv: [
       '--import',
       'tsx',
       ...(process.env.L2FED_BENCH_CPU_PROF
         ? ['--cpu-prof', '--cpu-prof-dir', process.env.L2FED_BENCH_CPU_PROF]
         : []),
+      ...(process.env.L2FED_BENCH_REPLICA_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
