@@ -239,7 +239,8 @@ async function startReplica(args: ReplicaArgs): Promise<Replica> {
     env: { ...process.env, L2FED_BENCH_REPLICA: JSON.stringify(args) },
     // L2FED_BENCH_CPU_PROF=<dir>: each replica writes a V8 CPU profile there on exit.
     // L2FED_BENCH_REPLICA_NODE_ARGS: more node options for the replicas only, to try a
-    // runtime setting on the broker alone (e.g. '--stack-trace-limit=0').
+    // runtime setting on the broker alone (e.g. '--max-semi-space-size=64'; not
+    // '--stack-trace-limit' below 3: tsx then fails to import nats' named exports).
     execArgv: [
       '--import',
       'tsx',
