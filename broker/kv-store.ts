@@ -38,23 +38,9 @@ export type Store = Pick<KvStore, 'get' | 'read' | 'cas' | 'create' | 'put' | 'd
 
 /**
  * All broker buckets. Safe to share between concurrent requests; every method is a
- * single KV operation and caches no state (only decoded values, by revision), so N
- * replicas see the same state.
+ * single KV operation and keeps no cache, so N replicas see the same state.
  */
 export class KvStore {
-  /** Most values kept decoded (each the last one read of its key). */
-  static readonly DECODED_MAX = 8192;
-
-  /**
-   * The last value decoded per `<bucket>/<key>`, least recently read first. A read that
-   * finds the same revision written at the same time reuses it: most reads repeat a
-   * revision (a cluster's record, exports and peerings are read for each peer's map),
-   * and decoding was the largest broker-owned item of a replica's CPU profile. The read
-   * itself still goes to KV, so replicas stay stateless; the timestamp tells a stream
-   * recreated under us (sequences restart) from the same write.
-   */
-  private readonly decoded = new Map<string, { at: number; entry: Versioned<unknown> }>();
-
   private constructor(
     private readonly js: JetStreamClient,
     private readonly kvs: Record<BucketId, KV>,
@@ -83,7 +69,7 @@ export class KvStore {
   /** Live value and revision, or undefined (absent or deleted). */
   async get<T>(bucket: BucketId, key: string): Promise<Versioned<T> | undefined> {
     const e = await this.entry(bucket, key);
-    return e === undefined || e.operation !== 'PUT' ? undefined : this.decode<T>(bucket, key, e);
+    return e === undefined || e.operation !== 'PUT' ? undefined : this.decode<T>(e);
   }
 
   /** Like get, but also returns the revision of a tombstone (0 when never written). */
@@ -94,7 +80,7 @@ export class KvStore {
     const e = await this.entry(bucket, key);
     if (e === undefined) return { value: undefined, revision: 0 };
     if (e.operation !== 'PUT') return { value: undefined, revision: e.revision };
-    return this.decode<T>(bucket, key, e);
+    return this.decode<T>(e);
   }
 
   /**
@@ -176,22 +162,8 @@ export class KvStore {
     }
   }
 
-  /** The entry's value, decoded once per revision (shared: callers never mutate it). */
-  private decode<T>(bucket: BucketId, key: string, e: KvEntry): Versioned<T> {
-    const id = `${bucket}/${key}`;
-    const at = e.created.getTime();
-    const hit = this.decoded.get(id);
-    this.decoded.delete(id);
-    if (hit && hit.entry.revision === e.revision && hit.at === at) {
-      this.decoded.set(id, hit);
-      return hit.entry as Versioned<T>;
-    }
-    const entry = { value: JSON.parse(utf8.decode(e.value)) as T, revision: e.revision };
-    this.decoded.set(id, { at, entry });
-    if (this.decoded.size > KvStore.DECODED_MAX) {
-      this.decoded.delete(this.decoded.keys().next().value as string);
-    }
-    return entry;
+  private decode<T>(e: KvEntry): Versioned<T> {
+    return { value: JSON.parse(utf8.decode(e.value)) as T, revision: e.revision };
   }
 }
 
