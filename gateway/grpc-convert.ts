@@ -133,6 +133,7 @@ export function healthToProto(h: HealthReport): pb.HealthReport {
       probeReceived: p.probe.received,
       probeLoss: p.probe.loss,
       rttMs: p.probe.rttMs,
+      probeAgeSeconds: p.probeAgeSeconds,
       status: p.status,
       reason: p.reason,
       pathMtu: p.pathMtu?.measured,

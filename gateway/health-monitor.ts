@@ -33,6 +33,7 @@ import {
   type HealthReport,
   type NetworkHealth,
   type NetworkNeed,
+  type PathMtu,
   type PeerHealth,
   type ProbeResult,
 } from './health.js';
@@ -45,9 +46,17 @@ import {
   type EchoRequest,
 } from './prober.js';
 import { withLoop } from './loop-guard.js';
+import { DEFAULT_PROBE_REFRESH_PEERS, peersToProbe, type LastProbe } from './probe-schedule.js';
 import type { GatewayMetrics } from './metrics.js';
 import { vxlanName, type ObservedPeer } from './model.js';
 import { SMALL_PROBE_PACKET, tunnelPacketFor } from './mtu.js';
+
+/** The inner packet size (bytes) a peer's networks need: the largest MTU + VXLAN; 0 = none. */
+function neededPacket(needs: readonly NetworkNeed[]): number {
+  let needed = 0;
+  for (const n of needs) if (n.mtu > 0) needed = Math.max(needed, tunnelPacketFor(n.mtu));
+  return needed;
+}
 
 /** The silence that marks a network not-receiving, unless configured: ≥ 3 checks. */
 export function defaultSilenceLimitMs(intervalMs: number): number {
@@ -98,6 +107,14 @@ export interface HealthMonitorOptions {
    * run, there are none.
    */
   readonly livenessIntervalMs?: number | false;
+  /**
+   * Peers the tunnel vouches for (last probe up, fresh handshake, WireGuard received from
+   * them since the last check) that are still probed in each check, longest ago first
+   * (probe-schedule.ts); every other peer is probed every check. Default
+   * DEFAULT_PROBE_REFRESH_PEERS (8): up to 8 peers, every peer every check. Each peer's
+   * RTT, loss and path MTU are then at most ceil(peers / this) checks old.
+   */
+  readonly probeRefreshPeers?: number;
 }
 
 /** Seconds a liveness echo waits for its answer at least (more for a slow path: 4 × RTT). */
@@ -132,6 +149,19 @@ export class HealthMonitor {
   private readonly probeFailed = new Set<string>();
   /** Path-MTU probing per peer name: did it answer last time, and the last size found. */
   private readonly paths = new Map<string, { answered: boolean; measured?: number }>();
+  /** Per peer name: its last probe's result and what it was judged on (probe-schedule.ts). */
+  private readonly lastProbe = new Map<
+    string,
+    LastProbe & { probe: ProbeResult; pathMtu: PathMtu | undefined; atSeconds: number }
+  >();
+  /** Per peer name: WireGuard's received bytes at the last check (updated in place). */
+  private readonly lastPeerRx = new Map<
+    string,
+    { publicKey: string; rxBytes: number | undefined }
+  >();
+  private checks = 0;
+  /** The peer list per-peer state was last pruned for (pruned again when it changes). */
+  private prunedFor: GatewayConfig['peers'] | undefined;
   private readonly listeners = new Set<(h: HealthReport) => void>();
   /** Liveness echo counts per peer name (fast fail-over). */
   private readonly echoes = new Map<string, EchoTrack>();
@@ -192,32 +222,91 @@ export class HealthMonitor {
       }
     }
 
-    const peers = await Promise.all(
-      config.peers.map(async (p): Promise<PeerHealth> => {
-        const needs = networkNeeds.get(p.name) ?? [];
-        const { probe, measured } = await this.probePeer(p.name, p.transitAddress, needs, echo);
-        const pathMtu = judgePathMtu(needs, measured);
-        if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
-        else this.probeFailed.delete(p.name);
+    const check = ++this.checks;
+    const toProbe = peersToProbe(
+      config.peers.map((p) => {
         const wg = wgPeers.get(p.publicKey);
-        const age =
-          wg && wg.latestHandshake > 0 ? Math.max(0, now - wg.latestHandshake) : undefined;
-        const endpoint = switched.get(p.name) ?? wg?.endpoint;
         return {
           name: p.name,
           publicKey: p.publicKey,
-          endpoint,
-          endpointSource: endpointSource(p.endpoints, endpoint),
-          endpointFailovers: this.failover.get(p.name)?.failovers ?? 0,
-          handshakeAgeSeconds: age,
-          rxBytes: wg?.rxBytes ?? 0,
-          txBytes: wg?.txBytes ?? 0,
-          probe,
-          pathMtu,
-          ...judgePeer(age, probe, { peer: p.name, mtu: pathMtu }),
+          rxBytes: wg?.rxBytes,
+          latestHandshake: wg?.latestHandshake ?? 0,
+          needed: neededPacket(networkNeeds.get(p.name) ?? []),
+          switched: switched.has(p.name),
         };
       }),
+      (name) => this.lastProbe.get(name),
+      (name) => this.lastPeerRx.get(name),
+      now,
+      this.o.probeRefreshPeers ?? DEFAULT_PROBE_REFRESH_PEERS,
     );
+    // Only the probed peers wait for echoes; the others are built without a promise each
+    // (at 100 peers the per-peer async frames were most of a check's garbage).
+    const probed = new Map(
+      await Promise.all(
+        config.peers
+          .filter((p) => toProbe.has(p.name))
+          .map(
+            async (p) =>
+              [
+                p.name,
+                await this.probePeer(
+                  p.name,
+                  p.transitAddress,
+                  networkNeeds.get(p.name) ?? [],
+                  echo,
+                ),
+              ] as const,
+          ),
+      ),
+    );
+    const peers = config.peers.map((p): PeerHealth => {
+      const wg = wgPeers.get(p.publicKey);
+      const age = wg && wg.latestHandshake > 0 ? Math.max(0, now - wg.latestHandshake) : undefined;
+      const rx = this.lastPeerRx.get(p.name);
+      if (rx) Object.assign(rx, { publicKey: p.publicKey, rxBytes: wg?.rxBytes });
+      else this.lastPeerRx.set(p.name, { publicKey: p.publicKey, rxBytes: wg?.rxBytes });
+      const fresh = probed.get(p.name);
+      let last = this.lastProbe.get(p.name);
+      if (fresh || !last) {
+        // (!last cannot happen: a peer never probed is always chosen.)
+        const needs = networkNeeds.get(p.name) ?? [];
+        const probe = fresh?.probe ?? { sent: 0, received: 0, loss: 1, rttMs: undefined };
+        const pathMtu = judgePathMtu(needs, fresh?.measured);
+        if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
+        else this.probeFailed.delete(p.name);
+        const judged = judgePeer(age, probe, { peer: p.name, mtu: pathMtu });
+        last = {
+          publicKey: p.publicKey,
+          needed: neededPacket(needs),
+          check,
+          up: judged.status === 'up',
+          probe,
+          pathMtu,
+          atSeconds: now,
+        };
+        this.lastProbe.set(p.name, last);
+      }
+      const endpoint = switched.get(p.name) ?? wg?.endpoint;
+      // A kept result was up with a fresh handshake (probe-schedule.ts): judged anew all
+      // the same, so the report never says more than its inputs.
+      const judged = judgePeer(age, last.probe, { peer: p.name, mtu: last.pathMtu });
+      return {
+        name: p.name,
+        publicKey: p.publicKey,
+        endpoint,
+        endpointSource: endpointSource(p.endpoints, endpoint),
+        endpointFailovers: this.failover.get(p.name)?.failovers ?? 0,
+        handshakeAgeSeconds: age,
+        rxBytes: wg?.rxBytes ?? 0,
+        txBytes: wg?.txBytes ?? 0,
+        probe: last.probe,
+        probeAgeSeconds: now - last.atSeconds,
+        pathMtu: last.pathMtu,
+        status: judged.status,
+        reason: judged.reason,
+      };
+    });
 
     // Through the helper when it runs: a check then starts no process at all.
     const stats = await readLinkStats(this.o.runner, helperUp ? this.helper : undefined, netns);
@@ -227,6 +316,9 @@ export class HealthMonitor {
       this.o.prober !== false
         ? (this.o.silenceLimitMs ?? defaultSilenceLimitMs(this.o.intervalMs ?? 10_000)) / 1000
         : undefined;
+    const short = peers.flatMap((p) =>
+      pathTooSmall(p.pathMtu) ? [{ name: p.name, pathMtu: p.pathMtu }] : [],
+    );
     const networks = config.networks.map((n) => {
       const device = vxlanName(n.vni);
       const l = links.get(device);
@@ -254,15 +346,16 @@ export class HealthMonitor {
       const silentSeconds = now - (this.lastRx.get(device) ?? now);
       const deviceUp = (l?.flags ?? []).includes('UP');
       const mtu = mtuOf(n.name);
-      // In config order, as before (the reason lists them in this order).
-      const inNetwork = new Set(n.peers);
-      const shortPaths = peers.flatMap((p) =>
-        inNetwork.has(p.name) &&
-        pathTooSmall(p.pathMtu) &&
-        p.pathMtu.measured < tunnelPacketFor(mtu)
-          ? [{ peer: p.name, measured: p.pathMtu.measured, needed: tunnelPacketFor(mtu) }]
-          : [],
-      );
+      // In config order, as before (the reason lists them in this order). Usually no
+      // peer's path is short: then nothing is allocated per peer here.
+      const shortPaths =
+        short.length === 0
+          ? []
+          : short.flatMap((p) =>
+              n.peers.includes(p.name) && p.pathMtu.measured < tunnelPacketFor(mtu)
+                ? [{ peer: p.name, measured: p.pathMtu.measured, needed: tunnelPacketFor(mtu) }]
+                : [],
+            );
       const judged = withLoop(
         judgeNetwork({
           deviceUp,
@@ -330,8 +423,7 @@ export class HealthMonitor {
     echo: (req: EchoRequest) => Promise<ProbeResult>,
   ): Promise<{ probe: ProbeResult; measured: number | undefined }> {
     const count = this.o.probeCount ?? 3;
-    let needed = 0;
-    for (const n of needs) if (n.mtu > 0) needed = Math.max(needed, tunnelPacketFor(n.mtu));
+    const needed = neededPacket(needs);
     if (needed === 0) {
       return { probe: await echo({ address, size: undefined, count }), measured: undefined };
     }
@@ -443,12 +535,7 @@ export class HealthMonitor {
     only: ReadonlySet<string> | undefined,
   ): Promise<Map<string, string>> {
     const switched = new Map<string, string>();
-    const names = new Set(peers.map((p) => p.name));
-    for (const name of this.failover.keys()) if (!names.has(name)) this.failover.delete(name);
-    for (const name of this.probeFailed) if (!names.has(name)) this.probeFailed.delete(name);
-    for (const name of this.paths.keys()) if (!names.has(name)) this.paths.delete(name);
-    for (const name of this.echoes.keys()) if (!names.has(name)) this.echoes.delete(name);
-    for (const name of this.lastSwitch.keys()) if (!names.has(name)) this.lastSwitch.delete(name);
+    if (this.prunedFor !== peers) this.prune(peers);
     if (this.o.failover === false) return switched;
     const policy = this.policy();
     for (const p of peers) {
@@ -483,6 +570,17 @@ export class HealthMonitor {
       this.failover.set(p.name, d.state);
     }
     return switched;
+  }
+
+  /** Forgets the per-peer state of peers no longer in `peers` (the config's list). */
+  private prune(peers: GatewayConfig['peers']): void {
+    this.prunedFor = peers;
+    const names = new Set(peers.map((p) => p.name));
+    for (const m of [this.failover, this.paths, this.echoes, this.lastSwitch, this.lastProbe]) {
+      for (const name of m.keys()) if (!names.has(name)) m.delete(name);
+    }
+    for (const name of this.lastPeerRx.keys()) if (!names.has(name)) this.lastPeerRx.delete(name);
+    for (const name of this.probeFailed) if (!names.has(name)) this.probeFailed.delete(name);
   }
 
   /** Unix seconds now, not rounded (the liveness echoes need sub-second times). */

@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { FakeDataPlane } from './dataplane-fake.js';
 import { Gateway } from './gateway.js';
 import { HealthMonitor } from './health-monitor.js';
+import type { HealthReport } from './health.js';
 import { SpawningFakeRunner } from './prober-fake.js';
 import { jitteredDelay } from './prober.js';
 import { PRIV, PUB } from '../test/fixtures/gateway-over-fakes.js';
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 const key = (i: number) => Buffer.alloc(32, i + 1).toString('base64');
 
 /** madrid over fakes with `n` shaken-hands peers, all carrying network cdn (MTU known). */
-async function rig(t: ExecutionContext, n: number) {
+async function rig(t: ExecutionContext, n: number, o: { probeRefreshPeers?: number } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'l2fed-unit-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
@@ -54,11 +55,16 @@ async function rig(t: ExecutionContext, n: number) {
       },
     ],
   });
-  const now = 1_000_000;
-  for (const p of peers) plane.tunnel.handshake('l2fa', p.publicKey, now - 5);
-  const monitor = new HealthMonitor({ gateway: gw, runner, now: () => now });
+  const clock = { now: 1_000_000 };
+  for (const p of peers) plane.tunnel.handshake('l2fa', p.publicKey, clock.now - 5);
+  const monitor = new HealthMonitor({ gateway: gw, runner, now: () => clock.now, ...o });
   t.teardown(() => monitor.stop());
-  return { runner, monitor };
+  /** Every peer but `except` sent through the tunnel (as an idle peer's probe frames do). */
+  const traffic = (except: readonly string[] = []) => {
+    for (const p of peers)
+      if (!except.includes(p.name)) plane.tunnel.received('l2fa', p.publicKey, 98);
+  };
+  return { runner, monitor, plane, peers, clock, traffic };
 }
 
 /** Process starts of each of checks 2..4 (the first may start the helper). */
@@ -179,4 +185,102 @@ test('health cost - the echo request to the helper costs ≤ 26 bytes per IPv4 p
   const perPeer = (many.bytes - one.bytes) / 99;
   // ["198.19.255.2",1392,1], is 24 B; {"addr":"198.19.255.2","data":1392,"df":true}, was 47.
   t.true(perPeer <= 26, `${perPeer.toFixed(1)} B per peer`);
+});
+
+/** Echo requests (one per probed peer) of one check, by address. */
+async function echoesOf(
+  runner: SpawningFakeRunner,
+  check: () => Promise<unknown>,
+): Promise<string[]> {
+  const from = runner.helper.echoes.length;
+  await check();
+  return runner.helper.echoes.slice(from).map((e) => e.split(' ')[0]!);
+}
+
+test('health cost - echoes per check stop growing with peers once the tunnel vouches for them (8 at 8, 50 and 100 peers)', async (t) => {
+  for (const n of [8, 50, 100]) {
+    const { runner, monitor, traffic } = await rig(t, n);
+    await monitor.check(); // every peer's first probe
+    const counts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      traffic();
+      counts.push((await echoesOf(runner, () => monitor.check())).length);
+    }
+    // Before probe-schedule.ts: n echoes per check.
+    t.deepEqual(counts, [8, 8, 8, 8], `${n} peers`);
+  }
+});
+
+test('health - with no more peers than the refresh count every peer is probed every check, traffic or not (small federations as before)', async (t) => {
+  const { runner, monitor, traffic } = await rig(t, 5, { probeRefreshPeers: 8 });
+  await monitor.check();
+  traffic();
+  t.is((await echoesOf(runner, () => monitor.check())).length, 5);
+  t.is((await echoesOf(runner, () => monitor.check())).length, 5, 'no traffic');
+});
+
+test('health - without traffic through the tunnel every peer is probed every check', async (t) => {
+  const { runner, monitor } = await rig(t, 30);
+  await monitor.check();
+  t.is((await echoesOf(runner, () => monitor.check())).length, 30);
+});
+
+test('health - a peer whose receive counter stops is probed in that same check: dead → down at once', async (t) => {
+  const { runner, monitor, traffic, clock } = await rig(t, 100);
+  await monitor.check();
+  for (let i = 0; i < 3; i++) {
+    clock.now += 10;
+    traffic();
+    await monitor.check();
+  }
+  const dead = '198.19.255.59'; // p57
+  runner.helper.answer = (addr) => addr !== dead;
+  clock.now += 10;
+  traffic(['p57']);
+  const sent: string[] = [];
+  let h: HealthReport | undefined;
+  sent.push(...(await echoesOf(runner, async () => (h = await monitor.check()))));
+  t.true(sent.includes(dead), 'p57 probed');
+  const p57 = h!.peers.find((p) => p.name === 'p57');
+  t.like(p57, { status: 'down', probeAgeSeconds: 0 });
+  t.regex(p57?.reason ?? '', /no answer/);
+  t.is(h!.peers.filter((p) => p.status === 'up').length, 99);
+  // A peer kept from an earlier check says how old its probe is.
+  const kept = h!.peers.find(
+    (p) => p.name !== 'p57' && !sent.includes(`198.19.255.${Number(p.name.slice(1)) + 2}`),
+  );
+  t.truthy(kept);
+  t.true((kept?.probeAgeSeconds ?? 0) >= 10, `probeAgeSeconds ${kept?.probeAgeSeconds}`);
+  // It stays probed every check while down, traffic or not.
+  clock.now += 10;
+  traffic();
+  t.true((await echoesOf(runner, () => monitor.check())).includes(dead));
+});
+
+test('health - every peer is re-measured within ceil(peers / refresh) checks (RTT, loss, path MTU stay fresh)', async (t) => {
+  const { runner, monitor, traffic, peers } = await rig(t, 100, { probeRefreshPeers: 8 });
+  await monitor.check();
+  const seen = new Set<string>();
+  for (let i = 0; i < 13; i++) {
+    traffic();
+    for (const a of await echoesOf(runner, () => monitor.check())) seen.add(a);
+  }
+  t.is(seen.size, 100, `probed in 13 checks: ${seen.size} of ${peers.length}`);
+});
+
+test('health - a lossy peer the tunnel vouches for is degraded by its turn of the refresh at the latest', async (t) => {
+  const { runner, monitor, traffic } = await rig(t, 20, { probeRefreshPeers: 4 });
+  await monitor.check();
+  const lossy = '198.19.255.15'; // p13
+  runner.helper.answer = (addr, bytes) => addr !== lossy || bytes < 100; // needed size lost
+  let status = 'up';
+  let checks = 0;
+  while (status === 'up' && checks < 10) {
+    traffic();
+    const h = await monitor.check();
+    status = h?.peers.find((p) => p.name === 'p13')?.status ?? 'missing';
+    checks++;
+  }
+  t.is(status, 'degraded');
+  t.true(checks <= 5, `seen after ${checks} checks (20 peers / 4 per check)`);
 });

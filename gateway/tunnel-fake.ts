@@ -120,6 +120,13 @@ export class FakeTunnel implements TunnelBackend {
     if (p) d.peers.set(publicKey, { ...p, latestHandshake: unixSeconds });
   }
 
+  /** Test hook: `bytes` more received from the peer (its frames came through the tunnel). */
+  received(ifname: string, publicKey: string, bytes: number): void {
+    const d = this.dev(ifname);
+    const p = d.peers.get(publicKey);
+    if (p) d.peers.set(publicKey, { ...p, rxBytes: p.rxBytes + bytes });
+  }
+
   removePeer(ifname: string, publicKey: string): Promise<void> {
     this.log.record(`tunnel remove-peer ${ifname} ${publicKey}`);
     this.dev(ifname).peers.delete(publicKey);

@@ -261,6 +261,13 @@ export interface PeerHealth {
   pathMtuNeeded: number;
   /** Networks whose full-size frames do not fit path_mtu, sorted. */
   pathMtuShortNetworks: string[];
+  /**
+   * Seconds since the probe fields and path_mtu were measured: 0 = in this check. A peer
+   * the tunnel vouches for (last probe up, fresh handshake, WireGuard received from it
+   * since the last check) is re-probed only in turn, a fixed number per check, so a
+   * gateway's check costs the same at 10 or 100 peers. Unset from older gateways.
+   */
+  probeAgeSeconds?: number | undefined;
 }
 
 /** Health of one network's data path. */
@@ -2282,6 +2289,7 @@ function createBasePeerHealth(): PeerHealth {
     pathMtu: undefined,
     pathMtuNeeded: 0,
     pathMtuShortNetworks: [],
+    probeAgeSeconds: undefined,
   };
 }
 
@@ -2337,6 +2345,9 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     }
     for (const v of message.pathMtuShortNetworks) {
       writer.uint32(138).string(v!);
+    }
+    if (message.probeAgeSeconds !== undefined) {
+      writer.uint32(144).uint32(message.probeAgeSeconds);
     }
     return writer;
   },
@@ -2490,6 +2501,14 @@ export const PeerHealth: MessageFns<PeerHealth> = {
             message.pathMtuShortNetworks.push(reader.string());
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.probeAgeSeconds = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2573,6 +2592,11 @@ export const PeerHealth: MessageFns<PeerHealth> = {
         : globalThis.Array.isArray(object?.path_mtu_short_networks)
         ? object.path_mtu_short_networks.map((e: any) => globalThis.String(e))
         : [],
+      probeAgeSeconds: isSet(object.probeAgeSeconds)
+        ? globalThis.Number(object.probeAgeSeconds)
+        : isSet(object.probe_age_seconds)
+        ? globalThis.Number(object.probe_age_seconds)
+        : undefined,
     };
   },
 
@@ -2629,6 +2653,9 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     if (message.pathMtuShortNetworks?.length) {
       obj.pathMtuShortNetworks = message.pathMtuShortNetworks;
     }
+    if (message.probeAgeSeconds !== undefined) {
+      obj.probeAgeSeconds = Math.round(message.probeAgeSeconds);
+    }
     return obj;
   },
 
@@ -2654,6 +2681,7 @@ export const PeerHealth: MessageFns<PeerHealth> = {
     message.pathMtu = object.pathMtu ?? undefined;
     message.pathMtuNeeded = object.pathMtuNeeded ?? 0;
     message.pathMtuShortNetworks = object.pathMtuShortNetworks?.map((e) => e) || [];
+    message.probeAgeSeconds = object.probeAgeSeconds ?? undefined;
     return message;
   },
 };

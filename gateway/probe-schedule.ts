@@ -1,0 +1,96 @@
+/**
+ * Which peers get an active in-tunnel probe in a health check (issue 18). Probing every
+ * peer every check costs a packet exchange per peer per check, so a gateway's idle CPU
+ * grew with its peers. Most of that tells nothing new: on an idle federation every peer
+ * sends its probe frames through the tunnel each check, so WireGuard's receive counter
+ * for a working peer moves between two checks anyway.
+ *
+ * The tunnel *vouches for* a peer when its last probe found it up (answered, no loss, path MTU
+ * fine), nothing that probe depended on changed (its key, the size its networks need, its
+ * endpoint), its handshake is fresh, and WireGuard received from it since the last check.
+ * Every other peer is probed in every check, as before, so a dead or changed peer is
+ * seen in the first check after the change. Of the peers vouched for, the `refresh`
+ * probed longest ago are probed too, so RTT, loss and path MTU are re-measured for each
+ * at least every ceil(peers / refresh) checks. With no more peers than `refresh`, every
+ * peer is probed every check: small federations behave exactly as before.
+ *
+ * The idea is the neighbour-unreachability detection rule of RFC 4861 §7.3.1 and BFD's
+ * demand mode (RFC 5880 §6.6): send probes only when nothing else shows the path works.
+ * Receive progress shows only the peer-to-us direction; the periodic refresh covers the
+ * other direction and the path MTU, at a fixed cost per check.
+ */
+import { HANDSHAKE_STALE_SECONDS } from './health.js';
+
+/** Peers vouched for that are still probed per check, by default (see the module comment). */
+export const DEFAULT_PROBE_REFRESH_PEERS = 8;
+
+/** A peer as the check sees it now. */
+export interface ProbeCandidate {
+  readonly name: string;
+  readonly publicKey: string;
+  /** WireGuard's received bytes from the peer now; undefined = not in the tunnel. */
+  readonly rxBytes: number | undefined;
+  /** WireGuard's last handshake with the peer, unix s; 0 = never. */
+  readonly latestHandshake: number;
+  /** Inner packet size (bytes) the peer's networks need now; 0 = no network. */
+  readonly needed: number;
+  /** The check moved the peer to another endpoint. */
+  readonly switched: boolean;
+}
+
+/** What the monitor remembers of a peer's last probe. */
+export interface LastProbe {
+  /** The peer's public key when it was probed. */
+  readonly publicKey: string;
+  /** The size its networks needed then (bytes). */
+  readonly needed: number;
+  /** The number of the check that probed it (increasing): the refresh order. Not a time,
+   * so checks less than a second apart (or a pinned clock) still take turns. */
+  readonly check: number;
+  /** Its judged status then was "up". */
+  readonly up: boolean;
+}
+
+/** WireGuard's received bytes from a peer at the previous check, with the key then. */
+export interface LastRx {
+  readonly publicKey: string;
+  readonly rxBytes: number | undefined;
+}
+
+/**
+ * The peers to probe now, by name. `peers` in config order (ties of the refresh order
+ * go to the earlier one). `refresh` ≥ 0 (an integer). Pure.
+ */
+export function peersToProbe(
+  peers: readonly ProbeCandidate[],
+  last: (name: string) => LastProbe | undefined,
+  lastRx: (name: string) => LastRx | undefined,
+  now: number,
+  refresh: number,
+): Set<string> {
+  const probe = new Set<string>();
+  const well: { name: string; check: number }[] = [];
+  for (const p of peers) {
+    const l = last(p.name);
+    const rx = lastRx(p.name);
+    const vouched =
+      l !== undefined &&
+      l.up &&
+      l.publicKey === p.publicKey &&
+      l.needed === p.needed &&
+      !p.switched &&
+      p.latestHandshake > 0 &&
+      now - p.latestHandshake <= HANDSHAKE_STALE_SECONDS &&
+      p.rxBytes !== undefined &&
+      rx !== undefined &&
+      rx.publicKey === p.publicKey &&
+      rx.rxBytes !== undefined &&
+      p.rxBytes > rx.rxBytes;
+    if (vouched) well.push({ name: p.name, check: l.check });
+    else probe.add(p.name);
+  }
+  // Array.prototype.sort is stable: equal times keep config order.
+  well.sort((a, b) => a.check - b.check);
+  for (const w of well.slice(0, Math.max(0, refresh))) probe.add(w.name);
+  return probe;
+}
