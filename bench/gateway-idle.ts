@@ -6,16 +6,16 @@
  * tunnel state comes from the fakes (no WireGuard), so what is measured is what a check
  * itself does: echoes, counter reads, probe frames.
  *
- * Two shapes of the same HealthMonitor, alternated within each run so both see the same
- * load:
+ * Three shapes of the same HealthMonitor (MODE_LABEL; `measure` and idleSection's method
+ * say how each is set up):
+ *   after   the long-lived probe helper and the probe schedule, idle peers sending
+ *   silent  the same, but no peer sends: every peer probed every check (the worst case)
  *   before  `helper: false`: a `ping` per echo, a python3 run per check for the probe
  *           frames, an `ip -s -j link show` per check (the probing before issue 18)
- *   after   the long-lived probe helper (the default)
- * Per (shape, peers) and run: process starts per check (every run and spawn through the
- * monitor's runner) and CPU per check (this process, its reaped children and every
- * process in the gateway's namespace, i.e. the helper). Each run ends with a second
- * 1-peer sample of "after": two measurements of the same thing, whose difference is the
- * noise the flatness is judged against.
+ * Per (shape, peers) and run: process starts, peers probed and CPU per check (this
+ * process, its reaped children and every process in the gateway's namespace, i.e. the
+ * helper). Each run ends with a second 1-peer "after" sample: two measurements of the
+ * same thing, whose difference is the noise the flatness is judged against.
  *
  * Runs alone: `npx tsx bench/gateway-idle.ts [--quick]` (root) prints the section.
  */
@@ -36,17 +36,38 @@ import { figure, stat, type BenchSection, type Chart, type Figure } from './resu
 import type { SectionOptions } from './result.js';
 
 export type Mode = 'before' | 'after';
+/**
+ * The measured shapes: the two modes, and "silent": the helper, but no peer sends
+ * through the tunnel between checks, so the tunnel vouches for none and every peer is
+ * probed every check (the worst case; what "after" was before probe-schedule.ts).
+ */
+export type Shape = Mode | 'silent';
 
-export const MODE_LABEL: Readonly<Record<Mode, string>> = {
+export const MODE_LABEL: Readonly<Record<Shape, string>> = {
   before: 'before: a ping per echo (helper: false)',
-  after: 'after: probe helper',
+  after: 'after: probe helper, idle peers sending',
+  silent: 'after, peers silent: every peer probed',
 };
+
+/**
+ * Between two of a gateway's checks, the share of its idle peers whose own check (and
+ * so their probe frames) fell outside the window: with every check 0.75–1 interval after
+ * the last (jitteredDelay), a window of mean length 0.875 misses all of a peer's checks
+ * with probability ∫(1−x)/0.25 dx over [0.875, 1] / 0.875 ≈ 3.6 %. The bench rounds it
+ * to 1 in 25 peers per check (4 %), rotating, and those are probed as not vouched for.
+ */
+const SILENT_SHARE = 25;
+
+/** Uncounted checks of a helper sample after its forced GC (see measure). */
+const WARM_CHECKS = 2;
 
 /** Peer counts, the first is the baseline of every ratio. */
 export const PEERS: readonly number[] = [1, 10, 50, 100];
 
 /** Its budget in bench/sections.ts, for a run on its own. */
-export const DEFAULT_BUDGET_MS = 90_000;
+export const DEFAULT_BUDGET_MS = 150_000;
+/** Kept back per run for its "before" samples, all taken after the helper runs (~4 s each at load ~2). */
+const BEFORE_PHASE_MS = 6_000;
 /** Kept back from the budget for the last run's teardown and the report. */
 const TEARDOWN_RESERVE_MS = 10_000;
 /** Linux USER_HZ: /proc/<pid>/stat times are in 1/100 s. */
@@ -59,16 +80,16 @@ const TICK_MS = 10;
  * then ~25 s at load 28; "before" costs 0.1–1 s of CPU per check, so one check is well
  * above the 10 ms tick of the children's CPU count.
  */
-export function plan(quick: boolean): { runs: number; checks: Record<Mode, number> } {
+export function plan(quick: boolean): { runs: number; checks: Record<Shape, number> } {
   return quick
-    ? { runs: 2, checks: { before: 1, after: 3 } }
-    : { runs: 4, checks: { before: 1, after: 5 } };
+    ? { runs: 2, checks: { before: 1, after: 3, silent: 2 } }
+    : { runs: 4, checks: { before: 1, after: 12, silent: 2 } };
 }
 
 /** `checks` health checks of one gateway with `peers` peers, in one run. */
 export interface IdleSample {
   readonly run: number;
-  readonly mode: Mode;
+  readonly mode: Shape;
   readonly peers: number;
   readonly checks: number;
   /** Processes started over the checks (runs and spawns through the monitor's runner). */
@@ -82,6 +103,8 @@ export interface IdleSample {
   readonly wallMs: number;
   /** Peer results other than `up` over the checks (0: every echo was answered). */
   readonly notUp: number;
+  /** Peers probed in this check (probeAgeSeconds 0) over the checks; absent in older results. */
+  readonly probed?: number;
   /** The run's second 1-peer "after" sample, taken last: for the noise estimate only. */
   readonly repeat?: boolean;
 }
@@ -111,7 +134,7 @@ export function idleSection(
   o: {
     readonly peers: readonly number[];
     readonly runs: number;
-    readonly checks: Readonly<Record<Mode, number>>;
+    readonly checks: Readonly<Record<Mode, number>> & { readonly silent?: number };
     readonly tookMs: number;
     readonly notes?: readonly string[];
   },
@@ -119,20 +142,24 @@ export function idleSection(
   const base = o.peers[0]!;
   const top = o.peers[o.peers.length - 1]!;
   const modes: Mode[] = ['after', 'before'];
-  const at = (mode: Mode, peers: number, run: number) =>
+  const at = (mode: Shape, peers: number, run: number) =>
     samples.find((s) => !s.repeat && s.mode === mode && s.peers === peers && s.run === run);
   const runs = [...new Set(samples.map((s) => s.run))]
     .filter((r) => modes.every((m) => o.peers.every((p) => at(m, p, r))))
     .sort((a, b) => a - b);
   if (runs.length === 0)
     throw new Error('gateway-idle: no complete run (every shape at every peer count)');
-  const per = (mode: Mode, peers: number, f: (s: IdleSample) => number) =>
+  const per = (mode: Shape, peers: number, f: (s: IdleSample) => number) =>
     runs.map((r) => {
       const s = at(mode, peers, r)!;
       return f(s) / s.checks;
     });
-  const cpu = (mode: Mode, peers: number) => per(mode, peers, (s) => s.cpuMs);
-  const starts = (mode: Mode, peers: number) => per(mode, peers, (s) => s.starts);
+  const cpu = (mode: Shape, peers: number) => per(mode, peers, (s) => s.cpuMs);
+  const starts = (mode: Shape, peers: number) => per(mode, peers, (s) => s.starts);
+  // "silent" is reported when every complete run has it (older results have none).
+  const shapes: Shape[] = runs.every((r) => o.peers.every((p) => at('silent', p, r)))
+    ? ['after', 'silent', 'before']
+    : modes;
   const paired = (a: number[], b: number[], f: (x: number, y: number) => number) =>
     a.map((x, i) => f(x, b[i]!));
   const slope = (mode: Mode) =>
@@ -149,7 +176,7 @@ export function idleSection(
     notes.push('One 1-peer sample only: no noise estimate, so the flatness target is not judged.');
 
   const figures: Figure[] = [];
-  for (const mode of modes) {
+  for (const mode of shapes) {
     const after = mode === 'after';
     figures.push(
       figure({
@@ -168,6 +195,19 @@ export function idleSection(
         ...(after ? { target: { op: '<=' as const, value: 0 } } : {}),
       }),
     );
+    if (mode !== 'before' && samples.some((s) => s.mode === mode && s.probed !== undefined)) {
+      figures.push(
+        figure({
+          id: `idle-probed-per-check-${mode}-${top}`,
+          label: `${MODE_LABEL[mode]}: peers probed per check, ${top} peers (3 echoes each)`,
+          stat: stat(
+            per(mode, top, (s) => s.probed ?? 0),
+            'peers',
+          ),
+          baseline: `${base} peer: ${round2(median(per(mode, base, (s) => s.probed ?? 0)))}`,
+        }),
+      );
+    }
     for (const p of o.peers.slice(1)) {
       figures.push(
         figure({
@@ -258,8 +298,8 @@ export function idleSection(
     }),
   );
 
-  const rows = (f: (m: Mode, p: number) => number[], field: string) =>
-    modes.flatMap((m) =>
+  const rows = (f: (m: Shape, p: number) => number[], field: string) =>
+    shapes.flatMap((m) =>
       o.peers.map((p) => ({ peers: p, [field]: round2(median(f(m, p))), shape: MODE_LABEL[m] })),
     );
   const cpuRows = rows(cpu, 'cpuMs');
@@ -295,28 +335,37 @@ export function idleSection(
       'One gateway (`HealthMonitor` over `gateway/*-fake.ts` backends: no WireGuard) in a',
       `network namespace that reaches ${o.peers.join(', ')} simulated peers: transit addresses a`,
       "second namespace answers with its kernel's ICMP echo; a veth end in the gateway's",
-      'namespace takes the probe frames. Both shapes of the check alternate in each run, a',
-      'fresh monitor per sample: **before** (`helper: false`: a `ping` per echo, a `python3`',
-      'per check for the probe frames, `ip -s -j link show` per check — the probing before',
-      'issue 18) and **after** (the long-lived probe helper; one warm-up check, which starts',
-      'it, is not counted). One uncounted sample of each shape first warms up the process.',
-      `${runs.length} run${runs.length > 1 ? 's' : ''} of ${o.checks.before} check${o.checks.before > 1 ? 's' : ''} (before) and ${o.checks.after} (after) per peer count,`,
-      'back to back; each run ends with a second 1-peer "after" sample. Per check: process',
-      "starts through the monitor's runner, and CPU: this process (`process.cpuUsage`), its",
-      'reaped children (`cutime`/`cstime`), every process in the gateway namespace (the',
-      'helper, `schedstat`), from a collected heap (a full GC before each sample, then a wait until',
-      "V8's worker threads are idle, so no sample pays for the sweeping of the one before; their",
-      'share is a figure of its own). Figures are ratios to the 1-peer case of the same shape in the',
-      'same run; "flat within noise" means a CPU ratio no larger than two 1-peer "after"',
-      'measurements differ (`idle-cpu-noise`, its max).',
+      'namespace takes the probe frames. Three shapes of the check, a fresh monitor per sample:',
+      '**after** (the long-lived probe helper and the probe schedule of gateway/probe-schedule.ts;',
+      "between checks every simulated peer's WireGuard receive counter moves, as an idle peer's",
+      'probe frames move it, except 1 peer in 25 per check, rotating: the share whose own check',
+      'falls outside the window under 0.75–1 interval jitter, ~3.6 %), **after, peers silent**',
+      '(the same, no peer sends: every peer probed every check, the worst case) and **before**',
+      '(`helper: false`: a `ping` per echo, a `python3` per check for the probe frames,',
+      '`ip -s -j link show` per check — the probing before issue 18). The two helper shapes',
+      'alternate in each run; every "before" sample comes after all of them, since its garbage',
+      '(~100 processes per check) was collected inside the samples that followed. A helper',
+      'sample starts with a check that starts the helper, a full GC and 2 more uncounted checks,',
+      'so the major GC V8 runs ~1 s after a forced one is not counted. Uncounted samples at 10',
+      'and 100 peers first warm up the process and its per-peer loops.',
+      `${runs.length} run${runs.length > 1 ? 's' : ''} of ${o.checks.after} checks (after), ${o.checks.silent ?? 0} (silent) and ${o.checks.before} (before) per peer count;`,
+      'each run ends with a second 1-peer "after" sample. Per check: process',
+      "starts through the monitor's runner, peers probed (`probeAgeSeconds` 0), and CPU: this",
+      'process (`process.cpuUsage`), its reaped children (`cutime`/`cstime`), every process in',
+      "the gateway namespace (the helper, `schedstat`); V8's worker threads (GC, compiler) are",
+      'included and also a figure of their own. Figures are ratios to the 1-peer case of the same',
+      'shape in the same run; "flat within noise" means a CPU ratio no larger than two 1-peer',
+      '"after" measurements differ (`idle-cpu-noise`, its max).',
     ].join(' '),
     figures,
     charts,
     notes: [
-      'What grows with peers "after": 3 echoes per peer per check (probeCount), all in one ' +
-        'request to the helper and in flight at once on its select loop (the helper share ' +
-        'figure), and the per-peer JSON and judgement in Node; no process starts. "Before" ' +
-        'starts one `ping -c 3` per peer per check.',
+      'What a check costs per peer "after": the peers the tunnel does not vouch for (here the ' +
+        '1 in 25 silent ones) and 8 others in turn (probeRefreshPeers) get 3 echoes each, in one ' +
+        'request to the helper; every peer gets its entry in the report (Node, ~1.8 KiB of ' +
+        'garbage per peer per check over fakes). "After, peers silent" probes every peer (3 ' +
+        'echoes each), as every check did before probe-schedule.ts. "Before" starts one ' +
+        '`ping -c 3` per peer per check.',
       "The helper's share includes the simulated peers' own work: veth hands an echo to the far " +
         "namespace and its kernel's reply back within the helper's sendto, so the reply is " +
         "counted as the gateway's. By hand (2026-11-30, the helper alone, 100 vs 1 peer): " +
@@ -436,7 +485,7 @@ async function testbed(prefix: string, maxPeers: number): Promise<Testbed> {
 async function measure(
   bed: Testbed,
   run: number,
-  mode: Mode,
+  mode: Shape,
   peers: number,
   checks: number,
 ): Promise<IdleSample> {
@@ -473,13 +522,31 @@ async function measure(
     failover: false,
     ...(mode === 'before' ? { helper: false as const } : {}),
   });
-  try {
+  let n = 0;
+  const oneCheck = () => {
+    n++;
     if (mode === 'after') {
+      // Idle peers' probe frames come through the tunnel between checks (98 B each, a
+      // probe frame in VXLAN in WireGuard), but 1 in SILENT_SHARE's check fell outside.
+      config.peers.forEach((p, j) => {
+        if ((j + n) % SILENT_SHARE !== 0) plane.tunnel.received('l2fa', p.publicKey, 98);
+      });
+    }
+    return monitor.check();
+  };
+  try {
+    if (mode !== 'before') {
       // Starts the helper; "before" has nothing to start (and notUp shows a peer not up).
-      const first = await monitor.check();
+      const first = await oneCheck();
       const up = first?.peers.filter((p) => p.status === 'up').length;
       if (up !== peers)
         throw new Error(`${mode}, ${peers} peers: ${up} of ${peers} peers up in the warm-up check`);
+      // The sample's setup garbage (gateway, fakes, helper start) is collected now, and
+      // the major GC V8 runs ~0.7–1 s after a forced one (--trace-gc: "finalize
+      // incremental marking … GC in old space requested" after every "testing" one) falls
+      // in uncounted checks, not as a ~10 ms lump in a measured one.
+      collectGarbage();
+      for (let i = 0; i < WARM_CHECKS; i++) await oneCheck();
     }
     // The helper, if any (a helper of an earlier sample that is still exiting adds ~0).
     const pids = (await bed.exec.run(['ip', 'netns', 'pids', bed.gw])).stdout
@@ -489,16 +556,18 @@ async function measure(
     const helperCpu = async () =>
       (await Promise.all(pids.map(cpuOfPid))).reduce((a, b) => a + b, 0);
     runner.clear();
-    collectGarbage();
+    if (mode === 'before') collectGarbage();
     await settleWorkers();
     const h0 = await helperCpu();
     const w0 = await workerThreadsCpu();
     const c0 = await cpuOfSelf();
     const t0 = performance.now();
     let notUp = 0;
+    let probed = 0;
     for (let i = 0; i < checks; i++) {
-      const h = await monitor.check();
+      const h = await oneCheck();
       notUp += h ? h.peers.filter((p) => p.status !== 'up').length : peers;
+      probed += h ? h.peers.filter((p) => p.probeAgeSeconds === 0).length : 0;
     }
     const wallMs = performance.now() - t0;
     const c1 = await cpuOfSelf();
@@ -515,6 +584,7 @@ async function measure(
       workersMs: w1 - w0,
       wallMs,
       notUp,
+      probed,
     };
   } finally {
     await monitor.stop();
@@ -530,7 +600,7 @@ export async function measureIdle(o: {
   readonly prefix: string;
   readonly peers: readonly number[];
   readonly runs: number;
-  readonly checks: Readonly<Record<Mode, number>>;
+  readonly checks: Readonly<Record<Mode, number>> & { readonly silent?: number };
   readonly stopBy?: number;
   readonly log: (line: string) => void;
 }): Promise<{ samples: IdleSample[]; notes: string[] }> {
@@ -538,21 +608,30 @@ export async function measureIdle(o: {
   const notes: string[] = [];
   const bed = await testbed(o.prefix, Math.max(...o.peers));
   try {
-    // Uncounted: the first sample of a process pays for loading and compiling its code.
-    const warm = Math.min(10, Math.max(...o.peers));
-    for (const mode of ['after', 'before'] as const) await measure(bed, -1, mode, warm, 1);
+    // Uncounted: the first samples of a process pay for loading and compiling its code,
+    // and V8 optimises the per-peer loops only once they run long: at the largest peer
+    // count too (without it, the first 100-peer sample of a run took 5 ms more main-thread
+    // CPU per check than the second run's).
+    for (const peers of [...new Set([Math.min(10, Math.max(...o.peers)), Math.max(...o.peers)])]) {
+      for (const mode of ['after', 'silent'] as const) await measure(bed, -1, mode, peers, 3);
+    }
     let lastRunMs = 0;
+    let done = 0;
     for (let r = 0; r < o.runs; r++) {
-      if (r > 0 && o.stopBy !== undefined && Date.now() + lastRunMs > o.stopBy) {
+      // The "before" samples of every run so far come at the end: reserve their time.
+      const reserve = (r + 1) * BEFORE_PHASE_MS;
+      if (r > 0 && o.stopBy !== undefined && Date.now() + lastRunMs + reserve > o.stopBy) {
         notes.push(`${r} of ${o.runs} runs: the next would not have ended within the budget.`);
         break;
       }
       const t0 = Date.now();
       for (const [k, peers] of o.peers.entries()) {
         // Alternate which shape goes first, so neither always follows the other.
-        const order: Mode[] = (r + k) % 2 ? ['after', 'before'] : ['before', 'after'];
+        const order: Shape[] = (r + k) % 2 ? ['after', 'silent'] : ['silent', 'after'];
         for (const mode of order) {
-          const s = await measure(bed, r, mode, peers, o.checks[mode]);
+          const n = mode === 'silent' ? o.checks.silent : o.checks[mode];
+          if (n === undefined) continue;
+          const s = await measure(bed, r, mode, peers, n);
           samples.push(s);
           o.log(
             `gateway-idle: run ${r + 1}/${o.runs}, ${mode}, ${peers} peers: ` +
@@ -569,6 +648,20 @@ export async function measureIdle(o: {
           `${(again.cpuMs / again.checks).toFixed(1)} CPU ms per check`,
       );
       lastRunMs = Date.now() - t0;
+      done = r + 1;
+    }
+    // "before" last: its ~100 execa runs per check leave garbage whose collection landed
+    // in the helper samples that followed (V8 worker threads: 5 ms per check at 1 peer).
+    for (let r = 0; r < done; r++) {
+      for (const peers of o.peers) {
+        const s = await measure(bed, r, 'before', peers, o.checks.before);
+        samples.push(s);
+        o.log(
+          `gateway-idle: run ${r + 1}/${o.runs}, before, ${peers} peers: ` +
+            `${(s.starts / s.checks).toFixed(1)} starts, ${(s.cpuMs / s.checks).toFixed(1)} CPU ms, ` +
+            `${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
+        );
+      }
     }
   } finally {
     await bed.netns.dispose();

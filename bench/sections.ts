@@ -34,7 +34,7 @@ export const SECTIONS: readonly SectionEntry[] = [
   },
   {
     id: 'gateway-idle',
-    budgetMs: 90_000, // 2 namespaces, up to 5 runs × 4 peer counts × 2 shapes; runs stop early to keep it (bench/gateway-idle.ts)
+    budgetMs: 150_000, // 2 namespaces, up to 4 runs × 4 peer counts × 3 shapes of 12-check samples; runs stop early to keep it (bench/gateway-idle.ts)
     root: true,
     load: () => import('./gateway-idle.js'),
   },
