@@ -24,6 +24,20 @@ test('gateway process config - defaults and field-named errors', (t) => {
   t.regex(err.message, /grpcPort/);
 });
 
+test('gateway process config - healthProbeRefreshPeers: default 8, at least 1', (t) => {
+  t.is(parseGatewayProcessConfig({ identity: 'madrid' }).healthProbeRefreshPeers, 8);
+  t.is(
+    parseGatewayProcessConfig({ identity: 'madrid', healthProbeRefreshPeers: 32 })
+      .healthProbeRefreshPeers,
+    32,
+  );
+  const err = t.throws(
+    () => parseGatewayProcessConfig({ identity: 'madrid', healthProbeRefreshPeers: 0 }),
+    { instanceOf: ConfigError },
+  );
+  t.regex(err.message, /healthProbeRefreshPeers/);
+});
+
 test('gateway process - serves gRPC, answers GetState, exits 0 on SIGTERM', async (t) => {
   const dir = await makeRunDir('gwmain');
   t.teardown(() => dir.remove());

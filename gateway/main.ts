@@ -17,6 +17,7 @@ import type { DaemonCommandLine } from '../lib/command-line.js';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_PROBE_REFRESH_PEERS } from './probe-schedule.js';
 import { createLogger } from '../lib/log.js';
 import { describeError } from '../lib/errors.js';
 import { ExecaRunner } from '../lib/runner.js';
@@ -78,6 +79,12 @@ export const gatewayProcessConfigSchema = z.strictObject({
    * peer's health intervals. Default max(3 × healthIntervalMs, 30 s).
    */
   healthSilenceMs: z.int().min(1000).optional(),
+  /**
+   * Peers the tunnel vouches for that are still probed in each health check, longest ago
+   * first (docs/gateway.md, Which peers a check probes); the others are probed every
+   * check. Up to this many peers, every peer every check.
+   */
+  healthProbeRefreshPeers: z.int().min(1).max(10_000).default(DEFAULT_PROBE_REFRESH_PEERS),
   /** Send one probe frame per network per health check (needs python3). */
   healthProbe: z.boolean().default(true),
   /**
@@ -191,6 +198,7 @@ export async function main(argv: string[]): Promise<void> {
       metrics: config.metrics,
       healthIntervalMs: config.healthIntervalMs,
       ...(config.healthSilenceMs ? { healthSilenceMs: config.healthSilenceMs } : {}),
+      healthProbeRefreshPeers: config.healthProbeRefreshPeers,
       healthProbe: config.healthProbe,
       loopIntervalMs: config.loopIntervalMs,
     });

@@ -31,6 +31,8 @@ export interface GatewayServiceOptions {
   readonly healthIntervalMs?: number;
   /** See HealthMonitorOptions.silenceLimitMs. */
   readonly healthSilenceMs?: number;
+  /** See HealthMonitorOptions.probeRefreshPeers. */
+  readonly healthProbeRefreshPeers?: number;
   /** False turns the per-network probe frames off. Default on. */
   readonly healthProbe?: boolean;
   /**
@@ -85,6 +87,9 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     metrics,
     intervalMs: o.healthIntervalMs,
     silenceLimitMs: o.healthSilenceMs,
+    ...(o.healthProbeRefreshPeers === undefined
+      ? {}
+      : { probeRefreshPeers: o.healthProbeRefreshPeers }),
     ...(o.healthProbe === false ? { prober: false as const } : {}),
     ...(loops ? { loops } : {}),
   });
