@@ -28,6 +28,7 @@ import { runInNewContext } from 'node:vm';
 import { FakeDataPlane } from '../gateway/dataplane-fake.js';
 import { Gateway } from '../gateway/gateway.js';
 import { HealthMonitor } from '../gateway/health-monitor.js';
+import { HelperProber } from '../gateway/prober.js';
 import { NetnsSet } from '../lib/netns.js';
 import { ExecaRunner, RecordingRunner } from '../lib/runner.js';
 import { shortId } from '../lib/short-id.js';
@@ -103,7 +104,8 @@ export interface IdleSample {
   readonly wallMs: number;
   /** Peer results other than `up` over the checks (0: every echo was answered). */
   readonly notUp: number;
-  /** Peers probed in this check (probeAgeSeconds 0) over the checks; absent in older results. */
+  /** Echo requests to the helper over the checks (one per probed peer while its path is
+   * unchanged); absent in older results and for "before". */
   readonly probed?: number;
   /** The run's second 1-peer "after" sample, taken last: for the noise estimate only. */
   readonly repeat?: boolean;
@@ -199,7 +201,7 @@ export function idleSection(
       figures.push(
         figure({
           id: `idle-probed-per-check-${mode}-${top}`,
-          label: `${MODE_LABEL[mode]}: peers probed per check, ${top} peers (3 echoes each)`,
+          label: `${MODE_LABEL[mode]}: peers probed per check (echo requests to the helper, 3 packets each), ${top} peers`,
           stat: stat(
             per(mode, top, (s) => s.probed ?? 0),
             'peers',
@@ -350,7 +352,7 @@ export function idleSection(
       'and 100 peers first warm up the process and its per-peer loops.',
       `${runs.length} run${runs.length > 1 ? 's' : ''} of ${o.checks.after} checks (after), ${o.checks.silent ?? 0} (silent) and ${o.checks.before} (before) per peer count;`,
       'each run ends with a second 1-peer "after" sample. Per check: process',
-      "starts through the monitor's runner, peers probed (`probeAgeSeconds` 0), and CPU: this",
+      "starts through the monitor's runner, peers probed (echo requests to the helper), and CPU: this",
       'process (`process.cpuUsage`), its reaped children (`cutime`/`cstime`), every process in',
       "the gateway namespace (the helper, `schedstat`); V8's worker threads (GC, compiler) are",
       'included and also a figure of their own. Figures are ratios to the 1-peer case of the same',
@@ -516,11 +518,19 @@ async function measure(
   const now = Math.floor(Date.now() / 1000);
   for (const p of config.peers) plane.tunnel.handshake('l2fa', p.publicKey, now);
   const runner = new RecordingRunner(bed.exec);
+  // The helper, wrapped to count echo requests (one per probed peer, 3 packets each).
+  const helper = new HelperProber(runner);
+  let echoes = 0;
+  const echo = helper.echo.bind(helper);
+  helper.echo = (req, netns) => {
+    echoes++;
+    return echo(req, netns);
+  };
   const monitor = new HealthMonitor({
     gateway,
     runner,
     failover: false,
-    ...(mode === 'before' ? { helper: false as const } : {}),
+    helper: mode === 'before' ? false : helper,
   });
   let n = 0;
   const oneCheck = () => {
@@ -563,11 +573,10 @@ async function measure(
     const c0 = await cpuOfSelf();
     const t0 = performance.now();
     let notUp = 0;
-    let probed = 0;
+    const echoes0 = echoes;
     for (let i = 0; i < checks; i++) {
       const h = await oneCheck();
       notUp += h ? h.peers.filter((p) => p.status !== 'up').length : peers;
-      probed += h ? h.peers.filter((p) => p.probeAgeSeconds === 0).length : 0;
     }
     const wallMs = performance.now() - t0;
     const c1 = await cpuOfSelf();
@@ -584,7 +593,7 @@ async function measure(
       workersMs: w1 - w0,
       wallMs,
       notUp,
-      probed,
+      probed: echoes - echoes0,
     };
   } finally {
     await monitor.stop();

@@ -283,7 +283,7 @@ export class HealthMonitor {
           up: judged.status === 'up',
           probe,
           pathMtu,
-          atSeconds: now,
+          atSeconds: exact,
         };
         this.lastProbe.set(p.name, last);
       }
@@ -301,7 +301,10 @@ export class HealthMonitor {
         rxBytes: wg?.rxBytes ?? 0,
         txBytes: wg?.txBytes ?? 0,
         probe: last.probe,
-        probeAgeSeconds: now - last.atSeconds,
+        // Never 0 when kept, even under a pinned clock: 0 means "measured in this check".
+        probeAgeSeconds: fresh
+          ? 0
+          : Math.max(0.001, Math.round((exact - last.atSeconds) * 1000) / 1000),
         pathMtu: last.pathMtu,
         status: judged.status,
         reason: judged.reason,

@@ -42,9 +42,9 @@ export interface PeerHealth {
   readonly txBytes: number;
   readonly probe: ProbeResult;
   /**
-   * Seconds since `probe` (and `pathMtu`) were measured: 0 = in this check. A peer the
-   * tunnel vouches for may keep an earlier check's result (probe-schedule.ts). Absent
-   * from reports made before this field existed.
+   * Seconds (ms precision) since `probe` (and `pathMtu`) were measured: 0 = in this
+   * check, more = kept from an earlier one (a peer the tunnel vouches for,
+   * probe-schedule.ts). Absent from reports made before this field existed.
    */
   readonly probeAgeSeconds?: number;
   /** Path MTU inside the tunnel; absent when the peer carries no network. */

@@ -262,10 +262,11 @@ export interface PeerHealth {
   /** Networks whose full-size frames do not fit path_mtu, sorted. */
   pathMtuShortNetworks: string[];
   /**
-   * Seconds since the probe fields and path_mtu were measured: 0 = in this check. A peer
-   * the tunnel vouches for (last probe up, fresh handshake, WireGuard received from it
-   * since the last check) is re-probed only in turn, a fixed number per check, so a
-   * gateway's check costs the same at 10 or 100 peers. Unset from older gateways.
+   * Seconds (ms precision) since the probe fields and path_mtu were measured: 0 = in this
+   * check, more = kept from an earlier one. A peer the tunnel vouches for (last probe up,
+   * fresh handshake, WireGuard received from it since the last check) is re-probed only
+   * in turn, a fixed number per check, so a gateway's check costs about the same at 10 or
+   * 100 peers. Unset from older gateways.
    */
   probeAgeSeconds?: number | undefined;
 }
@@ -2347,7 +2348,7 @@ export const PeerHealth: MessageFns<PeerHealth> = {
       writer.uint32(138).string(v!);
     }
     if (message.probeAgeSeconds !== undefined) {
-      writer.uint32(144).uint32(message.probeAgeSeconds);
+      writer.uint32(145).double(message.probeAgeSeconds);
     }
     return writer;
   },
@@ -2502,11 +2503,11 @@ export const PeerHealth: MessageFns<PeerHealth> = {
             continue;
           }
           case 18: {
-            if (tag !== 144) {
+            if (tag !== 145) {
               break;
             }
 
-            message.probeAgeSeconds = reader.uint32();
+            message.probeAgeSeconds = reader.double();
             continue;
           }
         }
@@ -2654,7 +2655,7 @@ export const PeerHealth: MessageFns<PeerHealth> = {
       obj.pathMtuShortNetworks = message.pathMtuShortNetworks;
     }
     if (message.probeAgeSeconds !== undefined) {
-      obj.probeAgeSeconds = Math.round(message.probeAgeSeconds);
+      obj.probeAgeSeconds = floatToJson(message.probeAgeSeconds);
     }
     return obj;
   },
