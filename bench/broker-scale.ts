@@ -40,6 +40,7 @@ import {
   type PeerMap,
 } from '../broker/records.js';
 import type { BrokerConfigInput } from '../broker/config.js';
+import { BROKER_NODE_OPTIONS } from '../broker/node-options.js';
 import {
   figure,
   stat,
@@ -239,7 +240,7 @@ async function startReplica(args: ReplicaArgs): Promise<Replica> {
     env: { ...process.env, L2FED_BENCH_REPLICA: JSON.stringify(args) },
     // L2FED_BENCH_CPU_PROF=<dir>: each replica writes a V8 CPU profile there on exit.
     // L2FED_BENCH_REPLICA_NODE_ARGS: more node options for the replicas only, to try a
-    // runtime setting on the broker alone (e.g. '--max-semi-space-size=64'; not
+    // runtime setting on the broker alone (e.g. '--max-semi-space-size=128'; not
     // '--stack-trace-limit' below 3: tsx then fails to import nats' named exports).
     execArgv: [
       '--import',
@@ -247,6 +248,8 @@ async function startReplica(args: ReplicaArgs): Promise<Replica> {
       ...(process.env.L2FED_BENCH_CPU_PROF
         ? ['--cpu-prof', '--cpu-prof-dir', process.env.L2FED_BENCH_CPU_PROF]
         : []),
+      // What the deployment runs the broker with (NODE_OPTIONS in its manifest).
+      ...BROKER_NODE_OPTIONS,
       ...(process.env.L2FED_BENCH_REPLICA_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -26,6 +26,7 @@ import { adminFileSchema, resolveAdmin } from '../broker/admin/config.js';
 import { resolveConfig } from '../broker/config.js';
 import { BrokerConfigError } from '../broker/errors.js';
 import { main as brokerMain } from '../broker/main.js';
+import { BROKER_NODE_OPTIONS } from '../broker/node-options.js';
 import { parseAgentConfig, type AgentConfig } from '../cluster-agent/agent-config.js';
 import { parseGatewayProcessConfig, type GatewayProcessConfig } from '../gateway/main.js';
 
@@ -764,4 +765,12 @@ test('deploy - nats: the files nats.conf names are mounted (Secrets: documented 
   const port = (svc?.obj.spec as ServiceSpec).ports[0]!.port;
   t.deepEqual(broker.nats?.servers, [`tls://${svc?.obj.metadata?.name}.${NAMESPACE}.svc:${port}`]);
   t.deepEqual(problems, []);
+});
+
+test('deploy - the broker runs with BROKER_NODE_OPTIONS (the options the broker-scale bench measures)', (t) => {
+  const [broker] = podSpecs(loadFile(join(K8S, 'broker', 'deployment.yaml')));
+  const c = broker?.pod.containers.find((x) => x.name === 'broker') as
+    (Container & { env?: { name: string; value?: string }[] }) | undefined;
+  t.truthy(c, 'a broker container');
+  t.is(c?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value, BROKER_NODE_OPTIONS.join(' '));
 });
