@@ -92,6 +92,7 @@ interface Container {
   name: string;
   image?: string;
   args?: string[];
+  env?: { name: string; value?: string }[];
   ports?: Port[];
   volumeMounts?: Mount[];
   readinessProbe?: Probe;
@@ -769,8 +770,7 @@ test('deploy - nats: the files nats.conf names are mounted (Secrets: documented 
 
 test('deploy - the broker runs with BROKER_NODE_OPTIONS (the options the broker-scale bench measures)', (t) => {
   const [broker] = podSpecs(loadFile(join(K8S, 'broker', 'deployment.yaml')));
-  const c = broker?.pod.containers.find((x) => x.name === 'broker') as
-    (Container & { env?: { name: string; value?: string }[] }) | undefined;
+  const c = broker?.pod.containers.find((x) => x.name === 'broker');
   t.truthy(c, 'a broker container');
   t.is(c?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value, BROKER_NODE_OPTIONS.join(' '));
 });
