@@ -38,6 +38,19 @@ test('gateway process config - healthProbeRefreshPeers: default 8, at least 1', 
   t.regex(err.message, /healthProbeRefreshPeers/);
 });
 
+test('gateway process config - healthLivenessMs: default 250, false turns the echoes off, 0 refused', (t) => {
+  t.is(parseGatewayProcessConfig({ identity: 'madrid' }).healthLivenessMs, 250);
+  t.is(
+    parseGatewayProcessConfig({ identity: 'madrid', healthLivenessMs: false }).healthLivenessMs,
+    false,
+  );
+  const err = t.throws(
+    () => parseGatewayProcessConfig({ identity: 'madrid', healthLivenessMs: 0 }),
+    { instanceOf: ConfigError },
+  );
+  t.regex(err.message, /healthLivenessMs/);
+});
+
 test('gateway process - serves gRPC, answers GetState, exits 0 on SIGTERM', async (t) => {
   const dir = await makeRunDir('gwmain');
   t.teardown(() => dir.remove());

@@ -85,6 +85,13 @@ export const gatewayProcessConfigSchema = z.strictObject({
    * check. Up to this many peers, every peer every check.
    */
   healthProbeRefreshPeers: z.int().min(1).max(10_000).default(DEFAULT_PROBE_REFRESH_PEERS),
+  /**
+   * Ms between the fast endpoint fail-over's liveness echoes to every peer with several
+   * endpoints (docs/gateway.md, Endpoint fail-over), or false for none (then only the slow
+   * rule moves a peer, ~20 s). Each such peer costs 1000 / this echoes a second, idle or
+   * not: the price of noticing a dead path within ~2 s.
+   */
+  healthLivenessMs: z.union([z.int().min(50).max(60_000), z.literal(false)]).default(250),
   /** Send one probe frame per network per health check (needs python3). */
   healthProbe: z.boolean().default(true),
   /**
@@ -199,6 +206,7 @@ export async function main(argv: string[]): Promise<void> {
       healthIntervalMs: config.healthIntervalMs,
       ...(config.healthSilenceMs ? { healthSilenceMs: config.healthSilenceMs } : {}),
       healthProbeRefreshPeers: config.healthProbeRefreshPeers,
+      healthLivenessMs: config.healthLivenessMs,
       healthProbe: config.healthProbe,
       loopIntervalMs: config.loopIntervalMs,
     });

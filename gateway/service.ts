@@ -33,6 +33,8 @@ export interface GatewayServiceOptions {
   readonly healthSilenceMs?: number;
   /** See HealthMonitorOptions.probeRefreshPeers. */
   readonly healthProbeRefreshPeers?: number;
+  /** See HealthMonitorOptions.livenessIntervalMs. */
+  readonly healthLivenessMs?: number | false;
   /** False turns the per-network probe frames off. Default on. */
   readonly healthProbe?: boolean;
   /**
@@ -90,6 +92,7 @@ export async function startGatewayService(o: GatewayServiceOptions): Promise<Run
     ...(o.healthProbeRefreshPeers === undefined
       ? {}
       : { probeRefreshPeers: o.healthProbeRefreshPeers }),
+    ...(o.healthLivenessMs === undefined ? {} : { livenessIntervalMs: o.healthLivenessMs }),
     ...(o.healthProbe === false ? { prober: false as const } : {}),
     ...(loops ? { loops } : {}),
   });
