@@ -160,6 +160,9 @@ export class HealthMonitor {
     { publicKey: string; rxBytes: number | undefined }
   >();
   private checks = 0;
+  private rtts:
+    | { report: HealthReport | undefined; byName: ReadonlyMap<string, number | undefined> }
+    | undefined;
   /** The peer list per-peer state was last pruned for (pruned again when it changes). */
   private prunedFor: GatewayConfig['peers'] | undefined;
   private readonly listeners = new Set<(h: HealthReport) => void>();
@@ -586,6 +589,22 @@ export class HealthMonitor {
     for (const name of this.probeFailed) if (!names.has(name)) this.probeFailed.delete(name);
   }
 
+  /**
+   * RTT (ms) by peer name from the latest report, built once per report: a liveness round
+   * looked each peer up in the report's list, O(peers²) four times a second.
+   */
+  private rttsOfLatest(): ReadonlyMap<string, number | undefined> {
+    let r = this.rtts;
+    if (!r || r.report !== this.latest) {
+      r = {
+        report: this.latest,
+        byName: new Map((this.latest?.peers ?? []).map((x) => [x.name, x.probe.rttMs])),
+      };
+      this.rtts = r;
+    }
+    return r.byName;
+  }
+
   /** Unix seconds now, not rounded (the liveness echoes need sub-second times). */
   private clock(): number {
     return (this.o.now ?? (() => Date.now() / 1000))();
@@ -618,9 +637,10 @@ export class HealthMonitor {
     const policy = this.policy();
     const ours = this.o.gateway.lastReport?.publicKey ?? '';
     const sent = this.clock();
+    const rtts = this.rttsOfLatest();
     const results = await Promise.all(
       peers.map(async (p) => {
-        const rtt = this.latest?.peers.find((x) => x.name === p.name)?.probe.rttMs ?? 0;
+        const rtt = rtts.get(p.name) ?? 0;
         const waitS = Math.min(policy.deadPathSeconds, Math.max(LIVENESS_WAIT_S, (4 * rtt) / 1000));
         const r = await this.helper!.echo(
           { address: p.transitAddress, count: 1, waitS },
