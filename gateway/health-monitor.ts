@@ -206,11 +206,15 @@ export class HealthMonitor {
     const ifname = config.wireguard.ifname;
     const wgPeers = new Map((tunnel.wg?.peers ?? []).map((p) => [p.publicKey, p]));
     const helperUp = (await this.helper?.ready(netns)) ?? false;
-    // A helper that fails mid-check (died, wedged) costs this echo a ping, not the check.
+    // A helper that fails mid-check (died, wedged) costs a peer that must be probed a
+    // ping, not the check. A peer probed only in turn keeps its last result instead: a
+    // wedged helper on a loaded machine must not become one `ping` per peer (issue 18).
     const echo = (req: EchoRequest) =>
       helperUp
         ? this.helper!.echo(req, netns).catch(() => pingOnce(this.o.runner, req, netns))
         : pingOnce(this.o.runner, req, netns);
+    const echoInTurn = (req: EchoRequest) =>
+      helperUp ? this.helper!.echo(req, netns) : pingOnce(this.o.runner, req, netns);
     const switched = await this.failOver(() => ({ seen, wgPeers }), config.peers, exact);
     // Lookups built once per check: per-peer work below stays O(1) per peer and network.
     const mtus = new Map((this.o.gateway.lastReport?.networks ?? []).map((x) => [x.name, x.mtu]));
@@ -249,18 +253,17 @@ export class HealthMonitor {
       await Promise.all(
         config.peers
           .filter((p) => toProbe.has(p.name))
-          .map(
-            async (p) =>
-              [
-                p.name,
-                await this.probePeer(
-                  p.name,
-                  p.transitAddress,
-                  networkNeeds.get(p.name) ?? [],
-                  echo,
-                ),
-              ] as const,
-          ),
+          .map(async (p) => {
+            const needs = networkNeeds.get(p.name) ?? [];
+            const r =
+              toProbe.get(p.name) === 'must'
+                ? await this.probePeer(p.name, p.transitAddress, needs, echo)
+                : // In turn and the helper failed: kept, not probed.
+                  await this.probePeer(p.name, p.transitAddress, needs, echoInTurn).catch(
+                    () => undefined,
+                  );
+            return [p.name, r] as const;
+          }),
       ),
     );
     const peers = config.peers.map((p): PeerHealth => {

@@ -42,7 +42,7 @@ function choose(rows: ReturnType<typeof vouched>[], refresh: number): string[] {
       (n) => rx.get(n),
       NOW,
       refresh,
-    ),
+    ).keys(),
   ].sort();
 }
 
@@ -110,4 +110,23 @@ test('probe schedule - properties: every peer not vouched for is probed; at most
     }),
   );
   t.pass();
+});
+
+test('probe schedule - says which peers are probed because they must be and which in turn', (t) => {
+  const last = new Map([['b', vouched('b').last]]);
+  const rows = [vouched('a', { latestHandshake: 0 }), vouched('b')];
+  const got = peersToProbe(
+    rows.map((r) => r.peer),
+    (n) => (n === 'a' ? rows[0]!.last : last.get(n)),
+    (n) => rows.find((r) => r.peer.name === n)?.rx,
+    NOW,
+    1,
+  );
+  t.deepEqual(
+    [...got],
+    [
+      ['a', 'must'],
+      ['b', 'refresh'],
+    ],
+  );
 });

@@ -58,7 +58,8 @@ export interface LastRx {
 }
 
 /**
- * The peers to probe now, by name. `peers` in config order (ties of the refresh order
+ * The peers to probe now, by name: `must` for a peer the tunnel does not vouch for,
+ * `refresh` for one probed in turn. `peers` in config order (ties of the refresh order
  * go to the earlier one). `refresh` ≥ 0 (an integer). Pure.
  */
 export function peersToProbe(
@@ -67,8 +68,8 @@ export function peersToProbe(
   lastRx: (name: string) => LastRx | undefined,
   now: number,
   refresh: number,
-): Set<string> {
-  const probe = new Set<string>();
+): Map<string, 'must' | 'refresh'> {
+  const probe = new Map<string, 'must' | 'refresh'>();
   const well: { name: string; check: number }[] = [];
   for (const p of peers) {
     const l = last(p.name);
@@ -87,10 +88,10 @@ export function peersToProbe(
       rx.rxBytes !== undefined &&
       p.rxBytes > rx.rxBytes;
     if (vouched) well.push({ name: p.name, check: l.check });
-    else probe.add(p.name);
+    else probe.set(p.name, 'must');
   }
   // Array.prototype.sort is stable: equal times keep config order.
   well.sort((a, b) => a.check - b.check);
-  for (const w of well.slice(0, Math.max(0, refresh))) probe.add(w.name);
+  for (const w of well.slice(0, Math.max(0, refresh))) probe.set(w.name, 'refresh');
   return probe;
 }

@@ -284,3 +284,29 @@ test('health - a lossy peer the tunnel vouches for is degraded by its turn of th
   t.is(status, 'degraded');
   t.true(checks <= 5, `seen after ${checks} checks (20 peers / 4 per check)`);
 });
+
+test('health cost - a helper failing mid-check costs a ping only for the peers that must be probed, not for those probed in turn', async (t) => {
+  const { runner, monitor, traffic, clock } = await rig(t, 100);
+  await monitor.check();
+  clock.now += 10;
+  traffic();
+  await monitor.check();
+  runner.helper.failEchoes = 'probe helper: no answer in 10000 ms';
+  clock.now += 10;
+  traffic(['p3']); // p3's counter stops: it must be probed
+  const pings0 = runner.calls.filter((c) => c.argv[0] === 'ping').length;
+  const h = await monitor.check();
+  const pings = runner.calls.filter((c) => c.argv[0] === 'ping').slice(pings0);
+  // Before: one ping for p3 and one for each of the 8 peers probed in turn.
+  t.deepEqual(
+    pings.map((c) => c.argv.at(-1)),
+    ['198.19.255.5'],
+    'p3 only',
+  );
+  t.is(h?.peers.filter((p) => p.status === 'up').length, 100);
+  t.is(
+    h?.peers.filter((p) => p.probeAgeSeconds === 0).length,
+    1,
+    'p3 measured now, the others kept',
+  );
+});
