@@ -200,6 +200,8 @@ export class HealthMonitor {
     const seen = this.switches;
     const tunnel = await this.o.gateway.observeTunnel();
     if (!config || !tunnel) return undefined;
+    // Only here: a liveness round between a check's reads must not drop state it uses.
+    if (this.prunedFor !== config.peers) this.prune(config.peers);
     const netns = config.netns;
     const exact = this.clock();
     const now = Math.floor(exact);
@@ -240,6 +242,9 @@ export class HealthMonitor {
           latestHandshake: wg?.latestHandshake ?? 0,
           needed: neededPacket(networkNeeds.get(p.name) ?? []),
           switched: switched.has(p.name),
+          endpoint: switched.get(p.name) ?? wg?.endpoint ?? '',
+          transitAddress: p.transitAddress,
+          liveAnswered: this.echoes.get(p.name)?.answered,
         };
       }),
       (name) => this.lastProbe.get(name),
@@ -269,9 +274,6 @@ export class HealthMonitor {
     const peers = config.peers.map((p): PeerHealth => {
       const wg = wgPeers.get(p.publicKey);
       const age = wg && wg.latestHandshake > 0 ? Math.max(0, now - wg.latestHandshake) : undefined;
-      const rx = this.lastPeerRx.get(p.name);
-      if (rx) Object.assign(rx, { publicKey: p.publicKey, rxBytes: wg?.rxBytes });
-      else this.lastPeerRx.set(p.name, { publicKey: p.publicKey, rxBytes: wg?.rxBytes });
       const fresh = probed.get(p.name);
       let last = this.lastProbe.get(p.name);
       if (fresh || !last) {
@@ -285,6 +287,8 @@ export class HealthMonitor {
         last = {
           publicKey: p.publicKey,
           needed: neededPacket(needs),
+          endpoint: switched.get(p.name) ?? wg?.endpoint ?? '',
+          transitAddress: p.transitAddress,
           check,
           up: judged.status === 'up',
           probe,
@@ -316,6 +320,19 @@ export class HealthMonitor {
         reason: judged.reason,
       };
     });
+
+    // The receive counters the next check compares with, read now that this check's
+    // echoes are answered: their replies are not the peer's own traffic (else a peer that
+    // died right after answering would look alive once more). One more control-socket
+    // read; the first read's counters when this one fails.
+    const after = await this.o.gateway.observeTunnel().catch(() => undefined);
+    const rxAfter = new Map((after?.wg?.peers ?? []).map((x) => [x.publicKey, x.rxBytes]));
+    for (const p of config.peers) {
+      const rxBytes = after?.wg ? rxAfter.get(p.publicKey) : wgPeers.get(p.publicKey)?.rxBytes;
+      const rx = this.lastPeerRx.get(p.name);
+      if (rx) Object.assign(rx, { publicKey: p.publicKey, rxBytes });
+      else this.lastPeerRx.set(p.name, { publicKey: p.publicKey, rxBytes });
+    }
 
     // Through the helper when it runs: a check then starts no process at all.
     const stats = await readLinkStats(this.o.runner, helperUp ? this.helper : undefined, netns);
@@ -544,7 +561,6 @@ export class HealthMonitor {
     only: ReadonlySet<string> | undefined,
   ): Promise<Map<string, string>> {
     const switched = new Map<string, string>();
-    if (this.prunedFor !== peers) this.prune(peers);
     if (this.o.failover === false) return switched;
     const policy = this.policy();
     for (const p of peers) {

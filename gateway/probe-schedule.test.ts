@@ -25,9 +25,19 @@ function vouched(
       latestHandshake: NOW - 30,
       needed: 1420,
       switched: false,
+      endpoint: '192.0.2.1:17820',
+      transitAddress: '198.19.0.2',
       ...over,
     },
-    last: { publicKey: `k-${name}`, needed: 1420, check: 1, up: true, ...last },
+    last: {
+      publicKey: `k-${name}`,
+      needed: 1420,
+      endpoint: '192.0.2.1:17820',
+      transitAddress: '198.19.0.2',
+      check: 1,
+      up: true,
+      ...last,
+    },
     rx: { publicKey: `k-${name}`, rxBytes: 1000, ...rx },
   };
 }
@@ -47,8 +57,10 @@ function choose(rows: ReturnType<typeof vouched>[], refresh: number): string[] {
 }
 
 test('probe schedule - a peer the tunnel vouches for is skipped when the refresh is spent', (t) => {
-  t.deepEqual(choose([vouched('a')], 0), []);
-  t.deepEqual(choose([vouched('a')], 1), ['a']);
+  const rows = [vouched('a', {}, { check: 1 }), vouched('b', {}, { check: 2 })];
+  t.deepEqual(choose(rows, 1), ['a'], 'the one probed longest ago');
+  t.deepEqual(choose([vouched('a')], 1), ['a'], 'as many as the refresh: all');
+  t.deepEqual(choose([vouched('a')], 0), [], 'none in turn');
 });
 
 const notVouched: [string, ReturnType<typeof vouched>][] = [
@@ -60,6 +72,12 @@ const notVouched: [string, ReturnType<typeof vouched>][] = [
   ],
   ['its networks need another size (an MTU changed)', vouched('a', { needed: 9050 })],
   ['moved to another endpoint in this check', vouched('a', { switched: true })],
+  [
+    'on another endpoint than when probed (fast fail-over between checks, roam, NAT rebind)',
+    vouched('a', { endpoint: '203.0.113.9:17820' }),
+  ],
+  ['its transit address changed', vouched('a', { transitAddress: '198.19.0.99' })],
+  ['its last liveness echo went unanswered', vouched('a', { liveAnswered: false })],
   ['no handshake', vouched('a', { latestHandshake: 0 })],
   ['handshake older than 180 s', vouched('a', { latestHandshake: NOW - 181 })],
   ['not in the tunnel', vouched('a', { rxBytes: undefined })],
@@ -113,20 +131,30 @@ test('probe schedule - properties: every peer not vouched for is probed; at most
 });
 
 test('probe schedule - says which peers are probed because they must be and which in turn', (t) => {
-  const last = new Map([['b', vouched('b').last]]);
-  const rows = [vouched('a', { latestHandshake: 0 }), vouched('b')];
-  const got = peersToProbe(
-    rows.map((r) => r.peer),
-    (n) => (n === 'a' ? rows[0]!.last : last.get(n)),
-    (n) => rows.find((r) => r.peer.name === n)?.rx,
-    NOW,
-    1,
-  );
-  t.deepEqual(
-    [...got],
-    [
-      ['a', 'must'],
-      ['b', 'refresh'],
-    ],
-  );
+  const rows = [
+    vouched('a', { latestHandshake: 0 }),
+    vouched('b', {}, { check: 1 }),
+    vouched('c', {}, { check: 2 }),
+  ];
+  const by = (n: string) => rows.find((r) => r.peer.name === n);
+  const got = (refresh: number) => [
+    ...peersToProbe(
+      rows.map((r) => r.peer),
+      (n) => by(n)?.last,
+      (n) => by(n)?.rx,
+      NOW,
+      refresh,
+    ),
+  ];
+  t.deepEqual(got(1), [
+    ['a', 'must'],
+    ['b', 'refresh'],
+  ]);
+  // No more vouched-for peers than the refresh: all probed, as peers that must be (a
+  // failing helper then costs each a ping, as before the schedule).
+  t.deepEqual(got(2), [
+    ['a', 'must'],
+    ['b', 'must'],
+    ['c', 'must'],
+  ]);
 });

@@ -7,9 +7,13 @@
  *
  * The tunnel *vouches for* a peer when its last probe found it up (answered, no loss, path MTU
  * fine), nothing that probe depended on changed (its key, the size its networks need, its
- * endpoint), its handshake is fresh, and WireGuard received from it since the last check.
- * Every other peer is probed in every check, as before, so a dead or changed peer is
- * seen in the first check after the change. Of the peers vouched for, the `refresh`
+ * endpoint, its transit address), its handshake is fresh, WireGuard received from it since
+ * the end of the last check, and its last fast fail-over liveness echo (if it gets them)
+ * was answered.
+ * Every other peer is probed in every check, as before: a changed peer in the first check
+ * after the change, a dead one in the first check after its last frame came in (so a peer
+ * that still sent after the last check and then died is vouched for once more: above
+ * `refresh` peers, `down` up to one check later than before). Of the peers vouched for, the `refresh`
  * probed longest ago are probed too, so RTT, loss and path MTU are re-measured for each
  * at least every ceil(peers / refresh) checks. With no more peers than `refresh`, every
  * peer is probed every check: small federations behave exactly as before.
@@ -36,6 +40,17 @@ export interface ProbeCandidate {
   readonly needed: number;
   /** The check moved the peer to another endpoint. */
   readonly switched: boolean;
+  /** The endpoint WireGuard uses now ('' = none). */
+  readonly endpoint: string;
+  /** The peer's transit address (the probe's destination) now. */
+  readonly transitAddress: string;
+  /**
+   * Whether the last fast fail-over liveness echo to the peer was answered; undefined for
+   * a peer without them (one endpoint, or echoes off). Such echoes go out every 250 ms, so
+   * their replies move the receive counter up to the moment a peer dies: for these peers
+   * the echo, not the counter, says whether it still answers.
+   */
+  readonly liveAnswered?: boolean | undefined;
 }
 
 /** What the monitor remembers of a peer's last probe. */
@@ -44,6 +59,9 @@ export interface LastProbe {
   readonly publicKey: string;
   /** The size its networks needed then (bytes). */
   readonly needed: number;
+  /** The endpoint and transit address it was probed over. */
+  readonly endpoint: string;
+  readonly transitAddress: string;
   /** The number of the check that probed it (increasing): the refresh order. Not a time,
    * so checks less than a second apart (or a pinned clock) still take turns. */
   readonly check: number;
@@ -51,7 +69,11 @@ export interface LastProbe {
   readonly up: boolean;
 }
 
-/** WireGuard's received bytes from a peer at the previous check, with the key then. */
+/**
+ * WireGuard's received bytes from a peer at the end of the previous check (after its
+ * probes were answered, so the replies to our own probes are not taken for the peer's
+ * traffic), with the key then.
+ */
 export interface LastRx {
   readonly publicKey: string;
   readonly rxBytes: number | undefined;
@@ -79,7 +101,10 @@ export function peersToProbe(
       l.up &&
       l.publicKey === p.publicKey &&
       l.needed === p.needed &&
+      l.endpoint === p.endpoint &&
+      l.transitAddress === p.transitAddress &&
       !p.switched &&
+      p.liveAnswered !== false &&
       p.latestHandshake > 0 &&
       now - p.latestHandshake <= HANDSHAKE_STALE_SECONDS &&
       p.rxBytes !== undefined &&
@@ -89,6 +114,12 @@ export function peersToProbe(
       p.rxBytes > rx.rxBytes;
     if (vouched) well.push({ name: p.name, check: l.check });
     else probe.set(p.name, 'must');
+  }
+  // No more vouched-for peers than the refresh: every peer is probed as before, as one
+  // that must be (so a failing helper still costs each a ping, as it did).
+  if (well.length <= refresh) {
+    for (const w of well) probe.set(w.name, 'must');
+    return probe;
   }
   // Array.prototype.sort is stable: equal times keep config order.
   well.sort((a, b) => a.check - b.check);

@@ -310,3 +310,48 @@ test('health cost - a helper failing mid-check costs a ping only for the peers t
     'p3 measured now, the others kept',
   );
 });
+
+test('health - a peer that dies right after answering its turn is probed and down in the next check (its replies are not taken for its traffic)', async (t) => {
+  const { runner, monitor, traffic, clock, plane, peers } = await rig(t, 20);
+  const byAddr = new Map(peers.map((p) => [p.transitAddress, p.publicKey]));
+  const dead = new Set<string>();
+  // As WireGuard counts them: an answered echo adds the reply's bytes to the peer's counter.
+  runner.helper.answer = (addr, bytes) => {
+    if (dead.has(addr)) return false;
+    plane.tunnel.received('l2fa', byAddr.get(addr)!, bytes + 32);
+    return true;
+  };
+  await monitor.check();
+  clock.now += 10;
+  traffic();
+  const inTurn = await echoesOf(runner, () => monitor.check());
+  t.is(inTurn.length, 8, 'probed in turn: 8 of 20');
+  const victim = inTurn[0]!;
+  dead.add(victim);
+  clock.now += 10;
+  traffic(peers.filter((p) => p.transitAddress === victim).map((p) => p.name));
+  let h: HealthReport | undefined;
+  const sent = await echoesOf(runner, async () => (h = await monitor.check()));
+  t.true(sent.includes(victim), 'the victim is probed');
+  // Before: vouched for by its own replies to the last check's echoes, reported up.
+  t.like(
+    h?.peers.find((p) => p.name === peers.find((x) => x.transitAddress === victim)?.name),
+    { status: 'down', probeAgeSeconds: 0 },
+  );
+});
+
+test('health - a peer on another endpoint than when probed is probed again (fast fail-over between checks, roam)', async (t) => {
+  const { runner, monitor, traffic, clock, plane, peers } = await rig(t, 20);
+  await monitor.check();
+  clock.now += 10;
+  traffic();
+  await monitor.check();
+  // In turn: p0..p7 in check 2, p8..p15 in check 3; p17 not before check 4.
+  const p17 = peers[17]!;
+  await plane.tunnel.setPeerEndpoint('l2fa', p17.publicKey, '203.0.113.9:51820');
+  clock.now += 10;
+  traffic();
+  const sent = await echoesOf(runner, () => monitor.check());
+  t.is(sent.length, 9, 'the 8 in turn and p17');
+  t.true(sent.includes(p17.transitAddress), `probed: ${sent.join(' ')}`);
+});
