@@ -163,6 +163,8 @@ export class HealthMonitor {
   private rtts:
     | { report: HealthReport | undefined; byName: ReadonlyMap<string, number | undefined> }
     | undefined;
+  /** Peer name by public key, for the peer list pruned for. */
+  private nameByKey = new Map<string, string>();
   /** The peer list per-peer state was last pruned for (pruned again when it changes). */
   private prunedFor: GatewayConfig['peers'] | undefined;
   private readonly listeners = new Set<(h: HealthReport) => void>();
@@ -325,13 +327,18 @@ export class HealthMonitor {
     // echoes are answered: their replies are not the peer's own traffic (else a peer that
     // died right after answering would look alive once more). One more control-socket
     // read; the first read's counters when this one fails.
-    const after = await this.o.gateway.observeTunnel().catch(() => undefined);
-    const rxAfter = new Map((after?.wg?.peers ?? []).map((x) => [x.publicKey, x.rxBytes]));
-    for (const p of config.peers) {
-      const rxBytes = after?.wg ? rxAfter.get(p.publicKey) : wgPeers.get(p.publicKey)?.rxBytes;
-      const rx = this.lastPeerRx.get(p.name);
-      if (rx) Object.assign(rx, { publicKey: p.publicKey, rxBytes });
-      else this.lastPeerRx.set(p.name, { publicKey: p.publicKey, rxBytes });
+    const after = (await this.o.gateway.observeTunnel().catch(() => undefined))?.wg;
+    // In place, no map per check: a check at 100 peers is mostly its garbage (bench).
+    for (const rx of this.lastPeerRx.values()) rx.rxBytes = undefined;
+    for (const x of after?.peers ?? wgPeers.values()) {
+      const name = this.nameByKey.get(x.publicKey);
+      const rx = name === undefined ? undefined : this.lastPeerRx.get(name);
+      if (rx) {
+        rx.publicKey = x.publicKey;
+        rx.rxBytes = x.rxBytes;
+      } else if (name !== undefined) {
+        this.lastPeerRx.set(name, { publicKey: x.publicKey, rxBytes: x.rxBytes });
+      }
     }
 
     // Through the helper when it runs: a check then starts no process at all.
@@ -600,6 +607,7 @@ export class HealthMonitor {
   /** Forgets the per-peer state of peers no longer in `peers` (the config's list). */
   private prune(peers: GatewayConfig['peers']): void {
     this.prunedFor = peers;
+    this.nameByKey = new Map(peers.map((p) => [p.publicKey, p.name]));
     const names = new Set(peers.map((p) => p.name));
     for (const m of [this.failover, this.paths, this.echoes, this.lastSwitch, this.lastProbe]) {
       for (const name of m.keys()) if (!names.has(name)) m.delete(name);
