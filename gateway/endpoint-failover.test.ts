@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeRunner } from '../lib/runner-fake.js';
 import { FakeDataPlane } from './dataplane-fake.js';
+import fc from 'fast-check';
 import {
   DEFAULT_FAILOVER_POLICY,
   decideFailover,
   dwellFor,
+  failoverSettled,
   type FailoverState,
 } from './endpoint-failover.js';
 import { Gateway } from './gateway.js';
@@ -352,4 +354,59 @@ test('endpoint fail-over - a failed switch is retried at the next check', async 
   t.is(p.endpoint, A);
   t.is(p.endpointFailovers, 0);
   t.is((await check(1016)).endpoint, B);
+});
+
+test('failoverSettled: whenever it holds, decideFailover keeps the state as it is and switches nothing (the health check skips such peers)', (t) => {
+  const endpoint = fc.constantFrom('192.0.2.1:51820', '192.0.2.2:51820', '[2001:db8::1]:51820');
+  let settled = 0;
+  fc.assert(
+    fc.property(
+      fc.array(endpoint, { minLength: 0, maxLength: 3 }),
+      fc.option(endpoint, { nil: undefined }),
+      fc.record({
+        endpoints: fc.array(endpoint, { minLength: 0, maxLength: 3 }),
+        index: fc.integer({ min: -1, max: 2 }),
+        since: fc.integer({ min: 0, max: 2000 }),
+        attempts: fc.integer({ min: 0, max: 5 }),
+        failovers: fc.integer({ min: 0, max: 5 }),
+      }),
+      fc.integer({ min: 0, max: 2000 }),
+      fc.integer({ min: 0, max: 2000 }),
+      fc.boolean(),
+      fc.option(
+        fc.record({
+          answered: fc.boolean(),
+          lost: fc.integer({ min: 0, max: 20 }),
+          lostSince: fc.integer({ min: 0, max: 2000 }),
+        }),
+        { nil: undefined },
+      ),
+      (endpoints, current, prev, now, latestHandshake, probeFailed, echoes) => {
+        if (!failoverSettled(prev, endpoints, current)) return;
+        settled++;
+        const d = decideFailover(prev, {
+          now,
+          endpoints,
+          current,
+          latestHandshake,
+          probeFailed,
+          ...(echoes ? { echoes } : {}),
+        });
+        t.is(d.state, prev);
+        t.is(d.switchTo, undefined);
+      },
+    ),
+    { numRuns: 3000 },
+  );
+  t.true(settled > 0, 'the generator reached the settled case');
+  t.false(failoverSettled(undefined, ['192.0.2.1:51820'], '192.0.2.1:51820'), 'no state yet');
+  const s: FailoverState = {
+    endpoints: ['192.0.2.1:51820'],
+    index: 0,
+    since: 0,
+    attempts: 0,
+    failovers: 0,
+  };
+  t.false(failoverSettled(s, ['192.0.2.1:51820'], '198.51.100.7:4000'), 'roamed (NAT)');
+  t.false(failoverSettled(s, ['192.0.2.2:51820'], '192.0.2.2:51820'), 'list changed');
 });

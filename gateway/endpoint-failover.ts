@@ -155,6 +155,26 @@ const sameList = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
 
 /**
+ * True when decideFailover(prev, input) cannot do anything for a peer: one endpoint, in
+ * use, the one `prev` already holds. Its decision is then `prev` itself and no switch,
+ * so a health check skips it without building its input (issue 18: most peers of a
+ * large federation, every check). Pure.
+ */
+export function failoverSettled(
+  prev: FailoverState | undefined,
+  endpoints: readonly string[],
+  current: string | undefined,
+): boolean {
+  return (
+    prev !== undefined &&
+    endpoints.length === 1 &&
+    current === endpoints[0] &&
+    prev.index === 0 &&
+    sameList(prev.endpoints, endpoints)
+  );
+}
+
+/**
  * Decides for one peer. Pure. The caller stores `state` only once the switch it asked
  * for has been made (or when there is none), so a failed switch is retried at the next
  * check.

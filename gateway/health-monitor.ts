@@ -18,6 +18,7 @@ import {
   deadPathFor,
   decideFailover,
   endpointSource,
+  failoverSettled,
   type EchoRun,
   type FailoverPolicy,
   type FailoverState,
@@ -35,6 +36,7 @@ import {
   type NetworkNeed,
   type PathMtu,
   type PeerHealth,
+  type PeerStatus,
   type ProbeResult,
 } from './health.js';
 import { PythonL2Prober, type L2Prober } from './l2-probe.js';
@@ -44,9 +46,15 @@ import {
   pingOnce,
   readLinkStats,
   type EchoRequest,
+  type LinkStats,
 } from './prober.js';
 import { withLoop } from './loop-guard.js';
-import { DEFAULT_PROBE_REFRESH_PEERS, peersToProbe, type LastProbe } from './probe-schedule.js';
+import {
+  DEFAULT_PROBE_REFRESH_PEERS,
+  peersToProbe,
+  type LastProbe,
+  type ProbeCandidate,
+} from './probe-schedule.js';
 import type { GatewayMetrics } from './metrics.js';
 import { vxlanName, type ObservedPeer } from './model.js';
 import { SMALL_PROBE_PACKET, tunnelPacketFor } from './mtu.js';
@@ -56,6 +64,67 @@ function neededPacket(needs: readonly NetworkNeed[]): number {
   let needed = 0;
   for (const n of needs) if (n.mtu > 0) needed = Math.max(needed, tunnelPacketFor(n.mtu));
   return needed;
+}
+
+/** What a check needs per peer from the networks: cached until they or their MTUs change. */
+interface Needs {
+  readonly networks: GatewayConfig['networks'];
+  readonly report: unknown;
+  /** Effective MTU (bytes) by network name, from the gateway's last report. */
+  readonly mtus: ReadonlyMap<string, number>;
+  /** Per peer name: its networks and the inner packet size (bytes) they need. */
+  readonly byPeer: ReadonlyMap<string, { readonly needs: NetworkNeed[]; needed: number }>;
+}
+
+/** A probe of one peer in this check: its result and the path MTU found (bytes). */
+interface Probed {
+  readonly probe: ProbeResult;
+  readonly measured: number | undefined;
+}
+
+/** What a check keeps of a peer's last probe (updated in place when probed again). */
+type KeptProbe = { -readonly [K in keyof LastProbe]: LastProbe[K] } & {
+  probe: ProbeResult;
+  pathMtu: PathMtu | undefined;
+  /** Unix s (not rounded) of the check that probed it. */
+  atSeconds: number;
+};
+
+/** A network's health before its probe error is known, and what its probe frames do. */
+interface NetworkCheck {
+  readonly health: Omit<NetworkHealth, 'probeError'>;
+  /** Send a probe frame on it (device up, peers to reach). */
+  readonly probe: boolean;
+  /** Frames one probe puts on the device (one per peer: head-end replication). */
+  readonly copies: number;
+}
+
+const NO_NEEDS: readonly NetworkNeed[] = Object.freeze([]);
+/** The probe of a peer never probed (cannot be reported: a new peer is always probed). */
+const NOT_PROBED: ProbeResult = Object.freeze({
+  sent: 0,
+  received: 0,
+  loss: 1,
+  rttMs: undefined,
+});
+
+const newCandidate = (): { -readonly [K in keyof ProbeCandidate]: ProbeCandidate[K] } => ({
+  name: '',
+  publicKey: '',
+  rxBytes: undefined,
+  latestHandshake: 0,
+  needed: 0,
+  switched: false,
+  endpoint: '',
+  transitAddress: '',
+  liveAnswered: undefined,
+});
+
+/** The tunnel's peers by public key. */
+function byPublicKey(peers: readonly ObservedPeer[] | undefined): Map<string, ObservedPeer> {
+  const m = new Map<string, ObservedPeer>();
+  for (const p of peers ?? []) m.set(p.publicKey, p);
+  return m;
 }
 
 /** The silence that marks a network not-receiving, unless configured: ≥ 3 checks. */
@@ -150,10 +219,12 @@ export class HealthMonitor {
   /** Path-MTU probing per peer name: did it answer last time, and the last size found. */
   private readonly paths = new Map<string, { answered: boolean; measured?: number }>();
   /** Per peer name: its last probe's result and what it was judged on (probe-schedule.ts). */
-  private readonly lastProbe = new Map<
-    string,
-    LastProbe & { probe: ProbeResult; pathMtu: PathMtu | undefined; atSeconds: number }
-  >();
+  private readonly lastProbe = new Map<string, KeptProbe>();
+  /** Per peer name: its status in the last check (for the networks' judgement). */
+  private readonly status = new Map<string, PeerStatus>();
+  /** The probe schedule's input, one object per peer in config order, reused. */
+  private readonly candidates: ReturnType<typeof newCandidate>[] = [];
+  private needs: Needs | undefined;
   /** Per peer name: WireGuard's received bytes at the last check (updated in place). */
   private readonly lastPeerRx = new Map<
     string,
@@ -208,212 +279,35 @@ export class HealthMonitor {
     const exact = this.clock();
     const now = Math.floor(exact);
     const ifname = config.wireguard.ifname;
-    const wgPeers = new Map((tunnel.wg?.peers ?? []).map((p) => [p.publicKey, p]));
+    const wgPeers = byPublicKey(tunnel.wg?.peers);
     const helperUp = (await this.helper?.ready(netns)) ?? false;
-    // A helper that fails mid-check (died, wedged) costs a peer that must be probed a
-    // ping, not the check. A peer probed only in turn keeps its last result instead: a
-    // wedged helper on a loaded machine must not become one `ping` per peer (issue 18).
-    const echo = (req: EchoRequest) =>
-      helperUp
-        ? this.helper!.echo(req, netns).catch(() => pingOnce(this.o.runner, req, netns))
-        : pingOnce(this.o.runner, req, netns);
-    const echoInTurn = (req: EchoRequest) =>
-      helperUp ? this.helper!.echo(req, netns) : pingOnce(this.o.runner, req, netns);
     const switched = await this.failOver(() => ({ seen, wgPeers }), config.peers, exact);
-    // Lookups built once per check: per-peer work below stays O(1) per peer and network.
-    const mtus = new Map((this.o.gateway.lastReport?.networks ?? []).map((x) => [x.name, x.mtu]));
-    const mtuOf = (name: string) => mtus.get(name) ?? 0;
-    const networkNeeds = new Map<string, NetworkNeed[]>();
-    for (const n of config.networks) {
-      const need = { name: n.name, mtu: mtuOf(n.name) };
-      for (const peer of n.peers) {
-        const needs = networkNeeds.get(peer);
-        if (needs) needs.push(need);
-        else networkNeeds.set(peer, [need]);
-      }
-    }
-
+    const needs = this.needsNow(config.networks);
     const check = ++this.checks;
     const toProbe = peersToProbe(
-      config.peers.map((p) => {
-        const wg = wgPeers.get(p.publicKey);
-        return {
-          name: p.name,
-          publicKey: p.publicKey,
-          rxBytes: wg?.rxBytes,
-          latestHandshake: wg?.latestHandshake ?? 0,
-          needed: neededPacket(networkNeeds.get(p.name) ?? []),
-          switched: switched.has(p.name),
-          endpoint: switched.get(p.name) ?? wg?.endpoint ?? '',
-          transitAddress: p.transitAddress,
-          liveAnswered: this.echoes.get(p.name)?.answered,
-        };
-      }),
+      this.candidatesNow(config.peers, wgPeers, needs, switched),
       (name) => this.lastProbe.get(name),
       (name) => this.lastPeerRx.get(name),
       now,
       this.o.probeRefreshPeers ?? DEFAULT_PROBE_REFRESH_PEERS,
     );
-    // Only the probed peers wait for echoes; the others are built without a promise each
-    // (at 100 peers the per-peer async frames were most of a check's garbage).
-    const probed = new Map(
-      await Promise.all(
-        config.peers
-          .filter((p) => toProbe.has(p.name))
-          .map(async (p) => {
-            const needs = networkNeeds.get(p.name) ?? [];
-            const r =
-              toProbe.get(p.name) === 'must'
-                ? await this.probePeer(p.name, p.transitAddress, needs, echo)
-                : // In turn and the helper failed: kept, not probed.
-                  await this.probePeer(p.name, p.transitAddress, needs, echoInTurn).catch(
-                    () => undefined,
-                  );
-            return [p.name, r] as const;
-          }),
-      ),
-    );
-    const peers = config.peers.map((p): PeerHealth => {
-      const wg = wgPeers.get(p.publicKey);
-      const age = wg && wg.latestHandshake > 0 ? Math.max(0, now - wg.latestHandshake) : undefined;
-      const fresh = probed.get(p.name);
-      let last = this.lastProbe.get(p.name);
-      if (fresh || !last) {
-        // (!last cannot happen: a peer never probed is always chosen.)
-        const needs = networkNeeds.get(p.name) ?? [];
-        const probe = fresh?.probe ?? { sent: 0, received: 0, loss: 1, rttMs: undefined };
-        const pathMtu = judgePathMtu(needs, fresh?.measured);
-        if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
-        else this.probeFailed.delete(p.name);
-        const judged = judgePeer(age, probe, { peer: p.name, mtu: pathMtu });
-        last = {
-          publicKey: p.publicKey,
-          needed: neededPacket(needs),
-          endpoint: switched.get(p.name) ?? wg?.endpoint ?? '',
-          transitAddress: p.transitAddress,
-          check,
-          up: judged.status === 'up',
-          probe,
-          pathMtu,
-          atSeconds: exact,
-        };
-        this.lastProbe.set(p.name, last);
-      }
-      const endpoint = switched.get(p.name) ?? wg?.endpoint;
-      // A kept result was up with a fresh handshake (probe-schedule.ts): judged anew all
-      // the same, so the report never says more than its inputs.
-      const judged = judgePeer(age, last.probe, { peer: p.name, mtu: last.pathMtu });
-      return {
-        name: p.name,
-        publicKey: p.publicKey,
-        endpoint,
-        endpointSource: endpointSource(p.endpoints, endpoint),
-        endpointFailovers: this.failover.get(p.name)?.failovers ?? 0,
-        handshakeAgeSeconds: age,
-        rxBytes: wg?.rxBytes ?? 0,
-        txBytes: wg?.txBytes ?? 0,
-        probe: last.probe,
-        // Never 0 when kept, even under a pinned clock: 0 means "measured in this check".
-        probeAgeSeconds: fresh
-          ? 0
-          : Math.max(0.001, Math.round((exact - last.atSeconds) * 1000) / 1000),
-        pathMtu: last.pathMtu,
-        status: judged.status,
-        reason: judged.reason,
-      };
+    const probed = await this.probeChosen(config.peers, toProbe, needs, netns, helperUp);
+    const peers = this.peerReports(config.peers, {
+      wgPeers,
+      probed,
+      needs,
+      switched,
+      now,
+      exact,
+      check,
     });
-
-    // The receive counters the next check compares with, read now that this check's
-    // echoes are answered: their replies are not the peer's own traffic (else a peer that
-    // died right after answering would look alive once more). One more control-socket
-    // read; the first read's counters when this one fails.
-    const after = (await this.o.gateway.observeTunnel().catch(() => undefined))?.wg;
-    // In place, no map per check: a check at 100 peers is mostly its garbage (bench).
-    for (const rx of this.lastPeerRx.values()) rx.rxBytes = undefined;
-    for (const x of after?.peers ?? wgPeers.values()) {
-      const name = this.nameByKey.get(x.publicKey);
-      const rx = name === undefined ? undefined : this.lastPeerRx.get(name);
-      if (rx) {
-        rx.publicKey = x.publicKey;
-        rx.rxBytes = x.rxBytes;
-      } else if (name !== undefined) {
-        this.lastPeerRx.set(name, { publicKey: x.publicKey, rxBytes: x.rxBytes });
-      }
-    }
+    await this.recordReceived(wgPeers);
 
     // Through the helper when it runs: a check then starts no process at all.
     const stats = await readLinkStats(this.o.runner, helperUp ? this.helper : undefined, netns);
-    const links = new Map(stats.map((l) => [l.ifname, l]));
-    const byName = new Map(peers.map((p) => [p.name, p]));
-    const silenceLimit =
-      this.o.prober !== false
-        ? (this.o.silenceLimitMs ?? defaultSilenceLimitMs(this.o.intervalMs ?? 10_000)) / 1000
-        : undefined;
-    const short = peers.flatMap((p) =>
-      pathTooSmall(p.pathMtu) ? [{ name: p.name, pathMtu: p.pathMtu }] : [],
-    );
-    const networks = config.networks.map((n) => {
-      const device = vxlanName(n.vni);
-      const l = links.get(device);
-      const counters = {
-        rxPackets: l?.stats64?.rx.packets ?? 0,
-        txPackets: l?.stats64?.tx.packets ?? 0,
-      };
-      const before = this.before.get(device);
-      // tx_dropped since the last check; none on the first read or after a re-create.
-      const droppedNow = l?.stats64?.tx.dropped;
-      const droppedBefore = this.txDropped.get(device);
-      const txDropped =
-        droppedNow !== undefined && droppedBefore !== undefined
-          ? Math.max(0, droppedNow - droppedBefore)
-          : 0;
-      if (droppedNow === undefined) this.txDropped.delete(device);
-      else this.txDropped.set(device, droppedNow);
-      const peerStates = n.peers.map((name) => byName.get(name)?.status ?? 'down');
-      // Silence counts only while some peer is reachable, and restarts when the counter
-      // moves or goes backwards (device re-created).
-      const anyPeerUp = peerStates.some((p) => p !== 'down');
-      if (!anyPeerUp || !before || counters.rxPackets !== before.rxPackets) {
-        this.lastRx.set(device, now);
-      }
-      const silentSeconds = now - (this.lastRx.get(device) ?? now);
-      const deviceUp = (l?.flags ?? []).includes('UP');
-      const mtu = mtuOf(n.name);
-      // In config order, as before (the reason lists them in this order). Usually no
-      // peer's path is short: then nothing is allocated per peer here.
-      const shortPaths =
-        short.length === 0
-          ? []
-          : short.flatMap((p) =>
-              n.peers.includes(p.name) && p.pathMtu.measured < tunnelPacketFor(mtu)
-                ? [{ peer: p.name, measured: p.pathMtu.measured, needed: tunnelPacketFor(mtu) }]
-                : [],
-            );
-      const judged = withLoop(
-        judgeNetwork({
-          deviceUp,
-          peers: peerStates,
-          now: counters,
-          before,
-          probeTx: this.probeTx.get(device) ?? 0,
-          silentSeconds,
-          silenceLimitSeconds: silenceLimit,
-          shortPaths,
-          txDropped,
-        }),
-        this.o.loops?.network(n.name),
-      );
-      this.before.set(device, counters);
-      return {
-        health: { name: n.name, vni: n.vni, device, mtu, ...counters, ...judged, silentSeconds },
-        probe: deviceUp && n.peers.length > 0,
-        copies: n.peers.length,
-      };
-    });
-    const devices = new Set(networks.map((n) => n.health.device));
-    for (const m of [this.before, this.lastRx, this.txDropped]) {
-      for (const d of m.keys()) if (!devices.has(d)) m.delete(d);
-    }
+    const links = new Map<string, LinkStats>();
+    for (const l of stats) links.set(l.ifname, l);
+    const networks = this.networkReports(config.networks, links, peers, now, needs.mtus);
     const l2 =
       this.o.prober === false
         ? undefined
@@ -438,6 +332,291 @@ export class HealthMonitor {
     this.o.metrics?.observeHealth(report);
     for (const fn of this.listeners) fn(report);
     return report;
+  }
+
+  /**
+   * What each peer's networks need (their MTUs, and the inner packet size), rebuilt only
+   * when the networks or the gateway's last report (the MTUs) change: not per check.
+   */
+  private needsNow(networks: GatewayConfig['networks']): Needs {
+    const report = this.o.gateway.lastReport;
+    const c = this.needs;
+    if (c && c.networks === networks && c.report === report) return c;
+    const mtus = new Map((report?.networks ?? []).map((x) => [x.name, x.mtu]));
+    const byPeer = new Map<string, { needs: NetworkNeed[]; needed: number }>();
+    for (const n of networks) {
+      const need = { name: n.name, mtu: mtus.get(n.name) ?? 0 };
+      for (const peer of n.peers) {
+        const e = byPeer.get(peer);
+        if (e) e.needs.push(need);
+        else byPeer.set(peer, { needs: [need], needed: 0 });
+      }
+    }
+    for (const e of byPeer.values()) e.needed = neededPacket(e.needs);
+    this.needs = { networks, report, mtus, byPeer };
+    return this.needs;
+  }
+
+  /** The probe schedule's view of every peer now, updated in place (one object per peer). */
+  private candidatesNow(
+    peers: GatewayConfig['peers'],
+    wgPeers: ReadonlyMap<string, ObservedPeer>,
+    needs: Needs,
+    switched: ReadonlyMap<string, string>,
+  ): readonly ProbeCandidate[] {
+    const list = this.candidates;
+    list.length = Math.min(list.length, peers.length);
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      const wg = wgPeers.get(p.publicKey);
+      const moved = switched.get(p.name);
+      const c = list[i] ?? (list[i] = newCandidate());
+      c.name = p.name;
+      c.publicKey = p.publicKey;
+      c.rxBytes = wg?.rxBytes;
+      c.latestHandshake = wg?.latestHandshake ?? 0;
+      c.needed = needs.byPeer.get(p.name)?.needed ?? 0;
+      c.switched = moved !== undefined;
+      c.endpoint = moved ?? wg?.endpoint ?? '';
+      c.transitAddress = p.transitAddress;
+      c.liveAnswered = this.echoes.get(p.name)?.answered;
+    }
+    return this.candidates;
+  }
+
+  /**
+   * Probes the peers `toProbe` names, all at once; the others are not touched (no promise
+   * each: at 100 peers the per-peer async frames were most of a check's garbage). A
+   * helper that fails mid-check (died, wedged) costs a peer that must be probed a `ping`,
+   * not the check; a peer probed only in turn keeps its last result instead (undefined
+   * here), so a wedged helper on a loaded machine does not become a `ping` per peer.
+   */
+  private async probeChosen(
+    peers: GatewayConfig['peers'],
+    toProbe: ReadonlyMap<string, 'must' | 'refresh'>,
+    needs: Needs,
+    netns: string | undefined,
+    helperUp: boolean,
+  ): Promise<Map<string, Probed | undefined>> {
+    const echo = (req: EchoRequest) =>
+      helperUp
+        ? this.helper!.echo(req, netns).catch(() => pingOnce(this.o.runner, req, netns))
+        : pingOnce(this.o.runner, req, netns);
+    const echoInTurn = (req: EchoRequest) =>
+      helperUp ? this.helper!.echo(req, netns) : pingOnce(this.o.runner, req, netns);
+    const runs: Promise<readonly [string, Probed | undefined]>[] = [];
+    for (const p of peers) {
+      const kind = toProbe.get(p.name);
+      if (kind === undefined) continue;
+      const n = needs.byPeer.get(p.name)?.needs ?? NO_NEEDS;
+      const r =
+        kind === 'must'
+          ? this.probePeer(p.name, p.transitAddress, n, echo)
+          : this.probePeer(p.name, p.transitAddress, n, echoInTurn).catch(() => undefined);
+      runs.push(r.then((x) => [p.name, x] as const));
+    }
+    return new Map(await Promise.all(runs));
+  }
+
+  /**
+   * Every peer's entry of the report, in config order: a peer probed in this check is
+   * judged on that probe (and remembered), one not probed on its kept result. The kept
+   * results are updated in place, and each peer's status is noted for networkReports.
+   */
+  private peerReports(
+    peers: GatewayConfig['peers'],
+    c: {
+      readonly wgPeers: ReadonlyMap<string, ObservedPeer>;
+      readonly probed: ReadonlyMap<string, Probed | undefined>;
+      readonly needs: Needs;
+      readonly switched: ReadonlyMap<string, string>;
+      readonly now: number;
+      readonly exact: number;
+      readonly check: number;
+    },
+  ): PeerHealth[] {
+    const out: PeerHealth[] = new Array<PeerHealth>(peers.length);
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      const wg = c.wgPeers.get(p.publicKey);
+      const age =
+        wg && wg.latestHandshake > 0 ? Math.max(0, c.now - wg.latestHandshake) : undefined;
+      const endpoint = c.switched.get(p.name) ?? wg?.endpoint;
+      const fresh = c.probed.get(p.name);
+      let last = this.lastProbe.get(p.name);
+      if (fresh || !last) {
+        // (!last cannot happen: a peer never probed is always chosen.)
+        const need = c.needs.byPeer.get(p.name);
+        const probe = fresh?.probe ?? NOT_PROBED;
+        const pathMtu = judgePathMtu(need?.needs ?? NO_NEEDS, fresh?.measured);
+        if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
+        else this.probeFailed.delete(p.name);
+        const up = judgePeer(age, probe, { peer: p.name, mtu: pathMtu }).status === 'up';
+        const kept = last ?? {
+          publicKey: p.publicKey,
+          needed: 0,
+          endpoint: '',
+          transitAddress: p.transitAddress,
+          check: c.check,
+          up,
+          probe,
+          pathMtu,
+          atSeconds: c.exact,
+        };
+        kept.publicKey = p.publicKey;
+        kept.needed = need?.needed ?? 0;
+        kept.endpoint = endpoint ?? '';
+        kept.transitAddress = p.transitAddress;
+        kept.check = c.check;
+        kept.up = up;
+        kept.probe = probe;
+        kept.pathMtu = pathMtu;
+        kept.atSeconds = c.exact;
+        if (!last) this.lastProbe.set(p.name, kept);
+        last = kept;
+      }
+      // A kept result was up with a fresh handshake (probe-schedule.ts): judged anew all
+      // the same, so the report never says more than its inputs.
+      const judged = judgePeer(age, last.probe, { peer: p.name, mtu: last.pathMtu });
+      this.status.set(p.name, judged.status);
+      out[i] = {
+        name: p.name,
+        publicKey: p.publicKey,
+        endpoint,
+        endpointSource: endpointSource(p.endpoints, endpoint),
+        endpointFailovers: this.failover.get(p.name)?.failovers ?? 0,
+        handshakeAgeSeconds: age,
+        rxBytes: wg?.rxBytes ?? 0,
+        txBytes: wg?.txBytes ?? 0,
+        probe: last.probe,
+        // Never 0 when kept, even under a pinned clock: 0 means "measured in this check".
+        probeAgeSeconds: fresh
+          ? 0
+          : Math.max(0.001, Math.round((c.exact - last.atSeconds) * 1000) / 1000),
+        pathMtu: last.pathMtu,
+        status: judged.status,
+        reason: judged.reason,
+      };
+    }
+    return out;
+  }
+
+  /**
+   * The receive counters the next check compares with, read now that this check's echoes
+   * are answered: their replies are not the peer's own traffic (else a peer that died
+   * right after answering would look alive once more). One more control-socket read; the
+   * first read's counters (`first`) when this one fails. Updated in place.
+   */
+  private async recordReceived(first: ReadonlyMap<string, ObservedPeer>): Promise<void> {
+    const after = (await this.o.gateway.observeTunnel().catch(() => undefined))?.wg;
+    for (const rx of this.lastPeerRx.values()) rx.rxBytes = undefined;
+    for (const x of after?.peers ?? first.values()) {
+      const name = this.nameByKey.get(x.publicKey);
+      if (name === undefined) continue;
+      const rx = this.lastPeerRx.get(name);
+      if (rx) {
+        rx.publicKey = x.publicKey;
+        rx.rxBytes = x.rxBytes;
+      } else this.lastPeerRx.set(name, { publicKey: x.publicKey, rxBytes: x.rxBytes });
+    }
+  }
+
+  /**
+   * Each network's health from its device's counters and its peers' statuses (noted by
+   * peerReports), in config order; forgets the counters of devices no longer configured.
+   */
+  private networkReports(
+    networks: GatewayConfig['networks'],
+    links: ReadonlyMap<string, LinkStats>,
+    peers: readonly PeerHealth[],
+    now: number,
+    mtus: ReadonlyMap<string, number>,
+  ): NetworkCheck[] {
+    const silenceLimit =
+      this.o.prober !== false
+        ? (this.o.silenceLimitMs ?? defaultSilenceLimitMs(this.o.intervalMs ?? 10_000)) / 1000
+        : undefined;
+    // Usually no peer's path is short: then nothing is allocated per peer here.
+    let short: { name: string; measured: number }[] | undefined;
+    for (const p of peers) {
+      if (pathTooSmall(p.pathMtu))
+        (short ??= []).push({ name: p.name, measured: p.pathMtu.measured });
+    }
+    const out: NetworkCheck[] = [];
+    for (const n of networks) {
+      const device = vxlanName(n.vni);
+      const l = links.get(device);
+      const counters = {
+        rxPackets: l?.stats64?.rx.packets ?? 0,
+        txPackets: l?.stats64?.tx.packets ?? 0,
+      };
+      const before = this.before.get(device);
+      // tx_dropped since the last check; none on the first read or after a re-create.
+      const droppedNow = l?.stats64?.tx.dropped;
+      const droppedBefore = this.txDropped.get(device);
+      const txDropped =
+        droppedNow !== undefined && droppedBefore !== undefined
+          ? Math.max(0, droppedNow - droppedBefore)
+          : 0;
+      if (droppedNow === undefined) this.txDropped.delete(device);
+      else this.txDropped.set(device, droppedNow);
+      const peerStates: PeerStatus[] = new Array<PeerStatus>(n.peers.length);
+      let anyPeerUp = false;
+      for (let i = 0; i < n.peers.length; i++) {
+        const s = this.status.get(n.peers[i]!) ?? 'down';
+        peerStates[i] = s;
+        if (s !== 'down') anyPeerUp = true;
+      }
+      // Silence counts only while some peer is reachable, and restarts when the counter
+      // moves or goes backwards (device re-created).
+      if (!anyPeerUp || !before || counters.rxPackets !== before.rxPackets) {
+        this.lastRx.set(device, now);
+      }
+      const silentSeconds = now - (this.lastRx.get(device) ?? now);
+      const deviceUp = (l?.flags ?? []).includes('UP');
+      const mtu = mtus.get(n.name) ?? 0;
+      const needed = tunnelPacketFor(mtu);
+      // In config order (the reason lists them in this order).
+      const shortPaths = (short ?? []).flatMap((p) =>
+        n.peers.includes(p.name) && p.measured < needed
+          ? [{ peer: p.name, measured: p.measured, needed }]
+          : [],
+      );
+      const judged = withLoop(
+        judgeNetwork({
+          deviceUp,
+          peers: peerStates,
+          now: counters,
+          before,
+          probeTx: this.probeTx.get(device) ?? 0,
+          silentSeconds,
+          silenceLimitSeconds: silenceLimit,
+          shortPaths,
+          txDropped,
+        }),
+        this.o.loops?.network(n.name),
+      );
+      this.before.set(device, counters);
+      out.push({
+        health: {
+          name: n.name,
+          vni: n.vni,
+          device,
+          mtu,
+          rxPackets: counters.rxPackets,
+          txPackets: counters.txPackets,
+          status: judged.status,
+          reason: judged.reason,
+          silentSeconds,
+        },
+        probe: deviceUp && n.peers.length > 0,
+        copies: n.peers.length,
+      });
+    }
+    for (const m of [this.before, this.lastRx, this.txDropped]) {
+      for (const d of m.keys()) if (!out.some((x) => x.health.device === d)) m.delete(d);
+    }
+    return out;
   }
 
   /**
@@ -575,8 +754,11 @@ export class HealthMonitor {
       if ((this.lastSwitch.get(p.name) ?? 0) > seen) continue; // read before its last switch
       const wg = wgPeers.get(p.publicKey);
       if (!wg) continue; // not in the tunnel (yet): the next apply adds it
+      // One endpoint, in use: nothing to decide (most peers, every check).
+      const prev = this.failover.get(p.name);
+      if (failoverSettled(prev, p.endpoints, wg.endpoint)) continue;
       const d = decideFailover(
-        this.failover.get(p.name),
+        prev,
         {
           now,
           endpoints: p.endpoints,
@@ -609,7 +791,8 @@ export class HealthMonitor {
     this.prunedFor = peers;
     this.nameByKey = new Map(peers.map((p) => [p.publicKey, p.name]));
     const names = new Set(peers.map((p) => p.name));
-    for (const m of [this.failover, this.paths, this.echoes, this.lastSwitch, this.lastProbe]) {
+    const perPeer = [this.failover, this.paths, this.echoes, this.lastSwitch, this.lastProbe];
+    for (const m of [...perPeer, this.status]) {
       for (const name of m.keys()) if (!names.has(name)) m.delete(name);
     }
     for (const name of this.lastPeerRx.keys()) if (!names.has(name)) this.lastPeerRx.delete(name);

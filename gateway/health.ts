@@ -149,29 +149,38 @@ export function pathMtuReason(peer: string, m: PathMtu & { measured: number }): 
   return `path MTU to ${peer} is ${m.measured} B inside the tunnel, ${m.needed} B needed (network MTU + ${VXLAN_OVERHEAD} B VXLAN): cannot carry ${m.cannotCarry.join(', ')}`;
 }
 
+/** The judgement of a peer with nothing wrong: one object, not one per peer per check. */
+const PEER_UP: { readonly status: PeerStatus; readonly reason: string } = Object.freeze({
+  status: 'up',
+  reason: '',
+});
+
 /**
  * Judges one peer from its handshake age, probe and path MTU. A peer that does not
- * answer is down, never an MTU fault. Pure.
+ * answer is down, never an MTU fault. Pure; the result is read-only (shared when up).
  */
 export function judgePeer(
   handshakeAgeSeconds: number | undefined,
   probe: ProbeResult,
   path?: { readonly peer: string; readonly mtu: PathMtu | undefined },
-): { status: PeerStatus; reason: string } {
+): { readonly status: PeerStatus; readonly reason: string } {
   if (handshakeAgeSeconds === undefined) {
     return { status: 'down', reason: 'no handshake yet (check endpoint, keys, firewall)' };
   }
   if (probe.received === 0) {
     return { status: 'down', reason: 'in-tunnel probe got no answer' };
   }
+  const mtu = path?.mtu;
+  const short = pathTooSmall(mtu) ? mtu : undefined;
+  if (handshakeAgeSeconds <= HANDSHAKE_STALE_SECONDS && !short && probe.loss <= 0) return PEER_UP;
   const reasons: string[] = [];
   if (handshakeAgeSeconds > HANDSHAKE_STALE_SECONDS) {
     reasons.push(`last handshake ${handshakeAgeSeconds} s ago`);
   }
-  if (path && pathTooSmall(path.mtu)) reasons.push(pathMtuReason(path.peer, path.mtu));
+  if (short) reasons.push(pathMtuReason(path!.peer, short));
   if (probe.loss > 0) reasons.push(`probe loss ${(probe.loss * 100).toFixed(0)} %`);
   if (reasons.length > 0) return { status: 'degraded', reason: reasons.join('; ') };
-  return { status: 'up', reason: '' };
+  return PEER_UP;
 }
 
 /**

@@ -292,13 +292,12 @@ export class HelperProber implements Pinger, L2Prober {
       tx: number;
       txd?: number;
     }[];
+    // One shape for every entry (dropped may be undefined): a check reads these in a hot
+    // loop, and two shapes made V8 throw away and recompile it (issue 18).
     return links.map((l) => ({
       ifname: l.ifname,
-      flags: l.up ? ['UP'] : [],
-      stats64: {
-        rx: { packets: l.rx },
-        tx: { packets: l.tx, ...(l.txd === undefined ? {} : { dropped: l.txd }) },
-      },
+      flags: l.up ? UP_FLAGS : NO_FLAGS,
+      stats64: { rx: { packets: l.rx }, tx: { packets: l.tx, dropped: l.txd } },
     }));
   }
 
@@ -335,6 +334,9 @@ export class HelperProber implements Pinger, L2Prober {
     clearTimeout(timer);
   }
 }
+
+const UP_FLAGS: readonly string[] = Object.freeze(['UP']);
+const NO_FLAGS: readonly string[] = Object.freeze([]);
 
 /** A device's state and packet counters, as `ip -s -j link show` prints them (the fields used). */
 export interface LinkStats {
