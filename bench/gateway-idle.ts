@@ -27,6 +27,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { FakeDataPlane } from '../gateway/dataplane-fake.js';
 import { Gateway } from '../gateway/gateway.js';
+import type { HealthReport } from '../gateway/health.js';
 import { HealthMonitor } from '../gateway/health-monitor.js';
 import { HelperProber } from '../gateway/prober.js';
 import { NetnsSet } from '../lib/netns.js';
@@ -59,6 +60,9 @@ export const MODE_LABEL: Readonly<Record<Shape, string>> = {
  */
 const SILENT_SHARE = 25;
 
+/** Uncounted checks per helper shape and peer count before any sample (see measureIdle). */
+const WARM_UP_CHECKS = 150;
+
 /** Uncounted checks of a helper sample after its forced GC (see measure). */
 const WARM_CHECKS = 2;
 
@@ -67,8 +71,11 @@ export const PEERS: readonly number[] = [1, 10, 50, 100];
 
 /** Its budget in bench/sections.ts, for a run on its own. */
 export const DEFAULT_BUDGET_MS = 150_000;
-/** Kept back per run for its "before" samples, all taken after the helper runs (~4 s each at load ~2). */
-const BEFORE_PHASE_MS = 6_000;
+/**
+ * Kept back per run for its "silent" and "before" samples, all taken after the "after"
+ * ones (~8 s and ~4 s per run at load ~2).
+ */
+const LATER_PHASES_MS = 14_000;
 /** Kept back from the budget for the last run's teardown and the report. */
 const TEARDOWN_RESERVE_MS = 10_000;
 /** Linux USER_HZ: /proc/<pid>/stat times are in 1/100 s. */
@@ -337,19 +344,24 @@ export function idleSection(
       'One gateway (`HealthMonitor` over `gateway/*-fake.ts` backends: no WireGuard) in a',
       `network namespace that reaches ${o.peers.join(', ')} simulated peers: transit addresses a`,
       "second namespace answers with its kernel's ICMP echo; a veth end in the gateway's",
-      'namespace takes the probe frames. Three shapes of the check, a fresh monitor per sample:',
+      'namespace takes the probe frames. Three shapes of the check:',
       '**after** (the long-lived probe helper and the probe schedule of gateway/probe-schedule.ts;',
       "between checks every simulated peer's WireGuard receive counter moves, as an idle peer's",
       'probe frames move it, except 1 peer in 25 per check, rotating: the share whose own check',
       'falls outside the window under 0.75–1 interval jitter, ~3.6 %), **after, peers silent**',
       '(the same, no peer sends: every peer probed every check, the worst case) and **before**',
       '(`helper: false`: a `ping` per echo, a `python3` per check for the probe frames,',
-      '`ip -s -j link show` per check — the probing before issue 18). The two helper shapes',
-      'alternate in each run; every "before" sample comes after all of them, since its garbage',
-      '(~100 processes per check) was collected inside the samples that followed. A helper',
-      'sample starts with a check that starts the helper, a full GC and 2 more uncounted checks,',
-      'so the major GC V8 runs ~1 s after a forced one is not counted. Uncounted samples at 10',
-      'and 100 peers first warm up the process and its per-peer loops.',
+      '`ip -s -j link show` per check — the probing before issue 18). Endpoint fail-over is on,',
+      'as shipped. One gateway and monitor per shape and peer count lives through all its',
+      "samples, as on a node (a fresh one per sample paid for its own setup and for V8's",
+      'recompiling). First, 150 uncounted checks of each helper shape at 1 and 100 peers (1 echo',
+      'per peer, so they are quick) let V8 optimise the per-peer code, which it otherwise did',
+      'inside measured samples (10–20 ms of TurboFan per function on a worker thread). Then each',
+      'phase runs one shape: every run\'s "after" samples, then "silent", then "before"',
+      '(interleaved, a "silent" sample left V8 compiling for its shape inside the next "after"',
+      'one, and a "before" sample\'s garbage, ~100 processes per check, was collected there). A',
+      'sample is a full GC, 2 uncounted checks (the major GC V8 runs ~1 s after a forced one',
+      'falls there), a minor GC, then the measured checks and a minor GC of their garbage.',
       `${runs.length} run${runs.length > 1 ? 's' : ''} of ${o.checks.after} checks (after), ${o.checks.silent ?? 0} (silent) and ${o.checks.before} (before) per peer count;`,
       'each run ends with a second 1-peer "after" sample. Per check: process',
       "starts through the monitor's runner, peers probed (echo requests to the helper), and CPU: this",
@@ -392,14 +404,17 @@ export function idleSection(
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /**
- * A full garbage collection, so a sample does not pay for the garbage of the one before
- * (a "before" sample leaves ~100 processes' worth of execa objects): without it, 1-peer
- * "after" samples of one run measured 2.6 and 10.5 ms per check. No-op if unavailable.
+ * A garbage collection now: full (default), so a sample does not pay for the garbage of
+ * the one before (a "before" sample leaves ~100 processes' worth of execa objects:
+ * without it, 1-peer "after" samples of one run measured 2.6 and 10.5 ms per check), or
+ * minor (the young generation only, V8's `gc({type: 'minor'})`), so a sample pays for
+ * collecting the short-lived garbage it made itself. No-op if unavailable.
  */
-const collectGarbage: () => void = (() => {
+const collectGarbage: (type?: 'minor') => void = (() => {
   try {
     setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
+    const gc = runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
+    return (type?: 'minor') => gc(type ? { type } : undefined);
   } catch {
     return () => undefined;
   }
@@ -483,14 +498,28 @@ async function testbed(prefix: string, maxPeers: number): Promise<Testbed> {
   }
 }
 
-/** One sample: a fresh gateway and monitor with `peers` peers; `checks` checks measured. */
-async function measure(
-  bed: Testbed,
-  run: number,
-  mode: Shape,
-  peers: number,
-  checks: number,
-): Promise<IdleSample> {
+/**
+ * One gateway and its monitor with `peers` simulated peers, kept for the whole section:
+ * a gateway measured is one that has run for a while, as on a node. A fresh monitor per
+ * sample made each sample pay for its own setup (new objects, a helper start, their
+ * garbage) and V8 recompile code the last sample's inputs had deoptimised.
+ */
+interface Rig {
+  readonly mode: Shape;
+  readonly peers: number;
+  /** One health check, with the simulated peers' traffic before it (mode "after"). */
+  check(): Promise<HealthReport | undefined>;
+  /** Echo requests to the helper so far (one per probed peer while its path is unchanged). */
+  echoes(): number;
+  /** Process starts through the monitor's runner since the last clear. */
+  readonly runner: RecordingRunner;
+  /** The helper's pids (none for "before"): its CPU, not other rigs' idle helpers. */
+  readonly pids: readonly number[];
+  close(): Promise<void>;
+}
+
+/** A rig (see Rig); its first check starts the helper and must find every peer up. */
+async function rig(bed: Testbed, mode: Shape, peers: number, probeCount?: number): Promise<Rig> {
   const addrs = bed.addrs.slice(0, peers);
   const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
   const gateway = new Gateway({ runner: keyRunner(), backends: () => plane.backends() });
@@ -515,8 +544,6 @@ async function measure(
     ],
   };
   await gateway.apply(config);
-  const now = Math.floor(Date.now() / 1000);
-  for (const p of config.peers) plane.tunnel.handshake('l2fa', p.publicKey, now);
   const runner = new RecordingRunner(bed.exec);
   // The helper, wrapped to count echo requests (one per probed peer, 3 packets each).
   const helper = new HelperProber(runner);
@@ -526,15 +553,24 @@ async function measure(
     echoes++;
     return echo(req, netns);
   };
+  // Endpoint fail-over as shipped (on): each check decides for every peer. No liveness
+  // echoes: the peers have one endpoint each, and only start() would run them.
   const monitor = new HealthMonitor({
     gateway,
     runner,
-    failover: false,
     helper: mode === 'before' ? false : helper,
+    ...(probeCount === undefined ? {} : { probeCount }),
   });
   let n = 0;
-  const oneCheck = () => {
+  let shaken = 0;
+  const check = () => {
     n++;
+    // Handshakes stay fresh, as WireGuard's re-keying (every 2 min) keeps them.
+    const now = Math.floor(Date.now() / 1000);
+    if (now - shaken >= 60) {
+      shaken = now;
+      for (const p of config.peers) plane.tunnel.handshake('l2fa', p.publicKey, now);
+    }
     if (mode === 'after') {
       // Idle peers' probe frames come through the tunnel between checks (98 B each, a
       // probe frame in VXLAN in WireGuard), but 1 in SILENT_SHARE's check fell outside.
@@ -544,60 +580,93 @@ async function measure(
     }
     return monitor.check();
   };
-  try {
-    if (mode !== 'before') {
-      // Starts the helper; "before" has nothing to start (and notUp shows a peer not up).
-      const first = await oneCheck();
-      const up = first?.peers.filter((p) => p.status === 'up').length;
-      if (up !== peers)
-        throw new Error(`${mode}, ${peers} peers: ${up} of ${peers} peers up in the warm-up check`);
-      // The sample's setup garbage (gateway, fakes, helper start) is collected now, and
-      // the major GC V8 runs ~0.7–1 s after a forced one (--trace-gc: "finalize
-      // incremental marking … GC in old space requested" after every "testing" one) falls
-      // in uncounted checks, not as a ~10 ms lump in a measured one.
-      collectGarbage();
-      for (let i = 0; i < WARM_CHECKS; i++) await oneCheck();
-    }
-    // The helper, if any (a helper of an earlier sample that is still exiting adds ~0).
-    const pids = (await bed.exec.run(['ip', 'netns', 'pids', bed.gw])).stdout
+  const netnsPids = async () =>
+    (await bed.exec.run(['ip', 'netns', 'pids', bed.gw])).stdout
       .split(/\s+/)
       .filter(Boolean)
       .map(Number);
-    const helperCpu = async () =>
-      (await Promise.all(pids.map(cpuOfPid))).reduce((a, b) => a + b, 0);
-    runner.clear();
-    if (mode === 'before') collectGarbage();
-    await settleWorkers();
-    const h0 = await helperCpu();
-    const w0 = await workerThreadsCpu();
-    const c0 = await cpuOfSelf();
-    const t0 = performance.now();
-    let notUp = 0;
-    const echoes0 = echoes;
-    for (let i = 0; i < checks; i++) {
-      const h = await oneCheck();
-      notUp += h ? h.peers.filter((p) => p.status !== 'up').length : peers;
+  try {
+    const before = new Set(await netnsPids());
+    if (mode !== 'before') {
+      // Starts the helper; "before" has nothing to start (and notUp shows a peer not up).
+      const first = await check();
+      const up = first?.peers.filter((p) => p.status === 'up').length;
+      if (up !== peers)
+        throw new Error(`${mode}, ${peers} peers: ${up} of ${peers} peers up in the warm-up check`);
     }
-    const wallMs = performance.now() - t0;
-    const c1 = await cpuOfSelf();
-    const w1 = await workerThreadsCpu();
-    const h1 = await helperCpu();
+    const pids = (await netnsPids()).filter((pid) => !before.has(pid));
     return {
-      run,
       mode,
       peers,
-      checks,
-      starts: runner.calls.length,
-      cpuMs: c1 - c0 + (h1 - h0),
-      helperMs: h1 - h0,
-      workersMs: w1 - w0,
-      wallMs,
-      notUp,
-      probed: echoes - echoes0,
+      check,
+      echoes: () => echoes,
+      runner,
+      pids,
+      close: () => monitor.stop(),
     };
-  } finally {
+  } catch (err) {
     await monitor.stop();
+    throw err;
   }
+}
+
+/**
+ * One sample: `checks` checks of `r` measured (and a minor GC of their garbage), after a
+ * full GC, WARM_CHECKS more checks and a minor GC.
+ */
+async function measure(r: Rig, run: number, checks: number): Promise<IdleSample> {
+  if (r.mode !== 'before') {
+    // The last sample's garbage is collected now, and the major GC V8 runs ~0.7–1 s after
+    // a forced one (--trace-gc: "finalize incremental marking … GC in old space
+    // requested" after every "testing" one) falls in uncounted checks, not as a ~10 ms
+    // lump in a measured one.
+    collectGarbage();
+    for (let i = 0; i < WARM_CHECKS; i++) await r.check();
+    collectGarbage('minor');
+  } else collectGarbage();
+  const helperCpu = async () =>
+    (await Promise.all(r.pids.map(cpuOfPid))).reduce((a, b) => a + b, 0);
+  r.runner.clear();
+  await settleWorkers();
+  const h0 = await helperCpu();
+  const w0 = await workerThreadsCpu();
+  const c0 = await cpuOfSelf();
+  const t0 = performance.now();
+  let notUp = 0;
+  const echoes0 = r.echoes();
+  for (let i = 0; i < checks; i++) {
+    const h = await r.check();
+    notUp += h ? h.peers.filter((p) => p.status !== 'up').length : r.peers;
+  }
+  // Counted: the young garbage these checks made is collected within the sample, as the
+  // one before the window was (else a sample's own garbage fell to the next sample).
+  collectGarbage('minor');
+  const wallMs = performance.now() - t0;
+  const c1 = await cpuOfSelf();
+  const w1 = await workerThreadsCpu();
+  const h1 = await helperCpu();
+  return {
+    run,
+    mode: r.mode,
+    peers: r.peers,
+    checks,
+    starts: r.runner.calls.length,
+    cpuMs: c1 - c0 + (h1 - h0),
+    helperMs: h1 - h0,
+    workersMs: w1 - w0,
+    wallMs,
+    notUp,
+    probed: r.echoes() - echoes0,
+  };
+}
+
+function logSample(log: (line: string) => void, r: number, runs: number, s: IdleSample): void {
+  log(
+    `gateway-idle: run ${r + 1}/${runs}, ${s.mode}, ${s.peers} peers: ` +
+      `${(s.starts / s.checks).toFixed(1)} starts, ${(s.cpuMs / s.checks).toFixed(1)} CPU ms ` +
+      `(helper ${(s.helperMs / s.checks).toFixed(1)}, V8 workers ${((s.workersMs ?? 0) / s.checks).toFixed(1)}), ` +
+      `${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
+  );
 }
 
 /**
@@ -616,41 +685,52 @@ export async function measureIdle(o: {
   const samples: IdleSample[] = [];
   const notes: string[] = [];
   const bed = await testbed(o.prefix, Math.max(...o.peers));
+  const rigs: Rig[] = [];
   try {
-    // Uncounted: the first samples of a process pay for loading and compiling its code,
-    // and V8 optimises the per-peer loops only once they run long: at the largest peer
-    // count too (without it, the first 100-peer sample of a run took 5 ms more main-thread
-    // CPU per check than the second run's).
-    for (const peers of [...new Set([Math.min(10, Math.max(...o.peers)), Math.max(...o.peers)])]) {
-      for (const mode of ['after', 'silent'] as const) await measure(bed, -1, mode, peers, 3);
+    // Uncounted: V8 optimises a function only once it has run enough, and a check calls
+    // its per-peer functions once each, so in a fresh process they were first optimised
+    // inside measured samples: a TurboFan compile of 10–20 ms on a worker thread each
+    // (`--trace-opt`: peerReports and networkReports in the first and second run's
+    // 100-peer samples). WARM_UP_CHECKS checks of each helper shape at the smallest and
+    // largest peer count come first, with 1 echo per peer (~10 ms each, not ~0.4 s).
+    for (const peers of [...new Set([o.peers[0]!, Math.max(...o.peers)])]) {
+      for (const mode of ['after', 'silent'] as const) {
+        const warm = await rig(bed, mode, peers, 1);
+        try {
+          for (let i = 0; i < WARM_UP_CHECKS; i++) await warm.check();
+        } finally {
+          await warm.close();
+        }
+      }
     }
+    const after = new Map<number, Rig>();
+    for (const peers of o.peers) {
+      const r = await rig(bed, 'after', peers);
+      rigs.push(r);
+      after.set(peers, r);
+    }
+    // And one sample of each as measured, uncounted: the warm-up's garbage was still
+    // being collected (V8 workers 3.6 ms per check) in the first 1-peer sample.
+    for (const r of after.values()) await measure(r, -1, 3);
     let lastRunMs = 0;
     let done = 0;
     for (let r = 0; r < o.runs; r++) {
-      // The "before" samples of every run so far come at the end: reserve their time.
-      const reserve = (r + 1) * BEFORE_PHASE_MS;
+      // The later phases' samples of every run so far come at the end: reserve their time.
+      const reserve = (r + 1) * LATER_PHASES_MS;
       if (r > 0 && o.stopBy !== undefined && Date.now() + lastRunMs + reserve > o.stopBy) {
         notes.push(`${r} of ${o.runs} runs: the next would not have ended within the budget.`);
         break;
       }
       const t0 = Date.now();
-      for (const [k, peers] of o.peers.entries()) {
-        // Alternate which shape goes first, so neither always follows the other.
-        const order: Shape[] = (r + k) % 2 ? ['after', 'silent'] : ['silent', 'after'];
-        for (const mode of order) {
-          const n = mode === 'silent' ? o.checks.silent : o.checks[mode];
-          if (n === undefined) continue;
-          const s = await measure(bed, r, mode, peers, n);
-          samples.push(s);
-          o.log(
-            `gateway-idle: run ${r + 1}/${o.runs}, ${mode}, ${peers} peers: ` +
-              `${(s.starts / s.checks).toFixed(1)} starts, ${(s.cpuMs / s.checks).toFixed(1)} CPU ms ` +
-              `(helper ${(s.helperMs / s.checks).toFixed(1)}, V8 workers ${((s.workersMs ?? 0) / s.checks).toFixed(1)}), ` +
-              `${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
-          );
-        }
+      // "after" only, in this phase: a "silent" sample between two of them left V8
+      // compiling for its shape (every peer probed) inside the next "after" sample (V8
+      // workers 1.6–2.8 ms per check at 1 and 50 peers right after one, 0.1–0.7 otherwise).
+      for (const peers of o.peers) {
+        const s = await measure(after.get(peers)!, r, o.checks.after);
+        samples.push(s);
+        logSample(o.log, r, o.runs, s);
       }
-      const again = await measure(bed, r, 'after', o.peers[0]!, o.checks.after);
+      const again = await measure(after.get(o.peers[0]!)!, r, o.checks.after);
       samples.push({ ...again, repeat: true });
       o.log(
         `gateway-idle: run ${r + 1}/${o.runs}, after, ${o.peers[0]} peer again: ` +
@@ -659,20 +739,37 @@ export async function measureIdle(o: {
       lastRunMs = Date.now() - t0;
       done = r + 1;
     }
+    await Promise.all(rigs.splice(0).map((r) => r.close()));
+    // "silent" next, for the runs done: context for the schedule (every peer probed).
+    const silentChecks = o.checks.silent;
+    if (silentChecks !== undefined) {
+      for (const peers of o.peers) {
+        const r = await rig(bed, 'silent', peers);
+        rigs.push(r);
+        for (let run = 0; run < done; run++) {
+          const s = await measure(r, run, silentChecks);
+          samples.push(s);
+          logSample(o.log, run, o.runs, s);
+        }
+      }
+      await Promise.all(rigs.splice(0).map((r) => r.close()));
+    }
     // "before" last: its ~100 execa runs per check leave garbage whose collection landed
     // in the helper samples that followed (V8 worker threads: 5 ms per check at 1 peer).
-    for (let r = 0; r < done; r++) {
+    for (let run = 0; run < done; run++) {
       for (const peers of o.peers) {
-        const s = await measure(bed, r, 'before', peers, o.checks.before);
-        samples.push(s);
-        o.log(
-          `gateway-idle: run ${r + 1}/${o.runs}, before, ${peers} peers: ` +
-            `${(s.starts / s.checks).toFixed(1)} starts, ${(s.cpuMs / s.checks).toFixed(1)} CPU ms, ` +
-            `${(s.wallMs / s.checks).toFixed(0)} ms wall per check`,
-        );
+        const r = await rig(bed, 'before', peers);
+        try {
+          const s = await measure(r, run, o.checks.before);
+          samples.push(s);
+          logSample(o.log, run, o.runs, s);
+        } finally {
+          await r.close();
+        }
       }
     }
   } finally {
+    await Promise.all(rigs.map((r) => r.close()));
     await bed.netns.dispose();
     await rm(bed.dir, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@ import { parseBenchRun, type SectionRun } from './report.js';
 import {
   checkRoot,
   mergeSections,
+  previousResultsFile,
   parseStat,
   HARNESS_RESERVE_MS,
   RUN_BOUND_MS,
@@ -112,6 +113,19 @@ test('an --only run keeps the other sections of the same day, in registry order'
       ['c', 'old'],
     ],
   );
+});
+
+test('an --only run on a new day keeps the other sections of the newest earlier day (the report keeps their charts)', (t) => {
+  const files = ['2026-11-29.json', '2026-11-30.json', '2026-11-30-quick.json', 'README.md'];
+  t.is(previousResultsFile(files, '2026-12-01'), '2026-11-30.json');
+  t.is(previousResultsFile([...files, '2026-12-01.json'], '2026-12-01'), '2026-12-01.json');
+  t.is(previousResultsFile(['2026-12-02.json'], '2026-12-01'), undefined, 'never a later day');
+  t.is(
+    previousResultsFile(['2026-11-30-quick.json'], '2026-12-01'),
+    undefined,
+    'never a quick run',
+  );
+  t.is(previousResultsFile([], '2026-12-01'), undefined);
 });
 
 test('/proc stat lines parse even when the command name holds spaces and parens', (t) => {

@@ -12,8 +12,9 @@
  * prefix it was given (lib/cleanup.ts, list mode only). Exit code: 0 when every section
  * passed and left nothing, 1 otherwise, 2 for a usage error (nothing is run).
  *
- * With `--only`, sections of an earlier results file of the same date that were not run
- * again are kept (each records its own start time, commit and load).
+ * With `--only`, sections of an earlier results file (the same date's, else the newest
+ * earlier day's) that were not run again are kept (each records its own start time,
+ * commit and load).
  */
 import { spawn } from 'node:child_process';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -91,8 +92,22 @@ export function checkRoot(selected: readonly SectionEntry[], isRoot: boolean): v
 }
 
 /**
- * Sections of the new run, plus those of `previous` (same date) that were not run now,
- * in registry order.
+ * The results file an `--only` run keeps the other sections from, among `files` (names in
+ * the results folder): today's (`<date>.json`) when there is one, else the newest of an
+ * earlier day. Without the fall-back, the first `--only` run of a day rendered
+ * docs/benchmarks.md with that one section and dropped every other section's charts.
+ * Quick runs (`-quick.json`) and other files are never chosen.
+ */
+export function previousResultsFile(files: readonly string[], date: string): string | undefined {
+  const days = files
+    .filter((f) => /^\d{4}-\d{2}-\d{2}\.json$/.test(f) && f.slice(0, 10) <= date)
+    .sort();
+  return days.at(-1);
+}
+
+/**
+ * Sections of the new run, plus those of `previous` (today's or the newest earlier
+ * results, previousResultsFile) that were not run now, in registry order.
  */
 export function mergeSections(
   previous: readonly SectionRun[],
@@ -461,9 +476,13 @@ async function main(argv: string[]): Promise<number> {
   const resultsDir = resolve(values['results-dir'] ?? join(REPO_ROOT, 'bench', 'results'));
   const path = join(resultsDir, `${date}${values.quick ? '-quick' : ''}.json`);
   let merged: SectionRun[] = runs;
-  if (values.only) {
+  const prevName = values.quick
+    ? `${date}-quick.json`
+    : previousResultsFile(await readdir(resultsDir).catch(() => []), date);
+  if (values.only && prevName) {
+    const prevPath = join(resultsDir, prevName);
     try {
-      const prev = parseBenchRun(await readFile(path, 'utf8'), path);
+      const prev = parseBenchRun(await readFile(prevPath, 'utf8'), prevPath);
       merged = mergeSections(
         prev.sections,
         runs,
@@ -471,7 +490,7 @@ async function main(argv: string[]): Promise<number> {
       );
       const kept = merged.filter((s) => !runs.includes(s)).map((s) => s.id);
       if (kept.length)
-        log(`kept ${kept.join(', ')} from the earlier run in ${relative(REPO_ROOT, path)}`);
+        log(`kept ${kept.join(', ')} from the earlier run in ${relative(REPO_ROOT, prevPath)}`);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }

@@ -120,10 +120,21 @@ const newCandidate = (): { -readonly [K in keyof ProbeCandidate]: ProbeCandidate
   liveAnswered: undefined,
 });
 
-/** The tunnel's peers by public key. */
-function byPublicKey(peers: readonly ObservedPeer[] | undefined): Map<string, ObservedPeer> {
-  const m = new Map<string, ObservedPeer>();
-  for (const p of peers ?? []) m.set(p.publicKey, p);
+/**
+ * The tunnel's peers by public key, written into `m` (the same keys each check, so no
+ * new table: a Map of 100 peers per check was ~10 KiB of a check's garbage). Rebuilt
+ * when a peer left (the sizes differ).
+ */
+function byPublicKey(
+  m: Map<string, ObservedPeer>,
+  peers: readonly ObservedPeer[] | undefined,
+): Map<string, ObservedPeer> {
+  const list = peers ?? [];
+  for (const p of list) m.set(p.publicKey, p);
+  if (m.size !== list.length) {
+    m.clear();
+    for (const p of list) m.set(p.publicKey, p);
+  }
   return m;
 }
 
@@ -225,6 +236,8 @@ export class HealthMonitor {
   /** The probe schedule's input, one object per peer in config order, reused. */
   private readonly candidates: ReturnType<typeof newCandidate>[] = [];
   private needs: Needs | undefined;
+  /** The tunnel's peers by public key as the running check read them (reused). */
+  private readonly wgPeers = new Map<string, ObservedPeer>();
   /** Per peer name: WireGuard's received bytes at the last check (updated in place). */
   private readonly lastPeerRx = new Map<
     string,
@@ -279,7 +292,7 @@ export class HealthMonitor {
     const exact = this.clock();
     const now = Math.floor(exact);
     const ifname = config.wireguard.ifname;
-    const wgPeers = byPublicKey(tunnel.wg?.peers);
+    const wgPeers = byPublicKey(this.wgPeers, tunnel.wg?.peers);
     const helperUp = (await this.helper?.ready(netns)) ?? false;
     const switched = await this.failOver(() => ({ seen, wgPeers }), config.peers, exact);
     const needs = this.needsNow(config.networks);
@@ -477,7 +490,12 @@ export class HealthMonitor {
       }
       // A kept result was up with a fresh handshake (probe-schedule.ts): judged anew all
       // the same, so the report never says more than its inputs.
-      const judged = judgePeer(age, last.probe, { peer: p.name, mtu: last.pathMtu });
+      // The path argument matters only when the path is short: no object per peer else.
+      const judged = judgePeer(
+        age,
+        last.probe,
+        pathTooSmall(last.pathMtu) ? { peer: p.name, mtu: last.pathMtu } : undefined,
+      );
       this.status.set(p.name, judged.status);
       out[i] = {
         name: p.name,

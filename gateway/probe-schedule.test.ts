@@ -130,6 +130,35 @@ test('probe schedule - properties: every peer not vouched for is probed; at most
   t.pass();
 });
 
+test('probe schedule - property: the refresh takes exactly the vouched-for peers a stable sort by last check puts first', (t) => {
+  const row = fc.record({ vouch: fc.boolean(), check: fc.nat(6) });
+  fc.assert(
+    fc.property(fc.array(row, { maxLength: 60 }), fc.nat(10), (spec, refresh) => {
+      const rows = spec.map((s, i) =>
+        vouched(`p${i}`, s.vouch ? {} : { rxBytes: 1000 }, { check: s.check }),
+      );
+      const got = peersToProbe(
+        rows.map((r) => r.peer),
+        (name) => rows.find((r) => r.peer.name === name)?.last,
+        (name) => rows.find((r) => r.peer.name === name)?.rx,
+        NOW,
+        refresh,
+      );
+      const well = spec.flatMap((s, i) => (s.vouch ? [{ name: `p${i}`, check: s.check }] : []));
+      if (well.length <= refresh) return [...got.values()].every((k) => k === 'must');
+      const want = [...well]
+        .sort((a, b) => a.check - b.check)
+        .slice(0, refresh)
+        .map((w) => w.name)
+        .sort();
+      const inTurn = [...got].flatMap(([n, k]) => (k === 'refresh' ? [n] : [])).sort();
+      return JSON.stringify(inTurn) === JSON.stringify(want);
+    }),
+    { numRuns: 500 },
+  );
+  t.pass();
+});
+
 test('probe schedule - says which peers are probed because they must be and which in turn', (t) => {
   const rows = [
     vouched('a', { latestHandshake: 0 }),

@@ -92,8 +92,12 @@ export function peersToProbe(
   refresh: number,
 ): Map<string, 'must' | 'refresh'> {
   const probe = new Map<string, 'must' | 'refresh'>();
-  const well: { name: string; check: number }[] = [];
-  for (const p of peers) {
+  // Vouched-for peers as indices into `peers` and the check each was last probed in (no
+  // object per peer: this runs every check over every peer).
+  const well: number[] = [];
+  const wellCheck: number[] = [];
+  for (let i = 0; i < peers.length; i++) {
+    const p = peers[i]!;
     const l = last(p.name);
     const rx = lastRx(p.name);
     const vouched =
@@ -112,17 +116,26 @@ export function peersToProbe(
       rx.publicKey === p.publicKey &&
       rx.rxBytes !== undefined &&
       p.rxBytes > rx.rxBytes;
-    if (vouched) well.push({ name: p.name, check: l.check });
-    else probe.set(p.name, 'must');
+    if (vouched) {
+      well.push(i);
+      wellCheck.push(l.check);
+    } else probe.set(p.name, 'must');
   }
   // No more vouched-for peers than the refresh: every peer is probed as before, as one
   // that must be (so a failing helper still costs each a ping, as it did).
   if (well.length <= refresh) {
-    for (const w of well) probe.set(w.name, 'must');
+    for (const i of well) probe.set(peers[i]!.name, 'must');
     return probe;
   }
-  // Array.prototype.sort is stable: equal times keep config order.
-  well.sort((a, b) => a.check - b.check);
-  for (const w of well.slice(0, Math.max(0, refresh))) probe.set(w.name, 'refresh');
+  // The `refresh` probed longest ago, ties in config order: `refresh` passes of a
+  // selection (a fixed handful), not a sort of every vouched-for peer.
+  for (let n = 0; n < refresh; n++) {
+    let best = -1;
+    for (let j = 0; j < well.length; j++) {
+      if (wellCheck[j]! !== Infinity && (best < 0 || wellCheck[j]! < wellCheck[best]!)) best = j;
+    }
+    probe.set(peers[well[best]!]!.name, 'refresh');
+    wellCheck[best] = Infinity;
+  }
   return probe;
 }
