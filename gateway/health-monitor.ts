@@ -631,8 +631,13 @@ export class HealthMonitor {
         copies: n.peers.length,
       });
     }
-    for (const m of [this.before, this.lastRx, this.txDropped]) {
-      for (const d of m.keys()) if (!out.some((x) => x.health.device === d)) m.delete(d);
+    // Only when a device may be gone (more remembered than configured): a Set per check
+    // for nothing otherwise, and O(networks²) never.
+    if (Math.max(this.before.size, this.lastRx.size, this.txDropped.size) > out.length) {
+      const devices = new Set(out.map((x) => x.health.device));
+      for (const m of [this.before, this.lastRx, this.txDropped]) {
+        for (const d of m.keys()) if (!devices.has(d)) m.delete(d);
+      }
     }
     return out;
   }
