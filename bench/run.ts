@@ -17,7 +17,7 @@
  * commit and load).
  */
 import { spawn } from 'node:child_process';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem, version } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -492,7 +492,17 @@ async function main(argv: string[]): Promise<number> {
       if (kept.length)
         log(`kept ${kept.join(', ')} from the earlier run in ${relative(REPO_ROOT, prevPath)}`);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        // This run's results are not lost for it; an unreadable file of today, which the
+        // write below would replace, is kept beside it.
+        const kept = prevPath === path ? `${path}.unreadable-${Date.now()}` : undefined;
+        if (kept) await rename(path, kept);
+        log(
+          `could not keep the other sections: ${relative(REPO_ROOT, prevPath)} does not read ` +
+            `(${err instanceof Error ? err.message : String(err)}); writing this run's sections only` +
+            (kept ? `; that file is now ${relative(REPO_ROOT, kept)}` : ''),
+        );
+      }
     }
   }
   const run: BenchRun = {

@@ -358,7 +358,47 @@ test('endpoint fail-over - a failed switch is retried at the next check', async 
 
 test('failoverSettled: whenever it holds, decideFailover keeps the state as it is and switches nothing (the health check skips such peers)', (t) => {
   const endpoint = fc.constantFrom('192.0.2.1:51820', '192.0.2.2:51820', '[2001:db8::1]:51820');
-  let settled = 0;
+  const echoes = fc.option(
+    fc.record({
+      answered: fc.boolean(),
+      lost: fc.integer({ min: 0, max: 20 }),
+      lostSince: fc.integer({ min: 0, max: 2000 }),
+    }),
+    { nil: undefined },
+  );
+  // The settled case built directly (one endpoint, in use, the state's), with everything
+  // else random: a generator that stumbles on it hit it ~5 times in 3,000.
+  fc.assert(
+    fc.property(
+      endpoint,
+      fc.record({
+        since: fc.integer({ min: 0, max: 2000 }),
+        attempts: fc.integer({ min: 0, max: 5 }),
+        failovers: fc.integer({ min: 0, max: 5 }),
+      }),
+      fc.integer({ min: 0, max: 2000 }),
+      fc.integer({ min: 0, max: 2000 }),
+      fc.boolean(),
+      echoes,
+      (e, rest, now, latestHandshake, probeFailed, run) => {
+        const prev: FailoverState = { endpoints: [e], index: 0, ...rest };
+        t.true(failoverSettled(prev, [e], e));
+        const d = decideFailover(prev, {
+          now,
+          endpoints: [e],
+          current: e,
+          latestHandshake,
+          probeFailed,
+          ...(run ? { echoes: run } : {}),
+        });
+        t.is(d.state, prev);
+        t.is(d.switchTo, undefined);
+      },
+    ),
+    { numRuns: 1000 },
+  );
+  // And it never holds where decideFailover may act: a random input that it accepts is
+  // also kept as it is.
   fc.assert(
     fc.property(
       fc.array(endpoint, { minLength: 0, maxLength: 3 }),
@@ -371,35 +411,22 @@ test('failoverSettled: whenever it holds, decideFailover keeps the state as it i
         failovers: fc.integer({ min: 0, max: 5 }),
       }),
       fc.integer({ min: 0, max: 2000 }),
-      fc.integer({ min: 0, max: 2000 }),
-      fc.boolean(),
-      fc.option(
-        fc.record({
-          answered: fc.boolean(),
-          lost: fc.integer({ min: 0, max: 20 }),
-          lostSince: fc.integer({ min: 0, max: 2000 }),
-        }),
-        { nil: undefined },
-      ),
-      (endpoints, current, prev, now, latestHandshake, probeFailed, echoes) => {
+      echoes,
+      (endpoints, current, prev, now, run) => {
         if (!failoverSettled(prev, endpoints, current)) return;
-        settled++;
         const d = decideFailover(prev, {
           now,
           endpoints,
           current,
-          latestHandshake,
-          probeFailed,
-          ...(echoes ? { echoes } : {}),
+          latestHandshake: 0,
+          ...(run ? { echoes: run } : {}),
         });
         t.is(d.state, prev);
         t.is(d.switchTo, undefined);
       },
     ),
-    { numRuns: 3000 },
+    { numRuns: 1000 },
   );
-  t.true(settled > 0, 'the generator reached the settled case');
-  t.false(failoverSettled(undefined, ['192.0.2.1:51820'], '192.0.2.1:51820'), 'no state yet');
   const s: FailoverState = {
     endpoints: ['192.0.2.1:51820'],
     index: 0,
@@ -407,6 +434,15 @@ test('failoverSettled: whenever it holds, decideFailover keeps the state as it i
     attempts: 0,
     failovers: 0,
   };
+  t.false(failoverSettled(undefined, ['192.0.2.1:51820'], '192.0.2.1:51820'), 'no state yet');
   t.false(failoverSettled(s, ['192.0.2.1:51820'], '198.51.100.7:4000'), 'roamed (NAT)');
   t.false(failoverSettled(s, ['192.0.2.2:51820'], '192.0.2.2:51820'), 'list changed');
+  t.false(
+    failoverSettled({ ...s, index: -1 }, ['192.0.2.1:51820'], '192.0.2.1:51820'),
+    'was roamed',
+  );
+  t.false(
+    failoverSettled(s, ['192.0.2.1:51820', '192.0.2.2:51820'], '192.0.2.1:51820'),
+    'two endpoints',
+  );
 });

@@ -214,6 +214,8 @@ interface EchoTrack {
 export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
+  /** The last check asked for: the next one starts after it. */
+  private checking: Promise<unknown> = Promise.resolve();
   private before = new Map<string, Counters>();
   /** Per VXLAN device: when its receive counter last moved (unix s), for the silence check. */
   private readonly lastRx = new Map<string, number>();
@@ -281,7 +283,16 @@ export class HealthMonitor {
    * for an endpoint fail-over (one `wg set … endpoint`) of a peer whose tunnel does not
    * work.
    */
-  async check(): Promise<HealthReport | undefined> {
+  check(): Promise<HealthReport | undefined> {
+    // One at a time: a check keeps per-peer state on the monitor across its awaits (the
+    // tunnel's peers by key, the statuses its networks are judged on), and tests call
+    // check() while start()'s timer runs.
+    const run = this.checking.then(() => this.checkNow());
+    this.checking = run.catch(() => undefined);
+    return run;
+  }
+
+  private async checkNow(): Promise<HealthReport | undefined> {
     const config = this.o.gateway.config;
     const seen = this.switches;
     const tunnel = await this.o.gateway.observeTunnel();
@@ -953,6 +964,7 @@ export class HealthMonitor {
     clearInterval(this.liveTimer);
     this.liveTimer = undefined;
     await this.running;
+    await this.checking;
     await Promise.all(this.liveRounds);
     await this.helper?.close();
   }

@@ -28,6 +28,9 @@ import { HANDSHAKE_STALE_SECONDS } from './health.js';
 /** Peers vouched for that are still probed per check, by default (see the module comment). */
 export const DEFAULT_PROBE_REFRESH_PEERS = 8;
 
+/** Above this refresh, the refresh peers are chosen by a sort, not by selection passes. */
+const SELECT_AT_MOST = 16;
+
 /** A peer as the check sees it now. */
 export interface ProbeCandidate {
   readonly name: string;
@@ -127,9 +130,16 @@ export function peersToProbe(
     for (const i of well) probe.set(peers[i]!.name, 'must');
     return probe;
   }
-  // The `refresh` probed longest ago, ties in config order: `refresh` passes of a
-  // selection (a fixed handful), not a sort of every vouched-for peer.
-  for (let n = 0; n < refresh; n++) {
+  // The `refresh` probed longest ago, ties in config order. For the usual handful, a
+  // few passes of a selection (no object per peer); for a large refresh, a stable sort
+  // (passes would cost refresh × peers).
+  const k = Math.floor(refresh);
+  if (k > SELECT_AT_MOST) {
+    const order = well.map((_, j) => j).sort((a, b) => wellCheck[a]! - wellCheck[b]!);
+    for (const j of order.slice(0, k)) probe.set(peers[well[j]!]!.name, 'refresh');
+    return probe;
+  }
+  for (let n = 0; n < k; n++) {
     let best = -1;
     for (let j = 0; j < well.length; j++) {
       if (wellCheck[j]! !== Infinity && (best < 0 || wellCheck[j]! < wellCheck[best]!)) best = j;
