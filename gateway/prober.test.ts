@@ -355,3 +355,19 @@ test('health - a peer on another endpoint than when probed is probed again (fast
   t.is(sent.length, 9, 'the 8 in turn and p17');
   t.true(sent.includes(p17.transitAddress), `probed: ${sent.join(' ')}`);
 });
+
+test('health - checks asked for at once run one after the other (a check keeps per-peer state on the monitor across its awaits)', async (t) => {
+  const { monitor, plane } = await rig(t, 3);
+  await monitor.check();
+  // Each check reads the tunnel twice (at its start, and once its echoes are answered).
+  const events: string[] = [];
+  const read = plane.tunnel.read.bind(plane.tunnel);
+  plane.tunnel.read = (ifname) => {
+    events.push('read');
+    return read(ifname);
+  };
+  const a = monitor.check().then(() => events.push('first done'));
+  const b = monitor.check().then(() => events.push('second done'));
+  await Promise.all([a, b]);
+  t.deepEqual(events, ['read', 'read', 'first done', 'read', 'read', 'second done']);
+});
