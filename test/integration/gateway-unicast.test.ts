@@ -384,11 +384,19 @@ test.serial(
     for (const src of ['01:00:5e:00:00:fb', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00', macB]) {
       await forge(src);
     }
-    const seen = await learned(lab, s0);
+    let seen = await learned(lab, s0);
     t.false(seen.has('01:00:5e:00:00:fb'), 'a group source MAC is not learned');
     t.false(seen.has('ff:ff:ff:ff:ff:ff'), 'the broadcast address is not learned');
     t.false(seen.has('00:00:00:00:00:00'), 'the flood list is not redirected');
-    // Claiming a unicast MAC in a shared network works, as ARP spoofing would.
+    // Claiming a unicast MAC in a shared network works, as ARP spoofing would. b's own
+    // frames teach its MAC back (once in ~100 CI runs a frame of b's, e.g. the kernel's
+    // ARP reachability probe after the pings above, came between the forgery and the
+    // read): the claim is made again, up to 3 times, and must take each time it is read
+    // before b speaks.
+    for (let i = 0; i < 3 && seen.get(macB) !== s2.transitAddress; i++) {
+      await forge(macB);
+      seen = await learned(lab, s0);
+    }
     t.is(seen.get(macB), s2.transitAddress);
     // Broadcast still goes to every peer, once.
     const rxB = await lab.spawn('rxB', b.ns, receiverArgv('eth1', 'l2fed-bcast'), /ready/);
