@@ -60,8 +60,11 @@ export const MODE_LABEL: Readonly<Record<Shape, string>> = {
  */
 const SILENT_SHARE = 25;
 
-/** Uncounted checks per helper shape and peer count before any sample (see measureIdle). */
+/** Uncounted checks of every helper rig before its first sample (see measureIdle). */
 const WARM_UP_CHECKS = 150;
+
+/** Echoes per probed peer in measured checks: the monitor's default. */
+const PROBE_COUNT = 3;
 
 /** Uncounted checks of a helper sample after its forced GC (see measure). */
 const WARM_CHECKS = 2;
@@ -354,9 +357,13 @@ export function idleSection(
       '`ip -s -j link show` per check — the probing before issue 18). Endpoint fail-over is on,',
       'as shipped. For the helper shapes one gateway and monitor per shape and peer count lives',
       'through all its samples, as on a node (a fresh one per sample paid for its own setup and',
-      'for V8\'s recompiling); "before" has nothing long-lived and gets a fresh one per sample. First, 150 uncounted checks of each helper shape at 1 and 100 peers (1 echo',
-      'per peer, so they are quick) let V8 optimise the per-peer code, which it otherwise did',
-      'inside measured samples (10–20 ms of TurboFan per function on a worker thread). Then each',
+      'for V8\'s recompiling); "before" has nothing long-lived and gets a fresh one per sample.',
+      `First, every helper rig runs ${WARM_UP_CHECKS} uncounted checks (1 echo per peer, so they are quick)`,
+      'on the very monitor measured after: they let V8 optimise the per-peer code, which it',
+      'otherwise did inside measured samples (10–20 ms of TurboFan per function on a worker',
+      'thread); warm-up monitors of their own left code V8 threw away once the measured ones',
+      'ran. The simulated traffic is a plain loop (a callback made per check was recompiled',
+      "again and again, on the measured process's worker threads). Then each",
       'phase runs one shape: every run\'s "after" samples, then "silent", then "before"',
       '(interleaved, a "silent" sample left V8 compiling for its shape inside the next "after"',
       'one, and a "before" sample\'s garbage, ~100 processes per check, was collected there). A',
@@ -517,11 +524,16 @@ interface Rig {
   readonly runner: RecordingRunner;
   /** The helper's pids (none for "before"): its CPU, not other rigs' idle helpers. */
   readonly pids: readonly number[];
+  /**
+   * WARM_UP_CHECKS uncounted checks of this very monitor, with 1 echo per peer (so they
+   * are quick), then back to the measured probeCount.
+   */
+  warmUp(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** A rig (see Rig); its first check starts the helper and must find every peer up. */
-async function rig(bed: Testbed, mode: Shape, peers: number, probeCount?: number): Promise<Rig> {
+async function rig(bed: Testbed, mode: Shape, peers: number): Promise<Rig> {
   const addrs = bed.addrs.slice(0, peers);
   const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
   const gateway = new Gateway({ runner: keyRunner(), backends: () => plane.backends() });
@@ -557,12 +569,14 @@ async function rig(bed: Testbed, mode: Shape, peers: number, probeCount?: number
   };
   // Endpoint fail-over as shipped (on): each check decides for every peer. No liveness
   // echoes: the peers have one endpoint each, and only start() would run them.
-  const monitor = new HealthMonitor({
+  // The warm-up changes probeCount on these very options (the monitor reads it per probe).
+  const options = {
     gateway,
     runner,
-    helper: mode === 'before' ? false : helper,
-    ...(probeCount === undefined ? {} : { probeCount }),
-  });
+    helper: mode === 'before' ? (false as const) : helper,
+    probeCount: PROBE_COUNT,
+  };
+  const monitor = new HealthMonitor(options);
   let n = 0;
   let shaken = 0;
   const check = () => {
@@ -576,9 +590,12 @@ async function rig(bed: Testbed, mode: Shape, peers: number, probeCount?: number
     if (mode === 'after') {
       // Idle peers' probe frames come through the tunnel between checks (98 B each, a
       // probe frame in VXLAN in WireGuard), but 1 in SILENT_SHARE's check fell outside.
-      config.peers.forEach((p, j) => {
-        if ((j + n) % SILENT_SHARE !== 0) plane.tunnel.received('l2fa', p.publicKey, 98);
-      });
+      // A loop, not forEach: a callback made per check was compiled again and again by
+      // V8 (--trace-opt), on the measured process's worker threads.
+      for (let j = 0; j < config.peers.length; j++) {
+        if ((j + n) % SILENT_SHARE !== 0)
+          plane.tunnel.received('l2fa', config.peers[j]!.publicKey, 98);
+      }
     }
     return monitor.check();
   };
@@ -604,6 +621,14 @@ async function rig(bed: Testbed, mode: Shape, peers: number, probeCount?: number
       echoes: () => echoes,
       runner,
       pids,
+      warmUp: async () => {
+        options.probeCount = 1;
+        try {
+          for (let i = 0; i < WARM_UP_CHECKS; i++) await check();
+        } finally {
+          options.probeCount = PROBE_COUNT;
+        }
+      },
       close: () => monitor.stop(),
     };
   } catch (err) {
@@ -689,28 +714,21 @@ export async function measureIdle(o: {
   const bed = await testbed(o.prefix, Math.max(...o.peers));
   const rigs: Rig[] = [];
   try {
-    // Uncounted: V8 optimises a function only once it has run enough, and a check calls
-    // its per-peer functions once each, so in a fresh process they were first optimised
-    // inside measured samples: a TurboFan compile of 10–20 ms on a worker thread each
-    // (`--trace-opt`: peerReports and networkReports in the first and second run's
-    // 100-peer samples). WARM_UP_CHECKS checks of each helper shape at the smallest and
-    // largest peer count come first, with 1 echo per peer (~10 ms each, not ~0.4 s).
-    for (const peers of [...new Set([o.peers[0]!, Math.max(...o.peers)])]) {
-      for (const mode of ['after', 'silent'] as const) {
-        const warm = await rig(bed, mode, peers, 1);
-        try {
-          for (let i = 0; i < WARM_UP_CHECKS; i++) await warm.check();
-        } finally {
-          await warm.close();
-        }
-      }
-    }
     const after = new Map<number, Rig>();
     for (const peers of o.peers) {
       const r = await rig(bed, 'after', peers);
       rigs.push(r);
       after.set(peers, r);
     }
+    // Uncounted: V8 optimises a function only once it has run enough, and a check calls
+    // its per-peer functions once each, so in a fresh process they were first optimised
+    // inside measured samples: a TurboFan compile of 10–20 ms on a worker thread each
+    // (`--trace-opt`: peerReports and networkReports in the first and second run's
+    // 100-peer samples). So every rig runs WARM_UP_CHECKS quick checks first, on the
+    // monitors measured after: warmed-up monitors of their own (with other option
+    // objects, then dropped) left code that V8 threw away ("wrong map") once the measured
+    // ones ran, and recompiled inside their samples (--trace-deopt, 2026-12-01).
+    for (const r of after.values()) await r.warmUp();
     // And one sample of each as measured, uncounted: the warm-up's garbage was still
     // being collected (V8 workers 3.6 ms per check) in the first 1-peer sample.
     for (const r of after.values()) await measure(r, -1, 3);
@@ -748,6 +766,7 @@ export async function measureIdle(o: {
       for (const peers of o.peers) {
         const r = await rig(bed, 'silent', peers);
         rigs.push(r);
+        await r.warmUp();
         for (let run = 0; run < done; run++) {
           const s = await measure(r, run, silentChecks);
           samples.push(s);

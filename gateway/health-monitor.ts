@@ -100,6 +100,8 @@ interface NetworkCheck {
 }
 
 const NO_NEEDS: readonly NetworkNeed[] = Object.freeze([]);
+/** A peer probed only in turn whose probe failed (a wedged helper): its kept result stands. */
+const notProbed = (): undefined => undefined;
 /** The probe of a peer never probed (cannot be reported: a new peer is always probed). */
 const NOT_PROBED: ProbeResult = Object.freeze({
   sent: 0,
@@ -310,8 +312,8 @@ export class HealthMonitor {
     const check = ++this.checks;
     const toProbe = peersToProbe(
       this.candidatesNow(config.peers, wgPeers, needs, switched),
-      (name) => this.lastProbe.get(name),
-      (name) => this.lastPeerRx.get(name),
+      this.lastProbe,
+      this.lastPeerRx,
       now,
       this.o.probeRefreshPeers ?? DEFAULT_PROBE_REFRESH_PEERS,
     );
@@ -428,18 +430,24 @@ export class HealthMonitor {
         : pingOnce(this.o.runner, req, netns);
     const echoInTurn = (req: EchoRequest) =>
       helperUp ? this.helper!.echo(req, netns) : pingOnce(this.o.runner, req, netns);
-    const runs: Promise<readonly [string, Probed | undefined]>[] = [];
+    // Names and runs side by side: no closure per probed peer (V8 recompiled them).
+    const names: string[] = [];
+    const runs: Promise<Probed | undefined>[] = [];
     for (const p of peers) {
       const kind = toProbe.get(p.name);
       if (kind === undefined) continue;
-      const n = needs.byPeer.get(p.name)?.needs ?? NO_NEEDS;
-      const r =
+      const needed = needs.byPeer.get(p.name)?.needed ?? 0;
+      names.push(p.name);
+      runs.push(
         kind === 'must'
-          ? this.probePeer(p.name, p.transitAddress, n, echo)
-          : this.probePeer(p.name, p.transitAddress, n, echoInTurn).catch(() => undefined);
-      runs.push(r.then((x) => [p.name, x] as const));
+          ? this.probePeer(p.name, p.transitAddress, needed, echo)
+          : this.probePeer(p.name, p.transitAddress, needed, echoInTurn).catch(notProbed),
+      );
     }
-    return new Map(await Promise.all(runs));
+    const results = await Promise.all(runs);
+    const out = new Map<string, Probed | undefined>();
+    for (let i = 0; i < names.length; i++) out.set(names[i]!, results[i]);
+    return out;
   }
 
   /**
@@ -468,6 +476,7 @@ export class HealthMonitor {
       const endpoint = c.switched.get(p.name) ?? wg?.endpoint;
       const fresh = c.probed.get(p.name);
       let last = this.lastProbe.get(p.name);
+      let judged: { readonly status: PeerStatus; readonly reason: string } | undefined;
       if (fresh || !last) {
         // (!last cannot happen: a peer never probed is always chosen.)
         const need = c.needs.byPeer.get(p.name);
@@ -475,7 +484,13 @@ export class HealthMonitor {
         const pathMtu = judgePathMtu(need?.needs ?? NO_NEEDS, fresh?.measured);
         if (probe.sent > 0 && probe.received === 0) this.probeFailed.add(p.name);
         else this.probeFailed.delete(p.name);
-        const up = judgePeer(age, probe, { peer: p.name, mtu: pathMtu }).status === 'up';
+        // The path argument matters only when the path is short: no object per peer else.
+        judged = judgePeer(
+          age,
+          probe,
+          pathTooSmall(pathMtu) ? { peer: p.name, mtu: pathMtu } : undefined,
+        );
+        const up = judged.status === 'up';
         const kept = last ?? {
           publicKey: p.publicKey,
           needed: 0,
@@ -501,8 +516,7 @@ export class HealthMonitor {
       }
       // A kept result was up with a fresh handshake (probe-schedule.ts): judged anew all
       // the same, so the report never says more than its inputs.
-      // The path argument matters only when the path is short: no object per peer else.
-      const judged = judgePeer(
+      judged ??= judgePeer(
         age,
         last.probe,
         pathTooSmall(last.pathMtu) ? { peer: p.name, mtu: last.pathMtu } : undefined,
@@ -665,11 +679,11 @@ export class HealthMonitor {
   private async probePeer(
     name: string,
     address: string,
-    needs: readonly NetworkNeed[],
+    /** Inner IP packet bytes the peer's networks need (neededPacket; 0: none). */
+    needed: number,
     echo: (req: EchoRequest) => Promise<ProbeResult>,
   ): Promise<{ probe: ProbeResult; measured: number | undefined }> {
     const count = this.o.probeCount ?? 3;
-    const needed = neededPacket(needs);
     if (needed === 0) {
       return { probe: await echo({ address, size: undefined, count }), measured: undefined };
     }
@@ -929,7 +943,8 @@ export class HealthMonitor {
       const seen = this.switches;
       const tunnel = await this.o.gateway.observeTunnel().catch(() => undefined);
       return tunnel?.wg
-        ? { seen, wgPeers: new Map(tunnel.wg.peers.map((p) => [p.publicKey, p])) }
+        ? // A map of its own, not the check's reused one (a check may be between reads).
+          { seen, wgPeers: byPublicKey(new Map(), tunnel.wg.peers) }
         : undefined;
     };
     await this.failOver(read, config.peers, this.clock(), due);

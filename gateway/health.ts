@@ -248,7 +248,9 @@ export function judgeNetwork(input: {
 }): { status: NetworkStatus; reason: string } {
   if (!input.deviceUp) return { status: 'down', reason: 'VXLAN device missing or down' };
   if (input.peers.length === 0) return { status: 'ok', reason: 'no peers carry this network' };
-  const down = input.peers.filter((p) => p === 'down').length;
+  // A loop, not filter: a callback per call was compiled again and again (issue 18).
+  let down = 0;
+  for (const p of input.peers) if (p === 'down') down++;
   if (down === input.peers.length) return { status: 'down', reason: 'no peer reachable' };
   const b = input.before;
   const rx = b ? input.now.rxPackets - b.rxPackets : 0;

@@ -48,8 +48,8 @@ function choose(rows: ReturnType<typeof vouched>[], refresh: number): string[] {
   return [
     ...peersToProbe(
       rows.map((r) => r.peer),
-      (n) => last.get(n),
-      (n) => rx.get(n),
+      last,
+      rx,
       NOW,
       refresh,
     ).keys(),
@@ -140,8 +140,8 @@ test('probe schedule - property: the refresh takes exactly the vouched-for peers
       );
       const got = peersToProbe(
         rows.map((r) => r.peer),
-        (name) => rows.find((r) => r.peer.name === name)?.last,
-        (name) => rows.find((r) => r.peer.name === name)?.rx,
+        { get: (name) => rows.find((r) => r.peer.name === name)?.last },
+        { get: (name) => rows.find((r) => r.peer.name === name)?.rx },
         NOW,
         refresh,
       );
@@ -170,8 +170,8 @@ test('probe schedule - says which peers are probed because they must be and whic
   const got = (refresh: number) => [
     ...peersToProbe(
       rows.map((r) => r.peer),
-      (n) => by(n)?.last,
-      (n) => by(n)?.rx,
+      { get: (n) => by(n)?.last },
+      { get: (n) => by(n)?.rx },
       NOW,
       refresh,
     ),

@@ -83,14 +83,22 @@ export interface LastRx {
 }
 
 /**
+ * Per-peer state by peer name (a Map will do). Not a callback: one made per check and
+ * called per peer was compiled again and again by V8 (issue 18, --trace-opt).
+ */
+export interface Lookup<T> {
+  get(name: string): T | undefined;
+}
+
+/**
  * The peers to probe now, by name: `must` for a peer the tunnel does not vouch for,
  * `refresh` for one probed in turn. `peers` in config order (ties of the refresh order
  * go to the earlier one). `refresh` ≥ 0 (an integer). Pure.
  */
 export function peersToProbe(
   peers: readonly ProbeCandidate[],
-  last: (name: string) => LastProbe | undefined,
-  lastRx: (name: string) => LastRx | undefined,
+  last: Lookup<LastProbe>,
+  lastRx: Lookup<LastRx>,
   now: number,
   refresh: number,
 ): Map<string, 'must' | 'refresh'> {
@@ -101,8 +109,8 @@ export function peersToProbe(
   const wellCheck: number[] = [];
   for (let i = 0; i < peers.length; i++) {
     const p = peers[i]!;
-    const l = last(p.name);
-    const rx = lastRx(p.name);
+    const l = last.get(p.name);
+    const rx = lastRx.get(p.name);
     const vouched =
       l !== undefined &&
       l.up &&
