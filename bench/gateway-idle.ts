@@ -1,8 +1,9 @@
 /**
  * Benchmark section "gateway-idle" (issue 18): the idle cost of one gateway's health check
  * as a function of its peer count (1, 10, 50, 100). Simulated peers: the gateway's
- * namespace reaches 100 transit addresses that a second namespace answers (ICMP echo by
- * its kernel), and one device in the gateway's namespace takes the probe frames. The
+ * namespace reaches 100 transit addresses behind a TUN device whose reader answers ICMP
+ * echo (tun-echo-responder.ts), and one device in the gateway's namespace takes the probe
+ * frames. The
  * tunnel state comes from the fakes (no WireGuard), so what is measured is what a check
  * itself does: echoes, counter reads, probe frames.
  *
@@ -35,6 +36,7 @@ import { ExecaRunner, RecordingRunner } from '../lib/runner.js';
 import { shortId } from '../lib/short-id.js';
 import { keyRunner } from '../test/fixtures/gateway-over-fakes.js';
 import { figure, stat, type BenchSection, type Chart, type Figure } from './result.js';
+import { startTunEchoResponder } from './tun-echo-responder.js';
 import type { SectionOptions } from './result.js';
 
 export type Mode = 'before' | 'after';
@@ -345,9 +347,9 @@ export function idleSection(
     title: 'Gateway idle: health check cost vs peers',
     method: [
       'One gateway (`HealthMonitor` over `gateway/*-fake.ts` backends: no WireGuard) in a',
-      `network namespace that reaches ${o.peers.join(', ')} simulated peers: transit addresses a`,
-      "second namespace answers with its kernel's ICMP echo; a veth end in the gateway's",
-      'namespace takes the probe frames. Three shapes of the check:',
+      `network namespace that reaches ${o.peers.join(', ')} simulated peers: transit addresses behind`,
+      "a TUN device whose reader answers ICMP echo (as wireguard-go reads a gateway's echoes);",
+      "a veth end in the gateway's namespace takes the probe frames. Three shapes of the check:",
       '**after** (the long-lived probe helper and the probe schedule of gateway/probe-schedule.ts;',
       "between checks every simulated peer's WireGuard receive counter moves, as an idle peer's",
       'probe frames move it, except 1 peer in 25 per check, rotating: the share whose own check',
@@ -389,11 +391,12 @@ export function idleSection(
         'promises and requests). "After, peers silent" probes every peer (3 ' +
         'echoes each), as every check did before probe-schedule.ts. "Before" starts one ' +
         '`ping -c 3` per peer per check.',
-      "The helper's share includes the simulated peers' own work: veth hands an echo to the far " +
-        "namespace and its kernel's reply back within the helper's sendto, so the reply is " +
-        "counted as the gateway's. By hand (2026-11-30, the helper alone, 100 vs 1 peer): " +
-        '~35 µs per peer per check with replies, ~20 µs with the far side not replying ' +
-        '(icmp_echo_ignore_all); of the 35, ~15 µs user time (Python), ~20 µs kernel.',
+      "The simulated peers' far ends are a TUN device whose reader (tun-echo-responder.ts, " +
+        'not counted) answers the echoes, as wireguard-go reads them on a node. Until ' +
+        "2026-12-01 a veth to a second namespace answered, and its kernel's reply ran inside " +
+        "the helper's sendto, so it was counted as the gateway's: by hand (2026-11-30, the " +
+        'helper alone, 100 vs 1 peer) ~35 µs per peer per check with replies, ~20 µs with ' +
+        'the far side not replying (icmp_echo_ignore_all).',
       'Before is the same code forced onto the fallback path, so it is a lower bound of the ' +
         'pre-issue-18 cost: that code also read links, `wg`, nft, one FDB per network and ' +
         'the segments through ~8 `ip netns exec` per check (observe()), which the fakes ' +
@@ -476,27 +479,28 @@ interface Testbed {
   readonly exec: ExecaRunner;
   readonly netns: NetnsSet;
   readonly gw: string;
-  /** Transit addresses the far namespace answers, one per simulated peer. */
+  /** Transit addresses the TUN echo responder answers, one per simulated peer. */
   readonly addrs: readonly string[];
   readonly dir: string;
 }
 
-/** Two namespaces and `maxPeers` answering addresses, named with `prefix`. */
+/**
+ * A namespace with `maxPeers` answering transit addresses behind a TUN device (the
+ * simulated peers' far ends, tun-echo-responder.ts, outside the measured processes),
+ * named with `prefix`.
+ */
 async function testbed(prefix: string, maxPeers: number): Promise<Testbed> {
   const exec = new ExecaRunner();
   const netns = new NetnsSet(exec, `${prefix}-gi`);
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-gi-`));
   try {
     const gw = await netns.add('gw');
-    const far = await netns.add('far');
-    await netns.veth({ ns: gw, ifname: 'tun0' }, { ns: far, ifname: 'tun1' });
+    // Started before any rig, so no rig counts it among the helper's processes.
+    await startTunEchoResponder(exec, gw, 'tun0');
+    await exec.run(['ip', '-n', gw, 'link', 'set', 'tun0', 'up'], { mutates: true });
+    // On-link on a TUN device: every transit address of the /24 goes to the responder.
     await netns.addr(gw, 'tun0', '198.19.255.1/24');
     const addrs = Array.from({ length: maxPeers }, (_, i) => `198.19.255.${i + 2}`);
-    // One `ip -batch` for all of them, not a process per address.
-    await exec.run(['ip', '-n', far, '-batch', '-'], {
-      input: addrs.map((a) => `addr add ${a}/24 dev tun1\n`).join(''),
-      mutates: true,
-    });
     // The network's device (a veth end: no dummy module needed) takes the probe frames.
     await netns.veth({ ns: gw, ifname: 'l2fv100' }, { ns: gw, ifname: 'l2fv100p' });
     return { exec, netns, gw, addrs, dir };
