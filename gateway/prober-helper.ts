@@ -256,7 +256,9 @@ while True:
     now = time.monotonic()
     for fd in ready:
         if fd == 0:
-            chunk = os.read(0, 1 << 20)
+            # 64 KiB, not 1 MiB: a buffer that large is an mmap and munmap per request
+            # (strace), and a longer line is simply read in more chunks.
+            chunk = os.read(0, 1 << 16)
             if not chunk:
                 sys.exit(0)
             buf += chunk
