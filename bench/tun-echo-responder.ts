@@ -14,10 +14,11 @@ import type { CommandRunner, SpawnedProcess } from '../lib/runner.js';
 
 /** Python program: argv[1] = the TUN device to create (IFF_TUN | IFF_NO_PI). */
 export const TUN_ECHO_RESPONDER = `
-import fcntl, os, struct, sys
+import fcntl, os, select, struct, sys
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 fd = os.open("/dev/net/tun", os.O_RDWR)
 fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", sys.argv[1].encode(), IFF_TUN | IFF_NO_PI))
+os.set_blocking(fd, False)  # a wake-up for stdin alone must not block on the device
 
 def csum(b):
     if len(b) % 2:
@@ -29,24 +30,35 @@ def csum(b):
 sys.stdout.write("ready\\n")
 sys.stdout.flush()
 while True:
-    p = bytearray(os.read(fd, 65536))
-    if len(p) < 28 or p[0] >> 4 != 4 or p[9] != 1:
-        continue  # IPv4 ICMP only
-    h = (p[0] & 0xF) * 4
-    if p[h] != 8:
-        continue  # echo requests only
-    p[12:16], p[16:20] = p[16:20], p[12:16]  # the IP header sum does not change
-    p[h] = 0  # echo reply
-    p[h + 2 : h + 4] = b"\\0\\0"
-    p[h + 2 : h + 4] = struct.pack("!H", csum(bytes(p[h:])))
-    os.write(fd, p)
+    # Exits when its stdin closes (the bench ended, even killed), as the probe helper does.
+    if 0 in select.select([0, fd], [], [])[0] and not os.read(0, 4096):
+        sys.exit(0)
+    while True:  # every request queued on the device, then back to select
+        try:
+            p = bytearray(os.read(fd, 65536))
+        except BlockingIOError:
+            break
+        if len(p) < 28 or p[0] >> 4 != 4 or p[9] != 1:
+            continue  # IPv4 ICMP only
+        h = (p[0] & 0xF) * 4
+        if p[h] != 8:
+            continue  # echo requests only
+        p[12:16], p[16:20] = p[16:20], p[12:16]  # the IP header sum does not change
+        p[h] = 0  # echo reply
+        p[h + 2 : h + 4] = b"\\0\\0"
+        p[h + 2 : h + 4] = struct.pack("!H", csum(bytes(p[h:])))
+        try:
+            os.write(fd, p)
+        except OSError:
+            pass  # dropped, as a lossy path would
 `;
 
 /**
  * Starts the responder in `netns`, creating TUN device `ifname` there (down, no
  * address: the caller configures it). Resolves once the device exists. Rejects when the
- * responder exits or says nothing within 10 s (e.g. no /dev/net/tun). The process lives
- * until killed: NetnsSet.dispose() kills it with the namespace.
+ * responder exits or says nothing within 10 s (e.g. no /dev/net/tun). It lives until its
+ * stdin closes (this process ended) or it is killed (NetnsSet.dispose() kills it with the
+ * namespace).
  */
 export async function startTunEchoResponder(
   runner: CommandRunner,

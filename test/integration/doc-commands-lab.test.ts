@@ -18,7 +18,7 @@ import { ExecaRunner } from '../../lib/runner.js';
 import { listNamespaces } from '../../lib/netns.js';
 import { findLeftovers } from '../../lib/cleanup.js';
 import { connectOptionsFor, type Credential } from '../../broker/auth-config.js';
-import { BUCKETS, KEYS, type TransitClaim } from '../../broker/records.js';
+import { BUCKETS, KEYS, type TransitClaim, type VniClaim } from '../../broker/records.js';
 import { testWith } from '../fixtures/privileges.js';
 import { makeRunDir, runId } from '../fixtures/run-dir.js';
 import { docKey, documentedCommands, ROOT } from '../fixtures/doc-commands.js';
@@ -236,6 +236,20 @@ async function harness() {
     judge(e, await run);
   };
 
+  /** Runs `fn` on a NATS connection with the broker's own credentials (as deployed). */
+  const asBroker = async (fn: (nc: Awaited<ReturnType<typeof connect>>) => Promise<void>) => {
+    const st = (await readState(labPaths().state))!;
+    const cred = JSON.parse(
+      await readFile(join(labDir, 'nats', 'creds', 'broker.json'), 'utf8'),
+    ) as Credential;
+    const nc = await connect({ servers: st.natsUrl!, ...connectOptionsFor(cred) });
+    try {
+      await fn(nc);
+    } finally {
+      await nc.close();
+    }
+  };
+
   const setups: Record<NonNullable<Runs['setup']>, () => Promise<void>> = {
     // madrid exports old-cdn (its own network, so releasing it touches no pod).
     'old-cdn': async () => {
@@ -251,13 +265,8 @@ async function harness() {
     },
     // A transit claim whose cluster is gone (as a crash between the broker's steps
     // leaves it): written with the broker's own NATS credentials.
-    'orphan-transit': async () => {
-      const st = (await readState(labPaths().state))!;
-      const cred = JSON.parse(
-        await readFile(join(labDir, 'nats', 'creds', 'broker.json'), 'utf8'),
-      ) as Credential;
-      const nc = await connect({ servers: st.natsUrl!, ...connectOptionsFor(cred) });
-      try {
+    'orphan-transit': () =>
+      asBroker(async (nc) => {
         const kv = await nc.jetstream().views.kv(BUCKETS.transit);
         const claim: TransitClaim = {
           cluster: 'oslo',
@@ -265,10 +274,22 @@ async function harness() {
           nonce: runId(8),
         };
         await kv.put(KEYS.transit('100.64.3.9'), JSON.stringify(claim));
-      } finally {
-        await nc.close();
-      }
-    },
+      }),
+    // A quarantined VNI claim no network is bound to (a released network's), written the
+    // same way. Not the VNI `release network old-cdn` printed: madrid still exports
+    // old-cdn, and when its agent synced between the two commands it got that VNI back
+    // (the lab's quarantine is 0), so releasing the VNI failed (1 clean-clone CI run in
+    // ~100, 2026-12-01).
+    'orphan-vni': () =>
+      asBroker(async (nc) => {
+        const kv = await nc.jetstream().views.kv(BUCKETS.networks);
+        const claim: VniClaim = {
+          state: 'quarantined',
+          network: 'old-net',
+          releasedAt: new Date().toISOString(),
+        };
+        await kv.put(KEYS.vni(4711), JSON.stringify(claim));
+      }),
   };
 
   const pool = async <T>(items: T[], width: number, fn: (x: T) => Promise<void>) => {
