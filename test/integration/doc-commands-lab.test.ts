@@ -212,10 +212,6 @@ async function harness() {
     else if (r.exitCode !== exit) why.push(`exit ${r.exitCode}, documented ${exit}`);
     for (const re of e.is.expect ?? []) if (!re.test(r.output)) why.push(`no ${String(re)}`);
     if (why.length) fail(e, r.run, why.join('; '), r.output);
-    if (e.is.capture) {
-      const m = e.is.capture.from.exec(r.output);
-      if (m?.[1]) env[e.is.capture.name] = m[1];
-    }
   };
   // The same line documented twice (README and docs/lab.md) runs once; each entry
   // is judged on that run.
