@@ -1,6 +1,6 @@
 import { testWith } from '../fixtures/privileges.js';
 import { startNatsCluster } from '../fixtures/nats.js';
-import { connect } from 'nats';
+import { connect, type JetStreamManager } from 'nats';
 import { registerBody, startBrokers } from '../fixtures/broker.js';
 import { connectOptionsFor, generateFederationAuth } from '../../broker/auth-config.js';
 import { KvStore } from '../../broker/kv-store.js';
@@ -10,6 +10,29 @@ import { BrokerClient } from '../../broker/client.js';
 import type { Results } from '../../broker/protocol.js';
 
 const test = testWith({ tools: ['nats-server'] });
+
+/**
+ * Waits until `stream` has a leader other than `gone` and every replica but `gone` is
+ * current with no lag (stream info, polled every 100 ms). Throws with the last cluster
+ * info at `deadline`.
+ */
+async function waitForCurrentReplicas(
+  jsm: JetStreamManager,
+  stream: string,
+  gone: string | undefined,
+  deadline: number,
+): Promise<void> {
+  let last = '';
+  while (Date.now() < deadline) {
+    const info = await jsm.streams.info(stream).catch(() => undefined);
+    const c = info?.cluster;
+    last = JSON.stringify(c);
+    const peers = (c?.replicas ?? []).filter((r) => r.name !== gone);
+    if (c?.leader && c.leader !== gone && peers.every((r) => r.current && !r.lag)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${stream}: replicas not current by the deadline: ${last}`);
+}
 
 /** Retries retryable failures (broker UNAVAILABLE/CONFLICT, NATS timeouts) until a deadline. */
 async function persist<T>(fn: () => Promise<T>, deadline: number): Promise<T> {
@@ -93,7 +116,12 @@ test('nats cluster - killing the stream leader during allocations loses and dupl
   t.is(vniOf.size, 15);
   t.is(new Set(vniOf.values()).size, 15, 'no VNI shared by two names');
 
-  // KV (on the surviving nodes) agrees with every reply; no claim points two ways.
+  // KV (on the surviving nodes) agrees with every reply; no claim points two ways. The
+  // buckets allow direct gets, which any replica may answer: one still catching up from
+  // the new leader answered "no value" for a bound network (net.w0, 1 clean-clone CI run
+  // in ~100, 2026-12-01). Loss is what this checks, so first the surviving replicas must
+  // be current: a write that was lost stays missing after that.
+  await waitForCurrentReplicas(jsm, `KV_${BUCKETS.networks}`, leader, deadline);
   const store = await persist(
     () => KvStore.open(nc.jetstream(), { replicas: 3, storage: 'file' }),
     deadline,
