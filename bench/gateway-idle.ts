@@ -29,7 +29,7 @@ import { runInNewContext } from 'node:vm';
 import { FakeDataPlane } from '../gateway/dataplane-fake.js';
 import { Gateway } from '../gateway/gateway.js';
 import type { HealthReport } from '../gateway/health.js';
-import { HealthMonitor } from '../gateway/health-monitor.js';
+import { DEFAULT_PROBE_COUNT, HealthMonitor } from '../gateway/health-monitor.js';
 import { HelperProber } from '../gateway/prober.js';
 import { NetnsSet } from '../lib/netns.js';
 import { ExecaRunner, RecordingRunner } from '../lib/runner.js';
@@ -64,9 +64,6 @@ const SILENT_SHARE = 25;
 
 /** Uncounted checks of every helper rig before its first sample (see measureIdle). */
 const WARM_UP_CHECKS = 150;
-
-/** Echoes per probed peer in measured checks: the monitor's default. */
-const PROBE_COUNT = 3;
 
 /** Uncounted checks of a helper sample after its forced GC (see measure). */
 const WARM_CHECKS = 2;
@@ -578,7 +575,7 @@ async function rig(bed: Testbed, mode: Shape, peers: number): Promise<Rig> {
     gateway,
     runner,
     helper: mode === 'before' ? (false as const) : helper,
-    probeCount: PROBE_COUNT,
+    probeCount: DEFAULT_PROBE_COUNT,
   };
   const monitor = new HealthMonitor(options);
   let n = 0;
@@ -630,7 +627,7 @@ async function rig(bed: Testbed, mode: Shape, peers: number): Promise<Rig> {
         try {
           for (let i = 0; i < WARM_UP_CHECKS; i++) await check();
         } finally {
-          options.probeCount = PROBE_COUNT;
+          options.probeCount = DEFAULT_PROBE_COUNT;
         }
       },
       close: () => monitor.stop(),

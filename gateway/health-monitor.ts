@@ -145,11 +145,14 @@ export function defaultSilenceLimitMs(intervalMs: number): number {
   return Math.max(3 * intervalMs, 30_000);
 }
 
+/** Echo packets per probed peer per check unless probeCount says otherwise. */
+export const DEFAULT_PROBE_COUNT = 3;
+
 export interface HealthMonitorOptions {
   readonly gateway: Gateway;
   readonly runner: CommandRunner;
   readonly metrics?: GatewayMetrics;
-  /** Probe packets per peer per check; default 3. */
+  /** Probe packets per peer per check; default DEFAULT_PROBE_COUNT. */
   readonly probeCount?: number;
   /** Default 10 s. Also the bound on how long a dead peer can go unnoticed. */
   readonly intervalMs?: number;
@@ -683,7 +686,7 @@ export class HealthMonitor {
     needed: number,
     echo: (req: EchoRequest) => Promise<ProbeResult>,
   ): Promise<{ probe: ProbeResult; measured: number | undefined }> {
-    const count = this.o.probeCount ?? 3;
+    const count = this.o.probeCount ?? DEFAULT_PROBE_COUNT;
     if (needed === 0) {
       return { probe: await echo({ address, size: undefined, count }), measured: undefined };
     }
