@@ -39,13 +39,20 @@ export interface LoopBeaconSender {
   ): Promise<ProbeSendResult>;
   /**
    * `nft -j list table FAMILY NAME` without a process (the probe helper's libnftables),
-   * as exit code, stdout and stderr; undefined when it cannot (the caller runs nft).
+   * as exit code, stdout and stderr; with `sets`, `list set` of each instead, one JSON
+   * document per line. undefined when it cannot (the caller runs nft).
    */
   list?(
     family: string,
     table: string,
     netns: string | undefined,
+    sets?: readonly string[],
   ): Promise<{ exitCode: number; stdout: string; stderr: string } | undefined>;
+  /**
+   * The namespace's nftables ruleset generation, which every committed transaction
+   * changes (HelperProber.nftGeneration); undefined when it cannot be read.
+   */
+  generation?(netns: string | undefined): Promise<number | undefined>;
 }
 
 export class PythonLoopBeacon implements LoopBeaconSender {
@@ -103,8 +110,14 @@ export class HelperLoopBeacon implements LoopBeaconSender {
     family: string,
     table: string,
     netns: string | undefined,
+    sets?: readonly string[],
   ): Promise<{ exitCode: number; stdout: string; stderr: string } | undefined> {
     if (!(await this.helper.ready(netns))) return undefined;
-    return this.helper.nftList(family, table, netns).catch(() => undefined);
+    return this.helper.nftList(family, table, netns, sets).catch(() => undefined);
+  }
+
+  async generation(netns: string | undefined): Promise<number | undefined> {
+    if (!(await this.helper.ready(netns))) return undefined;
+    return this.helper.nftGeneration(netns).catch(() => undefined);
   }
 }

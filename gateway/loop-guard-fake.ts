@@ -3,21 +3,23 @@
  * FakeRunner: `nft -f -` runs the flat command scripts the guard writes, as one
  * transaction with nft's refusals (a missing chain, set or element; a chain still
  * holding rules or named by a map entry), and `nft -j list table` answers in nft's JSON
- * with the counters a test sets. It records the bytes of every script, so tests can
- * show what a change costs.
+ * with the counters a test sets (in the counter sets, as the packet path makes them). It
+ * records the bytes of every script, so tests can show what a change costs, and keeps
+ * the ruleset generation, which every committed script bumps.
  */
 import type { FakeRunner } from '../lib/runner-fake.js';
-import { L2_GUARD_FAMILY, L2_GUARD_TABLE } from './loop-guard.js';
+import { COUNTER_SETS, L2_GUARD_FAMILY, L2_GUARD_TABLE } from './loop-guard.js';
 
 interface FakeRule {
   readonly body: string;
   readonly comment: string | undefined;
-  packets: number;
 }
 
 interface FakeTable {
   /** Set name → "address vni" keys. */
   sets: Map<string, Set<string>>;
+  /** Counter set name → "address vni" → packets. */
+  counts: Map<string, Map<string, number>>;
   /** Map name → "address vni" → goto target. */
   maps: Map<string, Map<string, string>>;
   chains: Map<string, FakeRule[]>;
@@ -31,6 +33,7 @@ class NftRefusal extends Error {}
 function clone(t: FakeTable): FakeTable {
   return {
     sets: new Map([...t.sets].map(([k, v]) => [k, new Set(v)])),
+    counts: new Map([...t.counts].map(([k, v]) => [k, new Map(v)])),
     maps: new Map([...t.maps].map(([k, v]) => [k, new Map(v)])),
     chains: new Map([...t.chains].map(([k, v]) => [k, v.map((r) => ({ ...r }))])),
   };
@@ -47,6 +50,8 @@ export class FakeL2GuardNft {
   readonly bytes: number[] = [];
   /** Scripts that made the table afresh. */
   replaced = 0;
+  /** The ruleset generation: one more per committed script (NFT_MSG_GETGEN). */
+  generation = 1;
 
   constructor(
     readonly runner: FakeRunner,
@@ -64,6 +69,7 @@ export class FakeL2GuardNft {
         this.bytes.push(Buffer.byteLength(input));
         try {
           this.table = this.run(input);
+          this.generation++;
           return {};
         } catch (err) {
           if (!(err instanceof NftRefusal)) throw err;
@@ -78,6 +84,17 @@ export class FakeL2GuardNft {
     return this.table === undefined
       ? { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory' }
       : { exitCode: 0, stdout: this.json(this.table), stderr: '' };
+  }
+
+  /** What `list set` of each of `sets` says, one JSON document per line (the helper's way). */
+  listSets(sets: readonly string[]) {
+    const t = this.table;
+    const missing = sets.find((n) => !t?.sets.has(n));
+    if (!t || missing) {
+      return { exitCode: 1, stdout: '', stderr: `Error: No such file or directory (${missing})` };
+    }
+    const docs = sets.map((n) => JSON.stringify({ nftables: [this.setObject(t, n)] }));
+    return { exitCode: 0, stdout: docs.join('\n') + '\n', stderr: '' };
   }
 
   /** The blocked set's keys ("address vni"), sorted. */
@@ -101,9 +118,21 @@ export class FakeL2GuardNft {
     return r;
   }
 
-  /** Adds `n` packets to a path rule's counter, as traffic would. */
+  /**
+   * Counts `n` packets dropped by a path rule, as traffic would: under the path's element
+   * of the counter set the rule updates, which the first packet makes.
+   */
   count(kind: string, key: string, n = 1): void {
-    this.rule(kind, key).packets += n;
+    const set = /update @(\S+) /.exec(this.rule(kind, key).body)?.[1];
+    const counts = set === undefined ? undefined : this.table?.counts.get(set);
+    if (!counts) throw new Error(`fake nft: the ${kind} rule of ${key} counts in no counter set`);
+    this.table!.sets.get(set!)!.add(key);
+    counts.set(key, (counts.get(key) ?? 0) + n);
+  }
+
+  /** Packets counted under a path for a rule kind (0 without an element). */
+  counted(kind: keyof typeof COUNTER_SETS, key: string): number {
+    return this.table?.counts.get(COUNTER_SETS[kind])?.get(key) ?? 0;
   }
 
   /** Runs a script on a copy: all of it or nothing, as nft does. */
@@ -117,7 +146,7 @@ export class FakeL2GuardNft {
     for (const line of input.split('\n').filter(Boolean)) {
       if (line === `table ${T} {}` || line === `add table ${T}`) {
         if (!t && line.startsWith('add')) fresh = true;
-        t ??= { sets: new Map(), maps: new Map(), chains: new Map() };
+        t ??= { sets: new Map(), counts: new Map(), maps: new Map(), chains: new Map() };
         continue;
       }
       if (line === `delete table ${T}`) {
@@ -130,6 +159,7 @@ export class FakeL2GuardNft {
         const tt = need();
         if (m[1] === 'set') tt.sets.set(m[2]!, tt.sets.get(m[2]!) ?? new Set<string>());
         else tt.maps.set(m[2]!, tt.maps.get(m[2]!) ?? new Map<string, string>());
+        if (/ counter; \}$/.test(line) && !tt.counts.has(m[2]!)) tt.counts.set(m[2]!, new Map());
         continue;
       }
       m = new RegExp(`^(add|flush|delete) chain ${esc(T)} (\\S+)( \\{.*\\})?$`).exec(line);
@@ -160,7 +190,7 @@ export class FakeL2GuardNft {
             throw new NftRefusal(`No such file or directory (set ${ref})`);
           }
         }
-        rules.push({ body: m[2]!, comment: m[3], packets: 0 });
+        rules.push({ body: m[2]!, comment: m[3] });
         continue;
       }
       m = new RegExp(`^(add|delete) element ${esc(T)} (\\S+) \\{ (.*) \\}$`).exec(line);
@@ -176,6 +206,7 @@ export class FakeL2GuardNft {
           if (verb === 'delete') {
             if (!(set ?? map)!.has(k)) throw new NftRefusal(`No such file or directory (${k})`);
             (set ?? map)!.delete(k);
+            tt.counts.get(name)?.delete(k);
           } else if (set) {
             set.add(k);
           } else {
@@ -205,9 +236,7 @@ export class FakeL2GuardNft {
       { metainfo: { version: '1.0.6', json_schema_version: 1 } },
       { table: { family: L2_GUARD_FAMILY, name: L2_GUARD_TABLE } },
     ];
-    for (const [name, keys] of t.sets) {
-      objects.push({ set: { name, elem: [...keys].map(pair) } });
-    }
+    for (const name of t.sets.keys()) objects.push(this.setObject(t, name));
     for (const [name, entries] of t.maps) {
       const elem = [...entries].map(([k, target]) => [pair(k), { goto: { target } }]);
       objects.push({ map: { name, map: 'verdict', elem } });
@@ -215,12 +244,24 @@ export class FakeL2GuardNft {
     for (const name of t.chains.keys()) objects.push({ chain: { name } });
     for (const [chain, rules] of t.chains) {
       for (const r of rules) {
-        const expr = r.body.includes('counter')
-          ? [{ counter: { packets: r.packets, bytes: 0 } }]
-          : [];
-        objects.push({ rule: { chain, ...(r.comment ? { comment: r.comment } : {}), expr } });
+        objects.push({ rule: { chain, ...(r.comment ? { comment: r.comment } : {}), expr: [] } });
       }
     }
     return JSON.stringify({ nftables: objects });
+  }
+
+  /** A set as nft -j lists it; a counter set's elements carry their counters. */
+  private setObject(t: FakeTable, name: string) {
+    const pair = (k: string) => {
+      const [a, v] = k.split(' ');
+      return { concat: [a, Number(v)] };
+    };
+    const counts = t.counts.get(name);
+    const elem = [...t.sets.get(name)!].map((k) =>
+      counts
+        ? { elem: { val: pair(k), counter: { packets: counts.get(k) ?? 0, bytes: 0 } } }
+        : pair(k),
+    );
+    return { set: { name, elem } };
   }
 }

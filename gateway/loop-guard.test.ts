@@ -22,6 +22,7 @@ import {
   l2GuardMarker,
   l2GuardScript,
   parseL2Guard,
+  parseL2GuardCounters,
   type GuardedPath,
   withLoop,
   type LoopNetwork,
@@ -145,11 +146,11 @@ test('nft script - one vmap lookup per direction to the path chains; blocked, be
   );
   t.regex(
     s,
-    /add rule inet l2fed_l2 in-198\.19\.255\.3-100 @th,128,8 & 0x1 == 0x1 limit rate over 50\/second burst 20 packets counter drop comment "bum-in 50\/20 198\.19\.255\.3 100"/,
+    /add rule inet l2fed_l2 in-198\.19\.255\.3-100 @th,128,8 & 0x1 == 0x1 limit rate over 50\/second burst 20 packets update @count_bum_in \{ ip saddr \. @th,96,24 \} drop comment "bum-in 50\/20 198\.19\.255\.3 100"/,
   );
   t.regex(
     s,
-    /add rule inet l2fed_l2 out-198\.19\.255\.2-100 @th,128,48 0x036c32666c70 @th,224,16 0x88b5 ip daddr \. @th,96,24 \. @th,240,32 @beacons_out counter drop comment "repeat 198\.19\.255\.2 100"/,
+    /add rule inet l2fed_l2 out-198\.19\.255\.2-100 @th,128,48 0x036c32666c70 @th,224,16 0x88b5 ip daddr \. @th,96,24 \. @th,240,32 @beacons_out update @count_repeat \{ ip daddr \. @th,96,24 \} drop comment "repeat 198\.19\.255\.2 100"/,
   );
   t.regex(
     s,
@@ -233,8 +234,8 @@ test('nft change - path by path: nothing, a new bound, a new path, a path gone, 
   );
 });
 
-test('nft parse - a table captured from nft 1.0.6 (l2GuardScript(SPEC, [.2 . 100]), counters set by hand): marker, whole paths with their bound, blocked set, counters per path', (t) => {
-  const o = parseL2Guard(readFileSync('test/fixtures/nft-l2guard-v4.json', 'utf8'));
+test('nft parse - a table captured from nft 1.0.6 (l2GuardScript(SPEC, [.2 . 100]), counter set elements added by hand): marker, whole paths with their bound, blocked set, counters per path', (t) => {
+  const o = parseL2Guard(readFileSync('test/fixtures/nft-l2guard-v5.json', 'utf8'));
   t.is(o.marker, l2GuardMarker(SPEC));
   t.deepEqual([...o.paths.values()], [...SPEC.paths]);
   t.is(o.partial.size, 0);
@@ -242,12 +243,24 @@ test('nft parse - a table captured from nft 1.0.6 (l2GuardScript(SPEC, [.2 . 100
   t.deepEqual(o.blocked, [{ address: '198.19.255.2', vni: 100 }]);
   const c = o.counters;
   t.is(c.repeats.get('198.19.255.2 100'), 3);
-  t.is(c.repeats.get('198.19.255.3 100'), 0);
+  t.is(c.repeats.get('198.19.255.3 100'), undefined, 'nothing dropped: no element');
   t.is(c.bumDroppedIn.get('198.19.255.3 100'), 7);
   t.is(c.bumDroppedOut.get('198.19.255.2 100'), 11);
   t.is(c.blockedDroppedIn.get('198.19.255.2 100'), 5);
   t.is(c.blockedDroppedOut.get('198.19.255.2 100'), 2);
-  t.is(c.blockedDroppedOut.get('198.19.255.3 100'), 0);
+  t.is(c.blockedDroppedOut.get('198.19.255.3 100'), undefined);
+});
+
+test('nft parse - the counter sets alone, as the probe helper lists them (one nft 1.0.6 document per line), give the same counters as the whole table', (t) => {
+  const whole = parseL2Guard(readFileSync('test/fixtures/nft-l2guard-v5.json', 'utf8'));
+  const sets = parseL2GuardCounters(
+    readFileSync('test/fixtures/nft-l2guard-v5-counters.jsonl', 'utf8'),
+  );
+  t.deepEqual(sets, whole.counters);
+  t.is(sets.bumDroppedIn.size, 1);
+  t.throws(() => parseL2GuardCounters('{"nftables": []}\nnot json\n'), {
+    message: /not nftables JSON/,
+  });
 });
 
 test('nft parse - a table of an older version (v1, captured from nft 1.0.6) has no current marker and no whole path: it is replaced whole', (t) => {

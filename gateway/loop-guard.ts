@@ -13,7 +13,7 @@
  * The path's out chain records each (peer, VNI, nonce) the first time it leaves; a beacon
  * leaving again with a recorded triple came back through some segment: a loop through
  * that peer's path on that network. It is dropped (so beacons never circulate) and
- * counted in that pair's rule counter, which the monitor reads.
+ * counted under that pair in a counter set, which the monitor reads.
  *
  * Cutting: of the two gateways on a loop, the one whose identity sorts higher stands
  * down on that network: it drops all VXLAN of the network to and from every peer (the
@@ -30,6 +30,12 @@
  * Layout (issue 15): every path has its own two chains, reached by one verdict-map
  * lookup per direction, so a path added, removed or re-bounded is a small transaction of
  * that path's chains and map entries, whatever the number of paths.
+ *
+ * Counters (issue 18): a rule that drops does not count itself; it updates its path's
+ * element in one of five counter sets (COUNTER_SETS, nft's per-element counters), so a
+ * check reads its counters with `list set` of those five, a small fraction of `list
+ * table` (whose rules are most of it: 144 KB and 6.6 ms of libnftables at 31 paths).
+ * The element is made by the first packet, so a missing one never stops a drop.
  */
 import { ParseError } from './errors.js';
 
@@ -40,7 +46,7 @@ export const LOOP_BEACON_ETHERTYPE = 0x88b5;
 export const L2_GUARD_FAMILY = 'inet';
 export const L2_GUARD_TABLE = 'l2fed_l2';
 /** Bumped when the rules change; part of the marker, so older tables are replaced. */
-export const L2_GUARD_VERSION = 4;
+export const L2_GUARD_VERSION = 5;
 
 /** Quiet checks (beacon sent, no repeat) before a block lifts. */
 export const DEFAULT_HOLD_TICKS = 3;
@@ -114,6 +120,24 @@ const CONTROL = `${INNER_DST} { ${BEACON_MAC_HEX}, ${PROBE_MAC_HEX} } ${INNER_TY
 const bound = (p: GuardedPath) => `${p.packetsPerSecond}/${p.burst}`;
 
 /**
+ * The counter set of each counting rule kind (by its comment's first word). Each holds
+ * one element per path that dropped something, with nft's packet counter.
+ */
+export const COUNTER_SETS = {
+  repeat: 'count_repeat',
+  'bum-in': 'count_bum_in',
+  'bum-out': 'count_bum_out',
+  'blocked-in': 'count_blocked_in',
+  'blocked-out': 'count_blocked_out',
+} as const;
+type CountingKind = keyof typeof COUNTER_SETS;
+/** Elements per counter set at most: paths are peers × networks of one gateway. */
+const COUNTER_SET_SIZE = 65536;
+/** The rule statement that counts a packet of `kind` under its path, keyed as the map. */
+const countIn = (kind: CountingKind) => `update @${COUNTER_SETS[kind]} { ip saddr . ${VNI} }`;
+const countOut = (kind: CountingKind) => `update @${COUNTER_SETS[kind]} { ip daddr . ${VNI} }`;
+
+/**
  * One path's two chains, their rules and map entries. `fresh`: the chains are new in
  * this transaction (a full table); otherwise they may exist (a changed bound, or a path
  * left half-made by hand) and are flushed first, so they end up exactly these rules.
@@ -129,41 +153,49 @@ function pathLines(p: GuardedPath, fresh: boolean): string[] {
   return [
     `add chain ${TABLE} ${cin}`,
     ...(fresh ? [] : [`flush chain ${TABLE} ${cin}`]),
-    rule(cin, `ip saddr . ${VNI} @blocked counter drop`, 'blocked-in'),
+    rule(cin, `ip saddr . ${VNI} @blocked ${countIn('blocked-in')} drop`, 'blocked-in'),
     rule(cin, `${CONTROL} ${CONTROL_LIMIT} accept`, 'control-in'),
-    rule(cin, `${GROUP} ${limit} counter drop`, `bum-in ${bound(p)}`),
+    rule(cin, `${GROUP} ${limit} ${countIn('bum-in')} drop`, `bum-in ${bound(p)}`),
     `add chain ${TABLE} ${cout}`,
     ...(fresh ? [] : [`flush chain ${TABLE} ${cout}`]),
     // A beacon leaving a second time came back through a segment: count it, drop it.
-    rule(cout, `${BEACON} ip daddr . ${VNI} . ${NONCE} @beacons_out counter drop`, 'repeat'),
+    rule(
+      cout,
+      `${BEACON} ip daddr . ${VNI} . ${NONCE} @beacons_out ${countOut('repeat')} drop`,
+      'repeat',
+    ),
     rule(cout, `${BEACON} add @beacons_out { ip daddr . ${VNI} . ${NONCE} }`, 'record'),
     // Blocked: everything but a first-time beacon (a forged one passes once, no more).
     rule(
       cout,
-      `ip daddr . ${VNI} @blocked ${INNER_DST} != ${BEACON_MAC_HEX} counter drop`,
+      `ip daddr . ${VNI} @blocked ${INNER_DST} != ${BEACON_MAC_HEX} ${countOut('blocked-out')} drop`,
       'blocked-out',
     ),
     rule(cout, `${CONTROL} ${CONTROL_LIMIT} accept`, 'control-out'),
-    rule(cout, `${GROUP} ${limit} counter drop`, `bum-out ${bound(p)}`),
+    rule(cout, `${GROUP} ${limit} ${countOut('bum-out')} drop`, `bum-out ${bound(p)}`),
     `add element ${TABLE} ${PATHS_IN} { ${p.address} . ${p.vni} : goto ${cin} }`,
     `add element ${TABLE} ${PATHS_OUT} { ${p.address} . ${p.vni} : goto ${cout} }`,
   ];
 }
 
 /**
- * Removes one path: its map entries, then its chains. The entries are added first, so
- * the delete cannot fail on a path that was only half there.
+ * Removes one path: its map entries, its counters, then its chains. Elements are added
+ * first, so the delete cannot fail on a path that was only half there (or that never
+ * dropped anything, so has no counter elements).
  */
 function pathRemoveLines(p: BlockedPath): string[] {
   const [cin, cout] = [chainOf('in', p), chainOf('out', p)];
   const elem = `${p.address} . ${p.vni}`;
+  const counters = Object.values(COUNTER_SETS);
   return [
     `add chain ${TABLE} ${cin}`,
     `add chain ${TABLE} ${cout}`,
     `add element ${TABLE} ${PATHS_IN} { ${elem} : goto ${cin} }`,
     `add element ${TABLE} ${PATHS_OUT} { ${elem} : goto ${cout} }`,
+    ...counters.map((set) => `add element ${TABLE} ${set} { ${elem} }`),
     `delete element ${TABLE} ${PATHS_IN} { ${elem} }`,
     `delete element ${TABLE} ${PATHS_OUT} { ${elem} }`,
+    ...counters.map((set) => `delete element ${TABLE} ${set} { ${elem} }`),
     `flush chain ${TABLE} ${cin}`,
     `delete chain ${TABLE} ${cin}`,
     `flush chain ${TABLE} ${cout}`,
@@ -197,6 +229,10 @@ export function l2GuardScript(spec: L2GuardSpec, blocked: readonly BlockedPath[]
     // A beacon comes back within ms of its first passage; 10 s is plenty, and keeps the
     // set small: one element per network per peer per check.
     `add set ${TABLE} beacons_out { typeof ip daddr . ${VNI} . ${NONCE}; size 262144; flags timeout; timeout 10s; }`,
+    ...Object.values(COUNTER_SETS).map(
+      (set) =>
+        `add set ${TABLE} ${set} { typeof ip saddr . ${VNI}; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`,
+    ),
     `add map ${TABLE} ${PATHS_IN} { typeof ip saddr . ${VNI} : verdict; }`,
     `add map ${TABLE} ${PATHS_OUT} { typeof ip daddr . ${VNI} : verdict; }`,
     `add chain ${TABLE} input { type filter hook input priority filter - 20; policy accept; }`,
@@ -266,7 +302,10 @@ export function blockScript(add: readonly BlockedPath[], del: readonly BlockedPa
   ].join('\n');
 }
 
-/** Frames counted by the path rules since each path's chains were (re)made, by "address vni". */
+/**
+ * Frames dropped and counted by the path rules since the table or the path was made (a
+ * new bound keeps them), by "address vni"; a path that dropped nothing has no entry.
+ */
 export interface PathCounters {
   /** Own beacons that came back (loop evidence). */
   readonly repeats: ReadonlyMap<string, number>;
@@ -294,7 +333,6 @@ export { pathKey };
 interface NftRule {
   chain?: string;
   comment?: string;
-  expr?: { counter?: { packets?: number } }[];
 }
 interface NftSet {
   name?: string;
@@ -335,6 +373,62 @@ function gotoTargets(elems: readonly unknown[] | undefined): Map<string, string>
   return out;
 }
 
+type NftObject = { rule?: NftRule; set?: NftSet; map?: NftSet };
+
+/** The objects of one `nft -j list …` document, or of several, one per line. */
+function nftObjects(text: string, what: string): NftObject[] {
+  const docs = (): unknown[] => {
+    try {
+      return [JSON.parse(text)];
+    } catch {
+      return text
+        .split('\n')
+        .filter((line) => line.trim())
+        .map((line) => JSON.parse(line) as unknown);
+    }
+  };
+  try {
+    return docs().flatMap((doc) => {
+      const objects = (doc as { nftables?: unknown } | null)?.nftables;
+      if (!Array.isArray(objects)) throw new Error('no "nftables" array');
+      return objects as NftObject[];
+    });
+  } catch (err) {
+    throw new ParseError(what, 'not nftables JSON', { cause: err });
+  }
+}
+
+/** The counter sets' elements (COUNTER_SETS) as PathCounters; a set not listed is empty. */
+function countersOf(objects: readonly NftObject[]): PathCounters {
+  const of = (kind: CountingKind) => {
+    const out = new Map<string, number>();
+    const set = objects.find((o) => o.set?.name === COUNTER_SETS[kind])?.set;
+    for (const e of set?.elem ?? []) {
+      const p = pairOf(e);
+      const n = (e as { elem?: { counter?: { packets?: unknown } } }).elem?.counter?.packets;
+      if (p && typeof n === 'number') out.set(pathKey(p), n);
+    }
+    return out;
+  };
+  return {
+    repeats: of('repeat'),
+    bumDroppedIn: of('bum-in'),
+    bumDroppedOut: of('bum-out'),
+    blockedDroppedIn: of('blocked-in'),
+    blockedDroppedOut: of('blocked-out'),
+  };
+}
+
+/**
+ * Parses `nft -j list set inet l2fed_l2 S` of the COUNTER_SETS (one document per line,
+ * as the probe helper returns them): a check's counters without the rest of the table.
+ * Pure.
+ * @throws ParseError when the text is not nft JSON.
+ */
+export function parseL2GuardCounters(text: string): PathCounters {
+  return countersOf(nftObjects(text, 'nft -j list set'));
+}
+
 /**
  * Parses `nft -j list table inet l2fed_l2`. Pure. A path counts as whole only with both
  * chains holding all their rules (one each, the same bound in and out) and both map
@@ -342,20 +436,7 @@ function gotoTargets(elems: readonly unknown[] | undefined): Map<string, string>
  * @throws ParseError when the text is not nft JSON.
  */
 export function parseL2Guard(text: string): ObservedL2Guard {
-  let objects: { rule?: NftRule; set?: NftSet; map?: NftSet }[];
-  try {
-    objects = (JSON.parse(text) as { nftables: { rule?: NftRule; set?: NftSet }[] }).nftables;
-    if (!Array.isArray(objects)) throw new Error('no "nftables" array');
-  } catch (err) {
-    throw new ParseError('nft -j list table', 'not nftables JSON', { cause: err });
-  }
-  const counters = {
-    repeat: new Map<string, number>(),
-    'bum-in': new Map<string, number>(),
-    'bum-out': new Map<string, number>(),
-    'blocked-in': new Map<string, number>(),
-    'blocked-out': new Map<string, number>(),
-  };
+  const objects = nftObjects(text, 'nft -j list table');
   const markers = {
     input: undefined as string | undefined,
     output: undefined as string | undefined,
@@ -380,9 +461,6 @@ export function parseL2Guard(text: string): ObservedL2Guard {
     if (r.chain !== chainOf(dir, p)) continue;
     s.kinds.set(m[1]!, (s.kinds.get(m[1]!) ?? 0) + 1);
     if (m[2] !== undefined) s.bounds.add(`${m[2]}/${m[3]}`);
-    const n = r.expr?.find((e) => e.counter)?.counter?.packets ?? 0;
-    const c = counters[m[1] as keyof typeof counters] as Map<string, number> | undefined;
-    c?.set(k, n);
   }
   const mapped = (name: string) =>
     gotoTargets(objects.find((o) => o.map?.name === name)?.map?.elem);
@@ -411,13 +489,7 @@ export function parseL2Guard(text: string): ObservedL2Guard {
     blocked,
     paths,
     partial,
-    counters: {
-      repeats: counters.repeat,
-      bumDroppedIn: counters['bum-in'],
-      bumDroppedOut: counters['bum-out'],
-      blockedDroppedIn: counters['blocked-in'],
-      blockedDroppedOut: counters['blocked-out'],
-    },
+    counters: countersOf(objects),
   };
 }
 

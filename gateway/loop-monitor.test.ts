@@ -30,16 +30,30 @@ class FakeBeacon implements LoopBeaconSender {
   }
 }
 
-/** A beacon sender that also lists the table without a process (the probe helper's way). */
+/**
+ * A beacon sender that also lists the table without a process (the probe helper's way),
+ * and with `withGeneration` reads the ruleset generation as the helper does.
+ */
 class ListingBeacon extends FakeBeacon {
   lists = 0;
-  constructor(private readonly table: FakeNft) {
+  setLists = 0;
+  constructor(
+    private readonly table: FakeNft,
+    private readonly withGeneration = false,
+  ) {
     super(table);
   }
-  list(family: string, name: string) {
-    this.lists++;
+  list(family: string, name: string, _netns: string | undefined, sets?: readonly string[]) {
     if (family !== 'inet' || name !== 'l2fed_l2') throw new Error(`listed ${family} ${name}`);
+    if (sets) {
+      this.setLists++;
+      return Promise.resolve(this.table.listSets(sets));
+    }
+    this.lists++;
     return Promise.resolve(this.table.listing());
+  }
+  generation() {
+    return Promise.resolve(this.withGeneration ? this.table.generation : undefined);
   }
 }
 
@@ -110,6 +124,47 @@ test('loop monitor - with the helper listing the table a steady check starts no 
   t.deepEqual([...nft.blocked].sort(), ['198.19.255.2 100', '198.19.255.3 100']);
 });
 
+test('loop monitor - with the ruleset generation a steady check lists only the counter sets; a loop is still cut; a change by hand is read whole and repaired', async (t) => {
+  const runner = new FakeRunner();
+  const nft = new FakeNft(runner);
+  const beacon = new ListingBeacon(nft, true);
+  const config = parseGatewayConfig(madridConfig('/k', NETS));
+  const gateway = { config };
+  // holdTicks: the block stays, so the only script after the hand edit is its repair.
+  const m = new LoopMonitor({ gateway, runner, beacon, nft: NFT, settleMs: 0, holdTicks: 99 });
+  await m.check(); // installs the table, reads it whole
+  const [whole, sets] = [beacon.lists, beacon.setLists];
+  for (let i = 0; i < 3; i++) await m.check();
+  t.is(beacon.lists, whole, 'no whole read while nothing was committed');
+  t.is(beacon.setLists - sets, 3, 'one counter-set read per check');
+  nft.count('bum-out', '198.19.255.3 100', 9);
+  await m.check();
+  t.is(m.network('cdn')?.paths[1]?.bumDroppedOut, 9, 'counters are current');
+  beacon.loopVia = ['198.19.255.2 100'];
+  await m.check();
+  t.deepEqual([...nft.blocked].sort(), ['198.19.255.2 100', '198.19.255.3 100']);
+  t.true(m.network('cdn')?.blocked);
+  // The block was a transaction: the next check reads the table whole, once.
+  beacon.loopVia = [];
+  const afterBlock = beacon.lists;
+  await m.check();
+  await m.check();
+  t.is(beacon.lists, afterBlock + 1);
+  // A rule deleted by hand is a transaction too (the generation moves): repaired.
+  const chain = nft.table!.chains.get('out-198.19.255.3-100')!;
+  chain.splice(
+    chain.findIndex((r) => r.comment?.startsWith('repeat ')),
+    1,
+  );
+  nft.generation++;
+  const from = nft.scripts.length;
+  await m.check();
+  await m.check();
+  t.is(nft.scripts.length - from, 1, 'one repair');
+  t.notThrows(() => nft.rule('repeat', '198.19.255.3 100'));
+  t.is(nft.replaced, 1);
+});
+
 test('loop monitor - a loop through a lower peer blocks that network to all its peers, once; quiet checks lift it', async (t) => {
   const { runner, nft, beacon, monitor } = setup();
   const m = monitor();
@@ -162,6 +217,7 @@ test('loop monitor - a changed bound on one network rewrites only its paths, in 
   t.deepEqual(s.nft.blocked, ['198.19.255.2 200']);
   s.beacon.loopVia = [];
   s.nft.count('bum-out', '198.19.255.3 100', 5); // cdn's counters must survive
+  s.nft.count('bum-out', '198.19.255.2 200', 4); // and tel's, rewritten (counter sets)
   const before = s.nft.bytes.length;
   s.gateway.config = withNets(
     NETS.map((n) =>
@@ -174,12 +230,10 @@ test('loop monitor - a changed bound on one network rewrites only its paths, in 
   t.regex(s.nft.rule('bum-out', '198.19.255.2 200').body, /limit rate over 50\/second burst 10/);
   t.regex(s.nft.rule('bum-in', '198.19.255.2 200').body, /limit rate over 50\/second burst 10/);
   t.regex(s.nft.rule('bum-out', '198.19.255.3 100').body, /limit rate over 1000\/second/);
-  t.is(
-    s.nft.rule('bum-out', '198.19.255.3 100').packets,
-    5,
-    'an untouched path keeps its counters',
-  );
+  t.is(s.nft.counted('bum-out', '198.19.255.3 100'), 5, 'an untouched path keeps its counters');
+  t.is(s.nft.counted('bum-out', '198.19.255.2 200'), 4, 'a re-bounded path keeps its counters');
   t.is(m.network('cdn')?.paths[1]?.bumDroppedOut, 5);
+  t.is(m.network('tel')?.paths[0]?.bumDroppedOut, 4);
   t.deepEqual(s.nft.blocked, ['198.19.255.2 200'], 'the block stays');
   t.true(m.network('tel')?.blocked);
   const again = s.nft.bytes.length;

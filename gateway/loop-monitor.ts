@@ -6,6 +6,11 @@
  * changed path (peer, network, bound) rewrites that path's chains and map entries only
  * (one nft transaction), and only a new tunnel, port or rule version replaces the table.
  * A restarted monitor adopts the blocks it finds, so a restart does not reopen a loop.
+ *
+ * Reads (issue 18): a check reads the whole table only when the namespace's nftables
+ * generation moved since its last whole read (a transaction: its own, or anyone's);
+ * otherwise only the counter sets, whose size is the paths that dropped something.
+ * Without the probe helper (no generation) every check reads the whole table.
  */
 import type { CommandRunner } from '../lib/runner.js';
 import { CommandError } from '../lib/errors.js';
@@ -25,6 +30,8 @@ import {
   l2GuardRemoveScript,
   l2GuardScript,
   parseL2Guard,
+  parseL2GuardCounters,
+  COUNTER_SETS,
   pathKey,
   type L2GuardSpec,
   type LoopNetwork,
@@ -91,6 +98,8 @@ export class LoopMonitor {
   private adopted = false;
   /** The last read of the table (undefined inside: it was missing), for the next check. */
   private last: { netns: string | undefined; table: ObservedL2Guard | undefined } | undefined;
+  /** The nftables generation just before the last whole read, when the helper gave one. */
+  private generation: { netns: string | undefined; gen: number } | undefined;
   private nft: string | undefined;
   private readonly beacon: LoopBeaconSender;
   latest: LoopReport | undefined;
@@ -105,7 +114,11 @@ export class LoopMonitor {
     return this.latest?.networks.find((n) => n.name === name);
   }
 
+  /** The whole table; remembers the generation read just before it (see reread). */
   private async read(netns: string | undefined): Promise<ObservedL2Guard | undefined> {
+    // Before the listing: a transaction in between makes the next reread whole again.
+    const gen = await this.beacon.generation?.(netns);
+    this.generation = gen === undefined ? undefined : { netns, gen };
     const argv = [this.nft!, '-j', 'list', 'table', L2_GUARD_FAMILY, L2_GUARD_TABLE];
     // Through the probe helper when it can (no process per check), else nft itself.
     const r =
@@ -114,6 +127,24 @@ export class LoopMonitor {
     if (r.exitCode === 0) return parseL2Guard(r.stdout);
     if (r.exitCode === 1 && /No such file or directory/.test(r.stderr)) return undefined;
     throw new CommandError(argv, r.exitCode, r.stderr, false, { netns });
+  }
+
+  /**
+   * The table again after `have` (a whole read, or a reread of one): only the counter
+   * sets when nothing was committed in the namespace since that whole read (the same
+   * generation), so the rest is still as read; else the whole table.
+   */
+  private async reread(
+    netns: string | undefined,
+    have: ObservedL2Guard | undefined,
+  ): Promise<ObservedL2Guard | undefined> {
+    const g = this.generation;
+    if (have && g && g.netns === netns && (await this.beacon.generation?.(netns)) === g.gen) {
+      const sets = Object.values(COUNTER_SETS);
+      const r = await this.beacon.list?.(L2_GUARD_FAMILY, L2_GUARD_TABLE, netns, sets);
+      if (r?.exitCode === 0) return { ...have, counters: parseL2GuardCounters(r.stdout) };
+    }
+    return this.read(netns);
   }
 
   private nftScript(netns: string | undefined, script: string) {
@@ -173,7 +204,7 @@ export class LoopMonitor {
       netns,
     );
     await new Promise((r) => setTimeout(r, this.o.settleMs ?? 300));
-    const fresh = await this.read(netns);
+    const fresh = await this.reread(netns, observed);
     this.last = { netns, table: fresh };
     const after = fresh ?? observed;
     const grew = new Set(
@@ -275,5 +306,6 @@ export class LoopMonitor {
     await this.nftScript(netns, l2GuardRemoveScript());
     this.state.clear();
     this.last = undefined;
+    this.generation = undefined;
   }
 }

@@ -12,8 +12,14 @@
  *   → {"id", "op": "links"}      every device of the namespace, from /sys/class/net
  *   ← {"id", "links": [{"ifname", "up", "rx", "tx", "txd"?}…]}   up: IFF_UP; rx/tx: packets;
  *                                        txd: tx_dropped, VXLAN devices (l2fv…) only
- *   → {"id", "op": "nft-list", "family", "table"}   nft -j list table, via libnftables
+ *   → {"id", "op": "nft-list", "family", "table", "sets"?}   nft -j list table, via
+ *                                        libnftables; with "sets": list set … of each
+ *                                        instead (one JSON document per line)
  *   ← {"id", "exitCode", "stdout", "stderr"}
+ *   → {"id", "op": "nft-gen"}     the namespace's nftables ruleset generation
+ *   ← {"id", "gen"}                      (NFT_MSG_GETGEN): bumped by every committed nft
+ *                                        transaction, not by counters or by the packet
+ *                                        path's set updates
  *
  * Echo is ICMP echo on one raw socket (the peer's kernel answers: no responder, nothing
  * to open in the firewall): for every probe of the batch, `count` requests `interval` s
@@ -180,20 +186,58 @@ def nft_list(m):
     for f in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
         getattr(lib, f).argtypes = [ctypes.c_void_p]
         getattr(lib, f).restype = ctypes.c_char_p
-    ctx = lib.nft_ctx_new(0)
-    if not ctx:
-        raise OSError("nft_ctx_new failed")
-    try:
-        lib.nft_ctx_output_set_flags(ctx, 1 << 4)  # NFT_CTX_OUTPUT_JSON, as nft -j
-        lib.nft_ctx_buffer_output(ctx)
-        lib.nft_ctx_buffer_error(ctx)
-        cmd = "list table %s %s" % (m["family"], m["table"])
-        rc = lib.nft_run_cmd_from_buffer(ctx, cmd.encode())
-        o = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
-        e = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
-    finally:
-        lib.nft_ctx_free(ctx)
+    def run(cmd):
+        ctx = lib.nft_ctx_new(0)
+        if not ctx:
+            raise OSError("nft_ctx_new failed")
+        try:
+            lib.nft_ctx_output_set_flags(ctx, 1 << 4)  # NFT_CTX_OUTPUT_JSON, as nft -j
+            lib.nft_ctx_buffer_output(ctx)
+            lib.nft_ctx_buffer_error(ctx)
+            rc = lib.nft_run_cmd_from_buffer(ctx, cmd.encode())
+            o = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+            e = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+        finally:
+            lib.nft_ctx_free(ctx)
+        return rc, o, e
+    if m.get("sets"):
+        # Only these sets (a table's rules are most of its listing, issue 18), one run
+        # each: nft 1.0.6 fills its cache for one set only when a run lists several.
+        outs = []
+        for name in m["sets"]:
+            rc, o, e = run("list set %s %s %s" % (m["family"], m["table"], name))
+            if rc != 0:
+                break
+            outs.append(o.strip())
+        o = "\\n".join(outs) + "\\n"
+    else:
+        rc, o, e = run("list table %s %s" % (m["family"], m["table"]))
     out({"id": m["id"], "exitCode": 0 if rc == 0 else 1, "stdout": o, "stderr": e})
+
+def nft_gen(m):
+    # NFT_MSG_GETGEN (NFNL_SUBSYS_NFTABLES 10 << 8 | 16) on NETLINK_NETFILTER: a 20-byte
+    # request, the answer's NFTA_GEN_ID (attribute 1, big-endian u32). Cheaper than any
+    # listing, so the loop monitor reads its whole table only when this moved.
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+    try:
+        s.send(struct.pack("=IHHIIBBH", 20, (10 << 8) | 16, 1, 1, 0, 0, 0, 0))
+        data = s.recv(65536)
+    finally:
+        s.close()
+    n, typ = struct.unpack_from("=IH", data, 0)
+    if typ == 2:  # NLMSG_ERROR
+        err = -struct.unpack_from("=i", data, 16)[0]
+        raise OSError(err, os.strerror(err))
+    off = 20
+    while off + 4 <= min(n, len(data)):
+        alen, atype = struct.unpack_from("=HH", data, off)
+        if alen < 4:
+            break
+        if atype & 0x3FFF == 1 and alen >= 8:
+            out({"id": m["id"], "gen": struct.unpack_from("!I", data, off + 4)[0]})
+            return
+        off += (alen + 3) & ~3
+    raise OSError("no NFTA_GEN_ID in the kernel's answer")
 
 def start(m, now):
     entries = []
@@ -278,6 +322,8 @@ while True:
                         links(m)
                     elif m.get("op") == "nft-list":
                         nft_list(m)
+                    elif m.get("op") == "nft-gen":
+                        nft_gen(m)
                     else:
                         out({"id": m.get("id"), "error": "unknown op"})
                 except Exception as e:

@@ -303,16 +303,32 @@ export class HelperProber implements Pinger, L2Prober {
 
   /**
    * `nft -j list table FAMILY NAME` in the helper's namespace through libnftables (a
-   * fresh context per call, so counters are read anew, as the nft command does).
+   * fresh context per call, so counters are read anew, as the nft command does); with
+   * `sets`, `list set FAMILY NAME SET` of each instead, one JSON document per line.
    * Rejects when the helper does not run or cannot load libnftables.
    */
   async nftList(
     family: string,
     table: string,
     netns: string | undefined,
+    sets?: readonly string[],
   ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const m = await this.request(netns, { op: 'nft-list', family, table }, 5000);
+    const req = sets?.length
+      ? { op: 'nft-list', family, table, sets }
+      : { op: 'nft-list', family, table };
+    const m = await this.request(netns, req, 5000);
     return { exitCode: Number(m.exitCode), stdout: String(m.stdout), stderr: String(m.stderr) };
+  }
+
+  /**
+   * The namespace's nftables ruleset generation (NFT_MSG_GETGEN): it changes with every
+   * committed nft transaction in the namespace, and only then. Rejects when the helper
+   * does not run or the kernel refuses.
+   */
+  async nftGeneration(netns: string | undefined): Promise<number> {
+    const m = await this.request(netns, { op: 'nft-gen' }, 5000);
+    if (typeof m.gen !== 'number') throw new Error('probe helper: no generation in its answer');
+    return m.gen;
   }
 
   private stopRunning(): void {

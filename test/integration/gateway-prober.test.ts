@@ -99,7 +99,7 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
   await runner.run([nftBin, '-f', '-'], {
     netns: a,
     input:
-      'table inet l2fed_t {\n chain c {\n  type filter hook output priority 0;\n  meta l4proto icmp counter comment "echo out"\n }\n}\n',
+      'table inet l2fed_t {\n set s1 { type ipv4_addr; elements = { 198.19.255.2 } }\n set s2 { type ipv4_addr; counter; elements = { 198.19.255.3 } }\n chain c {\n  type filter hook output priority 0;\n  meta l4proto icmp counter comment "echo out"\n }\n}\n',
   });
   // A VXLAN device with no destination at all: the kernel drops what it would send
   // (tx_dropped), here the IPv6 router solicitations of its link-local address.
@@ -119,6 +119,9 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
   const links = await helper.links(a);
   const table = await helper.nftList('inet', 'l2fed_t', a);
   const missing = await helper.nftList('inet', 'l2fed_nope', a);
+  const sets = await helper.nftList('inet', 'l2fed_t', a, ['s1', 's2']);
+  const missingSet = await helper.nftList('inet', 'l2fed_t', a, ['s1', 'nope']);
+  const gen = await helper.nftGeneration(a);
   t.deepEqual(runner.calls, [], 'no process started');
   const ip = JSON.parse(
     (await runner.run(['ip', '-s', '-j', 'link', 'show'], { netns: a })).stdout,
@@ -150,6 +153,36 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
   t.deepEqual(JSON.parse(table.stdout), JSON.parse(nft.stdout), 'the same JSON as nft -j list');
   t.is(missing.exitCode, 1);
   t.regex(missing.stderr, /No such file or directory/);
+  // Sets one document per line, as nft -j list set says each (not one run of both:
+  // nft 1.0.6 then fills its cache for one of them only).
+  t.is(sets.exitCode, 0, sets.stderr);
+  const each = await Promise.all(
+    ['s1', 's2'].map(
+      async (n) =>
+        JSON.parse(
+          (await runner.run([nftBin, '-j', 'list', 'set', 'inet', 'l2fed_t', n], { netns: a }))
+            .stdout,
+        ) as unknown,
+    ),
+  );
+  t.deepEqual(
+    sets.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown),
+    each,
+  );
+  t.is(missingSet.exitCode, 1);
+  t.regex(missingSet.stderr, /No such file or directory/);
+  // The generation moves with a committed transaction, and only then.
+  await helper.echo({ address: '198.19.255.2', count: 1 }, a); // counters move
+  t.is(await helper.nftGeneration(a), gen, 'counters and echoes are no transaction');
+  await runner.run([nftBin, 'add', 'element', 'inet', 'l2fed_t', 's1', '{ 198.19.255.9 }'], {
+    netns: a,
+  });
+  t.not(await helper.nftGeneration(a), gen, 'an element added is');
+  const other = await helper.nftGeneration(b);
+  t.true(Number.isInteger(other), 'every namespace has its own');
 });
 
 /** Counts the helper's don't-fragment setsockopt calls; prints the count when it exits. */
