@@ -18,14 +18,15 @@
  * helper). Each run ends with a second 1-peer "after" sample: two measurements of the
  * same thing, whose difference is the noise the flatness is judged against.
  *
+ * Then, in the same namespace, the loop monitor's part of the idle cost (loop-idle.ts):
+ * a loop check reading the counter sets against one reading the whole table.
+ *
  * Runs alone: `npx tsx bench/gateway-idle.ts [--quick]` (root) prints the section.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { FakeDataPlane } from '../gateway/dataplane-fake.js';
 import { Gateway } from '../gateway/gateway.js';
 import type { HealthReport } from '../gateway/health.js';
@@ -36,7 +37,17 @@ import { ExecaRunner, RecordingRunner } from '../lib/runner.js';
 import { shortId } from '../lib/short-id.js';
 import { keyRunner } from '../test/fixtures/gateway-over-fakes.js';
 import { figure, stat, type BenchSection, type Chart, type Figure } from './result.js';
+import {
+  collectGarbage,
+  cpuOfPid,
+  cpuOfSelf,
+  settleWorkers,
+  workerThreadsCpu,
+} from './process-cpu.js';
+import { loopFigures, measureLoopIdle, type LoopSample } from './loop-idle.js';
 import { startTunEchoResponder } from './tun-echo-responder.js';
+
+export { parseChildCpuMs } from './process-cpu.js';
 import type { SectionOptions } from './result.js';
 
 export type Mode = 'before' | 'after';
@@ -80,8 +91,10 @@ export const DEFAULT_BUDGET_MS = 150_000;
 const LATER_PHASES_MS = 14_000;
 /** Kept back from the budget for the last run's teardown and the report. */
 const TEARDOWN_RESERVE_MS = 10_000;
-/** Linux USER_HZ: /proc/<pid>/stat times are in 1/100 s. */
-const TICK_MS = 10;
+/** Kept back for the loop phase (loop-idle.ts; ~8 s at load ~1, 2026-12-01). */
+const LOOP_PHASE_MS = 16_000;
+/** Loop phase: runs and checks per sample (checks run back to back: ms each). */
+const LOOP_PLAN = { quick: { runs: 2, checks: 10 }, full: { runs: 3, checks: 30 } };
 
 /**
  * Runs (as many as the budget allows) and measured checks per sample. A check is bound by
@@ -118,18 +131,6 @@ export interface IdleSample {
   readonly probed?: number;
   /** The run's second 1-peer "after" sample, taken last: for the noise estimate only. */
   readonly repeat?: boolean;
-}
-
-/** cutime + cstime of a /proc/<pid>/stat line, ms: CPU of the children waited for. */
-export function parseChildCpuMs(statLine: string): number {
-  const close = statLine.lastIndexOf(')');
-  if (close < 0) throw new Error(`not a /proc/<pid>/stat line: ${statLine.slice(0, 60)}`);
-  // After "pid (comm) ": state is field 3, so cutime (16) and cstime (17) are 13 and 14.
-  const f = statLine.slice(close + 2).split(' ');
-  const [cu, cs] = [Number(f[13]), Number(f[14])];
-  if (!Number.isFinite(cu) || !Number.isFinite(cs))
-    throw new Error(`no cutime/cstime in /proc/<pid>/stat line: ${statLine.slice(0, 60)}`);
-  return (cu + cs) * TICK_MS;
 }
 
 const median = (xs: readonly number[]) => stat(xs, '').median;
@@ -412,66 +413,6 @@ export function idleSection(
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/**
- * A garbage collection now: full (default), so a sample does not pay for the garbage of
- * the one before (a "before" sample leaves ~100 processes' worth of execa objects:
- * without it, 1-peer "after" samples of one run measured 2.6 and 10.5 ms per check), or
- * minor (the young generation only, V8's `gc({type: 'minor'})`), so a sample pays for
- * collecting the short-lived garbage it made itself. No-op if unavailable.
- */
-const collectGarbage: (type?: 'minor') => void = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
-    return (type?: 'minor') => gc(type ? { type } : undefined);
-  } catch {
-    return () => undefined;
-  }
-})();
-
-/** CPU ms of a process so far (schedstat: ns on CPU); 0 when it is gone. */
-async function cpuOfPid(pid: number): Promise<number> {
-  const s = await readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => '0');
-  return Number(s.split(' ')[0]) / 1e6;
-}
-
-/** CPU ms so far of this process's threads other than the main one (V8's GC and compiler workers). */
-async function workerThreadsCpu(): Promise<number> {
-  const tids = (await readdir('/proc/self/task')).filter((t) => t !== String(process.pid));
-  const ms = await Promise.all(
-    tids.map(async (t) =>
-      Number(
-        (await readFile(`/proc/self/task/${t}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0],
-      ),
-    ),
-  );
-  return ms.reduce((a, b) => a + b, 0) / 1e6;
-}
-
-/**
- * Waits until V8's worker threads are idle (≤ 0.2 ms of CPU in 50 ms; at most 1 s), so a
- * sample does not pay for the concurrent sweeping of the sample before: a "before" sample
- * at 50–100 peers leaves that much garbage that its sweeping went on into the next one.
- * Returns the ms waited.
- */
-async function settleWorkers(): Promise<number> {
-  const t0 = performance.now();
-  let last = await workerThreadsCpu();
-  while (performance.now() - t0 < 1000) {
-    await new Promise((r) => setTimeout(r, 50));
-    const now = await workerThreadsCpu();
-    if (now - last <= 0.2) break;
-    last = now;
-  }
-  return performance.now() - t0;
-}
-
-/** CPU ms of this process and of the children it waited for. */
-async function cpuOfSelf(): Promise<number> {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000 + parseChildCpuMs(await readFile('/proc/self/stat', 'utf8'));
-}
-
 interface Testbed {
   readonly exec: ExecaRunner;
   readonly netns: NetnsSet;
@@ -708,9 +649,12 @@ export async function measureIdle(o: {
   readonly runs: number;
   readonly checks: Readonly<Record<Mode, number>> & { readonly silent?: number };
   readonly stopBy?: number;
+  /** The loop phase, after the health checks; none when absent. */
+  readonly loop?: { readonly runs: number; readonly checks: number; readonly stopBy?: number };
   readonly log: (line: string) => void;
-}): Promise<{ samples: IdleSample[]; notes: string[] }> {
+}): Promise<{ samples: IdleSample[]; loop: LoopSample[]; notes: string[] }> {
   const samples: IdleSample[] = [];
+  let loop: LoopSample[] = [];
   const notes: string[] = [];
   const bed = await testbed(o.prefix, Math.max(...o.peers));
   const rigs: Rig[] = [];
@@ -790,26 +734,61 @@ export async function measureIdle(o: {
         }
       }
     }
+    if (o.loop) {
+      loop = await measureLoopIdle({
+        exec: bed.exec,
+        netns: bed.gw,
+        addrs: bed.addrs,
+        peers: o.peers,
+        ...o.loop,
+        log: o.log,
+      });
+    }
   } finally {
     await Promise.all(rigs.map((r) => r.close()));
     await bed.netns.dispose();
     await rm(bed.dir, { recursive: true, force: true });
   }
-  return { samples, notes };
+  return { samples, loop, notes };
 }
 
 export async function run(opts: SectionOptions): Promise<BenchSection> {
   const started = Date.now();
   const { runs, checks } = plan(opts.quick);
-  const { samples, notes } = await measureIdle({
+  const end = started + (opts.budgetMs ?? DEFAULT_BUDGET_MS) - TEARDOWN_RESERVE_MS;
+  const { samples, loop, notes } = await measureIdle({
     prefix: opts.prefix ?? `l2fed-b${shortId(4)}`,
     peers: PEERS,
     runs,
     checks,
-    stopBy: started + (opts.budgetMs ?? DEFAULT_BUDGET_MS) - TEARDOWN_RESERVE_MS,
+    stopBy: end - LOOP_PHASE_MS,
+    loop: { ...LOOP_PLAN[opts.quick ? 'quick' : 'full'], stopBy: end },
     log: opts.log,
   });
-  return idleSection(samples, { peers: PEERS, runs, checks, tookMs: Date.now() - started, notes });
+  const section = idleSection(samples, {
+    peers: PEERS,
+    runs,
+    checks,
+    tookMs: Date.now() - started,
+    notes,
+  });
+  const loopRuns = new Set(loop.map((s) => s.run)).size;
+  return {
+    ...section,
+    title: 'Gateway idle: health and loop check cost vs peers',
+    method: [
+      section.method,
+      'Then the **loop check** (bench/loop-idle.ts), in the same namespace: the loop monitor of',
+      'a gateway with the same peers on one network (as many paths in `inet l2fed_l2`), its',
+      'probe helper sending the beacons and reading the table, checks back to back with no',
+      'settle time, in two modes of one monitor alternating on one table and helper:',
+      '**sets** (as shipped: the five counter sets per check, the whole table only when the',
+      "namespace's nftables generation moved) and **whole** (the generation hidden, so every",
+      'check reads the whole table, as before). Per peer count 20 uncounted checks of each mode,',
+      `then ${loopRuns} run${loopRuns === 1 ? '' : 's'} of a sample per mode; CPU of this process and the helper.`,
+    ].join(' '),
+    figures: [...section.figures, ...loopFigures(loop, PEERS)],
+  };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

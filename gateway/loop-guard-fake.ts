@@ -123,7 +123,10 @@ export class FakeL2GuardNft {
    * of the counter set the rule updates, which the first packet makes.
    */
   count(kind: string, key: string, n = 1): void {
-    const set = /update @(\S+) /.exec(this.rule(kind, key).body)?.[1];
+    // The rule's sink chain (goto) holds the update of its counter set.
+    const sink = /goto (\S+)$/.exec(this.rule(kind, key).body)?.[1];
+    const update = this.table?.chains.get(sink ?? '')?.find((r) => r.body.startsWith('update @'));
+    const set = update && /^update @(\S+) /.exec(update.body)?.[1];
     const counts = set === undefined ? undefined : this.table?.counts.get(set);
     if (!counts) throw new Error(`fake nft: the ${kind} rule of ${key} counts in no counter set`);
     this.table!.sets.get(set!)!.add(key);

@@ -146,11 +146,11 @@ test('nft script - one vmap lookup per direction to the path chains; blocked, be
   );
   t.regex(
     s,
-    /add rule inet l2fed_l2 in-198\.19\.255\.3-100 @th,128,8 & 0x1 == 0x1 limit rate over 50\/second burst 20 packets update @count_bum_in \{ ip saddr \. @th,96,24 \} drop comment "bum-in 50\/20 198\.19\.255\.3 100"/,
+    /add rule inet l2fed_l2 in-198\.19\.255\.3-100 @th,128,8 & 0x1 == 0x1 limit rate over 50\/second burst 20 packets goto count-bum-in comment "bum-in 50\/20 198\.19\.255\.3 100"/,
   );
   t.regex(
     s,
-    /add rule inet l2fed_l2 out-198\.19\.255\.2-100 @th,128,48 0x036c32666c70 @th,224,16 0x88b5 ip daddr \. @th,96,24 \. @th,240,32 @beacons_out update @count_repeat \{ ip daddr \. @th,96,24 \} drop comment "repeat 198\.19\.255\.2 100"/,
+    /add rule inet l2fed_l2 out-198\.19\.255\.2-100 @th,128,48 0x036c32666c70 @th,224,16 0x88b5 ip daddr \. @th,96,24 \. @th,240,32 @beacons_out goto count-repeat comment "repeat 198\.19\.255\.2 100"/,
   );
   t.regex(
     s,
@@ -175,9 +175,23 @@ test('nft script - one vmap lookup per direction to the path chains; blocked, be
       s.indexOf('paths_in { 198.19.255.2 . 100 : goto'),
     'a chain exists before its map entry',
   );
+  // Each kind's sink counts the packet under its path, then drops it in a rule of its own
+  // (an update that cannot make its element must not let the packet pass).
+  t.deepEqual(
+    s.split('\n').filter((l) => l.startsWith('add rule inet l2fed_l2 count-bum-in ')),
+    [
+      'add rule inet l2fed_l2 count-bum-in update @count_bum_in { ip saddr . @th,96,24 } comment "count bum-in"',
+      'add rule inet l2fed_l2 count-bum-in drop comment "drop bum-in"',
+    ],
+  );
+  t.regex(
+    s,
+    /add rule inet l2fed_l2 count-repeat update @count_repeat \{ ip daddr \. @th,96,24 \}/,
+  );
+  t.true(s.indexOf('add chain inet l2fed_l2 count-repeat') < s.indexOf('goto count-repeat'));
   t.is(
     blockScript([{ address: '198.19.255.2', vni: 100 }], [{ address: '198.19.255.3', vni: 7 }]),
-    'add element inet l2fed_l2 blocked { 198.19.255.2 . 100 }\ndelete element inet l2fed_l2 blocked { 198.19.255.3 . 7 }\n',
+    'add element inet l2fed_l2 blocked { 198.19.255.2 . 100 }\nadd element inet l2fed_l2 blocked { 198.19.255.3 . 7 }\ndelete element inet l2fed_l2 blocked { 198.19.255.3 . 7 }\n',
   );
 });
 
@@ -251,6 +265,16 @@ test('nft parse - a table captured from nft 1.0.6 (l2GuardScript(SPEC, [.2 . 100
   t.is(c.blockedDroppedOut.get('198.19.255.3 100'), undefined);
 });
 
+test('nft parse - a sink rule missing (deleted by hand) or a sink chain flushed: no marker, so the table is made afresh', (t) => {
+  const text = readFileSync('test/fixtures/nft-l2guard-v5.json', 'utf8');
+  const objects = (JSON.parse(text) as { nftables: { rule?: { comment?: string } }[] }).nftables;
+  const without = (comment: string) =>
+    JSON.stringify({ nftables: objects.filter((o) => o.rule?.comment !== comment) });
+  t.is(parseL2Guard(text).marker, l2GuardMarker(SPEC));
+  t.is(parseL2Guard(without('drop bum-out')).marker, undefined);
+  t.is(parseL2Guard(without('count repeat')).marker, undefined);
+});
+
 test('nft parse - the counter sets alone, as the probe helper lists them (one nft 1.0.6 document per line), give the same counters as the whole table', (t) => {
   const whole = parseL2Guard(readFileSync('test/fixtures/nft-l2guard-v5.json', 'utf8'));
   const sets = parseL2GuardCounters(
@@ -260,6 +284,17 @@ test('nft parse - the counter sets alone, as the probe helper lists them (one nf
   t.is(sets.bumDroppedIn.size, 1);
   t.throws(() => parseL2GuardCounters('{"nftables": []}\nnot json\n'), {
     message: /not nftables JSON/,
+  });
+  // An element with no counter (a kernel that does not keep them): an error, not 0.
+  const bare = JSON.stringify({
+    nftables: [
+      {
+        set: { name: 'count_repeat', elem: [{ elem: { val: { concat: ['198.19.255.2', 100] } } }] },
+      },
+    ],
+  });
+  t.throws(() => parseL2GuardCounters(bare), {
+    message: /198\.19\.255\.2 100 of count_repeat has no counter/,
   });
 });
 

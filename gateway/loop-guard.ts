@@ -31,11 +31,13 @@
  * lookup per direction, so a path added, removed or re-bounded is a small transaction of
  * that path's chains and map entries, whatever the number of paths.
  *
- * Counters (issue 18): a rule that drops does not count itself; it updates its path's
- * element in one of five counter sets (COUNTER_SETS, nft's per-element counters), so a
- * check reads its counters with `list set` of those five, a small fraction of `list
- * table` (whose rules are most of it: 144 KB and 6.6 ms of libnftables at 31 paths).
- * The element is made by the first packet, so a missing one never stops a drop.
+ * Counters (issue 18): a rule that drops does not count itself; it jumps (goto) to the
+ * sink chain of its kind, which updates the path's element in one of five counter sets
+ * (COUNTER_SETS, nft's per-element counters) and then drops. So a check reads its
+ * counters with `list set` of those five, a small fraction of `list table` (whose rules
+ * are most of it: 144 KB and 6.6 ms of libnftables at 31 paths). The drop is a rule of
+ * its own: an update that cannot make its element (a full set, no memory) ends only that
+ * rule, and the packet is dropped all the same.
  */
 import { ParseError } from './errors.js';
 
@@ -133,9 +135,20 @@ export const COUNTER_SETS = {
 type CountingKind = keyof typeof COUNTER_SETS;
 /** Elements per counter set at most: paths are peers × networks of one gateway. */
 const COUNTER_SET_SIZE = 65536;
-/** The rule statement that counts a packet of `kind` under its path, keyed as the map. */
-const countIn = (kind: CountingKind) => `update @${COUNTER_SETS[kind]} { ip saddr . ${VNI} }`;
-const countOut = (kind: CountingKind) => `update @${COUNTER_SETS[kind]} { ip daddr . ${VNI} }`;
+const KINDS = Object.keys(COUNTER_SETS) as CountingKind[];
+/** The sink chain of a kind: counts the packet under its path, then drops it. */
+const sinkOf = (kind: CountingKind) => `count-${kind}`;
+/** The path key of a packet of `kind`, as the verdict maps key it. */
+const keyOf = (kind: CountingKind) => `${kind.endsWith('-in') ? 'ip saddr' : 'ip daddr'} . ${VNI}`;
+/** The five sink chains with their two rules each (part of the fixed table). */
+function sinkLines(): string[] {
+  return KINDS.flatMap((kind) => [
+    `add chain ${TABLE} ${sinkOf(kind)}`,
+    `add rule ${TABLE} ${sinkOf(kind)} update @${COUNTER_SETS[kind]} { ${keyOf(kind)} } comment "count ${kind}"`,
+    `add rule ${TABLE} ${sinkOf(kind)} drop comment "drop ${kind}"`,
+  ]);
+}
+const drop = (kind: CountingKind) => `goto ${sinkOf(kind)}`;
 
 /**
  * One path's two chains, their rules and map entries. `fresh`: the chains are new in
@@ -153,26 +166,22 @@ function pathLines(p: GuardedPath, fresh: boolean): string[] {
   return [
     `add chain ${TABLE} ${cin}`,
     ...(fresh ? [] : [`flush chain ${TABLE} ${cin}`]),
-    rule(cin, `ip saddr . ${VNI} @blocked ${countIn('blocked-in')} drop`, 'blocked-in'),
+    rule(cin, `ip saddr . ${VNI} @blocked ${drop('blocked-in')}`, 'blocked-in'),
     rule(cin, `${CONTROL} ${CONTROL_LIMIT} accept`, 'control-in'),
-    rule(cin, `${GROUP} ${limit} ${countIn('bum-in')} drop`, `bum-in ${bound(p)}`),
+    rule(cin, `${GROUP} ${limit} ${drop('bum-in')}`, `bum-in ${bound(p)}`),
     `add chain ${TABLE} ${cout}`,
     ...(fresh ? [] : [`flush chain ${TABLE} ${cout}`]),
     // A beacon leaving a second time came back through a segment: count it, drop it.
-    rule(
-      cout,
-      `${BEACON} ip daddr . ${VNI} . ${NONCE} @beacons_out ${countOut('repeat')} drop`,
-      'repeat',
-    ),
+    rule(cout, `${BEACON} ip daddr . ${VNI} . ${NONCE} @beacons_out ${drop('repeat')}`, 'repeat'),
     rule(cout, `${BEACON} add @beacons_out { ip daddr . ${VNI} . ${NONCE} }`, 'record'),
     // Blocked: everything but a first-time beacon (a forged one passes once, no more).
     rule(
       cout,
-      `ip daddr . ${VNI} @blocked ${INNER_DST} != ${BEACON_MAC_HEX} ${countOut('blocked-out')} drop`,
+      `ip daddr . ${VNI} @blocked ${INNER_DST} != ${BEACON_MAC_HEX} ${drop('blocked-out')}`,
       'blocked-out',
     ),
     rule(cout, `${CONTROL} ${CONTROL_LIMIT} accept`, 'control-out'),
-    rule(cout, `${GROUP} ${limit} ${countOut('bum-out')} drop`, `bum-out ${bound(p)}`),
+    rule(cout, `${GROUP} ${limit} ${drop('bum-out')}`, `bum-out ${bound(p)}`),
     `add element ${TABLE} ${PATHS_IN} { ${p.address} . ${p.vni} : goto ${cin} }`,
     `add element ${TABLE} ${PATHS_OUT} { ${p.address} . ${p.vni} : goto ${cout} }`,
   ];
@@ -233,6 +242,7 @@ export function l2GuardScript(spec: L2GuardSpec, blocked: readonly BlockedPath[]
       (set) =>
         `add set ${TABLE} ${set} { typeof ip saddr . ${VNI}; size ${COUNTER_SET_SIZE}; flags dynamic; counter; }`,
     ),
+    ...sinkLines(),
     `add map ${TABLE} ${PATHS_IN} { typeof ip saddr . ${VNI} : verdict; }`,
     `add map ${TABLE} ${PATHS_OUT} { typeof ip daddr . ${VNI} : verdict; }`,
     `add chain ${TABLE} input { type filter hook input priority filter - 20; policy accept; }`,
@@ -292,12 +302,17 @@ export function l2GuardRemoveScript(): string {
   return `table ${TABLE} {}\ndelete table ${TABLE}\n`;
 }
 
-/** `nft add/delete element` script for the blocked set. */
+/**
+ * `nft add/delete element` script for the blocked set. An element to delete is added
+ * first, so a delete of one already gone (a stale read, a hand edit) cannot fail the
+ * transaction and keep the other changes from happening.
+ */
 export function blockScript(add: readonly BlockedPath[], del: readonly BlockedPath[]): string {
   const list = (ps: readonly BlockedPath[]) => ps.map((p) => `${p.address} . ${p.vni}`).join(', ');
+  const set = `element ${TABLE} blocked`;
   return [
-    ...(add.length ? [`add element ${TABLE} blocked { ${list(add)} }`] : []),
-    ...(del.length ? [`delete element ${TABLE} blocked { ${list(del)} }`] : []),
+    ...(add.length ? [`add ${set} { ${list(add)} }`] : []),
+    ...(del.length ? [`add ${set} { ${list(del)} }`, `delete ${set} { ${list(del)} }`] : []),
     '',
   ].join('\n');
 }
@@ -406,7 +421,14 @@ function countersOf(objects: readonly NftObject[]): PathCounters {
     for (const e of set?.elem ?? []) {
       const p = pairOf(e);
       const n = (e as { elem?: { counter?: { packets?: unknown } } }).elem?.counter?.packets;
-      if (p && typeof n === 'number') out.set(pathKey(p), n);
+      if (p && typeof n !== 'number') {
+        // Loop detection would be off without a word: say so in every check's error.
+        throw new ParseError(
+          'nft -j list set',
+          `element ${pathKey(p)} of ${COUNTER_SETS[kind]} has no counter: this kernel does not keep per-element counters in sets its rules update`,
+        );
+      }
+      if (p) out.set(pathKey(p), n as number);
     }
     return out;
   };
@@ -443,11 +465,19 @@ export function parseL2Guard(text: string): ObservedL2Guard {
   };
   // Per path: the rules seen (kind → how many) and the bounds they carry.
   const seen = new Map<string, { kinds: Map<string, number>; bounds: Set<string> }>();
+  // The sink chains' rules ("count bum-in", "drop bum-in" …) in their own chains.
+  const sinkRules = new Map<string, number>();
   for (const o of objects) {
     const r = o.rule;
     if (!r?.comment) continue;
     if (r.comment.startsWith('l2fed-l2 ')) {
       if (r.chain === 'input' || r.chain === 'output') markers[r.chain] = r.comment;
+      continue;
+    }
+    const sink = /^(count|drop) ([a-z-]+)$/.exec(r.comment);
+    if (sink) {
+      if (r.chain === `count-${sink[2]}`)
+        sinkRules.set(r.comment, (sinkRules.get(r.comment) ?? 0) + 1);
       continue;
     }
     const m = PATH_COMMENT.exec(r.comment);
@@ -484,8 +514,12 @@ export function parseL2Guard(text: string): ObservedL2Guard {
     const p = pairOf(e);
     return p ? [p] : [];
   });
+  // The sinks are part of the fixed part: one missing or doubled, and the table is redone.
+  const sinksWhole = KINDS.every(
+    (kind) => sinkRules.get(`count ${kind}`) === 1 && sinkRules.get(`drop ${kind}`) === 1,
+  );
   return {
-    marker: markers.input === markers.output ? markers.input : undefined,
+    marker: markers.input === markers.output && sinksWhole ? markers.input : undefined,
     blocked,
     paths,
     partial,

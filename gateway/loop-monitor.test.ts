@@ -37,6 +37,10 @@ class FakeBeacon implements LoopBeaconSender {
 class ListingBeacon extends FakeBeacon {
   lists = 0;
   setLists = 0;
+  /** Whole-table listings to fail from now (nft exit 2), as a failing helper would. */
+  failWhole = 0;
+  /** Counter-set listings to answer with garbage from now. */
+  garbleSets = 0;
   constructor(
     private readonly table: FakeNft,
     private readonly withGeneration = false,
@@ -47,9 +51,15 @@ class ListingBeacon extends FakeBeacon {
     if (family !== 'inet' || name !== 'l2fed_l2') throw new Error(`listed ${family} ${name}`);
     if (sets) {
       this.setLists++;
+      if (this.garbleSets > 0 && this.garbleSets--) {
+        return Promise.resolve({ exitCode: 0, stdout: '{"nftables": 7}\n', stderr: '' });
+      }
       return Promise.resolve(this.table.listSets(sets));
     }
     this.lists++;
+    if (this.failWhole > 0 && this.failWhole--) {
+      return Promise.resolve({ exitCode: 2, stdout: '', stderr: 'Error: out of memory' });
+    }
     return Promise.resolve(this.table.listing());
   }
   generation() {
@@ -163,6 +173,35 @@ test('loop monitor - with the ruleset generation a steady check lists only the c
   t.is(nft.scripts.length - from, 1, 'one repair');
   t.notThrows(() => nft.rule('repeat', '198.19.255.3 100'));
   t.is(nft.replaced, 1);
+});
+
+test('loop monitor - a whole read that fails after the generation was read, or counter sets that do not parse, leave the next read whole: a hand edit is still repaired', async (t) => {
+  const runner = new FakeRunner();
+  const nft = new FakeNft(runner);
+  const beacon = new ListingBeacon(nft, true);
+  const config = parseGatewayConfig(madridConfig('/k', NETS));
+  const m = new LoopMonitor({ gateway: { config }, runner, beacon, nft: NFT, settleMs: 0 });
+  await m.check();
+  await m.check();
+  // By hand: a rule deleted (a transaction: the generation moves) ...
+  const chain = nft.table!.chains.get('out-198.19.255.3-100')!;
+  chain.splice(
+    chain.findIndex((r) => r.comment?.startsWith('repeat ')),
+    1,
+  );
+  nft.generation++;
+  // ... and the whole read that would see it fails once.
+  beacon.failWhole = 1;
+  await t.throwsAsync(() => m.check(), { message: /out of memory/ });
+  await m.check();
+  t.notThrows(() => nft.rule('repeat', '198.19.255.3 100'), 'repaired in the next check');
+  // Counter sets that do not parse: that check reads the whole table instead.
+  const whole = beacon.lists;
+  beacon.garbleSets = 1;
+  nft.count('bum-in', '198.19.255.2 100', 4);
+  await m.check();
+  t.is(beacon.lists, whole + 1);
+  t.is(m.network('cdn')?.paths[0]?.bumDroppedIn, 4);
 });
 
 test('loop monitor - a loop through a lower peer blocks that network to all its peers, once; quiet checks lift it', async (t) => {

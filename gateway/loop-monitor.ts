@@ -114,19 +114,26 @@ export class LoopMonitor {
     return this.latest?.networks.find((n) => n.name === name);
   }
 
-  /** The whole table; remembers the generation read just before it (see reread). */
+  /**
+   * The whole table; remembers the generation read just before it (see reread), once
+   * the table is read and parsed: a read that fails leaves none, so the next is whole.
+   */
   private async read(netns: string | undefined): Promise<ObservedL2Guard | undefined> {
+    this.generation = undefined;
     // Before the listing: a transaction in between makes the next reread whole again.
     const gen = await this.beacon.generation?.(netns);
-    this.generation = gen === undefined ? undefined : { netns, gen };
     const argv = [this.nft!, '-j', 'list', 'table', L2_GUARD_FAMILY, L2_GUARD_TABLE];
     // Through the probe helper when it can (no process per check), else nft itself.
     const r =
       (await this.beacon.list?.(L2_GUARD_FAMILY, L2_GUARD_TABLE, netns)) ??
       (await this.o.runner.run(argv, { netns, allowFailure: true }));
-    if (r.exitCode === 0) return parseL2Guard(r.stdout);
-    if (r.exitCode === 1 && /No such file or directory/.test(r.stderr)) return undefined;
-    throw new CommandError(argv, r.exitCode, r.stderr, false, { netns });
+    let table: ObservedL2Guard | undefined;
+    if (r.exitCode === 0) table = parseL2Guard(r.stdout);
+    else if (r.exitCode !== 1 || !/No such file or directory/.test(r.stderr)) {
+      throw new CommandError(argv, r.exitCode, r.stderr, false, { netns });
+    }
+    if (gen !== undefined) this.generation = { netns, gen };
+    return table;
   }
 
   /**
@@ -142,7 +149,11 @@ export class LoopMonitor {
     if (have && g && g.netns === netns && (await this.beacon.generation?.(netns)) === g.gen) {
       const sets = Object.values(COUNTER_SETS);
       const r = await this.beacon.list?.(L2_GUARD_FAMILY, L2_GUARD_TABLE, netns, sets);
-      if (r?.exitCode === 0) return { ...have, counters: parseL2GuardCounters(r.stdout) };
+      try {
+        if (r?.exitCode === 0) return { ...have, counters: parseL2GuardCounters(r.stdout) };
+      } catch {
+        // Unreadable counters: the whole table says what is there (or why not).
+      }
     }
     return this.read(netns);
   }
@@ -157,6 +168,17 @@ export class LoopMonitor {
    * @throws MissingNftError without nft; CommandError when nft fails
    */
   async check(): Promise<LoopReport | undefined> {
+    try {
+      return await this.checkOnce();
+    } catch (err) {
+      // What was read may not be what is there now: the next check reads it all afresh.
+      this.last = undefined;
+      this.generation = undefined;
+      throw err;
+    }
+  }
+
+  private async checkOnce(): Promise<LoopReport | undefined> {
     const config = this.o.gateway.config;
     if (!config) return undefined;
     this.nft ??= await requireNft();

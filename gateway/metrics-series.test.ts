@@ -122,7 +122,7 @@ const quietBeacon: LoopBeaconSender = {
   send: (_identity, devices) => Promise.resolve({ sent: new Set(devices), failed: new Map() }),
 };
 
-test('metrics - frames dropped on blocked paths count up per network and direction, across a remade path', async (t) => {
+test('metrics - frames dropped on blocked paths count up per network and direction, across a new bound and a path removed and made again', async (t) => {
   const runner = new FakeRunner();
   const nft = new FakeL2GuardNft(runner);
   const metrics = new GatewayMetrics('madrid');
@@ -154,12 +154,21 @@ test('metrics - frames dropped on blocked paths count up per network and directi
   await monitor.check();
   t.is(await dropped('in'), 10);
   t.is(await dropped('out'), 3);
-  // A new bound remakes the path's chains (counters back to 0): the series keeps counting.
+  // A new bound keeps the path's counters (they live in the counter sets) ...
   gateway.config = parseGatewayConfig({
     ...madridConfig('/k', CDN_B),
     bumLimit: { packetsPerSecond: 7, burst: 7 },
   });
   await monitor.check();
+  t.is(nft.counted('blocked-in', path), 10);
+  t.is(await dropped('in'), 10);
+  // ... a path removed and made again (b leaves cdn, comes back) starts from 0 in nft:
+  // the series keeps counting.
+  gateway.config = parseGatewayConfig(madridConfig('/k', [{ ...CDN_B[0]!, peers: [] }]));
+  await monitor.check();
+  gateway.config = parseGatewayConfig(madridConfig('/k', CDN_B));
+  await monitor.check();
+  t.is(nft.counted('blocked-in', path), 0, 'nft restarted the counter');
   nft.count('blocked-in', path, 2);
   nft.count('blocked-out', path, 1);
   await monitor.check();

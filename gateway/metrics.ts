@@ -182,7 +182,7 @@ export class GatewayMetrics {
           const labels = { network, peer: p.peer, direction };
           this.bumDropped.inc(labels, increment(this.nftLast, JSON.stringify(labels), v));
         }
-        // Per path: each path's nft counter restarts on its own (a new bound remakes it).
+        // Per path: each path's nft counter restarts on its own (a path removed and made again).
         for (const [direction, v] of [
           ['in', p.blockedDroppedIn],
           ['out', p.blockedDroppedOut],

@@ -220,6 +220,7 @@ def nft_gen(m):
     # listing, so the loop monitor reads its whole table only when this moved.
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
     try:
+        s.settimeout(1)  # the kernel answers within send(); never hold the helper's loop
         s.send(struct.pack("=IHHIIBBH", 20, (10 << 8) | 16, 1, 1, 0, 0, 0, 0))
         data = s.recv(65536)
     finally:
@@ -228,6 +229,8 @@ def nft_gen(m):
     if typ == 2:  # NLMSG_ERROR
         err = -struct.unpack_from("=i", data, 16)[0]
         raise OSError(err, os.strerror(err))
+    if typ != (10 << 8) | 15:  # NFT_MSG_NEWGEN
+        raise OSError("unexpected netlink answer type %d" % typ)
     off = 20
     while off + 4 <= min(n, len(data)):
         alen, atype = struct.unpack_from("=HH", data, off)

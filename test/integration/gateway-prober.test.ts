@@ -180,9 +180,11 @@ test('prober helper - counters and the nft table as ip -s -j link and nft -j lis
   await runner.run([nftBin, 'add', 'element', 'inet', 'l2fed_t', 's1', '{ 198.19.255.9 }'], {
     netns: a,
   });
-  t.not(await helper.nftGeneration(a), gen, 'an element added is');
-  const other = await helper.nftGeneration(b);
-  t.true(Number.isInteger(other), 'every namespace has its own');
+  const moved = await helper.nftGeneration(a);
+  t.not(moved, gen, 'an element added is');
+  // Another namespace's transaction is not this one's.
+  await runner.run([nftBin, 'add', 'table', 'inet', 'l2fed_other'], { netns: b });
+  t.is(await helper.nftGeneration(a), moved, 'every namespace has its own');
 });
 
 /** Counts the helper's don't-fragment setsockopt calls; prints the count when it exits. */
