@@ -18,8 +18,8 @@
  * helper). Each run ends with a second 1-peer "after" sample: two measurements of the
  * same thing, whose difference is the noise the flatness is judged against.
  *
- * Then, in the same namespace, the loop monitor's part of the idle cost (loop-idle.ts):
- * a loop check reading the counter sets against one reading the whole table.
+ * After the "after" runs, in the same namespace, the loop monitor's part of the idle cost
+ * (loop-idle.ts): a loop check reading the counter sets against one reading the whole table.
  *
  * Runs alone: `npx tsx bench/gateway-idle.ts [--quick]` (root) prints the section.
  */
@@ -33,7 +33,7 @@ import type { HealthReport } from '../gateway/health.js';
 import { DEFAULT_PROBE_COUNT, HealthMonitor } from '../gateway/health-monitor.js';
 import { HelperProber } from '../gateway/prober.js';
 import { NetnsSet } from '../lib/netns.js';
-import { ExecaRunner, RecordingRunner } from '../lib/runner.js';
+import { ExecaRunner, RecordingRunner, type SpawnedProcess } from '../lib/runner.js';
 import { shortId } from '../lib/short-id.js';
 import { keyRunner } from '../test/fixtures/gateway-over-fakes.js';
 import { figure, stat, type BenchSection, type Chart, type Figure } from './result.js';
@@ -420,6 +420,8 @@ interface Testbed {
   /** Transit addresses the TUN echo responder answers, one per simulated peer. */
   readonly addrs: readonly string[];
   readonly dir: string;
+  /** The TUN echo responder, ended and waited for before the namespace goes. */
+  readonly responder: SpawnedProcess;
 }
 
 /**
@@ -434,14 +436,14 @@ async function testbed(prefix: string, maxPeers: number): Promise<Testbed> {
   try {
     const gw = await netns.add('gw');
     // Started before any rig, so no rig counts it among the helper's processes.
-    await startTunEchoResponder(exec, gw, 'tun0');
+    const responder = await startTunEchoResponder(exec, gw, 'tun0');
     await exec.run(['ip', '-n', gw, 'link', 'set', 'tun0', 'up'], { mutates: true });
     // On-link on a TUN device: every transit address of the /24 goes to the responder.
     await netns.addr(gw, 'tun0', '198.19.255.1/24');
     const addrs = Array.from({ length: maxPeers }, (_, i) => `198.19.255.${i + 2}`);
     // The network's device (a veth end: no dummy module needed) takes the probe frames.
     await netns.veth({ ns: gw, ifname: 'l2fv100' }, { ns: gw, ifname: 'l2fv100p' });
-    return { exec, netns, gw, addrs, dir };
+    return { exec, netns, gw, addrs, dir, responder };
   } catch (err) {
     await netns.dispose();
     await rm(dir, { recursive: true, force: true });
@@ -571,7 +573,12 @@ async function rig(bed: Testbed, mode: Shape, peers: number): Promise<Rig> {
           options.probeCount = DEFAULT_PROBE_COUNT;
         }
       },
-      close: () => monitor.stop(),
+      close: async () => {
+        await monitor.stop();
+        // Waited for: a helper killed with the namespace was a zombie for a moment,
+        // which the runner's leftover check saw (2026-12-01).
+        await helper.close();
+      },
     };
   } catch (err) {
     await monitor.stop();
@@ -705,6 +712,19 @@ export async function measureIdle(o: {
       done = r + 1;
     }
     await Promise.all(rigs.splice(0).map((r) => r.close()));
+    // The loop phase next, in the time kept for it; "silent" and "before" are context.
+    if (o.loop) {
+      loop = await measureLoopIdle({
+        exec: bed.exec,
+        netns: bed.gw,
+        addrs: bed.addrs,
+        peers: o.peers,
+        runs: o.loop.runs,
+        checks: o.loop.checks,
+        ...(o.loop.stopBy === undefined ? {} : { stopBy: o.loop.stopBy - done * LATER_PHASES_MS }),
+        log: o.log,
+      });
+    }
     // "silent" next, for the runs done: context for the schedule (every peer probed).
     const silentChecks = o.checks.silent;
     if (silentChecks !== undefined) {
@@ -734,18 +754,12 @@ export async function measureIdle(o: {
         }
       }
     }
-    if (o.loop) {
-      loop = await measureLoopIdle({
-        exec: bed.exec,
-        netns: bed.gw,
-        addrs: bed.addrs,
-        peers: o.peers,
-        ...o.loop,
-        log: o.log,
-      });
-    }
   } finally {
     await Promise.all(rigs.map((r) => r.close()));
+    bed.responder.kill();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([bed.responder.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
     await bed.netns.dispose();
     await rm(bed.dir, { recursive: true, force: true });
   }
@@ -778,7 +792,8 @@ export async function run(opts: SectionOptions): Promise<BenchSection> {
     title: 'Gateway idle: health and loop check cost vs peers',
     method: [
       section.method,
-      'Then the **loop check** (bench/loop-idle.ts), in the same namespace: the loop monitor of',
+      'Between the "after" runs and the "silent" ones, the **loop check** (bench/loop-idle.ts),',
+      'in the same namespace: the loop monitor of',
       'a gateway with the same peers on one network (as many paths in `inet l2fed_l2`), its',
       'probe helper sending the beacons and reading the table, checks back to back with no',
       'settle time, in two modes of one monitor alternating on one table and helper:',
