@@ -44,7 +44,13 @@ import {
   settleWorkers,
   workerThreadsCpu,
 } from './process-cpu.js';
-import { loopFigures, measureLoopIdle, type LoopSample } from './loop-idle.js';
+import {
+  benchGatewayInput,
+  loopFigures,
+  measureLoopIdle,
+  pidsIn,
+  type LoopSample,
+} from './loop-idle.js';
 import { startTunEchoResponder } from './tun-echo-responder.js';
 
 export { parseChildCpuMs } from './process-cpu.js';
@@ -481,26 +487,7 @@ async function rig(bed: Testbed, mode: Shape, peers: number): Promise<Rig> {
   const addrs = bed.addrs.slice(0, peers);
   const plane = new FakeDataPlane({ linuxBridge: ['br-cdn'] });
   const gateway = new Gateway({ runner: keyRunner(), backends: () => plane.backends() });
-  const config = {
-    identity: 'bench',
-    netns: bed.gw,
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: join(bed.dir, 'k') },
-    transitAddress: '198.19.255.1/24',
-    peers: addrs.map((a, i) => ({
-      name: `p${i}`,
-      publicKey: Buffer.alloc(32, i + 1).toString('base64'),
-      endpoints: [`198.18.0.${i + 2}:51820`],
-      transitAddress: a,
-    })),
-    networks: [
-      {
-        name: 'cdn',
-        vni: 100,
-        segment: { type: 'linux-bridge' as const, bridge: 'br-cdn' },
-        peers: addrs.map((_, i) => `p${i}`),
-      },
-    ],
-  };
+  const config = benchGatewayInput(bed.gw, addrs, join(bed.dir, 'k'));
   await gateway.apply(config);
   const runner = new RecordingRunner(bed.exec);
   // The helper, wrapped to count echo requests (one per probed peer, 3 packets each).
@@ -543,11 +530,7 @@ async function rig(bed: Testbed, mode: Shape, peers: number): Promise<Rig> {
     }
     return monitor.check();
   };
-  const netnsPids = async () =>
-    (await bed.exec.run(['ip', 'netns', 'pids', bed.gw])).stdout
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
+  const netnsPids = () => pidsIn(bed.exec, bed.gw);
   try {
     const before = new Set(await netnsPids());
     if (mode !== 'before') {

@@ -40,12 +40,15 @@ export interface LoopSample {
 /** Uncounted checks of each mode before a peer count's first sample. */
 const LOOP_WARM_CHECKS = 20;
 
-/** The gateway's config: `addrs.length` peers, all on network cdn (VNI 100, device l2fv100). */
-function loopConfig(netns: string, addrs: readonly string[]): GatewayConfig {
-  return parseGatewayConfig({
+/**
+ * The benchmarked gateway's config input (gateway-idle and its loop phase): `addrs.length`
+ * peers, all on network cdn (VNI 100, device l2fv100, a Linux bridge).
+ */
+export function benchGatewayInput(netns: string, addrs: readonly string[], keyFile: string) {
+  return {
     identity: 'bench',
     netns,
-    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: '/nonexistent/k' },
+    wireguard: { ifname: 'l2fa', listenPort: 51820, privateKeyFile: keyFile },
     transitAddress: '198.19.255.1/24',
     peers: addrs.map((a, i) => ({
       name: `p${i}`,
@@ -57,11 +60,15 @@ function loopConfig(netns: string, addrs: readonly string[]): GatewayConfig {
       {
         name: 'cdn',
         vni: 100,
-        segment: { type: 'linux-bridge', bridge: 'br-cdn' },
+        segment: { type: 'linux-bridge' as const, bridge: 'br-cdn' },
         peers: addrs.map((_, i) => `p${i}`),
       },
     ],
-  });
+  };
+}
+
+function loopConfig(netns: string, addrs: readonly string[]): GatewayConfig {
+  return parseGatewayConfig(benchGatewayInput(netns, addrs, '/nonexistent/k'));
 }
 
 /**
@@ -160,7 +167,8 @@ export async function measureLoopIdle(o: {
   return samples;
 }
 
-async function pidsIn(exec: ExecaRunner, netns: string): Promise<number[]> {
+/** The pids in namespace `netns`. */
+export async function pidsIn(exec: ExecaRunner, netns: string): Promise<number[]> {
   return (await exec.run(['ip', 'netns', 'pids', netns])).stdout
     .split(/\s+/)
     .filter(Boolean)
