@@ -4,7 +4,10 @@
  * peers on one network (so as many paths in `inet l2fed_l2`), its probe helper sending
  * the beacons and reading the table, checks back to back with no settle time.
  *
- * Two modes of the same monitor, on the same table and helper, alternating:
+ * Every counter set holds an element per path (added before the samples, as if every path
+ * had dropped something): nothing drops in the testbed, and empty sets would be the best
+ * case. Two modes of the same monitor, on the same table and helper, alternating (each
+ * first in turn):
  *   sets   as shipped: the counter sets each check, the whole table only when the
  *          namespace's nftables generation moved (docs/gateway.md, "What a loop check reads")
  *   whole  the generation hidden from the monitor, so every check reads the whole table:
@@ -14,8 +17,9 @@
  */
 import { parseGatewayConfig, type GatewayConfig } from '../gateway/config.js';
 import { HelperLoopBeacon, type LoopBeaconSender } from '../gateway/loop-beacon.js';
-import type { LoopReport } from '../gateway/loop-guard.js';
+import { COUNTER_SETS, type LoopReport } from '../gateway/loop-guard.js';
 import { LoopMonitor } from '../gateway/loop-monitor.js';
+import { requireNft } from '../gateway/firewall-nft.js';
 import { HelperProber } from '../gateway/prober.js';
 import { RecordingRunner, type ExecaRunner } from '../lib/runner.js';
 import { collectGarbage, cpuOfPid, cpuOfSelf, settleWorkers } from './process-cpu.js';
@@ -36,6 +40,9 @@ export interface LoopSample {
   /** Processes started over the checks. */
   readonly starts: number;
 }
+
+/** Wall time of one peer count at most, ms, until one is measured (~1–3 s at load ~1). */
+const LOOP_PEER_COUNT_GUESS_MS = 4000;
 
 /** Uncounted checks of each mode before a peer count's first sample. */
 const LOOP_WARM_CHECKS = 20;
@@ -90,7 +97,8 @@ export async function measureLoopIdle(o: {
   const samples: LoopSample[] = [];
   // The ends first: the growth figure needs them, should the time run out in between.
   const order = [...new Set([o.peers[0]!, o.peers.at(-1)!, ...o.peers])];
-  let lastMs = 0;
+  // A peer count's time, at least a guess for the largest (measured second, after 1).
+  let lastMs = LOOP_PEER_COUNT_GUESS_MS;
   for (const peers of order) {
     // Not one that would not end in time (the next is larger, or as large).
     if (o.stopBy !== undefined && Date.now() + lastMs > o.stopBy) break;
@@ -116,13 +124,28 @@ export async function measureLoopIdle(o: {
       const before = new Set(await pidsIn(o.exec, o.netns));
       await monitor.check(); // starts the helper, installs the table
       const pids = (await pidsIn(o.exec, o.netns)).filter((p) => !before.has(p));
+      // Every path has dropped something of every kind, so each counter set holds an
+      // element per path: the largest listing a check reads (nothing drops here).
+      const elems = o.addrs
+        .slice(0, peers)
+        .map((a) => `${a} . 100 counter packets 1 bytes 50`)
+        .join(', ');
+      const script = Object.values(COUNTER_SETS)
+        .map((set) => `add element inet l2fed_l2 ${set} { ${elems} }\n`)
+        .join('');
+      await o.exec.run([await requireNft(), '-f', '-'], {
+        netns: o.netns,
+        mutates: true,
+        input: script,
+      });
       for (const m of ['whole', 'sets'] as const) {
         mode = m;
         for (let i = 0; i < LOOP_WARM_CHECKS; i++) await monitor.check();
       }
       for (let run = 0; run < o.runs; run++) {
         if (run > 0 && o.stopBy !== undefined && Date.now() > o.stopBy) break;
-        for (const m of ['sets', 'whole'] as const) {
+        // Each mode first in turn: the one before leaves garbage the next may collect.
+        for (const m of run % 2 ? (['whole', 'sets'] as const) : (['sets', 'whole'] as const)) {
           mode = m;
           await monitor.check(); // a mode's first check may read whole (the switch)
           // Minor only: a full GC's concurrent sweeping took up to 1 s to settle, per
@@ -162,7 +185,7 @@ export async function measureLoopIdle(o: {
       await monitor.remove(o.netns).catch(() => undefined);
       await helper.close();
     }
-    lastMs = Date.now() - t0;
+    lastMs = Math.max(LOOP_PEER_COUNT_GUESS_MS, Date.now() - t0);
   }
   return samples;
 }

@@ -52,6 +52,8 @@ export class FakeL2GuardNft {
   replaced = 0;
   /** The ruleset generation: one more per committed script (NFT_MSG_GETGEN). */
   generation = 1;
+  /** false: counter set elements are listed without counters (a kernel keeping none). */
+  keepsCounters = true;
 
   constructor(
     readonly runner: FakeRunner,
@@ -193,6 +195,10 @@ export class FakeL2GuardNft {
             throw new NftRefusal(`No such file or directory (set ${ref})`);
           }
         }
+        const target = /\bgoto (\S+)/.exec(m[2]!)?.[1];
+        if (target && !tt.chains.has(target)) {
+          throw new NftRefusal(`No such file or directory (chain ${target})`);
+        }
         rules.push({ body: m[2]!, comment: m[3] });
         continue;
       }
@@ -261,9 +267,11 @@ export class FakeL2GuardNft {
     };
     const counts = t.counts.get(name);
     const elem = [...t.sets.get(name)!].map((k) =>
-      counts
-        ? { elem: { val: pair(k), counter: { packets: counts.get(k) ?? 0, bytes: 0 } } }
-        : pair(k),
+      !counts
+        ? pair(k)
+        : this.keepsCounters
+          ? { elem: { val: pair(k), counter: { packets: counts.get(k) ?? 0, bytes: 0 } } }
+          : { elem: { val: pair(k) } },
     );
     return { set: { name, elem } };
   }

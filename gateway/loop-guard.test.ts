@@ -15,6 +15,7 @@ import {
   L2_GUARD_VERSION,
   NFT_COMMENT_MAX,
   blockScript,
+  COUNTER_SETS,
   blockedPaths,
   decideLoops,
   l2GuardChange,
@@ -273,6 +274,13 @@ test('nft parse - a sink rule missing (deleted by hand) or a sink chain flushed:
   t.is(parseL2Guard(text).marker, l2GuardMarker(SPEC));
   t.is(parseL2Guard(without('drop bum-out')).marker, undefined);
   t.is(parseL2Guard(without('count repeat')).marker, undefined);
+  // In another order (count re-added after the drop), or with another rule in a sink.
+  const i = objects.findIndex((o) => o.rule?.comment === 'count bum-in');
+  const swapped = [...objects];
+  [swapped[i], swapped[i + 1]] = [swapped[i + 1]!, swapped[i]!];
+  t.is(parseL2Guard(JSON.stringify({ nftables: swapped })).marker, undefined);
+  const extra = [...objects, { rule: { chain: 'count-bum-in', expr: [{ accept: null }] } }];
+  t.is(parseL2Guard(JSON.stringify({ nftables: extra })).marker, undefined);
 });
 
 test('nft parse - the counter sets alone, as the probe helper lists them (one nft 1.0.6 document per line), give the same counters as the whole table', (t) => {
@@ -285,17 +293,20 @@ test('nft parse - the counter sets alone, as the probe helper lists them (one nf
   t.throws(() => parseL2GuardCounters('{"nftables": []}\nnot json\n'), {
     message: /not nftables JSON/,
   });
-  // An element with no counter (a kernel that does not keep them): an error, not 0.
-  const bare = JSON.stringify({
-    nftables: [
-      {
-        set: { name: 'count_repeat', elem: [{ elem: { val: { concat: ['198.19.255.2', 100] } } }] },
-      },
-    ],
+  // A set missing from the listing is an error, not an empty set (a false repeat later).
+  const listed = (names: readonly string[], elem: unknown[] = []) =>
+    names.map((name) => JSON.stringify({ nftables: [{ set: { name, elem } }] })).join('\n');
+  const all = Object.values(COUNTER_SETS);
+  t.throws(() => parseL2GuardCounters(listed(all.slice(1))), {
+    message: /no set count_repeat in the listing/,
   });
-  t.throws(() => parseL2GuardCounters(bare), {
-    message: /198\.19\.255\.2 100 of count_repeat has no counter/,
-  });
+  // An element with no counter (a kernel that does not keep them): said, not read as 0.
+  const bare = parseL2GuardCounters(
+    listed(all, [{ elem: { val: { concat: ['198.19.255.2', 100] } } }]),
+  );
+  t.regex(bare.uncounted ?? '', /198\.19\.255\.2 100 of count_\w+ has no counter/);
+  t.is(bare.repeats.size, 0);
+  t.is(parseL2GuardCounters(listed(all)).uncounted, undefined);
 });
 
 test('nft parse - a table of an older version (v1, captured from nft 1.0.6) has no current marker and no whole path: it is replaced whole', (t) => {

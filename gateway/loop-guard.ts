@@ -330,6 +330,12 @@ export interface PathCounters {
   /** Frames dropped because the path is blocked, from the peer / to the peer. */
   readonly blockedDroppedIn: ReadonlyMap<string, number>;
   readonly blockedDroppedOut: ReadonlyMap<string, number>;
+  /**
+   * Set when a counter set holds an element without a counter (a kernel that keeps none
+   * on elements its rules add): loop detection is blind. The check still does its work,
+   * then fails with this reason (loop-monitor.ts).
+   */
+  readonly uncounted?: string;
 }
 
 export interface ObservedL2Guard {
@@ -413,22 +419,26 @@ function nftObjects(text: string, what: string): NftObject[] {
   }
 }
 
-/** The counter sets' elements (COUNTER_SETS) as PathCounters; a set not listed is empty. */
-function countersOf(objects: readonly NftObject[]): PathCounters {
+/**
+ * The counter sets' elements (COUNTER_SETS) as PathCounters. `requireAll`: a set not
+ * listed is an error (a listing of the sets alone), else it counts as empty (a table
+ * without them is an older version, replaced whole).
+ */
+function countersOf(objects: readonly NftObject[], requireAll: boolean): PathCounters {
+  let uncounted: string | undefined;
   const of = (kind: CountingKind) => {
     const out = new Map<string, number>();
     const set = objects.find((o) => o.set?.name === COUNTER_SETS[kind])?.set;
+    if (!set && requireAll) {
+      // Read as empty, every path's next count would look like a repeat: a false loop.
+      throw new ParseError('nft -j list set', `no set ${COUNTER_SETS[kind]} in the listing`);
+    }
     for (const e of set?.elem ?? []) {
       const p = pairOf(e);
       const n = (e as { elem?: { counter?: { packets?: unknown } } }).elem?.counter?.packets;
       if (p && typeof n !== 'number') {
-        // Loop detection would be off without a word: say so in every check's error.
-        throw new ParseError(
-          'nft -j list set',
-          `element ${pathKey(p)} of ${COUNTER_SETS[kind]} has no counter: this kernel does not keep per-element counters in sets its rules update`,
-        );
-      }
-      if (p) out.set(pathKey(p), n as number);
+        uncounted ??= `element ${pathKey(p)} of ${COUNTER_SETS[kind]} has no counter: this kernel does not keep counters on set elements its rules add, so loops cannot be detected`;
+      } else if (p) out.set(pathKey(p), n as number);
     }
     return out;
   };
@@ -438,6 +448,7 @@ function countersOf(objects: readonly NftObject[]): PathCounters {
     bumDroppedOut: of('bum-out'),
     blockedDroppedIn: of('blocked-in'),
     blockedDroppedOut: of('blocked-out'),
+    ...(uncounted ? { uncounted } : {}),
   };
 }
 
@@ -445,10 +456,10 @@ function countersOf(objects: readonly NftObject[]): PathCounters {
  * Parses `nft -j list set inet l2fed_l2 S` of the COUNTER_SETS (one document per line,
  * as the probe helper returns them): a check's counters without the rest of the table.
  * Pure.
- * @throws ParseError when the text is not nft JSON.
+ * @throws ParseError when the text is not nft JSON or lacks one of the five sets.
  */
 export function parseL2GuardCounters(text: string): PathCounters {
-  return countersOf(nftObjects(text, 'nft -j list set'));
+  return countersOf(nftObjects(text, 'nft -j list set'), true);
 }
 
 /**
@@ -465,19 +476,17 @@ export function parseL2Guard(text: string): ObservedL2Guard {
   };
   // Per path: the rules seen (kind → how many) and the bounds they carry.
   const seen = new Map<string, { kinds: Map<string, number>; bounds: Set<string> }>();
-  // The sink chains' rules ("count bum-in", "drop bum-in" …) in their own chains.
-  const sinkRules = new Map<string, number>();
+  // Every rule of the sink chains, in order, by comment ('' without one).
+  const sinkRules = new Map<string, string[]>();
   for (const o of objects) {
     const r = o.rule;
+    if (r?.chain?.startsWith('count-')) {
+      sinkRules.set(r.chain, [...(sinkRules.get(r.chain) ?? []), r.comment ?? '']);
+      continue;
+    }
     if (!r?.comment) continue;
     if (r.comment.startsWith('l2fed-l2 ')) {
       if (r.chain === 'input' || r.chain === 'output') markers[r.chain] = r.comment;
-      continue;
-    }
-    const sink = /^(count|drop) ([a-z-]+)$/.exec(r.comment);
-    if (sink) {
-      if (r.chain === `count-${sink[2]}`)
-        sinkRules.set(r.comment, (sinkRules.get(r.comment) ?? 0) + 1);
       continue;
     }
     const m = PATH_COMMENT.exec(r.comment);
@@ -514,16 +523,17 @@ export function parseL2Guard(text: string): ObservedL2Guard {
     const p = pairOf(e);
     return p ? [p] : [];
   });
-  // The sinks are part of the fixed part: one missing or doubled, and the table is redone.
+  // The sinks are part of the fixed part: each exactly its count rule, then its drop rule
+  // (anything else there, and the table is made afresh).
   const sinksWhole = KINDS.every(
-    (kind) => sinkRules.get(`count ${kind}`) === 1 && sinkRules.get(`drop ${kind}`) === 1,
+    (kind) => sinkRules.get(sinkOf(kind))?.join('|') === `count ${kind}|drop ${kind}`,
   );
   return {
     marker: markers.input === markers.output && sinksWhole ? markers.input : undefined,
     blocked,
     paths,
     partial,
-    counters: countersOf(objects),
+    counters: countersOf(objects, false),
   };
 }
 
@@ -604,8 +614,9 @@ export interface PathReport {
   readonly peer: string;
   readonly address: string;
   /**
-   * Frames dropped since the path's chains were made (a new table, or a new bound on the
-   * path), from / to the peer: by the BUM bound, and because the path is blocked.
+   * Frames dropped since the path was made (a new table, or the path removed and made
+   * again; a new bound keeps the count), from / to the peer: by the BUM bound, and
+   * because the path is blocked.
    */
   readonly bumDroppedIn: number;
   readonly bumDroppedOut: number;

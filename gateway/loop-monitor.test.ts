@@ -204,6 +204,25 @@ test('loop monitor - a whole read that fails after the generation was read, or c
   t.is(m.network('cdn')?.paths[0]?.bumDroppedIn, 4);
 });
 
+test('loop monitor - a kernel that keeps no counters on set elements: every check fails saying so, after doing its work', async (t) => {
+  const runner = new FakeRunner();
+  const nft = new FakeNft(runner);
+  const beacon = new ListingBeacon(nft, true);
+  const config = parseGatewayConfig(madridConfig('/k', NETS));
+  const m = new LoopMonitor({ gateway: { config }, runner, beacon, nft: NFT, settleMs: 0 });
+  await m.check();
+  nft.keepsCounters = false;
+  nft.count('bum-in', '198.19.255.2 100', 3);
+  for (let i = 0; i < 2; i++) {
+    const before = m.latest;
+    await t.throwsAsync(() => m.check(), {
+      message: /198\.19\.255\.2 100 of count_bum_in has no counter/,
+    });
+    t.not(m.latest, before, 'the check still reported');
+  }
+  t.is(nft.replaced, 1, 'and did not rebuild the table over it');
+});
+
 test('loop monitor - a loop through a lower peer blocks that network to all its peers, once; quiet checks lift it', async (t) => {
   const { runner, nft, beacon, monitor } = setup();
   const m = monitor();

@@ -14,6 +14,7 @@
  */
 import type { CommandRunner } from '../lib/runner.js';
 import { CommandError } from '../lib/errors.js';
+import { ParseError } from './errors.js';
 import type { GatewayConfig } from './config.js';
 import { requireNft } from './firewall-nft.js';
 import type { Gateway } from './gateway.js';
@@ -284,6 +285,8 @@ export class LoopMonitor {
     };
     this.latest = report;
     this.o.metrics?.observeLoops(report);
+    // Blind to loops: the table and blocks are in step, but say so in every check.
+    if (c?.uncounted) throw new ParseError('nft -j list set', c.uncounted);
     return report;
   }
 
