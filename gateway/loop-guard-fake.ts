@@ -135,6 +135,16 @@ export class FakeL2GuardNft {
     counts.set(key, (counts.get(key) ?? 0) + n);
   }
 
+  /** Deletes a path rule as `nft delete rule` by hand would: a transaction of its own. */
+  deleteRuleByHand(kind: string, key: string): void {
+    const [address, vni] = key.split(' ');
+    const chain = this.table!.chains.get(
+      `${kind.endsWith('-in') ? 'in' : 'out'}-${address}-${vni}`,
+    )!;
+    chain.splice(chain.indexOf(this.rule(kind, key)), 1);
+    this.generation++;
+  }
+
   /** Packets counted under a path for a rule kind (0 without an element). */
   counted(kind: keyof typeof COUNTER_SETS, key: string): number {
     return this.table?.counts.get(COUNTER_SETS[kind])?.get(key) ?? 0;

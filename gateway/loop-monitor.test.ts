@@ -84,6 +84,16 @@ function setup(config: GatewayConfig = parseGatewayConfig(madridConfig('/k', NET
   return { runner, nft, beacon, gateway, monitor };
 }
 
+/** A monitor whose helper reads the ruleset generation (the shipped way), over the fakes. */
+function withGeneration(holdTicks?: number) {
+  const runner = new FakeRunner();
+  const nft = new FakeNft(runner);
+  const beacon = new ListingBeacon(nft, true);
+  const gateway = { config: parseGatewayConfig(madridConfig('/k', NETS)) };
+  const m = new LoopMonitor({ gateway, runner, beacon, nft: NFT, settleMs: 0, holdTicks });
+  return { runner, nft, beacon, m };
+}
+
 const mutations = (r: FakeRunner) => r.calls.filter((c) => c.mutates).length;
 
 test('loop monitor - installs the table once; a quiet steady state changes nothing', async (t) => {
@@ -135,13 +145,8 @@ test('loop monitor - with the helper listing the table a steady check starts no 
 });
 
 test('loop monitor - with the ruleset generation a steady check lists only the counter sets; a loop is still cut; a change by hand is read whole and repaired', async (t) => {
-  const runner = new FakeRunner();
-  const nft = new FakeNft(runner);
-  const beacon = new ListingBeacon(nft, true);
-  const config = parseGatewayConfig(madridConfig('/k', NETS));
-  const gateway = { config };
   // holdTicks: the block stays, so the only script after the hand edit is its repair.
-  const m = new LoopMonitor({ gateway, runner, beacon, nft: NFT, settleMs: 0, holdTicks: 99 });
+  const { nft, beacon, m } = withGeneration(99);
   await m.check(); // installs the table, reads it whole
   const [whole, sets] = [beacon.lists, beacon.setLists];
   for (let i = 0; i < 3; i++) await m.check();
@@ -161,12 +166,7 @@ test('loop monitor - with the ruleset generation a steady check lists only the c
   await m.check();
   t.is(beacon.lists, afterBlock + 1);
   // A rule deleted by hand is a transaction too (the generation moves): repaired.
-  const chain = nft.table!.chains.get('out-198.19.255.3-100')!;
-  chain.splice(
-    chain.findIndex((r) => r.comment?.startsWith('repeat ')),
-    1,
-  );
-  nft.generation++;
+  nft.deleteRuleByHand('repeat', '198.19.255.3 100');
   const from = nft.scripts.length;
   await m.check();
   await m.check();
@@ -176,20 +176,11 @@ test('loop monitor - with the ruleset generation a steady check lists only the c
 });
 
 test('loop monitor - a whole read that fails after the generation was read, or counter sets that do not parse, leave the next read whole: a hand edit is still repaired', async (t) => {
-  const runner = new FakeRunner();
-  const nft = new FakeNft(runner);
-  const beacon = new ListingBeacon(nft, true);
-  const config = parseGatewayConfig(madridConfig('/k', NETS));
-  const m = new LoopMonitor({ gateway: { config }, runner, beacon, nft: NFT, settleMs: 0 });
+  const { nft, beacon, m } = withGeneration();
   await m.check();
   await m.check();
   // By hand: a rule deleted (a transaction: the generation moves) ...
-  const chain = nft.table!.chains.get('out-198.19.255.3-100')!;
-  chain.splice(
-    chain.findIndex((r) => r.comment?.startsWith('repeat ')),
-    1,
-  );
-  nft.generation++;
+  nft.deleteRuleByHand('repeat', '198.19.255.3 100');
   // ... and the whole read that would see it fails once.
   beacon.failWhole = 1;
   await t.throwsAsync(() => m.check(), { message: /out of memory/ });
@@ -205,11 +196,7 @@ test('loop monitor - a whole read that fails after the generation was read, or c
 });
 
 test('loop monitor - a kernel that keeps no counters on set elements: every check fails saying so, after doing its work', async (t) => {
-  const runner = new FakeRunner();
-  const nft = new FakeNft(runner);
-  const beacon = new ListingBeacon(nft, true);
-  const config = parseGatewayConfig(madridConfig('/k', NETS));
-  const m = new LoopMonitor({ gateway: { config }, runner, beacon, nft: NFT, settleMs: 0 });
+  const { nft, m } = withGeneration();
   await m.check();
   nft.keepsCounters = false;
   nft.count('bum-in', '198.19.255.2 100', 3);
@@ -338,11 +325,7 @@ test('loop monitor - a path broken by hand (a rule deleted) is made whole again,
   const s = setup();
   const m = s.monitor();
   await m.check();
-  const chain = s.nft.table!.chains.get('out-198.19.255.3-100')!;
-  chain.splice(
-    chain.findIndex((r) => r.comment?.startsWith('repeat ')),
-    1,
-  );
+  s.nft.deleteRuleByHand('repeat', '198.19.255.3 100');
   const from = s.nft.scripts.length;
   // The first check's "before" is the previous check's read; its own read sees the hole.
   await m.check();
