@@ -289,7 +289,7 @@ export class Federation {
       return (await this.store.delete('clusters', id, cur.revision)) ? done(cur.value) : retry;
     });
     if (removed) {
-      await this.transit.release(removed.transitAddress, id);
+      await this.transit.release(removed.transitAddress, id, removed.nonce);
       await this.keys.release(id, removed.publicKey);
       if (removed.nextKey) await this.keys.release(id, removed.nextKey.publicKey);
     }

@@ -11,6 +11,23 @@ import { PoolExhaustedError } from './errors.js';
 import { fnv1a, poolAddress } from './ipv4.js';
 import type { BrokerConfig } from './config.js';
 
+/**
+ * Whether `owner`, the record of the cluster a claim on `address` names (undefined:
+ * not registered), holds that claim: the record names the address, or was written by
+ * the registration that made the claim (same nonce). The allocator reclaims, and the
+ * admin API releases, only a claim nobody holds that is older than claimGraceMs (a
+ * younger one may be between its claim and its record, federation.ts register). Either
+ * test alone misses a case: by nonce only, an address a record names could go to a
+ * second cluster; by address only, a registration's own claim could be taken from it.
+ */
+export function transitHeld(
+  address: string,
+  claim: TransitClaim,
+  owner: ClusterRecord | undefined,
+): boolean {
+  return owner !== undefined && (owner.transitAddress === address || owner.nonce === claim.nonce);
+}
+
 export interface TransitLease {
   readonly address: string;
   readonly revision: number;
@@ -40,7 +57,7 @@ export class TransitAllocator {
       const address = poolAddress(pool, start + i);
       const key = KEYS.transit(address);
       const cur = await this.store.read<TransitClaim>('transit', key);
-      if (cur.value !== undefined && !(await this.abandoned(cur.value))) continue;
+      if (cur.value !== undefined && !(await this.abandoned(address, cur.value))) continue;
       const r = await this.store.cas('transit', key, value, cur.revision);
       if (r.type === 'ok') return { address, revision: r.revision };
       const again = await this.store.get<TransitClaim>('transit', key);
@@ -49,11 +66,17 @@ export class TransitAllocator {
     throw new PoolExhaustedError('transit', probes);
   }
 
-  /** Frees an address if it is still claimed by `clusterId`. Idempotent. */
-  async release(address: string, clusterId: string): Promise<void> {
+  /**
+   * Frees an address if it is still claimed by `clusterId`'s registration `nonce` (its
+   * record's). Idempotent. By nonce, not by cluster id: the cluster may have registered
+   * again since its record was deleted and taken the (then orphaned) claim over; that
+   * new claim is bound to the new record and must stay.
+   */
+  async release(address: string, clusterId: string, nonce: string): Promise<void> {
     const key = KEYS.transit(address);
     const cur = await this.store.get<TransitClaim>('transit', key);
-    if (cur?.value.cluster === clusterId) await this.store.delete('transit', key, cur.revision);
+    if (cur?.value.cluster === clusterId && cur.value.nonce === nonce)
+      await this.store.delete('transit', key, cur.revision);
   }
 
   /** Frees exactly the lease we claimed (CAS on its revision). */
@@ -61,9 +84,10 @@ export class TransitAllocator {
     await this.store.delete('transit', KEYS.transit(lease.address), lease.revision);
   }
 
-  private async abandoned(c: TransitClaim): Promise<boolean> {
+  /** A claim older than claimGraceMs that its cluster's record does not hold (transitHeld). */
+  private async abandoned(address: string, c: TransitClaim): Promise<boolean> {
     if (this.now() - Date.parse(c.claimedAt) < this.config.claimGraceMs) return false;
     const owner = await this.store.get<ClusterRecord>('clusters', c.cluster);
-    return owner?.value.nonce !== c.nonce;
+    return !transitHeld(address, c, owner?.value);
   }
 }

@@ -188,8 +188,8 @@ export function actionService(ctx: AdminContext): AdminService {
         const target = vni !== undefined ? `vni/${vni}` : `transit/${transitAddress}`;
         const outcome =
           vni !== undefined
-            ? await releaseVni(a.kv, vni)
-            : await releaseTransit(a.kv, transitAddress!);
+            ? await releaseVni(ctx, a.kv, vni)
+            : await releaseTransit(ctx, a.kv, transitAddress!);
         return { audit: await a.audit({ action: 'ReleaseAllocation', target, reason, outcome }) };
       },
       log,

@@ -49,6 +49,8 @@ export async function startBrokerAdmin(
     storage: broker.config.storage,
     authType: opts.auth.type,
     staleAfterMs: opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
+    claimGraceMs: broker.config.claimGraceMs,
+    now: Date.now,
     ...(opts.writers ? { writers: opts.writers } : {}),
     ...(opts.log ? { log: opts.log } : {}),
   };

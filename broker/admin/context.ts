@@ -22,4 +22,11 @@ export interface AdminContext {
   readonly log?: Logger;
   /** False while the NATS connection is down (reconnecting); calls then fail fast. */
   readonly natsUp: () => boolean;
+  /**
+   * The broker's claimGraceMs: an unbound claim younger than this may be between its
+   * claim and its binding write, so the allocators leave it alone and so do the actions.
+   */
+  readonly claimGraceMs: number;
+  /** Epoch ms now (Date.now in the broker; a fake clock in unit tests). */
+  readonly now: () => number;
 }

@@ -37,6 +37,9 @@ function isStreamMissing(err: unknown): boolean {
   return e?.api_error?.err_code === 10059 || /stream not found/i.test(String(e?.message));
 }
 
+/** What the actions (release.ts) need of AdminKv; kv-fake.ts has one over a broker Store. */
+export type AdminKvOps = Pick<AdminKv, 'get' | 'list' | 'cas' | 'delete'>;
+
 export class AdminKv {
   private readonly views = new Map<string, Promise<KV>>();
 

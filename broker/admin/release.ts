@@ -16,13 +16,17 @@ import {
   type TransitClaim,
   type VniClaim,
 } from '../records.js';
-import type { AdminKv } from './kv.js';
+import type { AdminKvOps } from './kv.js';
 import type { AdminContext } from './context.js';
+import { transitHeld } from '../transit-allocator.js';
 
 const CAS_ATTEMPTS = 40;
 
+/** What the releases of allocations need of the context: the clock and the claim grace. */
+type ClaimClock = Pick<AdminContext, 'now' | 'claimGraceMs'>;
+
 /** Clusters whose peer maps a change of `id` can affect: itself and those it declares. */
-export async function affectedBy(kv: AdminKv, id: string): Promise<string[]> {
+export async function affectedBy(kv: AdminKvOps, id: string): Promise<string[]> {
   const decl = await kv.get<PeeringsRecord>(BUCKETS.peerings, id);
   return [id, ...(decl?.value.peerings ?? []).map((p) => p.remoteCluster)];
 }
@@ -34,7 +38,7 @@ export async function affectedBy(kv: AdminKv, id: string): Promise<string[]> {
  */
 export async function setCordon(
   ctx: AdminContext,
-  kv: AdminKv,
+  kv: AdminKvOps,
   id: string,
   cordon: CordonRecord | undefined,
 ): Promise<void> {
@@ -55,7 +59,7 @@ export async function setCordon(
  */
 export async function releaseNetwork(
   ctx: AdminContext,
-  kv: AdminKv,
+  kv: AdminKvOps,
   name: string,
   force: boolean,
 ): Promise<{ vni: number; removedMembers: string[] }> {
@@ -110,10 +114,33 @@ export async function releaseNetwork(
 }
 
 /**
- * Deletes the claim on VNI `vni` so the number is free at once (skipping quarantine).
- * Refuses while a network is bound to it.
+ * Refuses to release an unbound claim younger than claimGraceMs. The allocators write
+ * the claim first and its binding (`net.<name>`, the cluster record) second, and the
+ * claim's revision does not change in between, so "nothing points at it" may only mean
+ * "not yet": deleting it then leaves a binding without a claim, and the next allocation
+ * hands the same VNI or address out twice. The allocators' reapers wait as long.
  */
-export async function releaseVni(kv: AdminKv, vni: number): Promise<string> {
+function refuseIfFresh(ctx: ClaimClock, claimedAt: string, what: string, check: string): void {
+  const now = ctx.now();
+  const born = Date.parse(claimedAt);
+  // An unreadable time counts as old, as in the allocators.
+  if (!(now - born < ctx.claimGraceMs)) return;
+  const free = new Date(born + ctx.claimGraceMs);
+  throw new FailedPreconditionError(
+    `${what} is ${Math.max(0, Math.floor((now - born) / 1000))} s old: a bind may be in ` +
+      `progress (unbound claims younger than ${ctx.claimGraceMs / 1000} s are left alone); ` +
+      `retry after ${free.toISOString()} (in ${Math.ceil((free.getTime() - now) / 1000)} s), ` +
+      `or check whether it got bound: ${check}`,
+  );
+}
+
+/**
+ * Deletes the claim on VNI `vni` so the number is free at once (skipping quarantine).
+ * Refuses while a network is bound to it, and for an active claim younger than
+ * claimGraceMs (a bind may be in progress); a quarantined claim is free at once.
+ * Safe next to the allocators: the delete is a CAS on the claim's revision.
+ */
+export async function releaseVni(ctx: ClaimClock, kv: AdminKvOps, vni: number): Promise<string> {
   const claim = await kv.get<VniClaim>(BUCKETS.networks, KEYS.vni(vni));
   if (!claim) throw new NotFoundError(`VNI ${vni} is not claimed; nothing to release`);
   const net = await kv.get<NetworkRecord>(BUCKETS.networks, KEYS.network(claim.value.network));
@@ -122,25 +149,52 @@ export async function releaseVni(kv: AdminKv, vni: number): Promise<string> {
       `VNI ${vni} is bound to network "${claim.value.network}"; release the network instead ` +
         `(l2fed release network ${claim.value.network} --reason …)`,
     );
+  // Same test as VniAllocator.reapOrphan: unbound and older than the grace.
+  if (claim.value.state === 'active')
+    refuseIfFresh(
+      ctx,
+      claim.value.claimedAt,
+      `VNI ${vni}'s claim for network "${claim.value.network}"`,
+      `l2fed describe network ${claim.value.network}`,
+    );
   if (!(await kv.delete(BUCKETS.networks, KEYS.vni(vni), claim.revision)))
     throw new FailedPreconditionError(`VNI ${vni} changed while releasing it; check it and retry`);
   return `released ${claim.value.state} claim of VNI ${vni} (was ${claim.value.network})`;
 }
 
-/** Deletes a transit address claim that no registered cluster owns. */
-export async function releaseTransit(kv: AdminKv, address: string): Promise<string> {
+/**
+ * Deletes a transit address claim that no registered cluster holds and that is older
+ * than claimGraceMs: the allocator's own test for an abandoned claim (transitHeld), so
+ * the admin API frees only what the allocator would reclaim itself.
+ */
+export async function releaseTransit(
+  ctx: ClaimClock,
+  kv: AdminKvOps,
+  address: string,
+): Promise<string> {
   const claim = await kv.get<TransitClaim>(BUCKETS.transit, KEYS.transit(address));
   if (!claim)
     throw new NotFoundError(`transit address ${address} is not claimed; nothing to release`);
-  const owner = await kv.get<ClusterRecord>(BUCKETS.clusters, claim.value.cluster);
-  if (owner?.value.transitAddress === address)
+  const id = claim.value.cluster;
+  const owner = await kv.get<ClusterRecord>(BUCKETS.clusters, id);
+  if (owner && transitHeld(address, claim.value, owner.value))
     throw new FailedPreconditionError(
-      `transit address ${address} belongs to registered cluster "${claim.value.cluster}"; ` +
-        `evict the cluster instead (l2fed evict ${claim.value.cluster} --reason …)`,
+      owner.value.transitAddress === address
+        ? `transit address ${address} belongs to registered cluster "${id}"; ` +
+            `evict the cluster instead (l2fed evict ${id} --reason …)`
+        : `transit address ${address} is held by the registration of cluster "${id}" ` +
+            `(its record has the claim's nonce, though it names ${owner.value.transitAddress}); ` +
+            `if that cluster is gone, evict it first (l2fed evict ${id} --reason …), then retry`,
     );
+  refuseIfFresh(
+    ctx,
+    claim.value.claimedAt,
+    `transit address ${address}'s claim for cluster "${id}"`,
+    `l2fed describe cluster ${id}`,
+  );
   if (!(await kv.delete(BUCKETS.transit, KEYS.transit(address), claim.revision)))
     throw new FailedPreconditionError(
       `transit address ${address} changed while releasing it; retry`,
     );
-  return `released transit address ${address} (was claimed by ${claim.value.cluster})`;
+  return `released transit address ${address} (was claimed by ${id})`;
 }
