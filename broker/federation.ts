@@ -135,7 +135,7 @@ export class Federation {
       }
       // Claim the key before anything else: a refused key leaves no trace. A claim
       // orphaned by a lost race below is stale to others after claimGraceMs.
-      await this.keys.claim(id, req.publicKey);
+      await this.keys.claim(id, req.publicKey, myNonce);
       const lease = await this.transit.claim(id, myNonce);
       const rec: ClusterRecord = {
         id,
@@ -155,7 +155,7 @@ export class Federation {
       return retry;
     });
     if (result.replacedKey !== undefined) {
-      await this.keys.release(id, result.replacedKey);
+      await this.keys.release(id, result.replacedKey, result.cluster.nonce);
       // The old gateway's last report says nothing about the new one.
       await this.store.delete('health', id);
     }
@@ -197,8 +197,9 @@ export class Federation {
         waitMs: this.config.rejoinAfterMs - silentMs,
       });
     }
-    // Claim first: a key another cluster holds is refused with nothing written.
-    await this.keys.claim(id, req.publicKey);
+    // Claim first: a key another cluster holds is refused with nothing written. The
+    // record keeps its nonce (one registration), so the claim is bound to it.
+    await this.keys.claim(id, req.publicKey, cur.value.nonce);
     // The old gateway's announced next key goes with it: nobody will switch to it.
     const { rejoin: _pending, nextKey: abandoned, ...rest } = cur.value;
     const next: ClusterRecord = {
@@ -211,7 +212,7 @@ export class Federation {
     const r = await this.store.cas('clusters', id, next, cur.revision);
     if (r.type !== 'ok') return retry;
     if (abandoned && abandoned.publicKey !== req.publicKey)
-      await this.keys.release(id, abandoned.publicKey);
+      await this.keys.release(id, abandoned.publicKey, cur.value.nonce);
     return done({ cluster: next, created: false, changed: true, replacedKey: cur.value.publicKey });
   }
 
@@ -228,7 +229,7 @@ export class Federation {
       if (cur.value.publicKey === req.publicKey)
         return done({ cluster: cur.value, rotated: false });
       if (cur.value.publicKey !== req.previousKey) throw new KeyMismatchError(id);
-      await this.keys.claim(id, req.publicKey);
+      await this.keys.claim(id, req.publicKey, cur.value.nonce);
       // The commit of an announced rotation drops its next key (now the key).
       const { rejoin: _pending, nextKey, ...rest } = cur.value;
       const next: ClusterRecord = {
@@ -241,8 +242,10 @@ export class Federation {
       unused = nextKey?.publicKey !== req.publicKey ? nextKey?.publicKey : undefined;
       return done({ cluster: next, rotated: true });
     });
-    if (result.rotated) await this.keys.release(id, req.previousKey);
-    if (unused !== undefined) await this.keys.release(id, unused);
+    // With the record's nonce: a registration made since may hold these keys again.
+    const held = result.cluster.nonce;
+    if (result.rotated) await this.keys.release(id, req.previousKey, held);
+    if (unused !== undefined) await this.keys.release(id, unused, held);
     // Also on a repeat: a broker that died between the CAS and the refresh catches up.
     await this.refreshAround(id);
     return result;
@@ -290,8 +293,9 @@ export class Federation {
     });
     if (removed) {
       await this.transit.release(removed.transitAddress, id, removed.nonce);
-      await this.keys.release(id, removed.publicKey);
-      if (removed.nextKey) await this.keys.release(id, removed.nextKey.publicKey);
+      // By the deleted record's nonce: a re-registration since then keeps its claims.
+      await this.keys.release(id, removed.publicKey, removed.nonce);
+      if (removed.nextKey) await this.keys.release(id, removed.nextKey.publicKey, removed.nonce);
     }
     await Promise.all([
       this.peerMaps.refreshAround(

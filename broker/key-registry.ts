@@ -9,6 +9,13 @@
  * holder's record does not carry that key (its registrar or rotator died in between,
  * or a deregistration died before releasing it) is stale once older than
  * claimGraceMs: the next claimer takes it over, and reconcile sweeps it.
+ *
+ * A claim carries the nonce of the registration (cluster record) it was made for, so a
+ * release on behalf of a deleted record never frees the claim of a registration of the
+ * same cluster made since (deregister deletes the record first, then releases). Claims
+ * written before the nonce existed have none: the first claim of the cluster takes
+ * them over (writing its nonce), any release by the cluster deletes them, and held or
+ * stale is decided by the record's keys, as for every claim.
  */
 import type { Store } from './kv-store.js';
 import { KEYS, type ClusterRecord, type KeyClaim } from './records.js';
@@ -29,30 +36,45 @@ export class KeyRegistry {
   ) {}
 
   /**
-   * Claims `publicKey` for `clusterId`. Idempotent (already ours: nothing written).
+   * Claims `publicKey` for `clusterId`'s registration `nonce` (its record's). Idempotent
+   * (already claimed with that nonce: nothing written). A claim of the same cluster with
+   * another nonce or none (an earlier registration, deleted or never written) is taken
+   * over at once: only that cluster's own requests get here.
    * Throws KeyInUseError when another cluster holds it; writes nothing then.
    */
-  async claim(clusterId: string, publicKey: string): Promise<void> {
+  async claim(clusterId: string, publicKey: string, nonce: string): Promise<void> {
     const key = KEYS.publicKey(publicKey);
     await casLoop(`public key ${key}`, this.config.casAttempts, async () => {
       const cur = await this.store.read<KeyClaim>('publicKeys', key);
-      if (cur.value?.cluster === clusterId) return done(undefined);
-      if (cur.value !== undefined && !(await this.stale(cur.value, publicKey)))
+      if (cur.value?.cluster === clusterId && cur.value.nonce === nonce) return done(undefined);
+      if (
+        cur.value !== undefined &&
+        cur.value.cluster !== clusterId &&
+        !(await this.stale(cur.value, publicKey))
+      )
         throw new KeyInUseError(clusterId, cur.value.cluster);
       const value: KeyClaim = {
         cluster: clusterId,
         claimedAt: new Date(this.now()).toISOString(),
+        nonce,
       };
       const r = await this.store.cas('publicKeys', key, value, cur.revision);
       return r.type === 'ok' ? done(undefined) : retry;
     });
   }
 
-  /** Frees `publicKey` if `clusterId` still holds it. Idempotent. */
-  async release(clusterId: string, publicKey: string): Promise<void> {
+  /**
+   * Frees `publicKey` if `clusterId`'s registration `nonce` still holds it (or the claim
+   * has no nonce: written before nonces, by this cluster). Idempotent. By nonce, not by
+   * cluster id alone: the cluster may have registered again since the record that held
+   * the key was deleted, and taken the claim over; that claim must stay.
+   */
+  async release(clusterId: string, publicKey: string, nonce: string): Promise<void> {
     const key = KEYS.publicKey(publicKey);
     const cur = await this.store.get<KeyClaim>('publicKeys', key);
-    if (cur?.value.cluster === clusterId) await this.store.delete('publicKeys', key, cur.revision);
+    if (cur?.value.cluster !== clusterId) return;
+    if (cur.value.nonce !== undefined && cur.value.nonce !== nonce) return;
+    await this.store.delete('publicKeys', key, cur.revision);
   }
 
   /**
@@ -74,7 +96,11 @@ export class KeyRegistry {
       // An announced next key is held too (key-rotation.ts); never backfilled.
       if (rec.value.nextKey) holders.set(KEYS.publicKey(rec.value.nextKey.publicKey), id);
       if (hasClaim.has(key)) continue;
-      const claim: KeyClaim = { cluster: id, claimedAt: new Date(this.now()).toISOString() };
+      const claim: KeyClaim = {
+        cluster: id,
+        claimedAt: new Date(this.now()).toISOString(),
+        nonce: rec.value.nonce,
+      };
       const r = await this.store.create('publicKeys', key, claim);
       if (r.type === 'ok') backfilled++;
     }

@@ -75,7 +75,7 @@ export class KeyRotation {
       if (rec.publicKey === req.nextKey || rec.nextKey?.publicKey === req.nextKey)
         return done({ cluster: rec, announced: false });
       if (rec.publicKey !== req.publicKey) throw new AnnounceKeyMismatchError(id);
-      await this.keys.claim(id, req.nextKey);
+      await this.keys.claim(id, req.nextKey, rec.nonce);
       const next: ClusterRecord = {
         ...rec,
         nextKey: {
@@ -89,7 +89,7 @@ export class KeyRotation {
       replaced = rec.nextKey?.publicKey;
       return done({ cluster: next, announced: true });
     });
-    if (replaced !== undefined) await this.keys.release(id, replaced);
+    if (replaced !== undefined) await this.keys.release(id, replaced, result.cluster.nonce);
     return result;
   }
 

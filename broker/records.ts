@@ -193,6 +193,11 @@ export interface QuotaRecord {
 export interface KeyClaim {
   readonly cluster: string;
   readonly claimedAt: string;
+  /**
+   * The nonce of the cluster record (registration) the key was claimed for; release
+   * deletes only a claim with its record's nonce. Absent on claims written before it.
+   */
+  readonly nonce?: string;
 }
 
 export interface TransitClaim {
