@@ -40,6 +40,53 @@ test('federation - register is idempotent; another key is a takeover', async (t)
 
 const KEY_C = 'kP3oZ1M5bZ1cV6qvbQbJzJf1wq7WmG0Gq8q0aVq0aVo=';
 
+test('federation - VXLAN ports that differ keep a mutual pair out of both maps, withheld with why; equal ports pair it', async (t) => {
+  const { fed, store } = setup();
+  const map = async (id: string) => (await store.get<PeerMap>('peerMaps', id))!.value;
+  await fed.register('a', { ...reg(KEY_A), vxlanPort: 4797 });
+  await fed.register('b', { ...reg(KEY_B), vxlanPort: 4789 });
+  for (const [id, peer] of [
+    ['a', 'b'],
+    ['b', 'a'],
+  ] as const) {
+    await fed.setExports(id, ['cdn']);
+    await fed.setPeerings(id, [{ remoteCluster: peer }]);
+  }
+  for (const [id, peer, mine, theirs] of [
+    ['a', 'b', 4797, 4789],
+    ['b', 'a', 4789, 4797],
+  ] as const) {
+    const m = await map(id);
+    t.deepEqual(m.peers, [], `${id} has no tunnel to ${peer}`);
+    t.is(m.withheld?.length, 1);
+    t.like(m.withheld![0], { cluster: peer, reason: 'VxlanPortMismatch' });
+    t.regex(m.withheld![0]!.message, new RegExp(`${id} uses ${mine}, ${peer} uses ${theirs}`));
+  }
+  // b's agent moves to a's port: registration updates the record and both maps.
+  const moved = await fed.register('b', { ...reg(KEY_B), vxlanPort: 4797 });
+  t.is(moved.cluster.vxlanPort, 4797);
+  for (const [id, peer] of [
+    ['a', 'b'],
+    ['b', 'a'],
+  ] as const) {
+    const m = await map(id);
+    t.deepEqual(
+      m.peers.map((p) => p.cluster),
+      [peer],
+    );
+    t.false('withheld' in m);
+  }
+  // An agent that sends no port (older) drops it from the record: unknown matches any.
+  await fed.register('b', { ...reg(KEY_B), vxlanPort: 4789 });
+  t.deepEqual((await map('a')).peers, []);
+  const older = await fed.register('b', reg(KEY_B));
+  t.false('vxlanPort' in older.cluster);
+  t.deepEqual(
+    (await map('a')).peers.map((p) => p.cluster),
+    ['b'],
+  );
+});
+
 test("federation - rotate-key swaps the key in the peers' maps, keeps the address; idempotent", async (t) => {
   const { fed, store } = setup();
   const a = await fed.register('a', reg(KEY_A));

@@ -69,6 +69,16 @@ function mtuChanges(self: string, changes: readonly MtuChange[]): Map<string, st
   return out;
 }
 
+/**
+ * `rec` with the VXLAN port the agent sent, or without one when it sent none (an older
+ * agent): the record says what the cluster's gateways use now (peer-map.ts pairs only
+ * equal ports).
+ */
+function withVxlanPort(rec: ClusterRecord, port: number | undefined): ClusterRecord {
+  const { vxlanPort: _old, ...rest } = rec;
+  return port === undefined ? rest : { ...rest, vxlanPort: port };
+}
+
 /** What one registration did; `replacedKey` is the old key a rejoin replaced. */
 interface Registered {
   readonly cluster: ClusterRecord;
@@ -122,14 +132,14 @@ export class Federation {
         if (cur.value.publicKey !== req.publicKey) return this.rejoin(id, req, cur);
         if (
           sameList(cur.value.endpoints, req.endpoints) &&
-          sameList(cur.value.capabilities, req.capabilities)
+          sameList(cur.value.capabilities, req.capabilities) &&
+          cur.value.vxlanPort === req.vxlanPort
         )
           return done({ cluster: cur.value, created: false, changed: false });
-        const next: ClusterRecord = {
-          ...cur.value,
-          endpoints: req.endpoints,
-          capabilities: req.capabilities,
-        };
+        const next = withVxlanPort(
+          { ...cur.value, endpoints: req.endpoints, capabilities: req.capabilities },
+          req.vxlanPort,
+        );
         const r = await this.store.cas('clusters', id, next, cur.revision);
         return r.type === 'ok' ? done({ cluster: next, created: false, changed: true }) : retry;
       }
@@ -137,15 +147,18 @@ export class Federation {
       // orphaned by a lost race below is stale to others after claimGraceMs.
       await this.keys.claim(id, req.publicKey, myNonce);
       const lease = await this.transit.claim(id, myNonce);
-      const rec: ClusterRecord = {
-        id,
-        publicKey: req.publicKey,
-        endpoints: req.endpoints,
-        capabilities: req.capabilities,
-        transitAddress: lease.address,
-        registeredAt: new Date(this.now()).toISOString(),
-        nonce: myNonce,
-      };
+      const rec = withVxlanPort(
+        {
+          id,
+          publicKey: req.publicKey,
+          endpoints: req.endpoints,
+          capabilities: req.capabilities,
+          transitAddress: lease.address,
+          registeredAt: new Date(this.now()).toISOString(),
+          nonce: myNonce,
+        },
+        req.vxlanPort,
+      );
       const r = await this.store.create('clusters', id, rec);
       if (r.type === 'ok') return done({ cluster: rec, created: true, changed: true });
       const winner = await this.store.get<ClusterRecord>('clusters', id);
@@ -202,13 +215,16 @@ export class Federation {
     await this.keys.claim(id, req.publicKey, cur.value.nonce);
     // The old gateway's announced next key goes with it: nobody will switch to it.
     const { rejoin: _pending, nextKey: abandoned, ...rest } = cur.value;
-    const next: ClusterRecord = {
-      ...rest,
-      publicKey: req.publicKey,
-      endpoints: req.endpoints,
-      capabilities: req.capabilities,
-      keySince: at,
-    };
+    const next = withVxlanPort(
+      {
+        ...rest,
+        publicKey: req.publicKey,
+        endpoints: req.endpoints,
+        capabilities: req.capabilities,
+        keySince: at,
+      },
+      req.vxlanPort,
+    );
     const r = await this.store.cas('clusters', id, next, cur.revision);
     if (r.type !== 'ok') return retry;
     if (abandoned && abandoned.publicKey !== req.publicKey)

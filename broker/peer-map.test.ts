@@ -1,5 +1,5 @@
 import test from 'ava';
-import { computePeerMap, type ClusterInputs } from './peer-map.js';
+import { computePeerMap, withPeer, type ClusterInputs } from './peer-map.js';
 import type { ClusterRecord, NetworkRef, PeeringDecl } from './records.js';
 
 const VNI: Record<string, number> = { a: 10, b: 11, c: 12, d: 13 };
@@ -18,8 +18,11 @@ const inputs = (
   exports: string[],
   peerings: PeeringDecl[],
   registered = true,
+  vxlanPort?: number,
 ): ClusterInputs => ({
-  cluster: registered ? rec(id) : undefined,
+  cluster: registered
+    ? { ...rec(id), ...(vxlanPort === undefined ? {} : { vxlanPort }) }
+    : undefined,
   networks: nets(...exports),
   peerings,
 });
@@ -70,6 +73,24 @@ const CASES: Case[] = [
     want: {},
   },
   {
+    name: 'VXLAN ports that differ: no entry (frames to one port reach no device on the other)',
+    self: inputs('x', ['a'], [{ remoteCluster: 'y' }, { remoteCluster: 'z' }], true, 4797),
+    remotes: [
+      inputs('y', ['a'], [{ remoteCluster: 'x' }], true, 4789),
+      inputs('z', ['a'], [{ remoteCluster: 'x' }], true, 4797),
+    ],
+    want: { z: ['a'] },
+  },
+  {
+    name: 'a VXLAN port not sent (an older agent) is not a mismatch, on either side',
+    self: inputs('x', ['a'], [{ remoteCluster: 'y' }, { remoteCluster: 'z' }], true, 4797),
+    remotes: [
+      inputs('y', ['a'], [{ remoteCluster: 'x' }]),
+      inputs('z', ['a'], [{ remoteCluster: 'x' }], true, 4789),
+    ],
+    want: { y: ['a'] },
+  },
+  {
     name: 'several peers, sorted, each with its own intersection',
     self: inputs('x', ['a', 'b', 'c'], [{ remoteCluster: 'z' }, { remoteCluster: 'y' }]),
     remotes: [
@@ -84,6 +105,14 @@ for (const c of CASES) {
   test(`peer map - ${c.name}`, (t) => {
     const remotes = new Map(c.remotes.map((r) => [r.cluster?.id ?? 'y', r]));
     const map = computePeerMap({ ...c.self, cluster: c.self.cluster! }, remotes);
+    // Consent is symmetric: each remote's own map agrees on whether it lists self.
+    for (const r of c.remotes.filter((x) => x.cluster)) {
+      const back = computePeerMap(
+        { ...r, cluster: r.cluster! },
+        new Map([[c.self.cluster!.id, c.self]]),
+      );
+      t.is(back.peers.length === 1, r.cluster!.id in c.want, `${r.cluster!.id}'s map`);
+    }
     const got = Object.fromEntries(
       map.peers.map((p) => [p.cluster, p.networks.map((n) => n.name)]),
     );
@@ -110,4 +139,50 @@ test('peer map - deterministic: equal inputs give byte-equal JSON', (t) => {
   };
   const two = JSON.stringify(computePeerMap({ ...reversed, cluster: self.cluster! }, remotes));
   t.is(one, two);
+});
+
+test('peer map - a mutual peer left out for its VXLAN port is listed as withheld, with why; withPeer agrees', (t) => {
+  const self = inputs('x', ['a'], [{ remoteCluster: 'y' }, { remoteCluster: 'z' }], true, 4797);
+  const y = inputs('y', ['a'], [{ remoteCluster: 'x' }], true, 4789);
+  const z = inputs('z', ['a'], [], true, 4789); // no consent back: not withheld, just absent
+  const remotes = new Map([
+    ['y', y],
+    ['z', z],
+  ]);
+  const map = computePeerMap({ ...self, cluster: self.cluster! }, remotes);
+  t.deepEqual(map.peers, []);
+  t.deepEqual(map.withheld, [
+    {
+      cluster: 'y',
+      reason: 'VxlanPortMismatch',
+      message:
+        'VXLAN ports differ: x uses 4797, y uses 4789, and frames sent to one port reach no ' +
+        "VXLAN device listening on the other; set the same vxlanPort in both agents' config " +
+        '(every cluster of a federation uses one port)',
+    },
+  ]);
+  // y moves to x's port: the incremental refresh lists it and drops the withheld entry.
+  const fixed = inputs('y', ['a'], [{ remoteCluster: 'x' }], true, 4797);
+  const next = withPeer(map, { ...self, cluster: self.cluster! }, 'y', fixed);
+  t.deepEqual(
+    next,
+    computePeerMap({ ...self, cluster: self.cluster! }, new Map([...remotes, ['y', fixed]])),
+  );
+  t.deepEqual(
+    next.peers.map((p) => p.cluster),
+    ['y'],
+  );
+  t.false('withheld' in next, 'absent when none: such maps stay byte-equal to older ones');
+  // And back: withPeer withholds it again.
+  t.deepEqual(withPeer(next, { ...self, cluster: self.cluster! }, 'y', y), map);
+  // A cordoned self withholds nothing (it has no peers at all).
+  const cordoned = {
+    ...self,
+    cluster: {
+      ...self.cluster!,
+      cordon: { by: 'cn:ops', reason: 'r', at: '2026-01-01T00:00:00Z' },
+    },
+  };
+  t.false('withheld' in computePeerMap(cordoned, remotes));
+  t.false('withheld' in withPeer(map, cordoned, 'z', z));
 });

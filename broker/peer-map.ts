@@ -15,6 +15,7 @@ import type {
   PeeringDecl,
   PeeringsRecord,
   NetworkRecord,
+  WithheldPeer,
 } from './records.js';
 import { casLoop, done, retry, type Attempt } from './retry.js';
 
@@ -33,9 +34,51 @@ function offered(decl: PeeringDecl, exports: readonly NetworkRef[]): Set<string>
 }
 
 /**
+ * Whether two registered clusters' VXLAN ports are known and differ. Each gateway's
+ * VXLAN devices send to the port they listen on (one `dstport` per device), so frames
+ * between two such clusters would reach no VXLAN socket: the tunnel would be up and
+ * nothing carried. Unknown (an older agent that does not send it) is not a mismatch.
+ */
+export function vxlanPortsDiffer(a: ClusterRecord, b: ClusterRecord): boolean {
+  return a.vxlanPort !== undefined && b.vxlanPort !== undefined && a.vxlanPort !== b.vxlanPort;
+}
+
+/** The message of a VXLAN port mismatch, `self` first (peer maps and the admin view). */
+export function vxlanPortMessage(self: ClusterRecord, remote: ClusterRecord): string {
+  return (
+    `VXLAN ports differ: ${self.id} uses ${self.vxlanPort}, ${remote.id} uses ` +
+    `${remote.vxlanPort}, and frames sent to one port reach no VXLAN device listening on ` +
+    `the other; set the same vxlanPort in both agents' config (every cluster of a ` +
+    `federation uses one port)`
+  );
+}
+
+/**
+ * Why the broker leaves `remoteId` out of the map of `self` although both declare each
+ * other, both are registered and neither is cordoned; undefined when it does not (or
+ * when consent is missing: the agent says that itself). Pure.
+ */
+export function withheldPeer(
+  self: ClusterInputs & { readonly cluster: ClusterRecord },
+  remoteId: string,
+  remote: ClusterInputs | undefined,
+): WithheldPeer | undefined {
+  if (self.cluster.cordon || !remote?.cluster || remote.cluster.cordon) return undefined;
+  if (!self.peerings.some((p) => p.remoteCluster === remoteId)) return undefined;
+  if (!remote.peerings.some((p) => p.remoteCluster === self.cluster.id)) return undefined;
+  if (!vxlanPortsDiffer(self.cluster, remote.cluster)) return undefined;
+  return {
+    cluster: remoteId,
+    reason: 'VxlanPortMismatch',
+    message: vxlanPortMessage(self.cluster, remote.cluster),
+  };
+}
+
+/**
  * The entry of `remoteId` in the map of `self`, or undefined when it has none: both
- * must declare each other (mutual consent), both be registered and neither cordoned.
- * It carries the networks that both declare and both export. Pure.
+ * must declare each other (mutual consent), both be registered, neither cordoned, and
+ * their VXLAN ports not differ (vxlanPortsDiffer). It carries the networks that both
+ * declare and both export. Pure.
  */
 export function peerEntry(
   self: ClusterInputs & { readonly cluster: ClusterRecord },
@@ -48,7 +91,7 @@ export function peerEntry(
   const decl = self.peerings.find((p) => p.remoteCluster === remoteId);
   if (!decl || !remote?.cluster || remote.cluster.cordon) return undefined;
   const back = remote.peerings.find((p) => p.remoteCluster === self.cluster.id);
-  if (!back) return undefined;
+  if (!back || withheldPeer(self, remoteId, remote)) return undefined;
   const mine = offered(decl, self.networks);
   const theirs = offered(back, remote.networks);
   const remoteExports = new Set(remote.networks.map((n) => n.name));
@@ -66,7 +109,7 @@ export function peerEntry(
   };
 }
 
-const byCluster = (a: PeerEntry, b: PeerEntry) =>
+const byCluster = (a: { readonly cluster: string }, b: { readonly cluster: string }) =>
   a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0;
 
 /** The map of `self` with these peers and own networks (sorted; acks filtered). */
@@ -74,8 +117,10 @@ function assemble(
   self: ClusterRecord,
   networks: readonly NetworkRef[],
   peers: PeerEntry[],
+  withheld: WithheldPeer[],
 ): PeerMap {
   peers.sort(byCluster);
+  withheld.sort(byCluster);
   const next = self.nextKey;
   const current = new Set(peers.map((p) => p.cluster));
   return {
@@ -92,6 +137,7 @@ function assemble(
           },
         }
       : {}),
+    ...(withheld.length ? { withheld } : {}),
   };
 }
 
@@ -108,9 +154,12 @@ export function computePeerMap(
   mtus: ReadonlyMap<string, AgreedMtu | undefined> = new Map(),
 ): PeerMap {
   const peers: PeerEntry[] = [];
+  const withheld: WithheldPeer[] = [];
   for (const id of new Set(self.peerings.map((p) => p.remoteCluster))) {
     const entry = peerEntry(self, id, remotes.get(id));
     if (entry) peers.push(entry);
+    const w = withheldPeer(self, id, remotes.get(id));
+    if (w) withheld.push(w);
   }
   const networks = self.networks
     .map((n) => {
@@ -118,7 +167,7 @@ export function computePeerMap(
       return mtu ? { name: n.name, vni: n.vni, mtu } : { name: n.name, vni: n.vni };
     })
     .sort(byName);
-  return assemble(self.cluster, networks, peers);
+  return assemble(self.cluster, networks, peers, withheld);
 }
 
 /**
@@ -135,7 +184,12 @@ export function withPeer(
   const entry = peerEntry(self, remoteId, remote);
   const peers = self.cluster.cordon ? [] : map.peers.filter((p) => p.cluster !== remoteId);
   if (entry) peers.push(entry);
-  return assemble(self.cluster, map.networks, peers);
+  const withheld = self.cluster.cordon
+    ? []
+    : (map.withheld ?? []).filter((w) => w.cluster !== remoteId);
+  const w = withheldPeer(self, remoteId, remote);
+  if (w) withheld.push(w);
+  return assemble(self.cluster, map.networks, peers, withheld);
 }
 
 /** `map` with the agreed MTU of the named networks replaced (absent: removed). Pure. */

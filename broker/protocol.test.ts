@@ -58,6 +58,20 @@ test('schemas - strict: unknown fields are rejected at every level', (t) => {
   t.deepEqual(r.capabilities, [], 'capabilities default to none');
 });
 
+test('register - vxlanPort: optional, a UDP port, named in the error', (t) => {
+  const ok = { publicKey: KEY, endpoints: ['a:1'] };
+  t.is(registerRequest.parse(ok).vxlanPort, undefined, 'an older agent sends none');
+  t.is(registerRequest.parse({ ...ok, vxlanPort: 4797 }).vxlanPort, 4797);
+  for (const bad of [0, 65_536, 4797.5, '4797', -1]) {
+    const e = t.throws(
+      () => decodeRequest('register', enc(JSON.stringify({ ...ok, vxlanPort: bad })), 4096),
+      { instanceOf: InvalidRequestError },
+      String(bad),
+    );
+    t.is(e?.field, 'vxlanPort', String(bad));
+  }
+});
+
 test('decode - typed errors with the offending field', (t) => {
   t.throws(() => decodeRequest('exports', enc('{'), 1024), { instanceOf: BadJsonError });
   t.throws(() => decodeRequest('exports', enc('x'.repeat(2000)), 1024), {

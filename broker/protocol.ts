@@ -104,6 +104,12 @@ export const registerRequest = z.strictObject({
     'give at least one gateway endpoint host:port',
   ),
   capabilities: uniqueList(dns1123Label, LIMITS.capabilities, 'capabilities').default([]),
+  /** The UDP port of the cluster's VXLAN devices; optional (older agents send none). */
+  vxlanPort: z
+    .int('vxlanPort must be a whole number (a UDP port)')
+    .min(1, 'vxlanPort must be a UDP port, 1..65535')
+    .max(65_535, 'vxlanPort must be a UDP port, 1..65535')
+    .optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 

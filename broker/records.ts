@@ -44,6 +44,12 @@ export interface ClusterRecord {
   readonly publicKey: string;
   readonly endpoints: readonly string[];
   readonly capabilities: readonly string[];
+  /**
+   * The UDP port of the cluster's VXLAN devices (agent config `vxlanPort`), as it
+   * registered; absent for an agent that does not send it (older). Two clusters whose
+   * ports differ cannot carry L2 to each other: their pair is left out of peer maps.
+   */
+  readonly vxlanPort?: number;
   readonly transitAddress: string;
   readonly registeredAt: string;
   /** Random per registration attempt: tells our own timed-out write from a rival's. */
@@ -228,6 +234,21 @@ export interface PeerMap {
   readonly peers: readonly PeerEntry[];
   /** This cluster's own rotation in progress: its next key and which peers hold it. */
   readonly nextKey?: { readonly publicKey: string; readonly heldBy: readonly string[] };
+  /**
+   * Peers both sides declare that the broker leaves out all the same, with why (sorted;
+   * absent when none, so such maps stay byte-equal to older ones). For the agent's
+   * ClusterPeering status; an older agent drops the field.
+   */
+  readonly withheld?: readonly WithheldPeer[];
+}
+
+/** A mutually declared peer left out of a peer map, and why. */
+export interface WithheldPeer {
+  readonly cluster: string;
+  /** CamelCase, as the agent's condition reasons: VxlanPortMismatch. */
+  readonly reason: string;
+  /** What is wrong and what to do, for people. */
+  readonly message: string;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * `l2fed diagnose A B`: walks the path a frame from A to B needs, in order —
- * registration, cordon, consent, common networks, peer map, handshake, probe, data
+ * registration, cordon, consent, VXLAN port, common networks, peer map, handshake, probe, data
  * path/MTU — and names the first broken link with what to do about it. Exit 0 when
  * every step passes, 1 otherwise.
  */
@@ -84,6 +84,17 @@ export async function diagnose(api: AdminApi, a: string, b: string): Promise<Ste
       `${p.reason}: add the missing ClusterPeering (peerings need both sides)`,
     );
   pass('consent', 'both clusters declare each other');
+  if (p.state === PeeringState.PEERING_STATE_VXLAN_PORT_MISMATCH)
+    return fail('vxlan port', p.reason);
+  pass(
+    'vxlan port',
+    ca!.vxlanPort && cb!.vxlanPort
+      ? `both use UDP ${ca!.vxlanPort}`
+      : `not known for ${[ca!, cb!]
+          .filter((c) => !c.vxlanPort)
+          .map((c) => c.id)
+          .join(' and ')} (older agent); not checked`,
+  );
   if (p.state === PeeringState.PEERING_STATE_NO_COMMON_NETWORK)
     return fail(
       'networks',

@@ -9,6 +9,7 @@ import { FakeGateway, FAKE_NEXT_PUBLIC_KEY, FAKE_PUBLIC_KEY } from '../gateway/c
 import { CDN_WITH_BRISTOL, FakeSource } from './source-fake.js';
 import type { Federation } from '../broker/federation.js';
 import { makeState } from './desired-state.js';
+import { DEFAULT_VXLAN_PORT } from '../gateway/config.js';
 import { PeerMapCache } from './peer-map-cache.js';
 import { FolderSource } from './source-folder.js';
 import {
@@ -112,7 +113,11 @@ test('agent - add, edit and remove manifests lead to the right broker calls and 
   );
   t.is(s.gateway.applied[0]?.transitAddress, '198.18.255.254/32', 'first apply is the bootstrap');
   const reg = s.broker.calls.find((c) => c.verb === 'register');
-  t.like(reg?.body, { publicKey: FAKE_PUBLIC_KEY, endpoints: ['198.18.0.1:51820'] });
+  t.like(reg?.body, {
+    publicKey: FAKE_PUBLIC_KEY,
+    endpoints: ['198.18.0.1:51820'],
+    vxlanPort: DEFAULT_VXLAN_PORT, // unset in the config: the port the gateway defaults to
+  });
   t.deepEqual(s.broker.calls.find((c) => c.verb === 'exports')?.body, {
     networks: ['cdn'],
     mtu: [{ network: 'cdn', capacity: 1370 }], // auto on underlay 1500: 1500 - 80 - 50
@@ -159,6 +164,46 @@ test('agent - add, edit and remove manifests lead to the right broker calls and 
     return /bad.yaml/.test(String((a as unknown as { sourceError?: string })?.sourceError));
   });
   t.is(s.gateway.applied.length, before);
+});
+
+test('agent - a peer whose VXLAN port differs: no tunnel, and the ClusterPeering says why; an equal port pairs it', async (t) => {
+  const fed = fakeFederation();
+  await bristol(fed);
+  await fed.register('bristol', {
+    publicKey: KEY_B,
+    endpoints: ['198.18.0.2:51820'],
+    capabilities: [],
+    vxlanPort: 4789,
+  });
+  const s = await setup(t, { fed, settings: { vxlanPort: 4800 } });
+  (s.source as FakeSource).set(CDN_WITH_BRISTOL);
+  await s.agent.start();
+  await waitFor(
+    'peering status',
+    async () =>
+      (await s.status('ClusterPeering', 'bristol'))?.status.reason === 'VxlanPortMismatch',
+  );
+  t.like(s.broker.calls.find((c) => c.verb === 'register')?.body, { vxlanPort: 4800 });
+  t.deepEqual(peersOf(s.gateway), []);
+  const mutual = (await s.status('ClusterPeering', 'bristol'))?.status.conditions?.find(
+    (c) => c.type === 'Mutual',
+  );
+  t.is(mutual?.status, 'False');
+  t.regex(mutual?.message ?? '', /madrid uses 4800, bristol uses 4789/);
+  // bristol's agent moves to madrid's port: the tunnel comes.
+  await fed.register('bristol', {
+    publicKey: KEY_B,
+    endpoints: ['198.18.0.2:51820'],
+    capabilities: [],
+    vxlanPort: 4800,
+  });
+  await s.broker.pushMap(); // as the KV watch delivers the new map
+  await waitFor('bristol peer', () => peersOf(s.gateway).includes('bristol'));
+  await waitFor(
+    'peering status',
+    async () =>
+      (await s.status('ClusterPeering', 'bristol'))?.status.reason !== 'VxlanPortMismatch',
+  );
 });
 
 test('agent - broker unreachable: gateway programmed from the cache, nothing lost; catches up when back', async (t) => {

@@ -12,7 +12,7 @@
  */
 import { BrokerReplyError } from '../broker/errors.js';
 import type { PeerMap } from '../broker/records.js';
-import type { GatewayConfigInput } from '../gateway/config.js';
+import { DEFAULT_VXLAN_PORT, type GatewayConfigInput } from '../gateway/config.js';
 import type { Logger } from '../lib/log.js';
 import { isRetryableBrokerError, type BrokerApi, type BrokerEvent } from './broker-link.js';
 import { canonicalJson, type DesiredState } from './desired-state.js';
@@ -576,6 +576,8 @@ export class Agent {
       publicKey: announced,
       endpoints: [...this.d.settings.endpoints],
       capabilities,
+      // The broker pairs only clusters whose VXLAN devices use one port (peer-map.ts).
+      vxlanPort: this.d.settings.vxlanPort ?? DEFAULT_VXLAN_PORT,
     };
     const key = canonicalJson(body);
     if (this.registeredAs === key) return DONE;

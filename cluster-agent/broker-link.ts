@@ -23,7 +23,12 @@ import type { Logger } from '../lib/log.js';
 import { backoffDelay } from './backoff.js';
 import { BrokerUnavailableError } from './errors.js';
 
-export type RegisterBody = { publicKey: string; endpoints: string[]; capabilities?: string[] };
+export type RegisterBody = {
+  publicKey: string;
+  endpoints: string[];
+  capabilities?: string[];
+  vxlanPort?: number;
+};
 
 export type BrokerEvent =
   | { readonly type: 'connection'; readonly connected: boolean }

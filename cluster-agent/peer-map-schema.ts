@@ -85,6 +85,11 @@ function schemaFor(clusterId: string) {
             heldBy: z.array(text).max(PEER_MAP_LIMITS.peers),
           })
           .optional(),
+        /** Declared peers the broker leaves out, and why: only shown in status. */
+        withheld: z
+          .array(z.object({ cluster: text, reason: text, message: text }))
+          .max(PEER_MAP_LIMITS.peers)
+          .optional(),
       },
       'the peer map must be a JSON object {cluster, transitAddress, networks, peers}',
     )

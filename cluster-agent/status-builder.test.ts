@@ -21,6 +21,11 @@ const BRISTOL = {
   transitAddress: '100.64.0.2',
   networks: [{ name: 'cdn', vni: 4096 }],
 };
+const WITHHELD = {
+  cluster: 'bristol',
+  reason: 'VxlanPortMismatch',
+  message: 'VXLAN ports differ: madrid uses 4797, bristol uses 4789, …',
+};
 const SETTINGS = {
   clusterId: 'madrid',
   wireguard: { ifname: 'l2fmad', listenPort: 51820, privateKeyFile: '/k' },
@@ -74,6 +79,18 @@ const CASES: [string, Partial<StatusInputs>, string, Record<string, string>][] =
     { Mutual: 'Unknown' },
   ],
   ['one-sided', { peerMap: mapWith([]) }, 'RemoteNotDeclared', { Mutual: 'False', Ready: 'False' }],
+  [
+    'mutual, withheld by the broker (VXLAN ports differ)',
+    { peerMap: { ...mapWith([]), withheld: [WITHHELD] } },
+    'VxlanPortMismatch',
+    { Mutual: 'False', TunnelHealthy: 'Unknown', Ready: 'False' },
+  ],
+  [
+    'withheld with a reason Kubernetes would refuse: a generic one, the message kept',
+    { peerMap: { ...mapWith([]), withheld: [{ ...WITHHELD, reason: 'not a reason!' }] } },
+    'Withheld',
+    { Mutual: 'False', Ready: 'False' },
+  ],
   ['mutual, not checked', {}, 'Connecting', { Mutual: 'True', TunnelHealthy: 'Unknown' }],
   [
     'mutual, up',
@@ -121,6 +138,12 @@ for (const [title, over, reason, conds] of CASES) {
       t.is(String(p.status.conditions.find((c) => c.type === type)?.status), status, type);
     }
     for (const c of p.status.conditions) t.regex(c.reason, /^[A-Z][A-Za-z]+$/);
+    if (over.peerMap?.withheld)
+      t.is(
+        p.status.conditions.find((c) => c.type === 'Mutual')?.message,
+        WITHHELD.message,
+        "the broker's message, as sent",
+      );
   });
 }
 

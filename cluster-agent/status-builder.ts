@@ -48,6 +48,13 @@ const cond = (type: string, ok: boolean | 'unknown', reason: string, message: st
   message,
 });
 
+/**
+ * A condition reason from the broker (untrusted text): kept when it has the form
+ * Kubernetes requires of one (metav1.Condition: CamelCase, ≤ 1024), else "Withheld".
+ */
+const safeReason = (r: string): string =>
+  r.length <= 1024 && /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.test(r) ? r : 'Withheld';
+
 /** Go-style duration for the CRD's `rtt` field, e.g. 1.234ms. */
 export function formatRtt(ms: number): string {
   return ms < 1 ? `${Math.round(ms * 1000)}us` : `${Number(ms.toFixed(3))}ms`;
@@ -184,26 +191,30 @@ function peeringStatus(
 ): { status: PeeringStatusInput; tunnel?: TunnelDetail } {
   const entry = i.peerMap?.peers.find((p) => p.cluster === remote);
   if (!entry) {
-    const mutual = !i.peerMap
-      ? cond(
-          P.Mutual,
-          'unknown',
-          'PeerMapUnknown',
-          'no peer map yet: the broker has not answered and there is no cache',
-        )
-      : !i.published
+    // Consent is mutual but the broker leaves the peer out (e.g. VXLAN ports differ).
+    const withheld = i.peerMap?.withheld?.find((w) => w.cluster === remote);
+    const mutual = withheld
+      ? cond(P.Mutual, false, safeReason(withheld.reason), withheld.message)
+      : !i.peerMap
         ? cond(
             P.Mutual,
             'unknown',
-            'Publishing',
-            'publishing this peering to the broker; retrying while it is unreachable',
+            'PeerMapUnknown',
+            'no peer map yet: the broker has not answered and there is no cache',
           )
-        : cond(
-            P.Mutual,
-            false,
-            'RemoteNotDeclared',
-            `${remote} has no ClusterPeering for ${i.clusterId} (or is not registered); ask its operators to add one`,
-          );
+        : !i.published
+          ? cond(
+              P.Mutual,
+              'unknown',
+              'Publishing',
+              'publishing this peering to the broker; retrying while it is unreachable',
+            )
+          : cond(
+              P.Mutual,
+              false,
+              'RemoteNotDeclared',
+              `${remote} has no ClusterPeering for ${i.clusterId} (or is not registered); ask its operators to add one`,
+            );
     const tunnel = cond(
       P.TunnelHealthy,
       'unknown',

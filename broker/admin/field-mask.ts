@@ -20,6 +20,7 @@ const CLUSTER_FIELDS = {
   health: 'health',
   key_since: 'keySince',
   rejoin: 'rejoin',
+  vxlan_port: 'vxlanPort',
 } as const satisfies Record<string, keyof Cluster>;
 
 /** Throws INVALID_ARGUMENT naming the first unknown path (field `<name>.paths[i]`). */

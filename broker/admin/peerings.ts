@@ -4,7 +4,12 @@
  * the peer maps and, when not, why. Pure: computed from a FederationSnapshot, using
  * the same computePeerMap the broker publishes with, so the two never disagree.
  */
-import { computePeerMap, type ClusterInputs } from '../peer-map.js';
+import {
+  computePeerMap,
+  vxlanPortMessage,
+  vxlanPortsDiffer,
+  type ClusterInputs,
+} from '../peer-map.js';
 import type { PeeringDecl } from '../records.js';
 import type { FederationSnapshot } from './snapshot.js';
 import {
@@ -89,6 +94,12 @@ export function peeringOf(s: FederationSnapshot, x: string, y: string): Peering 
       reason: `waiting for ${waitFor} to declare ${declaredBy}`,
     };
   }
+  if (vxlanPortsDiffer(ca!, cb!))
+    return {
+      ...base,
+      state: PeeringState.PEERING_STATE_VXLAN_PORT_MISMATCH,
+      reason: vxlanPortMessage(ca!, cb!),
+    };
   const map = computePeerMap({ ...inputsOf(s, a), cluster: ca! }, new Map([[b, inputsOf(s, b)]]));
   const networks = map.peers.find((p) => p.cluster === b)?.networks ?? [];
   if (networks.length === 0) {

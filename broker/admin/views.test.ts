@@ -96,6 +96,32 @@ const CASES = [
     state: PeeringState.PEERING_STATE_ACTIVE,
     reason: 'consent is mutual but the peer maps are not updated yet; retry shortly',
   },
+  {
+    name: 'mutual, VXLAN ports differ',
+    s: snap({
+      clusters: [
+        { ...rec('a'), vxlanPort: 4789 },
+        { ...rec('b'), vxlanPort: 4797 },
+      ],
+      exports: { a: ['x'], b: ['x'] },
+      peerings: { a: ['b'], b: ['a'] },
+    }),
+    state: PeeringState.PEERING_STATE_VXLAN_PORT_MISMATCH,
+    reason:
+      'VXLAN ports differ: a uses 4789, b uses 4797, and frames sent to one port reach no ' +
+      "VXLAN device listening on the other; set the same vxlanPort in both agents' config " +
+      '(every cluster of a federation uses one port)',
+  },
+  {
+    name: 'mutual, one VXLAN port not sent (an older agent): not a mismatch',
+    s: snap({
+      clusters: [{ ...rec('a'), vxlanPort: 4789 }, rec('b')],
+      exports: { a: ['x'], b: ['x'] },
+      peerings: { a: ['b'], b: ['a'] },
+    }),
+    state: PeeringState.PEERING_STATE_ACTIVE,
+    reason: 'consent is mutual but the peer maps are not updated yet; retry shortly',
+  },
 ] as const;
 
 for (const c of CASES)

@@ -46,6 +46,7 @@ export function clusterView(
             `60 s), or at once after: l2fed evict ${id} --force --reason "gateway replaced"`,
         }
       : undefined,
+    vxlanPort: c.vxlanPort ?? 0,
   };
 }
 

@@ -65,6 +65,42 @@ test('consent - one-sided declaration gives no entry, both sides give one, withd
   t.deepEqual(peersOf(await bristol.peerMap()), {});
 });
 
+test('consent - clusters whose VXLAN ports differ are withheld from each other, with why; re-registering with one port pairs them', async (t) => {
+  const c = await setup(t, ['madrid', 'bristol']);
+  const { madrid, bristol } = c as Record<'madrid' | 'bristol', BrokerClient>;
+  const body = async (cl: BrokerClient, vxlanPort: number) => {
+    const me = await cl.request('get');
+    return {
+      publicKey: me.cluster!.publicKey,
+      endpoints: [...me.cluster!.endpoints],
+      capabilities: ['wireguard-go'],
+      vxlanPort,
+    };
+  };
+  await madrid.request('register', await body(madrid, 4797));
+  await bristol.request('register', await body(bristol, 4789));
+  for (const cl of [madrid, bristol]) {
+    await cl.request('exports', { networks: ['cdn'] });
+  }
+  await madrid.request('peerings', { peerings: [{ remoteCluster: 'bristol' }] });
+  await bristol.request('peerings', { peerings: [{ remoteCluster: 'madrid' }] });
+  const m = await madrid.peerMap();
+  t.deepEqual(peersOf(m), {}, 'no tunnel between the two ports');
+  t.like(m?.withheld?.[0], { cluster: 'bristol', reason: 'VxlanPortMismatch' });
+  t.regex(m?.withheld?.[0]?.message ?? '', /madrid uses 4797, bristol uses 4789/);
+  t.like((await bristol.peerMap())?.withheld?.[0], { cluster: 'madrid' });
+
+  // A port outside 1..65535 is refused, naming the field; the record keeps its port.
+  const bad = await t.throwsAsync(bristol.request('register', await body(bristol, 70_000)));
+  t.regex(bad?.message ?? '', /vxlanPort/);
+  t.is((await bristol.request('get')).cluster!.vxlanPort, 4789);
+
+  await bristol.request('register', await body(bristol, 4797));
+  t.deepEqual(peersOf(await madrid.peerMap()), { bristol: ['cdn'] });
+  t.false('withheld' in (await madrid.peerMap())!);
+  t.deepEqual(peersOf(await bristol.peerMap()), { madrid: ['cdn'] });
+});
+
 test('consent - carried networks are the intersection of both declarations and both exports', async (t) => {
   const c = await setup(t, ['x', 'y', 'z']);
   const { x, y, z } = c as Record<'x' | 'y' | 'z', BrokerClient>;

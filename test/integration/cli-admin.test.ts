@@ -143,7 +143,16 @@ test('cli - get, describe, status and diagnose against a running broker (table a
   );
   t.deepEqual(
     mtu.steps.filter((s) => s.ok).map((s) => s.step),
-    ['registration', 'cordon', 'consent', 'networks', 'peer map', 'handshake', 'probe'],
+    [
+      'registration',
+      'cordon',
+      'consent',
+      'vxlan port',
+      'networks',
+      'peer map',
+      'handshake',
+      'probe',
+    ],
   );
 });
 

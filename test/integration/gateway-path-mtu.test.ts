@@ -192,7 +192,16 @@ test('gateway path MTU - underlay shrinks to 1400: named within 60 s (peer, meas
   const last = broken.steps.at(-1)!;
   t.deepEqual(
     broken.steps.filter((s) => s.ok).map((s) => s.step),
-    ['registration', 'cordon', 'consent', 'networks', 'peer map', 'handshake', 'probe'],
+    [
+      'registration',
+      'cordon',
+      'consent',
+      'vxlan port',
+      'networks',
+      'peer map',
+      'handshake',
+      'probe',
+    ],
   );
   t.is(last.step, 'mtu');
   t.false(last.ok);

@@ -38,6 +38,12 @@ export enum PeeringState {
   PEERING_STATE_CLUSTER_MISSING = 4,
   /** PEERING_STATE_CORDONED - A side is cordoned. */
   PEERING_STATE_CORDONED = 5,
+  /**
+   * PEERING_STATE_VXLAN_PORT_MISMATCH - Both sides consent but their gateways' VXLAN ports (agent config vxlanPort) differ:
+   * frames from one would reach no VXLAN device of the other, so neither peer map lists
+   * the other until the ports are the same.
+   */
+  PEERING_STATE_VXLAN_PORT_MISMATCH = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -61,6 +67,9 @@ export function peeringStateFromJSON(object: any): PeeringState {
     case 5:
     case "PEERING_STATE_CORDONED":
       return PeeringState.PEERING_STATE_CORDONED;
+    case 6:
+    case "PEERING_STATE_VXLAN_PORT_MISMATCH":
+      return PeeringState.PEERING_STATE_VXLAN_PORT_MISMATCH;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -82,6 +91,8 @@ export function peeringStateToJSON(object: PeeringState): string {
       return "PEERING_STATE_CLUSTER_MISSING";
     case PeeringState.PEERING_STATE_CORDONED:
       return "PEERING_STATE_CORDONED";
+    case PeeringState.PEERING_STATE_VXLAN_PORT_MISMATCH:
+      return "PEERING_STATE_VXLAN_PORT_MISMATCH";
     case PeeringState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -205,7 +216,14 @@ export interface Cluster {
     | Date
     | undefined;
   /** Set while a gateway with another key asks to register (a replaced gateway node). */
-  rejoin: Rejoin | undefined;
+  rejoin:
+    | Rejoin
+    | undefined;
+  /**
+   * UDP port of the cluster's VXLAN devices, as its agent registered it; 0 = not sent
+   * (an older agent).
+   */
+  vxlanPort: number;
 }
 
 /**
@@ -903,6 +921,7 @@ function createBaseCluster(): Cluster {
     health: undefined,
     keySince: undefined,
     rejoin: undefined,
+    vxlanPort: 0,
   };
 }
 
@@ -946,6 +965,9 @@ export const Cluster: MessageFns<Cluster> = {
     }
     if (message.rejoin !== undefined) {
       Rejoin.encode(message.rejoin, writer.uint32(106).fork()).join();
+    }
+    if (message.vxlanPort !== 0) {
+      writer.uint32(112).uint32(message.vxlanPort);
     }
     return writer;
   },
@@ -1067,6 +1089,14 @@ export const Cluster: MessageFns<Cluster> = {
             message.rejoin = Rejoin.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.vxlanPort = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1124,6 +1154,11 @@ export const Cluster: MessageFns<Cluster> = {
         ? fromJsonTimestamp(object.key_since)
         : undefined,
       rejoin: isSet(object.rejoin) ? Rejoin.fromJSON(object.rejoin) : undefined,
+      vxlanPort: isSet(object.vxlanPort)
+        ? globalThis.Number(object.vxlanPort)
+        : isSet(object.vxlan_port)
+        ? globalThis.Number(object.vxlan_port)
+        : 0,
     };
   },
 
@@ -1168,6 +1203,9 @@ export const Cluster: MessageFns<Cluster> = {
     if (message.rejoin !== undefined) {
       obj.rejoin = Rejoin.toJSON(message.rejoin);
     }
+    if (message.vxlanPort !== 0) {
+      obj.vxlanPort = Math.round(message.vxlanPort);
+    }
     return obj;
   },
 
@@ -1195,6 +1233,7 @@ export const Cluster: MessageFns<Cluster> = {
     message.rejoin = (object.rejoin !== undefined && object.rejoin !== null)
       ? Rejoin.fromPartial(object.rejoin)
       : undefined;
+    message.vxlanPort = object.vxlanPort ?? 0;
     return message;
   },
 };
