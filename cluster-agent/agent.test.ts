@@ -10,6 +10,7 @@ import { CDN_WITH_BRISTOL, FakeSource } from './source-fake.js';
 import type { Federation } from '../broker/federation.js';
 import { makeState } from './desired-state.js';
 import { DEFAULT_VXLAN_PORT } from '../gateway/config.js';
+import { BrokerReplyError } from '../broker/errors.js';
 import { PeerMapCache } from './peer-map-cache.js';
 import { FolderSource } from './source-folder.js';
 import {
@@ -204,6 +205,29 @@ test('agent - a peer whose VXLAN port differs: no tunnel, and the ClusterPeering
     async () =>
       (await s.status('ClusterPeering', 'bristol'))?.status.reason !== 'VxlanPortMismatch',
   );
+});
+
+test('agent - an older broker that refuses vxlanPort as unknown: registered without it, peers still paired', async (t) => {
+  const fed = fakeFederation();
+  await bristol(fed);
+  const s = await setup(t, { fed });
+  // What a broker from before the field answers (decodeRequest on its strict schema).
+  const register = s.broker.register.bind(s.broker);
+  s.broker.register = (body) =>
+    'vxlanPort' in body
+      ? Promise.reject(
+          new BrokerReplyError('l2fed.v1.madrid.register', {
+            code: 'INVALID_REQUEST',
+            message: 'unknown field(s) "vxlanPort"',
+            field: 'vxlanPort',
+          }),
+        )
+      : register(body);
+  (s.source as FakeSource).set(CDN_WITH_BRISTOL);
+  await s.agent.start();
+  await waitFor('bristol peer', () => peersOf(s.gateway).includes('bristol'));
+  const regs = s.broker.calls.filter((c) => c.verb === 'register');
+  t.false('vxlanPort' in (regs.at(-1)!.body as object), 'the last registration left it out');
 });
 
 test('agent - broker unreachable: gateway programmed from the cache, nothing lost; catches up when back', async (t) => {

@@ -164,6 +164,12 @@ export class Agent {
   /** API revision of the gateway's last Apply reply; undefined before the first. */
   private gatewayRevision: number | undefined;
   private registeredAs: string | undefined;
+  /**
+   * The broker refused `vxlanPort` as an unknown field (it is older than the field):
+   * registrations leave it out, as older agents do, so a rolling upgrade that reaches
+   * an agent first does not cut the cluster off. Reset when the agent restarts.
+   */
+  private brokerLacksVxlanPort = false;
   private transitAddress: string | undefined;
   private publishedVersion: string | undefined;
   private appliedKey: string | undefined;
@@ -577,7 +583,9 @@ export class Agent {
       endpoints: [...this.d.settings.endpoints],
       capabilities,
       // The broker pairs only clusters whose VXLAN devices use one port (peer-map.ts).
-      vxlanPort: this.d.settings.vxlanPort ?? DEFAULT_VXLAN_PORT,
+      ...(this.brokerLacksVxlanPort
+        ? {}
+        : { vxlanPort: this.d.settings.vxlanPort ?? DEFAULT_VXLAN_PORT }),
     };
     const key = canonicalJson(body);
     if (this.registeredAs === key) return DONE;
@@ -592,6 +600,20 @@ export class Agent {
       this.brokerError = undefined;
       return DONE;
     } catch (err) {
+      if (
+        err instanceof BrokerReplyError &&
+        err.field === 'vxlanPort' &&
+        /unknown field/.test(err.message) &&
+        !this.brokerLacksVxlanPort
+      ) {
+        this.brokerLacksVxlanPort = true;
+        this.d.log.warn(
+          { err: msg(err) },
+          'the broker does not know vxlanPort (older than this agent): registering without it, ' +
+            'so it cannot check that peers use the same VXLAN port; upgrade the broker',
+        );
+        return requeue('register again without vxlanPort', 0);
+      }
       this.brokerError = msg(err);
       // A replaced gateway's key is accepted at a time the broker names: retry right then.
       const within = err instanceof BrokerReplyError ? err.retryAfterMs : undefined;
