@@ -8,7 +8,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { testWith } from '../fixtures/privileges.js';
-import { seedScenario, startAdminFixture } from '../fixtures/admin.js';
+import { DIAGNOSE_STEPS_BEFORE_MTU, seedScenario, startAdminFixture } from '../fixtures/admin.js';
 import { makeRunDir } from '../fixtures/run-dir.js';
 import { startAuthedNats } from '../fixtures/broker.js';
 
@@ -143,16 +143,7 @@ test('cli - get, describe, status and diagnose against a running broker (table a
   );
   t.deepEqual(
     mtu.steps.filter((s) => s.ok).map((s) => s.step),
-    [
-      'registration',
-      'cordon',
-      'consent',
-      'vxlan port',
-      'networks',
-      'peer map',
-      'handshake',
-      'probe',
-    ],
+    [...DIAGNOSE_STEPS_BEFORE_MTU],
   );
 });
 

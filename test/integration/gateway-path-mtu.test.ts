@@ -21,6 +21,7 @@ import { diagnose } from '../../cli/diagnose.js';
 import { verdictOf } from '../../cli/status.js';
 import { GatewayLab, type LabNetwork } from '../fixtures/gateway-testbed.js';
 import { testWith } from '../fixtures/privileges.js';
+import { DIAGNOSE_STEPS_BEFORE_MTU } from '../fixtures/admin.js';
 
 const test = testWith({ netAdmin: true, tools: ['ip', 'bridge', 'wg', 'wireguard-go', 'ping'] });
 
@@ -192,16 +193,7 @@ test('gateway path MTU - underlay shrinks to 1400: named within 60 s (peer, meas
   const last = broken.steps.at(-1)!;
   t.deepEqual(
     broken.steps.filter((s) => s.ok).map((s) => s.step),
-    [
-      'registration',
-      'cordon',
-      'consent',
-      'vxlan port',
-      'networks',
-      'peer map',
-      'handshake',
-      'probe',
-    ],
+    [...DIAGNOSE_STEPS_BEFORE_MTU],
   );
   t.is(last.step, 'mtu');
   t.false(last.ok);
