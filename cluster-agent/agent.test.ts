@@ -228,6 +228,13 @@ test('agent - an older broker that refuses vxlanPort as unknown: registered with
   await waitFor('bristol peer', () => peersOf(s.gateway).includes('bristol'));
   const regs = s.broker.calls.filter((c) => c.verb === 'register');
   t.false('vxlanPort' in (regs.at(-1)!.body as object), 'the last registration left it out');
+  // The broker is upgraded (it restarts: the agent reconnects) and gets the port again.
+  s.broker.register = register;
+  s.broker.setConnected(false);
+  s.broker.setConnected(true);
+  await waitFor('registered with the port', () =>
+    s.broker.calls.some((c) => c.verb === 'register' && 'vxlanPort' in (c.body as object)),
+  );
 });
 
 test('agent - broker unreachable: gateway programmed from the cache, nothing lost; catches up when back', async (t) => {

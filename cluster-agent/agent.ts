@@ -167,7 +167,7 @@ export class Agent {
   /**
    * The broker refused `vxlanPort` as an unknown field (it is older than the field):
    * registrations leave it out, as older agents do, so a rolling upgrade that reaches
-   * an agent first does not cut the cluster off. Reset when the agent restarts.
+   * an agent first does not cut the cluster off. Reset on every reconnect (forgetPublished).
    */
   private brokerLacksVxlanPort = false;
   private transitAddress: string | undefined;
@@ -371,6 +371,8 @@ export class Agent {
 
   private forgetPublished(): void {
     this.registeredAs = undefined;
+    // A reconnect may be to an upgraded broker: offer the port again.
+    this.brokerLacksVxlanPort = false;
     this.publishedVersion = undefined;
     // Re-sent too (idempotent): the broker may have missed them.
     this.announcedNext = undefined;

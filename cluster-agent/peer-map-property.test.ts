@@ -21,6 +21,7 @@ import { makeState } from './desired-state.js';
 import { buildGatewayConfig } from './gateway-config.js';
 import { CACHE_FILE, PeerMapCache } from './peer-map-cache.js';
 import { checkPeerMap } from './peer-map-schema.js';
+import { computePeerMap } from '../broker/peer-map.js';
 import { formatPath } from './problems.js';
 import { FakeSource } from './source-fake.js';
 import { AGENT_STATUS_FILE, FileStatusSink } from './status-sink.js';
@@ -170,6 +171,69 @@ test('peer map property - junk and near-valid maps: checked or refused naming th
     'peer maps through checkPeerMap + buildGatewayConfig',
     fc.property(anyMap, checkOne),
   );
+});
+
+test('peer map property - whatever `withheld` holds, a map is never refused for it; well-formed entries are kept, long messages cut', async (t) => {
+  const entry = fc.record({
+    cluster: fc.oneof(fc.constantFrom(...NAMES), junk),
+    reason: fc.oneof(fc.constant('VxlanPortMismatch'), junk),
+    message: fc.oneof(fc.string({ maxLength: 2000 }), junk),
+  });
+  await checkProperty(
+    t,
+    'withheld through checkPeerMap',
+    fc.property(
+      validMap,
+      fc.oneof(fc.anything(), fc.array(fc.oneof(entry, fc.anything()), { maxLength: 8 })),
+      (m, withheld) => {
+        const r = checkPeerMap({ ...m, withheld }, 'madrid');
+        if (!r.ok) throw new Error(`refused for withheld: ${r.message}`);
+        const kept = r.peerMap.withheld ?? [];
+        const given = Array.isArray(withheld) ? (withheld as unknown[]) : [];
+        const wellFormed = given.filter(
+          (e) =>
+            typeof e === 'object' &&
+            e !== null &&
+            typeof (e as { cluster?: unknown }).cluster === 'string' &&
+            typeof (e as { reason?: unknown }).reason === 'string' &&
+            typeof (e as { message?: unknown }).message === 'string' &&
+            (e as { cluster: string }).cluster.length <= 256 &&
+            (e as { reason: string }).reason.length <= 256,
+        ) as { cluster: string; reason: string; message: string }[];
+        if (kept.length !== wellFormed.length) throw new Error('kept the wrong entries');
+        kept.forEach((k, i) => {
+          const w = wellFormed[i]!;
+          if (k.cluster !== w.cluster || k.reason !== w.reason) throw new Error('entry changed');
+          if (k.message.length > 1024) throw new Error('message not cut');
+          if (w.message.length <= 1024 && k.message !== w.message)
+            throw new Error('message changed');
+        });
+      },
+    ),
+  );
+});
+
+test("peer map - the broker's own mismatch note for two 63-character cluster ids is accepted whole", (t) => {
+  const long = (c: string) => c.repeat(63);
+  const rec = (id: string, vxlanPort: number) => ({
+    id,
+    publicKey: Buffer.alloc(32, id.charCodeAt(0)).toString('base64'),
+    endpoints: ['198.18.0.1:51820'],
+    capabilities: [],
+    vxlanPort,
+    transitAddress: '100.64.0.1',
+    registeredAt: '2026-01-01T00:00:00Z',
+    nonce: 'n',
+  });
+  const [a, b] = [long('a'), long('b')];
+  const map = computePeerMap(
+    { cluster: rec(a, 4797), networks: [], peerings: [{ remoteCluster: b }] },
+    new Map([[b, { cluster: rec(b, 4789), networks: [], peerings: [{ remoteCluster: a }] }]]),
+  );
+  t.true(map.withheld![0]!.message.length > 256, 'longer than the other strings a map may hold');
+  const r = checkPeerMap(map, a);
+  t.true(r.ok, r.ok ? '' : r.message);
+  t.deepEqual(r.ok && r.peerMap.withheld, map.withheld);
 });
 
 test('peer map property - a near-valid map that is refused names the mutated field', async (t) => {

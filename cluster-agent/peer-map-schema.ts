@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import { isDns1123Label } from '../broker/names.js';
-import type { PeerMap } from '../broker/records.js';
+import type { PeerMap, WithheldPeer } from '../broker/records.js';
 import { VNI_MAX, VNI_MIN } from '../gateway/config.js';
 import { MIN_NETWORK_MTU } from '../gateway/mtu.js';
 import { MTU_MAX } from '../broker/protocol.js';
@@ -67,6 +67,35 @@ const peerEntry = z.object({
   networks: z.array(networkRef).max(PEER_MAP_LIMITS.networks),
 });
 
+/** Longest withheld message kept (longer ones are cut, not refused). */
+const WITHHELD_MESSAGE_MAX = 1024;
+
+/**
+ * The `withheld` entries the agent shows, from whatever came. Status only, so never a
+ * reason to refuse the map (and with it peers, keys and removals): entries that are not
+ * {cluster, reason, message} strings are dropped, a long message is cut, and at most
+ * PEER_MAP_LIMITS.peers are read. A message names two cluster ids (up to 63 characters
+ * each), so a bound like `text`'s would refuse maps of long-named clusters.
+ */
+function withheldOf(v: unknown): WithheldPeer[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: WithheldPeer[] = [];
+  for (const e of v.slice(0, PEER_MAP_LIMITS.peers)) {
+    const w = e as Partial<Record<'cluster' | 'reason' | 'message', unknown>> | null;
+    if (typeof w !== 'object' || w === null) continue;
+    const { cluster, reason, message } = w;
+    if (typeof cluster !== 'string' || cluster.length > PEER_MAP_LIMITS.stringLength) continue;
+    if (typeof reason !== 'string' || reason.length > PEER_MAP_LIMITS.stringLength) continue;
+    if (typeof message !== 'string') continue;
+    const cut =
+      message.length > WITHHELD_MESSAGE_MAX
+        ? `${message.slice(0, WITHHELD_MESSAGE_MAX - 1)}…`
+        : message;
+    out.push({ cluster, reason, message: cut });
+  }
+  return out.length ? out : undefined;
+}
+
 function schemaFor(clusterId: string) {
   return z
     .object(
@@ -86,10 +115,7 @@ function schemaFor(clusterId: string) {
           })
           .optional(),
         /** Declared peers the broker leaves out, and why: only shown in status. */
-        withheld: z
-          .array(z.object({ cluster: text, reason: text, message: text }))
-          .max(PEER_MAP_LIMITS.peers)
-          .optional(),
+        withheld: z.unknown().transform(withheldOf).optional(),
       },
       'the peer map must be a JSON object {cluster, transitAddress, networks, peers}',
     )

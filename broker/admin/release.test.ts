@@ -131,7 +131,10 @@ test("release transit - an old claim its cluster's registration holds by nonce i
   const err = await t.throwsAsync(releaseTransit(ctx, kv, '100.64.0.1'), {
     instanceOf: FailedPreconditionError,
   });
-  t.regex(err.message, /held by the registration of cluster "a".*evict it first/);
+  t.regex(
+    err.message,
+    /held by the registration of cluster "a".*once a is deregistered \(l2fed evict a --reason …\) it can be released here/,
+  );
   t.truthy(await store.get('transit', KEYS.transit('100.64.0.1')));
 });
 

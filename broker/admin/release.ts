@@ -183,8 +183,9 @@ export async function releaseTransit(
         ? `transit address ${address} belongs to registered cluster "${id}"; ` +
             `evict the cluster instead (l2fed evict ${id} --reason …)`
         : `transit address ${address} is held by the registration of cluster "${id}" ` +
-            `(its record has the claim's nonce, though it names ${owner.value.transitAddress}); ` +
-            `if that cluster is gone, evict it first (l2fed evict ${id} --reason …), then retry`,
+            `(its record has the claim's nonce, though it names ${owner.value.transitAddress}): ` +
+            `a lease that registration left behind, kept while it lives; once ${id} is ` +
+            `deregistered (l2fed evict ${id} --reason …) it can be released here`,
     );
   refuseIfFresh(
     ctx,
