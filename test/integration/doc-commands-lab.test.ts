@@ -260,13 +260,15 @@ async function harness() {
       throw new Error('setup old-cdn: old-cdn got no VNI within 30 s');
     },
     // A transit claim whose cluster is gone (as a crash between the broker's steps
-    // leaves it): written with the broker's own NATS credentials.
+    // leaves it): written with the broker's own NATS credentials. An hour old, as an
+    // orphan an operator finds is: the broker refuses to release a claim younger than
+    // claimGraceMs (30 s), which may still be between its claim and its record.
     'orphan-transit': () =>
       asBroker(async (nc) => {
         const kv = await nc.jetstream().views.kv(BUCKETS.transit);
         const claim: TransitClaim = {
           cluster: 'oslo',
-          claimedAt: new Date().toISOString(),
+          claimedAt: new Date(Date.now() - 3_600_000).toISOString(),
           nonce: runId(8),
         };
         await kv.put(KEYS.transit('100.64.3.9'), JSON.stringify(claim));
