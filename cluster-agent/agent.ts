@@ -167,9 +167,12 @@ export class Agent {
   /**
    * The broker refused `vxlanPort` as an unknown field (it is older than the field):
    * registrations leave it out, as older agents do, so a rolling upgrade that reaches
-   * an agent first does not cut the cluster off. Reset on every reconnect (forgetPublished).
+   * an agent first does not cut the cluster off. Reset on every reconnect and resync
+   * (forgetPublished), so an upgraded broker gets the port.
    */
   private brokerLacksVxlanPort = false;
+  /** The warning about it is logged once per process, not on every resync's retry. */
+  private vxlanPortWarned = false;
   private transitAddress: string | undefined;
   private publishedVersion: string | undefined;
   private appliedKey: string | undefined;
@@ -609,11 +612,12 @@ export class Agent {
         !this.brokerLacksVxlanPort
       ) {
         this.brokerLacksVxlanPort = true;
-        this.d.log.warn(
+        this.d.log[this.vxlanPortWarned ? 'debug' : 'warn'](
           { err: msg(err) },
           'the broker does not know vxlanPort (older than this agent): registering without it, ' +
             'so it cannot check that peers use the same VXLAN port; upgrade the broker',
         );
+        this.vxlanPortWarned = true;
         return requeue('register again without vxlanPort', 0);
       }
       this.brokerError = msg(err);
