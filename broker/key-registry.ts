@@ -17,6 +17,7 @@
  * them over (writing its nonce), any release by the cluster deletes them, and held or
  * stale is decided by the record's keys, as for every claim.
  */
+import { claimIsFresh } from './claim-age.js';
 import type { Store } from './kv-store.js';
 import { KEYS, type ClusterRecord, type KeyClaim } from './records.js';
 import { KeyInUseError } from './errors.js';
@@ -108,7 +109,7 @@ export class KeyRegistry {
     for (const key of claimed) {
       if (holders.has(key)) continue;
       const cur = await this.store.get<KeyClaim>('publicKeys', key);
-      if (!cur || this.now() - Date.parse(cur.value.claimedAt) < this.config.claimGraceMs) continue;
+      if (!cur || claimIsFresh(cur.value.claimedAt, this.now(), this.config.claimGraceMs)) continue;
       // Re-check the holder right before the CAS delete: it may have just written its record.
       const holder = await this.store.get<ClusterRecord>('clusters', cur.value.cluster);
       if (holder && keysOf(holder.value).some((k) => KEYS.publicKey(k) === key)) continue;
@@ -118,7 +119,7 @@ export class KeyRegistry {
   }
 
   private async stale(c: KeyClaim, publicKey: string): Promise<boolean> {
-    if (this.now() - Date.parse(c.claimedAt) < this.config.claimGraceMs) return false;
+    if (claimIsFresh(c.claimedAt, this.now(), this.config.claimGraceMs)) return false;
     const holder = await this.store.get<ClusterRecord>('clusters', c.cluster);
     return !holder || !keysOf(holder.value).includes(publicKey);
   }

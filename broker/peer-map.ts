@@ -91,7 +91,7 @@ export function peerEntry(
   const decl = self.peerings.find((p) => p.remoteCluster === remoteId);
   if (!decl || !remote?.cluster || remote.cluster.cordon) return undefined;
   const back = remote.peerings.find((p) => p.remoteCluster === self.cluster.id);
-  if (!back || withheldPeer(self, remoteId, remote)) return undefined;
+  if (!back || vxlanPortsDiffer(self.cluster, remote.cluster)) return undefined;
   const mine = offered(decl, self.networks);
   const theirs = offered(back, remote.networks);
   const remoteExports = new Set(remote.networks.map((n) => n.name));

@@ -5,6 +5,7 @@
  * that no cluster record points to (its registrar died in between) is reclaimed
  * after the claim grace period.
  */
+import { claimIsFresh } from './claim-age.js';
 import type { Store } from './kv-store.js';
 import { KEYS, type ClusterRecord, type TransitClaim } from './records.js';
 import { PoolExhaustedError } from './errors.js';
@@ -86,7 +87,7 @@ export class TransitAllocator {
 
   /** A claim older than claimGraceMs that its cluster's record does not hold (transitHeld). */
   private async abandoned(address: string, c: TransitClaim): Promise<boolean> {
-    if (this.now() - Date.parse(c.claimedAt) < this.config.claimGraceMs) return false;
+    if (claimIsFresh(c.claimedAt, this.now(), this.config.claimGraceMs)) return false;
     const owner = await this.store.get<ClusterRecord>('clusters', c.cluster);
     return !transitHeld(address, c, owner?.value);
   }

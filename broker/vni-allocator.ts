@@ -14,6 +14,7 @@
  * and then bumps `net.<name>` (CAS), so a release that read r before the join fails
  * its CAS and re-checks members. The freed number is marked quarantined, not deleted.
  */
+import { claimIsFresh } from './claim-age.js';
 import type { Store } from './kv-store.js';
 import {
   KEYS,
@@ -417,7 +418,7 @@ export class VniAllocator {
       if (c.state !== 'active') continue;
       // Ours from an earlier attempt whose reply was lost (e.g. a leader failover).
       if (c.nonce === myNonce) return { type: 'claimed', vni, revision: cur.revision };
-      const fresh = this.now() - Date.parse(c.claimedAt) < this.config.claimGraceMs;
+      const fresh = claimIsFresh(c.claimedAt, this.now(), this.config.claimGraceMs);
       if (fresh && c.network === name) return { type: 'busy' };
       if (!fresh) await this.reapOrphan(vni, c, cur.revision);
     }

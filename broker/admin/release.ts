@@ -3,6 +3,7 @@
  * broker's KV (so they are safe next to broker replicas handling agent requests) that
  * ends by refreshing every peer map the change can affect.
  */
+import { claimIsFresh } from '../claim-age.js';
 import { casLoop, done, retry } from '../retry.js';
 import { FailedPreconditionError, NotFoundError } from './errors.js';
 import {
@@ -122,9 +123,8 @@ export async function releaseNetwork(
  */
 function refuseIfFresh(ctx: ClaimClock, claimedAt: string, what: string, check: string): void {
   const now = ctx.now();
+  if (!claimIsFresh(claimedAt, now, ctx.claimGraceMs)) return;
   const born = Date.parse(claimedAt);
-  // An unreadable time counts as old, as in the allocators.
-  if (!(now - born < ctx.claimGraceMs)) return;
   const free = new Date(born + ctx.claimGraceMs);
   throw new FailedPreconditionError(
     `${what} is ${Math.max(0, Math.floor((now - born) / 1000))} s old: a bind may be in ` +
